@@ -1,0 +1,1 @@
+"""Flink wiring: sources, sinks, operators, uids, environment and configuration. Thin adapters over `udfs`."""

@@ -1,0 +1,250 @@
+"""A real single-node Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1, from Maven jars.
+
+Used by the demo, the integration tests and the benchmarks where no Docker engine runs. The settings make
+consumer groups and transactions work on one node (replication factors and min ISR of 1) and admit Flink's
+exactly-once sink, whose transactions default to a 1 h timeout (so `transaction.max.timeout.ms` is raised).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from meterstream.jars import kafka_broker_classpath
+from meterstream.paths import var_dir
+
+READY_LINE = "Kafka Server started"
+DEFAULT_HEAP = "-Xms256m -Xmx1g"
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.controller.name = org.apache.kafka
+logger.controller.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class KafkaStartError(RuntimeError):
+    """The broker did not become ready; the message carries the tail of its log."""
+
+
+@dataclass
+class BrokerInfo:
+    """What a running broker needs to be found and stopped again (persisted by `meterstream kafka up`)."""
+
+    pid: int
+    broker_port: int
+    controller_port: int
+    data_dir: str
+    log_file: str
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cluster_id() -> str:
+    """22-char URL-safe base64 of 16 random bytes; Kafka rejects ids that start with '-'."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def server_properties(data_dir: Path, broker_port: int, controller_port: int) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir / "logs"),
+        "num.partitions": "1",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "8",
+        "transaction.max.timeout.ms": str(2 * 60 * 60 * 1000),
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.hours": "-1",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise KafkaStartError("`java` (17+) is not on PATH; the local Kafka broker needs it.")
+    return java
+
+
+def _log_tail(log_file: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no broker log)"
+
+
+def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: str = DEFAULT_HEAP) -> BrokerInfo:
+    """Format fresh KRaft storage in `data_dir`, start `kafka.Kafka` detached, and wait until it serves."""
+    data_dir = Path(data_dir or var_dir() / f"kafka-{uuid.uuid4().hex[:8]}")
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    broker_port, controller_port = free_port(), free_port()
+    while controller_port == broker_port:
+        controller_port = free_port()
+    props = data_dir / "server.properties"
+    props.write_text(server_properties(data_dir, broker_port, controller_port))
+    log4j = data_dir / "log4j2.properties"
+    log4j.write_text(_LOG4J2)
+    log_file = data_dir / "broker.log"
+    java = _java()
+    base_cmd = [java, *heap.split(), f"-Dlog4j2.configurationFile={log4j}", "-cp", kafka_broker_classpath()]
+
+    fmt = subprocess.run(
+        [*base_cmd, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)],
+        capture_output=True, text=True,
+    )
+    if fmt.returncode != 0:
+        raise KafkaStartError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
+
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [*base_cmd, "kafka.Kafka", str(props)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    info = BrokerInfo(proc.pid, broker_port, controller_port, str(data_dir), str(log_file))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise KafkaStartError(
+                f"the Kafka broker exited with code {proc.returncode} during start; log tail:\n{_log_tail(log_file)}"
+            )
+        if READY_LINE in log_file.read_text(errors="replace") and _port_open(broker_port):
+            return info
+        time.sleep(0.25)
+    stop_broker(info)
+    raise KafkaStartError(f"the Kafka broker was not ready within {timeout:.0f} s; log tail:\n{_log_tail(log_file)}")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def is_running(info: BrokerInfo) -> bool:
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _port_open(info.broker_port)
+
+
+def stop_broker(info: BrokerInfo, *, timeout: float = 30.0, remove_data: bool = False) -> None:
+    """SIGTERM for a controlled shutdown, SIGKILL if it does not end in time."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(info.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _pid_alive(info.pid):
+            time.sleep(0.1)
+        if not _pid_alive(info.pid):
+            break
+    if remove_data:
+        shutil.rmtree(info.data_dir, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie that is not our child still answers kill(0); read its state.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+# --- the long-lived broker of `meterstream kafka up|down|status` -------------------------------------------------
+
+def _state_file() -> Path:
+    return var_dir() / "kafka.json"
+
+
+def managed_broker() -> BrokerInfo | None:
+    """The broker started by `meterstream kafka up`, if it is still running."""
+    try:
+        info = BrokerInfo(**json.loads(_state_file().read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return info if is_running(info) else None
+
+
+def up(*, timeout: float = 90.0) -> tuple[BrokerInfo, bool]:
+    """Start the managed broker unless it runs already; returns (info, started_now)."""
+    running = managed_broker()
+    if running is not None:
+        return running, False
+    info = start_broker(var_dir() / "kafka", timeout=timeout)
+    _state_file().write_text(json.dumps(asdict(info), indent=2))
+    return info, True
+
+
+def down() -> bool:
+    info = managed_broker()
+    _state_file().unlink(missing_ok=True)
+    if info is None:
+        return False
+    stop_broker(info)
+    return True

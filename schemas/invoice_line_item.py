@@ -1,0 +1,108 @@
+"""The `invoice-line-items` record: one priced tumbling window of one (tenant, customer, meter, group).
+
+Wire rules: decimals are canonical strings (plain notation, no exponent, no trailing fractional zeros, "0" not
+"-0"; the same rule as `udfs.money.to_wire`, kept in sync by a test because schemas must not import udfs);
+datetimes are RFC 3339 UTC with milliseconds and a `Z` (`2025-03-01T05:00:00.000Z`), sub-millisecond
+digits are truncated. Invariants a consumer may rely on:
+- `sum(t.amount for t in tiers) + rounding_adjustment == amount`, exactly;
+- the `amount`s of all lines of one period and key sum exactly to the last line's `period_amount_to_date`;
+- `line_item_id` is a pure function of (tenant, customer, meter, group, window_start), so a replayed window
+  produces the same id and sinks can upsert.
+`amount` may be negative (volume tiers, `last`/`min` meters, price changes); it is never clamped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+DECIMAL_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
+UTC_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+
+
+def decimal_to_wire(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError(f"non-finite decimal {value}")
+    if value.is_zero():
+        return "0"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def datetime_to_wire(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError("money and quantities are decimal strings, never floats")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+WireDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    Field(allow_inf_nan=False),
+    PlainSerializer(decimal_to_wire, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}),
+]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(datetime_to_wire, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": UTC_PATTERN}),
+]
+
+
+class LineItemTier(BaseModel):
+    """The change of one tier's exact charge caused by this window (after minus before)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tier_index: int = Field(ge=0)
+    lower_bound: WireDecimal = Field(description="exclusive lower bound of the tier")
+    up_to: WireDecimal | None = Field(description="inclusive upper bound; null for the open-ended last tier")
+    unit_price: WireDecimal
+    flat_fee: WireDecimal = Field(description="the tier's flat fee (charged once per period when touched)")
+    quantity: WireDecimal = Field(description="change of the quantity billed in this tier")
+    amount: WireDecimal = Field(description="change of the tier's exact (unrounded) amount")
+
+
+class InvoiceLineItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_item_id: str = Field(description="uuid5 of v1|tenant|customer|meter|group|window_start")
+    tenant_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    meter: str = Field(min_length=1)
+    group: dict[str, str] = Field(default_factory=dict)
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    period_start: UtcDatetime
+    period_end: UtcDatetime
+    quantity: WireDecimal = Field(description="this window's own quantity")
+    period_quantity_to_date: WireDecimal
+    amount: WireDecimal = Field(description="this line: rounded to-date total after minus before; may be < 0")
+    period_amount_to_date: WireDecimal = Field(description="rounded price of the period quantity to date")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    tiers: tuple[LineItemTier, ...] = ()
+    rounding_adjustment: WireDecimal = Field(description="amount - sum(tiers.amount), exactly")
+    event_count: int = Field(ge=0)
+    emitted_at: UtcDatetime
+    price_ref: str = Field(description="id of the catalog price entry used")

@@ -1,0 +1,50 @@
+"""Shared fixtures for every tier. Heavy ones (broker, Flink) are created lazily, only when a test asks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from meterstream.topics import create_topics, delete_topics
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    from tests.kafka_fixtures import kafka_broker
+
+    try:
+        manager = kafka_broker()
+        bootstrap, origin = manager.__enter__()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and no Kafka broker could be started: {exc}", pytrace=False)
+        pytest.skip(f"no Kafka broker available here: {exc}")
+    print(f"\nKafka for integration tests: {bootstrap} ({origin})")
+    try:
+        yield bootstrap
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture
+def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Factory: `kafka_topic("usage", partitions=2)` creates a uniquely named topic, deleted after the test."""
+    created: list[str] = []
+
+    def make(prefix: str = "t", *, partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        create_topics(kafka_bootstrap, [name], partitions=partitions)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        try:
+            delete_topics(kafka_bootstrap, created)
+        except Exception as exc:  # cleanup must not hide the test's own result
+            print(f"topic cleanup failed: {exc}")

@@ -1,0 +1,232 @@
+"""The period-to-date accumulator: one pure step per fired window, Bytewax-style
+`(state | None, window) -> (state, line item)`.
+
+Why "rounded to-date after minus rounded to-date before": the customer is billed the rounded price of the
+period's total quantity. Rating each window on its own and rounding per line would drift by a cent per line
+(and break tiers, which depend on the total). Taking differences of rounded period totals makes the lines of
+one period telescope: they always sum *exactly* to the rounded price of the period quantity. A line can be
+negative (a volume tier lowers every unit's price, `last` and `min` go down, a price change re-rates the
+period); it is never clamped, or the sum would stop matching the total.
+
+Ordering: Flink fires the windows of one key in window order. A window that is not newer than the last one
+applied (older period, or same/earlier window_start in the current period) raises `StaleWindowError`; since
+the state is immutable the caller's state is untouched, and the job sends the window to a side output
+instead of double counting it.
+
+Price changes mid-period: the state keeps the exact priced breakdown it billed so far, so the next line
+re-rates the whole period at the current price and carries the difference.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from schemas.invoice_line_item import InvoiceLineItem, LineItemTier, datetime_to_wire
+from udfs.aggregations import Aggregator, Group, WindowAggregate, aggregator_for, normalize_group
+from udfs.catalog import TenantCatalog
+from udfs.money import exact, round_amount
+from udfs.periods import billing_period
+from udfs.pricing.priced import ZERO, Priced, TierCharge
+from udfs.pricing.rate import price
+
+# Fixed forever: uuid5(NAMESPACE_URL, "urn:meterstream:invoice-line-item"). Changing it changes every id.
+LINE_ITEM_NAMESPACE = uuid.UUID("7605a076-ac45-5316-afe8-45e0991fb188")
+LINE_ITEM_ID_VERSION = "v1"
+_NOTHING_PRICED = Priced(ZERO, ())
+
+
+class StaleWindowError(ValueError):
+    """A window not newer than the state's last window (or from an earlier period); state was not changed."""
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    """Keyed state of one (tenant, customer, meter, group) for the current billing period.
+
+    `quantity_state` is the aggregator's period accumulator (Decimal, set, or last observation);
+    `priced` is the exact breakdown that `amount_to_date` (its rounded amount) was computed from.
+    """
+
+    tenant_id: str
+    customer_id: str
+    meter: str
+    group: Group
+    period_start: datetime
+    period_end: datetime
+    quantity_state: Any
+    period_quantity: Decimal
+    priced: Priced
+    amount_to_date: Decimal
+    last_window_start: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, Group]:
+        return (self.tenant_id, self.customer_id, self.meter, self.group)
+
+
+def window_key(window: WindowAggregate) -> tuple[str, str, str, Group]:
+    return (window.tenant_id, window.customer_id, window.meter, window.group)
+
+
+def line_item_id(
+    tenant_id: str, customer_id: str, meter: str, group: Mapping[str, str] | Group, window_start: datetime
+) -> str:
+    """uuid5 over `v1|tenant|customer|meter|k=v,...|window_start` (group sorted by dimension, window_start as
+    RFC 3339 ms UTC). Each part is percent-encoded so a `|`, `,` or `=` inside a value cannot make two
+    different keys spell the same name."""
+    group_text = ",".join(f"{_part(k)}={_part(v)}" for k, v in normalize_group(group))
+    parts = [LINE_ITEM_ID_VERSION, *map(_part, (tenant_id, customer_id, meter)), group_text]
+    name = "|".join([*parts, datetime_to_wire(window_start)])
+    return str(uuid.uuid5(LINE_ITEM_NAMESPACE, name))
+
+
+def _part(text: str) -> str:
+    return quote(text, safe="")
+
+
+def fresh_state(
+    window: WindowAggregate, period: tuple[datetime, datetime], aggregator: Aggregator
+) -> PeriodState:
+    """State at the start of a period: nothing used, nothing billed."""
+    tenant_id, customer_id, meter, group = window_key(window)
+    return PeriodState(
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        meter=meter,
+        group=group,
+        period_start=period[0],
+        period_end=period[1],
+        quantity_state=aggregator.period_initialize(),
+        period_quantity=ZERO,
+        priced=_NOTHING_PRICED,
+        amount_to_date=ZERO,
+    )
+
+
+def state_for_window(
+    state: PeriodState | None,
+    window: WindowAggregate,
+    period: tuple[datetime, datetime],
+    aggregator: Aggregator,
+) -> PeriodState:
+    """The state this window builds on: the current one, or a fresh one when the window opens a new period."""
+    if state is not None and state.key != window_key(window):
+        raise ValueError(f"state of {state.key} given a window of {window_key(window)}")
+    if state is None or period[0] > state.period_start:
+        return fresh_state(window, period, aggregator)
+    if period[0] < state.period_start:
+        raise StaleWindowError(
+            f"window {window.window_start.isoformat()} is in a period before {state.period_start.isoformat()}"
+        )
+    if state.last_window_start is not None and window.window_start <= state.last_window_start:
+        raise StaleWindowError(
+            f"window {window.window_start.isoformat()} is not after the last applied window "
+            f"{state.last_window_start.isoformat()}"
+        )
+    return state
+
+
+def tier_deltas(before: Priced, after: Priced) -> tuple[LineItemTier, ...]:
+    """Per tier, the change in billed quantity and exact amount; unchanged tiers are left out."""
+    old = {tier.tier_index: tier for tier in before.tiers}
+    new = {tier.tier_index: tier for tier in after.tiers}
+    deltas = []
+    for index in sorted(old.keys() | new.keys()):
+        was, now = old.get(index), new.get(index)
+        shape = now or was
+        quantity = exact(lambda was=was, now=now: _q(now) - _q(was))
+        amount = exact(lambda was=was, now=now: _a(now) - _a(was))
+        if quantity or amount:
+            deltas.append(
+                LineItemTier(
+                    tier_index=index,
+                    lower_bound=shape.lower_bound,
+                    up_to=shape.up_to,
+                    unit_price=shape.unit_price,
+                    flat_fee=shape.flat_fee,
+                    quantity=quantity,
+                    amount=amount,
+                )
+            )
+    return tuple(deltas)
+
+
+def _q(tier: TierCharge | None) -> Decimal:
+    return tier.quantity if tier is not None else ZERO
+
+
+def _a(tier: TierCharge | None) -> Decimal:
+    return tier.amount if tier is not None else ZERO
+
+
+def accumulate_window(
+    state: PeriodState | None,
+    window: WindowAggregate,
+    catalog_tenant: TenantCatalog,
+    *,
+    emitted_at: datetime,
+) -> tuple[PeriodState, InvoiceLineItem]:
+    """Apply one fired window to the period-to-date state and emit its line item."""
+    meter = catalog_tenant.meter(window.meter)
+    aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+    schedule = catalog_tenant.billing_period
+    period = billing_period(window.window_start, schedule.anchor_day, schedule.zone)
+    before = state_for_window(state, window, period, aggregator)
+
+    quantity_state = aggregator.period_combine(before.quantity_state, window)
+    period_quantity = aggregator.period_quantity(quantity_state)
+    entry = catalog_tenant.price_for(window.meter, window.group)
+    priced = price(period_quantity, entry)
+    amount_to_date = round_amount(priced.amount, catalog_tenant.amount_precision)
+
+    after = replace(
+        before,
+        quantity_state=quantity_state,
+        period_quantity=period_quantity,
+        priced=priced,
+        amount_to_date=amount_to_date,
+        last_window_start=window.window_start,
+    )
+    line = build_line_item(before, after, window, aggregator, catalog_tenant, entry.id, emitted_at)
+    return after, line
+
+
+def build_line_item(
+    before: PeriodState,
+    after: PeriodState,
+    window: WindowAggregate,
+    aggregator: Aggregator,
+    catalog_tenant: TenantCatalog,
+    price_ref: str,
+    emitted_at: datetime,
+) -> InvoiceLineItem:
+    amount = exact(lambda: after.amount_to_date - before.amount_to_date)
+    tiers = tier_deltas(before.priced, after.priced)
+    adjustment = exact(lambda: amount - sum((tier.amount for tier in tiers), ZERO))
+    return InvoiceLineItem(
+        line_item_id=line_item_id(*window_key(window), window.window_start),
+        tenant_id=window.tenant_id,
+        customer_id=window.customer_id,
+        meter=window.meter,
+        group=window.group_dict,
+        window_start=window.window_start,
+        window_end=window.window_end,
+        period_start=after.period_start,
+        period_end=after.period_end,
+        quantity=aggregator.window_quantity(window),
+        period_quantity_to_date=after.period_quantity,
+        amount=amount,
+        period_amount_to_date=after.amount_to_date,
+        currency=catalog_tenant.currency,
+        tiers=tiers,
+        rounding_adjustment=adjustment,
+        event_count=window.event_count,
+        emitted_at=emitted_at,
+        price_ref=price_ref,
+    )
