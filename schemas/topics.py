@@ -1,0 +1,65 @@
+"""Registry of the topics whose records this package defines: default topic name -> model and description.
+
+The names are defaults; deployments may rename topics in configuration, but the record contract travels with
+the model, not the name. `python -m schemas.generate` writes one JSON Schema per entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from schemas.dead_letter import DeadLetter
+from schemas.invoice_line_item import InvoiceLineItem
+from schemas.late_event import LateUsageEvent
+from schemas.usage_event import UsageEvent
+
+USAGE_EVENTS = "usage-events"
+USAGE_DEAD_LETTERS = "usage-dead-letters"
+USAGE_LATE_EVENTS = "usage-late-events"
+INVOICE_LINE_ITEMS = "invoice-line-items"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    model: type[BaseModel]
+    direction: Literal["input", "output"]
+    description: str
+
+
+TOPICS: dict[str, TopicSpec] = {
+    spec.name: spec
+    for spec in (
+        TopicSpec(
+            USAGE_EVENTS,
+            UsageEvent,
+            "input",
+            "Raw usage events from tenants' producers, one JSON object per record. Invalid records go to "
+            f"{USAGE_DEAD_LETTERS}; unknown top-level fields are ignored.",
+        ),
+        TopicSpec(
+            USAGE_DEAD_LETTERS,
+            DeadLetter,
+            "output",
+            "Usage records that failed validation, as received, with a stable reason code and where they came from.",
+        ),
+        TopicSpec(
+            USAGE_LATE_EVENTS,
+            LateUsageEvent,
+            "output",
+            "Valid usage events that arrived after their window closed (behind the watermark); not billed "
+            "by the stream.",
+        ),
+        TopicSpec(
+            INVOICE_LINE_ITEMS,
+            InvoiceLineItem,
+            "output",
+            "One priced tumbling window of one (tenant, customer, meter, group); upsert by line_item_id.",
+        ),
+    )
+}
+
+MODEL_BY_TOPIC: dict[str, type[BaseModel]] = {name: spec.model for name, spec in TOPICS.items()}

@@ -1,0 +1,265 @@
+"""Validate one raw `usage-events` record: bytes in, a `UsageEvent` or a `Rejection` out. Never raises.
+
+Checks run in a fixed order and the first failing check decides the reason (the order of `DeadLetterReason`):
+
+     1 too_large          len(raw) > MAX_RECORD_BYTES
+     2 not_utf8           raw is not strict UTF-8
+     3 malformed_json     not exactly one JSON text (NaN/Infinity, a BOM, trailing data, empty input included)
+     4 not_an_object      the JSON text is not an object
+     5 missing_field      a REQUIRED_FIELDS member is absent or null
+     6 invalid_field      an id field or `dimensions` has the wrong type, length, or a lone surrogate
+     7 invalid_timestamp  `timestamp` is not RFC 3339-with-offset nor epoch ms in range
+     8 invalid_value      `value` present but its text does not match VALUE_PATTERN (fits DECIMAL(38,18))
+     9 negative_value     `value` < 0 (zero and "-0" are fine)
+    10 unknown_tenant     tenant_id not in meters_by_tenant
+    11 unknown_meter      meter not in meters_by_tenant[tenant_id]
+    12 missing_value      value absent/null and the meter's aggregation is not in VALUE_OPTIONAL_AGGREGATIONS
+    13 too_old            timestamp < now - max_age
+    14 too_far_in_future  timestamp > now + max_future_skew
+
+Reasons 5-9 are all the structural problems at once; the reason is the one earliest in the list above, and the
+detail names the first affected field in FIELD_ORDER. Boundaries are inclusive on the accepted side: an
+event exactly `max_age` old or exactly `max_future_skew` ahead is accepted. Time checks use the event
+timestamp after truncation to milliseconds and `now` exactly as given.
+
+Decisions:
+- `count` and `unique_count` meters do not need a value. If one is present it must still be a valid,
+  non-negative decimal (checks 8-9 run before the catalog is consulted), and it is kept on the event; the
+  aggregations ignore it.
+- Unknown aggregation names in `meters_by_tenant` are treated as needing a value (the safe default).
+- A `None` record (a Kafka tombstone) is treated as empty bytes, hence malformed_json.
+- JSON nested deeper than MAX_JSON_DEPTH arrays/objects is malformed_json (counted outside strings, even when
+  the text is malformed anyway; Jackson's own default cap is 1000, so the SQL side needs its own check).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from schemas.dead_letter import DeadLetter, DeadLetterReason
+from schemas.usage_event import (
+    DECIMAL_PRECISION,
+    DECIMAL_SCALE,
+    DIMENSION_KEY_MAX_LENGTH,
+    DIMENSION_KEY_MIN_LENGTH,
+    DIMENSION_VALUE_MAX_LENGTH,
+    EPOCH_MILLIS_PATTERN,
+    FIELD_ORDER,
+    ID_FIELDS,
+    ID_MAX_LENGTH,
+    ID_MIN_LENGTH,
+    MAX_EPOCH_MILLIS,
+    MIN_EPOCH_MILLIS,
+    REQUIRED_FIELDS,
+    TIMESTAMP_PATTERN,
+    VALUE_MAX_INTEGER_DIGITS,
+    VALUE_PATTERN,
+    UsageEvent,
+)
+from schemas.wire import loads_exact
+
+# ---- the rules as data (the Flink SQL validation is generated from these; see schemas.usage_event) -------
+MAX_RECORD_BYTES = 65_536
+# Deeper JSON nesting is malformed_json. Explicit, because Python's own limit depends on the caller's stack.
+MAX_JSON_DEPTH = 512
+DEFAULT_MAX_AGE = timedelta(days=35)
+DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
+VALUE_OPTIONAL_AGGREGATIONS = frozenset({"count", "unique_count"})
+REASON_PRECEDENCE: tuple[DeadLetterReason, ...] = tuple(DeadLetterReason)
+__all__ = [
+    "DECIMAL_PRECISION",
+    "DECIMAL_SCALE",
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_FUTURE_SKEW",
+    "DIMENSION_KEY_MAX_LENGTH",
+    "DIMENSION_KEY_MIN_LENGTH",
+    "DIMENSION_VALUE_MAX_LENGTH",
+    "EPOCH_MILLIS_PATTERN",
+    "FIELD_ORDER",
+    "ID_FIELDS",
+    "ID_MAX_LENGTH",
+    "ID_MIN_LENGTH",
+    "MAX_EPOCH_MILLIS",
+    "MAX_JSON_DEPTH",
+    "MAX_RECORD_BYTES",
+    "MIN_EPOCH_MILLIS",
+    "REASON_PRECEDENCE",
+    "REQUIRED_FIELDS",
+    "TIMESTAMP_PATTERN",
+    "VALUE_MAX_INTEGER_DIGITS",
+    "VALUE_OPTIONAL_AGGREGATIONS",
+    "VALUE_PATTERN",
+    "Rejection",
+    "dead_letter_for",
+    "validate_usage_record",
+]
+# ----------------------------------------------------------------------------------------------------------
+
+_FIELD_RANK = {name: index for index, name in enumerate(FIELD_ORDER)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: DeadLetterReason
+    detail: str
+
+
+def validate_usage_record(
+    raw: bytes | bytearray | memoryview | None,
+    *,
+    meters_by_tenant: Mapping[str, Mapping[str, str]],
+    now: datetime,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+) -> UsageEvent | Rejection:
+    """`meters_by_tenant[tenant_id][meter]` is the meter's aggregation name; `now` must be timezone-aware.
+
+    Raises only for a programming error in the arguments (a naive `now`), never because of `raw`.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    data = b"" if raw is None else bytes(raw)
+
+    if len(data) > MAX_RECORD_BYTES:
+        return Rejection(
+            DeadLetterReason.TOO_LARGE,
+            f"record is {len(data)} bytes, more than the limit of {MAX_RECORD_BYTES}",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(DeadLetterReason.NOT_UTF8, f"record is not valid UTF-8 (byte {exc.start})")
+    if _nesting_exceeds(text, MAX_JSON_DEPTH):
+        return Rejection(DeadLetterReason.MALFORMED_JSON, f"JSON nesting is deeper than {MAX_JSON_DEPTH}")
+    try:
+        obj = loads_exact(text)
+    except (ValueError, RecursionError) as exc:
+        return Rejection(DeadLetterReason.MALFORMED_JSON, f"record is not valid JSON: {_short(exc)}")
+    if not isinstance(obj, dict):
+        return Rejection(DeadLetterReason.NOT_AN_OBJECT, f"record is a JSON {_json_kind(obj)}, not an object")
+
+    try:
+        event = UsageEvent.model_validate(obj)
+    except ValidationError as exc:
+        return _structural_rejection(exc)
+
+    meters = meters_by_tenant.get(event.tenant_id)
+    if meters is None:
+        return Rejection(DeadLetterReason.UNKNOWN_TENANT, f"tenant {event.tenant_id!r} is not in the catalog")
+    aggregation = meters.get(event.meter)
+    if aggregation is None:
+        return Rejection(
+            DeadLetterReason.UNKNOWN_METER,
+            f"meter {event.meter!r} is not in tenant {event.tenant_id!r}'s catalog",
+        )
+    if event.value is None and aggregation not in VALUE_OPTIONAL_AGGREGATIONS:
+        return Rejection(
+            DeadLetterReason.MISSING_VALUE,
+            f"meter {event.meter!r} aggregates with {aggregation}, which needs a value",
+        )
+    if event.timestamp < now - max_age:
+        return Rejection(DeadLetterReason.TOO_OLD, f"timestamp is older than {max_age} before now")
+    if event.timestamp > now + max_future_skew:
+        return Rejection(DeadLetterReason.TOO_FAR_IN_FUTURE, f"timestamp is more than {max_future_skew} after now")
+    return event
+
+
+def _structural_rejection(exc: ValidationError) -> Rejection:
+    """The earliest reason among all field errors; the detail names the first such field in FIELD_ORDER."""
+    candidates = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        path = ".".join(str(part) for part in error["loc"]) or "record"
+        reason = _reason_for(field, error["type"])
+        candidates.append((reason.precedence, _FIELD_RANK.get(field, len(_FIELD_RANK)), reason, path, error["msg"]))
+    if not candidates:  # pragma: no cover - pydantic always reports at least one error
+        return Rejection(DeadLetterReason.INVALID_FIELD, "record is not a valid usage event")
+    _, _, reason, field, message = min(candidates, key=lambda c: (c[0], c[1]))
+    if reason is DeadLetterReason.MISSING_FIELD:
+        return Rejection(reason, f"field {field!r} is required (absent or null)")
+    return Rejection(reason, f"field {field!r}: {message}")
+
+
+def _reason_for(field: str, error_type: str) -> DeadLetterReason:
+    if error_type == "missing":
+        return DeadLetterReason.MISSING_FIELD
+    if field == "timestamp":
+        return DeadLetterReason.INVALID_TIMESTAMP
+    if field == "value":
+        return DeadLetterReason.NEGATIVE_VALUE if error_type == "negative_value" else DeadLetterReason.INVALID_VALUE
+    return DeadLetterReason.INVALID_FIELD
+
+
+def _nesting_exceeds(text: str, limit: int) -> bool:
+    if text.count("[") + text.count("{") <= limit:  # the usual case: no need to scan
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _json_kind(obj: object) -> str:
+    if isinstance(obj, list):
+        return "array"
+    if isinstance(obj, str):
+        return "string"
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "boolean"
+    return "number"
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    message = str(exc) or type(exc).__name__
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def dead_letter_for(
+    raw: bytes | bytearray | memoryview | None,
+    rejection: Rejection,
+    *,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    received_at: datetime,
+) -> DeadLetter:
+    """The dead-letter record for a rejected raw record: UTF-8 text when it decodes, base64 otherwise."""
+    data = b"" if raw is None else bytes(raw)
+    kept = data[:MAX_RECORD_BYTES]
+    try:
+        text, encoding = kept.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    return DeadLetter(
+        raw=text,
+        raw_encoding=encoding,
+        raw_truncated=len(kept) < len(data),
+        raw_size_bytes=len(data),
+        reason=rejection.reason,
+        detail=rejection.detail,
+        source_topic=source_topic,
+        source_partition=partition,
+        source_offset=offset,
+        received_at=received_at,
+    )
