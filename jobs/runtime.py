@@ -14,7 +14,7 @@ import sys
 from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 
-from meterstream.jars import kafka_connector_jar
+from meterstream.jars import kafka_connector_jar, udf_jar
 
 DEFAULT_CHECKPOINT_INTERVAL_MS = 5_000
 DEFAULT_MAX_PARALLELISM = 128
@@ -42,7 +42,14 @@ def stream_environment(
     config.set_string("python.execution-mode", "thread")
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
-    config.set_string("pipeline.jars", kafka_connector_jar().as_uri())
+    # PyFlink fuses consecutive Python operators into one; with explicit uids on each, the fused graph keeps a
+    # uid twice and the JobMaster rejects it ("Hash collision on user-specified ID"). Stable uids matter more.
+    config.set_string("python.operator-chaining.enabled", "false")
+    # Records are handed between chained operators without a defensive copy: every operator here either is a
+    # Flink SQL operator (safe by design) or serialises its input for Python.
+    config.set_string("pipeline.object-reuse", "true")
+    # The Kafka connector and our Java UDFs (per-event parsing); `;` separates pipeline.jars entries.
+    config.set_string("pipeline.jars", ";".join(jar.as_uri() for jar in (kafka_connector_jar(), udf_jar())))
     # A broken deployment must fail loudly instead of restarting forever; real failures still get retries.
     config.set_string("restart-strategy.type", "fixed-delay")
     config.set_string("restart-strategy.fixed-delay.attempts", "3")

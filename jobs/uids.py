@@ -4,3 +4,18 @@ savepoints: change one only on purpose, with a new version suffix."""
 PASSTHROUGH_SOURCE = "passthrough-kafka-source-v1"
 PASSTHROUGH_TRANSFORM = "passthrough-normalise-v1"
 PASSTHROUGH_SINK = "passthrough-kafka-sink-v1"
+
+# Billing job (jobs/billing.py). SQL operators get their identity from the compiled plan; these are the
+# DataStream operators around it.
+BILLING_SELECT_PREFIX = "billing-select-"  # + kind + "-v1": one per output kind
+BILLING_PERIOD_TO_DATE = "billing-period-to-date-v1"
+BILLING_DEAD_LETTER_FORMAT = "billing-dead-letter-format-v1"
+BILLING_LATE_FORMAT = "billing-late-format-v1"
+BILLING_ACCOUNTING = "billing-accounting-v1"
+BILLING_SINK_LINE_ITEMS = "billing-sink-line-items-v1"
+BILLING_SINK_DEAD_LETTERS = "billing-sink-dead-letters-v1"
+BILLING_SINK_LATE = "billing-sink-late-events-v1"
+BILLING_SINK_ACCOUNTING = "billing-sink-accounting-v1"
+
+# State names (the state's identity inside its operator).
+PERIOD_TO_DATE_STATE = "period-to-date-v1"

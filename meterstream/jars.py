@@ -4,19 +4,27 @@ Two sets come from `flink-conf/pom.xml` profiles: the Flink Kafka SQL connector 
 Apache Kafka broker with a log4j2 backend (for the local broker). A set is complete when its marker file exists;
 the marker is written only after Maven succeeded, so an interrupted download is retried, and a present cache costs
 nothing.
+
+A third set, `udf`, is built from our own source (`jobs/java`, `mvn package`) into `udf/meterstream-udf.jar`. Its
+marker records a hash of `jobs/java/pom.xml` and every file under `jobs/java/src`: the jar is rebuilt only when
+that hash changes (hashing the few sources takes milliseconds). Without the sources (an installed image), a
+present jar is used as is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from meterstream.paths import flink_conf_dir, jar_dir
+from meterstream.paths import flink_conf_dir, jar_dir, project_home
 
 KAFKA_CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"
 KAFKA_BROKER_JAR = "kafka_2.13-4.3.1.jar"
+UDF_JAR = "meterstream-udf.jar"
+UDF_FOLDER = "udf"
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ def ensure_jars(*, quiet: bool = False) -> dict[str, Path]:
         if not _is_complete(jar_set):
             _resolve(jar_set, folder, quiet=quiet)
         resolved[jar_set.profile] = folder
+    resolved[UDF_FOLDER] = _ensure_udf_jar(quiet=quiet)
     return resolved
 
 
@@ -86,3 +95,57 @@ def kafka_connector_jar() -> Path:
 
 def kafka_broker_classpath() -> str:
     return str(ensure_jars(quiet=True)["broker"] / "*")
+
+
+def udf_jar() -> Path:
+    """Our Java UDFs (`PARSE_USAGE_EVENT`), built from `jobs/java` when its sources changed."""
+    return _ensure_udf_jar(quiet=True) / UDF_JAR
+
+
+def _udf_project() -> Path:
+    return project_home() / "jobs" / "java"
+
+
+def udf_source_hash(project: Path | None = None) -> str | None:
+    """SHA-256 over pom.xml and every file under src/ (relative paths and contents); None without sources."""
+    project = project or _udf_project()
+    pom = project / "pom.xml"
+    if not pom.is_file():
+        return None
+    digest = hashlib.sha256()
+    files = [pom, *sorted(p for p in (project / "src").rglob("*") if p.is_file())]
+    for path in files:
+        name = path.relative_to(project).as_posix().encode()
+        content = path.read_bytes()
+        digest.update(len(name).to_bytes(8, "big") + name + len(content).to_bytes(8, "big") + content)
+    return digest.hexdigest()
+
+
+def _ensure_udf_jar(*, quiet: bool) -> Path:
+    folder = jar_dir() / UDF_FOLDER
+    marker, jar = folder / _MARKER, folder / UDF_JAR
+    wanted = udf_source_hash()
+    if jar.exists() and marker.exists() and (wanted is None or marker.read_text().strip() == wanted):
+        return folder
+    if wanted is None:
+        raise JarResolutionError(f"no UDF jar at {jar} and no sources at {_udf_project()} to build it from")
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise JarResolutionError("Maven (`mvn`) is not on PATH; it is needed to build the Java UDF jar.")
+    project = _udf_project()
+    if not quiet:
+        print(f"building the UDF jar from {project} with Maven into {folder} ...", flush=True)
+    cmd = [mvn, "-B", "-q", "-f", str(project / "pom.xml"), "clean", "package"]  # clean: no stale classes
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    built = project / "target" / UDF_JAR
+    if proc.returncode != 0 or not built.exists():
+        raise JarResolutionError(
+            f"Maven failed to build the UDF jar (exit {proc.returncode}):\n" + (proc.stdout + proc.stderr)[-3000:]
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    tmp = folder / (UDF_JAR + ".tmp")
+    shutil.copyfile(built, tmp)
+    tmp.replace(jar)  # atomic: a running job never sees half a jar
+    marker.write_text(wanted + "\n")
+    return folder

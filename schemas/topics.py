@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from schemas.credits import BillingAlert, CreditDrawdown, CreditGrantDeadLetter, CreditGrantRecord, SpendCap
 from schemas.dead_letter import DeadLetter
 from schemas.invoice_line_item import InvoiceLineItem
 from schemas.late_event import LateUsageEvent
@@ -20,6 +21,11 @@ USAGE_EVENTS = "usage-events"
 USAGE_DEAD_LETTERS = "usage-dead-letters"
 USAGE_LATE_EVENTS = "usage-late-events"
 INVOICE_LINE_ITEMS = "invoice-line-items"
+CREDIT_GRANTS = "credit-grants"
+CREDIT_GRANT_DEAD_LETTERS = "credit-grant-dead-letters"
+SPEND_CAPS = "spend-caps"
+CREDIT_DRAWDOWNS = "credit-drawdowns"
+BILLING_ALERTS = "billing-alerts"
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,39 @@ TOPICS: dict[str, TopicSpec] = {
             InvoiceLineItem,
             "output",
             "One priced tumbling window of one (tenant, customer, meter, group); upsert by line_item_id.",
+        ),
+        TopicSpec(
+            CREDIT_GRANTS,
+            CreditGrantRecord,
+            "input",
+            "Prepaid credit grants and voids of grants per (tenant, customer), told apart by `type`; idempotent by "
+            f"grant_id. Invalid records go to {CREDIT_GRANT_DEAD_LETTERS}; unknown fields are rejected.",
+        ),
+        TopicSpec(
+            CREDIT_GRANT_DEAD_LETTERS,
+            CreditGrantDeadLetter,
+            "output",
+            "credit-grants records that failed validation, as received, with a stable grant reason code.",
+        ),
+        TopicSpec(
+            SPEND_CAPS,
+            SpendCap,
+            "input",
+            "Per-customer spend cap per billing period; overrides the tenant's catalog default from effective_at.",
+        ),
+        TopicSpec(
+            CREDIT_DRAWDOWNS,
+            CreditDrawdown,
+            "output",
+            "Every movement of prepaid credit: one record per (line item, grant) touched, catch-up, expiry and "
+            "void records; idempotent by drawdown_id.",
+        ),
+        TopicSpec(
+            BILLING_ALERTS,
+            BillingAlert,
+            "output",
+            "Low balance, exhausted balance, recovered balance and spend cap alerts per customer; idempotent by "
+            "alert_id.",
         ),
     )
 }

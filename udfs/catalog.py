@@ -188,6 +188,8 @@ class TenantCatalog(_Model):
     billing_period: BillingPeriod = Field(default_factory=BillingPeriod)
     meters: dict[str, Meter] = Field(min_length=1)
     prices: dict[str, tuple[PriceEntry, ...]]
+    # Prepaid-credit policy (thresholds, spend cap); validated by udfs.credits.policy.credit_policy_for.
+    credits: dict[str, Any] | None = None
 
     @field_validator("meters")
     @classmethod
@@ -292,7 +294,7 @@ def _ambiguous_matches(where: str, entries: tuple[PriceEntry, ...]) -> list[str]
     return problems
 
 
-class _DecimalLoader(yaml.SafeLoader):
+class DecimalLoader(yaml.SafeLoader):
     """SafeLoader that turns YAML floats into Decimal from their source text, so 0.1 stays exactly 0.1."""
 
 
@@ -305,14 +307,14 @@ def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     return value if value.is_finite() else loader.construct_yaml_float(node)
 
 
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 
 
 def parse_catalog(data: Mapping[str, Any] | str, *, source: str = "<catalog>") -> Catalog:
     """Validate a catalog given as a mapping or YAML text; raise CatalogError listing every problem."""
     if isinstance(data, str):
         try:
-            data = yaml.load(data, Loader=_DecimalLoader)
+            data = yaml.load(data, Loader=DecimalLoader)
         except yaml.YAMLError as exc:
             raise CatalogError(source, [f"not valid YAML: {exc}"]) from exc
     if not isinstance(data, Mapping):

@@ -1,0 +1,365 @@
+"""The billing job: raw usage events -> validated, deduplicated, windowed, rated invoice line items.
+
+Kafka in, Kafka out (exactly-once). Per-event work runs as Flink SQL (`jobs/billing_sql.py`); the Python stages in
+`jobs/billing_functions.py` see only fired windows, rejects, late events and accounting updates.
+
+    python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pyflink.common import Types
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import col
+
+from jobs import uids
+from jobs.billing_functions import (
+    AccountingFunction,
+    DeadLetterFormatter,
+    LateEventFormatter,
+    PeriodToDateFunction,
+    window_key,
+)
+from jobs.billing_sql import (
+    PARSE_FUNCTION,
+    PARSE_FUNCTION_CLASS,
+    ROUTED_DROPPED_COLUMNS,
+    ROUTED_PLAN_VIEW,
+    ROUTED_ROWTIME,
+    ROUTED_TABLE,
+    ParseSettings,
+    kafka_source_ddl,
+    output_views,
+    routing_views,
+)
+from jobs.kafka_io import exactly_once_string_sink
+from jobs.runtime import main_args, stream_environment
+from udfs.catalog import Catalog, parse_catalog
+from udfs.grouping import catalog_json
+from udfs.windows import to_epoch_ms
+
+JOB_NAME = "meterstream-billing"
+SOURCE_TABLE = "usage_raw"
+
+
+@dataclass(frozen=True)
+class Topics:
+    usage_events: str = "usage-events"
+    dead_letters: str = "usage-dead-letters"
+    late_events: str = "usage-late-events"
+    line_items: str = "invoice-line-items"
+    accounting: str = "billing-accounting"
+
+    def outputs(self) -> list[str]:
+        return [self.dead_letters, self.late_events, self.line_items, self.accounting]
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    catalog_yaml: str
+    window_size_ms: int = 60_000
+    out_of_orderness_ms: int = 10_000
+    idle_timeout_ms: int = 5_000
+    dedup_ttl_days: int = 35
+    max_age_ms: int = 35 * 24 * 3600 * 1000
+    max_future_ms: int = 5 * 60 * 1000
+    reference_now_ms: int | None = None
+    watermark_on_every_event: bool = False
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def catalog(self) -> Catalog:
+        return parse_catalog(self.catalog_yaml)
+
+    def parse_settings(self) -> ParseSettings:
+        return ParseSettings(
+            catalog_json=catalog_json(self.catalog),
+            max_age_ms=self.max_age_ms,
+            max_future_ms=self.max_future_ms,
+            reference_now_ms=self.reference_now_ms,
+        )
+
+    def period_state_ttl_days(self) -> int:
+        """Period state outlives its period (<= 31 days) by a margin; timers normally clear it first."""
+        return 40
+
+
+@dataclass
+class BillingOutputs:
+    """The job's four output streams, each of JSON strings in its topic's contract."""
+
+    line_items: DataStream
+    dead_letters: DataStream
+    late_events: DataStream
+    accounting: DataStream
+
+    def by_topic(self, topics: Topics) -> dict[str, DataStream]:
+        return {
+            topics.line_items: self.line_items,
+            topics.dead_letters: self.dead_letters,
+            topics.late_events: self.late_events,
+            topics.accounting: self.accounting,
+        }
+
+
+def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings) -> StreamTableEnvironment:
+    t_env = StreamTableEnvironment.create(env)
+    config = t_env.get_config()
+    config.set("table.local-time-zone", "UTC")
+    config.set("table.exec.state.ttl", f"{settings.dedup_ttl_days} d")
+    config.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
+    if settings.watermark_on_every_event:
+        # 0 = no periodic timer: the SQL watermark assigner then emits whenever the watermark advances.
+        env.get_config().set_auto_watermark_interval(0)
+    t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
+    return t_env
+
+
+def enable_mini_batch(t_env: StreamTableEnvironment) -> None:
+    """Mini-batches for what is translated from now on (the accounting aggregation sees every record: it must
+    pre-aggregate locally in small batches, or it would send two changelog rows per record into Python).
+
+    Never before the routing is translated: a processing-time mini-batch assigner replaces event-time watermarks
+    with its own, and lateness would then be judged against the wall clock.
+    """
+    config = t_env.get_config()
+    config.set("table.exec.mini-batch.enabled", "true")
+    config.set("table.exec.mini-batch.allow-latency", "1 s")
+    config.set("table.exec.mini-batch.size", "5000")
+
+
+def materialize(t_env: StreamTableEnvironment, view: str, table: str) -> None:
+    """Register `view` as `table` through a DataStream round trip, so its plan is built exactly once.
+
+    Without this cut, the planner pushes each consumer's projection into the shared view and so builds one copy of
+    the view's operators (UDF parse, dedup state) per consumer. The round trip runs on the Java side: PyFlink's
+    Python conversion has no DECIMAL(38, 18). Event time survives as the records' timestamps and watermarks.
+    """
+    from pyflink.java_gateway import get_gateway
+
+    columns = [name for name in t_env.from_path(view).get_schema().get_field_names()
+               if name not in ROUTED_DROPPED_COLUMNS]
+    j_tenv = t_env._j_tenv
+    projected = t_env.from_path(view).select(*[col(name) for name in columns])
+    j_stream = j_tenv.toDataStream(projected._j_table)
+    Schema = get_gateway().jvm.org.apache.flink.table.api.Schema
+    schema = (
+        Schema.newBuilder()
+        .columnByMetadata(ROUTED_ROWTIME, "TIMESTAMP_LTZ(3)", "rowtime", False)
+        .watermark(ROUTED_ROWTIME, "SOURCE_WATERMARK()")
+        .build()
+    )
+    j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_stream, schema))
+
+
+def build_pipeline(
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source_ddl: str
+) -> BillingOutputs:
+    """Wire the job on a source table created by `source_ddl` (Kafka in production, a file in job tests)."""
+    t_env.execute_sql(source_ddl)
+    for view in routing_views(SOURCE_TABLE, settings.parse_settings(), window_size_ms=settings.window_size_ms):
+        t_env.execute_sql(view)
+    materialize(t_env, ROUTED_PLAN_VIEW, ROUTED_TABLE)
+    enable_mini_batch(t_env)
+    for view in output_views(window_size_ms=settings.window_size_ms):
+        t_env.execute_sql(view)
+
+    outputs = t_env.to_changelog_stream(t_env.from_path("billing_outputs"))
+
+    def of_kind(kind: str) -> DataStream:
+        return outputs.filter(lambda row, kind=kind: row.kind == kind).name(f"select-{kind}").uid(
+            f"{uids.BILLING_SELECT_PREFIX}{kind}-v1"
+        )
+
+    line_items = (
+        of_kind("window")
+        .key_by(window_key, key_type=Types.STRING())
+        .process(
+            PeriodToDateFunction(
+                settings.catalog_yaml,
+                window_size_ms=settings.window_size_ms,
+                state_ttl_days=settings.period_state_ttl_days(),
+            ),
+            output_type=Types.STRING(),
+        )
+        .name("rate-period-to-date")
+        .uid(uids.BILLING_PERIOD_TO_DATE)
+    )
+    dead_letters = (
+        of_kind("dead_letter")
+        .map(DeadLetterFormatter(), output_type=Types.STRING())
+        .name("format-dead-letters")
+        .uid(uids.BILLING_DEAD_LETTER_FORMAT)
+    )
+    late_events = (
+        of_kind("late")
+        .map(LateEventFormatter(settings.window_size_ms), output_type=Types.STRING())
+        .name("format-late-events")
+        .uid(uids.BILLING_LATE_FORMAT)
+    )
+    accounting = (
+        of_kind("accounting")
+        .flat_map(AccountingFunction(settings.run_id), output_type=Types.STRING())
+        .name("accounting")
+        .uid(uids.BILLING_ACCOUNTING)
+    )
+    return BillingOutputs(line_items, dead_letters, late_events, accounting)
+
+
+SINK_UIDS = {
+    "line_items": uids.BILLING_SINK_LINE_ITEMS,
+    "dead_letters": uids.BILLING_SINK_DEAD_LETTERS,
+    "late_events": uids.BILLING_SINK_LATE,
+    "accounting": uids.BILLING_SINK_ACCOUNTING,
+}
+
+
+def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, job_name: str) -> None:
+    for name, sink_uid in SINK_UIDS.items():
+        topic = getattr(topics, name)
+        sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
+        getattr(outputs, name).sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
+
+
+def run(
+    *,
+    bootstrap: str,
+    topics: Topics,
+    settings: BillingSettings,
+    bounded: bool,
+    parallelism: int,
+    job_name: str = JOB_NAME,
+    checkpoint_interval_ms: int = 5_000,
+) -> float:
+    env = stream_environment(parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms)
+    t_env = table_environment(env, settings)
+    source = kafka_source_ddl(
+        SOURCE_TABLE,
+        topic=topics.usage_events,
+        bootstrap=bootstrap,
+        group_id=job_name,
+        bounded=bounded,
+        parse=settings.parse_settings(),
+        out_of_orderness_ms=settings.out_of_orderness_ms,
+        watermark_on_every_event=settings.watermark_on_every_event,
+    )
+    outputs = build_pipeline(env, t_env, settings, source)
+    attach_kafka_sinks(outputs, topics, bootstrap, job_name)
+    started = time.monotonic()
+    env.execute(job_name)
+    return time.monotonic() - started
+
+
+def read_accounting(bootstrap: str, topic: str, run_id: str) -> dict[tuple[str, str], int]:
+    """The last count per (outcome, detail) this run committed to the accounting topic."""
+    from meterstream.topics import read_committed
+
+    counts: dict[tuple[str, str], int] = {}
+    for value in read_committed(bootstrap, topic, idle_timeout_ms=3_000):
+        record = json.loads(value)
+        if record["run_id"] == run_id:
+            counts[(record["outcome"], record["detail"])] = record["records"]
+    return counts
+
+
+def accounting_table(counts: dict[tuple[str, str], int]) -> tuple[str, bool]:
+    """Render the accounting identity; returns (text, holds)."""
+    def total(outcome: str) -> int:
+        return sum(n for (o, _), n in counts.items() if o == outcome)
+
+    received, dead = total("received"), total("dead_lettered")
+    dup_same, dup_conflict = total("duplicate_same_payload"), total("duplicate_conflicting_payload")
+    windowed, late = total("windowed"), total("late")
+    valid = dup_same + dup_conflict + windowed + late
+    first_seen = windowed + late
+    holds = received == dead + valid
+    lines = [
+        f"{'records received':34s} {received:>12,}",
+        f"{'  dead-lettered':34s} {dead:>12,}",
+        *[f"{'    ' + detail:34s} {n:>12,}" for (o, detail), n in sorted(counts.items()) if o == "dead_lettered"],
+        f"{'  valid':34s} {valid:>12,}",
+        f"{'    duplicates (same payload)':34s} {dup_same:>12,}",
+        f"{'    duplicates (conflicting)':34s} {dup_conflict:>12,}",
+        f"{'    first seen':34s} {first_seen:>12,}",
+        f"{'      windowed (billed)':34s} {windowed:>12,}",
+        f"{'      late (routed)':34s} {late:>12,}",
+        f"identity received = dead-lettered + duplicates + windowed + late: {'HOLDS' if holds else 'BROKEN'}",
+    ]
+    return "\n".join(lines), holds
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--catalog", default="catalogs/example-genai.yaml")
+    parser.add_argument("--bounded", action="store_true", help="process what the input held at start, then stop")
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--window-seconds", type=float, default=60)
+    parser.add_argument("--out-of-orderness-seconds", type=float, default=10)
+    parser.add_argument("--idle-timeout-seconds", type=float, default=5)
+    parser.add_argument("--dedup-ttl-days", type=int, default=35)
+    parser.add_argument("--max-age-days", type=float, default=35)
+    parser.add_argument("--max-future-minutes", type=float, default=5)
+    parser.add_argument("--reference-time", help="RFC 3339 instant used as 'now' for age checks (replays, tests)")
+    parser.add_argument("--watermark-on-every-event", action="store_true",
+                        help="emit a watermark after every record (deterministic lateness for replays and tests)")
+    parser.add_argument("--checkpoint-interval-ms", type=int, default=5_000)
+    parser.add_argument("--job-name", default=JOB_NAME)
+    parser.add_argument("--run-id", default=None)
+    for name, default in vars(Topics()).items():
+        parser.add_argument(f"--topic-{name.replace('_', '-')}", dest=f"topic_{name}", default=default)
+    args, _ = parser.parse_known_args(main_args(argv))
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> BillingSettings:
+    reference = None
+    if args.reference_time:
+        reference = to_epoch_ms(datetime.fromisoformat(args.reference_time.replace("Z", "+00:00")))
+    extra = {"run_id": args.run_id} if args.run_id else {}
+    return BillingSettings(
+        catalog_yaml=Path(args.catalog).read_text(),
+        window_size_ms=int(args.window_seconds * 1000),
+        out_of_orderness_ms=int(args.out_of_orderness_seconds * 1000),
+        idle_timeout_ms=int(args.idle_timeout_seconds * 1000),
+        dedup_ttl_days=args.dedup_ttl_days,
+        max_age_ms=int(args.max_age_days * 24 * 3600 * 1000),
+        max_future_ms=int(args.max_future_minutes * 60 * 1000),
+        reference_now_ms=reference,
+        watermark_on_every_event=args.watermark_on_every_event,
+        **extra,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_from_args(args)  # validates the catalog before anything starts
+    topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
+    seconds = run(
+        bootstrap=args.bootstrap,
+        topics=topics,
+        settings=settings,
+        bounded=args.bounded,
+        parallelism=args.parallelism,
+        job_name=args.job_name,
+        checkpoint_interval_ms=args.checkpoint_interval_ms,
+    )
+    print(f"{args.job_name}: run {settings.run_id} finished in {seconds:.1f} s")
+    if args.bounded:
+        table, holds = accounting_table(read_accounting(args.bootstrap, topics.accounting, settings.run_id))
+        print(table)
+        return 0 if holds else 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""PyFlink adapters of the billing job's Python stages: load state, call the pure function in `udfs/`, save state.
+
+They only see few rows: fired windows, dead letters, late events and accounting updates (never every event).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.functions import FlatMapFunction, MapFunction
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+
+from jobs import uids
+from schemas.dead_letter import DeadLetterReason
+from schemas.late_event import LateUsageEvent
+from schemas.usage_event import UsageEvent
+from udfs.catalog import Catalog, parse_catalog
+from udfs.line_items import PeriodState, StaleWindowError, accumulate_window
+from udfs.validation import Rejection, dead_letter_for
+from udfs.window_rows import window_aggregate_from_row
+from udfs.windows import from_epoch_ms, to_epoch_ms
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sql_timestamp(value: str) -> datetime:
+    """A TIMESTAMP rendered by SQL `CAST(... AS STRING)` in the job's UTC session zone, as an aware datetime."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def window_key(row: Row) -> str:
+    """The period-to-date state's key: (tenant, customer, meter, group) joined with a separator ids cannot hold
+    unnoticed (a collision would need the separator inside an id, and group_json is canonical JSON)."""
+    return "\x1f".join((row.tenant_id, row.customer_id, row.meter, row.group_json))
+
+
+def state_ttl(days: int) -> StateTtlConfig:
+    """Processing-time TTL as a safety net behind the period-end timers. Background cleanup is off: in THREAD mode
+    it would call back into the JVM gateway from the TaskManager (stack-facts trap 2)."""
+    from pyflink.common.time import Time
+
+    return (
+        StateTtlConfig.new_builder(Time.days(days))
+        .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+        .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+        .disable_cleanup_in_background()
+        .build()
+    )
+
+
+class PeriodToDateFunction(KeyedProcessFunction):
+    """Fired windows of one (tenant, customer, meter, group) in, invoice line items (JSON) out.
+
+    State: the `PeriodState` of the current billing period. A timer at period end + one window clears it once no
+    window of that period can arrive any more (later usage of the period is routed late, not windowed).
+    """
+
+    def __init__(self, catalog_yaml: str, *, window_size_ms: int, state_ttl_days: int):
+        self.catalog_yaml = catalog_yaml
+        self.window_size_ms = window_size_ms
+        self.state_ttl_days = state_ttl_days
+        self.catalog: Catalog | None = None
+        self.state = None
+
+    def open(self, runtime_context: RuntimeContext):
+        self.catalog = parse_catalog(self.catalog_yaml)
+        descriptor = ValueStateDescriptor(uids.PERIOD_TO_DATE_STATE, Types.PICKLED_BYTE_ARRAY())
+        descriptor.enable_time_to_live(state_ttl(self.state_ttl_days))
+        self.state = runtime_context.get_state(descriptor)
+        metrics = runtime_context.get_metrics_group().add_group("meterstream")
+        self.windows_rated = metrics.counter("windows_rated")
+        self.stale_windows = metrics.counter("windows_stale")
+
+    def process_element(self, row: Row, ctx: KeyedProcessFunction.Context):
+        window = window_aggregate_from_row(
+            tenant_id=row.tenant_id,
+            customer_id=row.customer_id,
+            meter=row.meter,
+            group_json=row.group_json,
+            aggregation=row.aggregation,
+            window_start=sql_timestamp(row.window_start),
+            window_end=sql_timestamp(row.window_end),
+            event_count=row.event_count,
+            quantity=Decimal(row.quantity) if row.quantity is not None else None,
+            last_key_value=row.last_key,
+            unique_tokens=row.unique_tokens,
+        )
+        previous: PeriodState | None = self.state.value()
+        try:
+            state, line_item = accumulate_window(
+                previous, window, self.catalog.tenant(window.tenant_id), emitted_at=utc_now()
+            )
+        except StaleWindowError as exc:
+            # Cannot happen while windows fire in order per key; if it does, it must be loud, never billed twice.
+            self.stale_windows.inc()
+            log.error("stale window not billed: %s (%s)", window, exc)
+            return
+        self.state.update(state)
+        self.windows_rated.inc()
+        ctx.timer_service().register_event_time_timer(to_epoch_ms(state.period_end) + self.window_size_ms)
+        yield line_item.model_dump_json()
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        state: PeriodState | None = self.state.value()
+        if state is not None and to_epoch_ms(state.period_end) + self.window_size_ms <= timestamp:
+            self.state.clear()
+
+
+class DeadLetterFormatter(MapFunction):
+    """A rejected raw record -> the `usage-dead-letters` contract (text, or base64 when not UTF-8)."""
+
+    def map(self, row: Row) -> str:
+        letter = dead_letter_for(
+            row.payload,
+            Rejection(DeadLetterReason(row.reason), row.detail or ""),
+            source_topic=row.src_topic,
+            partition=row.src_partition,
+            offset=row.src_offset,
+            received_at=utc_now(),
+        )
+        return letter.model_dump_json()
+
+
+class LateEventFormatter(MapFunction):
+    """A first-seen event whose window had closed -> the `usage-late-events` contract."""
+
+    def __init__(self, window_size_ms: int):
+        self.window_size_ms = window_size_ms
+
+    def map(self, row: Row) -> str:
+        event = UsageEvent.model_validate_json(row.payload)
+        window_end = from_epoch_ms(row.window_end_ms)
+        late = LateUsageEvent.from_event(
+            event,
+            window_start=window_end - timedelta(milliseconds=self.window_size_ms),
+            window_end=window_end,
+            watermark=sql_timestamp(row.watermark_at_routing),
+            source_partition=row.src_partition,
+            source_offset=row.src_offset,
+            routed_at=utc_now(),
+        )
+        return late.model_dump_json()
+
+
+class AccountingFunction(FlatMapFunction):
+    """Running outcome counts (a changelog) -> Flink counters and `billing-accounting` records.
+
+    Counters move by the difference to the last value this subtask saw for an outcome; one outcome's updates always
+    come through the same subtask (the aggregation is hash-partitioned by outcome and this operator is forwarded).
+    """
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.last_seen: dict[tuple[str, str], int] = {}
+        self.counters: dict[str, object] = {}
+        self.metrics = None
+
+    def open(self, runtime_context: RuntimeContext):
+        self.metrics = runtime_context.get_metrics_group().add_group("meterstream")
+
+    def _counter(self, outcome: str):
+        if outcome not in self.counters:
+            self.counters[outcome] = self.metrics.counter(f"records_{outcome}")
+        return self.counters[outcome]
+
+    def flat_map(self, row: Row):
+        from pyflink.common import RowKind
+
+        if row.get_row_kind() not in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+            return
+        key = (row.outcome, row.detail or "")
+        self._counter(row.outcome).inc(row.records - self.last_seen.get(key, 0))
+        self.last_seen[key] = row.records
+        yield json.dumps(
+            {"run_id": self.run_id, "outcome": row.outcome, "detail": row.detail or "", "records": row.records},
+            sort_keys=True,
+        )

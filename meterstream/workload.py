@@ -1,0 +1,575 @@
+"""A seeded, realistic `usage-events` workload: the input of benchmarks, soak runs and end-to-end checks.
+
+One call, `generate_workload(spec)`, gives the records in production order plus the generator's own ground truth
+(what it meant each record to be). `iter_workload(spec)` streams the same records without keeping them.
+
+What the stream looks like (and why):
+- Event time advances linearly from `spec.start` over `spec.duration` with a jitter of at most
+  `jitter_share * out_of_orderness` backwards, so every on-time event is inside the job's out-of-orderness bound
+  at its position: the bounded-out-of-orderness watermark never makes an on-time event late.
+- A **late** event is first-seen (new event_id) and older than
+  `max event time so far - out_of_orderness - window_size - late_margin` at its position, so its tumbling
+  window has closed even if the job's watermark lags the stream a little (periodic emission, two partitions).
+  Late events only start once the stream is old enough to hold such a timestamp inside [start, end]; their
+  probability is scaled up from there so the overall rate is still about `late_rate`.
+- A **duplicate** re-sends one of the last `duplicate_horizon` records of the same tenant (a producer retry):
+  byte-identical, or (share `conflicting_duplicate_share`) the same event_id with a conflicting payload (a
+  different value, or for value-less meters a different value/user). A duplicate is always drawn from records
+  already emitted, so its first copy precedes it in the stream: first copy wins by arrival order, and a late
+  event is never re-sent before its own first copy.
+- A **malformed** record fails validation with a known dead-letter reason (`MALFORMED_REASONS`). Not generated:
+  `too_large` (64 KiB records would dominate the byte volume) and `too_far_in_future` (a future timestamp could
+  push a watermark computed before validation forward and turn on-time events late, which would break the
+  ground truth of everything after it).
+- Records are JSON built as strings (no pydantic, no json.dumps per record): mixed RFC 3339 (`Z`, `+02:00`) and
+  epoch-ms timestamps, values as decimal strings or JSON number tokens, an occasional unknown top-level field.
+
+`Workload.partition_keys[i]` is a CRC-32 of `tenant_id \\0 event_id`: partitioning by it keeps every copy of an
+event in one Kafka partition, so "first copy wins by arrival order" is well defined across partitions too.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from pathlib import Path
+
+from schemas.dead_letter import DeadLetterReason
+from udfs.catalog import Catalog, Meter, load_catalog
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalogs" / "example-genai.yaml"
+DEFAULT_START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+MALFORMED_REASONS: tuple[DeadLetterReason, ...] = (
+    DeadLetterReason.NOT_UTF8,
+    DeadLetterReason.MALFORMED_JSON,
+    DeadLetterReason.NOT_AN_OBJECT,
+    DeadLetterReason.MISSING_FIELD,
+    DeadLetterReason.INVALID_FIELD,
+    DeadLetterReason.INVALID_TIMESTAMP,
+    DeadLetterReason.INVALID_VALUE,
+    DeadLetterReason.NEGATIVE_VALUE,
+    DeadLetterReason.UNKNOWN_TENANT,
+    DeadLetterReason.UNKNOWN_METER,
+    DeadLetterReason.MISSING_VALUE,
+    DeadLetterReason.TOO_OLD,
+)
+TIMESTAMP_STYLES = ("rfc3339_z", "rfc3339_offset", "epoch_ms")
+UNKNOWN_TENANT = "ghost-tenant"
+UNKNOWN_METER = "bogus_meter"
+TOO_OLD_BY = timedelta(days=40)  # older than the validation's 35-day max age for any `now` within 5 days of start
+
+# Relative frequency of meters within a tenant (unlisted meters: 1): token meters are the bulk of GenAI usage.
+METER_WEIGHTS = {
+    "input_tokens": 4,
+    "output_tokens": 4,
+    "requests": 3,
+    "gpu_seconds": 2,
+    "active_users": 2,
+    "seats": 1,
+    "storage_gb": 1,
+}
+# Values of the dimensions the catalog groups or counts by; any other dimension gets `<name>-<k>`.
+DIMENSION_POOLS = {
+    "model": ("nova-large", "nova-small", "nova-mini"),
+    "gpu_type": ("h100", "a100", "l4"),
+    "user_id": tuple(f"user-{k:04d}" for k in range(500)),
+}
+_OFFSET_SECONDS = 2 * 3600  # the `+02:00` spelling
+_EXTRA_FIELD = ',"sdk":"meterstream-loadgen/1.0"'  # an unknown top-level field: must be ignored, not rejected
+
+
+class RecordKind(IntEnum):
+    """What the generator meant a record to be (one byte per record in `Workload.kinds`)."""
+
+    ON_TIME = 0
+    LATE = 1
+    DUPLICATE = 2  # byte-identical re-send of an earlier record
+    DUPLICATE_CONFLICT = 3  # same (tenant_id, event_id) as an earlier record, different payload
+    MALFORMED = 4
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    seed: int = 0
+    events: int = 10_000  # total records emitted, every kind included
+    tenants: tuple[str, ...] | None = None  # None: every tenant of the catalog
+    customers_per_tenant: int = 100
+    meters: tuple[str, ...] | None = None  # None: every meter of each tenant; else those of these it has
+    start: datetime = DEFAULT_START
+    duration: timedelta = timedelta(minutes=10)
+    duplicate_rate: float = 0.05
+    conflicting_duplicate_share: float = 0.2
+    late_rate: float = 0.01
+    malformed_rate: float = 0.01
+    window_size: timedelta = timedelta(minutes=1)
+    out_of_orderness: timedelta = timedelta(seconds=10)
+    late_margin: timedelta = timedelta(minutes=1)
+    late_spread: timedelta = timedelta(minutes=3)  # late events are up to this much older than the bound
+    jitter_share: float = 0.5  # on-time events are at most jitter_share * out_of_orderness behind the front
+    duplicate_horizon: int = 10_000  # a re-send reaches back at most this many records of its tenant
+    unknown_field_rate: float = 0.02  # records carrying an extra top-level field (forward compatibility)
+    timestamp_styles: tuple[str, ...] = TIMESTAMP_STYLES
+    malformed_reasons: tuple[DeadLetterReason, ...] = MALFORMED_REASONS
+    catalog_path: Path = DEFAULT_CATALOG
+
+    def __post_init__(self) -> None:
+        # Lists are accepted for convenience; stored as tuples so the spec stays hashable.
+        for name in ("tenants", "meters", "timestamp_styles", "malformed_reasons"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        if self.start.tzinfo is None or self.start.utcoffset() is None:
+            raise ValueError("start must be timezone-aware")
+        if self.events < 0 or self.customers_per_tenant < 1 or self.duplicate_horizon < 1:
+            raise ValueError("events >= 0, customers_per_tenant >= 1 and duplicate_horizon >= 1 are required")
+        rates = (self.duplicate_rate, self.late_rate, self.malformed_rate)
+        if any(r < 0 for r in rates) or sum(rates) >= 1:
+            raise ValueError("rates must be >= 0 and sum to less than 1")
+        if not 0 <= self.jitter_share < 1 or not 0 <= self.conflicting_duplicate_share <= 1:
+            raise ValueError("jitter_share must be in [0, 1) and conflicting_duplicate_share in [0, 1]")
+        if self.duration <= timedelta(0) or self.window_size <= timedelta(0):
+            raise ValueError("duration and window_size must be positive")
+        unknown_styles = set(self.timestamp_styles) - set(TIMESTAMP_STYLES)
+        if not self.timestamp_styles or unknown_styles:
+            raise ValueError(f"timestamp_styles must be a non-empty subset of {TIMESTAMP_STYLES}")
+        if self.malformed_rate > 0 and not self.malformed_reasons:
+            raise ValueError("malformed_rate > 0 needs at least one malformed reason")
+        unsupported = set(self.malformed_reasons) - set(MALFORMED_REASONS)
+        if unsupported:
+            raise ValueError(f"cannot generate reasons {sorted(unsupported)}")
+
+    @property
+    def start_ms(self) -> int:
+        return _to_ms(self.start)
+
+    @property
+    def end(self) -> datetime:
+        return self.start.astimezone(UTC) + self.duration
+
+    @property
+    def late_bound_lag(self) -> timedelta:
+        """A late event is older than `max event time so far - late_bound_lag` at its position."""
+        return self.out_of_orderness + self.window_size + self.late_margin
+
+
+@dataclass
+class GroundTruth:
+    """What the generator intended, counted while generating."""
+
+    records: int = 0
+    on_time: int = 0
+    intended_late: int = 0
+    intended_duplicates: int = 0  # byte-identical and conflicting together
+    intended_conflicting_duplicates: int = 0
+    intended_malformed: int = 0
+    malformed_by_reason: dict[str, int] = field(default_factory=dict)
+    max_event_time_ms: int | None = None  # of the records meant to be valid
+
+    def max_event_time(self, spec: WorkloadSpec) -> datetime:
+        ms = self.max_event_time_ms if self.max_event_time_ms is not None else spec.start_ms
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+    def reference_time(self, spec: WorkloadSpec) -> datetime:
+        """An instant just after the workload: a `now` under which every valid record is neither too old nor
+        too far in the future (use it as the billing job's `--reference-time`)."""
+        return self.max_event_time(spec).replace(microsecond=0) + timedelta(seconds=1)
+
+    @property
+    def first_seen(self) -> int:
+        """Valid events counted once: what the job should window (on time) or route (late)."""
+        return self.on_time + self.intended_late
+
+    @property
+    def valid(self) -> int:
+        return self.first_seen + self.intended_duplicates
+
+
+@dataclass
+class Workload:
+    spec: WorkloadSpec
+    records: list[bytes]
+    kinds: bytearray  # RecordKind per record
+    partition_keys: array  # 'I': CRC-32 of tenant_id \0 event_id per record
+    malformed_reasons: dict[int, DeadLetterReason]  # record index -> the reason it must be rejected with
+    truth: GroundTruth
+
+    @property
+    def intended_duplicates(self) -> int:
+        return self.truth.intended_duplicates
+
+    @property
+    def intended_late(self) -> int:
+        return self.truth.intended_late
+
+    @property
+    def intended_malformed(self) -> int:
+        return self.truth.intended_malformed
+
+    @property
+    def max_event_time(self) -> datetime:
+        return self.truth.max_event_time(self.spec)
+
+    @property
+    def reference_time(self) -> datetime:
+        return self.truth.reference_time(self.spec)
+
+    def kind(self, index: int) -> RecordKind:
+        return RecordKind(self.kinds[index])
+
+    def partition(self, index: int, partitions: int) -> int:
+        return self.partition_keys[index] % partitions
+
+
+# ---- generation ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _MeterPlan:
+    name: str
+    name_json: str  # the meter as a JSON string literal
+    aggregation: str
+    dimensions: tuple[str, ...]  # group_by + unique_dimension
+    unique_dimension: str | None
+
+
+@dataclass
+class _TenantPlan:
+    tenant_id: str
+    tenant_json: str
+    meters: list[_MeterPlan]  # expanded by weight: uniform index choice = weighted choice
+    customers: list[str]
+    history: list[tuple]  # ring buffer of render arguments of emitted valid records
+    cursor: int = 0
+
+
+def _to_ms(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return delta // timedelta(milliseconds=1)
+
+
+def _plans(spec: WorkloadSpec, catalog: Catalog) -> list[_TenantPlan]:
+    tenants = spec.tenants if spec.tenants is not None else tuple(catalog.tenants)
+    plans = []
+    for tenant_id in tenants:
+        tenant = catalog.tenant(tenant_id)
+        names = [m for m in tenant.meters if spec.meters is None or m in spec.meters]
+        if not names:
+            raise ValueError(f"tenant {tenant_id!r} has none of the meters {spec.meters}")
+        weighted = []
+        for name in names:
+            meter: Meter = tenant.meters[name]
+            dims = tuple(meter.group_by) + ((meter.unique_dimension,) if meter.unique_dimension else ())
+            plan = _MeterPlan(name, _jstr(name), meter.aggregation, dims, meter.unique_dimension)
+            weighted += [plan] * METER_WEIGHTS.get(name, 1)
+        customers = [f"cust-{k:05d}" for k in range(spec.customers_per_tenant)]
+        plans.append(_TenantPlan(tenant_id, _jstr(tenant_id), weighted, customers, []))
+    if not plans:
+        raise ValueError("the workload needs at least one tenant")
+    return plans
+
+
+def _jstr(text: str) -> str:
+    """A JSON string literal for the plain ASCII names used here (ids, meters, dimension values)."""
+    if any(c in text for c in '"\\') or not text.isascii() or not text.isprintable():
+        raise ValueError(f"{text!r} needs escaping; the generator only builds plain ASCII names")
+    return f'"{text}"'
+
+
+class _Generator:
+    def __init__(self, spec: WorkloadSpec, catalog: Catalog | None = None) -> None:
+        self.spec = spec
+        self.rng = random.Random(spec.seed)
+        self.plans = _plans(spec, catalog or load_catalog(spec.catalog_path))
+        self.truth = GroundTruth()
+        self._prefix_cache: dict[tuple[int, bool], str] = {}
+        self._dims_cache: dict[tuple[tuple[str, str], ...], str] = {}
+
+    # -- rendering ------------------------------------------------------------------------------------------
+
+    def _timestamp(self, ms: int, style: str) -> str:
+        if style == "epoch_ms":
+            return str(ms)
+        offset = style == "rfc3339_offset"
+        second, millis = divmod(ms, 1000)
+        prefix = self._prefix_cache.get((second, offset))
+        if prefix is None:
+            if len(self._prefix_cache) > 100_000:
+                self._prefix_cache.clear()
+            local = datetime.fromtimestamp(second + (_OFFSET_SECONDS if offset else 0), tz=UTC)
+            prefix = '"' + local.strftime("%Y-%m-%dT%H:%M:%S")
+            self._prefix_cache[(second, offset)] = prefix
+        return f'{prefix}.{millis:03d}{"+02:00" if offset else "Z"}"'
+
+    def _value(self, meter: _MeterPlan) -> str | None:
+        """The value's decimal text (None: no value), by meter kind; never a float."""
+        r = self.rng.random()
+        if meter.aggregation == "unique_count":
+            return None
+        if meter.aggregation == "count":
+            return "1" if r < 0.2 else None
+        name = meter.name
+        if name.endswith("tokens"):
+            return str(1 + int(r * (4000 if name.startswith("input") else 1500)))
+        if name == "seats" or meter.aggregation in ("max", "min"):
+            return str(1 + int(r * 50))
+        scaled = int(r * 600_000)  # 0.000 .. 599.999 (gpu seconds, GB, ...)
+        if meter.aggregation == "last":
+            return f"{scaled // 1000}.{(scaled // 10) % 100:02d}"
+        return f"{scaled // 1000}.{scaled % 1000:03d}"
+
+    def _dimensions(self, meter: _MeterPlan) -> tuple[tuple[str, str], ...]:
+        rng = self.rng
+        dims = []
+        for name in meter.dimensions:
+            pool = DIMENSION_POOLS.get(name)
+            if pool is None:
+                dims.append((name, f"{name}-{int(rng.random() * 4)}"))
+            elif name == "model":  # large models dominate
+                dims.append((name, pool[0 if rng.random() < 0.5 else 1 + int(rng.random() * (len(pool) - 1))]))
+            else:
+                dims.append((name, pool[int(rng.random() * len(pool))]))
+        return tuple(dims)
+
+    def _render(self, args: tuple) -> str:
+        event_id, tenant_json, customer, meter_json, ts_text, value, value_as_number, dims, extra = args
+        if value is None:
+            value_text = ""
+        elif value_as_number:
+            value_text = f',"value":{value}'
+        else:
+            value_text = f',"value":"{value}"'
+        if dims:
+            dims_text = self._dims_cache.get(dims)
+            if dims_text is None:
+                dims_text = ',"dimensions":{' + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in dims) + "}"
+                self._dims_cache[dims] = dims_text
+        else:
+            dims_text = ""
+        return (
+            f'{{"event_id":"{event_id}","tenant_id":{tenant_json},"customer_id":"{customer}","meter":{meter_json},'
+            f'"timestamp":{ts_text}{value_text}{dims_text}{_EXTRA_FIELD if extra else ""}}}'
+        )
+
+    def _event_args(self, tenant: _TenantPlan, event_id: str, ts_ms: int) -> tuple[tuple, _MeterPlan]:
+        rng = self.rng
+        spec = self.spec
+        meter = tenant.meters[int(rng.random() * len(tenant.meters))]
+        # Quadratic skew: a few customers send much of the traffic, yet every customer sends some.
+        r = rng.random()
+        customer = tenant.customers[int(r * r * len(tenant.customers))]
+        style = spec.timestamp_styles[int(rng.random() * len(spec.timestamp_styles))]
+        args = (
+            event_id,
+            tenant.tenant_json,
+            customer,
+            meter.name_json,
+            self._timestamp(ts_ms, style),
+            self._value(meter),
+            rng.random() < 0.5,
+            self._dimensions(meter) if meter.dimensions else None,
+            rng.random() < spec.unknown_field_rate,
+        )
+        return args, meter
+
+    def _remember(self, tenant: _TenantPlan, args: tuple, meter: _MeterPlan, record: bytes) -> None:
+        entry = (args, meter, record)
+        horizon = self.spec.duplicate_horizon
+        if len(tenant.history) < horizon:
+            tenant.history.append(entry)
+        else:
+            tenant.history[tenant.cursor] = entry
+            tenant.cursor = (tenant.cursor + 1) % horizon
+
+    def _conflicting(self, args: tuple, meter: _MeterPlan) -> tuple:
+        """The same event (same ids, time) with a payload that differs in what the meter bills."""
+        fields = list(args)
+        old_value, old_dims = args[5], args[7]
+        if meter.aggregation == "unique_count" and meter.unique_dimension:
+            dims = dict(old_dims or ())
+            pool = DIMENSION_POOLS.get(meter.unique_dimension, ("other-user",))
+            dims[meter.unique_dimension] = next(v for v in (pool[int(self.rng.random() * len(pool))], *pool)
+                                                if v != dims.get(meter.unique_dimension))
+            fields[7] = tuple(dims.items())
+        else:
+            value = self._value(meter) if meter.aggregation != "count" else "2"
+            while value is None or value == old_value:
+                value = str(int(old_value or "0") + 1) if old_value and "." not in old_value else "7"
+            fields[5] = value
+        return tuple(fields)
+
+    # -- malformed records ---------------------------------------------------------------------------------
+
+    def _malformed(self, reason: DeadLetterReason, tenant: _TenantPlan, event_id: str, ts_ms: int) -> bytes:
+        args, meter = self._event_args(tenant, event_id, ts_ms)
+        fields = list(args)
+        value_meters = [m for m in tenant.meters if m.aggregation not in ("count", "unique_count")]
+        if reason in (DeadLetterReason.NEGATIVE_VALUE, DeadLetterReason.INVALID_VALUE,
+                      DeadLetterReason.MISSING_VALUE) and value_meters:
+            meter = value_meters[int(self.rng.random() * len(value_meters))]
+            fields[3] = meter.name_json
+            fields[7] = self._dimensions(meter) if meter.dimensions else None
+            fields[5] = self._value(meter)
+        if reason is DeadLetterReason.NOT_UTF8:
+            return self._render(tuple(fields)).encode().replace(b'"customer_id":"', b'"customer_id":"\xff\xfe', 1)
+        if reason is DeadLetterReason.MALFORMED_JSON:
+            text = self._render(tuple(fields))
+            return text[: len(text) // 2].encode()  # a truncated write
+        if reason is DeadLetterReason.NOT_AN_OBJECT:
+            return ("[" + self._render(tuple(fields)) + "]").encode()
+        if reason is DeadLetterReason.MISSING_FIELD:
+            field_name = ("event_id", "customer_id", "meter", "timestamp")[int(self.rng.random() * 4)]
+            text = self._render(tuple(fields))
+            start = text.index(f'"{field_name}":')
+            end = text.find(',"', start)
+            if end == -1:  # the last field: drop it with the comma before it
+                return (text[: start - 1] + "}").encode()
+            return (text[:start] + text[end + 1:]).encode()
+        if reason is DeadLetterReason.INVALID_FIELD:
+            text = self._render(tuple(fields))
+            return text.replace(f'"customer_id":"{fields[2]}"', f'"customer_id":{1 + int(self.rng.random() * 9999)}',
+                                1).encode()
+        if reason is DeadLetterReason.INVALID_TIMESTAMP:
+            moment = datetime.fromtimestamp(ts_ms // 1000, tz=UTC)
+            spellings = (
+                moment.strftime('"%Y-%m-%d %H:%M:%S"'),  # no T, no offset
+                moment.strftime('"%Y-%m-%dT%H:%M:%S"'),  # no offset
+                f'"{ts_ms}"',  # epoch ms as a string
+                "-1",  # before the epoch
+            )
+            fields[4] = spellings[int(self.rng.random() * len(spellings))]
+        elif reason is DeadLetterReason.INVALID_VALUE:
+            fields[5] = ("1e3", "01.5", "12.", "abc")[int(self.rng.random() * 4)]
+            fields[6] = False  # as a string: a bare `abc` would be malformed JSON instead
+        elif reason is DeadLetterReason.NEGATIVE_VALUE:
+            fields[5] = "-" + (fields[5] if fields[5] not in (None, "0") else "5")
+        elif reason is DeadLetterReason.UNKNOWN_TENANT:
+            fields[1] = _jstr(UNKNOWN_TENANT)
+        elif reason is DeadLetterReason.UNKNOWN_METER:
+            fields[3] = _jstr(UNKNOWN_METER)
+        elif reason is DeadLetterReason.MISSING_VALUE:
+            fields[5] = None
+            if not value_meters:  # only value-less meters here: fall back to a reason the tenant can produce
+                fields[3] = _jstr(UNKNOWN_METER)
+        elif reason is DeadLetterReason.TOO_OLD:
+            fields[4] = self._timestamp(ts_ms - TOO_OLD_BY // timedelta(milliseconds=1), "rfc3339_z")
+        return self._render(tuple(fields)).encode()
+
+    # -- the stream -----------------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[tuple[int, bytes, int, DeadLetterReason | None]]:
+        spec, rng, truth = self.spec, self.rng, self.truth
+        n = spec.events
+        start_ms = spec.start_ms
+        span_ms = spec.duration // timedelta(milliseconds=1)
+        jitter_ms = int(spec.out_of_orderness / timedelta(milliseconds=1) * spec.jitter_share)
+        lag_ms = spec.late_bound_lag // timedelta(milliseconds=1)
+        spread_ms = max(1, spec.late_spread // timedelta(milliseconds=1))
+        # Late events need `front - lag > start`: they can only begin after this position; scale the rate up.
+        late_from = min(n, int((lag_ms + jitter_ms + 1) * n / span_ms) + 1) if n else 0
+        late_p = spec.late_rate * n / (n - late_from) if n > late_from else 0.0
+        malformed_p = spec.malformed_rate
+        dup_p = malformed_p + spec.duplicate_rate
+        reasons = spec.malformed_reasons
+        plans = self.plans
+        conflict_share = spec.conflicting_duplicate_share
+        crc32 = zlib.crc32
+        max_ts = None
+        seed = spec.seed
+
+        for i in range(n):
+            base = start_ms + span_ms * i // n
+            tenant = plans[int(rng.random() * len(plans))]
+            r = rng.random()
+            if r < malformed_p:
+                event_id = f"e{seed}-{i}"
+                ts = max(start_ms, base - int(rng.random() * jitter_ms))
+                reason = reasons[int(rng.random() * len(reasons))]
+                record = self._malformed(reason, tenant, event_id, ts)
+                if reason is DeadLetterReason.MISSING_VALUE and UNKNOWN_METER.encode() in record:
+                    reason = DeadLetterReason.UNKNOWN_METER
+                truth.intended_malformed += 1
+                truth.malformed_by_reason[reason.value] = truth.malformed_by_reason.get(reason.value, 0) + 1
+                yield RecordKind.MALFORMED, record, crc32(f"{tenant.tenant_id}\0{event_id}".encode()), reason
+                continue
+            if r < dup_p and tenant.history:
+                args, meter, record = tenant.history[int(rng.random() * len(tenant.history))]
+                kind = RecordKind.DUPLICATE
+                if rng.random() < conflict_share:
+                    record = self._render(self._conflicting(args, meter)).encode()
+                    kind = RecordKind.DUPLICATE_CONFLICT
+                    truth.intended_conflicting_duplicates += 1
+                truth.intended_duplicates += 1
+                yield kind, record, crc32(f"{tenant.tenant_id}\0{args[0]}".encode()), None
+                continue
+            event_id = f"e{seed}-{i}"
+            kind = RecordKind.ON_TIME
+            ts = max(start_ms, base - int(rng.random() * jitter_ms))
+            if i >= late_from and r < dup_p + late_p and max_ts is not None and max_ts - lag_ms > start_ms:
+                bound = max_ts - lag_ms  # exclusive: a late timestamp is strictly older
+                low = max(start_ms, bound - spread_ms)
+                ts = low + int(rng.random() * (bound - low))
+                kind = RecordKind.LATE
+                truth.intended_late += 1
+            else:
+                truth.on_time += 1
+                if max_ts is None or ts > max_ts:
+                    max_ts = ts
+            args, meter = self._event_args(tenant, event_id, ts)
+            record = self._render(args).encode()
+            self._remember(tenant, args, meter, record)
+            yield kind, record, crc32(f"{tenant.tenant_id}\0{event_id}".encode()), None
+        truth.records = n
+        truth.max_event_time_ms = max_ts
+
+
+def iter_workload(
+    spec: WorkloadSpec, *, truth: GroundTruth | None = None, catalog: Catalog | None = None
+) -> Iterator[tuple[RecordKind, bytes, int, DeadLetterReason | None]]:
+    """Stream `(kind, record, partition_key, malformed_reason)` without keeping the records.
+
+    Pass a `GroundTruth` to have it filled in; its counters are complete once the iterator is exhausted.
+    """
+    generator = _Generator(spec, catalog)
+    if truth is not None:
+        generator.truth = truth
+    return iter(generator)
+
+
+def generate_workload(spec: WorkloadSpec, *, catalog: Catalog | None = None) -> Workload:
+    records: list[bytes] = []
+    kinds = bytearray()
+    keys = array("I")
+    reasons: dict[int, DeadLetterReason] = {}
+    truth = GroundTruth()
+    append_record, append_kind, append_key = records.append, kinds.append, keys.append
+    for index, (kind, record, key, reason) in enumerate(iter_workload(spec, truth=truth, catalog=catalog)):
+        append_record(record)
+        append_kind(kind)
+        append_key(key)
+        if reason is not None:
+            reasons[index] = reason
+    return Workload(spec, records, kinds, keys, reasons, truth)
+
+
+def write_jsonl(path: str | Path, records: Iterable[bytes]) -> int:
+    """One record per line (records never contain a newline byte); returns the count written."""
+    count = 0
+    with open(path, "wb") as out:
+        for record in records:
+            if b"\n" in record:
+                raise ValueError(f"record {count} contains a newline and cannot be written as one line")
+            out.write(record)
+            out.write(b"\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: str | Path) -> list[bytes]:
+    with open(path, "rb") as source:
+        return [line[:-1] if line.endswith(b"\n") else line for line in source]

@@ -1,0 +1,113 @@
+"""The billing job Kafka -> Kafka on a real broker: exactly-once outputs, the accounting identity, period totals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from meterstream.topics import produce, read_committed
+from tests.billing_expectations import expected_outputs
+from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from udfs.catalog import load_catalog
+from udfs.money import round_amount
+from udfs.pricing.rate import price
+
+pytestmark = pytest.mark.integration
+
+CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai.yaml"
+
+
+def run_billing(bootstrap: str, topics: dict[str, str], *, parallelism: int, extra: list[str] = ()) -> str:
+    args = [
+        sys.executable, "-m", "jobs.billing", "--bootstrap", bootstrap, "--catalog", str(CATALOG_PATH), "--bounded",
+        "--parallelism", str(parallelism), "--reference-time", REFERENCE_NOW.isoformat(),
+        "--window-seconds", str(WINDOW_MS / 1000), "--out-of-orderness-seconds", str(OUT_OF_ORDERNESS_MS / 1000),
+        "--checkpoint-interval-ms", "2000", *extra,
+    ]
+    for name, topic in topics.items():
+        args += [f"--topic-{name.replace('_', '-')}", topic]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    return run.stdout
+
+
+def read_json(bootstrap: str, topic: str) -> list[dict]:
+    return [json.loads(value) for value in read_committed(bootstrap, topic, idle_timeout_ms=5_000)]
+
+
+def make_topics(kafka_topic, input_partitions: int) -> dict[str, str]:
+    return {
+        "usage_events": kafka_topic("usage", partitions=input_partitions),
+        "dead_letters": kafka_topic("dead", partitions=2),
+        "late_events": kafka_topic("late", partitions=2),
+        "line_items": kafka_topic("lines", partitions=2),
+        "accounting": kafka_topic("acct", partitions=1),
+    }
+
+
+def test_single_partition_matches_the_expected_computation(kafka_bootstrap, kafka_topic):
+    """One input partition: arrival order is total, so every output is exactly predictable."""
+    topics = make_topics(kafka_topic, input_partitions=1)
+    records = scripted_usage(seed=23, events=2000)
+    produce(kafka_bootstrap, topics["usage_events"], records)
+    stdout = run_billing(kafka_bootstrap, topics, parallelism=1, extra=["--watermark-on-every-event"])
+    assert "HOLDS" in stdout
+
+    catalog = load_catalog(CATALOG_PATH)
+    expected = expected_outputs(
+        records, catalog, now=REFERENCE_NOW, window_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS
+    )
+    lines = read_json(kafka_bootstrap, topics["line_items"])
+    assert len({li["line_item_id"] for li in lines}) == len(lines) == len(expected.lines), "exactly once"
+    assert sum(Decimal(li["amount"]) for li in lines) == sum(line.amount for line in expected.lines)
+    dead = read_json(kafka_bootstrap, topics["dead_letters"])
+    assert len(dead) == expected.counts["dead_lettered"]
+    late = read_json(kafka_bootstrap, topics["late_events"])
+    assert {(e["tenant_id"], e["event_id"]) for e in late} == expected.late_event_ids
+
+
+def test_two_partitions_account_for_every_record_and_periods_sum(kafka_bootstrap, kafka_topic):
+    """Two partitions, parallelism 2: which events are late depends on interleaving, everything else must hold."""
+    topics = make_topics(kafka_topic, input_partitions=2)
+    records = scripted_usage(seed=5, events=3000)
+    produce(kafka_bootstrap, topics["usage_events"], records, keys=[str(i % 7).encode() for i in range(len(records))])
+    run_billing(kafka_bootstrap, topics, parallelism=2)
+
+    accounting: dict[tuple[str, str], int] = {}
+    for record in read_json(kafka_bootstrap, topics["accounting"]):
+        accounting[(record["outcome"], record["detail"])] = record["records"]
+    totals: dict[str, int] = defaultdict(int)
+    for (outcome, _), count in accounting.items():
+        totals[outcome] += count
+    assert totals["received"] == len(records)
+    assert totals["received"] == (
+        totals["dead_lettered"] + totals["duplicate_same_payload"] + totals["duplicate_conflicting_payload"]
+        + totals["windowed"] + totals["late"]
+    )
+    late = read_json(kafka_bootstrap, topics["late_events"])
+    dead = read_json(kafka_bootstrap, topics["dead_letters"])
+    assert len(late) == totals["late"] and len(dead) == totals["dead_lettered"]
+
+    lines = read_json(kafka_bootstrap, topics["line_items"])
+    assert len({li["line_item_id"] for li in lines}) == len(lines), "no line item twice"
+    assert sum(li["event_count"] for li in lines) == totals["windowed"]
+
+    # Each period's lines sum exactly to the rounded price of the period's final quantity.
+    catalog = load_catalog(CATALOG_PATH)
+    by_period: dict[tuple, list[dict]] = defaultdict(list)
+    for li in lines:
+        key = (li["tenant_id"], li["customer_id"], li["meter"], tuple(sorted(li["group"].items())), li["period_start"])
+        by_period[key].append(li)
+    for (tenant_id, _, meter, group, _), items in by_period.items():
+        items.sort(key=lambda li: li["window_start"])
+        tenant = catalog.tenant(tenant_id)
+        final_quantity = Decimal(items[-1]["period_quantity_to_date"])
+        total = round_amount(price(final_quantity, tenant.price_for(meter, group)).amount, tenant.amount_precision)
+        assert sum(Decimal(li["amount"]) for li in items) == total
+        assert Decimal(items[-1]["period_amount_to_date"]) == total

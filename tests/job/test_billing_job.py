@@ -1,0 +1,97 @@
+"""The billing job on a MiniCluster with bounded file input, against the independent expected computation."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyflink.common import Types
+
+from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
+from jobs.billing_sql import file_source_ddl
+from jobs.runtime import stream_environment
+from tests.billing_expectations import expected_outputs
+from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from udfs.catalog import load_catalog
+from udfs.windows import to_epoch_ms
+
+pytestmark = pytest.mark.job
+
+CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai.yaml"
+
+
+def run_job(tmp_path: Path, records: list[bytes], parallelism: int) -> dict[str, list[dict]]:
+    source_file = tmp_path / "usage.jsonl"
+    source_file.write_bytes(b"\n".join(records) + b"\n")
+    settings = BillingSettings(
+        catalog_yaml=CATALOG_PATH.read_text(),
+        window_size_ms=WINDOW_MS,
+        out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+        reference_now_ms=to_epoch_ms(REFERENCE_NOW),
+        watermark_on_every_event=True,
+    )
+    env = stream_environment(parallelism=parallelism)
+    t_env = table_environment(env, settings)
+    ddl = file_source_ddl(
+        SOURCE_TABLE, path=str(source_file), topic="usage-events", parse=settings.parse_settings(),
+        out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True,
+    )
+    outputs = build_pipeline(env, t_env, settings, ddl)
+    tagged = [
+        stream.map(lambda value, tag=tag: f"{tag}\t{value}", output_type=Types.STRING()).uid(f"test-tag-{tag}")
+        for tag, stream in vars(outputs).items()
+    ]
+    collected: dict[str, list[dict]] = {tag: [] for tag in vars(outputs)}
+    with tagged[0].union(*tagged[1:]).execute_and_collect() as results:
+        for item in results:
+            tag, value = item.split("\t", 1)
+            collected[tag].append(json.loads(value))
+    return collected
+
+
+def final_accounting(records: list[dict]) -> dict[str, int]:
+    last: dict[tuple[str, str], int] = {}
+    for record in records:
+        last[(record["outcome"], record["detail"])] = record["records"]
+    totals: dict[str, int] = {}
+    for (outcome, _), count in last.items():
+        totals[outcome] = totals.get(outcome, 0) + count
+    return totals
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_outputs_equal_the_expected_computation(tmp_path, parallelism):
+    records = scripted_usage()
+    catalog = load_catalog(CATALOG_PATH)
+    expected = expected_outputs(
+        records, catalog, now=REFERENCE_NOW, window_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS
+    )
+    out = run_job(tmp_path, records, parallelism)
+
+    accounting = final_accounting(out["accounting"])
+    assert sum(accounting.values()) == len(records), "every record has exactly one outcome"
+    assert accounting == {k: v for k, v in expected.counts.items() if k != "received"}
+    assert len(out["dead_letters"]) == expected.counts["dead_lettered"]
+    reasons: dict[str, int] = {}
+    for letter in out["dead_letters"]:
+        reasons[letter["reason"]] = reasons.get(letter["reason"], 0) + 1
+    assert reasons == dict(expected.dead_letter_reasons)
+    assert {(e["tenant_id"], e["event_id"]) for e in out["late_events"]} == expected.late_event_ids
+
+    got = {
+        (li["tenant_id"], li["customer_id"], li["meter"], tuple(sorted(li["group"].items())), li["window_start"]): li
+        for li in out["line_items"]
+    }
+    assert len(got) == len(out["line_items"]), "one line item per key and window"
+    assert len(got) == len(expected.lines)
+    for line in expected.lines:
+        key = (line.tenant_id, line.customer_id, line.meter, tuple(sorted(line.group.items())),
+               line.window_start.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        item = got[key]
+        assert Decimal(item["quantity"]) == line.quantity, key
+        assert Decimal(item["period_quantity_to_date"]) == line.period_quantity_to_date, key
+        assert Decimal(item["amount"]) == line.amount, key
+        assert Decimal(item["period_amount_to_date"]) == line.period_amount_to_date, key
+        assert item["event_count"] == line.event_count, key

@@ -1,0 +1,236 @@
+"""The ledger's semantics: drawdown, uncovered, negative lines, catch-up, expiry, voids, idempotency, cleanup."""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from credit_factories import (
+    CUSTOMER,
+    DEC,
+    EMITTED,
+    NO_ALERTS,
+    NOV,
+    TENANT,
+    Tick,
+    at,
+    balance_of,
+    customer_balance,
+    grant,
+    line,
+    run,
+    step,
+    void,
+)
+
+from udfs.credits import (
+    DEFAULT_POLICY,
+    apply_grant_event,
+    apply_line_item,
+    drawdown_id,
+    ledger_identity,
+    next_timer,
+    on_time,
+)
+
+AFTER_RETENTION = NOV[1] + DEFAULT_POLICY.period_grace + DEFAULT_POLICY.grant_id_retention + timedelta(days=400)
+
+
+def summary(drawdowns):
+    return [(d.kind, d.grant_id, str(d.amount), str(d.uncovered_amount)) for d in drawdowns]
+
+
+def test_line_no_grant_covers_gets_one_null_record():
+    result = run([line(1, "4.5")])
+    (record,) = result.drawdowns
+    assert (record.kind, record.grant_id, record.amount, record.uncovered_amount) == ("usage", None, 0, Decimal("4.5"))
+    assert record.grant_balance_after is None and record.customer_balance_after == 0
+    assert record.line_item_id == line(1, "4.5").line_item_id and record.event_time == at(2)
+
+
+def test_zero_line_is_accounted_for_too():
+    result = run([grant("g", 5), line(1, 0)])
+    assert summary(result.drawdowns) == [("usage", None, "0", "0")]
+
+
+def test_balance_never_below_zero_and_rest_is_uncovered():
+    result = run([grant("g", 5), line(1, 8), line(2, 1)])
+    assert summary(result.drawdowns) == [("usage", "g", "5", "3"), ("usage", None, "0", "1")]
+    assert balance_of(result.state, "g") == 0
+
+
+def test_negative_line_returns_credit_most_recent_grant_first_then_lowers_uncovered():
+    events = [grant("a", 10, priority=1), grant("b", 10, priority=2), line(1, 15), line(2, 8), line(3, -30)]
+    result = run(events)
+    assert summary(result.drawdowns) == [
+        ("usage", "a", "10", "0"),
+        ("usage", "b", "5", "0"),
+        ("usage", "b", "5", "3"),  # b drawn 10 in all, 3 uncovered
+        ("usage", "b", "-10", "0"),  # b drew last: returned first, never above its net draw
+        ("usage", "a", "-10", "-10"),  # then a; the remaining 10 lowers the uncovered amount
+    ]
+    assert balance_of(result.state, "a") == 10 and balance_of(result.state, "b") == 10
+    # the uncovered entry was cut (3 -> 0), so a late grant has nothing left to catch up
+    late = step(result.state, grant("late", 50), NO_ALERTS)
+    assert late[1] == []
+
+
+def test_negative_line_only_returns_what_its_meter_drew():
+    events = [grant("g", 10), line(1, 4, meter="output_tokens"), line(1, 3), line(2, -5)]
+    result = run(events)
+    assert summary(result.drawdowns)[-1] == ("usage", "g", "-3", "-2")
+    assert balance_of(result.state, "g") == 6
+
+
+def test_negative_line_skips_grants_that_expired():
+    events = [grant("old", 10, expires_at=at(3)), grant("new", 10, priority=60), line(1, 12), Tick(at(3)), line(4, -6)]
+    result = run(events)
+    assert summary(result.drawdowns)[-1] == ("usage", "new", "-2", "-4")
+
+
+def test_catch_up_when_grant_arrives_after_usage():
+    events = [line(1, 6), line(2, 4, meter="output_tokens"), line(3, 5), grant("g", 9, applies_to=("input_tokens",))]
+    result = run(events)
+    assert summary(result.drawdowns)[3:] == [("catch_up", "g", "6", "-6"), ("catch_up", "g", "3", "-3")]
+    catch_up = result.drawdowns[3]
+    assert catch_up.line_item_id == line(1, 6).line_item_id and catch_up.event_time == at(2)
+    assert [u.remaining for u in result.state.uncovered] == [4, 2]
+    assert ledger_identity(
+        [grant("g", 9)], result.drawdowns, [line(1, 6), line(2, 4, meter="output_tokens"), line(3, 5)]
+    )
+
+
+def test_late_grant_only_catches_up_usage_inside_its_range():
+    events = [line(1, 5), line(10, 5), grant("g", 100, effective_at=at(5), expires_at=at(20))]
+    result = run(events)
+    assert summary(result.drawdowns)[2:] == [("catch_up", "g", "5", "-5")]
+    assert result.drawdowns[2].line_item_id == line(10, 5).line_item_id
+
+
+def test_expiry_mid_window_is_not_used_and_expires_whole_balance():
+    events = [grant("g", 10, expires_at=at(2) + timedelta(minutes=30)), line(1, 3), line(2, 4)]
+    result = run(events)
+    assert summary(result.drawdowns) == [("usage", "g", "3", "0"), ("usage", None, "0", "4")]
+    assert next_timer(result.state) == at(2) + timedelta(minutes=30)
+    state, drawdowns, _ = on_time(result.state, at(2.5), NO_ALERTS, emitted_at=EMITTED)
+    assert summary(drawdowns) == [("expiry", "g", "7", "0")]
+    assert drawdowns[0].event_time == at(2.5) and drawdowns[0].grant_balance_after == 0
+    assert balance_of(state, "g") is None
+
+
+def test_on_time_before_expiry_changes_nothing():
+    result = run([grant("g", 10, expires_at=at(5))])
+    state, drawdowns, alerts = on_time(result.state, at(4), NO_ALERTS, emitted_at=EMITTED)
+    assert state == result.state and drawdowns == [] and alerts == []
+
+
+def test_spent_grant_expiring_writes_no_record():
+    result = run([grant("g", 3, expires_at=at(5)), line(1, 3), Tick(at(5))])
+    assert [d.kind for d in result.drawdowns] == ["usage"]
+
+
+def test_void_after_grant_removes_remaining_balance_at_voided_at():
+    events = [grant("g", 10), line(1, 4), void("g", at(5)), line(3, 1), line(6, 2)]
+    result = run(events)
+    assert summary(result.drawdowns) == [("usage", "g", "4", "0"), ("usage", "g", "1", "0"), ("usage", None, "0", "2")]
+    assert next_timer(result.state) == at(5)
+    state, drawdowns, _ = on_time(result.state, at(5), NO_ALERTS, emitted_at=EMITTED)
+    assert summary(drawdowns) == [("void", "g", "5", "0")] and drawdowns[0].event_time == at(5)
+    assert state.balance("USD") == 0
+
+
+def test_void_before_grant_arrives_is_kept_and_applied_when_it_comes():
+    state = run([void("g", at(5))]).state
+    assert [t.grant_id for t in state.voids] == ["g"]
+    result = run([line(1, 2), grant("g", 10), Tick(at(5))], state=state)
+    assert summary(result.drawdowns) == [
+        ("usage", None, "0", "2"),
+        ("catch_up", "g", "2", "-2"),
+        ("void", "g", "8", "0"),
+    ]
+    assert result.state.voids == ()
+
+
+def test_void_at_or_before_effective_at_voids_the_grant_at_once():
+    state = run([void("g", at(1))]).state
+    result = run([grant("g", 10, effective_at=at(1)), line(1, 2)], state=state)
+    assert summary(result.drawdowns) == [("void", "g", "10", "0"), ("usage", None, "0", "2")]
+    # already held grant voided retroactively: settles at once too
+    result = run([grant("h", 10, effective_at=at(3)), void("h", at(2))])
+    assert summary(result.drawdowns) == [("void", "h", "10", "0")]
+
+
+def test_repeated_grant_and_void_and_line_are_no_ops():
+    state = run([grant("g", 10), line(1, 4), void("g", at(9))]).state
+    for event in (grant("g", 99), void("g", at(3)), line(1, 4)):
+        again, drawdowns, alerts = step(state, event)
+        assert again is state and drawdowns == [] and alerts == []
+
+
+def test_a_finished_grant_id_stays_known_for_its_retention():
+    result = run([grant("g", 10, expires_at=at(5)), Tick(at(5))])
+    assert summary(step(result.state, grant("g", 10, expires_at=at(5)))[1]) == []
+    gone = on_time(result.state, at(5) + DEFAULT_POLICY.grant_id_retention, NO_ALERTS, emitted_at=EMITTED)[0]
+    assert gone is None
+
+
+def test_state_goes_back_to_none_when_everything_is_spent_and_expired():
+    result = run([grant("spent", 5, priority=1), grant("expiring", 5, expires_at=at(50)), line(1, 5), line(2, 1)])
+    state = result.state
+    assert state is not None
+    timers = []
+    while (wake := next_timer(state)) is not None:
+        timers.append(wake)
+        state, _, _ = on_time(state, wake, NO_ALERTS, emitted_at=EMITTED)
+    assert state is None
+    assert timers == sorted(timers) and len(timers) >= 3  # expiry, period retention, id retention
+
+
+def test_uncovered_usage_is_dropped_with_its_period():
+    state = run([line(1, 5)]).state
+    state, _, _ = on_time(state, NOV[1] + DEFAULT_POLICY.period_grace, NO_ALERTS, emitted_at=EMITTED)
+    assert state is None
+    assert apply_grant_event(state, grant("g", 5), NO_ALERTS, emitted_at=EMITTED)[1] == []
+
+
+def test_periods_are_kept_apart():
+    result = run([grant("g", 100), line(1, 5), line(1, 5, period=DEC)])
+    assert len(result.state.periods) == 2 and result.state.periods[0].spend == 5
+    assert {d.period_start for d in result.drawdowns} == {NOV[0], DEC[0]}
+
+
+def test_input_state_is_not_modified_and_state_pickles():
+    state = run([grant("g", 10), line(1, 4), void("x", at(2))]).state
+    snapshot = pickle.dumps(state)
+    apply_line_item(state, line(2, 3), NO_ALERTS, emitted_at=EMITTED)
+    assert pickle.dumps(state) == snapshot
+    assert pickle.loads(snapshot) == state
+
+
+def test_state_of_another_customer_is_refused():
+    import pytest
+
+    state = run([grant("g", 10)]).state
+    with pytest.raises(ValueError, match="state of"):
+        apply_grant_event(state, grant("h", 1, customer="other"), NO_ALERTS, emitted_at=EMITTED)
+
+
+def test_ids_are_deterministic_and_distinct():
+    events = [grant("a", 3), line(1, 5), grant("b", 10, expires_at=at(9)), line(2, -1), Tick(at(9))]
+    first, second = run(events), run(events)
+    assert [d.drawdown_id for d in first.drawdowns] == [d.drawdown_id for d in second.drawdowns]
+    ids = [d.drawdown_id for d in first.drawdowns]
+    assert len(set(ids)) == len(ids)
+    # pinned: the namespace and the name layout are part of the contract
+    assert drawdown_id(TENANT, CUSTOMER, "expiry", None, "b") == first.drawdowns[-1].drawdown_id
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, "urn:meterstream:credit-drawdown")
+    assert drawdown_id("t", "c", "usage", "l", "g") == str(uuid.uuid5(namespace, "v1|t|c|usage|l|g"))
+    assert drawdown_id("t|c", "", "expiry", None, "g") == str(uuid.uuid5(namespace, "v1|t%7Cc||expiry||g"))
+
+
+def test_customer_balance_sums_live_grants_of_the_currency():
+    result = run([grant("u", 10), grant("e", 7, currency="EUR"), line(1, 4)])
+    assert customer_balance(result.state) == 6 and result.state.balance("EUR") == 7
+    assert result.drawdowns[0].customer_balance_after == 6

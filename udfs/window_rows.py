@@ -1,0 +1,76 @@
+"""Turn one fired-window row of the SQL window aggregation into a `WindowAggregate`.
+
+The SQL side computes every aggregation's window rule in Flink's Java operators and ships the result in a few
+columns; this is the one place that knows how those columns encode each aggregation:
+- sum / max / min: `quantity` (DECIMAL), count: `event_count`;
+- last: `last_key` = 15-digit zero-padded event time ms + event_id + NUL + value, so that the SQL `MAX` of the
+  key is the latest event by time, ties broken by the larger event_id;
+- unique_count: `unique_tokens` = comma-joined distinct percent-encoded dimension values (`udfs.grouping`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from udfs.aggregations import LastObservation, WindowAggregate
+from udfs.grouping import decode_unique_token
+from udfs.windows import from_epoch_ms
+
+LAST_KEY_TIME_DIGITS = 15
+LAST_KEY_SEPARATOR = "\x00"
+
+
+def last_key(event_time_ms: int, event_id: str, value: Decimal | str) -> str:
+    """The Python twin of the SQL `last_key` expression (used by tests and the expected computation)."""
+    return f"{event_time_ms:0{LAST_KEY_TIME_DIGITS}d}{event_id}{LAST_KEY_SEPARATOR}{value}"
+
+
+def parse_last_key(key: str) -> LastObservation:
+    ts_ms = int(key[:LAST_KEY_TIME_DIGITS])
+    event_id, value = key[LAST_KEY_TIME_DIGITS:].rsplit(LAST_KEY_SEPARATOR, 1)
+    return LastObservation(value=Decimal(value), ts=from_epoch_ms(ts_ms), event_id=event_id)
+
+
+def parse_unique_tokens(joined: str | None) -> frozenset[str]:
+    if not joined:
+        return frozenset()
+    return frozenset(decode_unique_token(token) for token in joined.split(","))
+
+
+def _utc(value: datetime) -> datetime:
+    """Window bounds arrive as naive UTC timestamps (the job's SQL session zone is UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def window_aggregate_from_row(
+    *,
+    tenant_id: str,
+    customer_id: str,
+    meter: str,
+    group_json: str,
+    aggregation: str,
+    window_start: datetime,
+    window_end: datetime,
+    event_count: int,
+    quantity: Decimal | None,
+    last_key_value: str | None,
+    unique_tokens: str | None,
+) -> WindowAggregate:
+    common = dict(
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        meter=meter,
+        group=tuple(json.loads(group_json).items()),
+        window_start=_utc(window_start),
+        window_end=_utc(window_end),
+        event_count=int(event_count),
+    )
+    if aggregation == "count":
+        return WindowAggregate(**common, quantity=Decimal(int(event_count)))
+    if aggregation == "last":
+        return WindowAggregate(**common, last=parse_last_key(last_key_value) if last_key_value else None)
+    if aggregation == "unique_count":
+        return WindowAggregate(**common, distinct_values=parse_unique_tokens(unique_tokens))
+    return WindowAggregate(**common, quantity=quantity)
