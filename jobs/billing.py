@@ -271,19 +271,23 @@ def read_accounting(bootstrap: str, topic: str, run_id: str) -> dict[tuple[str, 
     return counts
 
 
-def accounting_table(counts: dict[tuple[str, str], int]) -> tuple[str, bool]:
-    """Render the accounting identity; returns (text, holds)."""
+def accounting_table(counts: dict[tuple[str, str], int], received: int) -> tuple[str, bool]:
+    """Render the accounting identity; returns (text, holds).
+
+    `received` is counted independently of the job (the input topic's offsets at start), so the identity checks
+    that every record that entered came out with exactly one outcome.
+    """
     def total(outcome: str) -> int:
         return sum(n for (o, _), n in counts.items() if o == outcome)
 
-    received, dead = total("received"), total("dead_lettered")
+    dead = total("dead_lettered")
     dup_same, dup_conflict = total("duplicate_same_payload"), total("duplicate_conflicting_payload")
     windowed, late = total("windowed"), total("late")
     valid = dup_same + dup_conflict + windowed + late
     first_seen = windowed + late
     holds = received == dead + valid
     lines = [
-        f"{'records received':34s} {received:>12,}",
+        f"{'records in the input (offsets)':34s} {received:>12,}",
         f"{'  dead-lettered':34s} {dead:>12,}",
         *[f"{'    ' + detail:34s} {n:>12,}" for (o, detail), n in sorted(counts.items()) if o == "dead_lettered"],
         f"{'  valid':34s} {valid:>12,}",
@@ -344,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from_args(args)  # validates the catalog before anything starts
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
+    received = None
+    if args.bounded:
+        from meterstream.topics import topic_record_count
+
+        received = topic_record_count(args.bootstrap, topics.usage_events)
     seconds = run(
         bootstrap=args.bootstrap,
         topics=topics,
@@ -355,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{args.job_name}: run {settings.run_id} finished in {seconds:.1f} s")
     if args.bounded:
-        table, holds = accounting_table(read_accounting(args.bootstrap, topics.accounting, settings.run_id))
+        counts = read_accounting(args.bootstrap, topics.accounting, settings.run_id)
+        table, holds = accounting_table(counts, received)
         print(table)
         return 0 if holds else 2
     return 0

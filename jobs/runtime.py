@@ -15,6 +15,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 
 from meterstream.jars import kafka_connector_jar, udf_jar
+from meterstream.paths import var_dir
 
 DEFAULT_CHECKPOINT_INTERVAL_MS = 5_000
 DEFAULT_MAX_PARALLELISM = 128
@@ -54,6 +55,9 @@ def stream_environment(
     config.set_string("restart-strategy.type", "fixed-delay")
     config.set_string("restart-strategy.fixed-delay.attempts", "3")
     config.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    # Checkpoints to files, not the JobManager's heap: dedup state outgrows its 5 MB limit within seconds.
+    config.set_string("execution.checkpointing.storage", "filesystem")
+    config.set_string("execution.checkpointing.dir", (var_dir() / "checkpoints").as_uri())
     for key, value in (extra_config or {}).items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)

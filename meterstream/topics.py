@@ -83,3 +83,22 @@ def read_committed(bootstrap_servers: str, topic: str, *, idle_timeout_ms: int =
         return [message.value for message in consumer]
     finally:
         consumer.close()
+
+
+def topic_record_count(bootstrap_servers: str, topic: str) -> int:
+    """Records currently in a topic (end offset - beginning offset, summed over partitions).
+
+    Exact for topics written without transactions (transaction markers take offsets too): the count a bounded
+    replay of the topic must account for.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            raise ValueError(f"topic {topic!r} does not exist")
+        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        return sum(end[tp] - begin[tp] for tp in partitions)
+    finally:
+        consumer.close()
