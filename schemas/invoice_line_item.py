@@ -1,7 +1,7 @@
 """The `invoice-line-items` record: one priced tumbling window of one (tenant, customer, meter, group).
 
 Wire rules: decimals are canonical strings (plain notation, no exponent, no trailing fractional zeros, "0" not
-"-0"; the same rule as `udfs.money.to_wire`, kept in sync by a test because schemas must not import udfs);
+"-0"; `schemas.wire.decimal_to_wire`, which `udfs.money.to_wire` also uses);
 datetimes are RFC 3339 UTC with milliseconds and a `Z` (`2025-03-01T05:00:00.000Z`), sub-millisecond
 digits are truncated. Invariants a consumer may rely on:
 - `sum(t.amount for t in tiers) + rounding_adjustment == amount`, exactly;
@@ -28,21 +28,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-DECIMAL_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
-UTC_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
-
-
-def decimal_to_wire(value: Decimal) -> str:
-    if not value.is_finite():
-        raise ValueError(f"non-finite decimal {value}")
-    if value.is_zero():
-        return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def datetime_to_wire(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+from schemas.wire import DECIMAL_PATTERN, UTC_PATTERN, datetime_to_wire, decimal_to_wire
 
 
 def _no_float(value: Any) -> Any:

@@ -22,6 +22,8 @@ from decimal import (
     localcontext,
 )
 
+from schemas.wire import decimal_to_wire
+
 MONEY_PRECISION_DIGITS = 50
 MAX_AMOUNT_PRECISION = 8
 
@@ -80,14 +82,7 @@ def to_wire(value: Decimal) -> str:
     """
     if not isinstance(value, Decimal):
         raise TypeError(f"to_wire expects Decimal, got {type(value).__name__}")
-    if not value.is_finite():
-        raise ValueError(f"cannot put a non-finite decimal on the wire: {value}")
-    if value.is_zero():
-        return "0"
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    return decimal_to_wire(value)
 
 
 def from_wire(text: str) -> Decimal:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from schemas import generate, wire
-from schemas import invoice_line_item as line_item_module
+from schemas import generate
 from schemas.dead_letter import DeadLetterReason
 from schemas.topics import TOPICS, USAGE_EVENTS
 from schemas.usage_event import UsageEvent
@@ -151,11 +150,3 @@ def test_usage_event_rejects_binary_floats_from_python():
         UsageEvent(event_id="e", tenant_id="t", customer_id="c", meter="m", timestamp=0, value=0.5)
 
 
-def test_wire_helpers_agree_with_the_line_item_module():
-    decimals = [Decimal("0"), Decimal("-0.000"), Decimal("1.500"), Decimal("-12"), Decimal("1E+3"), Decimal("1E-20")]
-    for value in decimals:
-        assert wire.decimal_to_wire(value) == line_item_module.decimal_to_wire(value)
-    assert wire.DECIMAL_PATTERN == line_item_module.DECIMAL_PATTERN
-    assert wire.UTC_PATTERN == line_item_module.UTC_PATTERN
-    instant = datetime(2026, 11, 24, 8, 31, 35, 123999, tzinfo=UTC) + timedelta(hours=0)
-    assert wire.datetime_to_wire(instant) == line_item_module.datetime_to_wire(instant) == "2026-11-24T08:31:35.123Z"
