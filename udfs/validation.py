@@ -96,6 +96,7 @@ __all__ = [
     "VALUE_PATTERN",
     "Rejection",
     "dead_letter_for",
+    "raw_record_fields",
     "validate_usage_record",
 ]
 # ----------------------------------------------------------------------------------------------------------
@@ -235,6 +236,18 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
+def raw_record_fields(raw: bytes | bytearray | memoryview | None) -> dict:
+    """How a rejected record travels in any dead-letter topic: UTF-8 text when it decodes, base64 otherwise, at
+    most MAX_RECORD_BYTES kept (with the original size, so truncation is visible)."""
+    data = b"" if raw is None else bytes(raw)
+    kept = data[:MAX_RECORD_BYTES]
+    try:
+        text, encoding = kept.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    return {"raw": text, "raw_encoding": encoding, "raw_truncated": len(kept) < len(data), "raw_size_bytes": len(data)}
+
+
 def dead_letter_for(
     raw: bytes | bytearray | memoryview | None,
     rejection: Rejection,
@@ -244,18 +257,9 @@ def dead_letter_for(
     offset: int,
     received_at: datetime,
 ) -> DeadLetter:
-    """The dead-letter record for a rejected raw record: UTF-8 text when it decodes, base64 otherwise."""
-    data = b"" if raw is None else bytes(raw)
-    kept = data[:MAX_RECORD_BYTES]
-    try:
-        text, encoding = kept.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    """The dead-letter record for a rejected raw record."""
     return DeadLetter(
-        raw=text,
-        raw_encoding=encoding,
-        raw_truncated=len(kept) < len(data),
-        raw_size_bytes=len(data),
+        **raw_record_fields(raw),
         reason=rejection.reason,
         detail=rejection.detail,
         source_topic=source_topic,

@@ -22,7 +22,6 @@ A void only needs the tenant to be known (its grant may not have arrived yet).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,8 +39,8 @@ from schemas.credits import (
     GrantRejectionReason,
     SpendCap,
 )
+from udfs.validation import MAX_RECORD_BYTES, raw_record_fields
 
-MAX_RECORD_BYTES = 65_536
 _REQUIRED_BY_TYPE = {
     "grant": {"type", "grant_id", "tenant_id", "customer_id", "amount", "currency", "effective_at", "category"},
     "void": {"type", "grant_id", "tenant_id", "customer_id", "voided_at"},
@@ -174,18 +173,9 @@ def dead_letter_for_grant(
     offset: int,
     received_at: datetime,
 ) -> CreditGrantDeadLetter:
-    """The `credit-grant-dead-letters` record: UTF-8 text when it decodes, base64 otherwise; at most 64 KiB."""
-    data = b"" if raw is None else bytes(raw)
-    kept = data[:MAX_RECORD_BYTES]
-    try:
-        text, encoding = kept.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    """The `credit-grant-dead-letters` record, raw record encoded as for usage events."""
     return CreditGrantDeadLetter(
-        raw=text,
-        raw_encoding=encoding,
-        raw_truncated=len(kept) < len(data),
-        raw_size_bytes=len(data),
+        **raw_record_fields(raw),
         reason=rejection.reason,
         detail=rejection.detail,
         source_topic=source_topic,
