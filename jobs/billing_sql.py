@@ -12,7 +12,6 @@ Views, in data-flow order:
                      windowed -- exactly one per record
   usage_windows      tumbling window aggregates of the windowed records
   usage_accounting   running counts per outcome (and dead-letter reason), for the accounting identity
-  billing_outputs    the four outputs above in one changelog table, told apart by `kind`
 
 Values that cross into Python travel as strings (decimals, timestamps in the UTC session zone): PyFlink's
 DataStream bridge has no DECIMAL(38, 18) type, and strings keep every digit.
@@ -188,7 +187,7 @@ FROM usage_classified""",
 
 
 def output_views(*, window_size_ms: int) -> list[str]:
-    """Views from the materialised `usage_routed` table to `billing_outputs`."""
+    """Views from the materialised `usage_routed` table to the four outputs (each becomes one DataStream)."""
     last_key = (
         "CASE WHEN aggregation = 'last' THEN LPAD(CAST(event_time_ms AS STRING), 15, '0') || event_id || CHR(0) "
         "|| CAST(`value` AS STRING) END"
@@ -217,40 +216,4 @@ SELECT payload, src_partition, src_offset, window_end_ms, watermark_at_routing F
 WHERE outcome = 'late'""",
         """CREATE TEMPORARY VIEW usage_accounting AS
 SELECT outcome, COALESCE(reason, '') AS detail, COUNT(*) AS records FROM usage_routed GROUP BY outcome, reason""",
-        _outputs_view(),
     ]
-
-
-# Every column any output needs; a branch fills its own and leaves the others NULL.
-_OUTPUT_COLUMNS = {
-    "tenant_id": "STRING", "customer_id": "STRING", "meter": "STRING", "group_json": "STRING",
-    "aggregation": "STRING", "window_start": "STRING", "window_end": "STRING", "event_count": "BIGINT",
-    "quantity": "STRING", "last_key": "STRING", "unique_tokens": "STRING",
-    "payload": "BYTES", "reason": "STRING", "detail": "STRING", "src_topic": "STRING", "src_partition": "INT",
-    "src_offset": "BIGINT", "window_end_ms": "BIGINT", "watermark_at_routing": "STRING",
-    "outcome": "STRING", "records": "BIGINT",
-}
-_OUTPUT_BRANCHES = {
-    "window": ("usage_windows", ["tenant_id", "customer_id", "meter", "group_json", "aggregation", "window_start",
-                                 "window_end", "event_count", "quantity", "last_key", "unique_tokens"]),
-    "dead_letter": ("usage_dead_letters", ["payload", "reason", "detail", "src_topic", "src_partition",
-                                           "src_offset"]),
-    "late": ("usage_late", ["payload", "src_partition", "src_offset", "window_end_ms", "watermark_at_routing"]),
-    "accounting": ("usage_accounting", ["outcome", "detail", "records"]),
-}
-
-
-def _outputs_view() -> str:
-    """All outputs in one table, told apart by `kind`.
-
-    The job crosses from SQL to Python once: each `to_data_stream` call translates its query separately, so four
-    of them would read and parse the input four times. One union keeps one plan with one source.
-    """
-    branches = []
-    for kind, (view, columns) in _OUTPUT_BRANCHES.items():
-        select = [f"'{kind}' AS kind"] + [
-            f"`{name}`" if name in columns else f"CAST(NULL AS {sql_type}) AS `{name}`"
-            for name, sql_type in _OUTPUT_COLUMNS.items()
-        ]
-        branches.append(f"SELECT {', '.join(select)} FROM {view}")
-    return "CREATE TEMPORARY VIEW billing_outputs AS\n" + "\nUNION ALL\n".join(branches)
