@@ -106,7 +106,9 @@ class PeriodToDateFunction(KeyedProcessFunction):
             return
         self.state.update(state)
         self.windows_rated.inc()
-        ctx.timer_service().register_event_time_timer(to_epoch_ms(state.period_end) + self.window_size_ms)
+        if previous is None or previous.period_end != state.period_end:
+            # One cleanup timer per key and period (a call into the JVM: not once per window).
+            ctx.timer_service().register_event_time_timer(to_epoch_ms(state.period_end) + self.window_size_ms)
         yield line_item.model_dump_json()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -63,6 +64,7 @@ def _shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+@lru_cache(maxsize=4096)  # every window of every customer of a tenant asks for the same few months
 def period_start_in_month(year: int, month: int, anchor_day: int, zone: ZoneInfo) -> datetime:
     return start_of_local_day(anchor_date(year, month, anchor_day), zone)
 
