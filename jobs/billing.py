@@ -18,20 +18,25 @@ from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.expressions import col
+from pyflink.table.udf import udf
 
 from jobs import uids
 from jobs.billing_functions import (
     AccountingFunction,
     DeadLetterFormatter,
     LateEventFormatter,
+    LineItemFunction,
     PeriodToDateFunction,
     window_key,
 )
 from jobs.billing_sql import (
+    LINE_ITEM_FUNCTION,
     PARSE_FUNCTION,
     PARSE_FUNCTION_CLASS,
+    PERIOD_FUNCTION,
+    PERIOD_FUNCTION_CLASS,
     ROUTED_DROPPED_COLUMNS,
     ROUTED_PLAN_VIEW,
     ROUTED_ROWTIME,
@@ -98,17 +103,11 @@ class BillingOutputs:
     """The job's four output streams, each of JSON strings in its topic's contract."""
 
     line_items: DataStream
+    unique_count_line_items: DataStream
     dead_letters: DataStream
     late_events: DataStream
     accounting: DataStream
 
-    def by_topic(self, topics: Topics) -> dict[str, DataStream]:
-        return {
-            topics.line_items: self.line_items,
-            topics.dead_letters: self.dead_letters,
-            topics.late_events: self.late_events,
-            topics.accounting: self.accounting,
-        }
 
 
 def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings) -> StreamTableEnvironment:
@@ -121,6 +120,12 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
         # 0 = no periodic timer: the SQL watermark assigner then emits whenever the watermark advances.
         env.get_config().set_auto_watermark_interval(0)
     t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
+    t_env.create_java_temporary_system_function(PERIOD_FUNCTION, PERIOD_FUNCTION_CLASS)
+    t_env.create_temporary_system_function(
+        LINE_ITEM_FUNCTION,
+        udf(LineItemFunction(settings.catalog_yaml, window_size_ms=settings.window_size_ms),
+            result_type=DataTypes.STRING()),
+    )
     return t_env
 
 
@@ -161,6 +166,14 @@ def materialize(t_env: StreamTableEnvironment, view: str, table: str) -> None:
     j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_stream, schema))
 
 
+def string_stream(t_env: StreamTableEnvironment, view: str) -> DataStream:
+    """A one-column STRING view as a DataStream of str, converted on the Java side (no Python call per row)."""
+    from pyflink.java_gateway import get_gateway
+
+    string_class = get_gateway().jvm.java.lang.String._java_lang_class
+    return DataStream(t_env._j_tenv.toDataStream(t_env.from_path(view)._j_table, string_class))
+
+
 def build_pipeline(
     env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source_ddl: str
 ) -> BillingOutputs:
@@ -170,7 +183,12 @@ def build_pipeline(
         t_env.execute_sql(view)
     materialize(t_env, ROUTED_PLAN_VIEW, ROUTED_TABLE)
     enable_mini_batch(t_env)
-    for view in output_views(window_size_ms=settings.window_size_ms):
+    catalog = settings.catalog
+    for view in output_views(
+        window_size_ms=settings.window_size_ms,
+        anchor_days={t: c.billing_period.anchor_day for t, c in catalog.tenants.items()},
+        time_zones={t: c.billing_period.time_zone for t, c in catalog.tenants.items()},
+    ):
         t_env.execute_sql(view)
 
     # One DataStream per output: after the materialisation cut each translation only repeats its own few
@@ -178,8 +196,8 @@ def build_pipeline(
     def stream_of(view: str) -> DataStream:
         return t_env.to_data_stream(t_env.from_path(view))
 
-    line_items = (
-        stream_of("usage_windows")
+    unique_count_line_items = (
+        stream_of("usage_unique_windows")
         .key_by(window_key, key_type=Types.STRING())
         .process(
             PeriodToDateFunction(
@@ -189,9 +207,12 @@ def build_pipeline(
             ),
             output_type=Types.STRING(),
         )
-        .name("rate-period-to-date")
+        .name("rate-unique-count-period-to-date")
         .uid(uids.BILLING_PERIOD_TO_DATE)
     )
+    # Two streams of line items: they cannot be unioned (the Java-converted one carries a table type info), and
+    # need not be: each gets its own exactly-once sink into the same topic.
+    line_items = string_stream(t_env, "usage_line_items")
     dead_letters = (
         stream_of("usage_dead_letters")
         .map(DeadLetterFormatter(), output_type=Types.STRING())
@@ -210,20 +231,22 @@ def build_pipeline(
         .name("accounting")
         .uid(uids.BILLING_ACCOUNTING)
     )
-    return BillingOutputs(line_items, dead_letters, late_events, accounting)
+    return BillingOutputs(line_items, unique_count_line_items, dead_letters, late_events, accounting)
 
 
-SINK_UIDS = {
-    "line_items": uids.BILLING_SINK_LINE_ITEMS,
-    "dead_letters": uids.BILLING_SINK_DEAD_LETTERS,
-    "late_events": uids.BILLING_SINK_LATE,
-    "accounting": uids.BILLING_SINK_ACCOUNTING,
+# output stream -> (topic field of Topics, sink uid)
+SINKS = {
+    "line_items": ("line_items", uids.BILLING_SINK_LINE_ITEMS),
+    "unique_count_line_items": ("line_items", uids.BILLING_SINK_UNIQUE_COUNT_LINE_ITEMS),
+    "dead_letters": ("dead_letters", uids.BILLING_SINK_DEAD_LETTERS),
+    "late_events": ("late_events", uids.BILLING_SINK_LATE),
+    "accounting": ("accounting", uids.BILLING_SINK_ACCOUNTING),
 }
 
 
 def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, job_name: str) -> None:
-    for name, sink_uid in SINK_UIDS.items():
-        topic = getattr(topics, name)
+    for name, (topic_field, sink_uid) in SINKS.items():
+        topic = getattr(topics, topic_field)
         sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
         getattr(outputs, name).sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
 

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 PARSE_FUNCTION = "PARSE_USAGE_EVENT"
 PARSE_FUNCTION_CLASS = "io.meterstream.udf.ParseUsageEvent"
+PERIOD_FUNCTION = "BILLING_PERIOD_START"
+PERIOD_FUNCTION_CLASS = "io.meterstream.udf.BillingPeriodStart"
+LINE_ITEM_FUNCTION = "BILLING_LINE_ITEM"  # Python, stateless: jobs.billing_functions.LineItemFunction
 
 
 def interval_literal(ms: int) -> str:
@@ -186,28 +189,71 @@ FROM usage_classified""",
     ]
 
 
-def output_views(*, window_size_ms: int) -> list[str]:
-    """Views from the materialised `usage_routed` table to the four outputs (each becomes one DataStream)."""
+def tenant_case(catalog_values: dict[str, str], default: str) -> str:
+    """`CASE tenant_id WHEN ... END` over per-tenant SQL literals (the catalog decides, SQL only looks up)."""
+    whens = " ".join(f"WHEN {sql_string(tenant)} THEN {value}" for tenant, value in sorted(catalog_values.items()))
+    return f"CASE tenant_id {whens} ELSE {default} END"
+
+
+def output_views(*, window_size_ms: int, anchor_days: dict[str, int], time_zones: dict[str, str]) -> list[str]:
+    """Views from the materialised `usage_routed` table to the outputs (each becomes one DataStream).
+
+    Per fired window, everything but the price runs in Flink's Java operators: the billing period (a Java UDF),
+    the period-to-date quantity (a running SUM/MAX/MIN per key and period) and the quantity before this window
+    (LAG). Python is one stateless call per window (`BILLING_LINE_ITEM`: price, round, build the line item).
+    unique_count meters need the set of distinct values of a period: their windows go to the keyed Python
+    accumulator (`usage_unique_windows`).
+    """
     last_key = (
         "CASE WHEN aggregation = 'last' THEN LPAD(CAST(event_time_ms AS STRING), 15, '0') || event_id || CHR(0) "
         "|| CAST(`value` AS STRING) END"
     )
+    anchor = tenant_case({t: str(d) for t, d in anchor_days.items()}, "CAST(NULL AS INT)")
+    zone = tenant_case({t: sql_string(z) for t, z in time_zones.items()}, "CAST(NULL AS STRING)")
+    key = "tenant_id, customer_id, meter, group_json, period_start_ms"
     return [
         f"""CREATE TEMPORARY VIEW usage_on_time AS
 SELECT tenant_id, customer_id, meter, group_json, aggregation, {ROUTED_ROWTIME}, `value`, unique_token,
-       {last_key} AS last_key
+       event_time_ms - MOD(event_time_ms, {window_size_ms}) AS window_start_ms, {last_key} AS last_key
 FROM usage_routed WHERE outcome = 'windowed'""",
         f"""CREATE TEMPORARY VIEW usage_windows AS
-SELECT tenant_id, customer_id, meter, group_json, aggregation,
-       CAST(window_start AS STRING) AS window_start, CAST(window_end AS STRING) AS window_end,
+SELECT tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end, window_time,
+       MIN(window_start_ms) AS window_start_ms,
        COUNT(*) AS event_count,
-       CAST(CASE aggregation
+       CASE aggregation
          WHEN 'sum' THEN SUM(`value`) WHEN 'max' THEN MAX(`value`) WHEN 'min' THEN MIN(`value`)
-         ELSE CAST(NULL AS DECIMAL(38, 18)) END AS STRING) AS quantity,
+         WHEN 'count' THEN CAST(COUNT(*) AS DECIMAL(38, 18))
+         ELSE CAST(NULL AS DECIMAL(38, 18)) END AS quantity,
        MAX(last_key) AS last_key,
        LISTAGG(DISTINCT unique_token, ',') AS unique_tokens
 FROM TABLE(TUMBLE(TABLE usage_on_time, DESCRIPTOR({ROUTED_ROWTIME}), {interval_literal(window_size_ms)}))
-GROUP BY tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end""",
+GROUP BY tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end, window_time""",
+        """CREATE TEMPORARY VIEW usage_unique_windows AS
+SELECT tenant_id, customer_id, meter, group_json, aggregation,
+       CAST(window_start AS STRING) AS window_start, CAST(window_end AS STRING) AS window_end,
+       event_count, CAST(quantity AS STRING) AS quantity, last_key, unique_tokens
+FROM usage_windows WHERE aggregation = 'unique_count'""",
+        f"""CREATE TEMPORARY VIEW usage_window_periods AS
+SELECT *, {PERIOD_FUNCTION}(window_start_ms, {anchor}, {zone}) AS period_start_ms
+FROM usage_windows WHERE aggregation <> 'unique_count'""",
+        # `last`: the period quantity is the latest window's last value, which the line item function reads
+        # from `last_key` itself; the running aggregates cover the others.
+        f"""CREATE TEMPORARY VIEW usage_period_to_date AS
+SELECT *,
+       CASE aggregation
+         WHEN 'sum' THEN SUM(quantity) OVER w WHEN 'count' THEN SUM(quantity) OVER w
+         WHEN 'max' THEN MAX(quantity) OVER w WHEN 'min' THEN MIN(quantity) OVER w
+         ELSE CAST(NULL AS DECIMAL(38, 18)) END AS period_quantity
+FROM usage_window_periods
+WINDOW w AS (PARTITION BY {key} ORDER BY window_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""",
+        f"""CREATE TEMPORARY VIEW usage_period_steps AS
+SELECT *, LAG(period_quantity) OVER w AS period_quantity_before, LAG(last_key) OVER w AS last_key_before
+FROM usage_period_to_date
+WINDOW w AS (PARTITION BY {key} ORDER BY window_time)""",
+        f"""CREATE TEMPORARY VIEW usage_line_items AS
+SELECT {LINE_ITEM_FUNCTION}(tenant_id, customer_id, meter, group_json, aggregation, window_start_ms, event_count,
+       quantity, last_key, period_quantity_before, period_quantity, last_key_before) AS line_item
+FROM usage_period_steps""",
         """CREATE TEMPORARY VIEW usage_dead_letters AS
 SELECT payload, reason, detail, src_topic, src_partition, src_offset FROM usage_routed
 WHERE outcome = 'dead_lettered'""",

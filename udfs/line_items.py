@@ -193,21 +193,65 @@ def accumulate_window(
         amount_to_date=amount_to_date,
         last_window_start=window.window_start,
     )
-    line = build_line_item(before, after, window, aggregator, catalog_tenant, entry.id, emitted_at)
+    line = build_line_item(
+        window, aggregator, catalog_tenant, entry.id, period,
+        priced_before=before.priced, amount_before=before.amount_to_date,
+        priced_after=after.priced, amount_after=after.amount_to_date, period_quantity=period_quantity,
+        emitted_at=emitted_at,
+    )
     return after, line
 
 
+def rate_window(
+    window: WindowAggregate,
+    catalog_tenant: TenantCatalog,
+    *,
+    period_quantity_before: Decimal | None,
+    period_quantity_after: Decimal,
+    emitted_at: datetime,
+) -> InvoiceLineItem:
+    """The line item of one window from the period quantities before and after it, without state.
+
+    The job keeps the period quantities in Flink SQL state (running SUM/MAX/MIN per key and period) and calls this
+    per fired window; `period_quantity_before` is None for the first window of a period. Both sides are priced
+    with the current catalog, so the lines of a period telescope to the rounded price of its total as long as the
+    catalog does not change in the middle of a period (`accumulate_window` keeps what it billed instead).
+    """
+    meter = catalog_tenant.meter(window.meter)
+    aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+    schedule = catalog_tenant.billing_period
+    period = billing_period(window.window_start, schedule.anchor_day, schedule.zone)
+    entry = catalog_tenant.price_for(window.meter, window.group)
+    if period_quantity_before is None:
+        priced_before, amount_before = _NOTHING_PRICED, ZERO
+    else:
+        priced_before = price(period_quantity_before, entry)
+        amount_before = round_amount(priced_before.amount, catalog_tenant.amount_precision)
+    priced_after = price(period_quantity_after, entry)
+    return build_line_item(
+        window, aggregator, catalog_tenant, entry.id, period,
+        priced_before=priced_before, amount_before=amount_before,
+        priced_after=priced_after, amount_after=round_amount(priced_after.amount, catalog_tenant.amount_precision),
+        period_quantity=period_quantity_after, emitted_at=emitted_at,
+    )
+
+
 def build_line_item(
-    before: PeriodState,
-    after: PeriodState,
     window: WindowAggregate,
     aggregator: Aggregator,
     catalog_tenant: TenantCatalog,
     price_ref: str,
+    period: tuple[datetime, datetime],
+    *,
+    priced_before: Priced,
+    amount_before: Decimal,
+    priced_after: Priced,
+    amount_after: Decimal,
+    period_quantity: Decimal,
     emitted_at: datetime,
 ) -> InvoiceLineItem:
-    amount = exact(lambda: after.amount_to_date - before.amount_to_date)
-    tiers = tier_deltas(before.priced, after.priced)
+    amount = exact(lambda: amount_after - amount_before)
+    tiers = tier_deltas(priced_before, priced_after)
     adjustment = exact(lambda: amount - sum((tier.amount for tier in tiers), ZERO))
     return InvoiceLineItem(
         line_item_id=line_item_id(*window_key(window), window.window_start),
@@ -217,12 +261,12 @@ def build_line_item(
         group=window.group_dict,
         window_start=window.window_start,
         window_end=window.window_end,
-        period_start=after.period_start,
-        period_end=after.period_end,
+        period_start=period[0],
+        period_end=period[1],
         quantity=aggregator.window_quantity(window),
-        period_quantity_to_date=after.period_quantity,
+        period_quantity_to_date=period_quantity,
         amount=amount,
-        period_amount_to_date=after.amount_to_date,
+        period_amount_to_date=amount_after,
         currency=catalog_tenant.currency,
         tiers=tiers,
         rounding_adjustment=adjustment,

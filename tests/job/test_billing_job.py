@@ -48,6 +48,7 @@ def run_job(tmp_path: Path, records: list[bytes], parallelism: int) -> dict[str,
         for item in results:
             tag, value = item.split("\t", 1)
             collected[tag].append(json.loads(value))
+    collected["line_items"] += collected.pop("unique_count_line_items")
     return collected
 
 
