@@ -65,7 +65,8 @@ def truncate_to_millis(value: datetime) -> datetime:
 
 
 def datetime_to_wire(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat of an aware UTC datetime ends in "+00:00"; it is several times faster than strftime.
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _utc_millis(value: Any) -> datetime:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from schemas.invoice_line_item import InvoiceLineItem
 from udfs.aggregations import LastObservation, WindowAggregate
 from udfs.catalog import parse_catalog
-from udfs.line_items import LINE_ITEM_NAMESPACE, StaleWindowError, accumulate_window, line_item_id
+from udfs.line_items import LINE_ITEM_NAMESPACE, StaleWindowError, accumulate_window, line_item_id, rate_window
 from udfs.money import round_amount
 from udfs.pricing.rate import price
 
@@ -314,3 +314,34 @@ def test_example_catalog_end_to_end_in_yen():
     assert lines[-1].period_start == tokyo_march and lines[-1].currency == "JPY"
     assert lines[-1].price_ref == "cirrus-gpu-h100"
     assert lines[-1].rounding_adjustment == D("-0.15")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from([k for k in KINDS if k != "unique_count"]),
+    model=st.sampled_from(sorted(PRICES)),
+    precision=st.sampled_from([0, 2, 3]),
+    steps=window_steps,
+)
+def test_stateless_rating_equals_the_accumulator(kind, model, precision, steps):
+    """The job rates with `rate_window` from period quantities kept in SQL; it must bill exactly what
+    `accumulate_window` bills with its own state (constant catalog)."""
+    tenant = tenant_catalog(kind, model, precision)
+    start = MARCH - 24 * 12 * HOUR
+    windows, hours = [], 0
+    for gap, value, _ in steps:
+        hours += gap * 4
+        value = abs(value).to_integral_value() if kind == "count" else value
+        windows.append(make_window(kind, start + hours * HOUR, str(value)))
+    _, lines = run(windows, tenant)
+    before, period = None, None
+    for window, line in zip(windows, lines, strict=True):
+        if line.period_start != period:
+            before, period = None, line.period_start
+        stateless = rate_window(
+            window, tenant, period_quantity_before=before,
+            period_quantity_after=line.period_quantity_to_date, emitted_at=EMITTED,
+        )
+        assert stateless == line
+        assert InvoiceLineItem.model_validate_json(stateless.model_dump_json()) == stateless
+        before = line.period_quantity_to_date
