@@ -116,6 +116,8 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     config.set("table.local-time-zone", "UTC")
     config.set("table.exec.state.ttl", f"{settings.dedup_ttl_days} d")
     config.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
+    # SQL operators get uids from their plan node ids (stable while the SQL is), not from graph hashes.
+    config.set("table.exec.uid.generation", "ALWAYS")
     if settings.watermark_on_every_event:
         # 0 = no periodic timer: the SQL watermark assigner then emits whenever the watermark advances.
         env.get_config().set_auto_watermark_interval(0)
