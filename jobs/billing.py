@@ -64,9 +64,6 @@ class Topics:
     line_items: str = "invoice-line-items"
     accounting: str = "billing-accounting"
 
-    def outputs(self) -> list[str]:
-        return [self.dead_letters, self.late_events, self.line_items, self.accounting]
-
 
 @dataclass(frozen=True)
 class BillingSettings:
