@@ -1,0 +1,485 @@
+package io.meterstream.udf;
+
+import java.io.IOException;
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.Arrays;
+
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.annotation.FunctionHint;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.functions.ScalarFunction;
+
+/**
+ * {@code BILLING_LINE_ITEM_JAVA(tenant_id, customer_id, meter, group_json, aggregation, window_start_ms BIGINT,
+ * event_count BIGINT, quantity DECIMAL(38,18), last_key STRING, period_quantity_before DECIMAL(38,18),
+ * period_quantity DECIMAL(38,18), last_key_before STRING, catalog_json STRING, window_size_ms BIGINT,
+ * emitted_at_ms BIGINT) -> STRING}: one fired window with its period quantities before and after it -> the
+ * {@code invoice-line-items} JSON.
+ *
+ * <p>The first twelve arguments are those of the Python {@code BILLING_LINE_ITEM}
+ * ({@code jobs.billing_functions.LineItemFunction.eval}), and the result is byte for byte
+ * {@code udfs.line_items.rate_window(...).model_dump_json()} except {@code emitted_at} (the call's own clock):
+ * the same price entry (most specific match), price models ({@link PriceModels}), HALF_UP rounding of the period
+ * totals, tier deltas, rounding adjustment, billing period ({@link BillingPeriodStart}'s rules, end = start of the
+ * next period), uuid5 {@code line_item_id} over percent-encoded parts, and pydantic's compact JSON (fields in model
+ * order, {@code group} keys in code point order, strings escaped as {@link CanonicalJson}). For {@code last} meters
+ * the period quantities are the values inside {@code last_key} / {@code last_key_before}, as in Python.
+ *
+ * <ul>
+ *   <li>{@code catalog_json}: {@code udfs.rating_catalog.rating_catalog_json(catalog)}, a constant; parsed once
+ *       per JVM ({@link RatingCatalog}).
+ *   <li>{@code window_size_ms}: the tumbling window size (window_end = window_start + size).
+ *   <li>{@code emitted_at_ms}: NULL = the wall clock at each call.
+ * </ul>
+ *
+ * <p>Failures are exceptions (they fail the job, as the Python function's would): unknown tenant or meter, a
+ * {@code unique_count} meter (its distinct sets stay in Python), a NULL where Python has no default, an
+ * arithmetic result that Python's 50-digit {@code exact} context would have to round.
+ */
+@FunctionHint(
+        input = {
+            @DataTypeHint("STRING"),
+            @DataTypeHint("STRING"),
+            @DataTypeHint("STRING"),
+            @DataTypeHint("STRING"),
+            @DataTypeHint("STRING"),
+            @DataTypeHint("BIGINT"),
+            @DataTypeHint("BIGINT"),
+            @DataTypeHint("DECIMAL(38, 18)"),
+            @DataTypeHint("STRING"),
+            @DataTypeHint("DECIMAL(38, 18)"),
+            @DataTypeHint("DECIMAL(38, 18)"),
+            @DataTypeHint("STRING"),
+            @DataTypeHint(value = "STRING", bridgedTo = StringData.class),
+            @DataTypeHint("BIGINT"),
+            @DataTypeHint("BIGINT")
+        },
+        output = @DataTypeHint("STRING"))
+public class RateLineItem extends ScalarFunction {
+    private static final long serialVersionUID = 1L;
+
+    /** uuid5(NAMESPACE_URL, "urn:meterstream:invoice-line-item"): {@code udfs.line_items.LINE_ITEM_NAMESPACE}. */
+    static final byte[] LINE_ITEM_NAMESPACE = uuidBytes("7605a076-ac45-5316-afe8-45e0991fb188");
+    static final String LINE_ITEM_ID_VERSION = "v1";
+    static final int LAST_KEY_TIME_DIGITS = 15;
+    private static final char[] HEX_LOWER = "0123456789abcdef".toCharArray();
+    private static final char[] HEX_UPPER = "0123456789ABCDEF".toCharArray();
+
+    private transient StringData lastCatalogArg;
+    private transient StringData lastCatalogCopy;
+    private transient RatingCatalog lastCatalog;
+
+    // The group of the previous call: consecutive windows often share it (and the parse is the only JSON per call).
+    private transient String lastGroupJson;
+    private transient String[] groupKeys;
+    private transient String[] groupValues;
+    private transient int groupSize;
+    private transient String groupIdText;
+    private transient String groupWire;
+
+    private transient MessageDigest sha1;
+    private transient StringBuilder out;
+    private transient StringBuilder name;
+
+    public String eval(String tenantId, String customerId, String meterName, String groupJson, String aggregation,
+            Long windowStartMs, Long eventCount, BigDecimal quantity, String lastKey,
+            BigDecimal periodQuantityBefore, BigDecimal periodQuantityAfter, String lastKeyBefore,
+            StringData catalogJson, Long windowSizeMs, Long emittedAtMs) {
+        RatingCatalog catalog = catalog(catalogJson);
+        require(tenantId != null && !tenantId.isEmpty(), "tenant_id must be a non-empty string");
+        require(customerId != null && !customerId.isEmpty(), "customer_id must be a non-empty string");
+        require(meterName != null && !meterName.isEmpty(), "meter must be a non-empty string");
+        require(aggregation != null, "aggregation must not be NULL");
+        require(windowStartMs != null && eventCount != null, "window_start_ms and event_count must not be NULL");
+        require(windowSizeMs != null && windowSizeMs > 0, "window_size_ms must be > 0");
+        require(eventCount >= 0, "event_count must be >= 0");
+        RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
+        RatingCatalog.Meter meter = tenant.meters.get(meterName);
+        require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
+        require(!"unique_count".equals(aggregation) && !"unique_count".equals(meter.aggregation),
+                "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
+        group(groupJson);
+
+        // window_aggregate_from_row (payload by the row's aggregation), then the meter's window_quantity.
+        boolean rowLast = "last".equals(aggregation);
+        BigDecimal windowQuantity;
+        if ("last".equals(meter.aggregation)) {
+            windowQuantity = rowLast && lastKey != null && !lastKey.isEmpty() ? lastValue(lastKey) : BigDecimal.ZERO;
+        } else if ("count".equals(aggregation)) {
+            windowQuantity = BigDecimal.valueOf(eventCount);
+        } else if (rowLast || quantity == null) {
+            windowQuantity = BigDecimal.ZERO;
+        } else {
+            windowQuantity = quantity;
+        }
+        BigDecimal before = periodQuantityBefore;
+        BigDecimal after = periodQuantityAfter;
+        if (rowLast) {
+            require(lastKey != null, "last_key must not be NULL for a last meter");
+            after = lastValue(lastKey);
+            before = lastKeyBefore != null && !lastKeyBefore.isEmpty() ? lastValue(lastKeyBefore) : null;
+        }
+        require(after != null, "period_quantity must not be NULL");
+
+        RatingCatalog.PriceEntry entry = meter.priceFor(groupKeys, groupValues, groupSize);
+        PriceModels.Priced pricedBefore;
+        BigDecimal amountBefore;
+        if (before == null) {
+            pricedBefore = PriceModels.Priced.NOTHING;
+            amountBefore = BigDecimal.ZERO;
+        } else {
+            pricedBefore = PriceModels.price(before, entry);
+            amountBefore = PriceModels.roundAmount(pricedBefore.amount, tenant.amountPrecision);
+        }
+        PriceModels.Priced pricedAfter = PriceModels.price(after, entry);
+        BigDecimal amountAfter = PriceModels.roundAmount(pricedAfter.amount, tenant.amountPrecision);
+        BigDecimal amount = PriceModels.subtract(amountAfter, amountBefore);
+
+        long windowStart = windowStartMs;
+        long windowEnd = Math.addExact(windowStart, windowSizeMs);
+        RatingCatalog.Period period = tenant.period(windowStart);
+        long emittedAt = emittedAtMs == null ? System.currentTimeMillis() : emittedAtMs;
+
+        StringBuilder sb = out == null ? (out = new StringBuilder(1024)) : out;
+        sb.setLength(0);
+        sb.append("{\"line_item_id\":\"");
+        lineItemId(sb, tenantId, customerId, meterName, windowStart);
+        sb.append("\",\"tenant_id\":");
+        CanonicalJson.appendString(sb, tenantId);
+        sb.append(",\"customer_id\":");
+        CanonicalJson.appendString(sb, customerId);
+        sb.append(",\"meter\":");
+        CanonicalJson.appendString(sb, meterName);
+        sb.append(",\"group\":").append(groupWire);
+        sb.append(",\"window_start\":");
+        instant(sb, windowStart);
+        sb.append(",\"window_end\":");
+        instant(sb, windowEnd);
+        sb.append(",\"period_start\":");
+        instant(sb, period.startMs);
+        sb.append(",\"period_end\":");
+        instant(sb, period.endMs);
+        sb.append(",\"quantity\":");
+        decimal(sb, windowQuantity);
+        sb.append(",\"period_quantity_to_date\":");
+        decimal(sb, after);
+        sb.append(",\"amount\":");
+        decimal(sb, amount);
+        sb.append(",\"period_amount_to_date\":");
+        decimal(sb, amountAfter);
+        sb.append(",\"currency\":");
+        CanonicalJson.appendString(sb, tenant.currency);
+        sb.append(",\"tiers\":[");
+        BigDecimal tierSum = tierDeltas(sb, pricedBefore, pricedAfter);
+        sb.append("],\"rounding_adjustment\":");
+        decimal(sb, PriceModels.subtract(amount, tierSum));
+        sb.append(",\"event_count\":").append(eventCount.longValue());
+        sb.append(",\"emitted_at\":");
+        instant(sb, emittedAt);
+        sb.append(",\"price_ref\":");
+        CanonicalJson.appendString(sb, entry.id);
+        sb.append('}');
+        return sb.toString();
+    }
+
+    /**
+     * {@code udfs.line_items.tier_deltas}, written straight to the output; returns the sum of the tier amounts.
+     * Before and after are priced with the same entry, so they have the same tiers (or before has none).
+     */
+    private static BigDecimal tierDeltas(StringBuilder sb, PriceModels.Priced before, PriceModels.Priced after) {
+        BigDecimal sum = BigDecimal.ZERO;
+        boolean first = true;
+        int n = Math.max(before.tiers.length, after.tiers.length);
+        for (int i = 0; i < n; i++) {
+            PriceModels.TierCharge was = i < before.tiers.length ? before.tiers[i] : null;
+            PriceModels.TierCharge now = i < after.tiers.length ? after.tiers[i] : null;
+            PriceModels.TierCharge shape = now != null ? now : was;
+            BigDecimal quantity = PriceModels.subtract(now == null ? BigDecimal.ZERO : now.quantity,
+                    was == null ? BigDecimal.ZERO : was.quantity);
+            BigDecimal amount = PriceModels.subtract(now == null ? BigDecimal.ZERO : now.amount,
+                    was == null ? BigDecimal.ZERO : was.amount);
+            if (quantity.signum() == 0 && amount.signum() == 0) {
+                continue;
+            }
+            sum = PriceModels.add(sum, amount);
+            if (!first) {
+                sb.append(',');
+            }
+            first = false;
+            sb.append("{\"tier_index\":").append(i).append(",\"lower_bound\":");
+            decimal(sb, shape.lowerBound);
+            sb.append(",\"up_to\":");
+            if (shape.upTo == null) {
+                sb.append("null");
+            } else {
+                decimal(sb, shape.upTo);
+            }
+            sb.append(",\"unit_price\":");
+            decimal(sb, shape.unitPrice);
+            sb.append(",\"flat_fee\":");
+            decimal(sb, shape.flatFee);
+            sb.append(",\"quantity\":");
+            decimal(sb, quantity);
+            sb.append(",\"amount\":");
+            decimal(sb, amount);
+            sb.append('}');
+        }
+        return sum;
+    }
+
+    /** {@code parse_last_key(key).value}: 15-digit time, event id, NUL, value (split at the last NUL). */
+    static BigDecimal lastValue(String key) {
+        int nul = key.lastIndexOf('\0');
+        if (key.length() < LAST_KEY_TIME_DIGITS || nul < LAST_KEY_TIME_DIGITS) {
+            throw new IllegalArgumentException("not a last_key: " + key);
+        }
+        Long.parseLong(key.substring(0, LAST_KEY_TIME_DIGITS)); // Python's int() would reject it too
+        return new BigDecimal(key.substring(nul + 1).trim());
+    }
+
+    /** The wire decimal ({@code schemas.wire.decimal_to_wire}): plain, no trailing fractional zeros, "0". */
+    static void decimal(StringBuilder sb, BigDecimal value) {
+        sb.append('"');
+        if (value.signum() == 0) {
+            sb.append('0');
+        } else {
+            sb.append(value.stripTrailingZeros().toPlainString());
+        }
+        sb.append('"');
+    }
+
+    /** {@code "yyyy-MM-ddTHH:mm:ss.SSSZ"} in UTC, quoted (Python's datetime range: years 1..9999). */
+    static void instant(StringBuilder sb, long epochMs) {
+        sb.append('"');
+        appendInstant(sb, epochMs);
+        sb.append('"');
+    }
+
+    static void appendInstant(StringBuilder sb, long epochMs) {
+        long days = Math.floorDiv(epochMs, 86_400_000L);
+        long msOfDay = Math.floorMod(epochMs, 86_400_000L);
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian as Python's).
+        long z = days + 719_468;
+        long era = Math.floorDiv(z, 146_097);
+        long doe = z - era * 146_097;
+        long yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        long mp = (5 * doy + 2) / 153;
+        long day = doy - (153 * mp + 2) / 5 + 1;
+        long month = mp < 10 ? mp + 3 : mp - 9;
+        long year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+        if (year < 1 || year > 9999) {
+            throw new IllegalArgumentException("instant outside years 1..9999: " + epochMs);
+        }
+        pad(sb, year, 4);
+        sb.append('-');
+        pad(sb, month, 2);
+        sb.append('-');
+        pad(sb, day, 2);
+        sb.append('T');
+        pad(sb, msOfDay / 3_600_000, 2);
+        sb.append(':');
+        pad(sb, msOfDay / 60_000 % 60, 2);
+        sb.append(':');
+        pad(sb, msOfDay / 1000 % 60, 2);
+        sb.append('.');
+        pad(sb, msOfDay % 1000, 3);
+        sb.append('Z');
+    }
+
+    private static void pad(StringBuilder sb, long value, int width) {
+        String s = Long.toString(value);
+        for (int i = s.length(); i < width; i++) {
+            sb.append('0');
+        }
+        sb.append(s);
+    }
+
+    /** {@code udfs.line_items.line_item_id}: uuid5 over {@code v1|tenant|customer|meter|k=v,...|window_start}. */
+    private void lineItemId(StringBuilder sb, String tenantId, String customerId, String meter, long windowStart) {
+        StringBuilder n = name == null ? (name = new StringBuilder(256)) : name;
+        n.setLength(0);
+        n.append(LINE_ITEM_ID_VERSION).append('|');
+        percentEncode(n, tenantId);
+        n.append('|');
+        percentEncode(n, customerId);
+        n.append('|');
+        percentEncode(n, meter);
+        n.append('|').append(groupIdText).append('|');
+        appendInstant(n, windowStart);
+        MessageDigest md = sha1();
+        md.update(LINE_ITEM_NAMESPACE);
+        byte[] hash = md.digest(n.toString().getBytes(StandardCharsets.UTF_8));
+        hash[6] = (byte) ((hash[6] & 0x0f) | 0x50); // version 5
+        hash[8] = (byte) ((hash[8] & 0x3f) | 0x80); // RFC 4122 variant
+        for (int i = 0; i < 16; i++) {
+            if (i == 4 || i == 6 || i == 8 || i == 10) {
+                sb.append('-');
+            }
+            sb.append(HEX_LOWER[(hash[i] >> 4) & 0xF]).append(HEX_LOWER[hash[i] & 0xF]);
+        }
+    }
+
+    /**
+     * Python's {@code urllib.parse.quote(text, safe="")}: UTF-8 bytes, {@code A-Za-z0-9_.-~} kept, everything
+     * else {@code %XX} (upper-case hex). A lone surrogate cannot be encoded (Python raises; so do we).
+     */
+    static void percentEncode(StringBuilder sb, String text) {
+        int n = text.length();
+        for (int i = 0; i < n; i++) {
+            char c = text.charAt(i);
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                    || c == '_' || c == '.' || c == '-' || c == '~') {
+                sb.append(c);
+                continue;
+            }
+            int cp = c;
+            if (Character.isSurrogate(c)) {
+                if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(text.charAt(i + 1))) {
+                    cp = Character.toCodePoint(c, text.charAt(++i));
+                } else {
+                    throw new IllegalArgumentException("lone surrogate in " + text);
+                }
+            }
+            if (cp < 0x80) {
+                pct(sb, cp);
+            } else if (cp < 0x800) {
+                pct(sb, 0xC0 | (cp >> 6));
+                pct(sb, 0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                pct(sb, 0xE0 | (cp >> 12));
+                pct(sb, 0x80 | ((cp >> 6) & 0x3F));
+                pct(sb, 0x80 | (cp & 0x3F));
+            } else {
+                pct(sb, 0xF0 | (cp >> 18));
+                pct(sb, 0x80 | ((cp >> 12) & 0x3F));
+                pct(sb, 0x80 | ((cp >> 6) & 0x3F));
+                pct(sb, 0x80 | (cp & 0x3F));
+            }
+        }
+    }
+
+    private static void pct(StringBuilder sb, int b) {
+        sb.append('%').append(HEX_UPPER[(b >> 4) & 0xF]).append(HEX_UPPER[b & 0xF]);
+    }
+
+    /**
+     * Parse {@code group_json} (a JSON object of strings, as {@code json.loads}: the last of duplicate keys wins)
+     * into pairs sorted by key in code point order ({@code normalize_group}), with the two renderings the output
+     * needs: the line-item id's {@code k=v,...} text and the {@code group} JSON object.
+     */
+    private void group(String groupJson) {
+        require(groupJson != null, "group_json must not be NULL");
+        if (groupJson.equals(lastGroupJson)) {
+            return;
+        }
+        String[] keys = new String[4];
+        String[] values = new String[4];
+        int size = 0;
+        try (JsonParser p = ParseUsageEvent.JSON.createParser(groupJson)) {
+            require(p.nextToken() == JsonToken.START_OBJECT, "group_json must be a JSON object");
+            JsonToken t;
+            while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+                String key = p.currentName();
+                require(p.nextToken() == JsonToken.VALUE_STRING, "group_json values must be strings");
+                String value = p.getText();
+                int at = -1;
+                for (int i = 0; i < size; i++) {
+                    if (keys[i].equals(key)) {
+                        at = i;
+                        break;
+                    }
+                }
+                if (at < 0) {
+                    if (size == keys.length) {
+                        keys = Arrays.copyOf(keys, size * 2);
+                        values = Arrays.copyOf(values, size * 2);
+                    }
+                    at = size++;
+                    keys[at] = key;
+                }
+                values[at] = value;
+            }
+            require(t == JsonToken.END_OBJECT && p.nextToken() == null, "group_json must be one JSON object");
+        } catch (IOException e) {
+            throw new IllegalArgumentException("group_json is not valid JSON: " + groupJson, e);
+        }
+        // Insertion sort by code point: groups have a handful of keys.
+        for (int i = 1; i < size; i++) {
+            String k = keys[i];
+            String v = values[i];
+            int j = i - 1;
+            while (j >= 0 && CanonicalJson.compareCodePoints(keys[j], k) > 0) {
+                keys[j + 1] = keys[j];
+                values[j + 1] = values[j];
+                j--;
+            }
+            keys[j + 1] = k;
+            values[j + 1] = v;
+        }
+        StringBuilder id = new StringBuilder();
+        for (int i = 0; i < size; i++) {
+            if (i > 0) {
+                id.append(',');
+            }
+            percentEncode(id, keys[i]);
+            id.append('=');
+            percentEncode(id, values[i]);
+        }
+        StringBuilder wire = new StringBuilder();
+        CanonicalJson.appendObject(wire, keys, values, size);
+        groupKeys = keys;
+        groupValues = values;
+        groupSize = size;
+        groupIdText = id.toString();
+        groupWire = wire.toString();
+        lastGroupJson = groupJson;
+    }
+
+    /** The argument is meant to be a literal: the same instance each call, so the check is one comparison. */
+    private RatingCatalog catalog(StringData arg) {
+        if (arg == null) {
+            throw new IllegalArgumentException("BILLING_LINE_ITEM_JAVA: catalog_json must not be NULL");
+        }
+        if (arg != lastCatalogArg) {
+            if (lastCatalogCopy == null || !lastCatalogCopy.equals(arg)) {
+                String text = arg.toString();
+                lastCatalog = RatingCatalog.of(text);
+                lastCatalogCopy = StringData.fromString(text);
+            }
+            lastCatalogArg = arg;
+        }
+        return lastCatalog;
+    }
+
+    private MessageDigest sha1() {
+        if (sha1 == null) {
+            try {
+                sha1 = MessageDigest.getInstance("SHA-1");
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("SHA-1 is required of every JVM", e);
+            }
+        }
+        return sha1;
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException("BILLING_LINE_ITEM_JAVA: " + message);
+        }
+    }
+
+    private static byte[] uuidBytes(String uuid) {
+        String hex = uuid.replace("-", "");
+        byte[] out = new byte[16];
+        for (int i = 0; i < 16; i++) {
+            out[i] = (byte) Integer.parseInt(hex.substring(2 * i, 2 * i + 2), 16);
+        }
+        return out;
+    }
+}
