@@ -280,14 +280,19 @@ def run(
 
 
 def read_accounting(bootstrap: str, topic: str, run_id: str) -> dict[tuple[str, str], int]:
-    """The last count per (outcome, detail) this run committed to the accounting topic."""
+    """The final count per (outcome, detail) this run committed to the accounting topic.
+
+    Counts only grow within a run, so the final one is the largest: updates of one outcome may sit in different
+    partitions, where "the last one read" means nothing.
+    """
     from meterstream.topics import read_committed
 
     counts: dict[tuple[str, str], int] = {}
     for value in read_committed(bootstrap, topic, idle_timeout_ms=3_000):
         record = json.loads(value)
         if record["run_id"] == run_id:
-            counts[(record["outcome"], record["detail"])] = record["records"]
+            key = (record["outcome"], record["detail"])
+            counts[key] = max(counts.get(key, 0), record["records"])
     return counts
 
 
