@@ -18,21 +18,20 @@ from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.table import DataTypes, StreamTableEnvironment
+from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col
-from pyflink.table.udf import udf
 
 from jobs import uids
 from jobs.billing_functions import (
     AccountingFunction,
     DeadLetterFormatter,
     LateEventFormatter,
-    LineItemFunction,
     PeriodToDateFunction,
     window_key,
 )
 from jobs.billing_sql import (
     LINE_ITEM_FUNCTION,
+    LINE_ITEM_FUNCTION_CLASS,
     PARSE_FUNCTION,
     PARSE_FUNCTION_CLASS,
     PERIOD_FUNCTION,
@@ -50,6 +49,7 @@ from jobs.kafka_io import exactly_once_string_sink
 from jobs.runtime import main_args, stream_environment
 from udfs.catalog import Catalog, parse_catalog
 from udfs.grouping import catalog_json
+from udfs.rating_catalog import rating_catalog_json
 from udfs.windows import to_epoch_ms
 
 JOB_NAME = "meterstream-billing"
@@ -120,11 +120,7 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
         env.get_config().set_auto_watermark_interval(0)
     t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
     t_env.create_java_temporary_system_function(PERIOD_FUNCTION, PERIOD_FUNCTION_CLASS)
-    t_env.create_temporary_system_function(
-        LINE_ITEM_FUNCTION,
-        udf(LineItemFunction(settings.catalog_yaml, window_size_ms=settings.window_size_ms),
-            result_type=DataTypes.STRING()),
-    )
+    t_env.create_java_temporary_system_function(LINE_ITEM_FUNCTION, LINE_ITEM_FUNCTION_CLASS)
     return t_env
 
 
@@ -187,6 +183,7 @@ def build_pipeline(
         window_size_ms=settings.window_size_ms,
         anchor_days={t: c.billing_period.anchor_day for t, c in catalog.tenants.items()},
         time_zones={t: c.billing_period.time_zone for t, c in catalog.tenants.items()},
+        rating_catalog_json=rating_catalog_json(catalog),
     ):
         t_env.execute_sql(view)
 

@@ -14,16 +14,15 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.functions import FlatMapFunction, MapFunction
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
-from pyflink.table.udf import FunctionContext, ScalarFunction
 
 from jobs import uids
 from schemas.dead_letter import DeadLetterReason
 from schemas.late_event import LateUsageEvent
 from schemas.usage_event import UsageEvent
 from udfs.catalog import Catalog, parse_catalog
-from udfs.line_items import PeriodState, StaleWindowError, accumulate_window, rate_window
+from udfs.line_items import PeriodState, StaleWindowError, accumulate_window
 from udfs.validation import Rejection, dead_letter_for
-from udfs.window_rows import parse_last_key, window_aggregate_from_row
+from udfs.window_rows import window_aggregate_from_row
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
 log = logging.getLogger(__name__)
@@ -116,40 +115,6 @@ class PeriodToDateFunction(KeyedProcessFunction):
         state: PeriodState | None = self.state.value()
         if state is not None and to_epoch_ms(state.period_end) + self.window_size_ms <= timestamp:
             self.state.clear()
-
-
-class LineItemFunction(ScalarFunction):
-    """`BILLING_LINE_ITEM(...)`: one fired window with its period quantities before and after -> line item JSON.
-
-    Stateless (the period-to-date state lives in Flink SQL): price, round, and build the record with the pure
-    `udfs.line_items.rate_window`. For `last` meters the quantities are the windows' last values, read from
-    their `last_key`s.
-    """
-
-    def __init__(self, catalog_yaml: str, *, window_size_ms: int):
-        self.catalog_yaml = catalog_yaml
-        self.window_size = timedelta(milliseconds=window_size_ms)
-        self.catalog: Catalog | None = None
-
-    def open(self, function_context: FunctionContext):
-        self.catalog = parse_catalog(self.catalog_yaml)
-
-    def eval(self, tenant_id, customer_id, meter, group_json, aggregation, window_start_ms, event_count, quantity,
-             last_key, quantity_before, quantity_after, last_key_before):
-        window_start = from_epoch_ms(window_start_ms)
-        window = window_aggregate_from_row(
-            tenant_id=tenant_id, customer_id=customer_id, meter=meter, group_json=group_json,
-            aggregation=aggregation, window_start=window_start, window_end=window_start + self.window_size,
-            event_count=event_count, quantity=quantity, last_key_value=last_key, unique_tokens=None,
-        )
-        if aggregation == "last":
-            quantity_after = parse_last_key(last_key).value
-            quantity_before = parse_last_key(last_key_before).value if last_key_before else None
-        line = rate_window(
-            window, self.catalog.tenant(tenant_id), period_quantity_before=quantity_before,
-            period_quantity_after=quantity_after, emitted_at=utc_now(),
-        )
-        return line.model_dump_json()
 
 
 class DeadLetterFormatter(MapFunction):

@@ -25,7 +25,8 @@ PARSE_FUNCTION = "PARSE_USAGE_EVENT"
 PARSE_FUNCTION_CLASS = "io.meterstream.udf.ParseUsageEvent"
 PERIOD_FUNCTION = "BILLING_PERIOD_START"
 PERIOD_FUNCTION_CLASS = "io.meterstream.udf.BillingPeriodStart"
-LINE_ITEM_FUNCTION = "BILLING_LINE_ITEM"  # Python, stateless: jobs.billing_functions.LineItemFunction
+LINE_ITEM_FUNCTION = "BILLING_LINE_ITEM_JAVA"  # reference: udfs.window_rows.line_item_from_period_row
+LINE_ITEM_FUNCTION_CLASS = "io.meterstream.udf.RateLineItem"
 
 
 def interval_literal(ms: int) -> str:
@@ -195,12 +196,14 @@ def tenant_case(catalog_values: dict[str, str], default: str) -> str:
     return f"CASE tenant_id {whens} ELSE {default} END"
 
 
-def output_views(*, window_size_ms: int, anchor_days: dict[str, int], time_zones: dict[str, str]) -> list[str]:
+def output_views(
+    *, window_size_ms: int, anchor_days: dict[str, int], time_zones: dict[str, str], rating_catalog_json: str
+) -> list[str]:
     """Views from the materialised `usage_routed` table to the outputs (each becomes one DataStream).
 
-    Per fired window, everything but the price runs in Flink's Java operators: the billing period (a Java UDF),
-    the period-to-date quantity (a running SUM/MAX/MIN per key and period) and the quantity before this window
-    (LAG). Python is one stateless call per window (`BILLING_LINE_ITEM`: price, round, build the line item).
+    Per fired window everything runs in Flink's Java operators: the billing period (a Java UDF), the period-to-date
+    quantity (a running SUM/MAX/MIN per key and period), the quantity before this window (LAG), and the rating
+    (`BILLING_LINE_ITEM_JAVA`: price, round, build the line item JSON; byte-identical to the Python reference).
     unique_count meters need the set of distinct values of a period: their windows go to the keyed Python
     accumulator (`usage_unique_windows`).
     """
@@ -252,7 +255,8 @@ FROM usage_period_to_date
 WINDOW w AS (PARTITION BY {key} ORDER BY window_time)""",
         f"""CREATE TEMPORARY VIEW usage_line_items AS
 SELECT {LINE_ITEM_FUNCTION}(tenant_id, customer_id, meter, group_json, aggregation, window_start_ms, event_count,
-       quantity, last_key, period_quantity_before, period_quantity, last_key_before) AS line_item
+       quantity, last_key, period_quantity_before, period_quantity, last_key_before,
+       {sql_string(rating_catalog_json)}, CAST({window_size_ms} AS BIGINT), CAST(NULL AS BIGINT)) AS line_item
 FROM usage_period_steps""",
         """CREATE TEMPORARY VIEW usage_dead_letters AS
 SELECT payload, reason, detail, src_topic, src_partition, src_offset FROM usage_routed

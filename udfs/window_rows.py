@@ -11,11 +11,14 @@ columns; this is the one place that knows how those columns encode each aggregat
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from schemas.invoice_line_item import InvoiceLineItem
 from udfs.aggregations import LastObservation, WindowAggregate
+from udfs.catalog import Catalog
 from udfs.grouping import decode_unique_token
+from udfs.line_items import rate_window
 from udfs.windows import from_epoch_ms
 
 LAST_KEY_TIME_DIGITS = 15
@@ -74,3 +77,41 @@ def window_aggregate_from_row(
     if aggregation == "unique_count":
         return WindowAggregate(**common, distinct_values=parse_unique_tokens(unique_tokens))
     return WindowAggregate(**common, quantity=quantity)
+
+
+def line_item_from_period_row(
+    catalog: Catalog,
+    tenant_id: str,
+    customer_id: str,
+    meter: str,
+    group_json: str,
+    aggregation: str,
+    window_start_ms: int,
+    event_count: int,
+    quantity: Decimal | None,
+    last_key_value: str | None,
+    quantity_before: Decimal | None,
+    quantity_after: Decimal | None,
+    last_key_before: str | None,
+    *,
+    window_size: timedelta,
+    emitted_at: datetime,
+) -> InvoiceLineItem:
+    """The line item of one row of the job's period-to-date SQL (`usage_period_steps`): the Python reference of
+    the Java `BILLING_LINE_ITEM_JAVA`, which must produce the same JSON (tests/job/test_rating_parity.py).
+
+    For `last` meters the period quantities are the windows' last values, read from their `last_key`s.
+    """
+    window_start = from_epoch_ms(window_start_ms)
+    window = window_aggregate_from_row(
+        tenant_id=tenant_id, customer_id=customer_id, meter=meter, group_json=group_json, aggregation=aggregation,
+        window_start=window_start, window_end=window_start + window_size, event_count=event_count,
+        quantity=quantity, last_key_value=last_key_value, unique_tokens=None,
+    )
+    if aggregation == "last":
+        quantity_after = parse_last_key(last_key_value).value
+        quantity_before = parse_last_key(last_key_before).value if last_key_before else None
+    return rate_window(
+        window, catalog.tenant(tenant_id), period_quantity_before=quantity_before,
+        period_quantity_after=quantity_after, emitted_at=emitted_at,
+    )

@@ -1,8 +1,8 @@
 """The Java `BILLING_LINE_ITEM_JAVA` (`io.meterstream.udf.RateLineItem`) writes the same line item as the Python
-`BILLING_LINE_ITEM` (`jobs.billing_functions.LineItemFunction`) for every row, byte for byte (one Flink job).
+`udfs.window_rows.line_item_from_period_row` for every row, byte for byte (one Flink job).
 
-Python is the reference and is called exactly as the job calls it: `LineItemFunction.eval` with the same twelve
-arguments, its clock pinned to the `emitted_at_ms` given to Java. Rows cover every tenant, meter (not
+Python is the reference, called with the same twelve arguments the job's SQL passes and the `emitted_at` given to
+Java. Rows cover every tenant, meter (not
 unique_count: those stay in Python) and price entry of `catalogs/example-genai.yaml`, plus a test tenant with a
 `min` meter, precision 3 and a DST gap at midnight; first windows (no `before`) and later ones; quantities at,
 just below and just above every tier `up_to` and package multiple; zero, negative and 20-integer-digit
@@ -203,17 +203,17 @@ def _row(tenant_id: str, meter: str, aggregation: str, group: dict[str, str], be
 
 
 def _expected(rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> dict[int, str]:
-    from jobs import billing_functions
+    from udfs.catalog import parse_catalog
+    from udfs.window_rows import line_item_from_period_row
 
-    monkeypatch.setattr(billing_functions, "utc_now", lambda: from_epoch_ms(EMITTED_MS))
+    catalog = parse_catalog(CATALOG_YAML)
     out: dict[int, str] = {}
-    functions: dict[int, billing_functions.LineItemFunction] = {}
     for row in rows:
-        size = row["window_size_ms"]
-        if size not in functions:
-            functions[size] = billing_functions.LineItemFunction(CATALOG_YAML, window_size_ms=size)
-            functions[size].open(None)
-        out[row["idx"]] = functions[size].eval(*(row[c] for c in COLUMNS[1:13]))
+        line = line_item_from_period_row(
+            catalog, *(row[c] for c in COLUMNS[1:13]),
+            window_size=timedelta(milliseconds=row["window_size_ms"]), emitted_at=from_epoch_ms(EMITTED_MS),
+        )
+        out[row["idx"]] = line.model_dump_json()
     return out
 
 
