@@ -63,6 +63,11 @@ class Topics:
     late_events: str = "usage-late-events"
     line_items: str = "invoice-line-items"
     accounting: str = "billing-accounting"
+    credit_grants: str = "credit-grants"
+    spend_caps: str = "spend-caps"
+    credit_drawdowns: str = "credit-drawdowns"
+    billing_alerts: str = "billing-alerts"
+    credit_grant_dead_letters: str = "credit-grant-dead-letters"
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,30 @@ def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, 
         getattr(outputs, name).sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
 
 
+def attach_credits(
+    t_env: StreamTableEnvironment, settings: BillingSettings, outputs: BillingOutputs, topics: Topics, *,
+    bootstrap: str, job_name: str, bounded: bool,
+) -> None:
+    from jobs.credits import build_credits, credit_input_ddl
+
+    def ddl(table: str, topic: str) -> str:
+        return credit_input_ddl(table, topic=topic, bootstrap=bootstrap, group_id=job_name, bounded=bounded)
+
+    credit_outputs = build_credits(
+        t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
+        grants_ddl=ddl("credit_grants_raw", topics.credit_grants),
+        spend_caps_ddl=ddl("spend_caps_raw", topics.spend_caps),
+    )
+    for stream, topic, sink_uid, name in (
+        (credit_outputs.drawdowns, topics.credit_drawdowns, uids.CREDITS_SINK_DRAWDOWNS, "credit_drawdowns"),
+        (credit_outputs.alerts, topics.billing_alerts, uids.CREDITS_SINK_ALERTS, "billing_alerts"),
+        (credit_outputs.grant_dead_letters, topics.credit_grant_dead_letters, uids.CREDITS_SINK_GRANT_DEAD_LETTERS,
+         "credit_grant_dead_letters"),
+    ):
+        sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
+        stream.sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
+
+
 def run(
     *,
     bootstrap: str,
@@ -256,6 +285,7 @@ def run(
     parallelism: int,
     job_name: str = JOB_NAME,
     checkpoint_interval_ms: int = 5_000,
+    credits: bool = False,
 ) -> float:
     env = stream_environment(parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms)
     t_env = table_environment(env, settings)
@@ -271,6 +301,8 @@ def run(
     )
     outputs = build_pipeline(env, t_env, settings, source)
     attach_kafka_sinks(outputs, topics, bootstrap, job_name)
+    if credits:
+        attach_credits(t_env, settings, outputs, topics, bootstrap=bootstrap, job_name=job_name, bounded=bounded)
     started = time.monotonic()
     env.execute(job_name)
     return time.monotonic() - started
@@ -336,6 +368,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-age-days", type=float, default=35)
     parser.add_argument("--max-future-minutes", type=float, default=5)
     parser.add_argument("--reference-time", help="RFC 3339 instant used as 'now' for age checks (replays, tests)")
+    parser.add_argument("--credits", action="store_true",
+                        help="also run prepaid credits: read credit-grants and spend-caps, write drawdowns and alerts")
     parser.add_argument("--watermark-on-every-event", action="store_true",
                         help="emit a watermark after every record (deterministic lateness for replays and tests)")
     parser.add_argument("--checkpoint-interval-ms", type=int, default=5_000)
@@ -383,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         parallelism=args.parallelism,
         job_name=args.job_name,
         checkpoint_interval_ms=args.checkpoint_interval_ms,
+        credits=args.credits,
     )
     print(f"{args.job_name}: run {settings.run_id} finished in {seconds:.1f} s")
     if args.bounded:

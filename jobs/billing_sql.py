@@ -174,19 +174,30 @@ WINDOW w AS (PARTITION BY dedup_tenant, dedup_event ORDER BY pt ROWS BETWEEN UNB
         # A first-seen record is late when its window has already fired: Flink fires a window once the watermark
         # reaches window_end - 1 ms. The watermark seen here is never behind the window operator's (that one is
         # downstream), so "not late here" means "counted by its window".
+        # Only what the outputs need crosses the materialisation boundary (each column is converted twice per
+        # record there): the raw payload and its coordinates only for records that are dead-lettered or late.
         f"""CREATE TEMPORARY VIEW {ROUTED_PLAN_VIEW} AS
-SELECT *,
-       CASE
-         WHEN reason IS NOT NULL THEN 'dead_lettered'
-         WHEN seen > 1 AND fingerprint = first_fingerprint THEN 'duplicate_same_payload'
-         WHEN seen > 1 THEN 'duplicate_conflicting_payload'
-         WHEN CURRENT_WATERMARK(rt) IS NOT NULL
-              AND TO_TIMESTAMP_LTZ({window_end_ms} - 1, 3) <= CURRENT_WATERMARK(rt) THEN 'late'
-         ELSE 'windowed'
-       END AS outcome,
-       CAST(CURRENT_WATERMARK(rt) AS STRING) AS watermark_at_routing,
-       {window_end_ms} AS window_end_ms
-FROM usage_classified""",
+SELECT rt, pt, outcome, tenant_id, customer_id, meter, event_id, event_time_ms, `value`, aggregation, group_json,
+       unique_token,
+       CASE WHEN outcome IN ('dead_lettered', 'late') THEN payload END AS payload,
+       CASE WHEN outcome = 'dead_lettered' THEN reason END AS reason,
+       CASE WHEN outcome = 'dead_lettered' THEN detail END AS detail,
+       CASE WHEN outcome IN ('dead_lettered', 'late') THEN src_topic END AS src_topic,
+       CASE WHEN outcome IN ('dead_lettered', 'late') THEN src_partition END AS src_partition,
+       CASE WHEN outcome IN ('dead_lettered', 'late') THEN src_offset END AS src_offset,
+       CASE WHEN outcome = 'late' THEN CAST(CURRENT_WATERMARK(rt) AS STRING) END AS watermark_at_routing,
+       CASE WHEN outcome = 'late' THEN {window_end_ms} END AS window_end_ms
+FROM (
+  SELECT *,
+         CASE
+           WHEN reason IS NOT NULL THEN 'dead_lettered'
+           WHEN seen > 1 AND fingerprint = first_fingerprint THEN 'duplicate_same_payload'
+           WHEN seen > 1 THEN 'duplicate_conflicting_payload'
+           WHEN CURRENT_WATERMARK(rt) IS NOT NULL
+                AND TO_TIMESTAMP_LTZ({window_end_ms} - 1, 3) <= CURRENT_WATERMARK(rt) THEN 'late'
+           ELSE 'windowed'
+         END AS outcome
+  FROM usage_classified)""",
     ]
 
 

@@ -35,6 +35,7 @@ def _expose_environment_to_embedded_python() -> None:
 def stream_environment(
     *,
     parallelism: int | None = None,
+    state_backend: str = "hashmap",
     checkpoint_interval_ms: int = DEFAULT_CHECKPOINT_INTERVAL_MS,
     extra_config: dict[str, str] | None = None,
 ) -> StreamExecutionEnvironment:
@@ -55,6 +56,11 @@ def stream_environment(
     config.set_string("restart-strategy.type", "fixed-delay")
     config.set_string("restart-strategy.fixed-delay.attempts", "3")
     config.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    # hashmap (heap) by default: measured here, RocksDB made the per-record dedup and window state 4-5x slower on 2
+    # cores. Its incremental checkpoints are the choice once state outgrows memory (full heap snapshots of a few
+    # hundred MB every 5 s are the price of hashmap; the checkpoint interval trades that against output latency).
+    config.set_string("state.backend.type", state_backend)
+    config.set_string("execution.checkpointing.incremental", "true" if state_backend == "rocksdb" else "false")
     # Checkpoints to files, not the JobManager's heap: dedup state outgrows its 5 MB limit within seconds.
     config.set_string("execution.checkpointing.storage", "filesystem")
     config.set_string("execution.checkpointing.dir", (var_dir() / "checkpoints").as_uri())

@@ -19,3 +19,14 @@ BILLING_SINK_ACCOUNTING = "billing-sink-accounting-v1"
 
 # State names (the state's identity inside its operator).
 PERIOD_TO_DATE_STATE = "period-to-date-v1"
+
+# Credits (jobs/credits.py).
+CREDITS_VALIDATE_GRANTS = "credits-validate-grants-v1"
+CREDITS_VALIDATE_SPEND_CAPS = "credits-validate-spend-caps-v1"
+CREDITS_PARSE_LINE_ITEMS_PREFIX = "credits-parse-line-items-"  # + stream index + "-v1"
+CREDITS_LEDGER = "credits-ledger-v1"
+CREDITS_SINK_DRAWDOWNS = "credits-sink-drawdowns-v1"
+CREDITS_SINK_ALERTS = "credits-sink-alerts-v1"
+CREDITS_SINK_GRANT_DEAD_LETTERS = "credits-sink-grant-dead-letters-v1"
+CUSTOMER_CREDITS_STATE = "customer-credits-v1"
+CUSTOMER_CREDITS_TIMER_STATE = "customer-credits-timer-v1"

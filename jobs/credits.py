@@ -1,0 +1,229 @@
+"""Prepaid credits in the billing job: line items + grant events + spend caps in, drawdowns and alerts out.
+
+Wiring only; the ledger is `udfs.credits` (pure, snapshot in / snapshot out). Line items, grants, voids and spend
+caps meet in keyed state per (tenant, customer): one `CreditsFunction` call per record, in the same job and the
+same checkpoint as the line item that caused it. Grant and spend-cap records are validated first; rejects go to
+`credit-grant-dead-letters` with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import yaml
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedCoProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.functions import MapFunction, ProcessFunction
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.table import StreamTableEnvironment
+
+from jobs import uids
+from jobs.billing_functions import state_ttl
+from jobs.billing_sql import sql_string
+from schemas.credits import SpendCap
+from schemas.invoice_line_item import InvoiceLineItem
+from udfs.catalog import DecimalLoader, parse_catalog
+from udfs.credits import (
+    GrantRejection,
+    apply_grant_event,
+    apply_line_item,
+    apply_spend_cap,
+    credit_policy_for,
+    dead_letter_for_grant,
+    next_timer,
+    on_time,
+    validate_grant_record,
+    validate_spend_cap_record,
+)
+from udfs.windows import from_epoch_ms, to_epoch_ms
+
+END_OF_INPUT = 2**63 - 1  # Long.MAX_VALUE: the watermark a bounded input ends with
+ALERTS = OutputTag("billing-alerts", Types.STRING())
+REJECTS = OutputTag("credit-grant-rejects", Types.STRING())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def customer_key(record) -> str:
+    return f"{record.tenant_id}\x1f{record.customer_id}"
+
+
+@dataclass
+class CreditOutputs:
+    drawdowns: DataStream
+    alerts: DataStream
+    grant_dead_letters: DataStream
+
+
+def credit_input_ddl(table: str, *, topic: str, bootstrap: str, group_id: str, bounded: bool) -> str:
+    """Grant events or spend caps: raw bytes plus coordinates; event time = the Kafka record time, so that the
+    stream's watermark (idle most of the time: see table.exec.source.idle-timeout) never holds expiries back."""
+    options = {
+        "connector": "kafka", "topic": topic, "properties.bootstrap.servers": bootstrap,
+        "properties.group.id": group_id, "properties.isolation.level": "read_committed",
+        "scan.startup.mode": "earliest-offset", "format": "raw",
+    }
+    if bounded:
+        options["scan.bounded.mode"] = "latest-offset"
+    with_clause = ",\n  ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
+    return f"""CREATE TEMPORARY TABLE `{table}` (
+  `payload` BYTES,
+  `src_topic` STRING METADATA FROM 'topic' VIRTUAL,
+  `src_partition` INT METADATA FROM 'partition' VIRTUAL,
+  `src_offset` BIGINT METADATA FROM 'offset' VIRTUAL,
+  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  WATERMARK FOR `kafka_ts` AS `kafka_ts`
+) WITH (
+  {with_clause}
+)"""
+
+
+def file_credit_input_ddl(table: str, *, path: str, topic: str) -> str:
+    """A bounded stand-in for a credits topic in job tests: one record per line. Its event time is fixed at 0 and
+    the file ends at once, which releases its watermark (end of input), so expiries follow the usage's event time.
+    """
+    return f"""CREATE TEMPORARY TABLE `{table}` (
+  `payload` BYTES,
+  `src_topic` AS {sql_string(topic)},
+  `src_partition` AS 0,
+  `src_offset` AS CAST(0 AS BIGINT),
+  `kafka_ts` AS TO_TIMESTAMP_LTZ(0, 3),
+  WATERMARK FOR `kafka_ts` AS `kafka_ts`
+) WITH ('connector' = 'filesystem', 'path' = {sql_string(path)}, 'format' = 'raw')"""
+
+
+class CreditInputValidator(ProcessFunction):
+    """Raw grant / void / spend-cap record -> the validated model (pickled), or a dead letter on REJECTS."""
+
+    def __init__(self, catalog_yaml: str, *, spend_caps: bool):
+        self.catalog_yaml = catalog_yaml
+        self.spend_caps = spend_caps
+        self.tenants = None
+
+    def open(self, runtime_context: RuntimeContext):
+        self.tenants = parse_catalog(self.catalog_yaml).tenants
+
+    def process_element(self, row: Row, ctx: ProcessFunction.Context):
+        validate = validate_spend_cap_record if self.spend_caps else validate_grant_record
+        result = validate(row.payload, tenants=self.tenants)
+        if isinstance(result, GrantRejection):
+            letter = dead_letter_for_grant(
+                row.payload, result, source_topic=row.src_topic, partition=row.src_partition,
+                offset=row.src_offset, received_at=utc_now(),
+            )
+            yield REJECTS, letter.model_dump_json()
+            return
+        yield result
+
+
+class ParseLineItem(MapFunction):
+    def map(self, value: str) -> InvoiceLineItem:
+        return InvoiceLineItem.model_validate_json(value)
+
+
+class CreditsFunction(KeyedCoProcessFunction):
+    """Per (tenant, customer): input 1 line items, input 2 grant events and spend caps.
+
+    Holds the customer's `CustomerCredits` and one event-time timer at `next_timer(state)` (expiries, voids,
+    retention). At the end of a bounded input every timer fires with the final watermark: that is not time passing,
+    so nothing expires then (a replay must not expire grants whose expiry lies beyond its data).
+    """
+
+    def __init__(self, catalog_yaml: str):
+        self.catalog_yaml = catalog_yaml
+        self.policies = {}
+        self.state = None
+        self.timer = None
+
+    def open(self, runtime_context: RuntimeContext):
+        mapping = yaml.load(self.catalog_yaml, Loader=DecimalLoader)
+        self.policies = {tenant: credit_policy_for(mapping, tenant) for tenant in mapping["tenants"]}
+        state = ValueStateDescriptor(uids.CUSTOMER_CREDITS_STATE, Types.PICKLED_BYTE_ARRAY())
+        state.enable_time_to_live(state_ttl(400))  # the ledger clears itself; this is the safety net
+        self.state = runtime_context.get_state(state)
+        timer = ValueStateDescriptor(uids.CUSTOMER_CREDITS_TIMER_STATE, Types.LONG())
+        timer.enable_time_to_live(state_ttl(400))
+        self.timer = runtime_context.get_state(timer)
+
+    def process_element1(self, item: InvoiceLineItem, ctx):
+        result = apply_line_item(self.state.value(), item, self.policies[item.tenant_id], emitted_at=utc_now())
+        yield from self._finish(result, ctx)
+
+    def process_element2(self, event, ctx):
+        policy = self.policies[event.tenant_id]
+        apply = apply_spend_cap if isinstance(event, SpendCap) else apply_grant_event
+        yield from self._finish(apply(self.state.value(), event, policy, emitted_at=utc_now()), ctx)
+
+    def on_timer(self, timestamp: int, ctx):
+        self.timer.clear()
+        if ctx.timer_service().current_watermark() >= END_OF_INPUT:
+            return
+        tenant_id = ctx.get_current_key().split("\x1f", 1)[0]
+        result = on_time(self.state.value(), from_epoch_ms(timestamp), self.policies[tenant_id],
+                         emitted_at=utc_now())
+        yield from self._finish(result, ctx)
+
+    def _finish(self, result, ctx):
+        state, drawdowns, alerts = result
+        if state is None:
+            self.state.clear()
+        else:
+            self.state.update(state)
+        wake = next_timer(state)
+        wanted = to_epoch_ms(wake) if wake is not None else None
+        current = self.timer.value()
+        if wanted != current:
+            if current is not None:
+                ctx.timer_service().delete_event_time_timer(current)
+            if wanted is not None:
+                ctx.timer_service().register_event_time_timer(wanted)
+                self.timer.update(wanted)
+            else:
+                self.timer.clear()
+        for drawdown in drawdowns:
+            yield drawdown.model_dump_json()
+        for alert in alerts:
+            yield ALERTS, alert.model_dump_json()
+
+
+def build_credits(
+    t_env: StreamTableEnvironment,
+    catalog_yaml: str,
+    line_item_streams: list[DataStream],
+    *,
+    grants_ddl: str,
+    spend_caps_ddl: str,
+) -> CreditOutputs:
+    """Wire the credits stage: `grants_ddl` / `spend_caps_ddl` create tables `credit_grants_raw` /
+    `spend_caps_raw` (raw payload + Kafka coordinates + watermark)."""
+    t_env.execute_sql(grants_ddl)
+    t_env.execute_sql(spend_caps_ddl)
+
+    def validated(table: str, *, spend_caps: bool, uid: str) -> DataStream:
+        return (
+            t_env.to_data_stream(t_env.from_path(table))
+            .process(CreditInputValidator(catalog_yaml, spend_caps=spend_caps), output_type=Types.PICKLED_BYTE_ARRAY())
+            .name(f"validate-{table}")
+            .uid(uid)
+        )
+
+    grants = validated("credit_grants_raw", spend_caps=False, uid=uids.CREDITS_VALIDATE_GRANTS)
+    caps = validated("spend_caps_raw", spend_caps=True, uid=uids.CREDITS_VALIDATE_SPEND_CAPS)
+    parsed = [
+        stream.map(ParseLineItem(), output_type=Types.PICKLED_BYTE_ARRAY()).name(f"parse-line-items-{i}")
+        .uid(f"{uids.CREDITS_PARSE_LINE_ITEMS_PREFIX}{i}-v1")
+        for i, stream in enumerate(line_item_streams)
+    ]
+    items = parsed[0].union(*parsed[1:]) if len(parsed) > 1 else parsed[0]
+    drawdowns = (
+        items.key_by(customer_key, key_type=Types.STRING())
+        .connect(grants.union(caps).key_by(customer_key, key_type=Types.STRING()))
+        .process(CreditsFunction(catalog_yaml), output_type=Types.STRING())
+        .name("credits-ledger")
+        .uid(uids.CREDITS_LEDGER)
+    )
+    rejects = grants.get_side_output(REJECTS).union(caps.get_side_output(REJECTS))
+    return CreditOutputs(drawdowns, drawdowns.get_side_output(ALERTS), rejects)

@@ -1,0 +1,106 @@
+"""Prepaid credits in the billing job on a MiniCluster: scripted usage and grants, identities on the outputs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pyflink.common import Types
+
+from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
+from jobs.billing_sql import file_source_ddl
+from jobs.credits import build_credits, file_credit_input_ddl
+from jobs.runtime import stream_environment
+from schemas.credits import CreditDrawdown, CreditGrantRecord
+from schemas.invoice_line_item import InvoiceLineItem
+from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from udfs.credits import ledger_identity
+from udfs.windows import to_epoch_ms
+
+pytestmark = pytest.mark.job
+
+CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai.yaml"
+
+
+def grant(grant_id, tenant, customer, amount, currency, **extra) -> dict:
+    return {"type": "grant", "grant_id": grant_id, "tenant_id": tenant, "customer_id": customer, "amount": amount,
+            "currency": currency, "priority": extra.pop("priority", 50),
+            "effective_at": extra.pop("effective_at", "2026-11-01T00:00:00.000Z"),
+            "expires_at": extra.pop("expires_at", None), "applies_to": extra.pop("applies_to", None),
+            "category": extra.pop("category", "paid")}
+
+
+GRANTS = [
+    grant("g-acme-0", "acme-ai", "cust-0", "50", "USD"),
+    grant("g-acme-1-promo", "acme-ai", "cust-1", "1000", "USD", priority=10, category="promotional",
+          expires_at="2026-12-01T05:05:00.000Z", applies_to=["storage_gb"]),
+    grant("g-acme-1-tokens", "acme-ai", "cust-1", "100", "USD", applies_to=["input_tokens"]),
+    grant("g-bolt-0", "bolt-ml", "cust-0", "20", "EUR"),
+    {"type": "void", "grant_id": "g-bolt-0", "tenant_id": "bolt-ml", "customer_id": "cust-0",
+     "voided_at": "2026-12-01T05:10:00.000Z"},
+    grant("g-cirrus-2", "cirrus-gpu", "cust-2", "100000", "JPY"),
+    grant("g-bad", "acme-ai", "cust-3", "-5", "USD"),  # rejected: amount must be > 0
+]
+
+
+def run_job(tmp_path: Path, parallelism: int) -> dict[str, list[dict]]:
+    usage, grants, caps = tmp_path / "usage.jsonl", tmp_path / "grants.jsonl", tmp_path / "caps.jsonl"
+    usage.write_bytes(b"\n".join(scripted_usage()) + b"\n")
+    grants.write_text("\n".join(json.dumps(g) for g in GRANTS) + "\n")
+    caps.write_text("")
+    settings = BillingSettings(
+        catalog_yaml=CATALOG_PATH.read_text(), window_size_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+        reference_now_ms=to_epoch_ms(REFERENCE_NOW), watermark_on_every_event=True,
+    )
+    env = stream_environment(parallelism=parallelism)
+    t_env = table_environment(env, settings)
+    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage), topic="usage-events", parse=settings.parse_settings(),
+                          out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True)
+    outputs = build_pipeline(env, t_env, settings, ddl)
+    credits = build_credits(
+        t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
+        grants_ddl=file_credit_input_ddl("credit_grants_raw", path=str(grants), topic="credit-grants"),
+        spend_caps_ddl=file_credit_input_ddl("spend_caps_raw", path=str(caps), topic="spend-caps"),
+    )
+    streams = {
+        "line_items": outputs.line_items, "unique_count_line_items": outputs.unique_count_line_items,
+        "drawdowns": credits.drawdowns, "alerts": credits.alerts, "grant_dead_letters": credits.grant_dead_letters,
+    }
+    tagged = [
+        stream.map(lambda value, tag=tag: f"{tag}\t{value}", output_type=Types.STRING()).uid(f"test-tag-{tag}")
+        for tag, stream in streams.items()
+    ]
+    collected: dict[str, list[dict]] = {tag: [] for tag in streams}
+    with tagged[0].union(*tagged[1:]).execute_and_collect() as results:
+        for item in results:
+            tag, value = item.split("\t", 1)
+            collected[tag].append(json.loads(value))
+    collected["line_items"] += collected.pop("unique_count_line_items")
+    return collected
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_every_line_item_is_paid_or_uncovered_and_balances_add_up(tmp_path, parallelism):
+    out = run_job(tmp_path, parallelism)
+    lines = [InvoiceLineItem.model_validate(li) for li in out["line_items"]]
+    drawdowns = [CreditDrawdown.model_validate(d) for d in out["drawdowns"]]
+    grants = [CreditGrantRecord.model_validate(g).root for g in GRANTS[:-1]]
+
+    assert {li.line_item_id for li in lines} == {d.line_item_id for d in drawdowns if d.kind == "usage"}
+    assert len({d.drawdown_id for d in drawdowns}) == len(drawdowns), "deterministic, unique drawdown ids"
+    assert [d["reason"] for d in out["grant_dead_letters"]] == ["invalid_amount"]
+
+    for key, check in ledger_identity(grants, drawdowns, lines).items():
+        assert check.usage_identity_holds, key
+        assert check.balance >= 0, key
+    kinds = Counter(d.kind for d in drawdowns)
+    assert kinds["usage"] >= len(lines)
+    assert kinds["void"] == 1, "the voided grant's remaining balance is removed once"
+    assert kinds["expiry"] == 1, "the promotional grant expires mid-run with balance left"
+    drawn = {d.grant_id for d in drawdowns if d.kind in ("usage", "catch_up") and d.amount > 0}
+    assert {"g-acme-0", "g-cirrus-2"} <= drawn
+    assert len({a["alert_id"] for a in out["alerts"]}) == len(out["alerts"])
+    expired = [d for d in drawdowns if d.kind == "expiry"]
+    assert expired[0].grant_id == "g-acme-1-promo" and expired[0].amount > 0
