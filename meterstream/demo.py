@@ -51,6 +51,59 @@ def print_summary(line_items: list[dict], *, top: int = 5) -> None:
         print(f"  {tenant:12s} {'(all ' + str(len(rows)) + ')':14s} {tenant_total:>14,} {rows[0][2]}")
 
 
+def demo_grants(start: datetime) -> list[dict]:
+    """Prepaid credits for a few customers: spent, expiring mid-run, voided, and one whose effective time lies
+    before usage that may already be billed when it is read (the ledger then draws a catch-up)."""
+    def at(minutes: float) -> str:
+        return (start + timedelta(minutes=minutes)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def grant(grant_id, tenant, customer, amount, currency, **extra):
+        return {"type": "grant", "grant_id": grant_id, "tenant_id": tenant, "customer_id": customer,
+                "amount": amount, "currency": currency, "priority": extra.get("priority", 50),
+                "effective_at": extra.get("effective_at", at(-60)), "expires_at": extra.get("expires_at"),
+                "applies_to": extra.get("applies_to"), "category": extra.get("category", "paid")}
+
+    return [
+        grant("demo-acme-0", "acme-ai", "cust-00000", "400", "USD"),
+        grant("demo-acme-1-promo", "acme-ai", "cust-00001", "300", "USD", priority=10, category="promotional",
+              expires_at=at(5)),
+        grant("demo-acme-1", "acme-ai", "cust-00001", "100", "USD"),
+        grant("demo-acme-2", "acme-ai", "cust-00002", "600", "USD"),
+        {"type": "void", "grant_id": "demo-acme-2", "tenant_id": "acme-ai", "customer_id": "cust-00002",
+         "voided_at": at(4)},
+        grant("demo-bolt-0", "bolt-ml", "cust-00000", "50", "EUR"),
+        grant("demo-cirrus-0-late", "cirrus-gpu", "cust-00000", "60000", "JPY", effective_at=at(0)),
+        grant("demo-bad", "acme-ai", "cust-00003", "-1", "USD"),
+    ]
+
+
+def print_credits(drawdowns: list[dict], alerts: list[dict], grant_dead_letters: list[dict]) -> None:
+    latest: dict[tuple[str, str, str], dict] = {}
+    kinds: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for record in drawdowns:
+        key = (record["tenant_id"], record["customer_id"], record["currency"])
+        if record["grant_id"] is not None and (
+            key not in latest or (record["event_time"], record["emitted_at"])
+            >= (latest[key]["event_time"], latest[key]["emitted_at"])
+        ):
+            latest[key] = record
+        if record["grant_id"] is not None:
+            kinds[key[:2]][record["kind"]] += Decimal(record["amount"])
+        kinds[key[:2]]["uncovered"] += Decimal(record["uncovered_amount"])
+    print(f"\n[demo] credits: {len(drawdowns):,} drawdown records, {len(alerts)} alerts, "
+          f"{len(grant_dead_letters)} rejected grant records")
+    print(f"  {'tenant':12s} {'customer':12s} {'drawn':>12s} {'expired':>10s} {'voided':>10s} {'uncovered':>12s}"
+          f" {'balance':>12s}")
+    for key in sorted(latest):
+        k = kinds[key[:2]]
+        drawn = k["usage"] + k["catch_up"]
+        print(f"  {key[0]:12s} {key[1]:12s} {drawn:>12,} {k['expiry']:>10,} {k['void']:>10,} "
+              f"{k['uncovered']:>12,} {Decimal(latest[key]['customer_balance_after']):>12,} {key[2]}")
+    for alert in sorted(alerts, key=lambda a: (a["tenant_id"], a["customer_id"], a["event_time"])):
+        print(f"  alert {alert['type']:18s} {alert['tenant_id']:12s} {alert['customer_id']:12s} "
+              f"threshold {alert['threshold']} value {alert['value']} {alert.get('action') or ''}")
+
+
 def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
     from meterstream.workload import WorkloadSpec, generate_workload
 
@@ -66,6 +119,11 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
             "late_events": f"demo-usage-late-events-{suffix}",
             "line_items": f"demo-invoice-line-items-{suffix}",
             "accounting": f"demo-billing-accounting-{suffix}",
+            "credit_grants": f"demo-credit-grants-{suffix}",
+            "spend_caps": f"demo-spend-caps-{suffix}",
+            "credit_drawdowns": f"demo-credit-drawdowns-{suffix}",
+            "billing_alerts": f"demo-billing-alerts-{suffix}",
+            "credit_grant_dead_letters": f"demo-credit-grant-dead-letters-{suffix}",
         }
         create_topics(bootstrap, list(topics.values()), partitions=2)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -80,7 +138,15 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
         print(f"[demo] produced {produced:,} usage events to {topics['usage_events']} "
               f"(intended: ~{workload.intended_duplicates:,} duplicates, ~{workload.intended_late:,} late, "
               f"~{workload.intended_malformed:,} malformed)")
-        args = [sys.executable, "-m", "jobs.billing", "--bootstrap", bootstrap, "--catalog",
+        grants = demo_grants(now - timedelta(minutes=12))
+        produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in grants])
+        produce(bootstrap, topics["spend_caps"], [json.dumps(
+            {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
+             "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        ).encode()])
+        print(f"[demo] produced {len(grants)} grant records (one expiring mid-run, one void, one invalid) "
+              "and one spend cap")
+        args = [sys.executable, "-m", "jobs.billing", "--credits", "--bootstrap", bootstrap, "--catalog",
                 str(project_home() / CATALOG), "--bounded", "--parallelism", str(parallelism),
                 "--reference-time", workload.reference_time.isoformat(), "--watermark-on-every-event"]
         for name, topic in topics.items():
@@ -90,8 +156,11 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
         if run.returncode != 0:
             print("[demo] the billing job failed", file=sys.stderr)
             return run.returncode
-        line_items = [json.loads(v) for v in read_committed(bootstrap, topics["line_items"], idle_timeout_ms=3_000)]
-        print_summary(line_items)
+        def read(topic: str) -> list[dict]:
+            return [json.loads(v) for v in read_committed(bootstrap, topics[topic], idle_timeout_ms=3_000)]
+
+        print_summary(read("line_items"))
+        print_credits(read("credit_drawdowns"), read("billing_alerts"), read("credit_grant_dead_letters"))
         print(f"\n[demo] done in {time.monotonic() - started:.1f} s; outputs stay in topics "
               f"{', '.join(topics[t] for t in ('line_items', 'dead_letters', 'late_events'))}"
               + (f" on {bootstrap}" if keep_broker else ""))
