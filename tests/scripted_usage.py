@@ -1,7 +1,9 @@
 """A small, hand-shaped usage stream for job and integration tests, with every kind of trouble in known places.
 
-Three tenants of the example catalog, 30 minutes around acme-ai's billing-period boundary (2026-12-01 00:00
-America/New_York = 05:00 UTC), so one key crosses into a new period. On-time events are at most 3 s out of order
+Three tenants of the example catalog, 30 minutes around acme-ai's billing-period boundary (2026-11-01 00:00
+America/New_York = 04:00 UTC, the day DST ends there), so one key crosses into a new period. In the past on
+purpose: records the job writes carry event-time timestamps, and Kafka 4 brokers reject timestamps more than an
+hour ahead of their clock (`log.message.timestamp.after.max.ms`). On-time events are at most 3 s out of order
 (the job allows 10 s); late events are 10+ minutes behind the stream, so their windows have surely fired;
 duplicates repeat earlier records byte for byte or with a conflicting value.
 """
@@ -12,8 +14,8 @@ import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
-START = datetime(2026, 12, 1, 4, 50, tzinfo=UTC)
-REFERENCE_NOW = datetime(2026, 12, 1, 5, 30, tzinfo=UTC)
+START = datetime(2026, 11, 1, 3, 50, tzinfo=UTC)
+REFERENCE_NOW = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)
 WINDOW_MS = 60_000
 OUT_OF_ORDERNESS_MS = 10_000
 
@@ -25,20 +27,20 @@ _METERS = {
 _MALFORMED = [
     b'{"event_id": "broken", ',
     b"[1, 2, 3]",
-    b'{"tenant_id": "acme-ai", "customer_id": "c1", "meter": "requests", "timestamp": 1764565200000}',
+    b'{"tenant_id": "acme-ai", "customer_id": "c1", "meter": "requests", "timestamp": 1793505600000}',
     b"\xff\xfe not utf-8",
     json.dumps({"event_id": "neg-1", "tenant_id": "acme-ai", "customer_id": "c1", "meter": "input_tokens",
-                "timestamp": "2026-12-01T05:00:00Z", "value": "-5", "dimensions": {"model": "nova-large"}}).encode(),
+                "timestamp": "2026-11-01T04:00:00Z", "value": "-5", "dimensions": {"model": "nova-large"}}).encode(),
     json.dumps({"event_id": "um-1", "tenant_id": "acme-ai", "customer_id": "c1", "meter": "bogus_meter",
-                "timestamp": "2026-12-01T05:00:00Z", "value": "1"}).encode(),
+                "timestamp": "2026-11-01T04:00:00Z", "value": "1"}).encode(),
     json.dumps({"event_id": "ut-1", "tenant_id": "nobody", "customer_id": "c1", "meter": "requests",
-                "timestamp": "2026-12-01T05:00:00Z"}).encode(),
+                "timestamp": "2026-11-01T04:00:00Z"}).encode(),
     json.dumps({"event_id": "old-1", "tenant_id": "acme-ai", "customer_id": "c1", "meter": "requests",
-                "timestamp": "2026-09-01T05:00:00Z"}).encode(),
+                "timestamp": "2026-08-01T05:00:00Z"}).encode(),
     json.dumps({"event_id": "fut-1", "tenant_id": "acme-ai", "customer_id": "c1", "meter": "requests",
-                "timestamp": "2026-12-01T06:00:00Z"}).encode(),
+                "timestamp": "2026-11-01T05:00:00Z"}).encode(),
     json.dumps({"event_id": "ts-1", "tenant_id": "acme-ai", "customer_id": "c1", "meter": "requests",
-                "timestamp": "2026-12-01 05:00:00"}).encode(),
+                "timestamp": "2026-11-01 04:00:00"}).encode(),
 ]
 
 

@@ -27,7 +27,7 @@ CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai
 def grant(grant_id, tenant, customer, amount, currency, **extra) -> dict:
     return {"type": "grant", "grant_id": grant_id, "tenant_id": tenant, "customer_id": customer, "amount": amount,
             "currency": currency, "priority": extra.pop("priority", 50),
-            "effective_at": extra.pop("effective_at", "2026-11-01T00:00:00.000Z"),
+            "effective_at": extra.pop("effective_at", "2026-10-01T00:00:00.000Z"),
             "expires_at": extra.pop("expires_at", None), "applies_to": extra.pop("applies_to", None),
             "category": extra.pop("category", "paid")}
 
@@ -35,11 +35,11 @@ def grant(grant_id, tenant, customer, amount, currency, **extra) -> dict:
 GRANTS = [
     grant("g-acme-0", "acme-ai", "cust-0", "50", "USD"),
     grant("g-acme-1-promo", "acme-ai", "cust-1", "1000", "USD", priority=10, category="promotional",
-          expires_at="2026-12-01T05:05:00.000Z", applies_to=["storage_gb"]),
+          expires_at="2026-11-01T04:05:00.000Z", applies_to=["storage_gb"]),
     grant("g-acme-1-tokens", "acme-ai", "cust-1", "100", "USD", applies_to=["input_tokens"]),
     grant("g-bolt-0", "bolt-ml", "cust-0", "20", "EUR"),
     {"type": "void", "grant_id": "g-bolt-0", "tenant_id": "bolt-ml", "customer_id": "cust-0",
-     "voided_at": "2026-12-01T05:10:00.000Z"},
+     "voided_at": "2026-11-01T04:10:00.000Z"},
     grant("g-cirrus-2", "cirrus-gpu", "cust-2", "100000", "JPY"),
     grant("g-bad", "acme-ai", "cust-3", "-5", "USD"),  # rejected: amount must be > 0
 ]
