@@ -424,8 +424,42 @@ def main(argv: list[str] | None = None) -> int:
         counts = read_accounting(args.bootstrap, topics.accounting, settings.run_id)
         table, holds = accounting_table(counts, received)
         print(table)
+        if args.credits:
+            credit_table, credit_holds = credit_identity_check(args.bootstrap, topics, settings)
+            print(credit_table)
+            holds = holds and credit_holds
         return 0 if holds else 2
     return 0
+
+
+def credit_identity_check(bootstrap: str, topics: Topics, settings: BillingSettings) -> tuple[str, bool]:
+    """After a bounded run with credits: the credits identities per (tenant, customer, currency), from the topics.
+
+    grants - drawn - expired - voided = balance (never negative), and line item amounts = drawn + uncovered. Only
+    customers holding credits have grants; the second identity is checked for every customer with line items.
+    """
+    from meterstream.topics import read_committed
+    from schemas.credits import CreditDrawdown, CreditGrant
+    from schemas.invoice_line_item import InvoiceLineItem
+    from udfs.credits import ledger_identity, validate_grant_record
+
+    tenants = settings.catalog.tenants
+    grants = [g for g in (validate_grant_record(raw, tenants=tenants) for raw in read_committed(
+        bootstrap, topics.credit_grants, idle_timeout_ms=3_000)) if isinstance(g, CreditGrant)]
+    drawdowns = [CreditDrawdown.model_validate_json(v) for v in read_committed(
+        bootstrap, topics.credit_drawdowns, idle_timeout_ms=3_000)]
+    lines = [InvoiceLineItem.model_validate_json(v) for v in read_committed(
+        bootstrap, topics.line_items, idle_timeout_ms=3_000)]
+    checks = ledger_identity(grants, drawdowns, lines)
+    broken = [key for key, c in checks.items() if not c.usage_identity_holds or c.balance < 0]
+    with_credit = [key for key, c in checks.items() if c.granted]
+    text = (
+        f"credits: {len(drawdowns):,} drawdown records for {len(lines):,} line items; {len(with_credit)} customers "
+        f"hold credit; identities (grants - drawn - expired - voided = balance >= 0, line items = drawn + "
+        f"uncovered) over {len(checks):,} customer/currency pairs: "
+        + ("HOLD" if not broken else f"BROKEN for {broken[:5]}")
+    )
+    return text, not broken
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("names", nargs="+")
     topics.set_defaults(func=_cmd_topics)
 
+    sub.add_parser("billing", help="the billing job on the embedded MiniCluster (`meterstream billing --help`)")
+
     demo = sub.add_parser("demo", help="local broker + generated workload + the job on the MiniCluster, end to end")
     demo.add_argument("--events", type=int, default=100_000)
     demo.add_argument("--parallelism", type=int, default=2)
@@ -72,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["billing"]:  # everything after it belongs to the job's own parser
+        from jobs.billing import main as billing_main
+
+        return billing_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -30,7 +30,8 @@ def test_drawdowns_account_for_every_line_item_and_grant(kafka_bootstrap, kafka_
     records = scripted_usage(seed=9, events=2000)
     produce(kafka_bootstrap, topics["usage_events"], records, keys=[str(i % 5).encode() for i in range(len(records))])
     produce(kafka_bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in GRANTS])
-    run_billing(kafka_bootstrap, topics, parallelism=2, extra=["--credits"])
+    stdout = run_billing(kafka_bootstrap, topics, parallelism=2, extra=["--credits"])
+    assert "customer/currency pairs: HOLD" in stdout, stdout[-2000:]
 
     lines = [InvoiceLineItem.model_validate(li) for li in read_json(kafka_bootstrap, topics["line_items"])]
     drawdowns = [CreditDrawdown.model_validate(d) for d in read_json(kafka_bootstrap, topics["credit_drawdowns"])]

@@ -6,7 +6,6 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
@@ -19,8 +18,8 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
  * A catalog that does not have this shape is a deployment error and fails the job (IllegalArgumentException).
  */
 final class MeterCatalog {
-    private static final int MAX_CACHED = 16;
-    private static final Map<String, MeterCatalog> CACHE = new ConcurrentHashMap<>();
+    private static final ConstantArgumentCache<MeterCatalog> CACHE =
+            new ConstantArgumentCache<>("PARSE_USAGE_EVENT", MeterCatalog::parse);
 
     /** One meter: its aggregation, its group_by dimensions (sorted by code point), its unique dimension. */
     static final class Meter {
@@ -49,18 +48,7 @@ final class MeterCatalog {
     }
 
     static MeterCatalog of(String json) {
-        if (json == null) {
-            throw new IllegalArgumentException("PARSE_USAGE_EVENT: catalog_json must not be NULL");
-        }
-        MeterCatalog cached = CACHE.get(json);
-        if (cached == null) {
-            cached = parse(json);
-            if (CACHE.size() >= MAX_CACHED) {
-                CACHE.clear(); // a constant argument never gets here; bound memory if someone passes a column
-            }
-            CACHE.put(json, cached);
-        }
-        return cached;
+        return CACHE.get(json);
     }
 
     static MeterCatalog parse(String json) {

@@ -13,7 +13,6 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
@@ -31,8 +30,8 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
  */
 final class RatingCatalog {
     static final String FORMAT = "rating-v1";
-    private static final int MAX_CACHED = 16;
-    private static final Map<String, RatingCatalog> CACHE = new ConcurrentHashMap<>();
+    private static final ConstantArgumentCache<RatingCatalog> CACHE =
+            new ConstantArgumentCache<>("BILLING_LINE_ITEM_JAVA", RatingCatalog::parse);
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     enum Model { PER_UNIT, PACKAGE, GRADUATED, VOLUME }
@@ -175,18 +174,7 @@ final class RatingCatalog {
     }
 
     static RatingCatalog of(String json) {
-        if (json == null) {
-            throw new IllegalArgumentException("BILLING_LINE_ITEM_JAVA: catalog_json must not be NULL");
-        }
-        RatingCatalog cached = CACHE.get(json);
-        if (cached == null) {
-            cached = parse(json);
-            if (CACHE.size() >= MAX_CACHED) {
-                CACHE.clear(); // a constant argument never gets here; bound memory if someone passes a column
-            }
-            CACHE.put(json, cached);
-        }
-        return cached;
+        return CACHE.get(json);
     }
 
     static RatingCatalog parse(String json) {
