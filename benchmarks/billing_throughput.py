@@ -470,6 +470,7 @@ def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, 
         "--topic-line-items", topics["line_items"],
         "--topic-accounting", topics["accounting"],
         "--reference-time", reference.isoformat().replace("+00:00", "Z"),
+        *args.job_arg,
     ]
 
 
@@ -673,6 +674,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--producer", choices=("auto", "java", "python"), default="auto")
     parser.add_argument("--compression", choices=("none", "lz4", "snappy", "zstd", "gzip"), default="none")
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--job-arg", action="append", default=[],
+                        help="extra billing job argument, repeatable: --job-arg=--checkpoint-interval-ms=60000")
     parser.add_argument("--skip-billing", action="store_true")
     parser.add_argument("--keep-broker", action="store_true", help="leave the started broker running")
     parser.add_argument("--timeout", type=float, default=3600, help="per Flink job, seconds")
