@@ -1,7 +1,8 @@
 """The billing job: raw usage events -> validated, deduplicated, windowed, rated invoice line items.
 
-Kafka in, Kafka out (exactly-once). Per-event work runs as Flink SQL (`jobs/billing_sql.py`); the Python stages in
-`jobs/billing_functions.py` see only fired windows, rejects, late events and accounting updates.
+Kafka in, Kafka out (exactly-once). Per-event and per-window work runs as Flink SQL and Java UDFs
+(`jobs/billing_sql.py`); the Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects,
+late events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`).
 
     python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
 """

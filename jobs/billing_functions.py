@@ -1,6 +1,7 @@
 """PyFlink adapters of the billing job's Python stages: load state, call the pure function in `udfs/`, save state.
 
-They only see few rows: fired windows, dead letters, late events and accounting updates (never every event).
+They only see few rows: unique_count windows, dead letters, late events and accounting updates (never every event;
+other windows are rated in Java).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The per-event half of the billing job as Flink SQL: parse + validate (Java UDF), dedup, late routing, windows.
+"""The billing job's SQL: parse + validate (Java UDF), dedup, late routing, windows, period-to-date and rating.
 
 Every per-event step runs in Flink's Java operators (measured: Python per event is 20-300x slower). The SQL is
 generated here from the job's settings and the catalog; nothing billing-specific is decided in SQL that is not
@@ -10,7 +10,10 @@ Views, in data-flow order:
   usage_classified   + `seen` (copies of (tenant_id, event_id) so far, by arrival) and the first copy's fingerprint
   usage_routed       + `outcome`: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload | late |
                      windowed -- exactly one per record
+  -- materialised once as `usage_routed` (jobs.billing.materialize), then:
   usage_windows      tumbling window aggregates of the windowed records
+  usage_period_steps period start (Java UDF), period-to-date quantity and the one before (running aggregates, LAG)
+  usage_line_items   BILLING_LINE_ITEM_JAVA: the line item JSON (unique_count meters: usage_unique_windows, Python)
   usage_accounting   running counts per outcome (and dead-letter reason), for the accounting identity
 
 Values that cross into Python travel as strings (decimals, timestamps in the UTC session zone): PyFlink's
