@@ -57,14 +57,20 @@ def _is_complete(jar_set: JarSet) -> bool:
 
 def ensure_jars(*, quiet: bool = False) -> dict[str, Path]:
     """Make every jar set present; return {profile: folder}. Idempotent and cheap when cached."""
-    resolved: dict[str, Path] = {}
-    for jar_set in JAR_SETS:
-        folder = _set_dir(jar_set)
-        if not _is_complete(jar_set):
-            _resolve(jar_set, folder, quiet=quiet)
-        resolved[jar_set.profile] = folder
+    resolved = {jar_set.profile: _ensure_set(jar_set, quiet=quiet) for jar_set in JAR_SETS}
     resolved[UDF_FOLDER] = _ensure_udf_jar(quiet=quiet)
     return resolved
+
+
+def _ensure_set(jar_set: JarSet, *, quiet: bool) -> Path:
+    folder = _set_dir(jar_set)
+    if not _is_complete(jar_set):
+        _resolve(jar_set, folder, quiet=quiet)
+    return folder
+
+
+def _jar_set(profile: str) -> JarSet:
+    return next(jar_set for jar_set in JAR_SETS if jar_set.profile == profile)
 
 
 def _resolve(jar_set: JarSet, folder: Path, *, quiet: bool) -> None:
@@ -90,11 +96,12 @@ def _resolve(jar_set: JarSet, folder: Path, *, quiet: bool) -> None:
 
 
 def kafka_connector_jar() -> Path:
-    return ensure_jars(quiet=True)["connector"] / KAFKA_CONNECTOR_JAR
+    # Only its own set: an installed image (Dockerfile) carries the connector and UDF jars but no broker jars.
+    return _ensure_set(_jar_set("connector"), quiet=True) / KAFKA_CONNECTOR_JAR
 
 
 def kafka_broker_classpath() -> str:
-    return str(ensure_jars(quiet=True)["broker"] / "*")
+    return str(_ensure_set(_jar_set("broker"), quiet=True) / "*")
 
 
 def udf_jar() -> Path:
