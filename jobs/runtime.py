@@ -1,6 +1,8 @@
 """One place that builds Flink execution environments the same way for every job.
 
 Local runs use the embedded MiniCluster; `flink run -py` gets the cluster's environment through the same call.
+Under `flink run` the cluster's configuration (flink-conf/config.yaml: RocksDB, checkpoint and savepoint
+directories, restart strategy, Python interpreter) decides; the MiniCluster defaults below apply to local runs only.
 Python functions run in THREAD mode (embedded interpreter): the measured PROCESS-mode cost is a gRPC round trip per
 bundle, and our Python only sees aggregated rows.
 """
@@ -32,6 +34,11 @@ def _expose_environment_to_embedded_python() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*wanted, *current]))
 
 
+def submitted_by_flink_client() -> bool:
+    """True when this program runs under `flink run` (the client JVM started it and hands over its gateway)."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
+
+
 def stream_environment(
     *,
     parallelism: int | None = None,
@@ -41,9 +48,11 @@ def stream_environment(
 ) -> StreamExecutionEnvironment:
     _expose_environment_to_embedded_python()
     config = Configuration()
+    on_cluster = submitted_by_flink_client()
     config.set_string("python.execution-mode", "thread")
-    config.set_string("python.executable", sys.executable)
-    config.set_string("python.client.executable", sys.executable)
+    if not on_cluster:
+        config.set_string("python.executable", sys.executable)
+        config.set_string("python.client.executable", sys.executable)
     # PyFlink fuses consecutive Python operators into one; with explicit uids on each, the fused graph keeps a
     # uid twice and the JobMaster rejects it ("Hash collision on user-specified ID"). Stable uids matter more.
     config.set_string("python.operator-chaining.enabled", "false")
@@ -52,6 +61,19 @@ def stream_environment(
     config.set_string("pipeline.object-reuse", "true")
     # The Kafka connector and our Java UDFs (per-event parsing); `;` separates pipeline.jars entries.
     config.set_string("pipeline.jars", ";".join(jar.as_uri() for jar in (kafka_connector_jar(), udf_jar())))
+    if not on_cluster:
+        _minicluster_defaults(config, state_backend)
+    for key, value in (extra_config or {}).items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    if parallelism is not None:
+        env.set_parallelism(parallelism)
+    env.set_max_parallelism(DEFAULT_MAX_PARALLELISM)
+    env.enable_checkpointing(checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    return env
+
+
+def _minicluster_defaults(config: Configuration, state_backend: str) -> None:
     # A broken deployment must fail loudly instead of restarting forever; real failures still get retries.
     config.set_string("restart-strategy.type", "fixed-delay")
     config.set_string("restart-strategy.fixed-delay.attempts", "3")
@@ -64,14 +86,6 @@ def stream_environment(
     # Checkpoints to files, not the JobManager's heap: dedup state outgrows its 5 MB limit within seconds.
     config.set_string("execution.checkpointing.storage", "filesystem")
     config.set_string("execution.checkpointing.dir", (var_dir() / "checkpoints").as_uri())
-    for key, value in (extra_config or {}).items():
-        config.set_string(key, value)
-    env = StreamExecutionEnvironment.get_execution_environment(config)
-    if parallelism is not None:
-        env.set_parallelism(parallelism)
-    env.set_max_parallelism(DEFAULT_MAX_PARALLELISM)
-    env.enable_checkpointing(checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
-    return env
 
 
 def main_args(argv: list[str] | None) -> list[str]:

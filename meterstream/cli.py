@@ -46,6 +46,107 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(events=args.events, parallelism=args.parallelism, keep_broker=args.keep_broker)
 
 
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from meterstream import loadgen
+
+    plan = loadgen.LoadPlan(events=args.events, duration=timedelta(seconds=args.duration_seconds),
+                            customers_per_tenant=args.customers_per_tenant, runs=None if args.forever else args.runs)
+    loadgen.run(args.bootstrap, plan, seed=args.seed, usage_topic=args.topic_usage_events,
+                grants_topic=None if args.no_grants else args.topic_credit_grants,
+                spend_caps_topic=None if args.no_grants else args.topic_spend_caps)
+    return 0
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from meterstream import cluster
+
+    if args.action == "up":
+        info, started = cluster.up(rest_port=args.rest_port, rpc_port=args.rpc_port, metrics_port=args.metrics_port)
+        print(f"Flink cluster {'started' if started else 'already running'}: REST {info.rest_url} "
+              f"(jobmanager rpc {cluster.HOST}:{info.rpc_port}); Prometheus: JobManager "
+              f"{info.jobmanager_metrics_url}, TaskManager {info.taskmanager_metrics_url}; logs {info.home}/log")
+        return 0
+    if args.action == "down":
+        print("Flink cluster stopped" if cluster.down() else "Flink cluster was not running")
+        return 0
+    address = cluster.jobmanager_address(args.jobmanager)
+    try:
+        state = cluster.status(address)
+    except cluster.ClusterError as exc:
+        print(f"Flink cluster: not answering at {address} ({exc})")
+        return 3
+    overview = state["overview"]
+    print(f"Flink cluster: REST http://{address}, {overview.get('taskmanagers', 0)} TaskManager(s), "
+          f"slots {overview.get('slots-available', 0)} free of {overview.get('slots-total', 0)}, "
+          f"{len(state['running'])} running job(s)")
+    for job in state["running"]:
+        print(f"  {job['jid']}  {job['name']}  since {job.get('start-time')}")
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import shlex
+
+    from meterstream import cluster
+
+    jobmanager = cluster.jobmanager_address(args.jobmanager)
+    job_id, cmd, _ = cluster.submit(jobmanager, args.job_args, parallelism=args.parallelism)
+    print(f"$ {shlex.join(cmd)}")
+    print(f"submitted job {job_id} to http://{jobmanager}")
+    return 0
+
+
+def _cmd_savepoint(args: argparse.Namespace) -> int:
+    from meterstream import cluster
+
+    jobmanager = cluster.jobmanager_address(args.jobmanager)
+    path = cluster.savepoint(jobmanager, args.job_id, stop=args.stop, target_directory=args.target_directory)
+    print(f"savepoint {path}{' (job stopped)' if args.stop else ''}")
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from meterstream import cluster
+
+    cluster.cancel(cluster.jobmanager_address(args.jobmanager), args.job_id)
+    print(f"cancel requested for job {args.job_id}")
+    return 0
+
+
+def _add_cluster_commands(sub) -> None:
+    jm_help = "REST address host:port (default: the cluster `meterstream cluster up` started, else 127.0.0.1:8081)"
+    cluster = sub.add_parser("cluster", help="a standalone Flink cluster (JobManager + TaskManager) on 127.0.0.1")
+    cluster.add_argument("action", choices=["up", "down", "status"])
+    cluster.add_argument("--rest-port", type=int, help="default 8081 or METERSTREAM_FLINK_REST_PORT")
+    cluster.add_argument("--rpc-port", type=int, help="default 6123 or METERSTREAM_FLINK_RPC_PORT")
+    cluster.add_argument("--metrics-port", type=int,
+                         help="Prometheus port of the JobManager, the TaskManager's is +1 (default 9249 or "
+                              "METERSTREAM_FLINK_METRICS_PORT)")
+    cluster.add_argument("--jobmanager", help=jm_help)
+    cluster.set_defaults(func=_cmd_cluster)
+
+    submit = sub.add_parser("submit", help="submit the billing job to the cluster, detached: "
+                                           "meterstream submit [options] -- <billing job arguments>")
+    submit.add_argument("--jobmanager", help=jm_help)
+    submit.add_argument("--parallelism", type=int)
+    submit.add_argument("job_args", nargs="*", help="after `--`: the billing job's arguments (--bootstrap ...)")
+    submit.set_defaults(func=_cmd_submit)
+
+    savepoint = sub.add_parser("savepoint", help="trigger a savepoint (--stop: stop with a savepoint), print its path")
+    savepoint.add_argument("job_id")
+    savepoint.add_argument("--stop", action="store_true")
+    savepoint.add_argument("--target-directory", help="default: the cluster's execution.checkpointing.savepoint-dir")
+    savepoint.add_argument("--jobmanager", help=jm_help)
+    savepoint.set_defaults(func=_cmd_savepoint)
+
+    cancel = sub.add_parser("cancel", help="cancel a job (its last checkpoint is retained)")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--jobmanager", help=jm_help)
+    cancel.set_defaults(func=_cmd_cancel)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meterstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +171,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--parallelism", type=int, default=2)
     demo.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     demo.set_defaults(func=_cmd_demo)
+
+    produce = sub.add_parser("produce", help="live demo load in real time: generated usage events (and the demo's "
+                                             "credit grants) for a running billing job")
+    produce.add_argument("--bootstrap", required=True)
+    produce.add_argument("--events", type=int, default=6_000, help="records per run")
+    produce.add_argument("--duration-seconds", type=float, default=300,
+                         help="length of a run (its event times follow the wall clock)")
+    produce.add_argument("--runs", type=int, default=1)
+    produce.add_argument("--forever", action="store_true", help="one run after another until stopped")
+    produce.add_argument("--customers-per-tenant", type=int, default=50)
+    produce.add_argument("--seed", type=int, help="default: from the start time (event ids never repeat)")
+    produce.add_argument("--no-grants", action="store_true", help="usage events only")
+    produce.add_argument("--topic-usage-events", default="usage-events")
+    produce.add_argument("--topic-credit-grants", default="credit-grants")
+    produce.add_argument("--topic-spend-caps", default="spend-caps")
+    produce.set_defaults(func=_cmd_produce)
+    _add_cluster_commands(sub)
     return parser
 
 
@@ -79,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         from jobs.billing import main as billing_main
 
         return billing_main(argv[1:])
+    if argv[:1] == ["submit"] and "--" in argv:  # the job's own options must not meet this parser
+        cut = argv.index("--")
+        args = build_parser().parse_args(argv[:cut])
+        args.job_args = [*args.job_args, *argv[cut + 1:]]
+        return args.func(args)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,54 @@
+"""The generated cluster configuration and the `flink run` line, without starting anything."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from meterstream import cluster
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_effective_config_fills_in_ports_dirs_and_python(tmp_path: Path):
+    info = cluster.ClusterInfo(rest_port=18081, rpc_port=16123, metrics_port=19249, home=str(tmp_path))
+    conf = _flat(cluster.effective_config(info))
+    assert conf["rest.port"] == 18081 and conf["jobmanager.rpc.port"] == 16123
+    assert conf["metrics.reporter.prom.port"] == 19249
+    assert conf["execution.checkpointing.dir"] == (tmp_path / "checkpoints").as_uri()
+    assert conf["execution.checkpointing.savepoint-dir"] == (tmp_path / "savepoints").as_uri()
+    assert conf["python.executable"] == conf["python.client.executable"] == sys.executable
+    # What the cluster owns, as the issue asks: loopback only, RocksDB, retained checkpoints, thread mode.
+    assert {conf[k] for k in ("jobmanager.rpc.address", "rest.address", "rest.bind-address", "taskmanager.host",
+                              "jobmanager.bind-host", "taskmanager.bind-host")} == {"127.0.0.1"}
+    assert conf["state.backend.type"] == "rocksdb" and conf["execution.checkpointing.incremental"] is True
+    assert conf["execution.checkpointing.externalized-checkpoint-retention"] == "RETAIN_ON_CANCELLATION"
+    assert conf["python.execution-mode"] == "thread"
+    assert "--add-opens=java.base/java.util=ALL-UNNAMED" in conf["env.java.opts.all"]
+
+
+def test_written_conf_is_nested_yaml_with_the_wheels_log_config(tmp_path: Path):
+    info = cluster.ClusterInfo(rest_port=1, rpc_port=2, metrics_port=3, home=str(tmp_path))
+    conf_dir = cluster.write_conf(info)
+    tree = yaml.safe_load((conf_dir / "config.yaml").read_text())
+    assert tree["rest"]["port"] == 1
+    assert (conf_dir / "log4j.properties").is_file()
+
+
+def test_flink_run_line_ships_the_job_packages():
+    cmd = cluster.submit_command("127.0.0.1:8081", ["--bootstrap", "b:9092"], parallelism=2)
+    assert cmd[1:6] == ["run", "--detached", "-m", "127.0.0.1:8081", "--parallelism"]
+    shipped = cmd[cmd.index("--pyFiles") + 1].split(",")
+    assert [Path(p).name for p in shipped] == list(cluster.JOB_PACKAGES)
+    assert cmd[cmd.index("--python") + 1].endswith("jobs/billing.py")
+    assert cmd[-2:] == ["--bootstrap", "b:9092"]
