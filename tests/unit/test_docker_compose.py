@@ -346,8 +346,9 @@ def test_the_build_context_keeps_out_local_state_but_not_what_the_image_needs():
 def test_connector_and_kafka_versions_agree_with_the_pom_and_the_jar_cache():
     from meterstream.jars import KAFKA_CONNECTOR_JAR, UDF_JAR
 
-    properties = {el.tag.split("}")[1]: el.text for el in
-                  ET.parse(POM).getroot().find("{http://maven.apache.org/POM/4.0.0}properties")}
+    root = ET.parse(POM).getroot()
+    section = next(el for el in root if el.tag.rpartition("}")[2] == "properties")
+    properties = {el.tag.rpartition("}")[2]: el.text for el in section}
     connector = properties["flink.kafka.connector.version"]
     flink = metadata.version("apache-flink")
     assert connector.endswith("-" + ".".join(flink.split(".")[:2])), "the connector is built for another Flink"
