@@ -13,6 +13,8 @@ import argparse
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -130,17 +132,24 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     return t_env
 
 
-def enable_mini_batch(t_env: StreamTableEnvironment) -> None:
-    """Mini-batches for what is translated from now on (the accounting aggregation sees every record: it must
-    pre-aggregate locally in small batches, or it would send two changelog rows per record into Python).
+@contextmanager
+def mini_batches(t_env: StreamTableEnvironment) -> Iterator[None]:
+    """Mini-batches for what is translated inside, and only there: the accounting aggregation sees every record
+    and must pre-aggregate locally in small batches, or it would send two changelog rows per record into Python.
 
-    Never before the routing is translated: a processing-time mini-batch assigner replaces event-time watermarks
-    with its own, and lateness would then be judged against the wall clock.
+    Nowhere else: a processing-time mini-batch assigner replaces event-time watermarks with the wall clock (lateness
+    would be judged by it, and the credits ledger's expiry timers would fire by it), and measured here, the
+    two-phase window aggregation that mini-batches switch on let the line items fall behind the watermark that the
+    credits ledger sees, so expiries and voids overtook the usage they should follow.
     """
     config = t_env.get_config()
     config.set("table.exec.mini-batch.enabled", "true")
     config.set("table.exec.mini-batch.allow-latency", "1 s")
     config.set("table.exec.mini-batch.size", "5000")
+    try:
+        yield
+    finally:
+        config.set("table.exec.mini-batch.enabled", "false")
 
 
 def materialize(t_env: StreamTableEnvironment, view: str, table: str) -> None:
@@ -183,7 +192,6 @@ def build_pipeline(
     for view in routing_views(SOURCE_TABLE, settings.parse_settings(), window_size_ms=settings.window_size_ms):
         t_env.execute_sql(view)
     materialize(t_env, ROUTED_PLAN_VIEW, ROUTED_TABLE)
-    enable_mini_batch(t_env)
     catalog = settings.catalog
     for view in output_views(
         window_size_ms=settings.window_size_ms,
@@ -227,8 +235,10 @@ def build_pipeline(
         .name("format-late-events")
         .uid(uids.BILLING_LATE_FORMAT)
     )
+    with mini_batches(t_env):
+        accounting_changes = t_env.to_changelog_stream(t_env.from_path("usage_accounting"))
     accounting = (
-        t_env.to_changelog_stream(t_env.from_path("usage_accounting"))
+        accounting_changes
         .flat_map(AccountingFunction(settings.run_id), output_type=Types.STRING())
         .name("accounting")
         .uid(uids.BILLING_ACCOUNTING)
@@ -287,8 +297,11 @@ def run(
     job_name: str = JOB_NAME,
     checkpoint_interval_ms: int = 5_000,
     credits: bool = False,
+    flink_conf: dict[str, str] | None = None,
 ) -> float:
-    env = stream_environment(parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms)
+    env = stream_environment(
+        parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms, extra_config=flink_conf
+    )
     t_env = table_environment(env, settings)
     source = kafka_source_ddl(
         SOURCE_TABLE,
@@ -374,12 +387,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--watermark-on-every-event", action="store_true",
                         help="emit a watermark after every record (deterministic lateness for replays and tests)")
     parser.add_argument("--checkpoint-interval-ms", type=int, default=5_000)
+    parser.add_argument("--flink-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink configuration option for this run (repeatable), e.g. "
+                             "execution.state-recovery.path=file:///.../chk-7 to restore from a checkpoint")
     parser.add_argument("--job-name", default=JOB_NAME)
     parser.add_argument("--run-id", default=None)
     for name, default in vars(Topics()).items():
         parser.add_argument(f"--topic-{name.replace('_', '-')}", dest=f"topic_{name}", default=default)
     args, _ = parser.parse_known_args(main_args(argv))
     return args
+
+
+def flink_conf_options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--flink-conf expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
 
 
 def settings_from_args(args: argparse.Namespace) -> BillingSettings:
@@ -419,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         job_name=args.job_name,
         checkpoint_interval_ms=args.checkpoint_interval_ms,
         credits=args.credits,
+        flink_conf=flink_conf_options(args.flink_conf),
     )
     print(f"{args.job_name}: run {settings.run_id} finished in {seconds:.1f} s")
     if args.bounded:

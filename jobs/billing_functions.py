@@ -140,6 +140,8 @@ class LateEventFormatter(MapFunction):
         self.window_size_ms = window_size_ms
 
     def map(self, row: Row) -> str:
+        if row.watermark_at_routing is None or row.payload is None:
+            raise ValueError(f"a late row must carry its payload and the watermark at routing: {row}")
         event = UsageEvent.model_validate_json(row.payload)
         window_end = from_epoch_ms(row.window_end_ms)
         late = LateUsageEvent.from_event(

@@ -105,9 +105,10 @@ def kafka_source_ddl(
 
 def file_source_ddl(
     table: str, *, path: str, topic: str, parse: ParseSettings, out_of_orderness_ms: int,
-    watermark_on_every_event: bool = False,
+    watermark_on_every_event: bool = False, monitor_interval: str | None = None,
 ) -> str:
-    """A bounded stand-in for the Kafka topic in job tests: one record per line, all in partition 0.
+    """A stand-in for the Kafka topic in job tests: one record per line, all in partition 0. Bounded, unless
+    `monitor_interval` is given: then `path` is a directory watched for new files (a test feeds it in stages).
 
     The file connector has no offsets; `src_offset` is left 0 (the job tests identify records by content).
     """
@@ -117,11 +118,23 @@ def file_source_ddl(
         coordinates=(
             f"`src_topic` AS {sql_string(topic)},\n  `src_partition` AS 0,\n  `src_offset` AS CAST(0 AS BIGINT)"
         ),
-        options={"connector": "filesystem", "path": path, "format": "raw"},
+        options=file_options(path, monitor_interval),
         parse=parse,
         out_of_orderness_ms=out_of_orderness_ms,
         watermark_on_every_event=watermark_on_every_event,
     )
+
+
+def with_options(options: dict[str, str]) -> str:
+    """The body of a DDL's WITH clause, one quoted option per line."""
+    return ",\n  ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
+
+
+def file_options(path: str, monitor_interval: str | None) -> dict[str, str]:
+    options = {"connector": "filesystem", "path": path, "format": "raw"}
+    if monitor_interval is not None:
+        options["source.monitor-interval"] = monitor_interval
+    return options
 
 
 def _source_ddl(
@@ -131,7 +144,7 @@ def _source_ddl(
     if watermark_on_every_event:
         # Deterministic lateness for tests and replays: a watermark after every record instead of every 200 ms.
         options = {**options, "scan.watermark.emit.strategy": "on-event"}
-    with_clause = ",\n  ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
+    options_sql = with_options(options)
     return f"""CREATE TEMPORARY TABLE `{table}` (
   {physical},
   {coordinates},
@@ -139,7 +152,7 @@ def _source_ddl(
   `pt` AS PROCTIME(),
   WATERMARK FOR `rt` AS `rt` - {interval_literal(out_of_orderness_ms)}
 ) WITH (
-  {with_clause}
+  {options_sql}
 )"""
 
 

@@ -20,7 +20,7 @@ from pyflink.table import StreamTableEnvironment
 
 from jobs import uids
 from jobs.billing_functions import state_ttl
-from jobs.billing_sql import sql_string
+from jobs.billing_sql import file_options, sql_string, with_options
 from schemas.credits import SpendCap
 from schemas.invoice_line_item import InvoiceLineItem
 from udfs.catalog import DecimalLoader, parse_catalog
@@ -68,7 +68,6 @@ def credit_input_ddl(table: str, *, topic: str, bootstrap: str, group_id: str, b
     }
     if bounded:
         options["scan.bounded.mode"] = "latest-offset"
-    with_clause = ",\n  ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
     return f"""CREATE TEMPORARY TABLE `{table}` (
   `payload` BYTES,
   `src_topic` STRING METADATA FROM 'topic' VIRTUAL,
@@ -77,22 +76,26 @@ def credit_input_ddl(table: str, *, topic: str, bootstrap: str, group_id: str, b
   `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   WATERMARK FOR `kafka_ts` AS `kafka_ts`
 ) WITH (
-  {with_clause}
+  {with_options(options)}
 )"""
 
 
-def file_credit_input_ddl(table: str, *, path: str, topic: str) -> str:
-    """A bounded stand-in for a credits topic in job tests: one record per line. Its event time is fixed at 0 and
-    the file ends at once, which releases its watermark (end of input), so expiries follow the usage's event time.
+def file_credit_input_ddl(table: str, *, path: str, topic: str, monitor_interval: str | None = None) -> str:
+    """A stand-in for a credits topic in job tests: one record per line; a bounded file, or with `monitor_interval`
+    a directory watched for new files. Its event time is fixed at the end of year 9999, so its watermark never holds
+    the ledger's timers back: expiries and voids follow the usage's event time, as with an idle Kafka topic.
     """
+    options = file_options(path, monitor_interval)
     return f"""CREATE TEMPORARY TABLE `{table}` (
   `payload` BYTES,
   `src_topic` AS {sql_string(topic)},
   `src_partition` AS 0,
   `src_offset` AS CAST(0 AS BIGINT),
-  `kafka_ts` AS TO_TIMESTAMP_LTZ(0, 3),
+  `kafka_ts` AS TO_TIMESTAMP_LTZ(253402300799000, 3),
   WATERMARK FOR `kafka_ts` AS `kafka_ts`
-) WITH ('connector' = 'filesystem', 'path' = {sql_string(path)}, 'format' = 'raw')"""
+) WITH (
+  {with_options(options)}
+)"""
 
 
 class CreditInputValidator(ProcessFunction):
