@@ -92,7 +92,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from meterstream import cluster
 
     jobmanager = cluster.jobmanager_address(args.jobmanager)
-    job_id, cmd, _ = cluster.submit(jobmanager, args.job_args, parallelism=args.parallelism)
+    job_id, cmd, _ = cluster.submit(jobmanager, args.job_args, parallelism=args.parallelism,
+                                    from_savepoint=args.from_savepoint)
     print(f"$ {shlex.join(cmd)}")
     print(f"submitted job {job_id} to http://{jobmanager}")
     return 0
@@ -131,6 +132,9 @@ def _add_cluster_commands(sub) -> None:
                                            "meterstream submit [options] -- <billing job arguments>")
     submit.add_argument("--jobmanager", help=jm_help)
     submit.add_argument("--parallelism", type=int)
+    submit.add_argument("--from-savepoint", metavar="PATH",
+                        help="restore the job's state from this savepoint or retained checkpoint (flink run -s); "
+                             "the parallelism may change, up to the max parallelism (128)")
     submit.add_argument("job_args", nargs="*", help="after `--`: the billing job's arguments (--bootstrap ...)")
     submit.set_defaults(func=_cmd_submit)
 

@@ -350,19 +350,27 @@ def jobmanager_address(explicit: str | None = None) -> str:
 JOB_ID = re.compile(r"JobID\s+([0-9a-f]{32})")
 
 
-def submit_command(jobmanager: str, job_args: list[str], *, parallelism: int | None = None) -> list[str]:
-    """The plain `flink run` line: the wheel's client, detached, the job script plus the packages it imports."""
+def submit_command(jobmanager: str, job_args: list[str], *, parallelism: int | None = None,
+                   from_savepoint: str | None = None) -> list[str]:
+    """The plain `flink run` line: the wheel's client, detached, the job script plus the packages it imports.
+
+    `from_savepoint`: a savepoint (or retained checkpoint) to restore the job's state from (`flink run -s`); the
+    operators find their state by uid (jobs/operator_uids.txt), the parallelism may differ up to the max (128).
+    """
     home = project_home()
     cmd = [_script("flink"), "run", "--detached", "-m", jobmanager]
     if parallelism is not None:
         cmd += ["--parallelism", str(parallelism)]
+    if from_savepoint is not None:
+        cmd += ["--fromSavepoint", from_savepoint]
     cmd += ["--python", str(home / "jobs" / "billing.py"),
             "--pyFiles", ",".join(str(home / p) for p in JOB_PACKAGES), *job_args]
     return cmd
 
 
 def submit(jobmanager: str, job_args: list[str], *, parallelism: int | None = None,
-           home: Path | None = None, timeout_s: float = 300.0) -> tuple[str, list[str], str]:
+           from_savepoint: str | None = None, home: Path | None = None,
+           timeout_s: float = 300.0) -> tuple[str, list[str], str]:
     """Run `flink run --detached` for the billing job; (job id, command, client output)."""
     home = home or cluster_dir()
     info = recorded_cluster(home)
@@ -376,7 +384,7 @@ def submit(jobmanager: str, job_args: list[str], *, parallelism: int | None = No
         prepare_lib(home)
     if parallelism is not None and "--parallelism" not in job_args:
         job_args = [*job_args, "--parallelism", str(parallelism)]  # the job sets its parallelism itself
-    cmd = submit_command(jobmanager, job_args, parallelism=parallelism)
+    cmd = submit_command(jobmanager, job_args, parallelism=parallelism, from_savepoint=from_savepoint)
     proc = subprocess.run(cmd, env=script_env(info), capture_output=True, text=True, timeout=timeout_s,
                           cwd=project_home())
     output = proc.stdout + proc.stderr

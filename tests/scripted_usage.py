@@ -78,13 +78,24 @@ def _event(rng: random.Random, seq: int, tenant: str, at: datetime) -> dict:
     return record
 
 
-def scripted_usage(seed: int = 11, events: int = 3000) -> list[bytes]:
+def scripted_usage(
+    seed: int = 11, events: int = 3000, *, start: datetime = START, duration: timedelta | None = None,
+    first_seq: int = 0, with_late: bool = True,
+) -> list[bytes]:
+    """`events` events spread over [start, start + duration) (default: 30 minutes from START), plus the trouble.
+
+    Event ids are `<tenant>-e<seq>` from `first_seq` on (late ones from `first_seq + events`): workloads produced
+    in parts (the savepoint upgrade test) give each part its own range. Late events (unless `with_late` is False)
+    appear once the stream is 15 minutes (or half the duration, if shorter) past `start`.
+    """
     rng = random.Random(seed)
-    duration = REFERENCE_NOW - START - timedelta(minutes=10)
+    duration = REFERENCE_NOW - START - timedelta(minutes=10) if duration is None else duration
+    late_after = min(timedelta(minutes=15), duration / 2)
     out: list[bytes] = []
     sent: list[dict] = []
-    for seq in range(events):
-        at = START + duration * seq / events - timedelta(milliseconds=rng.randrange(3000))
+    for i in range(events):
+        seq = first_seq + i
+        at = start + duration * i / events - timedelta(milliseconds=rng.randrange(3000))
         record = _event(rng, seq, rng.choice(list(_METERS)), at)
         out.append(json.dumps(record).encode())
         sent.append(record)
@@ -95,7 +106,7 @@ def scripted_usage(seed: int = 11, events: int = 3000) -> list[bytes]:
             if rng.random() < 0.25 and "value" in copy:
                 copy["value"] = "1"
             out.append(json.dumps(copy).encode())
-        elif roll < 0.07 and at - START > timedelta(minutes=15):  # late: its window closed minutes ago
+        elif roll < 0.07 and with_late and at - start > late_after:  # late: its window closed minutes ago
             late = _event(rng, events + seq, rng.choice(list(_METERS)), at - timedelta(minutes=12))
             out.append(json.dumps(late).encode())
         elif roll < 0.08:

@@ -2,7 +2,8 @@
 
 `meterstream cluster up` on free ports and a var dir of the test's own, `meterstream submit` (streaming, detached)
 against the test broker, the committed line items checked against the expected computation, the job's own
-counters on the TaskManager's Prometheus endpoint, stop-with-savepoint, and the cluster shut down whatever happens.
+counters on the TaskManager's Prometheus endpoint, stop-with-savepoint, and the cluster shut down whatever happens
+(the `flink_cluster` fixture, in conftest.py).
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from meterstream import cluster
-from meterstream.kafka_local import free_port
-from meterstream.paths import jar_dir
 from meterstream.topics import produce, read_committed
 from tests.billing_expectations import expected_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
@@ -37,27 +35,6 @@ FLUSH_EVENT = json.dumps({
     "event_id": "flush-1", "tenant_id": "acme-ai", "customer_id": "flush-customer", "meter": "requests",
     "timestamp": "2026-11-01T04:25:00.000Z",
 }).encode()
-
-
-@pytest.fixture
-def flink_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[cluster.ClusterInfo]:
-    """A cluster of the test's own: own ports, own var dir (METERSTREAM_CACHE), jars shared with the checkout."""
-    jar_dir().mkdir(parents=True, exist_ok=True)  # resolved (or built) once in the real cache
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "jars").symlink_to(jar_dir().resolve())
-    monkeypatch.setenv("METERSTREAM_CACHE", str(cache))
-    home = cache / "var" / "cluster"
-    ports = [free_port() for _ in range(3)]
-    metrics_port = next(p for p in (free_port() for _ in range(20)) if p not in ports and p + 1 not in ports)
-    try:
-        info, started = cluster.up(rest_port=ports[0], rpc_port=ports[1], metrics_port=metrics_port, home=home)
-        assert started
-        yield info
-    finally:
-        print(cluster.log_tail(home, lines=30))  # pytest shows it only when the test failed
-        cluster.down(home=home)
-        assert not any(cluster._alive(p) for pids in cluster._pids(home).values() for p in pids)
 
 
 def _metrics(url: str) -> str:

@@ -52,3 +52,11 @@ def test_flink_run_line_ships_the_job_packages():
     assert [Path(p).name for p in shipped] == list(cluster.JOB_PACKAGES)
     assert cmd[cmd.index("--python") + 1].endswith("jobs/billing.py")
     assert cmd[-2:] == ["--bootstrap", "b:9092"]
+
+
+def test_flink_run_line_restores_from_a_savepoint_before_the_job_script():
+    cmd = cluster.submit_command("127.0.0.1:8081", ["--bootstrap", "b:9092"], parallelism=1,
+                                 from_savepoint="file:/tmp/savepoint-abc")
+    restore = cmd.index("--fromSavepoint")
+    assert cmd[restore + 1] == "file:/tmp/savepoint-abc"
+    assert restore < cmd.index("--python"), "a client option: after the script it would reach the job instead"
