@@ -49,7 +49,7 @@ from jobs.billing_sql import (
     routing_views,
 )
 from jobs.kafka_io import exactly_once_string_sink
-from jobs.runtime import main_args, stream_environment
+from jobs.runtime import main_args, stream_environment, submitted_by_flink_client
 from udfs.catalog import Catalog, parse_catalog
 from udfs.grouping import catalog_json
 from udfs.rating_catalog import rating_catalog_json
@@ -123,9 +123,9 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     config.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
     # SQL operators get uids from their plan node ids (stable while the SQL is), not from graph hashes.
     config.set("table.exec.uid.generation", "ALWAYS")
-    if settings.watermark_on_every_event:
-        # 0 = no periodic timer: the SQL watermark assigner then emits whenever the watermark advances.
-        env.get_config().set_auto_watermark_interval(0)
+    # With --watermark-on-every-event the sources emit a watermark after each record (`scan.watermark.emit.strategy`
+    # on-event); the periodic timer stays on: it is also what declares an idle source split (or a subtask without
+    # any) idle, and without it a subtask that has no partition held every window back for good.
     t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
     t_env.create_java_temporary_system_function(PERIOD_FUNCTION, PERIOD_FUNCTION_CLASS)
     t_env.create_java_temporary_system_function(LINE_ITEM_FUNCTION, LINE_ITEM_FUNCTION_CLASS)
@@ -447,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         credits=args.credits,
         flink_conf=flink_conf_options(args.flink_conf),
     )
+    if submitted_by_flink_client():
+        # `flink run --detached` returns once the job is submitted: there is no end to report or check here.
+        print(f"{args.job_name}: run {settings.run_id} submitted")
+        return 0
     print(f"{args.job_name}: run {settings.run_id} finished in {seconds:.1f} s")
     if args.bounded:
         counts = read_accounting(args.bootstrap, topics.accounting, settings.run_id)

@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.set_defaults(func=_cmd_topics)
 
     sub.add_parser("billing", help="the billing job on the embedded MiniCluster (`meterstream billing --help`)")
+    sub.add_parser("chaos", help="failure trials: kill the job at random points, restart from checkpoints, compare "
+                                 "its outputs with a run without failures (`meterstream chaos --help`)")
 
     demo = sub.add_parser("demo", help="local broker + generated workload + the job on the MiniCluster, end to end")
     demo.add_argument("--events", type=int, default=100_000)
@@ -197,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["chaos"]:
+        from meterstream.chaos import main as chaos_main
+
+        return chaos_main(argv[1:])
     if argv[:1] == ["billing"]:  # everything after it belongs to the job's own parser
         from jobs.billing import main as billing_main
 

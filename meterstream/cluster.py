@@ -272,21 +272,29 @@ def up(
     prepare_lib(home)
     _save(info)
     env = script_env(info)
-    for cmd in (
-        [_script("jobmanager.sh"), "start"],
-        [_script("taskmanager.sh"), "start", "-D", f"metrics.reporter.prom.port={info.metrics_port + 1}"],
-    ):
+    try:
+        cmd = [_script("jobmanager.sh"), "start"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
-            down(home=home)
-            raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}\n"
-                               + log_tail(home))
+            raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        start_taskmanager(info)
+    except ClusterError as exc:
+        down(home=home)
+        raise ClusterError(f"{exc}\n{log_tail(home)}") from None
     try:
         wait_ready(info, timeout_s=timeout_s)
     except ClusterError:
         down(home=home)
         raise
     return info, True
+
+
+def start_taskmanager(info: ClusterInfo) -> None:
+    """One more TaskManager (e.g. after one died); returns once the script started it."""
+    cmd = [_script("taskmanager.sh"), "start", "-D", f"metrics.reporter.prom.port={info.metrics_port + 1}"]
+    proc = subprocess.run(cmd, env=script_env(info), capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
 
 
 def wait_ready(info: ClusterInfo, *, timeout_s: float = 120.0) -> None:

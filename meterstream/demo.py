@@ -17,6 +17,7 @@ from decimal import Decimal
 from meterstream import kafka_local
 from meterstream.paths import project_home
 from meterstream.topics import create_topics, produce, read_committed
+from meterstream.workload import Workload
 
 CATALOG = "catalogs/example-genai.yaml"
 
@@ -104,9 +105,32 @@ def print_credits(drawdowns: list[dict], alerts: list[dict], grant_dead_letters:
               f"threshold {alert['threshold']} value {alert['value']} {alert.get('action') or ''}")
 
 
-def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
+def produce_inputs(
+    bootstrap: str, topics: dict[str, str], *, events: int, seed: int, customers_per_tenant: int
+) -> Workload:
+    """The demo's inputs: a generated workload of the last 12 minutes into `usage_events`, the demo grants into
+    `credit_grants` and one spend cap into `spend_caps` (topics by `jobs.billing.Topics` field name)."""
     from meterstream.workload import WorkloadSpec, generate_workload
 
+    now = datetime.now(UTC).replace(microsecond=0)
+    workload = generate_workload(
+        WorkloadSpec(seed=seed, events=events, customers_per_tenant=customers_per_tenant,
+                     start=now - timedelta(minutes=12), duration=timedelta(minutes=10))
+    )
+    # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
+    # decided by arrival order within that partition.
+    keys = [str(key).encode() for key in workload.partition_keys]
+    produce(bootstrap, topics["usage_events"], workload.records, keys=keys)
+    grants = demo_grants(now - timedelta(minutes=12))
+    produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in grants])
+    produce(bootstrap, topics["spend_caps"], [json.dumps(
+        {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
+         "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    ).encode()])
+    return workload
+
+
+def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
     started = time.monotonic()
     info, started_now = kafka_local.up()
     bootstrap = info.bootstrap_servers
@@ -126,25 +150,11 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
             "credit_grant_dead_letters": f"demo-credit-grant-dead-letters-{suffix}",
         }
         create_topics(bootstrap, list(topics.values()), partitions=2)
-        now = datetime.now(UTC).replace(microsecond=0)
-        workload = generate_workload(
-            WorkloadSpec(seed=42, events=events, customers_per_tenant=200, start=now - timedelta(minutes=12),
-                         duration=timedelta(minutes=10))
-        )
-        # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
-        # decided by arrival order within that partition.
-        keys = [str(key).encode() for key in workload.partition_keys]
-        produced = produce(bootstrap, topics["usage_events"], workload.records, keys=keys)
-        print(f"[demo] produced {produced:,} usage events to {topics['usage_events']} "
+        workload = produce_inputs(bootstrap, topics, events=events, seed=42, customers_per_tenant=200)
+        print(f"[demo] produced {len(workload.records):,} usage events to {topics['usage_events']} "
               f"(intended: ~{workload.intended_duplicates:,} duplicates, ~{workload.intended_late:,} late, "
               f"~{workload.intended_malformed:,} malformed)")
-        grants = demo_grants(now - timedelta(minutes=12))
-        produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in grants])
-        produce(bootstrap, topics["spend_caps"], [json.dumps(
-            {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
-             "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-        ).encode()])
-        print(f"[demo] produced {len(grants)} grant records (one expiring mid-run, one void, one invalid) "
+        print("[demo] produced the demo's grant records (one expiring mid-run, one void, one invalid) "
               "and one spend cap")
         args = [sys.executable, "-m", "jobs.billing", "--credits", "--bootstrap", bootstrap, "--catalog",
                 str(project_home() / CATALOG), "--bounded", "--parallelism", str(parallelism),

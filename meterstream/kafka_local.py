@@ -164,6 +164,32 @@ def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: s
     raise KafkaStartError(f"the Kafka broker was not ready within {timeout:.0f} s; log tail:\n{_log_tail(log_file)}")
 
 
+def restart_broker(info: BrokerInfo, *, down_seconds: float = 0.0, timeout: float = 90.0) -> BrokerInfo:
+    """Stop the broker, stay down for `down_seconds`, start it again on the same ports and data (no format):
+    clients see a broker outage, not a new cluster. `info` is updated in place (the pid changes) and returned."""
+    stop_broker(info)
+    time.sleep(down_seconds)
+    data_dir = Path(info.data_dir)
+    log_file = Path(info.log_file)
+    ready_before = log_file.read_text(errors="replace").count(READY_LINE)
+    base_cmd = [_java(), *DEFAULT_HEAP.split(), f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
+                "-cp", kafka_broker_classpath()]
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen([*base_cmd, "kafka.Kafka", str(data_dir / "server.properties")], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    info.pid = proc.pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise KafkaStartError(f"the Kafka broker exited with code {proc.returncode} on restart; log tail:\n"
+                                  f"{_log_tail(log_file)}")
+        if log_file.read_text(errors="replace").count(READY_LINE) > ready_before and _port_open(info.broker_port):
+            return info
+        time.sleep(0.25)
+    raise KafkaStartError(f"the Kafka broker did not come back within {timeout:.0f} s; log tail:\n"
+                          f"{_log_tail(log_file)}")
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):

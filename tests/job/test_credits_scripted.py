@@ -281,9 +281,10 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
 
-# Parallelism 1 only: with 2, the watched-directory usage source gives one reader each stage's only file and the
-# other none, and the run breaks down (an event routed late without a watermark; see the issue 4 note). The
-# bounded credits job test (tests/job/test_credits_job.py) covers parallelism 2 with the accounting identities.
+# Parallelism 1 only. At 2, the watched-directory usage source hands each stage's one file to one reader; the other
+# reader holds the watermark until it is declared idle, and a short idle timeout lets the unique_count line items'
+# watermark overtake the other line items' after each pause (see the issue 4 note). The bounded credits job test
+# (tests/job/test_credits_job.py) covers parallelism 2 with the accounting identities.
 @pytest.mark.parametrize("parallelism", [1])
 def test_scripted_grants_and_usage_give_the_exact_drawdowns_and_alerts(tmp_path, parallelism):
     out = run_script(tmp_path, parallelism)
