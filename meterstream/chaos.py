@@ -82,8 +82,8 @@ class ChaosReport:
         lines = [
             f"chaos {self.run_id}: {self.kills} kills, {self.broker_restarts} broker restarts, "
             f"{self.attempts} attempts",
-            f"  baseline {self.baseline_seconds:.1f} s, trial {self.trial_seconds:.1f} s; recovery after a kill "
-            f"(kill -> first checkpoint of the restored job): median {median:.1f} s, "
+            f"  baseline {self.baseline_seconds:.1f} s, trial {self.trial_seconds:.1f} s; time to recover "
+            f"(kill or broker outage -> the job's next completed checkpoint): median {median:.1f} s, "
             f"max {max(recovery, default=float('nan')):.1f} s",
             f"  outputs: {self.line_items:,} line items, {self.drawdowns:,} drawdowns, {self.alerts:,} alerts",
             "  checks: " + ("ALL HOLD" if self.ok else "BROKEN"),
