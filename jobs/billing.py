@@ -137,10 +137,9 @@ def mini_batches(t_env: StreamTableEnvironment) -> Iterator[None]:
     """Mini-batches for what is translated inside, and only there: the accounting aggregation sees every record
     and must pre-aggregate locally in small batches, or it would send two changelog rows per record into Python.
 
-    Nowhere else: a processing-time mini-batch assigner replaces event-time watermarks with the wall clock (lateness
-    would be judged by it, and the credits ledger's expiry timers would fire by it), and measured here, the
-    two-phase window aggregation that mini-batches switch on let the line items fall behind the watermark that the
-    credits ledger sees, so expiries and voids overtook the usage they should follow.
+    Nowhere else: a processing-time mini-batch assigner replaces event-time watermarks with the wall clock. Before
+    the routing, lateness would be judged by it; on the credit inputs (measured), the ledger's expiry and void timers
+    fired by it.
     """
     config = t_env.get_config()
     config.set("table.exec.mini-batch.enabled", "true")
