@@ -390,7 +390,7 @@ def test_python_settings_of_the_image():
     assert re.search(r'/pip"? install --no-cache-dir -r /tmp/requirements\.txt', text)
 
 
-def test_the_python_pins_are_the_venv_runtime_closure_and_cover_pyproject():
+def test_the_python_pins_name_the_venv_runtime_closure_and_cover_pyproject():
     import importlib.util
     import tomllib
 
@@ -402,8 +402,11 @@ def test_the_python_pins_are_the_venv_runtime_closure_and_cover_pyproject():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
             pins[canonicalize_name(name)] = version
-    assert pins == lock.runtime_closure(), "docker/requirements.txt is stale: .venv/bin/python docker/lock.py"
-    assert pins["apache-flink"] == metadata.version("apache-flink")
+    # The same packages as the venv's runtime closure. Versions may drift by the patch releases a fresh install
+    # picks up (the venv is not pinned), except PyFlink's, which must match the image's Flink.
+    closure = lock.runtime_closure()
+    assert pins.keys() == closure.keys(), "docker/requirements.txt is stale: .venv/bin/python docker/lock.py"
+    assert pins["apache-flink"] == metadata.version("apache-flink") == closure["apache-flink"]
     for text in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
         requirement = Requirement(text)
         name = canonicalize_name(requirement.name)
