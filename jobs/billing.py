@@ -286,7 +286,7 @@ def attach_credits(
         stream.sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
 
 
-def run(
+def build_job(
     *,
     bootstrap: str,
     topics: Topics,
@@ -297,7 +297,8 @@ def run(
     checkpoint_interval_ms: int = 5_000,
     credits: bool = False,
     flink_conf: dict[str, str] | None = None,
-) -> float:
+) -> StreamExecutionEnvironment:
+    """The whole job graph, wired and not executed (`run` executes it; `jobs.operator_uids` reads its uids)."""
     env = stream_environment(
         parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms, extra_config=flink_conf
     )
@@ -316,6 +317,12 @@ def run(
     attach_kafka_sinks(outputs, topics, bootstrap, job_name)
     if credits:
         attach_credits(t_env, settings, outputs, topics, bootstrap=bootstrap, job_name=job_name, bounded=bounded)
+    return env
+
+
+def run(*, job_name: str = JOB_NAME, **job) -> float:
+    """Build the job (arguments of `build_job`) and execute it; returns the seconds `execute` took."""
+    env = build_job(job_name=job_name, **job)
     started = time.monotonic()
     env.execute(job_name)
     return time.monotonic() - started

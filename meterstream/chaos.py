@@ -369,7 +369,7 @@ def _unique(records: list[dict], key: str, what: str, report: ChaosReport) -> No
 
 
 def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str, report: ChaosReport) -> None:
-    from jobs.billing import Topics, accounting_table, credit_identity_check, read_accounting, settings_from_args
+    from jobs.billing import BillingSettings, Topics, accounting_table, credit_identity_check, read_accounting
 
     trial = runs["trial"]  # the baseline's own identities were checked by its bounded run (exit code 0)
     lines = {kind: _read(bootstrap, runs[kind]["line_items"]) for kind in runs}
@@ -411,17 +411,10 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     _, holds = accounting_table(read_accounting(bootstrap, trial["accounting"], f"{run_id}-trial"), received)
     if not holds:
         report.failures.append("the accounting identity does not hold on the trial's accounting topic")
-    topics = Topics(**trial)
-    settings = settings_from_args(_settings_args())
-    _, credits_hold = credit_identity_check(bootstrap, topics, settings)
+    settings = BillingSettings(catalog_yaml=(project_home() / CATALOG).read_text())
+    _, credits_hold = credit_identity_check(bootstrap, Topics(**trial), settings)
     if not credits_hold:
         report.failures.append("the credits identities do not hold on the trial's drawdowns")
-
-
-def _settings_args():
-    from jobs.billing import parse_args
-
-    return parse_args(["--bootstrap", "unused", "--catalog", str(project_home() / CATALOG)])
 
 
 def main(argv: list[str] | None = None) -> int:

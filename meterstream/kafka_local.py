@@ -132,61 +132,55 @@ def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: s
         controller_port = free_port()
     props = data_dir / "server.properties"
     props.write_text(server_properties(data_dir, broker_port, controller_port))
-    log4j = data_dir / "log4j2.properties"
-    log4j.write_text(_LOG4J2)
-    log_file = data_dir / "broker.log"
-    java = _java()
-    base_cmd = [java, *heap.split(), f"-Dlog4j2.configurationFile={log4j}", "-cp", kafka_broker_classpath()]
-
+    (data_dir / "log4j2.properties").write_text(_LOG4J2)
     fmt = subprocess.run(
-        [*base_cmd, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)],
+        [*_java_command(data_dir, heap), "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
+         "-c", str(props)],
         capture_output=True, text=True,
     )
     if fmt.returncode != 0:
         raise KafkaStartError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
-
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [*base_cmd, "kafka.Kafka", str(props)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    info = BrokerInfo(proc.pid, broker_port, controller_port, str(data_dir), str(log_file))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise KafkaStartError(
-                f"the Kafka broker exited with code {proc.returncode} during start; log tail:\n{_log_tail(log_file)}"
-            )
-        if READY_LINE in log_file.read_text(errors="replace") and _port_open(broker_port):
-            return info
-        time.sleep(0.25)
-    stop_broker(info)
-    raise KafkaStartError(f"the Kafka broker was not ready within {timeout:.0f} s; log tail:\n{_log_tail(log_file)}")
+    info = BrokerInfo(0, broker_port, controller_port, str(data_dir), str(data_dir / "broker.log"))
+    try:
+        return _launch(info, heap=heap, timeout=timeout, what="during start")
+    except KafkaStartError:
+        stop_broker(info)
+        raise
 
 
 def restart_broker(info: BrokerInfo, *, down_seconds: float = 0.0, timeout: float = 90.0) -> BrokerInfo:
-    """Stop the broker, stay down for `down_seconds`, start it again on the same ports and data (no format):
-    clients see a broker outage, not a new cluster. `info` is updated in place (the pid changes) and returned."""
+    """Stop the broker, stay down for `down_seconds`, start it again on the same ports and data (no format, default
+    heap): clients see a broker outage, not a new cluster. `info` is updated in place (the pid changes)."""
     stop_broker(info)
     time.sleep(down_seconds)
-    data_dir = Path(info.data_dir)
-    log_file = Path(info.log_file)
-    ready_before = log_file.read_text(errors="replace").count(READY_LINE)
-    base_cmd = [_java(), *DEFAULT_HEAP.split(), f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
-                "-cp", kafka_broker_classpath()]
+    return _launch(info, heap=DEFAULT_HEAP, timeout=timeout, what="on restart")
+
+
+def _java_command(data_dir: Path, heap: str) -> list[str]:
+    return [_java(), *heap.split(), f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
+            "-cp", kafka_broker_classpath()]
+
+
+def _launch(info: BrokerInfo, *, heap: str, timeout: float, what: str) -> BrokerInfo:
+    """Start `kafka.Kafka` on `info`'s formatted data dir (log appended) and wait until it serves: a new
+    "Kafka Server started" line in the log and the port open. Sets `info.pid`."""
+    data_dir, log_file = Path(info.data_dir), Path(info.log_file)
+    ready_before = log_file.read_text(errors="replace").count(READY_LINE) if log_file.exists() else 0
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen([*base_cmd, "kafka.Kafka", str(data_dir / "server.properties")], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [*_java_command(data_dir, heap), "kafka.Kafka", str(data_dir / "server.properties")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
     info.pid = proc.pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise KafkaStartError(f"the Kafka broker exited with code {proc.returncode} on restart; log tail:\n"
+            raise KafkaStartError(f"the Kafka broker exited with code {proc.returncode} {what}; log tail:\n"
                                   f"{_log_tail(log_file)}")
         if log_file.read_text(errors="replace").count(READY_LINE) > ready_before and _port_open(info.broker_port):
             return info
         time.sleep(0.25)
-    raise KafkaStartError(f"the Kafka broker did not come back within {timeout:.0f} s; log tail:\n"
+    raise KafkaStartError(f"the Kafka broker was not ready within {timeout:.0f} s ({what}); log tail:\n"
                           f"{_log_tail(log_file)}")
 
 
@@ -210,6 +204,8 @@ def is_running(info: BrokerInfo) -> bool:
 
 def stop_broker(info: BrokerInfo, *, timeout: float = 30.0, remove_data: bool = False) -> None:
     """SIGTERM for a controlled shutdown, SIGKILL if it does not end in time."""
+    if info.pid <= 0:  # never launched (killpg(0) would signal our own process group)
+        return
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(info.pid, sig)

@@ -16,6 +16,7 @@ import json
 import queue
 import threading
 import time
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -227,9 +228,7 @@ class StagedJob:
             self.results.close()
 
 
-def _at(text: str):
-    from datetime import datetime
-
+def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
