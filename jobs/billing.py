@@ -23,6 +23,7 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col
+from pyflink.util.java_utils import load_java_class
 
 from jobs import uids
 from jobs.billing_functions import (
@@ -33,6 +34,8 @@ from jobs.billing_functions import (
     window_key,
 )
 from jobs.billing_sql import (
+    LATE_ONLY_COLUMNS,
+    LATE_ROUTING_CLASS,
     LINE_ITEM_FUNCTION,
     LINE_ITEM_FUNCTION_CLASS,
     PARSE_FUNCTION,
@@ -152,27 +155,38 @@ def mini_batches(t_env: StreamTableEnvironment) -> Iterator[None]:
 
 
 def materialize(t_env: StreamTableEnvironment, view: str, table: str) -> None:
-    """Register `view` as `table` through a DataStream round trip, so its plan is built exactly once.
+    """Register `view` as `table` through a DataStream round trip, so its plan is built exactly once, with the late
+    routing operator in between.
 
     Without this cut, the planner pushes each consumer's projection into the shared view and so builds one copy of
     the view's operators (UDF parse, dedup state) per consumer. The round trip runs on the Java side: PyFlink's
     Python conversion has no DECIMAL(38, 18). Event time survives as the records' timestamps and watermarks.
+    On the way, `LateEventRouting` (Java, operator state) turns each 'first_seen' row into 'late' or 'windowed'
+    against the highest watermark it has forwarded, which, unlike SQL's CURRENT_WATERMARK, survives a restore.
     """
     from pyflink.java_gateway import get_gateway
 
+    gateway = get_gateway()
     columns = [name for name in t_env.from_path(view).get_schema().get_field_names()
                if name not in ROUTED_DROPPED_COLUMNS]
     j_tenv = t_env._j_tenv
     projected = t_env.from_path(view).select(*[col(name) for name in columns])
     j_stream = j_tenv.toDataStream(projected._j_table)
-    Schema = get_gateway().jvm.org.apache.flink.table.api.Schema
+    late_only = gateway.new_array(gateway.jvm.java.lang.String, len(LATE_ONLY_COLUMNS))
+    for index, column in enumerate(LATE_ONLY_COLUMNS):
+        late_only[index] = column
+    constructor_args = gateway.new_array(gateway.jvm.java.lang.Object, 1)
+    constructor_args[0] = late_only
+    routing = load_java_class(LATE_ROUTING_CLASS).getConstructors()[0].newInstance(constructor_args)
+    j_routed = j_stream.transform("route-late-events", j_stream.getType(), routing).uid(uids.BILLING_LATE_ROUTING)
+    Schema = gateway.jvm.org.apache.flink.table.api.Schema
     schema = (
         Schema.newBuilder()
         .columnByMetadata(ROUTED_ROWTIME, "TIMESTAMP_LTZ(3)", "rowtime", False)
         .watermark(ROUTED_ROWTIME, "SOURCE_WATERMARK()")
         .build()
     )
-    j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_stream, schema))
+    j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_routed, schema))
 
 
 def string_stream(t_env: StreamTableEnvironment, view: str) -> DataStream:

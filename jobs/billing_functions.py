@@ -140,7 +140,7 @@ class LateEventFormatter(MapFunction):
         self.window_size_ms = window_size_ms
 
     def map(self, row: Row) -> str:
-        if row.watermark_at_routing is None or row.payload is None:
+        if row.watermark_at_routing_ms is None or row.payload is None:
             raise ValueError(f"a late row must carry its payload and the watermark at routing: {row}")
         event = UsageEvent.model_validate_json(row.payload)
         window_end = from_epoch_ms(row.window_end_ms)
@@ -148,7 +148,7 @@ class LateEventFormatter(MapFunction):
             event,
             window_start=window_end - timedelta(milliseconds=self.window_size_ms),
             window_end=window_end,
-            watermark=sql_timestamp(row.watermark_at_routing),
+            watermark=from_epoch_ms(row.watermark_at_routing_ms),
             source_partition=row.src_partition,
             source_offset=row.src_offset,
             routed_at=utc_now(),

@@ -8,9 +8,10 @@ Views, in data-flow order:
   usage_raw          source table: payload BYTES + Kafka coordinates + `rt` (event time of valid records) + watermark
   usage_parsed       PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid
   usage_classified   + `seen` (copies of (tenant_id, event_id) so far, by arrival) and the first copy's fingerprint
-  usage_routed       + `outcome`: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload | late |
-                     windowed -- exactly one per record
-  -- materialised once as `usage_routed` (jobs.billing.materialize), then:
+  usage_routed_plan  + `outcome`: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload |
+                     first_seen -- exactly one per record
+  -- materialised once as `usage_routed` (jobs.billing.materialize), where a Java operator splits first_seen
+  -- into late | windowed against a checkpointed watermark; then:
   usage_windows      tumbling window aggregates of the windowed records
   usage_period_steps period start (Java UDF), period-to-date quantity and the one before (running aggregates, LAG)
   usage_line_items   BILLING_LINE_ITEM_JAVA: the line item JSON (unique_count meters: usage_unique_windows, Python)
@@ -162,6 +163,9 @@ ROUTED_TABLE = "usage_routed"
 # column ROUTED_ROWTIME (the physical `rt` copy is a plain timestamp there); `pt` is not carried over.
 ROUTED_DROPPED_COLUMNS = ("pt",)
 ROUTED_ROWTIME = "routed_rt"
+LATE_ROUTING_CLASS = "io.meterstream.routing.LateEventRouting"
+# What a windowed record does not need past the cut: only late (and dead-lettered) records are written out whole.
+LATE_ONLY_COLUMNS = ("payload", "src_topic", "src_partition", "src_offset", "window_end_ms")
 
 
 def routing_views(source_table: str, parse: ParseSettings, *, window_size_ms: int) -> list[str]:
@@ -187,35 +191,31 @@ SELECT *,
        FIRST_VALUE(fingerprint) OVER w AS first_fingerprint
 FROM usage_parsed
 WINDOW w AS (PARTITION BY dedup_tenant, dedup_event ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""",
-        # A first-seen record is late when its window has already fired: Flink fires a window once the watermark
-        # reaches window_end - 1 ms. The watermark seen here is never behind the window operator's (that one is
-        # downstream), so "not late here" means "counted by its window".
-        # Only what the outputs need crosses the materialisation boundary (each column is converted twice per
-        # record there): the raw payload and its coordinates only for records that are dead-lettered or late.
+        # Lateness is not decided here: CURRENT_WATERMARK restarts from nothing after a restore. A first-seen
+        # record leaves as 'first_seen' with what a late record needs; the Java operator after the
+        # materialisation cut (io.meterstream.routing.LateEventRouting, jobs.billing.materialize) makes it 'late'
+        # or 'windowed' against the highest watermark it has forwarded, checkpointed, and drops LATE_ONLY_COLUMNS
+        # from windowed rows. Duplicates carry no payload across the cut (each column is converted per record).
         f"""CREATE TEMPORARY VIEW {ROUTED_PLAN_VIEW} AS
 SELECT rt, pt, outcome, tenant_id, customer_id, meter, event_id, event_time_ms, `value`, aggregation, group_json,
        unique_token,
-       CASE WHEN outcome IN ('dead_lettered', 'late') THEN payload END AS payload,
+       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN payload END AS payload,
        CASE WHEN outcome = 'dead_lettered' THEN reason END AS reason,
        CASE WHEN outcome = 'dead_lettered' THEN detail END AS detail,
-       CASE WHEN outcome IN ('dead_lettered', 'late') THEN src_topic END AS src_topic,
-       CASE WHEN outcome IN ('dead_lettered', 'late') THEN src_partition END AS src_partition,
-       CASE WHEN outcome IN ('dead_lettered', 'late') THEN src_offset END AS src_offset,
-       CASE WHEN outcome = 'late' THEN CAST(routing_watermark AS STRING) END AS watermark_at_routing,
-       CASE WHEN outcome = 'late' THEN {window_end_ms} END AS window_end_ms
+       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN src_topic END AS src_topic,
+       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN src_partition END AS src_partition,
+       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN src_offset END AS src_offset,
+       CASE WHEN outcome = 'first_seen' THEN {window_end_ms} END AS window_end_ms,
+       CAST(NULL AS BIGINT) AS watermark_at_routing_ms
 FROM (
   SELECT *,
          CASE
            WHEN reason IS NOT NULL THEN 'dead_lettered'
            WHEN seen > 1 AND fingerprint = first_fingerprint THEN 'duplicate_same_payload'
            WHEN seen > 1 THEN 'duplicate_conflicting_payload'
-           WHEN routing_watermark IS NOT NULL
-                AND TO_TIMESTAMP_LTZ({window_end_ms} - 1, 3) <= routing_watermark THEN 'late'
-           ELSE 'windowed'
+           ELSE 'first_seen'
          END AS outcome
-  -- The watermark is read once per record: its two uses (the outcome, the late record's watermark_at_routing)
-  -- were measured to disagree when each read it, after a restore and at parallelism 2.
-  FROM (SELECT *, CURRENT_WATERMARK(rt) AS routing_watermark FROM usage_classified))""",
+  FROM usage_classified)""",
     ]
 
 
@@ -291,7 +291,7 @@ FROM usage_period_steps""",
 SELECT payload, reason, detail, src_topic, src_partition, src_offset FROM usage_routed
 WHERE outcome = 'dead_lettered'""",
         """CREATE TEMPORARY VIEW usage_late AS
-SELECT payload, src_partition, src_offset, window_end_ms, watermark_at_routing FROM usage_routed
+SELECT payload, src_partition, src_offset, window_end_ms, watermark_at_routing_ms FROM usage_routed
 WHERE outcome = 'late'""",
         """CREATE TEMPORARY VIEW usage_accounting AS
 SELECT outcome, COALESCE(reason, '') AS detail, COUNT(*) AS records FROM usage_routed GROUP BY outcome, reason""",

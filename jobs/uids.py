@@ -7,6 +7,7 @@ PASSTHROUGH_SINK = "passthrough-kafka-sink-v1"
 
 # Billing job (jobs/billing.py). SQL operators get their identity from the compiled plan; these are the
 # DataStream operators around it.
+BILLING_LATE_ROUTING = "billing-late-routing-v1"  # Java operator: late | windowed, checkpointed watermark floor
 BILLING_PERIOD_TO_DATE = "billing-period-to-date-v1"  # keyed Python accumulator (unique_count meters)
 BILLING_DEAD_LETTER_FORMAT = "billing-dead-letter-format-v1"
 BILLING_LATE_FORMAT = "billing-late-format-v1"

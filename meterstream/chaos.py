@@ -121,7 +121,21 @@ def _checkpoints(root: Path) -> set[Path]:
     return {m.parent for m in root.glob("*/chk-*/_metadata")}
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def retained_checkpoints_conf(root: Path) -> dict[str, str]:
+    """Flink settings for a job process that may be killed: checkpoints retained under `root`, and in-process
+    restarts while the broker is away (a broker restart fails the sinks' transactions)."""
+    return {
+        "execution.checkpointing.dir": root.as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "1 s",
+        "restart-strategy.exponential-delay.max-backoff": "10 s",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "1000",
+    }
+
+
+def kill_process_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -227,16 +241,7 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
                        progress: Progress, log) -> None:
     """Kill the whole job process (the MiniCluster in it) and relaunch it from the newest retained checkpoint."""
     root = workdir / "checkpoints"
-    retained = {
-        "execution.checkpointing.dir": root.as_uri(),
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "execution.checkpointing.num-retained": "3",
-        # A broker restart fails the sinks' transactions: keep restarting in-process while the broker is away.
-        "restart-strategy.type": "exponential-delay",
-        "restart-strategy.exponential-delay.initial-backoff": "1 s",
-        "restart-strategy.exponential-delay.max-backoff": "10 s",
-        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "1000",
-    }
+    retained = retained_checkpoints_conf(root)
     disruptions = ["kill"] * spec.kills + ["broker"] * (spec.broker_restarts if broker is not None else 0)
     rng.shuffle(disruptions)
     started = time.monotonic()
@@ -282,7 +287,7 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
                 report.failures.append(f"attempt {report.attempts} ended ({proc.returncode}); log in {workdir}")
                 return
             if disruptions.pop() == "kill":
-                _kill_group(proc)
+                kill_process_group(proc)
                 proc, killed_at = None, time.monotonic()
                 report.kills += 1
                 log(f"[chaos] attempt {report.attempts}: SIGKILL {delay:.1f} s after its first checkpoint")
@@ -297,12 +302,12 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
             if wait_for_checkpoint(known):
                 report.recovery_seconds.append(time.monotonic() - outage_started)
             else:
-                _kill_group(proc)
+                kill_process_group(proc)
                 proc, killed_at = None, outage_started
     finally:
         report.trial_seconds = time.monotonic() - started
         if proc is not None:
-            _kill_group(proc)  # caught up, broken or interrupted: the unbounded job stops here
+            kill_process_group(proc)  # caught up, broken or interrupted: the unbounded job stops here
 
 
 def _completed_checkpoints(jobmanager: str, job_id: str) -> int:
