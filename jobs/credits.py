@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import yaml
-from pyflink.common import Row, Types
+from pyflink.common import Duration, Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.functions import MapFunction, ProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
@@ -39,6 +39,9 @@ from udfs.credits import (
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
 END_OF_INPUT = 2**63 - 1  # Long.MAX_VALUE: the watermark a bounded input ends with
+# Grant events carry no watermark into the ledger; their input is declared idle after two watermark intervals
+# (pipeline.auto-watermark-interval, 200 ms) without a grant event, and stays idle (see build_credits).
+GRANT_EVENTS_IDLE_AFTER_MS = 1
 ALERTS = OutputTag("billing-alerts", Types.STRING())
 REJECTS = OutputTag("credit-grant-rejects", Types.STRING())
 
@@ -59,8 +62,8 @@ class CreditOutputs:
 
 
 def credit_input_ddl(table: str, *, topic: str, bootstrap: str, group_id: str, bounded: bool) -> str:
-    """Grant events or spend caps: raw bytes plus coordinates; event time = the Kafka record time, so that the
-    stream's watermark (idle most of the time: see table.exec.source.idle-timeout) never holds expiries back."""
+    """Grant events or spend caps: raw bytes plus coordinates; event time = the Kafka record time. Its watermark
+    does not reach the ledger (`build_credits` drops it): expiries and voids follow the line items' event time."""
     options = {
         "connector": "kafka", "topic": topic, "properties.bootstrap.servers": bootstrap,
         "properties.group.id": group_id, "properties.isolation.level": "read_committed",
@@ -82,8 +85,8 @@ def credit_input_ddl(table: str, *, topic: str, bootstrap: str, group_id: str, b
 
 def file_credit_input_ddl(table: str, *, path: str, topic: str, monitor_interval: str | None = None) -> str:
     """A stand-in for a credits topic in job tests: one record per line; a bounded file, or with `monitor_interval`
-    a directory watched for new files. Its event time is fixed at the end of year 9999, so its watermark never holds
-    the ledger's timers back: expiries and voids follow the usage's event time, as with an idle Kafka topic.
+    a directory watched for new files. Its event time is fixed at the end of year 9999; like a Kafka topic's, its
+    watermark does not reach the ledger (`build_credits` drops it): expiries and voids follow the usage's event time.
     """
     options = file_options(path, monitor_interval)
     return f"""CREATE TEMPORARY TABLE `{table}` (
@@ -131,8 +134,9 @@ class CreditsFunction(KeyedCoProcessFunction):
     """Per (tenant, customer): input 1 line items, input 2 grant events and spend caps.
 
     Holds the customer's `CustomerCredits` and one event-time timer at `next_timer(state)` (expiries, voids,
-    retention). At the end of a bounded input every timer fires with the final watermark: that is not time passing,
-    so nothing expires then (a replay must not expire grants whose expiry lies beyond its data).
+    retention), driven by the line items' watermark only (the grant events input carries none). At the end of a
+    bounded input every timer fires with the final watermark: that is not time passing, so nothing expires then (a
+    replay must not expire grants whose expiry lies beyond its data).
     """
 
     def __init__(self, catalog_yaml: str):
@@ -215,6 +219,18 @@ def build_credits(
 
     grants = validated("credit_grants_raw", spend_caps=False, uid=uids.CREDITS_VALIDATE_GRANTS)
     caps = validated("spend_caps_raw", spend_caps=True, uid=uids.CREDITS_VALIDATE_SPEND_CAPS)
+    # The ledger's event-time clock (its expiry, void and retention timers) must be the line items' watermark and
+    # nothing else. A two-input operator's watermark is the minimum over its inputs that are not idle: when the
+    # usage stream paused past the idle timeout, the grants input's watermark (their Kafka record time, or the
+    # year-9999 stamp of the test files) became the ledger's clock and fired expiries and voids ahead of line
+    # items still to come (measured: tests/job/test_credits_scripted.py at a 1 s idle timeout, every timer fired
+    # at 9999-12-31 before the first line item). Here the grant events' watermarks and statuses are dropped
+    # (Flink's TimestampsAndWatermarksOperator forwards neither) and replaced by none at all, declared idle once
+    # no grant event has arrived for a moment and never active again: the input neither holds the ledger's clock
+    # back nor moves it. Only the end of a bounded input (Long.MAX_VALUE) still passes.
+    grant_events = grants.union(caps).assign_timestamps_and_watermarks(
+        WatermarkStrategy.no_watermarks().with_idleness(Duration.of_millis(GRANT_EVENTS_IDLE_AFTER_MS))
+    ).name("grant-events-without-clock").uid(uids.CREDITS_GRANT_EVENTS_WITHOUT_CLOCK)
     parsed = [
         stream.map(ParseLineItem(), output_type=Types.PICKLED_BYTE_ARRAY()).name(f"parse-line-items-{i}")
         .uid(f"{uids.CREDITS_PARSE_LINE_ITEMS_PREFIX}{i}-v1")
@@ -223,7 +239,7 @@ def build_credits(
     items = parsed[0].union(*parsed[1:]) if len(parsed) > 1 else parsed[0]
     drawdowns = (
         items.key_by(customer_key, key_type=Types.STRING())
-        .connect(grants.union(caps).key_by(customer_key, key_type=Types.STRING()))
+        .connect(grant_events.key_by(customer_key, key_type=Types.STRING()))
         .process(CreditsFunction(catalog_yaml), output_type=Types.STRING())
         .name("credits-ledger")
         .uid(uids.CREDITS_LEDGER)
