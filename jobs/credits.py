@@ -27,15 +27,13 @@ from udfs.catalog import DecimalLoader, parse_catalog
 from udfs.credits import (
     GrantRejection,
     apply_grant_event,
-    apply_line_item,
     apply_spend_cap,
     credit_policy_for,
     dead_letter_for_grant,
-    next_timer,
-    on_time,
     validate_grant_record,
     validate_spend_cap_record,
 )
+from udfs.credits.event_order import due_at, hold, release, wake
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
 END_OF_INPUT = 2**63 - 1  # Long.MAX_VALUE: the watermark a bounded input ends with
@@ -133,54 +131,76 @@ class ParseLineItem(MapFunction):
 class CreditsFunction(KeyedCoProcessFunction):
     """Per (tenant, customer): input 1 line items, input 2 grant events and spend caps.
 
-    Holds the customer's `CustomerCredits` and one event-time timer at `next_timer(state)` (expiries, voids,
-    retention), driven by the line items' watermark only (the grant events input carries none). At the end of a
-    bounded input every timer fires with the final watermark: that is not time passing, so nothing expires then (a
-    replay must not expire grants whose expiry lies beyond its data).
+    Holds the customer's `CustomerCredits`, the line items not yet due (`udfs.credits.event_order`: a line item
+    is applied once the ledger's clock reaches the instant its window fired, in event-time order with the
+    ledger's expiries, voids and retention deadlines) and one event-time timer at `wake(...)`. The clock is the
+    line items' watermark only (the grant events input carries none). Grant events and spend caps apply on
+    arrival. At the end of a bounded input every timer fires with the final watermark: held line items are then
+    applied, but that is not time passing, so nothing expires after the last of them (a replay must not expire
+    grants whose expiry lies beyond its data).
     """
 
     def __init__(self, catalog_yaml: str):
         self.catalog_yaml = catalog_yaml
         self.policies = {}
         self.state = None
+        self.pending = None
         self.timer = None
 
     def open(self, runtime_context: RuntimeContext):
         mapping = yaml.load(self.catalog_yaml, Loader=DecimalLoader)
         self.policies = {tenant: credit_policy_for(mapping, tenant) for tenant in mapping["tenants"]}
-        state = ValueStateDescriptor(uids.CUSTOMER_CREDITS_STATE, Types.PICKLED_BYTE_ARRAY())
-        state.enable_time_to_live(state_ttl(400))  # the ledger clears itself; this is the safety net
-        self.state = runtime_context.get_state(state)
-        timer = ValueStateDescriptor(uids.CUSTOMER_CREDITS_TIMER_STATE, Types.LONG())
-        timer.enable_time_to_live(state_ttl(400))
-        self.timer = runtime_context.get_state(timer)
+        self.state = runtime_context.get_state(
+            self._descriptor(uids.CUSTOMER_CREDITS_STATE, Types.PICKLED_BYTE_ARRAY()))
+        self.pending = runtime_context.get_state(
+            self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE, Types.PICKLED_BYTE_ARRAY()))
+        self.timer = runtime_context.get_state(self._descriptor(uids.CUSTOMER_CREDITS_TIMER_STATE, Types.LONG()))
+
+    @staticmethod
+    def _descriptor(name: str, type_info) -> ValueStateDescriptor:
+        descriptor = ValueStateDescriptor(name, type_info)
+        descriptor.enable_time_to_live(state_ttl(400))  # the ledger clears itself; this is the safety net
+        return descriptor
 
     def process_element1(self, item: InvoiceLineItem, ctx):
-        result = apply_line_item(self.state.value(), item, self.policies[item.tenant_id], emitted_at=utc_now())
-        yield from self._finish(result, ctx)
+        pending = hold(self.pending.value() or (), item)
+        watermark = ctx.timer_service().current_watermark()
+        if to_epoch_ms(due_at(item)) <= watermark < END_OF_INPUT:  # behind the clock already: due now
+            yield from self._release(from_epoch_ms(watermark), ctx, pending=pending)
+        else:
+            yield from self._finish(self.state.value(), pending, [], [], ctx)
 
     def process_element2(self, event, ctx):
         policy = self.policies[event.tenant_id]
         apply = apply_spend_cap if isinstance(event, SpendCap) else apply_grant_event
-        yield from self._finish(apply(self.state.value(), event, policy, emitted_at=utc_now()), ctx)
+        state, drawdowns, alerts = apply(self.state.value(), event, policy, emitted_at=utc_now())
+        yield from self._finish(state, self.pending.value() or (), drawdowns, alerts, ctx)
 
     def on_timer(self, timestamp: int, ctx):
         self.timer.clear()
-        if ctx.timer_service().current_watermark() >= END_OF_INPUT:
-            return
-        tenant_id = ctx.get_current_key().split("\x1f", 1)[0]
-        result = on_time(self.state.value(), from_epoch_ms(timestamp), self.policies[tenant_id],
-                         emitted_at=utc_now())
-        yield from self._finish(result, ctx)
+        yield from self._release(from_epoch_ms(timestamp), ctx, pending=self.pending.value() or (),
+                                 end_of_input=ctx.timer_service().current_watermark() >= END_OF_INPUT)
 
-    def _finish(self, result, ctx):
-        state, drawdowns, alerts = result
+    def _release(self, until, ctx, *, pending, end_of_input=False):
+        tenant_id = ctx.get_current_key().split("\x1f", 1)[0]
+        state, pending, drawdowns, alerts = release(
+            self.state.value(), pending, until, self.policies[tenant_id], emitted_at=utc_now(),
+            end_of_input=end_of_input)
+        yield from self._finish(state, pending, drawdowns, alerts, ctx, rearm=not end_of_input)
+
+    def _finish(self, state, pending, drawdowns, alerts, ctx, *, rearm: bool = True):
+        """Save, keep the one timer on `wake(...)` (not at the end of input: a timer set then would fire at once,
+        for ever), and emit."""
         if state is None:
             self.state.clear()
         else:
             self.state.update(state)
-        wake = next_timer(state)
-        wanted = to_epoch_ms(wake) if wake is not None else None
+        if pending:
+            self.pending.update(pending)
+        else:
+            self.pending.clear()
+        at = wake(state, pending) if rearm else None
+        wanted = to_epoch_ms(at) if at is not None else None
         current = self.timer.value()
         if wanted != current:
             if current is not None:

@@ -31,4 +31,5 @@ CREDITS_SINK_DRAWDOWNS = "credits-sink-drawdowns-v1"
 CREDITS_SINK_ALERTS = "credits-sink-alerts-v1"
 CREDITS_SINK_GRANT_DEAD_LETTERS = "credits-sink-grant-dead-letters-v1"
 CUSTOMER_CREDITS_STATE = "customer-credits-v1"
+CUSTOMER_CREDITS_PENDING_STATE = "customer-credits-pending-v1"  # line items waiting for the clock
 CUSTOMER_CREDITS_TIMER_STATE = "customer-credits-timer-v1"

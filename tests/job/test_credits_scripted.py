@@ -39,7 +39,7 @@ TENANT = "acme-ai"
 DAY = "2026-11-02T"
 REFERENCE_NOW = f"{DAY}10:30:00.000Z"
 CHECKPOINT_MS = 1_500
-IDLE_TIMEOUT_MS = 120_000
+IDLE_TIMEOUT_MS = 1_000
 
 
 def grant(grant_id, customer, amount, **extra) -> dict:
@@ -280,14 +280,13 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
 
-# Parallelism 1 only, with an idle timeout longer than the test. At 2, the watched-directory usage source hands each
-# stage's one file to one reader; the other reader holds the watermark until it is declared idle, which needs a short
-# idle timeout. Measured at 1 s (issue 4), at parallelism 1 and 2 alike: the grants input no longer moves the
-# ledger's clock (jobs.credits.build_credits), but after each pause the Java-rated line items still reach the ledger
-# behind a watermark that has passed their windows (their path counts as idle there while its items are on their
-# way; the unique_count path, with nothing to carry, moves the clock), so expiries and voids fire first. The bounded
-# credits job test (tests/job/test_credits_job.py) covers parallelism 2 with the accounting identities.
-@pytest.mark.parametrize("parallelism", [1])
+# At parallelism 2 the watched-directory usage source hands each stage's one file to one reader; the other reader
+# holds the watermark until it is declared idle, hence the short idle timeout (every pause between stages is longer
+# than it). That is the setting that exposed the ordering races of issue 4: the grants input moving the ledger's
+# clock (jobs.credits.build_credits drops its watermark) and, after a pause, one line-item channel becoming active
+# before the other and moving the clock past line items still in flight (idleness now stops at the late-routing
+# operator, io.meterstream.routing.LateEventRouting).
+@pytest.mark.parametrize("parallelism", [1, 2])
 def test_scripted_grants_and_usage_give_the_exact_drawdowns_and_alerts(tmp_path, parallelism):
     out = run_script(tmp_path, parallelism)
     lines = {li.line_item_id: li for li in (InvoiceLineItem.model_validate(v) for v in out["line_items"])}

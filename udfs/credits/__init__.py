@@ -9,7 +9,8 @@ by (tenant, customer), feeds them into these functions and saves the returned st
     state, drawdowns, alerts = on_time(state, timer_instant, policy, emitted_at=now)
     wake_at = next_timer(state)       # None: no timer needed
 
-Modules: `burn_order` (which grant pays first, eligibility), `ledger` (state and the apply functions, the
+Modules: `burn_order` (which grant pays first, eligibility), `event_order` (line items held until the ledger's
+clock reaches them, applied in time order with its deadlines), `ledger` (state and the apply functions, the
 accounting identity), `alerts` (threshold rules), `policy` (the catalog's `credits:` block), `validation`
 (raw `credit-grants` / `spend-caps` records to models or reason codes).
 """

@@ -10,6 +10,7 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.types.Row;
 
 /**
@@ -26,6 +27,14 @@ import org.apache.flink.types.Row;
  * <p>Safety: a window downstream fires only after this operator forwarded a watermark past its end, so at a
  * checkpoint every fired window ends at or before the stored floor. On restore with other parallelism every
  * subtask takes the lowest floor of all (union state): still at or above every fired window's end.
+ *
+ * <p>Idleness stops here: this operator never forwards a watermark status. Source idleness (a partition without
+ * traffic, a reader without a split) is needed upstream so that it does not hold every window back; downstream of
+ * the shuffle it did harm. When usage paused past the idle timeout and resumed, one downstream channel became
+ * active and moved its consumer's watermark before the others had caught up: at parallelism 2 an event-time
+ * operator after the windows (period-to-date OVER, the credits ledger's expiry and void timers) then ran ahead of
+ * line items still in flight on the other channel. Without idle statuses every channel keeps its last watermark
+ * during a pause, and each consumer waits for the slowest; when every input is idle the watermark simply stays.
  *
  * <p>Rows come from the SQL view {@code usage_routed_plan} (named fields). A "first_seen" row becomes "late"
  * (with {@code watermark_at_routing_ms}) or "windowed" (then the columns only late and dead-lettered records need
@@ -81,6 +90,11 @@ public final class LateEventRouting extends AbstractStreamOperator<Row> implemen
             watermarkFloor = mark.getTimestamp();
         }
         super.processWatermark(mark);
+    }
+
+    /** Never forwarded (see the class comment); this operator's outputs stay active. */
+    @Override
+    public void processWatermarkStatus(WatermarkStatus status) {
     }
 
     @Override
