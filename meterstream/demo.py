@@ -54,7 +54,9 @@ def print_summary(line_items: list[dict], *, top: int = 5) -> None:
 
 def demo_grants(start: datetime) -> list[dict]:
     """Prepaid credits for a few customers: spent, expiring mid-run, voided, and one whose effective time lies
-    before usage that may already be billed when it is read (the ledger then draws a catch-up)."""
+    before usage that may already be billed when it is read (the ledger then draws a catch-up). The expiring and
+    the voided grant are large enough (each customer bills about 1,000 USD in the run) to leave a balance that
+    the expiry or void takes away."""
     def at(minutes: float) -> str:
         return (start + timedelta(minutes=minutes)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -66,10 +68,10 @@ def demo_grants(start: datetime) -> list[dict]:
 
     return [
         grant("demo-acme-0", "acme-ai", "cust-00000", "400", "USD"),
-        grant("demo-acme-1-promo", "acme-ai", "cust-00001", "300", "USD", priority=10, category="promotional",
+        grant("demo-acme-1-promo", "acme-ai", "cust-00001", "3000", "USD", priority=10, category="promotional",
               expires_at=at(5)),
         grant("demo-acme-1", "acme-ai", "cust-00001", "100", "USD"),
-        grant("demo-acme-2", "acme-ai", "cust-00002", "600", "USD"),
+        grant("demo-acme-2", "acme-ai", "cust-00002", "3000", "USD"),
         {"type": "void", "grant_id": "demo-acme-2", "tenant_id": "acme-ai", "customer_id": "cust-00002",
          "voided_at": at(4)},
         grant("demo-bolt-0", "bolt-ml", "cust-00000", "50", "EUR"),
