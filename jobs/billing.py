@@ -22,7 +22,6 @@ from pathlib import Path
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
-from pyflink.table.expressions import col
 from pyflink.util.java_utils import load_java_class
 
 from jobs import uids
@@ -34,22 +33,22 @@ from jobs.billing_functions import (
     window_key,
 )
 from jobs.billing_sql import (
-    LATE_ONLY_COLUMNS,
-    LATE_ROUTING_CLASS,
-    LINE_ITEM_FUNCTION,
-    LINE_ITEM_FUNCTION_CLASS,
     PARSE_FUNCTION,
     PARSE_FUNCTION_CLASS,
+    PARSED_VIEW,
     PERIOD_FUNCTION,
     PERIOD_FUNCTION_CLASS,
-    ROUTED_DROPPED_COLUMNS,
-    ROUTED_PLAN_VIEW,
+    PERIOD_KEY_CLASS,
+    PERIOD_RATING_CLASS,
     ROUTED_ROWTIME,
     ROUTED_TABLE,
+    USAGE_DEDUP_KEY_CLASS,
+    USAGE_ROUTING_CLASS,
+    WINDOW_PERIODS_VIEW,
     ParseSettings,
     kafka_source_ddl,
     output_views,
-    routing_views,
+    parsed_view,
 )
 from jobs.kafka_io import exactly_once_string_sink
 from jobs.runtime import main_args, stream_environment, submitted_by_flink_client
@@ -126,12 +125,15 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     config.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
     # SQL operators get uids from their plan node ids (stable while the SQL is), not from graph hashes.
     config.set("table.exec.uid.generation", "ALWAYS")
+    # Window aggregates in one phase: a window here holds a handful of events per key, so a local pre-aggregation
+    # saves little and costs much (measured: serialising its accumulator rows was the costliest step of the routing
+    # task). The accounting aggregation, which sees every record, pre-aggregates (`mini_batches`).
+    config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
     # With --watermark-on-every-event the sources emit a watermark after each record (`scan.watermark.emit.strategy`
     # on-event); the periodic timer stays on: it is also what declares an idle source split (or a subtask without
     # any) idle, and without it a subtask that has no partition held every window back for good.
     t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
     t_env.create_java_temporary_system_function(PERIOD_FUNCTION, PERIOD_FUNCTION_CLASS)
-    t_env.create_java_temporary_system_function(LINE_ITEM_FUNCTION, LINE_ITEM_FUNCTION_CLASS)
     return t_env
 
 
@@ -148,53 +150,108 @@ def mini_batches(t_env: StreamTableEnvironment) -> Iterator[None]:
     config.set("table.exec.mini-batch.enabled", "true")
     config.set("table.exec.mini-batch.allow-latency", "1 s")
     config.set("table.exec.mini-batch.size", "5000")
+    config.set("table.optimizer.agg-phase-strategy", "TWO_PHASE")
     try:
         yield
     finally:
         config.set("table.exec.mini-batch.enabled", "false")
+        config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
 
 
-def materialize(t_env: StreamTableEnvironment, view: str, table: str) -> None:
-    """Register `view` as `table` through a DataStream round trip, so its plan is built exactly once, with the late
-    routing operator in between.
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings) -> None:
+    """Dedup and route `usage_parsed` in the keyed Java operator `UsageRouting` and register the result as the
+    table `usage_routed`, which every output reads.
 
-    Without this cut, the planner pushes each consumer's projection into the shared view and so builds one copy of
-    the view's operators (UDF parse, dedup state) per consumer. The round trip runs on the Java side: PyFlink's
-    Python conversion has no DECIMAL(38, 18). Event time survives as the records' timestamps and watermarks.
-    On the way, `LateEventRouting` (Java, operator state) turns each 'first_seen' row into 'late' or 'windowed'
-    against the highest watermark it has forwarded, which, unlike SQL's CURRENT_WATERMARK, survives a restore.
+    Why a DataStream operator and not SQL: the dedup + classification + lateness check as SQL (an OVER aggregate,
+    a Calc, a Row round trip for the lateness operator) was most of the job's CPU (JFR); this is one keyed operator
+    on Flink's internal rows, with 16 bytes of key and one long of state per event id. The lateness check needs
+    operator state anyway: SQL's CURRENT_WATERMARK restarts from nothing after a restore (see the operator's class
+    comment). The cut also makes the planner build the parse chain once: every consumer of `usage_routed` starts
+    after it. Event time survives as the records' timestamps and watermarks.
     """
     from pyflink.java_gateway import get_gateway
 
-    gateway = get_gateway()
-    columns = [name for name in t_env.from_path(view).get_schema().get_field_names()
-               if name not in ROUTED_DROPPED_COLUMNS]
-    j_tenv = t_env._j_tenv
-    projected = t_env.from_path(view).select(*[col(name) for name in columns])
-    j_stream = j_tenv.toDataStream(projected._j_table)
-    late_only = gateway.new_array(gateway.jvm.java.lang.String, len(LATE_ONLY_COLUMNS))
-    for index, column in enumerate(LATE_ONLY_COLUMNS):
-        late_only[index] = column
-    constructor_args = gateway.new_array(gateway.jvm.java.lang.Object, 1)
-    constructor_args[0] = late_only
-    routing = load_java_class(LATE_ROUTING_CLASS).getConstructors()[0].newInstance(constructor_args)
-    j_routed = j_stream.transform("route-late-events", j_stream.getType(), routing).uid(uids.BILLING_LATE_ROUTING)
-    Schema = gateway.jvm.org.apache.flink.table.api.Schema
+    jvm = get_gateway().jvm
+    parsed, parsed_type = _internal_row_stream(t_env, PARSED_VIEW)
+    routing_class = load_java_class(USAGE_ROUTING_CLASS)
+    row_type_class = _java_classes(parsed_type)
+    output_row_type = routing_class.getMethod("outputType", row_type_class).invoke(None, _java_objects(parsed_type))
+    routing = _java_instance(
+        USAGE_ROUTING_CLASS, parsed_type, jvm.java.lang.Long(settings.window_size_ms),
+        jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY))
+    key = _java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
+    internal_type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo
+    j_routed = (
+        parsed.keyBy(key, key.getProducedType())
+        .transform("route-usage-events", internal_type_info.of(output_row_type), routing)
+        .uid(uids.BILLING_USAGE_ROUTING)
+    )
+    Schema = jvm.org.apache.flink.table.api.Schema
     schema = (
         Schema.newBuilder()
         .columnByMetadata(ROUTED_ROWTIME, "TIMESTAMP_LTZ(3)", "rowtime", False)
         .watermark(ROUTED_ROWTIME, "SOURCE_WATERMARK()")
         .build()
     )
-    j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_routed, schema))
+    t_env._j_tenv.createTemporaryView(ROUTED_TABLE, t_env._j_tenv.fromDataStream(j_routed, schema))
 
 
-def string_stream(t_env: StreamTableEnvironment, view: str) -> DataStream:
-    """A one-column STRING view as a DataStream of str, converted on the Java side (no Python call per row)."""
+def rate_windows(t_env: StreamTableEnvironment, settings: BillingSettings) -> DataStream:
+    """The line items of every window but unique_count ones: `usage_window_periods` through the keyed Java operator
+    `PeriodToDateRating` (period to date + rating; see its class comment for why not SQL)."""
     from pyflink.java_gateway import get_gateway
 
-    string_class = get_gateway().jvm.java.lang.String._java_lang_class
-    return DataStream(t_env._j_tenv.toDataStream(t_env.from_path(view)._j_table, string_class))
+    jvm = get_gateway().jvm
+    windows, windows_type = _internal_row_stream(t_env, WINDOW_PERIODS_VIEW)
+    rating = _java_instance(
+        PERIOD_RATING_CLASS, windows_type, rating_catalog_json(settings.catalog),
+        jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY))
+    key = _java_instance(PERIOD_KEY_CLASS, windows_type)
+    string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
+    return DataStream(
+        windows.keyBy(key, key.getProducedType())
+        .transform("rate-period-to-date", string_type, rating)
+        .uid(uids.BILLING_RATE_PERIOD_TO_DATE)
+    )
+
+
+MS_PER_DAY = 24 * 3600 * 1000
+
+
+def _internal_row_stream(t_env: StreamTableEnvironment, view: str):
+    """`view` as a Java DataStream of Flink's internal rows (no per-record conversion), and its logical RowType.
+    The rowtime column's values become the records' timestamps."""
+    table = t_env.from_path(view)._j_table
+    row_type = table.getResolvedSchema().toPhysicalRowDataType()
+    internal = row_type.bridgedTo(load_java_class("org.apache.flink.table.data.RowData"))
+    stream = t_env._j_tenv.toDataStream(table, internal)
+    return stream, row_type.getLogicalType()
+
+
+def _java_instance(class_name: str, *args):
+    """An instance of a class of our jar (its one public constructor), which py4j's own lookup, through the
+    client's class loader, does not see."""
+    return load_java_class(class_name).getConstructors()[0].newInstance(_java_objects(*args))
+
+
+def _java_objects(*values):
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.java.lang.Object, len(values))
+    for index, value in enumerate(values):
+        array[index] = value
+    return array
+
+
+def _java_classes(*values):
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.java.lang.Class, len(values))
+    for index, value in enumerate(values):
+        array[index] = value.getClass()
+    return array
 
 
 def build_pipeline(
@@ -202,15 +259,13 @@ def build_pipeline(
 ) -> BillingOutputs:
     """Wire the job on a source table created by `source_ddl` (Kafka in production, a file in job tests)."""
     t_env.execute_sql(source_ddl)
-    for view in routing_views(SOURCE_TABLE, settings.parse_settings(), window_size_ms=settings.window_size_ms):
-        t_env.execute_sql(view)
-    materialize(t_env, ROUTED_PLAN_VIEW, ROUTED_TABLE)
+    t_env.execute_sql(parsed_view(SOURCE_TABLE, settings.parse_settings()))
+    route_usage(t_env, settings)
     catalog = settings.catalog
     for view in output_views(
         window_size_ms=settings.window_size_ms,
         anchor_days={t: c.billing_period.anchor_day for t, c in catalog.tenants.items()},
         time_zones={t: c.billing_period.time_zone for t, c in catalog.tenants.items()},
-        rating_catalog_json=rating_catalog_json(catalog),
     ):
         t_env.execute_sql(view)
 
@@ -235,7 +290,7 @@ def build_pipeline(
     )
     # Two streams of line items: they cannot be unioned (the Java-converted one carries a table type info), and
     # need not be: each gets its own exactly-once sink into the same topic.
-    line_items = string_stream(t_env, "usage_line_items")
+    line_items = rate_windows(t_env, settings)
     dead_letters = (
         stream_of("usage_dead_letters")
         .map(DeadLetterFormatter(), output_type=Types.STRING())

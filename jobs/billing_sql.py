@@ -7,14 +7,13 @@ also decided, identically, by the pure Python in `udfs/` (parity tests hold the 
 Views, in data-flow order:
   usage_raw          source table: payload BYTES + Kafka coordinates + `rt` (event time of valid records) + watermark
   usage_parsed       PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid
-  usage_classified   + `seen` (copies of (tenant_id, event_id) so far, by arrival) and the first copy's fingerprint
-  usage_routed_plan  + `outcome`: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload |
-                     first_seen -- exactly one per record
-  -- materialised once as `usage_routed` (jobs.billing.materialize), where a Java operator splits first_seen
-  -- into late | windowed against a checkpointed watermark; then:
+  -- then, outside SQL, the keyed Java operator UsageRouting (jobs.billing.route_usage) dedups on
+  -- (tenant_id, event_id) and gives each record its outcome: dead_lettered | duplicate_same_payload |
+  -- duplicate_conflicting_payload | late | windowed, registered back as the table `usage_routed`; then:
   usage_windows      tumbling window aggregates of the windowed records
-  usage_period_steps period start (Java UDF), period-to-date quantity and the one before (running aggregates, LAG)
-  usage_line_items   BILLING_LINE_ITEM_JAVA: the line item JSON (unique_count meters: usage_unique_windows, Python)
+  usage_window_periods + the billing period's start (Java UDF); then, outside SQL, the keyed Java operator
+                     PeriodToDateRating (jobs.billing.rate_windows): period to date and the line item JSON
+                     (unique_count meters: usage_unique_windows, to a keyed Python accumulator)
   usage_accounting   running counts per outcome (and dead-letter reason), for the accounting identity
 
 Values that cross into Python travel as strings (decimals, timestamps in the UTC session zone): PyFlink's
@@ -29,8 +28,10 @@ PARSE_FUNCTION = "PARSE_USAGE_EVENT"
 PARSE_FUNCTION_CLASS = "io.meterstream.udf.ParseUsageEvent"
 PERIOD_FUNCTION = "BILLING_PERIOD_START"
 PERIOD_FUNCTION_CLASS = "io.meterstream.udf.BillingPeriodStart"
-LINE_ITEM_FUNCTION = "BILLING_LINE_ITEM_JAVA"  # reference: udfs.window_rows.line_item_from_period_row
-LINE_ITEM_FUNCTION_CLASS = "io.meterstream.udf.RateLineItem"
+WINDOW_PERIODS_VIEW = "usage_window_periods"
+PERIOD_KEY_CLASS = "io.meterstream.rating.PeriodKey"
+# Period to date + rating (io.meterstream.udf.RateLineItem; reference: udfs.window_rows.line_item_from_period_row).
+PERIOD_RATING_CLASS = "io.meterstream.rating.PeriodToDateRating"
 
 
 def interval_literal(ms: int) -> str:
@@ -150,73 +151,30 @@ def _source_ddl(
   {physical},
   {coordinates},
   `rt` AS {event_time_column(parse)},
-  `pt` AS PROCTIME(),
   WATERMARK FOR `rt` AS `rt` - {interval_literal(out_of_orderness_ms)}
 ) WITH (
   {options_sql}
 )"""
 
 
-ROUTED_PLAN_VIEW = "usage_routed_plan"
+PARSED_VIEW = "usage_parsed"
 ROUTED_TABLE = "usage_routed"
-# Across the materialisation boundary `rt` travels as each record's timestamp and comes back as the rowtime
-# column ROUTED_ROWTIME (the physical `rt` copy is a plain timestamp there); `pt` is not carried over.
-ROUTED_DROPPED_COLUMNS = ("pt",)
+# Across the routing operator `rt` travels as each record's timestamp and comes back as the rowtime column
+# ROUTED_ROWTIME of `usage_routed`.
 ROUTED_ROWTIME = "routed_rt"
-LATE_ROUTING_CLASS = "io.meterstream.routing.LateEventRouting"
-# What a windowed record does not need past the cut: only late (and dead-lettered) records are written out whole.
-LATE_ONLY_COLUMNS = ("payload", "src_topic", "src_partition", "src_offset", "window_end_ms")
+USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
+USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
 
 
-def routing_views(source_table: str, parse: ParseSettings, *, window_size_ms: int) -> list[str]:
-    """Views up to `usage_routed_plan`: every record, valid or not, through one chain (parse -> dedup-classify ->
-    route). The job materialises that view once (`jobs.billing.materialize`) before the outputs branch off:
-    the planner would otherwise copy the chain, parse included, into every branch."""
-    window_end_ms = f"(event_time_ms - MOD(event_time_ms, {window_size_ms}) + {window_size_ms})"
-    return [
-        # Rejected records get a dedup key no valid record can have (tenant ids are never empty): they pass the
-        # dedup operator as a handful of keys, one per source partition, and keep no per-record state.
-        f"""CREATE TEMPORARY VIEW usage_parsed AS
-SELECT payload, src_topic, src_partition, src_offset, rt, pt,
+def parsed_view(source_table: str, parse: ParseSettings) -> str:
+    """`usage_parsed`: every record, valid or not, parsed once. Dedup and routing happen after it, in one keyed Java
+    operator (`io.meterstream.routing.UsageRouting`, wired by `jobs.billing.route_usage`) that gives each record
+    exactly one outcome: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload | late | windowed."""
+    return f"""CREATE TEMPORARY VIEW {PARSED_VIEW} AS
+SELECT payload, src_topic, src_partition, src_offset, rt,
        p.reason, p.detail, p.event_id, p.tenant_id, p.customer_id, p.meter, p.event_time_ms, p.`value`,
-       p.aggregation, p.group_json, p.unique_token, p.fingerprint,
-       CASE WHEN p.reason IS NULL THEN p.tenant_id ELSE '' END AS dedup_tenant,
-       CASE WHEN p.reason IS NULL THEN p.event_id ELSE CAST(src_partition AS STRING) END AS dedup_event
-FROM (SELECT *, {parse.call()} AS p FROM `{source_table}`)""",
-        # `seen` counts copies of (tenant_id, event_id) by arrival; the first copy's fingerprint tells a
-        # byte-for-byte retry from a conflicting reuse of the idempotency key.
-        """CREATE TEMPORARY VIEW usage_classified AS
-SELECT *,
-       COUNT(*) OVER w AS seen,
-       FIRST_VALUE(fingerprint) OVER w AS first_fingerprint
-FROM usage_parsed
-WINDOW w AS (PARTITION BY dedup_tenant, dedup_event ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""",
-        # Lateness is not decided here: CURRENT_WATERMARK restarts from nothing after a restore. A first-seen
-        # record leaves as 'first_seen' with what a late record needs; the Java operator after the
-        # materialisation cut (io.meterstream.routing.LateEventRouting, jobs.billing.materialize) makes it 'late'
-        # or 'windowed' against the highest watermark it has forwarded, checkpointed, and drops LATE_ONLY_COLUMNS
-        # from windowed rows. Duplicates carry no payload across the cut (each column is converted per record).
-        f"""CREATE TEMPORARY VIEW {ROUTED_PLAN_VIEW} AS
-SELECT rt, pt, outcome, tenant_id, customer_id, meter, event_id, event_time_ms, `value`, aggregation, group_json,
-       unique_token,
-       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN payload END AS payload,
-       CASE WHEN outcome = 'dead_lettered' THEN reason END AS reason,
-       CASE WHEN outcome = 'dead_lettered' THEN detail END AS detail,
-       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN src_topic END AS src_topic,
-       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN src_partition END AS src_partition,
-       CASE WHEN outcome IN ('dead_lettered', 'first_seen') THEN src_offset END AS src_offset,
-       CASE WHEN outcome = 'first_seen' THEN {window_end_ms} END AS window_end_ms,
-       CAST(NULL AS BIGINT) AS watermark_at_routing_ms
-FROM (
-  SELECT *,
-         CASE
-           WHEN reason IS NOT NULL THEN 'dead_lettered'
-           WHEN seen > 1 AND fingerprint = first_fingerprint THEN 'duplicate_same_payload'
-           WHEN seen > 1 THEN 'duplicate_conflicting_payload'
-           ELSE 'first_seen'
-         END AS outcome
-  FROM usage_classified)""",
-    ]
+       p.aggregation, p.group_json, p.unique_token, p.fingerprint
+FROM (SELECT *, {parse.call()} AS p FROM `{source_table}`)"""
 
 
 def tenant_case(catalog_values: dict[str, str], default: str) -> str:
@@ -226,15 +184,14 @@ def tenant_case(catalog_values: dict[str, str], default: str) -> str:
 
 
 def output_views(
-    *, window_size_ms: int, anchor_days: dict[str, int], time_zones: dict[str, str], rating_catalog_json: str
+    *, window_size_ms: int, anchor_days: dict[str, int], time_zones: dict[str, str]
 ) -> list[str]:
-    """Views from the materialised `usage_routed` table to the outputs (each becomes one DataStream).
+    """Views from the routed table `usage_routed` to the outputs (each becomes one DataStream).
 
-    Per fired window everything runs in Flink's Java operators: the billing period (a Java UDF), the period-to-date
-    quantity (a running SUM/MAX/MIN per key and period), the quantity before this window (LAG), and the rating
-    (`BILLING_LINE_ITEM_JAVA`: price, round, build the line item JSON; byte-identical to the Python reference).
-    unique_count meters need the set of distinct values of a period: their windows go to the keyed Python
-    accumulator (`usage_unique_windows`).
+    Per fired window everything runs in Flink's Java operators: the billing period (a Java UDF, here), then the
+    period to date and the rating in the keyed operator `PeriodToDateRating` (`jobs.billing.rate_windows`; the line
+    item JSON is byte-identical to the Python reference). unique_count meters need the set of distinct values of a
+    period: their windows go to the keyed Python accumulator (`usage_unique_windows`).
     """
     last_key = (
         "CASE WHEN aggregation = 'last' THEN LPAD(CAST(event_time_ms AS STRING), 15, '0') || event_id || CHR(0) "
@@ -242,7 +199,6 @@ def output_views(
     )
     anchor = tenant_case({t: str(d) for t, d in anchor_days.items()}, "CAST(NULL AS INT)")
     zone = tenant_case({t: sql_string(z) for t, z in time_zones.items()}, "CAST(NULL AS STRING)")
-    key = "tenant_id, customer_id, meter, group_json, period_start_ms"
     return [
         f"""CREATE TEMPORARY VIEW usage_on_time AS
 SELECT tenant_id, customer_id, meter, group_json, aggregation, {ROUTED_ROWTIME}, `value`, unique_token,
@@ -265,28 +221,10 @@ SELECT tenant_id, customer_id, meter, group_json, aggregation,
        CAST(window_start AS STRING) AS window_start, CAST(window_end AS STRING) AS window_end,
        event_count, CAST(quantity AS STRING) AS quantity, last_key, unique_tokens
 FROM usage_windows WHERE aggregation = 'unique_count'""",
-        f"""CREATE TEMPORARY VIEW usage_window_periods AS
-SELECT *, {PERIOD_FUNCTION}(window_start_ms, {anchor}, {zone}) AS period_start_ms
+        f"""CREATE TEMPORARY VIEW {WINDOW_PERIODS_VIEW} AS
+SELECT tenant_id, customer_id, meter, group_json, aggregation, window_time, window_start_ms, event_count, quantity,
+       last_key, {PERIOD_FUNCTION}(window_start_ms, {anchor}, {zone}) AS period_start_ms
 FROM usage_windows WHERE aggregation <> 'unique_count'""",
-        # `last`: the period quantity is the latest window's last value, which the line item function reads
-        # from `last_key` itself; the running aggregates cover the others.
-        f"""CREATE TEMPORARY VIEW usage_period_to_date AS
-SELECT *,
-       CASE aggregation
-         WHEN 'sum' THEN SUM(quantity) OVER w WHEN 'count' THEN SUM(quantity) OVER w
-         WHEN 'max' THEN MAX(quantity) OVER w WHEN 'min' THEN MIN(quantity) OVER w
-         ELSE CAST(NULL AS DECIMAL(38, 18)) END AS period_quantity
-FROM usage_window_periods
-WINDOW w AS (PARTITION BY {key} ORDER BY window_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""",
-        f"""CREATE TEMPORARY VIEW usage_period_steps AS
-SELECT *, LAG(period_quantity) OVER w AS period_quantity_before, LAG(last_key) OVER w AS last_key_before
-FROM usage_period_to_date
-WINDOW w AS (PARTITION BY {key} ORDER BY window_time)""",
-        f"""CREATE TEMPORARY VIEW usage_line_items AS
-SELECT {LINE_ITEM_FUNCTION}(tenant_id, customer_id, meter, group_json, aggregation, window_start_ms, event_count,
-       quantity, last_key, period_quantity_before, period_quantity, last_key_before,
-       {sql_string(rating_catalog_json)}, CAST({window_size_ms} AS BIGINT), CAST(NULL AS BIGINT)) AS line_item
-FROM usage_period_steps""",
         """CREATE TEMPORARY VIEW usage_dead_letters AS
 SELECT payload, reason, detail, src_topic, src_partition, src_offset FROM usage_routed
 WHERE outcome = 'dead_lettered'""",

@@ -284,8 +284,8 @@ def _money(value: Decimal | None) -> str | None:
 # holds the watermark until it is declared idle, hence the short idle timeout (every pause between stages is longer
 # than it). That is the setting that exposed the ordering races of issue 4: the grants input moving the ledger's
 # clock (jobs.credits.build_credits drops its watermark) and, after a pause, one line-item channel becoming active
-# before the other and moving the clock past line items still in flight (idleness now stops at the late-routing
-# operator, io.meterstream.routing.LateEventRouting).
+# before the other and moving the clock past line items still in flight (idleness now stops at the routing
+# operator, io.meterstream.routing.UsageRouting).
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_scripted_grants_and_usage_give_the_exact_drawdowns_and_alerts(tmp_path, parallelism):
     out = run_script(tmp_path, parallelism)

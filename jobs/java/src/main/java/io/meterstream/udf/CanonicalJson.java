@@ -1,5 +1,6 @@
 package io.meterstream.udf;
 
+import java.math.BigDecimal;
 import java.util.Comparator;
 
 /**
@@ -96,5 +97,28 @@ final class CanonicalJson {
             appendString(out, values[i]);
         }
         out.append('}');
+    }
+
+    /**
+     * The wire decimal ({@code schemas.wire.decimal_to_wire}): plain notation, no trailing fractional zeros, "0" for
+     * any zero. Same text as {@code stripTrailingZeros().toPlainString()}, without its repeated BigInteger division
+     * by ten (measured: a third of the line item function's time on DECIMAL(38, 18) values).
+     */
+    static String wireDecimal(BigDecimal value) {
+        if (value.signum() == 0) {
+            return "0";
+        }
+        String plain = value.toPlainString();
+        if (plain.indexOf('.') < 0) {
+            return plain;
+        }
+        int end = plain.length();
+        while (plain.charAt(end - 1) == '0') {
+            end--;
+        }
+        if (plain.charAt(end - 1) == '.') {
+            end--;
+        }
+        return plain.substring(0, end);
     }
 }

@@ -244,13 +244,7 @@ public class RateLineItem extends ScalarFunction {
 
     /** The wire decimal ({@code schemas.wire.decimal_to_wire}): plain, no trailing fractional zeros, "0". */
     static void decimal(StringBuilder sb, BigDecimal value) {
-        sb.append('"');
-        if (value.signum() == 0) {
-            sb.append('0');
-        } else {
-            sb.append(value.stripTrailingZeros().toPlainString());
-        }
-        sb.append('"');
+        sb.append('"').append(CanonicalJson.wireDecimal(value)).append('"');
     }
 
     /** {@code "yyyy-MM-ddTHH:mm:ss.SSSZ"} in UTC, quoted (Python's datetime range: years 1..9999). */

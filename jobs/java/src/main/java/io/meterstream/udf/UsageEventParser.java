@@ -554,7 +554,7 @@ final class UsageEventParser {
     }
 
     static String normalised(BigDecimal value) {
-        return value.signum() == 0 ? "0" : value.stripTrailingZeros().toPlainString();
+        return CanonicalJson.wireDecimal(value);
     }
 
     private void ensureBuffers(int size) {
