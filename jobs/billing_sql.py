@@ -204,16 +204,20 @@ def output_views(
 SELECT tenant_id, customer_id, meter, group_json, aggregation, {ROUTED_ROWTIME}, `value`, unique_token,
        event_time_ms - MOD(event_time_ms, {window_size_ms}) AS window_start_ms, {last_key} AS last_key
 FROM usage_routed WHERE outcome = 'windowed'""",
+        # `aggregation` is a group key, so each window needs one of the value aggregates; FILTER keeps the others
+        # from running per record (DECIMAL(38, 18) arithmetic is BigDecimal arithmetic).
         f"""CREATE TEMPORARY VIEW usage_windows AS
 SELECT tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end, window_time,
        MIN(window_start_ms) AS window_start_ms,
        COUNT(*) AS event_count,
        CASE aggregation
-         WHEN 'sum' THEN SUM(`value`) WHEN 'max' THEN MAX(`value`) WHEN 'min' THEN MIN(`value`)
+         WHEN 'sum' THEN SUM(`value`) FILTER (WHERE aggregation = 'sum')
+         WHEN 'max' THEN MAX(`value`) FILTER (WHERE aggregation = 'max')
+         WHEN 'min' THEN MIN(`value`) FILTER (WHERE aggregation = 'min')
          WHEN 'count' THEN CAST(COUNT(*) AS DECIMAL(38, 18))
          ELSE CAST(NULL AS DECIMAL(38, 18)) END AS quantity,
-       MAX(last_key) AS last_key,
-       LISTAGG(DISTINCT unique_token, ',') AS unique_tokens
+       MAX(last_key) FILTER (WHERE aggregation = 'last') AS last_key,
+       LISTAGG(DISTINCT unique_token, ',') FILTER (WHERE aggregation = 'unique_count') AS unique_tokens
 FROM TABLE(TUMBLE(TABLE usage_on_time, DESCRIPTOR({ROUTED_ROWTIME}), {interval_literal(window_size_ms)}))
 GROUP BY tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end, window_time""",
         """CREATE TEMPORARY VIEW usage_unique_windows AS
