@@ -13,8 +13,6 @@ import argparse
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,18 +31,18 @@ from jobs.billing_functions import (
     window_key,
 )
 from jobs.billing_sql import (
+    ACCOUNTING_DELTAS_TABLE,
+    DEAD_LETTERS_TABLE,
+    LATE_TABLE,
+    METER_KEY_CLASS,
     PARSE_FUNCTION,
     PARSE_FUNCTION_CLASS,
     PARSED_VIEW,
-    PERIOD_FUNCTION,
-    PERIOD_FUNCTION_CLASS,
-    PERIOD_KEY_CLASS,
-    PERIOD_RATING_CLASS,
     ROUTED_ROWTIME,
-    ROUTED_TABLE,
+    UNIQUE_COUNT_ROUTED_TABLE,
     USAGE_DEDUP_KEY_CLASS,
     USAGE_ROUTING_CLASS,
-    WINDOW_PERIODS_VIEW,
+    WINDOW_RATING_CLASS,
     ParseSettings,
     kafka_source_ddl,
     output_views,
@@ -125,65 +123,57 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     config.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
     # SQL operators get uids from their plan node ids (stable while the SQL is), not from graph hashes.
     config.set("table.exec.uid.generation", "ALWAYS")
-    # Window aggregates in one phase: a window here holds a handful of events per key, so a local pre-aggregation
-    # saves little and costs much (measured: serialising its accumulator rows was the costliest step of the routing
-    # task). The accounting aggregation, which sees every record, pre-aggregates (`mini_batches`).
+    # Aggregates in one phase: a window here holds a handful of events per key, so a local pre-aggregation saves
+    # little and costs much (measured: serialising its accumulator rows was the costliest step of the routing task);
+    # the accounting aggregation sees a few count rows per checkpoint.
     config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
     # With --watermark-on-every-event the sources emit a watermark after each record (`scan.watermark.emit.strategy`
     # on-event); the periodic timer stays on: it is also what declares an idle source split (or a subtask without
     # any) idle, and without it a subtask that has no partition held every window back for good.
     t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
-    t_env.create_java_temporary_system_function(PERIOD_FUNCTION, PERIOD_FUNCTION_CLASS)
     return t_env
 
 
-@contextmanager
-def mini_batches(t_env: StreamTableEnvironment) -> Iterator[None]:
-    """Mini-batches for what is translated inside, and only there: the accounting aggregation sees every record
-    and must pre-aggregate locally in small batches, or it would send two changelog rows per record into Python.
-
-    Nowhere else: a processing-time mini-batch assigner replaces event-time watermarks with the wall clock. Before
-    the routing, lateness would be judged by it; on the credit inputs (measured), the ledger's expiry and void timers
-    fired by it.
-    """
-    config = t_env.get_config()
-    config.set("table.exec.mini-batch.enabled", "true")
-    config.set("table.exec.mini-batch.allow-latency", "1 s")
-    config.set("table.exec.mini-batch.size", "5000")
-    config.set("table.optimizer.agg-phase-strategy", "TWO_PHASE")
-    try:
-        yield
-    finally:
-        config.set("table.exec.mini-batch.enabled", "false")
-        config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
-
-
-def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings) -> None:
-    """Dedup and route `usage_parsed` in the keyed Java operator `UsageRouting` and register the result as the
-    table `usage_routed`, which every output reads.
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings):
+    """Dedup and route `usage_parsed` in the keyed Java operator `UsageRouting`. Returns its main output (windowed
+    records of every meter but unique_count ones, Flink's internal rows, event time as timestamps) and their row
+    type; registers its side outputs as tables: `usage_unique_count_routed` (windowed records of unique_count meters,
+    event time as its rowtime), `usage_dead_letters`, `usage_late` and `usage_accounting_deltas` (outcome counts).
 
     Why a DataStream operator and not SQL: the dedup + classification + lateness check as SQL (an OVER aggregate,
     a Calc, a Row round trip for the lateness operator) was most of the job's CPU (JFR); this is one keyed operator
     on Flink's internal rows, with 16 bytes of key and one long of state per event id. The lateness check needs
     operator state anyway: SQL's CURRENT_WATERMARK restarts from nothing after a restore (see the operator's class
-    comment). The cut also makes the planner build the parse chain once: every consumer of `usage_routed` starts
-    after it. Event time survives as the records' timestamps and watermarks.
+    comment).
     """
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
     parsed, parsed_type = _internal_row_stream(t_env, PARSED_VIEW)
     routing_class = load_java_class(USAGE_ROUTING_CLASS)
-    row_type_class = _java_classes(parsed_type)
-    output_row_type = routing_class.getMethod("outputType", row_type_class).invoke(None, _java_objects(parsed_type))
+    internal_type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo
+    external_type_info = jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo
+    to_data_type = jvm.org.apache.flink.table.types.utils.TypeConversions.fromLogicalToDataType
+
+    def row_type(method: str):
+        return routing_class.getMethod(method, _java_classes(parsed_type)).invoke(None, _java_objects(parsed_type))
+
+    def external_tag(name: str, rows):
+        """A side output of external rows (String, not StringData): Python reads these tables directly."""
+        return jvm.org.apache.flink.util.OutputTag(name, external_type_info.of(to_data_type(rows)))
+
+    windowed_type = row_type("windowedType")
+    unique_count = jvm.org.apache.flink.util.OutputTag("windowed-unique-count", internal_type_info.of(windowed_type))
+    dead_lettered = external_tag("dead-lettered", row_type("deadLetterType"))
+    late = external_tag("late", row_type("lateType"))
+    accounting = external_tag("accounting", routing_class.getField("ACCOUNTING_TYPE").get(None))
     routing = _java_instance(
         USAGE_ROUTING_CLASS, parsed_type, jvm.java.lang.Long(settings.window_size_ms),
-        jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY))
+        jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY), unique_count, dead_lettered, late, accounting)
     key = _java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
-    internal_type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo
     j_routed = (
         parsed.keyBy(key, key.getProducedType())
-        .transform("route-usage-events", internal_type_info.of(output_row_type), routing)
+        .transform("route-usage-events", internal_type_info.of(windowed_type), routing)
         .uid(uids.BILLING_USAGE_ROUTING)
     )
     Schema = jvm.org.apache.flink.table.api.Schema
@@ -193,25 +183,31 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings) -> Non
         .watermark(ROUTED_ROWTIME, "SOURCE_WATERMARK()")
         .build()
     )
-    t_env._j_tenv.createTemporaryView(ROUTED_TABLE, t_env._j_tenv.fromDataStream(j_routed, schema))
+    j_tenv = t_env._j_tenv
+    j_tenv.createTemporaryView(UNIQUE_COUNT_ROUTED_TABLE, j_tenv.fromDataStream(j_routed.getSideOutput(unique_count),
+                                                                                 schema))
+    for table, side_output in ((DEAD_LETTERS_TABLE, dead_lettered), (LATE_TABLE, late),
+                               (ACCOUNTING_DELTAS_TABLE, accounting)):
+        j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_routed.getSideOutput(side_output)))
+    return j_routed, windowed_type
 
 
-def rate_windows(t_env: StreamTableEnvironment, settings: BillingSettings) -> DataStream:
-    """The line items of every window but unique_count ones: `usage_window_periods` through the keyed Java operator
-    `PeriodToDateRating` (period to date + rating; see its class comment for why not SQL)."""
+def rate_windows(windowed, windowed_type, settings: BillingSettings) -> DataStream:
+    """The line items of every meter but unique_count ones: the routing operator's windowed records through the
+    keyed Java operator `WindowRating` (tumbling windows, period to date, rating; see its class comment for why
+    not SQL)."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    windows, windows_type = _internal_row_stream(t_env, WINDOW_PERIODS_VIEW)
     rating = _java_instance(
-        PERIOD_RATING_CLASS, windows_type, rating_catalog_json(settings.catalog),
+        WINDOW_RATING_CLASS, windowed_type, rating_catalog_json(settings.catalog),
         jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY))
-    key = _java_instance(PERIOD_KEY_CLASS, windows_type)
+    key = _java_instance(METER_KEY_CLASS, windowed_type)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     return DataStream(
-        windows.keyBy(key, key.getProducedType())
-        .transform("rate-period-to-date", string_type, rating)
-        .uid(uids.BILLING_RATE_PERIOD_TO_DATE)
+        windowed.keyBy(key, key.getProducedType())
+        .transform("window-and-rate", string_type, rating)
+        .uid(uids.BILLING_WINDOW_RATING)
     )
 
 
@@ -260,13 +256,8 @@ def build_pipeline(
     """Wire the job on a source table created by `source_ddl` (Kafka in production, a file in job tests)."""
     t_env.execute_sql(source_ddl)
     t_env.execute_sql(parsed_view(SOURCE_TABLE, settings.parse_settings()))
-    route_usage(t_env, settings)
-    catalog = settings.catalog
-    for view in output_views(
-        window_size_ms=settings.window_size_ms,
-        anchor_days={t: c.billing_period.anchor_day for t, c in catalog.tenants.items()},
-        time_zones={t: c.billing_period.time_zone for t, c in catalog.tenants.items()},
-    ):
+    windowed, windowed_type = route_usage(t_env, settings)
+    for view in output_views(window_size_ms=settings.window_size_ms):
         t_env.execute_sql(view)
 
     # One DataStream per output: after the materialisation cut each translation only repeats its own few
@@ -290,21 +281,20 @@ def build_pipeline(
     )
     # Two streams of line items: they cannot be unioned (the Java-converted one carries a table type info), and
     # need not be: each gets its own exactly-once sink into the same topic.
-    line_items = rate_windows(t_env, settings)
+    line_items = rate_windows(windowed, windowed_type, settings)
     dead_letters = (
-        stream_of("usage_dead_letters")
+        stream_of(DEAD_LETTERS_TABLE)
         .map(DeadLetterFormatter(), output_type=Types.STRING())
         .name("format-dead-letters")
         .uid(uids.BILLING_DEAD_LETTER_FORMAT)
     )
     late_events = (
-        stream_of("usage_late")
+        stream_of(LATE_TABLE)
         .map(LateEventFormatter(settings.window_size_ms), output_type=Types.STRING())
         .name("format-late-events")
         .uid(uids.BILLING_LATE_FORMAT)
     )
-    with mini_batches(t_env):
-        accounting_changes = t_env.to_changelog_stream(t_env.from_path("usage_accounting"))
+    accounting_changes = t_env.to_changelog_stream(t_env.from_path("usage_accounting"))
     accounting = (
         accounting_changes
         .flat_map(AccountingFunction(settings.run_id), output_type=Types.STRING())

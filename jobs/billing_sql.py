@@ -1,19 +1,20 @@
-"""The billing job's SQL: parse + validate (Java UDF), dedup, late routing, windows, period-to-date and rating.
+"""The billing job's SQL: the source, parse + validate (Java UDF), unique_count windows and accounting.
 
-Every per-event step runs in Flink's Java operators (measured: Python per event is 20-300x slower). The SQL is
-generated here from the job's settings and the catalog; nothing billing-specific is decided in SQL that is not
-also decided, identically, by the pure Python in `udfs/` (parity tests hold the two together).
+Per-event work runs in Flink's Java operators (measured: Python per event is 20-300x slower): SQL and Java UDFs,
+and two keyed Java DataStream operators (`jobs/java`, wired in `jobs.billing`). Nothing billing-specific is decided
+here or there that is not also decided, identically, by the pure Python in `udfs/` (parity tests and the job tests'
+independent expected computation hold them together).
 
-Views, in data-flow order:
+Data flow:
   usage_raw          source table: payload BYTES + Kafka coordinates + `rt` (event time of valid records) + watermark
   usage_parsed       PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid
   -- then, outside SQL, the keyed Java operator UsageRouting (jobs.billing.route_usage) dedups on
   -- (tenant_id, event_id) and gives each record its outcome: dead_lettered | duplicate_same_payload |
-  -- duplicate_conflicting_payload | late | windowed, registered back as the table `usage_routed`; then:
-  usage_windows      tumbling window aggregates of the windowed records
-  usage_window_periods + the billing period's start (Java UDF); then, outside SQL, the keyed Java operator
-                     PeriodToDateRating (jobs.billing.rate_windows): period to date and the line item JSON
-                     (unique_count meters: usage_unique_windows, to a keyed Python accumulator)
+  -- duplicate_conflicting_payload | late | windowed. Windowed records of every meter but unique_count ones go on
+  -- to the keyed Java operator WindowRating (jobs.billing.rate_windows: windows, period to date, line items);
+  -- the rest come back as tables: `usage_unique_count_routed`, `usage_dead_letters`, `usage_late` and
+  -- `usage_accounting_deltas` (counts):
+  usage_unique_windows  tumbling windows of unique_count meters, to a keyed Python accumulator
   usage_accounting   running counts per outcome (and dead-letter reason), for the accounting identity
 
 Values that cross into Python travel as strings (decimals, timestamps in the UTC session zone): PyFlink's
@@ -26,12 +27,10 @@ from dataclasses import dataclass
 
 PARSE_FUNCTION = "PARSE_USAGE_EVENT"
 PARSE_FUNCTION_CLASS = "io.meterstream.udf.ParseUsageEvent"
-PERIOD_FUNCTION = "BILLING_PERIOD_START"
-PERIOD_FUNCTION_CLASS = "io.meterstream.udf.BillingPeriodStart"
-WINDOW_PERIODS_VIEW = "usage_window_periods"
-PERIOD_KEY_CLASS = "io.meterstream.rating.PeriodKey"
-# Period to date + rating (io.meterstream.udf.RateLineItem; reference: udfs.window_rows.line_item_from_period_row).
-PERIOD_RATING_CLASS = "io.meterstream.rating.PeriodToDateRating"
+METER_KEY_CLASS = "io.meterstream.rating.MeterKey"
+# Windows + period to date + rating (io.meterstream.udf.RateLineItem; reference:
+# udfs.window_rows.line_item_from_period_row).
+WINDOW_RATING_CLASS = "io.meterstream.rating.WindowRating"
 
 
 def interval_literal(ms: int) -> str:
@@ -158,9 +157,15 @@ def _source_ddl(
 
 
 PARSED_VIEW = "usage_parsed"
-ROUTED_TABLE = "usage_routed"
+# The routing operator's side outputs, each registered as a table: windowed records of unique_count meters (with
+# event time), dead-lettered and late records and the accounting counts. Its main output (the windowed records of
+# every other meter) goes on as a DataStream to the window operator.
+UNIQUE_COUNT_ROUTED_TABLE = "usage_unique_count_routed"
+DEAD_LETTERS_TABLE = "usage_dead_letters"
+LATE_TABLE = "usage_late"
+ACCOUNTING_DELTAS_TABLE = "usage_accounting_deltas"
 # Across the routing operator `rt` travels as each record's timestamp and comes back as the rowtime column
-# ROUTED_ROWTIME of `usage_routed`.
+# ROUTED_ROWTIME of `usage_unique_count_routed`.
 ROUTED_ROWTIME = "routed_rt"
 USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
 USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
@@ -183,58 +188,24 @@ def tenant_case(catalog_values: dict[str, str], default: str) -> str:
     return f"CASE tenant_id {whens} ELSE {default} END"
 
 
-def output_views(
-    *, window_size_ms: int, anchor_days: dict[str, int], time_zones: dict[str, str]
-) -> list[str]:
-    """Views from the routed table `usage_routed` to the outputs (each becomes one DataStream).
+def output_views(*, window_size_ms: int) -> list[str]:
+    """Views from the routing operator's side outputs to the outputs that SQL serves (each becomes one DataStream).
 
-    Per fired window everything runs in Flink's Java operators: the billing period (a Java UDF, here), then the
-    period to date and the rating in the keyed operator `PeriodToDateRating` (`jobs.billing.rate_windows`; the line
-    item JSON is byte-identical to the Python reference). unique_count meters need the set of distinct values of a
-    period: their windows go to the keyed Python accumulator (`usage_unique_windows`).
+    Every meter but unique_count ones is windowed, accumulated over its period and rated in the keyed Java operator
+    `WindowRating` (`jobs.billing.rate_windows`). unique_count meters need the set of distinct values of a period:
+    their windows (a TUMBLE aggregate here) go to the keyed Python accumulator (`usage_unique_windows`).
     """
-    last_key = (
-        "CASE WHEN aggregation = 'last' THEN LPAD(CAST(event_time_ms AS STRING), 15, '0') || event_id || CHR(0) "
-        "|| CAST(`value` AS STRING) END"
-    )
-    anchor = tenant_case({t: str(d) for t, d in anchor_days.items()}, "CAST(NULL AS INT)")
-    zone = tenant_case({t: sql_string(z) for t, z in time_zones.items()}, "CAST(NULL AS STRING)")
     return [
-        f"""CREATE TEMPORARY VIEW usage_on_time AS
-SELECT tenant_id, customer_id, meter, group_json, aggregation, {ROUTED_ROWTIME}, `value`, unique_token,
-       event_time_ms - MOD(event_time_ms, {window_size_ms}) AS window_start_ms, {last_key} AS last_key
-FROM usage_routed WHERE outcome = 'windowed'""",
-        # `aggregation` is a group key, so each window needs one of the value aggregates; FILTER keeps the others
-        # from running per record (DECIMAL(38, 18) arithmetic is BigDecimal arithmetic).
-        f"""CREATE TEMPORARY VIEW usage_windows AS
-SELECT tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end, window_time,
-       MIN(window_start_ms) AS window_start_ms,
-       COUNT(*) AS event_count,
-       CASE aggregation
-         WHEN 'sum' THEN SUM(`value`) FILTER (WHERE aggregation = 'sum')
-         WHEN 'max' THEN MAX(`value`) FILTER (WHERE aggregation = 'max')
-         WHEN 'min' THEN MIN(`value`) FILTER (WHERE aggregation = 'min')
-         WHEN 'count' THEN CAST(COUNT(*) AS DECIMAL(38, 18))
-         ELSE CAST(NULL AS DECIMAL(38, 18)) END AS quantity,
-       MAX(last_key) FILTER (WHERE aggregation = 'last') AS last_key,
-       LISTAGG(DISTINCT unique_token, ',') FILTER (WHERE aggregation = 'unique_count') AS unique_tokens
-FROM TABLE(TUMBLE(TABLE usage_on_time, DESCRIPTOR({ROUTED_ROWTIME}), {interval_literal(window_size_ms)}))
-GROUP BY tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end, window_time""",
+        f"""CREATE TEMPORARY VIEW usage_unique_count_windows AS
+SELECT tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end,
+       COUNT(*) AS event_count, LISTAGG(DISTINCT unique_token, ',') AS unique_tokens
+FROM TABLE(TUMBLE(TABLE {UNIQUE_COUNT_ROUTED_TABLE}, DESCRIPTOR({ROUTED_ROWTIME}), {interval_literal(window_size_ms)}))
+GROUP BY tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end""",
         """CREATE TEMPORARY VIEW usage_unique_windows AS
 SELECT tenant_id, customer_id, meter, group_json, aggregation,
        CAST(window_start AS STRING) AS window_start, CAST(window_end AS STRING) AS window_end,
-       event_count, CAST(quantity AS STRING) AS quantity, last_key, unique_tokens
-FROM usage_windows WHERE aggregation = 'unique_count'""",
-        f"""CREATE TEMPORARY VIEW {WINDOW_PERIODS_VIEW} AS
-SELECT tenant_id, customer_id, meter, group_json, aggregation, window_time, window_start_ms, event_count, quantity,
-       last_key, {PERIOD_FUNCTION}(window_start_ms, {anchor}, {zone}) AS period_start_ms
-FROM usage_windows WHERE aggregation <> 'unique_count'""",
-        """CREATE TEMPORARY VIEW usage_dead_letters AS
-SELECT payload, reason, detail, src_topic, src_partition, src_offset FROM usage_routed
-WHERE outcome = 'dead_lettered'""",
-        """CREATE TEMPORARY VIEW usage_late AS
-SELECT payload, src_partition, src_offset, window_end_ms, watermark_at_routing_ms FROM usage_routed
-WHERE outcome = 'late'""",
-        """CREATE TEMPORARY VIEW usage_accounting AS
-SELECT outcome, COALESCE(reason, '') AS detail, COUNT(*) AS records FROM usage_routed GROUP BY outcome, reason""",
+       event_count, CAST(NULL AS STRING) AS quantity, CAST(NULL AS STRING) AS last_key, unique_tokens
+FROM usage_unique_count_windows""",
+        f"""CREATE TEMPORARY VIEW usage_accounting AS
+SELECT outcome, detail, SUM(records) AS records FROM {ACCOUNTING_DELTAS_TABLE} GROUP BY outcome, detail""",
     ]

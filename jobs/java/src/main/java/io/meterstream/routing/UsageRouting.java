@@ -1,7 +1,9 @@
 package io.meterstream.routing;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -14,6 +16,7 @@ import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
+import org.apache.flink.table.data.DecimalData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
@@ -21,6 +24,8 @@ import org.apache.flink.table.types.logical.BigIntType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.RowType;
 import org.apache.flink.table.types.logical.VarCharType;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
 
 /**
  * Gives every parsed usage record exactly one outcome: {@code dead_lettered}, {@code duplicate_same_payload},
@@ -44,14 +49,26 @@ import org.apache.flink.table.types.logical.VarCharType;
  *
  * <p>Idleness stops here: this operator never forwards a watermark status. Source idleness (a partition without
  * traffic) is needed upstream so that it does not hold every window back; downstream it did harm: when usage paused
- * past the idle timeout and resumed, the channel that resumed first moved its consumer's watermark (period-to-date
- * OVER, the credits ledger's expiry and void timers) past records still in flight on another channel. Without idle
+ * past the idle timeout and resumed, the channel that resumed first moved its consumer's watermark (the windows
+ * then, and the credits ledger's expiry and void timers) past records still in flight on another channel. Without idle
  * statuses each consumer waits for its slowest channel, and during a pause the watermark simply stands.
  *
- * <p>Columns: the input is the SQL view {@code usage_parsed} (looked up by name); the output is
- * {@link #outputType(RowType)}: {@code outcome}, the event's fields, the raw record's columns for dead-lettered
- * and late records only, the reject reason for dead-lettered ones, {@code window_end_ms} and
- * {@code watermark_at_routing_ms} for late ones.
+ * <p>Outputs: each record goes to exactly one (no copies for several chained consumers, no filter per consumer).
+ * The input is the SQL view {@code usage_parsed} (columns looked up by name).
+ * <ul>
+ *   <li>main: windowed records, {@link #windowedType}: the event's fields (timestamp: event time), as internal
+ *       rows for the window operator ({@code io.meterstream.rating.WindowRating});</li>
+ *   <li>side output {@code windowed-unique-count}: the same, of unique_count meters (for the window SQL);</li>
+ *   <li>side output {@code dead-lettered}, {@link #deadLetterType}: the raw record, its coordinates, reason and
+ *       detail;</li>
+ *   <li>side output {@code late}, {@link #lateType}: the raw record, its coordinates, its window's end and the
+ *       watermark it was judged by;</li>
+ *   <li>side output {@code accounting}, {@link #ACCOUNTING_TYPE}: (outcome, detail, records) counts since the last
+ *       flush, detail being the reject reason of dead-lettered records and "" otherwise. Flushed before each
+ *       checkpoint barrier and at the end of input, so the counts downstream of a checkpoint are exactly those of
+ *       the records before it; duplicates, which leave no record, show up only here.</li>
+ * </ul>
+ * Side outputs carry external {@link Row}s (String, BigDecimal, byte[]): Python reads them.
  */
 public final class UsageRouting extends AbstractStreamOperator<RowData> implements OneInputStreamOperator<RowData, RowData> {
     private static final long serialVersionUID = 1L;
@@ -67,24 +84,21 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     private static final int O_DEAD = 0, O_SAME = 1, O_CONFLICT = 2, O_LATE = 3, O_WINDOWED = 4;
     private static final long NO_WATERMARK = Long.MIN_VALUE;
 
-    /** Input columns every valid record carries on. */
+    /** Input columns a windowed record carries on. */
     static final String[] EVENT_COLUMNS = {
         "tenant_id", "customer_id", "meter", "event_id", "event_time_ms", "value", "aggregation", "group_json",
         "unique_token",
     };
-    /** Input columns only dead-lettered and late records carry on (they are written out whole). */
+    /** Input columns dead-lettered and late records carry on (they are written out whole). */
     static final String[] RECORD_COLUMNS = {"payload", "src_topic", "src_partition", "src_offset"};
-    /** Input columns only dead-lettered records carry on. */
+    /** Input columns dead-lettered records carry on besides. */
     static final String[] REJECT_COLUMNS = {"reason", "detail"};
-    public static final String OUTCOME = "outcome";
     public static final String WINDOW_END_MS = "window_end_ms";
     public static final String WATERMARK_AT_ROUTING_MS = "watermark_at_routing_ms";
-    private static final int EVENT_AT = 1;
-    private static final int RECORD_AT = EVENT_AT + EVENT_COLUMNS.length;
-    private static final int REJECT_AT = RECORD_AT + RECORD_COLUMNS.length;
-    private static final int WINDOW_END_AT = REJECT_AT + REJECT_COLUMNS.length;
-    private static final int WATERMARK_AT = WINDOW_END_AT + 1;
-    private static final int ARITY = WATERMARK_AT + 1;
+    public static final RowType ACCOUNTING_TYPE = new RowType(List.of(
+            new RowType.RowField("outcome", new VarCharType(false, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("detail", new VarCharType(false, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("records", new BigIntType(false))));
 
     private final RowData.FieldGetter[] eventGetters;
     private final RowData.FieldGetter[] recordGetters;
@@ -92,41 +106,72 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     private final int reasonIndex;
     private final int fingerprintIndex;
     private final int eventTimeIndex;
+    private final int aggregationIndex;
     private final long windowSizeMs;
     private final long dedupTtlMs;
+    private final OutputTag<RowData> windowedUniqueCount;
+    private final OutputTag<Row> deadLettered;
+    private final OutputTag<Row> late;
+    private final OutputTag<Row> accounting;
 
-    private transient StringData[] outcomes;  // per subtask: string data materialises lazily, not thread-safe
+    private transient StringData uniqueCount;
     private transient ValueState<Long> firstFingerprint;
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
+    private transient long[] pendingCounts;  // by outcome index, since the last flush
+    private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
 
     /**
-     * @param input       the row type of {@code usage_parsed}
+     * @param input        the row type of {@code usage_parsed}
      * @param windowSizeMs the tumbling window size (for a record's window end)
-     * @param dedupTtlMs  how long a (tenant_id, event_id) is remembered
+     * @param dedupTtlMs   how long a (tenant_id, event_id) is remembered
+     * @param windowedUniqueCount side output of windowed records of unique_count meters ({@link #windowedType})
+     * @param deadLettered side output of {@link #deadLetterType} rows
+     * @param late         side output of {@link #lateType} rows
+     * @param accounting   side output of {@link #ACCOUNTING_TYPE} rows
      */
-    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs) {
+    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<RowData> windowedUniqueCount,
+            OutputTag<Row> deadLettered, OutputTag<Row> late, OutputTag<Row> accounting) {
         this.eventGetters = getters(input, EVENT_COLUMNS);
         this.recordGetters = getters(input, RECORD_COLUMNS);
         this.rejectGetters = getters(input, REJECT_COLUMNS);
         this.reasonIndex = indexOf(input, "reason");
         this.fingerprintIndex = indexOf(input, "fingerprint");
         this.eventTimeIndex = indexOf(input, "event_time_ms");
+        this.aggregationIndex = indexOf(input, "aggregation");
         this.windowSizeMs = windowSizeMs;
         this.dedupTtlMs = dedupTtlMs;
+        this.windowedUniqueCount = windowedUniqueCount;
+        this.deadLettered = deadLettered;
+        this.late = late;
+        this.accounting = accounting;
     }
 
-    /** The output row type: outcome, EVENT_COLUMNS, RECORD_COLUMNS, REJECT_COLUMNS (input types), then the two longs. */
-    public static RowType outputType(RowType input) {
+    /** Windowed records: EVENT_COLUMNS with the input's types. */
+    public static RowType windowedType(RowType input) {
+        return fields(input, EVENT_COLUMNS);
+    }
+
+    /** Dead-lettered records: RECORD_COLUMNS and REJECT_COLUMNS with the input's types. */
+    public static RowType deadLetterType(RowType input) {
+        return fields(input, RECORD_COLUMNS, REJECT_COLUMNS);
+    }
+
+    /** Late records: RECORD_COLUMNS with the input's types, then window_end_ms and watermark_at_routing_ms. */
+    public static RowType lateType(RowType input) {
+        List<RowType.RowField> fields = new ArrayList<>(fields(input, RECORD_COLUMNS).getFields());
+        fields.add(new RowType.RowField(WINDOW_END_MS, new BigIntType(false)));
+        fields.add(new RowType.RowField(WATERMARK_AT_ROUTING_MS, new BigIntType(false)));
+        return new RowType(fields);
+    }
+
+    private static RowType fields(RowType input, String[]... groups) {
         List<RowType.RowField> fields = new ArrayList<>();
-        fields.add(new RowType.RowField(OUTCOME, new VarCharType(false, VarCharType.MAX_LENGTH)));
-        for (String[] columns : new String[][] {EVENT_COLUMNS, RECORD_COLUMNS, REJECT_COLUMNS}) {
+        for (String[] columns : groups) {
             for (String column : columns) {
-                fields.add(new RowType.RowField(column, input.getTypeAt(indexOf(input, column)).copy(true)));
+                fields.add(new RowType.RowField(column, input.getTypeAt(indexOf(input, column))));
             }
         }
-        fields.add(new RowType.RowField(WINDOW_END_MS, new BigIntType(true)));
-        fields.add(new RowType.RowField(WATERMARK_AT_ROUTING_MS, new BigIntType(true)));
         return new RowType(fields);
     }
 
@@ -151,10 +196,9 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        outcomes = new StringData[OUTCOME_NAMES.length];
-        for (int i = 0; i < OUTCOME_NAMES.length; i++) {
-            outcomes[i] = StringData.fromString(OUTCOME_NAMES[i]);
-        }
+        pendingCounts = new long[OUTCOME_NAMES.length];
+        uniqueCount = StringData.fromString("unique_count");
+        pendingRejects = new HashMap<>();
         ValueStateDescriptor<Long> descriptor = new ValueStateDescriptor<>("usage-dedup-first-fingerprint", Long.class);
         descriptor.enableTimeToLive(StateTtl.afterLastWrite(dedupTtlMs));
         firstFingerprint = context.getKeyedStateStore().getState(descriptor);
@@ -181,6 +225,19 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         floorState.update(List.of(watermarkFloor));
     }
 
+    /** Counts go out ahead of the barrier: the checkpoint then holds exactly the records before it, counted. */
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        super.prepareSnapshotPreBarrier(checkpointId);
+        flushCounts();
+    }
+
+    @Override
+    public void finish() throws Exception {
+        flushCounts();
+        super.finish();
+    }
+
     @Override
     public void processWatermark(Watermark mark) throws Exception {
         if (mark.getTimestamp() > watermarkFloor) {
@@ -197,36 +254,73 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     @Override
     public void processElement(StreamRecord<RowData> element) throws Exception {
         RowData in = element.getValue();
-        GenericRowData out = new GenericRowData(ARITY);
-        int outcome;
         if (!in.isNullAt(reasonIndex)) {
-            outcome = O_DEAD;
-            copy(in, recordGetters, out, RECORD_AT);
-            copy(in, rejectGetters, out, REJECT_AT);
+            Row out = new Row(RECORD_COLUMNS.length + REJECT_COLUMNS.length);
+            copyExternal(in, recordGetters, out, 0);
+            copyExternal(in, rejectGetters, out, RECORD_COLUMNS.length);
+            pendingRejects.computeIfAbsent(in.getString(reasonIndex).toString(), reason -> new long[1])[0]++;
+            output.collect(deadLettered, element.replace(out));
+            return;
+        }
+        long fingerprint = fingerprint64(in.getString(fingerprintIndex));
+        Long first = firstFingerprint.value();
+        if (first != null) {
+            pendingCounts[first == fingerprint ? O_SAME : O_CONFLICT]++;
+            return;
+        }
+        firstFingerprint.update(fingerprint);
+        long eventTime = in.getLong(eventTimeIndex);
+        long windowEnd = eventTime - Math.floorMod(eventTime, windowSizeMs) + windowSizeMs;
+        if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {
+            Row out = new Row(RECORD_COLUMNS.length + 2);
+            copyExternal(in, recordGetters, out, 0);
+            out.setField(RECORD_COLUMNS.length, windowEnd);
+            out.setField(RECORD_COLUMNS.length + 1, watermarkFloor);
+            pendingCounts[O_LATE]++;
+            output.collect(late, element.replace(out));
         } else {
-            long fingerprint = fingerprint64(in.getString(fingerprintIndex));
-            Long first = firstFingerprint.value();
-            if (first != null) {
-                outcome = first == fingerprint ? O_SAME : O_CONFLICT;
+            GenericRowData out = new GenericRowData(EVENT_COLUMNS.length);
+            copy(in, eventGetters, out, 0);
+            pendingCounts[O_WINDOWED]++;
+            if (uniqueCount.equals(in.getString(aggregationIndex))) {
+                output.collect(windowedUniqueCount, element.replace(out));
             } else {
-                firstFingerprint.update(fingerprint);
-                long eventTime = in.getLong(eventTimeIndex);
-                long windowEnd = eventTime - Math.floorMod(eventTime, windowSizeMs) + windowSizeMs;
-                if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {
-                    outcome = O_LATE;
-                    copy(in, recordGetters, out, RECORD_AT);
-                    out.setField(WINDOW_END_AT, windowEnd);
-                    out.setField(WATERMARK_AT, watermarkFloor);
-                } else {
-                    outcome = O_WINDOWED;
-                }
+                output.collect(element.replace(out));
             }
         }
-        if (outcome != O_DEAD) {
-            copy(in, eventGetters, out, EVENT_AT);
+    }
+
+    private void flushCounts() {
+        for (int outcome = 0; outcome < OUTCOME_NAMES.length; outcome++) {
+            if (pendingCounts[outcome] > 0) {
+                emitCount(OUTCOME_NAMES[outcome], "", pendingCounts[outcome]);
+                pendingCounts[outcome] = 0;
+            }
         }
-        out.setField(0, outcomes[outcome]);
-        output.collect(element.replace(out));
+        for (Map.Entry<String, long[]> reject : pendingRejects.entrySet()) {
+            emitCount(DEAD_LETTERED, reject.getKey(), reject.getValue()[0]);
+        }
+        pendingRejects.clear();
+    }
+
+    private void emitCount(String outcome, String detail, long records) {
+        output.collect(accounting, new StreamRecord<>(Row.of(outcome, detail, records)));
+    }
+
+    /**
+     * Side outputs carry external rows (String, BigDecimal, byte[]): Python reads them, and they are one in a
+     * hundred records, so the conversion costs nothing measurable.
+     */
+    private static void copyExternal(RowData in, RowData.FieldGetter[] getters, Row out, int at) {
+        for (int i = 0; i < getters.length; i++) {
+            Object value = getters[i].getFieldOrNull(in);
+            if (value instanceof StringData) {
+                value = value.toString();
+            } else if (value instanceof DecimalData) {
+                value = ((DecimalData) value).toBigDecimal();
+            }
+            out.setField(at + i, value);
+        }
     }
 
     private static void copy(RowData in, RowData.FieldGetter[] getters, GenericRowData out, int at) {

@@ -232,6 +232,38 @@ public class RateLineItem extends ScalarFunction {
         return sum;
     }
 
+    /**
+     * The start of the billing period {@code instantMs} falls in, for the tenant (its anchor day and time zone in
+     * the catalog): what {@code BILLING_PERIOD_START} gives, and the period this function writes into line items.
+     */
+    public long periodStartMs(StringData catalogJson, String tenantId, long instantMs) {
+        return catalog(catalogJson).tenant(tenantId).period(instantMs).startMs;
+    }
+
+    /**
+     * The key that orders a `last` meter's events, as the window SQL built it: the event time as 15 digits, the
+     * event id, NUL, the value; the latest event is the greatest key ({@link #laterLastKey}).
+     */
+    public static String lastKey(long eventTimeMs, String eventId, BigDecimal value) {
+        String time = Long.toString(eventTimeMs);
+        StringBuilder key = new StringBuilder(LAST_KEY_TIME_DIGITS + eventId.length() + 24);
+        for (int pad = time.length(); pad < LAST_KEY_TIME_DIGITS; pad++) {
+            key.append('0');
+        }
+        return key.append(time).append(eventId).append('\0').append(value.toPlainString()).toString();
+    }
+
+    /** The greater of two last keys (either may be null) in code point order, which is SQL's MAX on strings. */
+    public static String laterLastKey(String a, String b) {
+        if (a == null) {
+            return b;
+        }
+        if (b == null) {
+            return a;
+        }
+        return CanonicalJson.CODE_POINT_ORDER.compare(a, b) >= 0 ? a : b;
+    }
+
     /** {@code parse_last_key(key).value}: 15-digit time, event id, NUL, value (split at the last NUL). */
     static BigDecimal lastValue(String key) {
         int nul = key.lastIndexOf('\0');
