@@ -14,7 +14,7 @@ from jobs.billing_sql import file_source_ddl
 from jobs.runtime import stream_environment
 from tests.billing_expectations import expected_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
-from udfs.catalog import load_catalog
+from udfs.catalog import load_catalog, parse_catalog
 from udfs.windows import to_epoch_ms
 
 pytestmark = pytest.mark.job
@@ -22,11 +22,13 @@ pytestmark = pytest.mark.job
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai.yaml"
 
 
-def run_job(tmp_path: Path, records: list[bytes], parallelism: int) -> dict[str, list[dict]]:
+def run_job(
+    tmp_path: Path, records: list[bytes], parallelism: int, catalog_yaml: str | None = None
+) -> dict[str, list[dict]]:
     source_file = tmp_path / "usage.jsonl"
     source_file.write_bytes(b"\n".join(records) + b"\n")
     settings = BillingSettings(
-        catalog_yaml=CATALOG_PATH.read_text(),
+        catalog_yaml=catalog_yaml or CATALOG_PATH.read_text(),
         window_size_ms=WINDOW_MS,
         out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
         reference_now_ms=to_epoch_ms(REFERENCE_NOW),
@@ -81,13 +83,17 @@ def test_outputs_equal_the_expected_computation(tmp_path, parallelism):
     assert reasons == dict(expected.dead_letter_reasons)
     assert {(e["tenant_id"], e["event_id"]) for e in out["late_events"]} == expected.late_event_ids
 
+    assert_line_items_equal(out["line_items"], expected.lines)
+
+
+def assert_line_items_equal(line_items: list[dict], expected_lines) -> None:
     got = {
         (li["tenant_id"], li["customer_id"], li["meter"], tuple(sorted(li["group"].items())), li["window_start"]): li
-        for li in out["line_items"]
+        for li in line_items
     }
-    assert len(got) == len(out["line_items"]), "one line item per key and window"
-    assert len(got) == len(expected.lines)
-    for line in expected.lines:
+    assert len(got) == len(line_items), "one line item per key and window"
+    assert len(got) == len(expected_lines)
+    for line in expected_lines:
         key = (line.tenant_id, line.customer_id, line.meter, tuple(sorted(line.group.items())),
                line.window_start.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
         item = got[key]
@@ -96,3 +102,18 @@ def test_outputs_equal_the_expected_computation(tmp_path, parallelism):
         assert Decimal(item["amount"]) == line.amount, key
         assert Decimal(item["period_amount_to_date"]) == line.period_amount_to_date, key
         assert item["event_count"] == line.event_count, key
+
+
+def test_min_meters_equal_the_expected_computation(tmp_path):
+    """`min`, which the example catalog has no meter of: its window and period rules (the window operator's) against
+    the expected computation, with every `seats` meter turned into a `min` meter."""
+    catalog_yaml = CATALOG_PATH.read_text().replace("seats: {aggregation: max}", "seats: {aggregation: min}")
+    assert "seats: {aggregation: max}" not in catalog_yaml
+    records = scripted_usage()
+    expected = expected_outputs(
+        records, parse_catalog(catalog_yaml), now=REFERENCE_NOW, window_ms=WINDOW_MS,
+        out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+    )
+    assert any(line.meter == "seats" for line in expected.lines)
+    out = run_job(tmp_path, records, 2, catalog_yaml)
+    assert_line_items_equal(out["line_items"], expected.lines)
