@@ -260,8 +260,8 @@ def build_pipeline(
     for view in output_views(window_size_ms=settings.window_size_ms):
         t_env.execute_sql(view)
 
-    # One DataStream per output: after the materialisation cut each translation only repeats its own few
-    # operators (a split inside Python would cost one Python call per row and output).
+    # One DataStream per output, each from its own output of the routing operator (a split inside Python would
+    # cost one Python call per row and output).
     def stream_of(view: str) -> DataStream:
         return t_env.to_data_stream(t_env.from_path(view))
 
@@ -279,8 +279,8 @@ def build_pipeline(
         .name("rate-unique-count-period-to-date")
         .uid(uids.BILLING_PERIOD_TO_DATE)
     )
-    # Two streams of line items: they cannot be unioned (the Java-converted one carries a table type info), and
-    # need not be: each gets its own exactly-once sink into the same topic.
+    # Two streams of line items (Java's and the unique_count accumulator's): each gets its own exactly-once sink into
+    # the same topic.
     line_items = rate_windows(windowed, windowed_type, settings)
     dead_letters = (
         stream_of(DEAD_LETTERS_TABLE)
