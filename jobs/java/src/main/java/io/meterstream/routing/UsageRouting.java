@@ -329,11 +329,29 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         }
     }
 
-    /** The first 64 bits of the hex SHA-256 fingerprint (a valid record always has one). */
+    /** The first 64 bits of the hex SHA-256 fingerprint (a valid record always has one), read from its bytes. */
     static long fingerprint64(StringData hex) {
-        if (hex == null) {
-            throw new IllegalStateException("a valid usage record must carry a fingerprint");
+        byte[] digits = hex == null ? null : hex.toBytes();
+        if (digits == null || digits.length < 16) {
+            throw new IllegalStateException("a valid usage record must carry a hex fingerprint: " + hex);
         }
-        return Long.parseUnsignedLong(hex.toString().substring(0, 16), 16);
+        long value = 0;
+        for (int i = 0; i < 16; i++) {
+            value = (value << 4) | hexDigit(digits[i], hex);
+        }
+        return value;
+    }
+
+    private static int hexDigit(byte digit, StringData hex) {
+        if (digit >= '0' && digit <= '9') {
+            return digit - '0';
+        }
+        if (digit >= 'a' && digit <= 'f') {
+            return digit - 'a' + 10;
+        }
+        if (digit >= 'A' && digit <= 'F') {
+            return digit - 'A' + 10;
+        }
+        throw new IllegalStateException("not a hex fingerprint: " + hex);
     }
 }
