@@ -9,6 +9,7 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
@@ -93,6 +94,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
     private transient ValueStateDescriptor<Window> windowDescriptor;
     private transient ValueState<PeriodToDate> periodToDate;
     private transient InternalTimerService<VoidNamespace> windowEnds;
+    private transient Counter windowsRated;
     private transient RateLineItem rate;
     private transient StringData catalog;
 
@@ -144,6 +146,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
     public void open() throws Exception {
         super.open();
         windowEnds = getInternalTimerService("window-ends", VoidNamespaceSerializer.INSTANCE, this);
+        windowsRated = getMetricGroup().addGroup("meterstream").counter("windows_rated");
     }
 
     @Override
@@ -222,6 +225,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
                 quantityAfter, before == null ? null : before.lastKey, catalog, windowSizeMs, null);
         periodToDate.update(new PeriodToDate(periodStart, quantityAfter, window.lastKey));
         output.collect(new StreamRecord<>(lineItem, timer.getTimestamp()));
+        windowsRated.inc();
     }
 
     @Override
