@@ -182,12 +182,6 @@ SELECT payload, src_topic, src_partition, src_offset, rt,
 FROM (SELECT *, {parse.call()} AS p FROM `{source_table}`)"""
 
 
-def tenant_case(catalog_values: dict[str, str], default: str) -> str:
-    """`CASE tenant_id WHEN ... END` over per-tenant SQL literals (the catalog decides, SQL only looks up)."""
-    whens = " ".join(f"WHEN {sql_string(tenant)} THEN {value}" for tenant, value in sorted(catalog_values.items()))
-    return f"CASE tenant_id {whens} ELSE {default} END"
-
-
 def output_views(*, window_size_ms: int) -> list[str]:
     """Views from the routing operator's side outputs to the outputs that SQL serves (each becomes one DataStream).
 

@@ -1,5 +1,6 @@
 package io.meterstream.rating;
 
+import io.meterstream.routing.Columns;
 import io.meterstream.routing.HashedKey;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -18,7 +19,7 @@ public final class MeterKey implements KeySelector<RowData, Tuple2<Long, Long>>,
 
     public MeterKey(RowType rows) {
         for (int i = 0; i < PARTS.length; i++) {
-            indexes[i] = WindowRating.indexOf(rows, PARTS[i]);
+            indexes[i] = Columns.indexOf(rows, PARTS[i]);
         }
     }
 

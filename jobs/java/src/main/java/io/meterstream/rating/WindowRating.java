@@ -2,6 +2,7 @@ package io.meterstream.rating;
 
 import java.math.BigDecimal;
 
+import io.meterstream.routing.Columns;
 import io.meterstream.routing.StateTtl;
 import io.meterstream.udf.RateLineItem;
 
@@ -105,28 +106,20 @@ public final class WindowRating extends AbstractStreamOperator<String>
      * @param stateTtlMs        TTL of window and period state (longer than a billing period)
      */
     public WindowRating(RowType rows, String ratingCatalogJson, long windowSizeMs, long stateTtlMs) {
-        tenant = indexOf(rows, "tenant_id");
-        customer = indexOf(rows, "customer_id");
-        meter = indexOf(rows, "meter");
-        group = indexOf(rows, "group_json");
-        aggregation = indexOf(rows, "aggregation");
-        eventId = indexOf(rows, "event_id");
-        eventTime = indexOf(rows, "event_time_ms");
-        value = indexOf(rows, "value");
+        tenant = Columns.indexOf(rows, "tenant_id");
+        customer = Columns.indexOf(rows, "customer_id");
+        meter = Columns.indexOf(rows, "meter");
+        group = Columns.indexOf(rows, "group_json");
+        aggregation = Columns.indexOf(rows, "aggregation");
+        eventId = Columns.indexOf(rows, "event_id");
+        eventTime = Columns.indexOf(rows, "event_time_ms");
+        value = Columns.indexOf(rows, "value");
         DecimalType decimal = (DecimalType) rows.getTypeAt(value);
         valuePrecision = decimal.getPrecision();
         valueScale = decimal.getScale();
         this.ratingCatalogJson = ratingCatalogJson;
         this.windowSizeMs = windowSizeMs;
         this.stateTtlMs = stateTtlMs;
-    }
-
-    static int indexOf(RowType type, String column) {
-        int index = type.getFieldIndex(column);
-        if (index < 0) {
-            throw new IllegalArgumentException("the windowed usage records have no column " + column + ": " + type);
-        }
-        return index;
     }
 
     @Override
@@ -177,14 +170,9 @@ public final class WindowRating extends AbstractStreamOperator<String>
         BigDecimal amount = row.isNullAt(value) ? null : row.getDecimal(value, valuePrecision, valueScale).toBigDecimal();
         switch (window.aggregation) {
             case "sum":
-                window.quantity = amount == null ? window.quantity
-                        : window.quantity == null ? amount : window.quantity.add(amount);
-                break;
             case "max":
-                window.quantity = extreme(window.quantity, amount, true);
-                break;
             case "min":
-                window.quantity = extreme(window.quantity, amount, false);
+                window.quantity = combine(window.aggregation, window.quantity, amount);  // same rule as the period
                 break;
             case "last":
                 if (amount != null) {
@@ -243,7 +231,10 @@ public final class WindowRating extends AbstractStreamOperator<String>
         return (max ? order > 0 : order < 0) ? candidate : current;
     }
 
-    /** The period quantity after a window: running SUM/MAX/MIN of window quantities (NULLs ignored; none for last). */
+    /**
+     * Running SUM/MAX/MIN, NULLs ignored (none for last): a window's quantity over its values, and the period's
+     * over its windows' quantities (count windows add as sums).
+     */
     static BigDecimal combine(String aggregation, BigDecimal before, BigDecimal window) {
         switch (aggregation) {
             case "sum":

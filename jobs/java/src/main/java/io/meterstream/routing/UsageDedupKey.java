@@ -23,10 +23,10 @@ public final class UsageDedupKey implements KeySelector<RowData, Tuple2<Long, Lo
     private final int partitionIndex;
 
     public UsageDedupKey(RowType input) {
-        this.reasonIndex = UsageRouting.indexOf(input, "reason");
-        this.tenantIndex = UsageRouting.indexOf(input, "tenant_id");
-        this.eventIndex = UsageRouting.indexOf(input, "event_id");
-        this.partitionIndex = UsageRouting.indexOf(input, "src_partition");
+        this.reasonIndex = Columns.indexOf(input, "reason");
+        this.tenantIndex = Columns.indexOf(input, "tenant_id");
+        this.eventIndex = Columns.indexOf(input, "event_id");
+        this.partitionIndex = Columns.indexOf(input, "src_partition");
     }
 
     @Override

@@ -135,10 +135,10 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         this.eventGetters = getters(input, EVENT_COLUMNS);
         this.recordGetters = getters(input, RECORD_COLUMNS);
         this.rejectGetters = getters(input, REJECT_COLUMNS);
-        this.reasonIndex = indexOf(input, "reason");
-        this.fingerprintIndex = indexOf(input, "fingerprint");
-        this.eventTimeIndex = indexOf(input, "event_time_ms");
-        this.aggregationIndex = indexOf(input, "aggregation");
+        this.reasonIndex = Columns.indexOf(input, "reason");
+        this.fingerprintIndex = Columns.indexOf(input, "fingerprint");
+        this.eventTimeIndex = Columns.indexOf(input, "event_time_ms");
+        this.aggregationIndex = Columns.indexOf(input, "aggregation");
         this.windowSizeMs = windowSizeMs;
         this.dedupTtlMs = dedupTtlMs;
         this.windowedUniqueCount = windowedUniqueCount;
@@ -169,24 +169,16 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         List<RowType.RowField> fields = new ArrayList<>();
         for (String[] columns : groups) {
             for (String column : columns) {
-                fields.add(new RowType.RowField(column, input.getTypeAt(indexOf(input, column))));
+                fields.add(new RowType.RowField(column, input.getTypeAt(Columns.indexOf(input, column))));
             }
         }
         return new RowType(fields);
     }
 
-    static int indexOf(RowType type, String column) {
-        int index = type.getFieldIndex(column);
-        if (index < 0) {
-            throw new IllegalArgumentException("usage_parsed has no column " + column + ": " + type);
-        }
-        return index;
-    }
-
     private static RowData.FieldGetter[] getters(RowType input, String[] columns) {
         RowData.FieldGetter[] getters = new RowData.FieldGetter[columns.length];
         for (int i = 0; i < columns.length; i++) {
-            int index = indexOf(input, columns[i]);
+            int index = Columns.indexOf(input, columns[i]);
             LogicalType type = input.getTypeAt(index);
             getters[i] = RowData.createFieldGetter(type, index);
         }
