@@ -1,6 +1,7 @@
 package io.meterstream.routing;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
@@ -8,14 +9,17 @@ import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.types.logical.RowType;
 
 /**
- * The dedup key of a parsed usage record: the {@link HashedKey} of (tenant_id, event_id) of a valid record. A
- * rejected record has no trustworthy key and keeps no state: it is keyed by its source partition (first long 0,
- * which no hash is treated specially for: rejects never read or write state), so rejects spread over a handful of
- * keys.
+ * The dedup key of a parsed usage record. The event key of a valid record is the {@link HashedKey} of
+ * (tenant_id, event_id); its keyed-state key is the event key's bucket, the top {@link #BUCKET_BITS} bits: the
+ * routing operator keeps one {@link DedupTable} per bucket (why: see there). A rejected record has no trustworthy
+ * key and keeps no state: it is keyed by its source partition, so rejects spread over a handful of keys.
+ *
+ * <p>{@link #BUCKET_BITS} is part of the state layout: changing it needs a new routing operator uid.
  */
-public final class UsageDedupKey implements KeySelector<RowData, Tuple2<Long, Long>>,
-        ResultTypeQueryable<Tuple2<Long, Long>> {
+public final class UsageDedupKey implements KeySelector<RowData, Integer>, ResultTypeQueryable<Integer> {
     private static final long serialVersionUID = 1L;
+    /** 65,536 buckets: at 5M remembered ids about 80 per bucket (a few KB), far more buckets than key groups. */
+    public static final int BUCKET_BITS = 16;
 
     private final int reasonIndex;
     private final int tenantIndex;
@@ -30,16 +34,25 @@ public final class UsageDedupKey implements KeySelector<RowData, Tuple2<Long, Lo
     }
 
     @Override
-    public Tuple2<Long, Long> getKey(RowData row) {
+    public Integer getKey(RowData row) {
         if (!row.isNullAt(reasonIndex)) {
-            return Tuple2.of(0L, row.isNullAt(partitionIndex) ? -1L : row.getInt(partitionIndex));
+            return row.isNullAt(partitionIndex) ? -1 : row.getInt(partitionIndex);
         }
+        return bucket(eventKey(row).f0);
+    }
+
+    /** The 128-bit event key of a valid record: (tenant_id, event_id) hashed. */
+    public Tuple2<Long, Long> eventKey(RowData row) {
         return new HashedKey().part(row.getString(tenantIndex).toBytes()).part(row.getString(eventIndex).toBytes())
                 .key();
     }
 
+    public static int bucket(long keyHi) {
+        return (int) (keyHi >>> (Long.SIZE - BUCKET_BITS));
+    }
+
     @Override
-    public TypeInformation<Tuple2<Long, Long>> getProducedType() {
-        return HashedKey.TYPE;
+    public TypeInformation<Integer> getProducedType() {
+        return Types.INT;
     }
 }
