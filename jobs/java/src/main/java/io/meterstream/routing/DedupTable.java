@@ -11,8 +11,9 @@ import java.nio.ByteOrder;
  *
  * <p>Why a table per bucket and not one state entry per event id: the heap state backend writes every entry out at
  * every checkpoint, each with its key, namespace and TTL wrapper serialised field by field; for a dedup horizon of
- * millions of ids that was a sixth of the job's CPU (JFR), growing with the horizon. A bucket is written as one
- * byte array (a copy). The per-entry TTL is kept here (first-seen time); Flink's TTL still covers the whole bucket.
+ * millions of ids that was a sixth of the job's CPU (JFR), growing with the horizon. A table is written as one byte
+ * array (a copy). The TTL is per entry, here: an id expires a horizon after its first sighting (processing time),
+ * as Flink's state TTL on a value written once would.
  *
  * <p>Layout: an int header (occupied slots, expired ones included until the next rebuild), then a power-of-two
  * number of 32-byte slots; a slot whose first-seen time is 0 is empty. Entries are never removed one by one: an

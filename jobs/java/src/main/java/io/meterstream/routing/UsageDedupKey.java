@@ -20,6 +20,7 @@ public final class UsageDedupKey implements KeySelector<RowData, Integer>, Resul
     private static final long serialVersionUID = 1L;
     /** 65,536 buckets: at 5M remembered ids about 80 per bucket (a few KB), far more buckets than key groups. */
     public static final int BUCKET_BITS = 16;
+    public static final int BUCKETS = 1 << BUCKET_BITS;
 
     private final int reasonIndex;
     private final int tenantIndex;

@@ -1,5 +1,6 @@
 package io.meterstream.routing;
 
+import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -7,10 +8,13 @@ import java.util.Map;
 
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.state.ValueState;
-import org.apache.flink.api.common.state.ValueStateDescriptor;
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.memory.DataInputViewStreamWrapper;
+import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
+import org.apache.flink.runtime.state.KeyGroupStatePartitionStreamProvider;
+import org.apache.flink.runtime.state.KeyedStateCheckpointOutputStream;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -37,9 +41,13 @@ import org.apache.flink.util.OutputTag;
  * <p>Dedup: the first record of a key wins. What is remembered per event key is one long, the first 64 bits of the
  * first copy's fingerprint (SHA-256 of the canonical event content), which tells a byte-for-byte retry from a
  * conflicting reuse of the idempotency key; a retry is dropped either way, the fingerprint only decides which count
- * it lands in. The horizon (processing time, from the first copy) is the dedup TTL, 35 days by default. Event keys
- * live in a {@link DedupTable} per bucket of keys, the keyed state's key (one entry per event id cost a sixth of
- * the CPU in checkpoints). This replaced an SQL {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose
+ * it lands in. The horizon (processing time, from the first copy) is the dedup TTL, 35 days by default: each id
+ * expires on its own, exactly as Flink's state TTL would expire it. Event keys live in a {@link DedupTable} per
+ * bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key group,
+ * its buckets' tables as bytes. Why not managed keyed state: one entry per event id cost a sixth of the CPU in
+ * checkpoints, and one value per bucket still spent a tenth on TTL wrappers, copy-on-write and incremental cleanup
+ * per record (JFR). Raw keyed state is written in the checkpoint's synchronous phase (a copy of the tables, no
+ * per-entry work) and is redistributed by key group on a rescale like managed state. This replaced an SQL {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose
  * accumulator rows, per-record Row conversions and full snapshots were most of the job's CPU (measured with JFR).
  *
  * <p>Lateness: a first-seen record whose tumbling window has fired ({@code window_end - 1 <= watermark}) is
@@ -86,6 +94,7 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     };
     private static final int O_DEAD = 0, O_SAME = 1, O_CONFLICT = 2, O_LATE = 3, O_WINDOWED = 4;
     private static final long NO_WATERMARK = Long.MIN_VALUE;
+    private static final int DEDUP_FORMAT_VERSION = 1;
 
     /** Input columns a windowed record carries on. */
     static final String[] EVENT_COLUMNS = {
@@ -119,7 +128,9 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     private final OutputTag<Row> accounting;
 
     private transient StringData uniqueCount;
-    private transient ValueState<byte[]> dedupBucket;
+    private transient byte[][] dedupTables;  // by bucket, null while empty; only this subtask's key groups' buckets
+    private transient int[][] bucketsByKeyGroup;  // index: key group - first key group of this subtask
+    private transient KeyGroupRange keyGroups;
     private transient DedupTable.Lookup lookup;
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
@@ -197,15 +208,84 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         pendingCounts = new long[OUTCOME_NAMES.length];
         uniqueCount = StringData.fromString("unique_count");
         pendingRejects = new HashMap<>();
-        // Flink's TTL drops a bucket no id has been added to for a whole horizon; DedupTable expires single ids.
-        ValueStateDescriptor<byte[]> descriptor = new ValueStateDescriptor<>(
-                "usage-dedup-buckets", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
-        descriptor.enableTimeToLive(StateTtl.afterLastWrite(dedupTtlMs));
-        dedupBucket = context.getKeyedStateStore().getState(descriptor);
         lookup = new DedupTable.Lookup();
+        dedupTables = new byte[UsageDedupKey.BUCKETS][];
+        int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
+        keyGroups = KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(maxParallelism,
+                getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+        bucketsByKeyGroup = bucketsByKeyGroup(keyGroups, maxParallelism);
+        if (context.isRestored()) {
+            for (KeyGroupStatePartitionStreamProvider keyGroup : context.getRawKeyedStateInputs()) {
+                try (InputStream in = keyGroup.getStream()) {
+                    readTables(new DataInputViewStreamWrapper(in), keyGroup.getKeyGroupId());
+                }
+            }
+        }
         floorState = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>("late-routing-watermark-floor", Long.class));
         watermarkFloor = lowestRestoredFloor(floorState.get());
+    }
+
+    /** The buckets of each key group in {@code range}, by the same key-to-key-group rule as the keyed stream's. */
+    static int[][] bucketsByKeyGroup(KeyGroupRange range, int maxParallelism) {
+        int[] counts = new int[range.getNumberOfKeyGroups()];
+        int[] keyGroupOf = new int[UsageDedupKey.BUCKETS];
+        for (int bucket = 0; bucket < UsageDedupKey.BUCKETS; bucket++) {
+            keyGroupOf[bucket] = KeyGroupRangeAssignment.assignToKeyGroup(bucket, maxParallelism);
+            if (range.contains(keyGroupOf[bucket])) {
+                counts[keyGroupOf[bucket] - range.getStartKeyGroup()]++;
+            }
+        }
+        int[][] buckets = new int[counts.length][];
+        for (int i = 0; i < counts.length; i++) {
+            buckets[i] = new int[counts[i]];
+            counts[i] = 0;
+        }
+        for (int bucket = 0; bucket < UsageDedupKey.BUCKETS; bucket++) {
+            if (range.contains(keyGroupOf[bucket])) {
+                int i = keyGroupOf[bucket] - range.getStartKeyGroup();
+                buckets[i][counts[i]++] = bucket;
+            }
+        }
+        return buckets;
+    }
+
+    /** One key group's tables: format version, how many, then (bucket, length, bytes) each. */
+    private void writeTables(DataOutputViewStreamWrapper out, int keyGroup) throws java.io.IOException {
+        int[] buckets = bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()];
+        int present = 0;
+        for (int bucket : buckets) {
+            present += dedupTables[bucket] == null ? 0 : 1;
+        }
+        out.writeInt(DEDUP_FORMAT_VERSION);
+        out.writeInt(present);
+        for (int bucket : buckets) {
+            byte[] table = dedupTables[bucket];
+            if (table != null) {
+                out.writeInt(bucket);
+                out.writeInt(table.length);
+                out.write(table);
+            }
+        }
+    }
+
+    private void readTables(DataInputViewStreamWrapper in, int keyGroup) throws java.io.IOException {
+        int version = in.readInt();
+        if (version != DEDUP_FORMAT_VERSION) {
+            throw new java.io.IOException("dedup state of key group " + keyGroup + " has format " + version
+                    + ", this version reads " + DEDUP_FORMAT_VERSION);
+        }
+        for (int remaining = in.readInt(); remaining > 0; remaining--) {
+            int bucket = in.readInt();
+            if (KeyGroupRangeAssignment.assignToKeyGroup(bucket, getRuntimeContext().getTaskInfo()
+                    .getMaxNumberOfParallelSubtasks()) != keyGroup) {
+                throw new java.io.IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
+            }
+            byte[] table = new byte[in.readInt()];
+            in.readFully(table);
+            dedupTables[bucket] = table;
+        }
     }
 
     static long lowestRestoredFloor(Iterable<Long> restored) {
@@ -224,6 +304,16 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
         floorState.update(List.of(watermarkFloor));
+        KeyedStateCheckpointOutputStream out = context.getRawKeyedOperatorStateOutput();
+        try {
+            DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
+            for (int keyGroup : out.getKeyGroupList()) {
+                out.startNewKeyGroup(keyGroup);
+                writeTables(view, keyGroup);
+            }
+        } finally {
+            out.close();  // closes this operator's part only: the checkpoint owns the underlying stream
+        }
     }
 
     /** Counts go out ahead of the barrier: the checkpoint then holds exactly the records before it, counted. */
@@ -265,14 +355,14 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         }
         long fingerprint = fingerprint64(in.getString(fingerprintIndex));
         Tuple2<Long, Long> eventKey = dedupKey.eventKey(in);
-        // The heap backend hands out a private copy while a snapshot holds the table, so it may change in place.
-        lookup.table = dedupBucket.value();
+        int bucket = UsageDedupKey.bucket(eventKey.f0);
+        lookup.table = dedupTables[bucket];
         DedupTable.recordFirst(lookup, eventKey.f0, eventKey.f1, fingerprint, System.currentTimeMillis(), dedupTtlMs);
         if (lookup.seenBefore) {
             pendingCounts[lookup.firstFingerprint == fingerprint ? O_SAME : O_CONFLICT]++;
             return;
         }
-        dedupBucket.update(lookup.table);
+        dedupTables[bucket] = lookup.table;
         long eventTime = in.getLong(eventTimeIndex);
         long windowEnd = eventTime - Math.floorMod(eventTime, windowSizeMs) + windowSizeMs;
         if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {
