@@ -199,8 +199,9 @@ public final class WindowRating extends AbstractStreamOperator<String>
             return;
         }
         state.clear();
+        // Compact: period sums and prices of scale-18 decimals would all run on big integers (RateLineItem.compact).
         BigDecimal quantity = "count".equals(window.aggregation) ? BigDecimal.valueOf(window.eventCount)
-                : window.quantity;
+                : RateLineItem.compact(window.quantity);
         long periodStart = rate.periodStartMs(catalog, window.tenantId, windowStart);
         PeriodToDate before = periodToDate.value();
         if (before != null && before.periodStartMs != periodStart) {

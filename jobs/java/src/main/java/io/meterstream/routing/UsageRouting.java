@@ -288,6 +288,15 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         }
     }
 
+    /**
+     * The raw keyed state is ours (the dedup tables): without this, Flink reads raw keyed state on restore as the
+     * timer services' legacy snapshot (this operator has no timers).
+     */
+    @Override
+    protected boolean isUsingCustomRawKeyedState() {
+        return true;
+    }
+
     static long lowestRestoredFloor(Iterable<Long> restored) {
         long floor = NO_WATERMARK;
         boolean any = false;

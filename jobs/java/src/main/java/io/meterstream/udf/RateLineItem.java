@@ -2,6 +2,7 @@ package io.meterstream.udf;
 
 import java.io.IOException;
 import java.math.BigDecimal;
+import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -272,6 +273,50 @@ public class RateLineItem extends ScalarFunction {
         }
         Long.parseLong(key.substring(0, LAST_KEY_TIME_DIGITS)); // Python's int() would reject it too
         return new BigDecimal(key.substring(nul + 1).trim());
+    }
+
+    private static final BigInteger[] POWERS_OF_TEN = new BigInteger[39];
+
+    static {
+        for (int i = 0; i < POWERS_OF_TEN.length; i++) {
+            POWERS_OF_TEN[i] = BigInteger.TEN.pow(i);
+        }
+    }
+
+    /**
+     * The same value without trailing fractional zeros, in at most two big-integer divisions. Why: DECIMAL(38, 18)
+     * values have scale 18, so a token count of 1,500 is 1500 * 10^18 unscaled, beyond a long; every sum, product
+     * and rendering of it then runs on {@link BigInteger}s, and {@link BigDecimal#stripTrailingZeros} divides by ten
+     * once per zero. Stripped, it is a long again. Only the representation changes: every result computed from it
+     * is equal in value, and written in the same wire form.
+     */
+    public static BigDecimal compact(BigDecimal value) {
+        if (value == null || value.scale() <= 0) {
+            return value;
+        }
+        if (value.signum() == 0) {
+            return BigDecimal.ZERO;
+        }
+        int scale = value.scale();
+        BigInteger unscaled = value.unscaledValue();
+        if (scale >= POWERS_OF_TEN.length) {
+            return value.stripTrailingZeros();
+        }
+        BigInteger[] parts = unscaled.divideAndRemainder(POWERS_OF_TEN[scale]);
+        if (parts[1].signum() == 0) {
+            return new BigDecimal(parts[0]);
+        }
+        // The trailing zeros of the unscaled value are those of its fractional digits.
+        BigInteger fraction = parts[1].abs();
+        int zeros = 0;
+        if (fraction.bitLength() < 63) {
+            for (long digits = fraction.longValue(); digits % 10 == 0; digits /= 10) {
+                zeros++;
+            }
+        } else {
+            return value.stripTrailingZeros();
+        }
+        return zeros == 0 ? value : new BigDecimal(unscaled.divide(POWERS_OF_TEN[zeros]), scale - zeros);
     }
 
     /** The wire decimal ({@code schemas.wire.decimal_to_wire}): plain, no trailing fractional zeros, "0". */
