@@ -41,14 +41,15 @@ from jobs.billing_sql import (
     ROUTED_ROWTIME,
     UNIQUE_COUNT_ROUTED_TABLE,
     USAGE_DEDUP_KEY_CLASS,
+    USAGE_DESERIALIZER_CLASS,
     USAGE_ROUTING_CLASS,
+    USAGE_WATERMARKS_CLASS,
     WINDOW_RATING_CLASS,
     ParseSettings,
-    kafka_source_ddl,
     output_views,
     parsed_view,
 )
-from jobs.kafka_io import exactly_once_string_sink
+from jobs.kafka_io import exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import main_args, stream_environment, submitted_by_flink_client
 from udfs.catalog import Catalog, parse_catalog
 from udfs.grouping import catalog_json
@@ -134,8 +135,48 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     return t_env
 
 
-def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings):
-    """Dedup and route `usage_parsed` in the keyed Java operator `UsageRouting`. Returns its main output (windowed
+def sql_parsed_usage(t_env: StreamTableEnvironment, settings: BillingSettings, source_ddl: str):
+    """The parsed usage records from a SQL source table (`source_ddl`; job tests use a file): the view
+    `usage_parsed` (PARSE_USAGE_EVENT, event time as the rowtime) as a Java DataStream of internal rows, and its
+    row type."""
+    t_env.execute_sql(source_ddl)
+    t_env.execute_sql(parsed_view(SOURCE_TABLE, settings.parse_settings()))
+    return _internal_row_stream(t_env, PARSED_VIEW)
+
+
+def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, bootstrap: str, topic: str,
+                       group_id: str, bounded: bool):
+    """The parsed usage records straight from Kafka: a DataStream source whose Java deserializer
+    (`io.meterstream.udf.UsageEventDeserializer`) parses with the parser of PARSE_USAGE_EVENT, into the columns of
+    `usage_parsed` but its rowtime (the record timestamp carries event time); watermarks per partition exactly as
+    the SQL source's (`UsageEventWatermarks`), idleness from the settings. Returns the Java DataStream and its row
+    type. Why not the SQL source: see the deserializer's class comment (a tenth of the CPU)."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    parse = settings.parse_settings()
+    row_type = load_java_class(USAGE_DESERIALIZER_CLASS).getMethod("rowType", _java_classes()).invoke(
+        None, _java_objects())
+    type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type)
+    reference_now = None if parse.reference_now_ms is None else jvm.java.lang.Long(parse.reference_now_ms)
+    deserializer = _java_instance(
+        USAGE_DESERIALIZER_CLASS, parse.catalog_json, reference_now, jvm.java.lang.Long(parse.max_age_ms),
+        jvm.java.lang.Long(parse.max_future_ms), type_info)
+    source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
+    watermarks = _java_instance(
+        USAGE_WATERMARKS_CLASS, jvm.java.lang.Long(settings.out_of_orderness_ms),
+        jvm.java.lang.Boolean(settings.watermark_on_every_event),
+    ).withIdleness(jvm.java.time.Duration.ofMillis(settings.idle_timeout_ms))
+    stream = (
+        env._j_stream_execution_environment.fromSource(source.get_java_function(), watermarks, "usage-events")
+        .uid(uids.BILLING_USAGE_SOURCE)
+    )
+    return stream, row_type
+
+
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage):
+    """Dedup and route the parsed usage records (`parsed_usage`: a Java DataStream of internal rows with the columns
+    of `usage_parsed`, and their row type) in the keyed Java operator `UsageRouting`. Returns its main output (windowed
     records of every meter but unique_count ones, Flink's internal rows, event time as timestamps) and their row
     type; registers its side outputs as tables: `usage_unique_count_routed` (windowed records of unique_count meters,
     event time as its rowtime), `usage_dead_letters`, `usage_late` and `usage_accounting_deltas` (outcome counts).
@@ -149,7 +190,7 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings):
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    parsed, parsed_type = _internal_row_stream(t_env, PARSED_VIEW)
+    parsed, parsed_type = parsed_usage
     routing_class = load_java_class(USAGE_ROUTING_CLASS)
     internal_type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo
     external_type_info = jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo
@@ -251,12 +292,12 @@ def _java_classes(*values):
 
 
 def build_pipeline(
-    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source_ddl: str
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source
 ) -> BillingOutputs:
-    """Wire the job on a source table created by `source_ddl` (Kafka in production, a file in job tests)."""
-    t_env.execute_sql(source_ddl)
-    t_env.execute_sql(parsed_view(SOURCE_TABLE, settings.parse_settings()))
-    windowed, windowed_type = route_usage(t_env, settings)
+    """Wire the job on its parsed usage records: `source` is a SQL source DDL (job tests: a file, parsed by
+    PARSE_USAGE_EVENT) or what `kafka_parsed_usage` returns (production)."""
+    parsed_usage = sql_parsed_usage(t_env, settings, source) if isinstance(source, str) else source
+    windowed, windowed_type = route_usage(t_env, settings, parsed_usage)
     for view in output_views(window_size_ms=settings.window_size_ms):
         t_env.execute_sql(view)
 
@@ -362,16 +403,8 @@ def build_job(
         parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms, extra_config=flink_conf
     )
     t_env = table_environment(env, settings)
-    source = kafka_source_ddl(
-        SOURCE_TABLE,
-        topic=topics.usage_events,
-        bootstrap=bootstrap,
-        group_id=job_name,
-        bounded=bounded,
-        parse=settings.parse_settings(),
-        out_of_orderness_ms=settings.out_of_orderness_ms,
-        watermark_on_every_event=settings.watermark_on_every_event,
-    )
+    source = kafka_parsed_usage(
+        env, settings, bootstrap=bootstrap, topic=topics.usage_events, group_id=job_name, bounded=bounded)
     outputs = build_pipeline(env, t_env, settings, source)
     attach_kafka_sinks(outputs, topics, bootstrap, job_name)
     if credits:

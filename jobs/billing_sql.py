@@ -169,6 +169,9 @@ ACCOUNTING_DELTAS_TABLE = "usage_accounting_deltas"
 ROUTED_ROWTIME = "routed_rt"
 USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
 USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
+# The production source (jobs.billing.kafka_parsed_usage): Kafka records parsed into usage_parsed's columns.
+USAGE_DESERIALIZER_CLASS = "io.meterstream.udf.UsageEventDeserializer"
+USAGE_WATERMARKS_CLASS = "io.meterstream.udf.UsageEventWatermarks"
 
 
 def parsed_view(source_table: str, parse: ParseSettings) -> str:

@@ -20,18 +20,33 @@ SINK_TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
 
 
 def string_source(bootstrap: str, topics: list[str], *, group_id: str, bounded: bool) -> KafkaSource:
+    return _source_builder(bootstrap, topics, group_id=group_id, bounded=bounded).set_value_only_deserializer(
+        SimpleStringSchema()).build()
+
+
+def java_deserializer_source(bootstrap: str, topics: list[str], j_deserializer, *, group_id: str,
+                             bounded: bool) -> KafkaSource:
+    """A source whose records a Java `KafkaRecordDeserializationSchema` of ours turns into rows (the billing job's
+    usage events); PyFlink's builder only takes its own schema wrappers, so the Java builder gets it directly."""
+    builder = _source_builder(bootstrap, topics, group_id=group_id, bounded=bounded)
+    builder._j_builder.setDeserializer(j_deserializer)
+    return builder.build()
+
+
+def _source_builder(bootstrap: str, topics: list[str], *, group_id: str, bounded: bool):
+    """From the earliest offset (or the checkpointed ones), committed records only; bounded: up to the offsets at
+    start."""
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(bootstrap)
         .set_topics(*topics)
         .set_group_id(group_id)
         .set_starting_offsets(KafkaOffsetsInitializer.earliest())
-        .set_value_only_deserializer(SimpleStringSchema())
         .set_property("isolation.level", "read_committed")
     )
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
-    return builder.build()
+    return builder
 
 
 def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_prefix: str) -> KafkaSink:

@@ -7,6 +7,7 @@ PASSTHROUGH_SINK = "passthrough-kafka-sink-v1"
 
 # Billing job (jobs/billing.py). SQL operators get their identity from the compiled plan; these are the
 # DataStream operators around it.
+BILLING_USAGE_SOURCE = "billing-usage-source-v1"  # Kafka source, parsing as it reads (offsets per partition)
 BILLING_USAGE_ROUTING = "billing-usage-routing-v2"  # keyed Java operator: dedup state + lateness (watermark floor)
 BILLING_WINDOW_RATING = "billing-window-rating-v1"  # keyed Java operator: windows, period to date, rating
 BILLING_PERIOD_TO_DATE = "billing-period-to-date-v1"  # keyed Python accumulator (unique_count meters)
