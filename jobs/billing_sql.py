@@ -1,4 +1,6 @@
-"""The billing job's SQL: the source, parse + validate (Java UDF), unique_count windows and accounting.
+"""The billing job's SQL: unique_count windows and accounting; and, for job tests, a file source parsed by
+PARSE_USAGE_EVENT (production reads Kafka with a DataStream source that parses as it reads, `jobs.billing.
+kafka_parsed_usage`, into the same columns as `usage_parsed`).
 
 Per-event work runs in Flink's Java operators (measured: Python per event is 20-300x slower): SQL and Java UDFs,
 and two keyed Java DataStream operators (`jobs/java`, wired in `jobs.billing`). Nothing billing-specific is decided
@@ -6,8 +8,9 @@ here or there that is not also decided, identically, by the pure Python in `udfs
 independent expected computation hold them together).
 
 Data flow:
-  usage_raw          source table: payload BYTES + Kafka coordinates + `rt` (event time of valid records) + watermark
-  usage_parsed       PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid
+  usage_raw          (job tests) file source table: payload BYTES + coordinates + `rt` (event time of valid records)
+                     + watermark
+  usage_parsed       (job tests) PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid
   -- then, outside SQL, the keyed Java operator UsageRouting (jobs.billing.route_usage) dedups on
   -- (tenant_id, event_id) and gives each record its outcome: dead_lettered | duplicate_same_payload |
   -- duplicate_conflicting_payload | late | windowed. Windowed records of every meter but unique_count ones go on
@@ -63,44 +66,6 @@ def event_time_column(parse: ParseSettings) -> str:
     call = parse.call()
     return (
         f"TO_TIMESTAMP_LTZ(CASE WHEN ({call}).reason IS NULL THEN ({call}).event_time_ms ELSE 0 END, 3)"
-    )
-
-
-def kafka_source_ddl(
-    table: str,
-    *,
-    topic: str,
-    bootstrap: str,
-    group_id: str,
-    bounded: bool,
-    parse: ParseSettings,
-    out_of_orderness_ms: int,
-    watermark_on_every_event: bool = False,
-) -> str:
-    options = {
-        "connector": "kafka",
-        "topic": topic,
-        "properties.bootstrap.servers": bootstrap,
-        "properties.group.id": group_id,
-        "properties.isolation.level": "read_committed",
-        "scan.startup.mode": "earliest-offset",
-        "format": "raw",
-        "raw.charset": "UTF-8",
-    }
-    if bounded:
-        options["scan.bounded.mode"] = "latest-offset"
-    return _source_ddl(
-        table,
-        physical="`payload` BYTES",
-        coordinates=(
-            "`src_topic` STRING METADATA FROM 'topic' VIRTUAL,\n"
-            "  `src_partition` INT METADATA FROM 'partition' VIRTUAL,\n"
-            "  `src_offset` BIGINT METADATA FROM 'offset' VIRTUAL"
-        ),
-        options=options,
-        parse=parse,
-        out_of_orderness_ms=out_of_orderness_ms,
-        watermark_on_every_event=watermark_on_every_event,
     )
 
 
