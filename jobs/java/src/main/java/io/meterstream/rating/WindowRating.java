@@ -8,7 +8,6 @@ import io.meterstream.udf.RateLineItem;
 
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
-import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.StateInitializationContext;
@@ -47,44 +46,15 @@ import org.apache.flink.table.types.logical.RowType;
  * has fired: the routing operator upstream sends such records to the late topic, judged by a watermark at or above
  * this operator's (it forwards no watermark before the records it precedes).
  *
- * <p>State: the open windows of a key (a value per window, namespaced by its start, as Flink's own window operator
- * keeps them; a map state with TTL cost twice as much) and the period to date after its latest fired window; both
- * with a TTL (processing time) that outlives a billing period; a fired window's value is cleared.
+ * <p>State: one {@link Series} per key (identity, period to date after its latest fired window, open windows),
+ * with a TTL (processing time, from the last write) that outlives a billing period, in its own serializer
+ * ({@link SeriesSerializer}). One value per key: a record reads and writes it once, and a checkpoint writes a
+ * series' identity once, not once per open window (a value per window namespaced by its start, with POJO
+ * serialisation, was most of this operator's checkpoint time; JFR).
  */
 public final class WindowRating extends AbstractStreamOperator<String>
         implements OneInputStreamOperator<RowData, String>, Triggerable<Tuple2<Long, Long>, VoidNamespace> {
     private static final long serialVersionUID = 1L;
-
-    /** One open window of a key. Public fields: Flink's POJO serializer. */
-    public static final class Window {
-        public String tenantId;
-        public String customerId;
-        public String meter;
-        public String groupJson;
-        public String aggregation;
-        public long eventCount;
-        public BigDecimal quantity;
-        public String lastKey;
-
-        public Window() {
-        }
-    }
-
-    /** The period to date after a key's latest fired window. Public fields: Flink's POJO serializer (nullable). */
-    public static final class PeriodToDate {
-        public long periodStartMs;
-        public BigDecimal quantity;
-        public String lastKey;
-
-        public PeriodToDate() {
-        }
-
-        PeriodToDate(long periodStartMs, BigDecimal quantity, String lastKey) {
-            this.periodStartMs = periodStartMs;
-            this.quantity = quantity;
-            this.lastKey = lastKey;
-        }
-    }
 
     private final int tenant, customer, meter, group, aggregation, eventId, eventTime, value;
     private final int valuePrecision, valueScale;
@@ -92,8 +62,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
     private final long windowSizeMs;
     private final long stateTtlMs;
 
-    private transient ValueStateDescriptor<Window> windowDescriptor;
-    private transient ValueState<PeriodToDate> periodToDate;
+    private transient ValueState<Series> series;
     private transient InternalTimerService<VoidNamespace> windowEnds;
     private transient Counter windowsRated;
     private transient RateLineItem rate;
@@ -103,7 +72,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
      * @param rows              the windowed usage records' row type (the routing operator's main output)
      * @param ratingCatalogJson {@code udfs.rating_catalog.rating_catalog_json(catalog)}
      * @param windowSizeMs      the tumbling window size
-     * @param stateTtlMs        TTL of window and period state (longer than a billing period)
+     * @param stateTtlMs        TTL of the series state (longer than a billing period)
      */
     public WindowRating(RowType rows, String ratingCatalogJson, long windowSizeMs, long stateTtlMs) {
         tenant = Columns.indexOf(rows, "tenant_id");
@@ -125,12 +94,9 @@ public final class WindowRating extends AbstractStreamOperator<String>
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        windowDescriptor = new ValueStateDescriptor<>("open-window", Window.class);
-        windowDescriptor.enableTimeToLive(StateTtl.afterLastWrite(stateTtlMs));
-        ValueStateDescriptor<PeriodToDate> periodDescriptor =
-                new ValueStateDescriptor<>("period-to-date", PeriodToDate.class);
-        periodDescriptor.enableTimeToLive(StateTtl.afterLastWrite(stateTtlMs));
-        periodToDate = context.getKeyedStateStore().getState(periodDescriptor);
+        ValueStateDescriptor<Series> descriptor = new ValueStateDescriptor<>("series", SeriesSerializer.INSTANCE);
+        descriptor.enableTimeToLive(StateTtl.afterLastWrite(stateTtlMs));
+        series = context.getKeyedStateStore().getState(descriptor);
         rate = new RateLineItem();
         catalog = StringData.fromString(ratingCatalogJson);
     }
@@ -147,9 +113,17 @@ public final class WindowRating extends AbstractStreamOperator<String>
         RowData row = element.getValue();
         long time = row.getLong(eventTime);
         long windowStart = time - Math.floorMod(time, windowSizeMs);
-        ValueState<Window> state = window(windowStart);
-        Window window = state.value();
-        if (window == null) {
+        Series s = series.value();
+        if (s == null) {
+            s = new Series();
+            s.tenantId = string(row, tenant);
+            s.customerId = string(row, customer);
+            s.meter = string(row, meter);
+            s.groupJson = string(row, group);
+            s.aggregation = string(row, aggregation);
+        }
+        int w = s.window(windowStart);
+        if (w < 0) {
             long windowEnd = windowStart + windowSizeMs;
             if (windowEnd - 1 <= windowEnds.currentWatermark()) {
                 // Routing sends such records to the late topic (see the class comment); billing it here would emit
@@ -158,61 +132,53 @@ public final class WindowRating extends AbstractStreamOperator<String>
                         + "[" + windowStart + ", " + windowEnd + ") fired (watermark " + windowEnds.currentWatermark()
                         + "): " + row);
             }
-            window = new Window();
-            window.tenantId = string(row, tenant);
-            window.customerId = string(row, customer);
-            window.meter = string(row, meter);
-            window.groupJson = string(row, group);
-            window.aggregation = string(row, aggregation);
-            windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, windowStart + windowSizeMs - 1);
+            w = s.openWindow(windowStart);
+            windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, windowEnd - 1);
         }
-        window.eventCount++;
+        s.eventCounts[w]++;
         BigDecimal amount = row.isNullAt(value) ? null : row.getDecimal(value, valuePrecision, valueScale).toBigDecimal();
-        switch (window.aggregation) {
+        switch (s.aggregation) {
             case "sum":
             case "max":
             case "min":
-                window.quantity = combine(window.aggregation, window.quantity, amount);  // same rule as the period
+                s.quantities[w] = combine(s.aggregation, s.quantities[w], amount);  // same rule as the period
                 break;
             case "last":
                 if (amount != null) {
-                    window.lastKey = RateLineItem.laterLastKey(
-                            window.lastKey, RateLineItem.lastKey(time, string(row, eventId), amount));
+                    s.lastKeys[w] = RateLineItem.laterLastKey(
+                            s.lastKeys[w], RateLineItem.lastKey(time, string(row, eventId), amount));
                 }
                 break;
             default: // count: the event count is the quantity
         }
-        state.update(window);
-    }
-
-    /** The open window starting at {@code windowStart} of the current key (a value state namespaced by its start). */
-    private ValueState<Window> window(long windowStart) throws Exception {
-        return getPartitionedState(windowStart, LongSerializer.INSTANCE, windowDescriptor);
+        series.update(s);
     }
 
     @Override
     public void onEventTime(InternalTimer<Tuple2<Long, Long>, VoidNamespace> timer) throws Exception {
         long windowStart = timer.getTimestamp() + 1 - windowSizeMs;
-        ValueState<Window> state = window(windowStart);
-        Window window = state.value();
-        if (window == null) {
+        Series s = series.value();
+        int w = s == null ? -1 : s.window(windowStart);
+        if (w < 0) {
             return;
         }
-        state.clear();
+        long eventCount = s.eventCounts[w];
+        String lastKey = s.lastKeys[w];
         // Compact: period sums and prices of scale-18 decimals would all run on big integers (RateLineItem.compact).
-        BigDecimal quantity = "count".equals(window.aggregation) ? BigDecimal.valueOf(window.eventCount)
-                : RateLineItem.compact(window.quantity);
-        long periodStart = rate.periodStartMs(catalog, window.tenantId, windowStart);
-        PeriodToDate before = periodToDate.value();
-        if (before != null && before.periodStartMs != periodStart) {
-            before = null;  // a new period starts from nothing
-        }
-        BigDecimal quantityBefore = before == null ? null : before.quantity;
-        BigDecimal quantityAfter = combine(window.aggregation, quantityBefore, quantity);
-        String lineItem = rate.eval(window.tenantId, window.customerId, window.meter, window.groupJson,
-                window.aggregation, windowStart, window.eventCount, quantity, window.lastKey, quantityBefore,
-                quantityAfter, before == null ? null : before.lastKey, catalog, windowSizeMs, null);
-        periodToDate.update(new PeriodToDate(periodStart, quantityAfter, window.lastKey));
+        BigDecimal quantity = "count".equals(s.aggregation) ? BigDecimal.valueOf(eventCount)
+                : RateLineItem.compact(s.quantities[w]);
+        s.closeWindow(w);
+        long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
+        boolean samePeriod = s.periodStartMs == periodStart;  // else a new period starts from nothing
+        BigDecimal quantityBefore = samePeriod ? s.periodQuantity : null;
+        BigDecimal quantityAfter = combine(s.aggregation, quantityBefore, quantity);
+        String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson, s.aggregation, windowStart,
+                eventCount, quantity, lastKey, quantityBefore, quantityAfter, samePeriod ? s.periodLastKey : null,
+                catalog, windowSizeMs, null);
+        s.periodStartMs = periodStart;
+        s.periodQuantity = quantityAfter;
+        s.periodLastKey = lastKey;
+        series.update(s);
         output.collect(new StreamRecord<>(lineItem, timer.getTimestamp()));
         windowsRated.inc();
     }

@@ -1,0 +1,85 @@
+package io.meterstream.rating;
+
+import java.math.BigDecimal;
+import java.util.Arrays;
+
+/**
+ * All a billed series (one {@link MeterKey}) keeps between records: who it is (written once, read when a window
+ * fires), its period to date after its latest fired window, and its open windows (usually one or two, as parallel
+ * arrays in no particular order). One state value per key, so a record costs one state read and one write, and a
+ * checkpoint writes the identity once per series instead of once per open window ({@link SeriesSerializer}).
+ */
+public final class Series {
+    static final long NO_PERIOD = Long.MIN_VALUE;
+
+    String tenantId;
+    String customerId;
+    String meter;
+    String groupJson;
+    String aggregation;
+
+    long periodStartMs = NO_PERIOD;
+    BigDecimal periodQuantity;
+    String periodLastKey;
+
+    int windows;
+    long[] windowStarts = new long[2];
+    long[] eventCounts = new long[2];
+    BigDecimal[] quantities = new BigDecimal[2];
+    String[] lastKeys = new String[2];
+
+    /** The open window starting at {@code start}, or -1. */
+    int window(long start) {
+        for (int i = 0; i < windows; i++) {
+            if (windowStarts[i] == start) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /** A new, empty open window; returns its index. */
+    int openWindow(long start) {
+        if (windows == windowStarts.length) {
+            int size = windows * 2;
+            windowStarts = Arrays.copyOf(windowStarts, size);
+            eventCounts = Arrays.copyOf(eventCounts, size);
+            quantities = Arrays.copyOf(quantities, size);
+            lastKeys = Arrays.copyOf(lastKeys, size);
+        }
+        windowStarts[windows] = start;
+        eventCounts[windows] = 0;
+        quantities[windows] = null;
+        lastKeys[windows] = null;
+        return windows++;
+    }
+
+    /** Drops open window {@code i} (the last one takes its place). */
+    void closeWindow(int i) {
+        int last = --windows;
+        windowStarts[i] = windowStarts[last];
+        eventCounts[i] = eventCounts[last];
+        quantities[i] = quantities[last];
+        lastKeys[i] = lastKeys[last];
+        quantities[last] = null;
+        lastKeys[last] = null;
+    }
+
+    Series copy() {
+        Series copy = new Series();
+        copy.tenantId = tenantId;
+        copy.customerId = customerId;
+        copy.meter = meter;
+        copy.groupJson = groupJson;
+        copy.aggregation = aggregation;
+        copy.periodStartMs = periodStartMs;
+        copy.periodQuantity = periodQuantity;  // immutable values: a shallow copy is a deep one
+        copy.periodLastKey = periodLastKey;
+        copy.windows = windows;
+        copy.windowStarts = windowStarts.clone();
+        copy.eventCounts = eventCounts.clone();
+        copy.quantities = quantities.clone();
+        copy.lastKeys = lastKeys.clone();
+        return copy;
+    }
+}
