@@ -94,7 +94,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        ValueStateDescriptor<Series> descriptor = new ValueStateDescriptor<>("series", SeriesSerializer.INSTANCE);
+        ValueStateDescriptor<Series> descriptor = new ValueStateDescriptor<>("series", new SeriesSerializer());
         descriptor.enableTimeToLive(StateTtl.afterLastWrite(stateTtlMs));
         series = context.getKeyedStateStore().getState(descriptor);
         rate = new RateLineItem();
