@@ -1,5 +1,6 @@
 package io.meterstream.routing;
 
+import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -47,8 +48,9 @@ import org.apache.flink.util.OutputTag;
  * its buckets' tables as bytes. Why not managed keyed state: one entry per event id cost a sixth of the CPU in
  * checkpoints, and one value per bucket still spent a tenth on TTL wrappers, copy-on-write and incremental cleanup
  * per record (JFR). Raw keyed state is written in the checkpoint's synchronous phase (a copy of the tables, no
- * per-entry work) and is redistributed by key group on a rescale like managed state. This replaced an SQL {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose
- * accumulator rows, per-record Row conversions and full snapshots were most of the job's CPU (measured with JFR).
+ * per-entry work) and is redistributed by key group on a rescale like managed state. This replaced an SQL
+ * {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose accumulator rows, per-record Row conversions and full
+ * snapshots were most of the job's CPU (measured with JFR).
  *
  * <p>Lateness: a first-seen record whose tumbling window has fired ({@code window_end - 1 <= watermark}) is
  * {@code late} and keeps its raw payload and coordinates; otherwise {@code windowed}, without them. The watermark it
@@ -252,7 +254,7 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     }
 
     /** One key group's tables: format version, how many, then (bucket, length, bytes) each. */
-    private void writeTables(DataOutputViewStreamWrapper out, int keyGroup) throws java.io.IOException {
+    private void writeTables(DataOutputViewStreamWrapper out, int keyGroup) throws IOException {
         int[] buckets = bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()];
         int present = 0;
         for (int bucket : buckets) {
@@ -270,17 +272,17 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         }
     }
 
-    private void readTables(DataInputViewStreamWrapper in, int keyGroup) throws java.io.IOException {
+    private void readTables(DataInputViewStreamWrapper in, int keyGroup) throws IOException {
         int version = in.readInt();
         if (version != DEDUP_FORMAT_VERSION) {
-            throw new java.io.IOException("dedup state of key group " + keyGroup + " has format " + version
+            throw new IOException("dedup state of key group " + keyGroup + " has format " + version
                     + ", this version reads " + DEDUP_FORMAT_VERSION);
         }
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             int bucket = in.readInt();
             if (KeyGroupRangeAssignment.assignToKeyGroup(bucket, getRuntimeContext().getTaskInfo()
                     .getMaxNumberOfParallelSubtasks()) != keyGroup) {
-                throw new java.io.IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
+                throw new IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
             }
             byte[] table = new byte[in.readInt()];
             in.readFully(table);
