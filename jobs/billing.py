@@ -183,7 +183,7 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
 
     Why a DataStream operator and not SQL: the dedup + classification + lateness check as SQL (an OVER aggregate,
     a Calc, a Row round trip for the lateness operator) was most of the job's CPU (JFR); this is one keyed operator
-    on Flink's internal rows, with 16 bytes of key and one long of state per event id. The lateness check needs
+    on Flink's internal rows, remembering each event id as one slot of a per-bucket hash table. The lateness check needs
     operator state anyway: SQL's CURRENT_WATERMARK restarts from nothing after a restore (see the operator's class
     comment).
     """

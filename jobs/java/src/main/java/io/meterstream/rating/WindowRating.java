@@ -39,7 +39,7 @@ import org.apache.flink.table.types.logical.RowType;
  * this workload has a window row per three to ten events, and the SQL path hashed each record's and each window
  * row's composite string key several times (state, timers, buffers, key groups; 15 % of the job's CPU in a JFR
  * profile), buffered every window row in state with a timer until the watermark passed it, twice, and moved it
- * through two more shuffles. Here the key is 16 bytes and a fired window is rated at once.
+ * through two more shuffles. Here the key is a 128-bit hash and a fired window is rated at once.
  *
  * <p>Order and lateness: timers fire in time order, so a key's windows close in window order and the period state
  * moves forward only; a window of a new period starts the period from nothing. No record arrives for a window that

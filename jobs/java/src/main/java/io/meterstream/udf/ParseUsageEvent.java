@@ -79,7 +79,6 @@ public class ParseUsageEvent extends ScalarFunction {
 
     /** The last evaluation on this thread. */
     private static final class Memo {
-        final Thread owner = Thread.currentThread();
         final UsageEventParser parser = new UsageEventParser();
         byte[] payload;
         MeterCatalog catalog;
@@ -89,9 +88,6 @@ public class ParseUsageEvent extends ScalarFunction {
         RowData row;
     }
 
-    // This instance's thread's memo, looked up once: a ThreadLocal lookup per call measured ~2 % of the source
-    // task (several calls per record). The owner check keeps it right should an instance ever change threads.
-    private transient Memo memo;
     private transient StringData lastCatalogArg;
     private transient StringData lastCatalogCopy;
     private transient MeterCatalog lastCatalog;
@@ -101,10 +97,7 @@ public class ParseUsageEvent extends ScalarFunction {
         long now = nowMs == null ? System.currentTimeMillis() : nowMs;
         long maxAge = maxAgeMs == null ? UsageEventParser.DEFAULT_MAX_AGE_MS : maxAgeMs;
         long maxFuture = maxFutureMs == null ? UsageEventParser.DEFAULT_MAX_FUTURE_MS : maxFutureMs;
-        Memo memo = this.memo;
-        if (memo == null || memo.owner != Thread.currentThread()) {
-            memo = this.memo = MEMO.get();
-        }
+        Memo memo = MEMO.get();
         if (memo.row != null && memo.catalog == catalog && memo.now == now && memo.maxAge == maxAge
                 && memo.maxFuture == maxFuture
                 && Arrays.equals(memo.payload, payload)) {

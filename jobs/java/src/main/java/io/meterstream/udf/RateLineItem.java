@@ -308,13 +308,12 @@ public class RateLineItem extends ScalarFunction {
         }
         // The trailing zeros of the unscaled value are those of its fractional digits.
         BigInteger fraction = parts[1].abs();
-        int zeros = 0;
-        if (fraction.bitLength() < 63) {
-            for (long digits = fraction.longValue(); digits % 10 == 0; digits /= 10) {
-                zeros++;
-            }
-        } else {
+        if (fraction.bitLength() >= 63) {
             return value.stripTrailingZeros();
+        }
+        int zeros = 0;
+        for (long digits = fraction.longValue(); digits % 10 == 0; digits /= 10) {
+            zeros++;
         }
         return zeros == 0 ? value : new BigDecimal(unscaled.divide(POWERS_OF_TEN[zeros]), scale - zeros);
     }
