@@ -414,6 +414,22 @@ def machine() -> dict:
     }
 
 
+def accounting_mismatches(accounting: dict[str, int], truth: dict) -> dict[str, tuple[int | None, int]]:
+    """{label: (job's count, generator's intended count)} where the job's accounting table differs from the
+    workload's ground truth; empty when every record is accounted for as generated."""
+    same_payload = truth["intended_duplicates"] - truth["intended_conflicting_duplicates"]
+    expected = {
+        "records in the input (offsets)": truth["records"],
+        "dead-lettered": truth["intended_malformed"],
+        **truth["malformed_by_reason"],
+        "duplicates (same payload)": same_payload,
+        "duplicates (conflicting)": truth["intended_conflicting_duplicates"],
+        "windowed (billed)": truth["on_time"],
+        "late (routed)": truth["intended_late"],
+    }
+    return {label: (accounting.get(label), want) for label, want in expected.items() if accounting.get(label) != want}
+
+
 def parse_accounting(output: str) -> dict[str, int]:
     """The billing job's accounting table (`label   1,234` lines) as {label: count}; empty if not printed."""
     counts = {}
@@ -601,6 +617,10 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 "peak_rss_mb": peak,
                 "load_average_before": [round(x, 2) for x in load],
                 "accounting": accounting,
+                "accounting_mismatches": {
+                    label: list(pair) for label, pair in
+                    accounting_mismatches(accounting, result["workload"]["ground_truth"]).items()
+                },
                 "log": str(logs / f"billing-{tag}.log"),
             }
     finally:
@@ -643,6 +663,10 @@ def print_table(result: dict) -> None:
     if billing.get("time_to_last_line_item_seconds") is not None:
         print(f"billing: last line item committed {billing['time_to_last_line_item_seconds']:.1f} s after launch "
               f"(process wall time {billing['process_seconds']:.1f} s)")
+    if billing.get("accounting_mismatches") is not None:
+        mismatches = billing["accounting_mismatches"]
+        print("billing: accounting matches the workload's ground truth" if not mismatches
+              else f"billing: ACCOUNTING DIFFERS from the ground truth (job, intended): {mismatches}")
     targets = result["targets"]
     print(f"ratio billing/ceiling: {fmt(result['ratio_billing_to_ceiling'], '.2f')}   "
           f"target >= {targets['min_events_per_second']:,} ev/s: {targets['billing_meets_throughput']}   "

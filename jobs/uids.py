@@ -9,7 +9,7 @@ PASSTHROUGH_SINK = "passthrough-kafka-sink-v1"
 # DataStream operators around it.
 BILLING_USAGE_SOURCE = "billing-usage-source-v1"  # Kafka source, parsing as it reads (offsets per partition)
 BILLING_USAGE_ROUTING = "billing-usage-routing-v2"  # keyed Java operator: dedup state + lateness (watermark floor)
-BILLING_WINDOW_RATING = "billing-window-rating-v2"  # keyed Java operator: windows, period to date, rating
+BILLING_WINDOW_RATING = "billing-window-rating-v3"  # keyed Java operator: windows, period to date, rating
 BILLING_PERIOD_TO_DATE = "billing-period-to-date-v1"  # keyed Python accumulator (unique_count meters)
 BILLING_DEAD_LETTER_FORMAT = "billing-dead-letter-format-v1"
 BILLING_LATE_FORMAT = "billing-late-format-v1"

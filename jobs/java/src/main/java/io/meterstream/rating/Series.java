@@ -7,10 +7,14 @@ import java.util.Arrays;
  * All a billed series (one {@link MeterKey}) keeps between records: who it is (written once, read when a window
  * fires), its period to date after its latest fired window, and its open windows (usually one or two, as parallel
  * arrays in no particular order). One state value per key, so a record costs one state read and one write, and a
- * checkpoint writes the identity once per series instead of once per open window ({@link SeriesSerializer}).
+ * checkpoint writes the identity once per series instead of once per open window ({@link SeriesStore}).
  */
 public final class Series {
     static final long NO_PERIOD = Long.MIN_VALUE;
+
+    /** Processing time of the latest write (the TTL's clock), and whether the store holds this instance. */
+    long lastWriteMs;
+    boolean stored;
 
     String tenantId;
     String customerId;
@@ -28,6 +32,19 @@ public final class Series {
     BigDecimal[] quantities = new BigDecimal[2];
     String[] lastKeys = new String[2];
 
+    /** An empty series, for restore. */
+    public Series() {
+    }
+
+    /** A new series of this identity: no period yet, no open window. */
+    public Series(String tenantId, String customerId, String meter, String groupJson, String aggregation) {
+        this.tenantId = tenantId;
+        this.customerId = customerId;
+        this.meter = meter;
+        this.groupJson = groupJson;
+        this.aggregation = aggregation;
+    }
+
     /** The open window starting at {@code start}, or -1. */
     int window(long start) {
         for (int i = 0; i < windows; i++) {
@@ -39,7 +56,7 @@ public final class Series {
     }
 
     /** A new, empty open window; returns its index. */
-    int openWindow(long start) {
+    public int openWindow(long start) {
         if (windows == windowStarts.length) {
             int size = windows * 2;
             windowStarts = Arrays.copyOf(windowStarts, size);
@@ -65,21 +82,17 @@ public final class Series {
         lastKeys[last] = null;
     }
 
-    Series copy() {
-        Series copy = new Series();
-        copy.tenantId = tenantId;
-        copy.customerId = customerId;
-        copy.meter = meter;
-        copy.groupJson = groupJson;
-        copy.aggregation = aggregation;
-        copy.periodStartMs = periodStartMs;
-        copy.periodQuantity = periodQuantity;  // immutable values: a shallow copy is a deep one
-        copy.periodLastKey = periodLastKey;
-        copy.windows = windows;
-        copy.windowStarts = windowStarts.clone();
-        copy.eventCounts = eventCounts.clone();
-        copy.quantities = quantities.clone();
-        copy.lastKeys = lastKeys.clone();
-        return copy;
+    /** For error messages and tests: every field, open windows in their array order. */
+    @Override
+    public String toString() {
+        StringBuilder text = new StringBuilder("Series{").append(tenantId).append('|').append(customerId).append('|')
+                .append(meter).append('|').append(groupJson).append('|').append(aggregation)
+                .append(", period ").append(periodStartMs).append(' ').append(periodQuantity).append(' ')
+                .append(periodLastKey).append(", windows");
+        for (int i = 0; i < windows; i++) {
+            text.append(" [").append(windowStarts[i]).append(' ').append(eventCounts[i]).append(' ')
+                    .append(quantities[i]).append(' ').append(lastKeys[i]).append(']');
+        }
+        return text.append(", written ").append(lastWriteMs).append('}').toString();
     }
 }

@@ -3,14 +3,22 @@ package io.meterstream.rating;
 import java.math.BigDecimal;
 
 import io.meterstream.routing.Columns;
-import io.meterstream.routing.StateTtl;
 import io.meterstream.udf.RateLineItem;
 
-import org.apache.flink.api.common.state.ValueState;
-import org.apache.flink.api.common.state.ValueStateDescriptor;
+import java.io.InputStream;
+import java.util.List;
+import java.util.Map;
+
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.core.memory.DataInputViewStreamWrapper;
+import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
+import org.apache.flink.runtime.state.KeyGroupStatePartitionStreamProvider;
+import org.apache.flink.runtime.state.KeyedStateCheckpointOutputStream;
 import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -47,10 +55,10 @@ import org.apache.flink.table.types.logical.RowType;
  * this operator's (it forwards no watermark before the records it precedes).
  *
  * <p>State: one {@link Series} per key (identity, period to date after its latest fired window, open windows),
- * with a TTL (processing time, from the last write) that outlives a billing period, in its own serializer
- * ({@link SeriesSerializer}). One value per key: a record reads and writes it once, and a checkpoint writes a
- * series' identity once, not once per open window (a value per window namespaced by its start, with POJO
- * serialisation, was most of this operator's checkpoint time; JFR).
+ * with a TTL (processing time, from the last write) that outlives a billing period, kept by {@link SeriesStore} in
+ * a plain map and checkpointed as raw keyed state per key group (see there why not a managed ValueState). One value
+ * per key: a record reads it once and changes it in place, and a checkpoint writes a series' identity once, not once
+ * per open window. Window timers stay in Flink's timer service (managed, restored with their key groups).
  */
 public final class WindowRating extends AbstractStreamOperator<String>
         implements OneInputStreamOperator<RowData, String>, Triggerable<Tuple2<Long, Long>, VoidNamespace> {
@@ -62,7 +70,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
     private final long windowSizeMs;
     private final long stateTtlMs;
 
-    private transient ValueState<Series> series;
+    private transient SeriesStore series;
     private transient InternalTimerService<VoidNamespace> windowEnds;
     private transient Counter windowsRated;
     private transient RateLineItem rate;
@@ -94,9 +102,14 @@ public final class WindowRating extends AbstractStreamOperator<String>
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        ValueStateDescriptor<Series> descriptor = new ValueStateDescriptor<>("series", new SeriesSerializer());
-        descriptor.enableTimeToLive(StateTtl.afterLastWrite(stateTtlMs));
-        series = context.getKeyedStateStore().getState(descriptor);
+        series = new SeriesStore(stateTtlMs);
+        if (context.isRestored()) {
+            for (KeyGroupStatePartitionStreamProvider keyGroup : context.getRawKeyedStateInputs()) {
+                try (InputStream in = keyGroup.getStream()) {
+                    series.readKeyGroup(new DataInputViewStreamWrapper(in), keyGroup.getKeyGroupId());
+                }
+            }
+        }
         rate = new RateLineItem();
         catalog = StringData.fromString(ratingCatalogJson);
     }
@@ -108,19 +121,52 @@ public final class WindowRating extends AbstractStreamOperator<String>
         windowsRated = getMetricGroup().addGroup("meterstream").counter("windows_rated");
     }
 
+    /**
+     * The raw keyed state is ours (the series): without this, Flink reads raw keyed state on restore as the timer
+     * services' legacy snapshot (the timers are managed state here).
+     */
     @Override
+    protected boolean isUsingCustomRawKeyedState() {
+        return true;
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
+        KeyGroupRange range = KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(maxParallelism,
+                getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+        KeyedStateCheckpointOutputStream out = context.getRawKeyedOperatorStateOutput();
+        try {
+            List<List<Map.Entry<Tuple2<Long, Long>, Series>>> groups =
+                    series.byKeyGroup(range, maxParallelism, now());
+            DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
+            for (int keyGroup : out.getKeyGroupList()) {
+                out.startNewKeyGroup(keyGroup);
+                series.writeKeyGroup(groups.get(keyGroup - range.getStartKeyGroup()), view);
+            }
+        } finally {
+            out.close();  // closes this operator's part only: the checkpoint owns the underlying stream
+        }
+    }
+
+    private long now() {
+        return getProcessingTimeService().getCurrentProcessingTime();
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
     public void processElement(StreamRecord<RowData> element) throws Exception {
         RowData row = element.getValue();
         long time = row.getLong(eventTime);
         long windowStart = time - Math.floorMod(time, windowSizeMs);
-        Series s = series.value();
+        Tuple2<Long, Long> key = (Tuple2<Long, Long>) getCurrentKey();
+        long now = now();
+        Series s = series.get(key, now);
         if (s == null) {
-            s = new Series();
-            s.tenantId = string(row, tenant);
-            s.customerId = string(row, customer);
-            s.meter = string(row, meter);
-            s.groupJson = string(row, group);
-            s.aggregation = string(row, aggregation);
+            s = new Series(string(row, tenant), string(row, customer), string(row, meter), string(row, group),
+                    string(row, aggregation));
         }
         int w = s.window(windowStart);
         if (w < 0) {
@@ -151,13 +197,14 @@ public final class WindowRating extends AbstractStreamOperator<String>
                 break;
             default: // count: the event count is the quantity
         }
-        series.update(s);
+        series.written(key, s, now);
     }
 
     @Override
     public void onEventTime(InternalTimer<Tuple2<Long, Long>, VoidNamespace> timer) throws Exception {
         long windowStart = timer.getTimestamp() + 1 - windowSizeMs;
-        Series s = series.value();
+        long now = now();
+        Series s = series.get(timer.getKey(), now);
         int w = s == null ? -1 : s.window(windowStart);
         if (w < 0) {
             return;
@@ -178,7 +225,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
         s.periodStartMs = periodStart;
         s.periodQuantity = quantityAfter;
         s.periodLastKey = lastKey;
-        series.update(s);
+        series.written(timer.getKey(), s, now);
         output.collect(new StreamRecord<>(lineItem, timer.getTimestamp()));
         windowsRated.inc();
     }
