@@ -23,7 +23,7 @@ DEFAULT_CHECKPOINT_INTERVAL_MS = 5_000
 DEFAULT_MAX_PARALLELISM = 128
 
 
-def _expose_environment_to_embedded_python() -> None:
+def expose_environment_to_embedded_python() -> None:
     """THREAD mode runs Python inside the JVM (pemja), which starts from the base interpreter's prefix and so does
     not see a virtualenv's site-packages nor this project: hand both over through PYTHONPATH before the JVM starts.
     """
@@ -46,7 +46,7 @@ def stream_environment(
     checkpoint_interval_ms: int = DEFAULT_CHECKPOINT_INTERVAL_MS,
     extra_config: dict[str, str] | None = None,
 ) -> StreamExecutionEnvironment:
-    _expose_environment_to_embedded_python()
+    expose_environment_to_embedded_python()
     config = Configuration()
     on_cluster = submitted_by_flink_client()
     config.set_string("python.execution-mode", "thread")

@@ -5,3 +5,20 @@ from __future__ import annotations
 import pytest
 
 pytestmark = pytest.mark.job
+
+
+@pytest.fixture(scope="session")
+def udf_jvm():
+    """The py4j view of the JVM with our UDF jar on its context class loader, for tests that call our Java classes
+    directly. The environment for embedded Python goes over first: whichever test starts the JVM fixes it for the
+    session, and a JVM started without it cannot run the jobs' Python operators (`No module named 'pemja'`)."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    from jobs.runtime import expose_environment_to_embedded_python
+    from meterstream.jars import udf_jar
+
+    expose_environment_to_embedded_python()
+    gateway = get_gateway()
+    add_jars_to_context_class_loader([udf_jar().as_uri()])
+    return gateway.jvm

@@ -8,19 +8,12 @@ from decimal import Decimal, localcontext
 
 import pytest
 
-from meterstream.jars import udf_jar
-
 pytestmark = pytest.mark.job
 
 
 @pytest.fixture(scope="module")
-def jvm():
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    gateway = get_gateway()
-    add_jars_to_context_class_loader([udf_jar().as_uri()])
-    return gateway.jvm
+def jvm(udf_jvm):
+    return udf_jvm
 
 
 def _compact(jvm, text: str, scale: int) -> tuple[Decimal, int]:

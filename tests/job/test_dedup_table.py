@@ -9,21 +9,14 @@ import random
 
 import pytest
 
-from meterstream.jars import udf_jar
-
 pytestmark = pytest.mark.job
 
 TTL = 1_000
 
 
 @pytest.fixture(scope="module")
-def table_class():
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    gateway = get_gateway()
-    add_jars_to_context_class_loader([udf_jar().as_uri()])
-    return gateway.jvm.io.meterstream.routing.DedupTable
+def table_class(udf_jvm):
+    return udf_jvm.io.meterstream.routing.DedupTable
 
 
 class Bucket:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from meterstream.jars import udf_jar
-
 pytestmark = pytest.mark.job
 
 TTL = 1_000
@@ -17,13 +15,8 @@ BIG = 2**40  # py4j sends ints beyond 32 bits as java.lang.Long, the key's type
 
 
 @pytest.fixture(scope="module")
-def jvm():
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    gateway = get_gateway()
-    add_jars_to_context_class_loader([udf_jar().as_uri()])
-    return gateway.jvm
+def jvm(udf_jvm):
+    return udf_jvm
 
 
 def key(jvm, n: int):

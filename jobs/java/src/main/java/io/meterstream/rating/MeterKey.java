@@ -27,7 +27,7 @@ public final class MeterKey implements KeySelector<RowData, Tuple2<Long, Long>>,
     public Tuple2<Long, Long> getKey(RowData row) {
         HashedKey key = new HashedKey();
         for (int index : indexes) {
-            key.part(row.isNullAt(index) ? null : row.getString(index).toBytes());
+            key.part(row.isNullAt(index) ? null : row.getString(index));
         }
         return key.key();
     }

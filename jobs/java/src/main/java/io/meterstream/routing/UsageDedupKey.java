@@ -44,8 +44,7 @@ public final class UsageDedupKey implements KeySelector<RowData, Integer>, Resul
 
     /** The 128-bit event key of a valid record: (tenant_id, event_id) hashed. */
     public Tuple2<Long, Long> eventKey(RowData row) {
-        return new HashedKey().part(row.getString(tenantIndex).toBytes()).part(row.getString(eventIndex).toBytes())
-                .key();
+        return new HashedKey().part(row.getString(tenantIndex)).part(row.getString(eventIndex)).key();
     }
 
     public static int bucket(long keyHi) {
