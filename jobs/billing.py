@@ -45,6 +45,7 @@ from jobs.billing_sql import (
     USAGE_ROUTING_CLASS,
     USAGE_WATERMARKS_CLASS,
     WINDOW_RATING_CLASS,
+    WINDOWED_USAGE_CLASS,
     ParseSettings,
     output_views,
     parsed_view,
@@ -176,10 +177,11 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
 
 def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage):
     """Dedup and route the parsed usage records (`parsed_usage`: a Java DataStream of internal rows with the columns
-    of `usage_parsed`, and their row type) in the keyed Java operator `UsageRouting`. Returns its main output (windowed
-    records of every meter but unique_count ones, Flink's internal rows, event time as timestamps) and their row
-    type; registers its side outputs as tables: `usage_unique_count_routed` (windowed records of unique_count meters,
-    event time as its rowtime), `usage_dead_letters`, `usage_late` and `usage_accounting_deltas` (outcome counts).
+    of `usage_parsed`, and their row type) in the keyed Java operator `UsageRouting`. Returns its main output: windowed
+    records of every meter but unique_count ones (`io.meterstream.routing.WindowedUsage`, with their series key;
+    event time as timestamps). Registers its side outputs as tables: `usage_unique_count_routed` (windowed records of
+    unique_count meters, event time as its rowtime), `usage_dead_letters`, `usage_late` and `usage_accounting_deltas`
+    (outcome counts).
 
     Why a DataStream operator and not SQL: the dedup + classification + lateness check as SQL (an OVER aggregate,
     a Calc, a Row round trip for the lateness operator) was most of the job's CPU (JFR); this is one keyed operator
@@ -214,7 +216,7 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     key = _java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
     j_routed = (
         parsed.keyBy(key, key.getProducedType())
-        .transform("route-usage-events", internal_type_info.of(windowed_type), routing)
+        .transform("route-usage-events", load_java_class(WINDOWED_USAGE_CLASS).getField("TYPE").get(None), routing)
         .uid(uids.BILLING_USAGE_ROUTING)
     )
     Schema = jvm.org.apache.flink.table.api.Schema
@@ -230,10 +232,10 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     for table, side_output in ((DEAD_LETTERS_TABLE, dead_lettered), (LATE_TABLE, late),
                                (ACCOUNTING_DELTAS_TABLE, accounting)):
         j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_routed.getSideOutput(side_output)))
-    return j_routed, windowed_type
+    return j_routed
 
 
-def rate_windows(windowed, windowed_type, settings: BillingSettings) -> DataStream:
+def rate_windows(windowed, settings: BillingSettings) -> DataStream:
     """The line items of every meter but unique_count ones: the routing operator's windowed records through the
     keyed Java operator `WindowRating` (tumbling windows, period to date, rating; see its class comment for why
     not SQL)."""
@@ -241,9 +243,9 @@ def rate_windows(windowed, windowed_type, settings: BillingSettings) -> DataStre
 
     jvm = get_gateway().jvm
     rating = _java_instance(
-        WINDOW_RATING_CLASS, windowed_type, rating_catalog_json(settings.catalog),
+        WINDOW_RATING_CLASS, rating_catalog_json(settings.catalog),
         jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY))
-    key = _java_instance(METER_KEY_CLASS, windowed_type)
+    key = _java_instance(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     return DataStream(
         windowed.keyBy(key, key.getProducedType())
@@ -297,7 +299,7 @@ def build_pipeline(
     """Wire the job on its parsed usage records: `source` is a SQL source DDL (job tests: a file, parsed by
     PARSE_USAGE_EVENT) or what `kafka_parsed_usage` returns (production)."""
     parsed_usage = sql_parsed_usage(t_env, settings, source) if isinstance(source, str) else source
-    windowed, windowed_type = route_usage(t_env, settings, parsed_usage)
+    windowed = route_usage(t_env, settings, parsed_usage)
     for view in output_views(window_size_ms=settings.window_size_ms):
         t_env.execute_sql(view)
 
@@ -322,7 +324,7 @@ def build_pipeline(
     )
     # Two streams of line items (Java's and the unique_count accumulator's): each gets its own exactly-once sink into
     # the same topic.
-    line_items = rate_windows(windowed, windowed_type, settings)
+    line_items = rate_windows(windowed, settings)
     dead_letters = (
         stream_of(DEAD_LETTERS_TABLE)
         .map(DeadLetterFormatter(), output_type=Types.STRING())

@@ -134,6 +134,7 @@ ACCOUNTING_DELTAS_TABLE = "usage_accounting_deltas"
 ROUTED_ROWTIME = "routed_rt"
 USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
 USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
+WINDOWED_USAGE_CLASS = "io.meterstream.routing.WindowedUsage"
 # The production source (jobs.billing.kafka_parsed_usage): Kafka records parsed into usage_parsed's columns.
 USAGE_DESERIALIZER_CLASS = "io.meterstream.udf.UsageEventDeserializer"
 USAGE_WATERMARKS_CLASS = "io.meterstream.udf.UsageEventWatermarks"

@@ -1,14 +1,14 @@
 package io.meterstream.rating;
 
 import java.io.IOException;
-import java.math.BigDecimal;
-import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+
+import io.meterstream.routing.Codec;
 
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataInputView;
@@ -28,15 +28,11 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  *
  * <p>Expiry is Flink's TTL rule for our keyed state ({@code StateTtl.afterLastWrite}): processing time from the last
  * write, never returned once expired; expired series are dropped at the next checkpoint. Format version 1 per key
- * group: version, count, then per series key (two longs), last write time and the series' fields; strings as one
- * length-prefixed UTF-8 run, decimals as (scale, unscaled long) when they fit, else (scale, two's-complement bytes).
+ * group: version, count, then per series key (two longs), last write time and the series' fields; strings as UTF-8
+ * byte runs and decimals in {@link Codec}'s forms.
  */
 public final class SeriesStore {
     static final int FORMAT_VERSION = 1;
-    private static final int NULL = -1;
-    private static final byte DECIMAL_NULL = 0;
-    private static final byte DECIMAL_LONG = 1;
-    private static final byte DECIMAL_BIG = 2;
 
     private final HashMap<Tuple2<Long, Long>, Series> byKey = new HashMap<>();
     private final long ttlMs;
@@ -134,13 +130,13 @@ public final class SeriesStore {
         writeString(out, s.groupJson);
         writeString(out, s.aggregation);
         out.writeLong(s.periodStartMs);
-        writeDecimal(out, s.periodQuantity);
+        Codec.writeDecimal(out, s.periodQuantity);
         writeString(out, s.periodLastKey);
         out.writeInt(s.windows);
         for (int i = 0; i < s.windows; i++) {
             out.writeLong(s.windowStarts[i]);
             out.writeLong(s.eventCounts[i]);
-            writeDecimal(out, s.quantities[i]);
+            Codec.writeDecimal(out, s.quantities[i]);
             writeString(out, s.lastKeys[i]);
         }
     }
@@ -154,71 +150,24 @@ public final class SeriesStore {
         s.groupJson = readString(in);
         s.aggregation = readString(in);
         s.periodStartMs = in.readLong();
-        s.periodQuantity = readDecimal(in);
+        s.periodQuantity = Codec.readDecimal(in);
         s.periodLastKey = readString(in);
         int windows = in.readInt();
         for (int i = 0; i < windows; i++) {
             int w = s.openWindow(in.readLong());
             s.eventCounts[w] = in.readLong();
-            s.quantities[w] = readDecimal(in);
+            s.quantities[w] = Codec.readDecimal(in);
             s.lastKeys[w] = readString(in);
         }
         return s;
     }
 
     private static void writeString(DataOutputView out, String value) throws IOException {
-        if (value == null) {
-            out.writeInt(NULL);
-            return;
-        }
-        byte[] bytes = value.getBytes(StandardCharsets.UTF_8);
-        out.writeInt(bytes.length);
-        out.write(bytes);
+        Codec.writeBytes(out, value == null ? null : value.getBytes(StandardCharsets.UTF_8));
     }
 
     private static String readString(DataInputView in) throws IOException {
-        int length = in.readInt();
-        if (length == NULL) {
-            return null;
-        }
-        byte[] bytes = new byte[length];
-        in.readFully(bytes);
-        return new String(bytes, StandardCharsets.UTF_8);
-    }
-
-    private static void writeDecimal(DataOutputView out, BigDecimal value) throws IOException {
-        if (value == null) {
-            out.writeByte(DECIMAL_NULL);
-            return;
-        }
-        BigInteger unscaled = value.unscaledValue();
-        if (unscaled.bitLength() < Long.SIZE) {
-            out.writeByte(DECIMAL_LONG);
-            out.writeInt(value.scale());
-            out.writeLong(unscaled.longValue());
-        } else {
-            byte[] bytes = unscaled.toByteArray();
-            out.writeByte(DECIMAL_BIG);
-            out.writeInt(value.scale());
-            out.writeInt(bytes.length);
-            out.write(bytes);
-        }
-    }
-
-    private static BigDecimal readDecimal(DataInputView in) throws IOException {
-        byte kind = in.readByte();
-        if (kind == DECIMAL_NULL) {
-            return null;
-        }
-        int scale = in.readInt();
-        if (kind == DECIMAL_LONG) {
-            return BigDecimal.valueOf(in.readLong(), scale);
-        }
-        if (kind != DECIMAL_BIG) {
-            throw new IOException("not a decimal in series state (tag " + kind + ")");
-        }
-        byte[] bytes = new byte[in.readInt()];
-        in.readFully(bytes);
-        return new BigDecimal(new BigInteger(bytes), scale);
+        byte[] bytes = Codec.readBytes(in);
+        return bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
     }
 }

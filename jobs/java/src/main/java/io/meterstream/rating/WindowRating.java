@@ -1,8 +1,9 @@
 package io.meterstream.rating;
 
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 
-import io.meterstream.routing.Columns;
+import io.meterstream.routing.WindowedUsage;
 import io.meterstream.udf.RateLineItem;
 
 import java.io.InputStream;
@@ -27,10 +28,7 @@ import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.operators.Triggerable;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
-import org.apache.flink.table.types.logical.DecimalType;
-import org.apache.flink.table.types.logical.RowType;
 
 /**
  * Tumbling event-time windows, period to date and rating in one keyed operator: keyed by {@link MeterKey}
@@ -61,11 +59,9 @@ import org.apache.flink.table.types.logical.RowType;
  * per open window. Window timers stay in Flink's timer service (managed, restored with their key groups).
  */
 public final class WindowRating extends AbstractStreamOperator<String>
-        implements OneInputStreamOperator<RowData, String>, Triggerable<Tuple2<Long, Long>, VoidNamespace> {
+        implements OneInputStreamOperator<WindowedUsage, String>, Triggerable<Tuple2<Long, Long>, VoidNamespace> {
     private static final long serialVersionUID = 1L;
 
-    private final int tenant, customer, meter, group, aggregation, eventId, eventTime, value;
-    private final int valuePrecision, valueScale;
     private final String ratingCatalogJson;
     private final long windowSizeMs;
     private final long stateTtlMs;
@@ -77,23 +73,11 @@ public final class WindowRating extends AbstractStreamOperator<String>
     private transient StringData catalog;
 
     /**
-     * @param rows              the windowed usage records' row type (the routing operator's main output)
      * @param ratingCatalogJson {@code udfs.rating_catalog.rating_catalog_json(catalog)}
      * @param windowSizeMs      the tumbling window size
      * @param stateTtlMs        TTL of the series state (longer than a billing period)
      */
-    public WindowRating(RowType rows, String ratingCatalogJson, long windowSizeMs, long stateTtlMs) {
-        tenant = Columns.indexOf(rows, "tenant_id");
-        customer = Columns.indexOf(rows, "customer_id");
-        meter = Columns.indexOf(rows, "meter");
-        group = Columns.indexOf(rows, "group_json");
-        aggregation = Columns.indexOf(rows, "aggregation");
-        eventId = Columns.indexOf(rows, "event_id");
-        eventTime = Columns.indexOf(rows, "event_time_ms");
-        value = Columns.indexOf(rows, "value");
-        DecimalType decimal = (DecimalType) rows.getTypeAt(value);
-        valuePrecision = decimal.getPrecision();
-        valueScale = decimal.getScale();
+    public WindowRating(String ratingCatalogJson, long windowSizeMs, long stateTtlMs) {
         this.ratingCatalogJson = ratingCatalogJson;
         this.windowSizeMs = windowSizeMs;
         this.stateTtlMs = stateTtlMs;
@@ -157,16 +141,16 @@ public final class WindowRating extends AbstractStreamOperator<String>
 
     @Override
     @SuppressWarnings("unchecked")
-    public void processElement(StreamRecord<RowData> element) throws Exception {
-        RowData row = element.getValue();
-        long time = row.getLong(eventTime);
+    public void processElement(StreamRecord<WindowedUsage> element) throws Exception {
+        WindowedUsage record = element.getValue();
+        long time = record.eventTimeMs;
         long windowStart = time - Math.floorMod(time, windowSizeMs);
         Tuple2<Long, Long> key = (Tuple2<Long, Long>) getCurrentKey();
         long now = now();
         Series s = series.get(key, now);
         if (s == null) {
-            s = new Series(string(row, tenant), string(row, customer), string(row, meter), string(row, group),
-                    string(row, aggregation));
+            s = new Series(string(record.tenantId), string(record.customerId), string(record.meter),
+                    string(record.groupJson), record.aggregationName());
         }
         int w = s.window(windowStart);
         if (w < 0) {
@@ -176,13 +160,14 @@ public final class WindowRating extends AbstractStreamOperator<String>
                 // a second line item for a fired window. A broken invariant in money: fail loudly, lose nothing.
                 throw new IllegalStateException("a windowed record reached the window operator after its window "
                         + "[" + windowStart + ", " + windowEnd + ") fired (watermark " + windowEnds.currentWatermark()
-                        + "): " + row);
+                        + "): " + string(record.tenantId) + " " + string(record.customerId) + " "
+                        + string(record.meter) + " " + string(record.groupJson) + " at " + time);
             }
             w = s.openWindow(windowStart);
             windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, windowEnd - 1);
         }
         s.eventCounts[w]++;
-        BigDecimal amount = row.isNullAt(value) ? null : row.getDecimal(value, valuePrecision, valueScale).toBigDecimal();
+        BigDecimal amount = record.value;
         switch (s.aggregation) {
             case "sum":
             case "max":
@@ -192,7 +177,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
             case "last":
                 if (amount != null) {
                     s.lastKeys[w] = RateLineItem.laterLastKey(
-                            s.lastKeys[w], RateLineItem.lastKey(time, string(row, eventId), amount));
+                            s.lastKeys[w], RateLineItem.lastKey(time, string(record.eventId), amount));
                 }
                 break;
             default: // count: the event count is the quantity
@@ -263,7 +248,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
         }
     }
 
-    private static String string(RowData row, int index) {
-        return row.isNullAt(index) ? null : row.getString(index).toString();
+    private static String string(byte[] utf8) {
+        return utf8 == null ? null : new String(utf8, StandardCharsets.UTF_8);
     }
 }

@@ -2,10 +2,13 @@ package io.meterstream.routing;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+
+import io.meterstream.udf.RateLineItem;
 
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -28,6 +31,7 @@ import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.types.logical.BigIntType;
+import org.apache.flink.table.types.logical.DecimalType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.RowType;
 import org.apache.flink.table.types.logical.VarCharType;
@@ -69,9 +73,10 @@ import org.apache.flink.util.OutputTag;
  * <p>Outputs: each record goes to exactly one (no copies for several chained consumers, no filter per consumer).
  * The input is the SQL view {@code usage_parsed} (columns looked up by name).
  * <ul>
- *   <li>main: windowed records, {@link #windowedType}: the event's fields (timestamp: event time), as internal
- *       rows for the window operator ({@code io.meterstream.rating.WindowRating});</li>
- *   <li>side output {@code windowed-unique-count}: the same, of unique_count meters (for the window SQL);</li>
+ *   <li>main: windowed records of every meter but unique_count ones, as {@link WindowedUsage} (timestamp: event
+ *       time) for the window operator ({@code io.meterstream.rating.WindowRating});</li>
+ *   <li>side output {@code windowed-unique-count}: windowed records of unique_count meters, {@link #windowedType}:
+ *       the event's fields as internal rows (for the window SQL);</li>
  *   <li>side output {@code dead-lettered}, {@link #deadLetterType}: the raw record, its coordinates, reason and
  *       detail;</li>
  *   <li>side output {@code late}, {@link #lateType}: the raw record, its coordinates, its window's end and the
@@ -83,7 +88,8 @@ import org.apache.flink.util.OutputTag;
  * </ul>
  * Side outputs carry external {@link Row}s (String, BigDecimal, byte[]): Python reads them.
  */
-public final class UsageRouting extends AbstractStreamOperator<RowData> implements OneInputStreamOperator<RowData, RowData> {
+public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
+        implements OneInputStreamOperator<RowData, WindowedUsage> {
     private static final long serialVersionUID = 1L;
 
     public static final String DEAD_LETTERED = "dead_lettered";
@@ -121,6 +127,8 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
     private final int fingerprintIndex;
     private final int eventTimeIndex;
     private final int aggregationIndex;
+    private final int tenantIndex, customerIndex, meterIndex, groupIndex, eventIdIndex, valueIndex;
+    private final int valuePrecision, valueScale;
     private final long windowSizeMs;
     private final long dedupTtlMs;
     private final UsageDedupKey dedupKey;
@@ -157,6 +165,15 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         this.fingerprintIndex = Columns.indexOf(input, "fingerprint");
         this.eventTimeIndex = Columns.indexOf(input, "event_time_ms");
         this.aggregationIndex = Columns.indexOf(input, "aggregation");
+        this.tenantIndex = Columns.indexOf(input, "tenant_id");
+        this.customerIndex = Columns.indexOf(input, "customer_id");
+        this.meterIndex = Columns.indexOf(input, "meter");
+        this.groupIndex = Columns.indexOf(input, "group_json");
+        this.eventIdIndex = Columns.indexOf(input, "event_id");
+        this.valueIndex = Columns.indexOf(input, "value");
+        DecimalType decimal = (DecimalType) input.getTypeAt(valueIndex);
+        this.valuePrecision = decimal.getPrecision();
+        this.valueScale = decimal.getScale();
         this.windowSizeMs = windowSizeMs;
         this.dedupTtlMs = dedupTtlMs;
         this.dedupKey = new UsageDedupKey(input);
@@ -166,7 +183,7 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
         this.accounting = accounting;
     }
 
-    /** Windowed records: EVENT_COLUMNS with the input's types. */
+    /** Windowed records of unique_count meters: EVENT_COLUMNS with the input's types. */
     public static RowType windowedType(RowType input) {
         return fields(input, EVENT_COLUMNS);
     }
@@ -384,15 +401,42 @@ public final class UsageRouting extends AbstractStreamOperator<RowData> implemen
             pendingCounts[O_LATE]++;
             output.collect(late, element.replace(out));
         } else {
-            GenericRowData out = new GenericRowData(EVENT_COLUMNS.length);
-            copy(in, eventGetters, out, 0);
             pendingCounts[O_WINDOWED]++;
-            if (uniqueCount.equals(in.getString(aggregationIndex))) {
+            StringData aggregation = in.getString(aggregationIndex);
+            if (uniqueCount.equals(aggregation)) {
+                GenericRowData out = new GenericRowData(EVENT_COLUMNS.length);
+                copy(in, eventGetters, out, 0);
                 output.collect(windowedUniqueCount, element.replace(out));
             } else {
-                output.collect(element.replace(out));
+                output.collect(element.replace(windowed(in, aggregation)));
             }
         }
+    }
+
+    /** A windowed record of a sum, count, max, min or last meter for the window operator. */
+    private WindowedUsage windowed(RowData in, StringData aggregation) {
+        WindowedUsage out = new WindowedUsage();
+        StringData tenant = in.getString(tenantIndex);
+        StringData customer = in.getString(customerIndex);
+        StringData meter = in.getString(meterIndex);
+        StringData group = in.isNullAt(groupIndex) ? null : in.getString(groupIndex);
+        Tuple2<Long, Long> series = new HashedKey().part(tenant).part(customer).part(meter).part(group).key();
+        out.seriesHi = series.f0;
+        out.seriesLo = series.f1;
+        out.tenantId = tenant.toBytes();
+        out.customerId = customer.toBytes();
+        out.meter = meter.toBytes();
+        out.groupJson = group == null ? null : group.toBytes();
+        out.aggregation = WindowedUsage.code(aggregation);
+        out.eventTimeMs = in.getLong(eventTimeIndex);
+        if (out.aggregation != WindowedUsage.COUNT && !in.isNullAt(valueIndex)) {
+            BigDecimal value = in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
+            out.value = out.aggregation == WindowedUsage.LAST ? value : RateLineItem.compact(value);
+        }
+        if (out.aggregation == WindowedUsage.LAST) {
+            out.eventId = in.getString(eventIdIndex).toBytes();
+        }
+        return out;
     }
 
     private void flushCounts() {
