@@ -1,9 +1,12 @@
 """`io.meterstream.rating.SeriesStore`, the window operator's memory of billed series, called directly in the JVM
-(py4j): a series is forgotten exactly at its TTL horizon (Flink's rule: processing time from the last write), a
-checkpoint drops expired series and writes the live ones under their own key groups, and a restore of a key group's
-block gives the same series back. The savepoint integration tests restore it inside the job, across rescaling."""
+(py4j): a series is forgotten exactly at its TTL horizon (Flink's rule: processing time from the last write), the
+open-addressing table keeps every key reachable through growth and removals, a checkpoint drops expired series and
+writes the live ones under Flink's key group of their key, and a restore of a key group's block gives the same series
+back. The savepoint integration tests restore it inside the job, across rescaling."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
@@ -19,8 +22,8 @@ def jvm(udf_jvm):
     return udf_jvm
 
 
-def key(jvm, n: int):
-    return jvm.org.apache.flink.api.java.tuple.Tuple2.of(BIG + n, -(BIG + n))
+def key(n: int) -> tuple[int, int]:
+    return BIG + n, -(BIG + 7 * n)
 
 
 def series(jvm, customer: str, window_starts=()):
@@ -33,11 +36,39 @@ def series(jvm, customer: str, window_starts=()):
 def test_a_series_is_forgotten_exactly_at_the_horizon_of_its_last_write(jvm):
     store = jvm.io.meterstream.rating.SeriesStore(TTL)
     s = series(jvm, "c-1")
-    store.written(key(jvm, 1), s, 10_000)
-    store.written(key(jvm, 1), s, 10_500)  # a later write moves the horizon
-    assert store.get(key(jvm, 1), 10_500 + TTL - 1).toString() == s.toString()
-    assert store.get(key(jvm, 1), 10_500 + TTL) is None
+    store.written(*key(1), s, 10_000)
+    store.written(*key(1), s, 10_500)  # a later write moves the horizon
+    assert store.get(*key(1), 10_500 + TTL - 1).toString() == s.toString()
+    assert store.get(*key(1), 10_500 + TTL) is None
     assert store.size() == 0  # forgotten, not only hidden
+
+
+def test_every_key_stays_reachable_through_growth_and_removals(jvm):
+    """Keys that share their first probe (same low long) make long probe runs; removals in the middle of a run
+    must not cut later keys off."""
+    store = jvm.io.meterstream.rating.SeriesStore(TTL)
+    rng = random.Random(3)
+    keys = [(BIG + n, BIG * (n % 5)) for n in range(3_000)]  # 5 low longs: 5 long runs
+    written = {}
+    for n, (hi, lo) in enumerate(keys):
+        at = 1_000 if n % 3 == 0 else 5_000  # every third expires before the others
+        s = series(jvm, f"c-{n}")
+        store.written(hi, lo, s, at)
+        written[(hi, lo)] = (s.toString(), at)
+    rng.shuffle(keys)
+    for hi, lo in keys[:300]:  # lookups after the horizon of the early ones remove them, in random order
+        text, at = written[(hi, lo)]
+        found = store.get(hi, lo, 1_000 + TTL)
+        assert (found is None) == (at == 1_000)
+        if found is not None:
+            assert found.toString() == text
+    for hi, lo in keys:
+        text, at = written[(hi, lo)]
+        found = store.get(hi, lo, 1_000 + TTL)
+        assert (found is None) == (at == 1_000), (hi, lo)
+        if found is not None:
+            assert found.toString() == text
+    assert store.size() == 2_000
 
 
 def test_a_checkpoint_writes_live_series_by_key_group_and_a_restore_reads_them_back(jvm):
@@ -45,28 +76,32 @@ def test_a_checkpoint_writes_live_series_by_key_group_and_a_restore_reads_them_b
     store = jvm.io.meterstream.rating.SeriesStore(TTL)
     live = {n: series(jvm, f"c-{n}", [60_000 * n, 60_000 * (n + 1)]) for n in range(40)}
     for n, s in live.items():
-        store.written(key(jvm, n), s, 5_000)
-    store.written(key(jvm, 99), series(jvm, "c-old"), 1_000)  # expired by the checkpoint at 5_000 + TTL - 1
+        store.written(*key(n), s, 5_000)
+    store.written(*key(99), series(jvm, "c-old"), 1_000)  # expired by the checkpoint at 5_000 + TTL - 1
     checkpoint_at = 5_000 + TTL - 1
     everything = flink.runtime.state.KeyGroupRange.of(0, MAX_PARALLELISM - 1)
-    groups = store.byKeyGroup(everything, MAX_PARALLELISM, checkpoint_at)
+    slots = store.slotsByKeyGroup(everything, MAX_PARALLELISM, checkpoint_at)
     assert store.size() == len(live)
 
     restored = jvm.io.meterstream.rating.SeriesStore(TTL)
-    written = 0
+    found_in_group = {}
     for key_group in range(MAX_PARALLELISM):
-        entries = groups.get(key_group)
-        for entry in entries:
-            assert flink.runtime.state.KeyGroupRangeAssignment.assignToKeyGroup(
-                entry.getKey(), MAX_PARALLELISM) == key_group
         out = flink.core.memory.DataOutputSerializer(64)
-        store.writeKeyGroup(entries, out)
-        restored.readKeyGroup(flink.core.memory.DataInputDeserializer(out.getCopyOfBuffer()), key_group)
-        written += entries.size()
-    assert written == len(live) == restored.size()
+        store.writeKeyGroup(slots[key_group], out)
+        block = out.getCopyOfBuffer()
+        one_group = jvm.io.meterstream.rating.SeriesStore(TTL)
+        one_group.readKeyGroup(flink.core.memory.DataInputDeserializer(block), key_group)
+        restored.readKeyGroup(flink.core.memory.DataInputDeserializer(block), key_group)
+        for n in live:
+            if one_group.get(*key(n), checkpoint_at) is not None:
+                found_in_group[n] = key_group
+    assert restored.size() == len(live)
     for n, s in live.items():
-        assert restored.get(key(jvm, n), checkpoint_at).toString() == s.toString()
-    assert restored.get(key(jvm, 0), 5_000 + TTL) is None  # the restored last write still sets the horizon
+        assert restored.get(*key(n), checkpoint_at).toString() == s.toString()
+        flink_key = flink.api.java.tuple.Tuple2.of(*key(n))
+        assert found_in_group[n] == flink.runtime.state.KeyGroupRangeAssignment.assignToKeyGroup(
+            flink_key, MAX_PARALLELISM)
+    assert restored.get(*key(0), 5_000 + TTL) is None  # the restored last write still sets the horizon
 
 
 def test_a_block_of_another_format_is_refused(jvm):

@@ -1,14 +1,11 @@
 package io.meterstream.rating;
 
+import java.io.InputStream;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 
 import io.meterstream.routing.WindowedUsage;
 import io.meterstream.udf.RateLineItem;
-
-import java.io.InputStream;
-import java.util.List;
-import java.util.Map;
 
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.metrics.Counter;
@@ -123,12 +120,11 @@ public final class WindowRating extends AbstractStreamOperator<String>
                 getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
         KeyedStateCheckpointOutputStream out = context.getRawKeyedOperatorStateOutput();
         try {
-            List<List<Map.Entry<Tuple2<Long, Long>, Series>>> groups =
-                    series.byKeyGroup(range, maxParallelism, now());
+            int[][] slots = series.slotsByKeyGroup(range, maxParallelism, now());
             DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
             for (int keyGroup : out.getKeyGroupList()) {
                 out.startNewKeyGroup(keyGroup);
-                series.writeKeyGroup(groups.get(keyGroup - range.getStartKeyGroup()), view);
+                series.writeKeyGroup(slots[keyGroup - range.getStartKeyGroup()], view);
             }
         } finally {
             out.close();  // closes this operator's part only: the checkpoint owns the underlying stream
@@ -140,14 +136,12 @@ public final class WindowRating extends AbstractStreamOperator<String>
     }
 
     @Override
-    @SuppressWarnings("unchecked")
     public void processElement(StreamRecord<WindowedUsage> element) throws Exception {
         WindowedUsage record = element.getValue();
         long time = record.eventTimeMs;
         long windowStart = time - Math.floorMod(time, windowSizeMs);
-        Tuple2<Long, Long> key = (Tuple2<Long, Long>) getCurrentKey();
         long now = now();
-        Series s = series.get(key, now);
+        Series s = series.get(record.seriesHi, record.seriesLo, now);
         if (s == null) {
             s = new Series(string(record.tenantId), string(record.customerId), string(record.meter),
                     string(record.groupJson), record.aggregationName());
@@ -182,14 +176,15 @@ public final class WindowRating extends AbstractStreamOperator<String>
                 break;
             default: // count: the event count is the quantity
         }
-        series.written(key, s, now);
+        series.written(record.seriesHi, record.seriesLo, s, now);
     }
 
     @Override
     public void onEventTime(InternalTimer<Tuple2<Long, Long>, VoidNamespace> timer) throws Exception {
         long windowStart = timer.getTimestamp() + 1 - windowSizeMs;
         long now = now();
-        Series s = series.get(timer.getKey(), now);
+        Tuple2<Long, Long> key = timer.getKey();
+        Series s = series.get(key.f0, key.f1, now);
         int w = s == null ? -1 : s.window(windowStart);
         if (w < 0) {
             return;
@@ -210,7 +205,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
         s.periodStartMs = periodStart;
         s.periodQuantity = quantityAfter;
         s.periodLastKey = lastKey;
-        series.written(timer.getKey(), s, now);
+        series.written(key.f0, key.f1, s, now);
         output.collect(new StreamRecord<>(lineItem, timer.getTimestamp()));
         windowsRated.inc();
     }
