@@ -147,7 +147,7 @@ def parsed_view(source_table: str, parse: ParseSettings) -> str:
     return f"""CREATE TEMPORARY VIEW {PARSED_VIEW} AS
 SELECT payload, src_topic, src_partition, src_offset, rt,
        p.reason, p.detail, p.event_id, p.tenant_id, p.customer_id, p.meter, p.event_time_ms, p.`value`,
-       p.aggregation, p.group_json, p.unique_token, p.fingerprint
+       p.aggregation, p.group_json, p.unique_token, p.fingerprint, p.event_key_hi, p.event_key_lo
 FROM (SELECT *, {parse.call()} AS p FROM `{source_table}`)"""
 
 

@@ -7,11 +7,14 @@ import pytest
 pytestmark = pytest.mark.job
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def udf_jvm():
     """The py4j view of the JVM with our UDF jar on its context class loader, for tests that call our Java classes
     directly. The environment for embedded Python goes over first: whichever test starts the JVM fixes it for the
-    session, and a JVM started without it cannot run the jobs' Python operators (`No module named 'pemja'`)."""
+    session, and a JVM started without it cannot run the jobs' Python operators (`No module named 'pemja'`). Per
+    test: the context class loader belongs to the gateway thread that served the call, and py4j may serve a later
+    test from another thread (CI saw `Could not found the Java class` after the job tests); adding the jar again is
+    a no-op where it is already there."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 

@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.job
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def jvm(udf_jvm):
     return udf_jvm
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.job
 TTL = 1_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def table_class(udf_jvm):
     return udf_jvm.io.meterstream.routing.DedupTable
 

@@ -17,7 +17,7 @@ MAX_PARALLELISM = 128
 BIG = 2**40  # py4j sends ints beyond 32 bits as java.lang.Long, the key's type
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def jvm(udf_jvm):
     return udf_jvm
 

@@ -6,6 +6,7 @@ import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
 import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.types.logical.RowType;
 
 /**
@@ -23,14 +24,14 @@ public final class UsageDedupKey implements KeySelector<RowData, Integer>, Resul
     public static final int BUCKETS = 1 << BUCKET_BITS;
 
     private final int reasonIndex;
-    private final int tenantIndex;
-    private final int eventIndex;
+    private final int keyHiIndex;
+    private final int keyLoIndex;
     private final int partitionIndex;
 
     public UsageDedupKey(RowType input) {
         this.reasonIndex = Columns.indexOf(input, "reason");
-        this.tenantIndex = Columns.indexOf(input, "tenant_id");
-        this.eventIndex = Columns.indexOf(input, "event_id");
+        this.keyHiIndex = Columns.indexOf(input, "event_key_hi");
+        this.keyLoIndex = Columns.indexOf(input, "event_key_lo");
         this.partitionIndex = Columns.indexOf(input, "src_partition");
     }
 
@@ -39,12 +40,17 @@ public final class UsageDedupKey implements KeySelector<RowData, Integer>, Resul
         if (!row.isNullAt(reasonIndex)) {
             return row.isNullAt(partitionIndex) ? -1 : row.getInt(partitionIndex);
         }
-        return bucket(eventKey(row).f0);
+        return bucket(row.getLong(keyHiIndex));
     }
 
-    /** The 128-bit event key of a valid record: (tenant_id, event_id) hashed. */
+    /** The 128-bit event key of a valid record, as the parse computed it (columns event_key_hi, event_key_lo). */
     public Tuple2<Long, Long> eventKey(RowData row) {
-        return new HashedKey().part(row.getString(tenantIndex)).part(row.getString(eventIndex)).key();
+        return Tuple2.of(row.getLong(keyHiIndex), row.getLong(keyLoIndex));
+    }
+
+    /** The 128-bit event key of (tenant_id, event_id): their {@link HashedKey}. The parse computes it, once. */
+    public static Tuple2<Long, Long> eventKey(StringData tenantId, StringData eventId) {
+        return new HashedKey().part(tenantId).part(eventId).key();
     }
 
     public static int bucket(long keyHi) {

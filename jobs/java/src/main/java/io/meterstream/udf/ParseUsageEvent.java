@@ -2,6 +2,9 @@ package io.meterstream.udf;
 
 import java.util.Arrays;
 
+import io.meterstream.routing.UsageDedupKey;
+
+import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.StreamReadConstraints;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.StreamReadFeature;
@@ -37,6 +40,8 @@ import org.apache.flink.table.functions.ScalarFunction;
  * event, {@code {}} when none. {@code unique_token}: for unique_count meters, the unique dimension's value with
  * {@code %} -> {@code %25} then {@code ,} -> {@code %2C}; NULL when absent. {@code fingerprint}: see
  * {@link UsageEventParser} (hex SHA-256 of a canonical JSON rendering of the event content).
+ * {@code event_key_hi}/{@code event_key_lo}: the dedup key of a valid record, the {@code HashedKey} of
+ * (tenant_id, event_id) ({@code UsageDedupKey#eventKey}); NULL for a rejected one.
  *
  * <p>The same payload is often evaluated twice per record (watermark computed column and projection, or once per
  * projected field when the planner expands {@code p.reason, p.meter, ...}), so the last result per thread is
@@ -58,7 +63,8 @@ public class ParseUsageEvent extends ScalarFunction {
 
     public static final String ROW_TYPE = "ROW<reason STRING, detail STRING, event_id STRING, tenant_id STRING, "
             + "customer_id STRING, meter STRING, event_time_ms BIGINT, `value` DECIMAL(38, 18), "
-            + "aggregation STRING, group_json STRING, unique_token STRING, fingerprint STRING>";
+            + "aggregation STRING, group_json STRING, unique_token STRING, fingerprint STRING, "
+            + "event_key_hi BIGINT, event_key_lo BIGINT>";
 
     /**
      * Shared, thread-safe. Jackson's own limits are lifted (number/name/string length, symbol-table
@@ -138,7 +144,7 @@ public class ParseUsageEvent extends ScalarFunction {
     }
 
     /** How many columns {@link #ROW_TYPE} has. */
-    static final int COLUMNS = 12;
+    static final int COLUMNS = 14;
 
     /** The {@link #ROW_TYPE} columns of a parse result, from {@code at} on (shared with the Kafka deserializer). */
     static void setColumns(GenericRowData row, int at, UsageEventParser.Result r) {
@@ -154,6 +160,12 @@ public class ParseUsageEvent extends ScalarFunction {
         row.setField(at + 9, str(r.groupJson));
         row.setField(at + 10, str(r.uniqueToken));
         row.setField(at + 11, str(r.fingerprint));
+        if (r.reasonCode() == null) {
+            // The dedup key, hashed once here rather than on both sides of the shuffle and again in the operator.
+            Tuple2<Long, Long> key = UsageDedupKey.eventKey(row.getString(at + 3), row.getString(at + 2));
+            row.setField(at + 12, key.f0);
+            row.setField(at + 13, key.f1);
+        }
     }
 
     private static StringData str(String s) {
