@@ -36,8 +36,8 @@ def series(jvm, customer: str, window_starts=()):
 def test_a_series_is_forgotten_exactly_at_the_horizon_of_its_last_write(jvm):
     store = jvm.io.meterstream.rating.SeriesStore(TTL)
     s = series(jvm, "c-1")
-    store.written(*key(1), s, 10_000)
-    store.written(*key(1), s, 10_500)  # a later write moves the horizon
+    store.add(*key(1), s, 10_000)
+    store.written(s, 10_500)  # a later write moves the horizon
     assert store.get(*key(1), 10_500 + TTL - 1).toString() == s.toString()
     assert store.get(*key(1), 10_500 + TTL) is None
     assert store.size() == 0  # forgotten, not only hidden
@@ -53,7 +53,7 @@ def test_every_key_stays_reachable_through_growth_and_removals(jvm):
     for n, (hi, lo) in enumerate(keys):
         at = 1_000 if n % 3 == 0 else 5_000  # every third expires before the others
         s = series(jvm, f"c-{n}")
-        store.written(hi, lo, s, at)
+        store.add(hi, lo, s, at)
         written[(hi, lo)] = (s.toString(), at)
     rng.shuffle(keys)
     for hi, lo in keys[:300]:  # lookups after the horizon of the early ones remove them, in random order
@@ -76,8 +76,8 @@ def test_a_checkpoint_writes_live_series_by_key_group_and_a_restore_reads_them_b
     store = jvm.io.meterstream.rating.SeriesStore(TTL)
     live = {n: series(jvm, f"c-{n}", [60_000 * n, 60_000 * (n + 1)]) for n in range(40)}
     for n, s in live.items():
-        store.written(*key(n), s, 5_000)
-    store.written(*key(99), series(jvm, "c-old"), 1_000)  # expired by the checkpoint at 5_000 + TTL - 1
+        store.add(*key(n), s, 5_000)
+    store.add(*key(99), series(jvm, "c-old"), 1_000)  # expired by the checkpoint at 5_000 + TTL - 1
     checkpoint_at = 5_000 + TTL - 1
     everything = flink.runtime.state.KeyGroupRange.of(0, MAX_PARALLELISM - 1)
     slots = store.slotsByKeyGroup(everything, MAX_PARALLELISM, checkpoint_at)

@@ -12,9 +12,8 @@ import java.util.Arrays;
 public final class Series {
     static final long NO_PERIOD = Long.MIN_VALUE;
 
-    /** Processing time of the latest write (the TTL's clock), and whether the store holds this instance. */
+    /** Processing time of the latest write (the TTL's clock). */
     long lastWriteMs;
-    boolean stored;
 
     String tenantId;
     String customerId;

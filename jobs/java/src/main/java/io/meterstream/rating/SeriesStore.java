@@ -56,13 +56,16 @@ public final class SeriesStore {
         return s;
     }
 
-    /** Records a write of {@code s} (new or changed in place) at processing time {@code now}. */
-    public void written(long hi, long lo, Series s, long now) {
+    /** Keeps a new series under key ({@code hi}, {@code lo}), written at processing time {@code now}. */
+    public Series add(long hi, long lo, Series s, long now) {
         s.lastWriteMs = now;
-        if (!s.stored) {
-            s.stored = true;
-            put(hi, lo, s);
-        }
+        put(hi, lo, s);
+        return s;
+    }
+
+    /** Records a write of a kept series (changed in place) at processing time {@code now}: its TTL restarts. */
+    public void written(Series s, long now) {
+        s.lastWriteMs = now;
     }
 
     public int size() {
@@ -193,9 +196,7 @@ public final class SeriesStore {
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             long hi = in.readLong();
             long lo = in.readLong();
-            Series s = read(in);
-            s.stored = true;
-            put(hi, lo, s);
+            put(hi, lo, read(in));
         }
     }
 

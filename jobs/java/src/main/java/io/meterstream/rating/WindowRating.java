@@ -143,8 +143,9 @@ public final class WindowRating extends AbstractStreamOperator<String>
         long now = now();
         Series s = series.get(record.seriesHi, record.seriesLo, now);
         if (s == null) {
-            s = new Series(string(record.tenantId), string(record.customerId), string(record.meter),
-                    string(record.groupJson), record.aggregationName());
+            s = series.add(record.seriesHi, record.seriesLo, new Series(string(record.tenantId),
+                    string(record.customerId), string(record.meter), string(record.groupJson),
+                    record.aggregationName()), now);
         }
         int w = s.window(windowStart);
         if (w < 0) {
@@ -176,7 +177,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
                 break;
             default: // count: the event count is the quantity
         }
-        series.written(record.seriesHi, record.seriesLo, s, now);
+        series.written(s, now);
     }
 
     @Override
@@ -205,7 +206,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
         s.periodStartMs = periodStart;
         s.periodQuantity = quantityAfter;
         s.periodLastKey = lastKey;
-        series.written(key.f0, key.f1, s, now);
+        series.written(s, now);
         output.collect(new StreamRecord<>(lineItem, timer.getTimestamp()));
         windowsRated.inc();
     }

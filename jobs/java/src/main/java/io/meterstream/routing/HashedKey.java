@@ -59,15 +59,6 @@ public final class HashedKey {
         return this;
     }
 
-    public HashedKey part(long value) {
-        putInt(8);
-        ensure(8);
-        for (int i = 0; i < 8; i++) {
-            bytes[length++] = (byte) (value >>> (8 * i));
-        }
-        return this;
-    }
-
     private HashedKey putInt(int value) {
         ensure(4);
         for (int i = 0; i < 4; i++) {
