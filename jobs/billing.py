@@ -431,7 +431,7 @@ def read_accounting(bootstrap: str, topic: str, run_id: str) -> dict[tuple[str, 
     from meterstream.topics import read_committed
 
     counts: dict[tuple[str, str], int] = {}
-    for value in read_committed(bootstrap, topic, idle_timeout_ms=3_000):
+    for value in read_committed(bootstrap, topic):
         record = json.loads(value)
         if record["run_id"] == run_id:
             key = (record["outcome"], record["detail"])
@@ -576,12 +576,10 @@ def credit_identity_check(bootstrap: str, topics: Topics, settings: BillingSetti
     from udfs.credits import ledger_identity, validate_grant_record
 
     tenants = settings.catalog.tenants
-    grants = [g for g in (validate_grant_record(raw, tenants=tenants) for raw in read_committed(
-        bootstrap, topics.credit_grants, idle_timeout_ms=3_000)) if isinstance(g, CreditGrant)]
-    drawdowns = [CreditDrawdown.model_validate_json(v) for v in read_committed(
-        bootstrap, topics.credit_drawdowns, idle_timeout_ms=3_000)]
-    lines = [InvoiceLineItem.model_validate_json(v) for v in read_committed(
-        bootstrap, topics.line_items, idle_timeout_ms=3_000)]
+    grants = [g for g in (validate_grant_record(raw, tenants=tenants)
+                          for raw in read_committed(bootstrap, topics.credit_grants)) if isinstance(g, CreditGrant)]
+    drawdowns = [CreditDrawdown.model_validate_json(v) for v in read_committed(bootstrap, topics.credit_drawdowns)]
+    lines = [InvoiceLineItem.model_validate_json(v) for v in read_committed(bootstrap, topics.line_items)]
     checks = ledger_identity(grants, drawdowns, lines)
     broken = [key for key, c in checks.items() if not c.usage_identity_holds or c.balance < 0]
     with_credit = [key for key, c in checks.items() if c.granted]

@@ -364,7 +364,7 @@ def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosRe
 
 
 def _read(bootstrap: str, topic: str) -> list[dict]:
-    return [json.loads(v) for v in read_committed(bootstrap, topic, idle_timeout_ms=3_000)]
+    return [json.loads(v) for v in read_committed(bootstrap, topic)]
 
 
 def _unique(records: list[dict], key: str, what: str, report: ChaosReport) -> None:
@@ -408,7 +408,7 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     if totals(lines["baseline"]) != totals(lines["trial"]):
         report.failures.append("line item totals per customer and period differ from the baseline")
     for topic in ("dead_letters", "late_events", "credit_grant_dead_letters"):
-        counts = {kind: len(read_committed(bootstrap, runs[kind][topic], idle_timeout_ms=3_000)) for kind in runs}
+        counts = {kind: len(read_committed(bootstrap, runs[kind][topic])) for kind in runs}
         if counts["baseline"] != counts["trial"]:
             report.failures.append(f"{topic}: {counts['trial']} records, the baseline has {counts['baseline']}")
 

@@ -169,7 +169,7 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
             print("[demo] the billing job failed", file=sys.stderr)
             return run.returncode
         def read(topic: str) -> list[dict]:
-            return [json.loads(v) for v in read_committed(bootstrap, topics[topic], idle_timeout_ms=3_000)]
+            return [json.loads(v) for v in read_committed(bootstrap, topics[topic])]
 
         print_summary(read("line_items"))
         print_credits(read("credit_drawdowns"), read("billing_alerts"), read("credit_grant_dead_letters"))

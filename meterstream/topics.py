@@ -64,23 +64,49 @@ def produce(bootstrap_servers: str, topic: str, values: Iterable[bytes], *, keys
     return count
 
 
-def read_committed(bootstrap_servers: str, topic: str, *, idle_timeout_ms: int = 10_000) -> list[bytes]:
-    """Every committed record of a topic, as a downstream billing consumer sees it (`read_committed`).
+def topic_partitions(consumer, topic: str) -> list:
+    """The topic's partitions, in order; `ValueError` when the topic does not exist."""
+    from kafka import TopicPartition
 
-    Reads from the beginning until no record arrives for `idle_timeout_ms`.
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if not partitions:
+        raise ValueError(f"topic {topic!r} does not exist")
+    return partitions
+
+
+def read_committed(bootstrap_servers: str, topic: str, *, stall_timeout_ms: int = 30_000) -> list[bytes]:
+    """Every record of a topic committed when the call starts, as a downstream billing consumer sees it
+    (`read_committed`).
+
+    Reads each partition from its beginning up to its last stable offset at the start: the snapshot a check after a
+    finished job wants, without waiting out an idle timeout at the end. Raises `TimeoutError` when no partition
+    advances for `stall_timeout_ms` (a broker that stopped answering).
     """
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
         isolation_level="read_committed",
         enable_auto_commit=False,
-        consumer_timeout_ms=idle_timeout_ms,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     try:
-        return [message.value for message in consumer]
+        partitions = topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        # Under read_committed the end offset is the last stable offset: past every decided transaction.
+        end = consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        last_progress = time.monotonic()
+        while behind := [tp for tp in partitions if consumer.position(tp) < end[tp]]:
+            batches = consumer.poll(timeout_ms=500, max_records=100_000)
+            if any(batches.values()):
+                last_progress = time.monotonic()
+            for records in batches.values():
+                values.extend(record.value for record in records)
+            if time.monotonic() - last_progress > stall_timeout_ms / 1000:
+                raise TimeoutError(f"reading {topic!r}: no progress for {stall_timeout_ms} ms on {behind}")
+        return values
     finally:
         consumer.close()
 
@@ -91,13 +117,11 @@ def topic_record_count(bootstrap_servers: str, topic: str) -> int:
     Exact for topics written without transactions (transaction markers take offsets too): the count a bounded
     replay of the topic must account for.
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            raise ValueError(f"topic {topic!r} does not exist")
+        partitions = topic_partitions(consumer, topic)
         begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
         return sum(end[tp] - begin[tp] for tp in partitions)
     finally:

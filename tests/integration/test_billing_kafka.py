@@ -38,7 +38,7 @@ def run_billing(bootstrap: str, topics: dict[str, str], *, parallelism: int, ext
 
 
 def read_json(bootstrap: str, topic: str) -> list[dict]:
-    return [json.loads(value) for value in read_committed(bootstrap, topic, idle_timeout_ms=5_000)]
+    return [json.loads(value) for value in read_committed(bootstrap, topic)]
 
 
 def make_topics(kafka_topic, input_partitions: int) -> dict[str, str]:

@@ -91,7 +91,7 @@ def test_billing_job_on_a_standalone_cluster(flink_cluster, kafka_bootstrap, kaf
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert cluster.job_state(address, job_id) == "RUNNING"
-        lines = [json.loads(v) for v in read_committed(kafka_bootstrap, topics["line_items"], idle_timeout_ms=2_000)]
+        lines = [json.loads(v) for v in read_committed(kafka_bootstrap, topics["line_items"])]
         if len(lines) >= len(expected.lines):
             break
         time.sleep(3)

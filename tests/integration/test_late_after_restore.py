@@ -50,7 +50,7 @@ def produce(bootstrap: str, topic: str, records: list[bytes]) -> None:
 
 
 def committed(bootstrap: str, topic: str) -> list[dict]:
-    return [json.loads(v) for v in read_committed(bootstrap, topic, idle_timeout_ms=1_500)]
+    return [json.loads(v) for v in read_committed(bootstrap, topic)]
 
 
 def wait_until(condition, proc: subprocess.Popen, log: Path, timeout_s: float = 240) -> None:

@@ -124,7 +124,7 @@ def line_table(lines) -> dict[tuple, tuple]:
 
 
 def read_json(bootstrap: str, topic: str) -> list[dict]:
-    return [json.loads(v) for v in read_committed(bootstrap, topic, idle_timeout_ms=2_000)]
+    return [json.loads(v) for v in read_committed(bootstrap, topic)]
 
 
 def submit(address: str, job_args: list[str], parallelism: int, savepoint: str | None) -> str:
