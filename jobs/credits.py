@@ -8,13 +8,14 @@ same checkpoint as the line item that caused it. Grant and spend-cap records are
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import yaml
 from pyflink.common import Duration, Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedCoProcessFunction, OutputTag, RuntimeContext
-from pyflink.datastream.functions import MapFunction, ProcessFunction
+from pyflink.datastream.functions import ProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import StreamTableEnvironment
 
@@ -50,6 +51,13 @@ def utc_now() -> datetime:
 
 def customer_key(record) -> str:
     return f"{record.tenant_id}\x1f{record.customer_id}"
+
+
+def line_item_customer_key(line_item_json: str) -> str:
+    """`customer_key` of a line item still in its wire form: the ledger parses it once, after the shuffle (a Python
+    parse operator before it cost a pickled pydantic object per line item across one more hop)."""
+    fields = json.loads(line_item_json)
+    return f"{fields['tenant_id']}\x1f{fields['customer_id']}"
 
 
 @dataclass
@@ -123,11 +131,6 @@ class CreditInputValidator(ProcessFunction):
         yield result
 
 
-class ParseLineItem(MapFunction):
-    def map(self, value: str) -> InvoiceLineItem:
-        return InvoiceLineItem.model_validate_json(value)
-
-
 class CreditsFunction(KeyedCoProcessFunction):
     """Per (tenant, customer): input 1 line items, input 2 grant events and spend caps.
 
@@ -162,13 +165,28 @@ class CreditsFunction(KeyedCoProcessFunction):
         descriptor.enable_time_to_live(state_ttl(400))  # the ledger clears itself; this is the safety net
         return descriptor
 
-    def process_element1(self, item: InvoiceLineItem, ctx):
+    def process_element1(self, line_item_json: str, ctx):
+        item = InvoiceLineItem.model_validate_json(line_item_json)
         pending = hold(self.pending.value() or (), item)
         watermark = ctx.timer_service().current_watermark()
         if to_epoch_ms(due_at(item)) <= watermark < END_OF_INPUT:  # behind the clock already: due now
             yield from self._release(from_epoch_ms(watermark), ctx, pending=pending)
         else:
-            yield from self._finish(self.state.value(), pending, [], [], ctx)
+            self._hold(pending, item, ctx)
+
+    def _hold(self, pending, item: InvoiceLineItem, ctx) -> None:
+        """Keep `item` for later without reading or writing the customer's credits (the largest state, pickled).
+
+        The timer sits on `wake(state, pending before)` (`_finish` keeps it there), and holding one more line item
+        can only move that instant earlier, to the item's due instant."""
+        self.pending.update(pending)
+        due = to_epoch_ms(due_at(item))
+        current = self.timer.value()
+        if current is None or due < current:
+            if current is not None:
+                ctx.timer_service().delete_event_time_timer(current)
+            ctx.timer_service().register_event_time_timer(due)
+            self.timer.update(due)
 
     def process_element2(self, event, ctx):
         policy = self.policies[event.tenant_id]
@@ -251,14 +269,9 @@ def build_credits(
     grant_events = grants.union(caps).assign_timestamps_and_watermarks(
         WatermarkStrategy.no_watermarks().with_idleness(Duration.of_millis(GRANT_EVENTS_IDLE_AFTER_MS))
     ).name("grant-events-without-clock").uid(uids.CREDITS_GRANT_EVENTS_WITHOUT_CLOCK)
-    parsed = [
-        stream.map(ParseLineItem(), output_type=Types.PICKLED_BYTE_ARRAY()).name(f"parse-line-items-{i}")
-        .uid(f"{uids.CREDITS_PARSE_LINE_ITEMS_PREFIX}{i}-v1")
-        for i, stream in enumerate(line_item_streams)
-    ]
-    items = parsed[0].union(*parsed[1:]) if len(parsed) > 1 else parsed[0]
+    items = line_item_streams[0].union(*line_item_streams[1:]) if line_item_streams[1:] else line_item_streams[0]
     drawdowns = (
-        items.key_by(customer_key, key_type=Types.STRING())
+        items.key_by(line_item_customer_key, key_type=Types.STRING())
         .connect(grant_events.key_by(customer_key, key_type=Types.STRING()))
         .process(CreditsFunction(catalog_yaml), output_type=Types.STRING())
         .name("credits-ledger")

@@ -27,7 +27,6 @@ PERIOD_TO_DATE_STATE = "period-to-date-v1"
 CREDITS_VALIDATE_GRANTS = "credits-validate-grants-v1"
 CREDITS_VALIDATE_SPEND_CAPS = "credits-validate-spend-caps-v1"
 CREDITS_GRANT_EVENTS_WITHOUT_CLOCK = "credits-grant-events-without-clock-v1"  # drops the grant events' watermarks
-CREDITS_PARSE_LINE_ITEMS_PREFIX = "credits-parse-line-items-"  # + stream index + "-v1"
 CREDITS_LEDGER = "credits-ledger-v1"
 CREDITS_SINK_DRAWDOWNS = "credits-sink-drawdowns-v1"
 CREDITS_SINK_ALERTS = "credits-sink-alerts-v1"
