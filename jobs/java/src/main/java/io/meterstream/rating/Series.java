@@ -3,6 +3,8 @@ package io.meterstream.rating;
 import java.math.BigDecimal;
 import java.util.Arrays;
 
+import io.meterstream.routing.WindowedUsage;
+
 /**
  * All a billed series (one {@link MeterKey}) keeps between records: who it is (written once, read when a window
  * fires), its period to date after its latest fired window, and its open windows (usually one or two, as parallel
@@ -20,6 +22,8 @@ public final class Series {
     String meter;
     String groupJson;
     String aggregation;
+    /** {@code aggregation} as a {@link WindowedUsage} code: what the per-record rules switch on. */
+    byte rule;
 
     long periodStartMs = NO_PERIOD;
     BigDecimal periodQuantity;
@@ -41,7 +45,12 @@ public final class Series {
         this.customerId = customerId;
         this.meter = meter;
         this.groupJson = groupJson;
+        setAggregation(aggregation);
+    }
+
+    void setAggregation(String aggregation) {
         this.aggregation = aggregation;
+        this.rule = WindowedUsage.code(aggregation);
     }
 
     /** The open window starting at {@code start}, or -1. */

@@ -226,7 +226,7 @@ public final class SeriesStore {
         s.customerId = readString(in);
         s.meter = readString(in);
         s.groupJson = readString(in);
-        s.aggregation = readString(in);
+        s.setAggregation(readString(in));
         s.periodStartMs = in.readLong();
         s.periodQuantity = Codec.readDecimal(in);
         s.periodLastKey = readString(in);

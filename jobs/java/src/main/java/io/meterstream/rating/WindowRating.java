@@ -163,13 +163,13 @@ public final class WindowRating extends AbstractStreamOperator<String>
         }
         s.eventCounts[w]++;
         BigDecimal amount = record.value;
-        switch (s.aggregation) {
-            case "sum":
-            case "max":
-            case "min":
-                s.quantities[w] = combine(s.aggregation, s.quantities[w], amount);  // same rule as the period
+        switch (record.aggregation) {  // the series' own (its key includes the meter)
+            case WindowedUsage.SUM:
+            case WindowedUsage.MAX:
+            case WindowedUsage.MIN:
+                s.quantities[w] = combine(record.aggregation, s.quantities[w], amount);  // same rule as the period
                 break;
-            case "last":
+            case WindowedUsage.LAST:
                 if (amount != null) {
                     s.lastKeys[w] = RateLineItem.laterLastKey(
                             s.lastKeys[w], RateLineItem.lastKey(time, string(record.eventId), amount));
@@ -193,13 +193,13 @@ public final class WindowRating extends AbstractStreamOperator<String>
         long eventCount = s.eventCounts[w];
         String lastKey = s.lastKeys[w];
         // Compact: period sums and prices of scale-18 decimals would all run on big integers (RateLineItem.compact).
-        BigDecimal quantity = "count".equals(s.aggregation) ? BigDecimal.valueOf(eventCount)
+        BigDecimal quantity = s.rule == WindowedUsage.COUNT ? BigDecimal.valueOf(eventCount)
                 : RateLineItem.compact(s.quantities[w]);
         s.closeWindow(w);
         long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
         boolean samePeriod = s.periodStartMs == periodStart;  // else a new period starts from nothing
         BigDecimal quantityBefore = samePeriod ? s.periodQuantity : null;
-        BigDecimal quantityAfter = combine(s.aggregation, quantityBefore, quantity);
+        BigDecimal quantityAfter = combine(s.rule, quantityBefore, quantity);
         String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson, s.aggregation, windowStart,
                 eventCount, quantity, lastKey, quantityBefore, quantityAfter, samePeriod ? s.periodLastKey : null,
                 catalog, windowSizeMs, null);
@@ -230,14 +230,14 @@ public final class WindowRating extends AbstractStreamOperator<String>
      * Running SUM/MAX/MIN, NULLs ignored (none for last): a window's quantity over its values, and the period's
      * over its windows' quantities (count windows add as sums).
      */
-    static BigDecimal combine(String aggregation, BigDecimal before, BigDecimal window) {
-        switch (aggregation) {
-            case "sum":
-            case "count":
+    static BigDecimal combine(byte rule, BigDecimal before, BigDecimal window) {
+        switch (rule) {
+            case WindowedUsage.SUM:
+            case WindowedUsage.COUNT:
                 return before == null ? window : window == null ? before : before.add(window);
-            case "max":
+            case WindowedUsage.MAX:
                 return extreme(before, window, true);
-            case "min":
+            case WindowedUsage.MIN:
                 return extreme(before, window, false);
             default:
                 return null;

@@ -64,6 +64,16 @@ public final class WindowedUsage {
         return AGGREGATIONS[aggregation];
     }
 
+    /** The code of an aggregation name, for a series restored from its name. */
+    public static byte code(String aggregation) {
+        for (byte code = 1; code < AGGREGATIONS.length; code++) {
+            if (AGGREGATIONS[code].equals(aggregation)) {
+                return code;
+            }
+        }
+        throw new IllegalArgumentException("no windowed aggregation " + aggregation);
+    }
+
     public static final TypeInformation<WindowedUsage> TYPE = new Type();
 
     /** Flink type information of {@link WindowedUsage}: a single field, its own serializer. */

@@ -1,5 +1,6 @@
 package io.meterstream.udf;
 
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 import io.meterstream.routing.UsageDedupKey;
@@ -14,6 +15,7 @@ import org.apache.flink.table.data.DecimalData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -168,7 +170,12 @@ public class ParseUsageEvent extends ScalarFunction {
         }
     }
 
+    /**
+     * As UTF-8 bytes at once: {@code StringData.fromString} defers the encoding to the row's serialisation, where
+     * Flink encodes char by char (5 % of the billing job's CPU, JFR); {@code String.getBytes} uses the JDK's
+     * intrinsics.
+     */
     private static StringData str(String s) {
-        return s == null ? null : StringData.fromString(s);
+        return s == null ? null : BinaryStringData.fromBytes(s.getBytes(StandardCharsets.UTF_8));
     }
 }

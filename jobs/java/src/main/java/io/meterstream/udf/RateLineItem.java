@@ -330,7 +330,36 @@ public class RateLineItem extends ScalarFunction {
         sb.append('"');
     }
 
+    /** One formatted instant; final fields, so a slot read by another thread is either complete or stale. */
+    private static final class FormattedInstant {
+        final long epochMs;
+        final String text;
+
+        FormattedInstant(long epochMs, String text) {
+            this.epochMs = epochMs;
+            this.text = text;
+        }
+    }
+
+    /**
+     * Recently formatted instants, direct-mapped: a window's line items all carry the same window and period bounds,
+     * and formatting them digit by digit was 2 % of the billing job's CPU (JFR). A race only costs a miss.
+     */
+    private static final FormattedInstant[] INSTANTS = new FormattedInstant[64];
+
     static void appendInstant(StringBuilder sb, long epochMs) {
+        int slot = (int) ((epochMs * 0x9E3779B97F4A7C15L) >>> 58);
+        FormattedInstant cached = INSTANTS[slot];
+        if (cached == null || cached.epochMs != epochMs) {
+            StringBuilder text = new StringBuilder(24);
+            formatInstant(text, epochMs);
+            cached = new FormattedInstant(epochMs, text.toString());
+            INSTANTS[slot] = cached;
+        }
+        sb.append(cached.text);
+    }
+
+    private static void formatInstant(StringBuilder sb, long epochMs) {
         long days = Math.floorDiv(epochMs, 86_400_000L);
         long msOfDay = Math.floorMod(epochMs, 86_400_000L);
         // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian as Python's).
