@@ -7,21 +7,27 @@ import pytest
 pytestmark = pytest.mark.job
 
 
+@pytest.fixture(scope="session", autouse=True)
+def embedded_python_environment():
+    """The environment for embedded Python goes over before any test starts the JVM: whichever test starts it fixes
+    it for the session, and a JVM started without it cannot run the jobs' Python operators (`No module named
+    'pemja'`). Seen when `test_rating_parity.py`, whose `TableEnvironment.create` starts the JVM, ran first."""
+    from jobs.runtime import expose_environment_to_embedded_python
+
+    expose_environment_to_embedded_python()
+
+
 @pytest.fixture
 def udf_jvm():
     """The py4j view of the JVM with our UDF jar on its context class loader, for tests that call our Java classes
-    directly. The environment for embedded Python goes over first: whichever test starts the JVM fixes it for the
-    session, and a JVM started without it cannot run the jobs' Python operators (`No module named 'pemja'`). Per
-    test: the context class loader belongs to the gateway thread that served the call, and py4j may serve a later
-    test from another thread (CI saw `Could not found the Java class` after the job tests); adding the jar again is
-    a no-op where it is already there."""
+    directly. Per test: the context class loader belongs to the gateway thread that served the call, and py4j may
+    serve a later test from another thread (CI saw `Could not found the Java class` after the job tests); adding
+    the jar again is a no-op where it is already there."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    from jobs.runtime import expose_environment_to_embedded_python
     from meterstream.jars import udf_jar
 
-    expose_environment_to_embedded_python()
     gateway = get_gateway()
     add_jars_to_context_class_loader([udf_jar().as_uri()])
     return gateway.jvm

@@ -7,6 +7,8 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
@@ -75,8 +77,31 @@ public class RateLineItem extends ScalarFunction {
     private transient StringData lastCatalogCopy;
     private transient RatingCatalog lastCatalog;
 
-    // The group of the previous call: consecutive windows often share it (and the parse is the only JSON per call).
-    private transient String lastGroupJson;
+    /** A group_json parsed: its keys and values in code point order, its line item id text and its wire JSON. */
+    private static final class ParsedGroup {
+        final String[] keys;
+        final String[] values;
+        final int size;
+        final String idText;
+        final String wire;
+
+        ParsedGroup(String[] keys, String[] values, int size, String idText, String wire) {
+            this.keys = keys;
+            this.values = values;
+            this.size = size;
+            this.idText = idText;
+            this.wire = wire;
+        }
+    }
+
+    /**
+     * Groups parsed so far: a window fires its series in no useful order, so remembering only the previous call's
+     * group missed nearly every time (1.5 % of the billing job's CPU, JFR), while a catalog's distinct groups are
+     * few. Cleared when it reaches {@link #MAX_GROUPS}, so a high-cardinality group_by cannot grow it unbounded.
+     */
+    private static final int MAX_GROUPS = 4096;
+    private transient Map<String, ParsedGroup> groups;
+    // The group of the current call.
     private transient String[] groupKeys;
     private transient String[] groupValues;
     private transient int groupSize;
@@ -474,9 +499,25 @@ public class RateLineItem extends ScalarFunction {
      */
     private void group(String groupJson) {
         require(groupJson != null, "group_json must not be NULL");
-        if (groupJson.equals(lastGroupJson)) {
-            return;
+        if (groups == null) {
+            groups = new HashMap<>();
         }
+        ParsedGroup group = groups.get(groupJson);
+        if (group == null) {
+            group = parseGroup(groupJson);
+            if (groups.size() >= MAX_GROUPS) {
+                groups.clear();
+            }
+            groups.put(groupJson, group);
+        }
+        groupKeys = group.keys;
+        groupValues = group.values;
+        groupSize = group.size;
+        groupIdText = group.idText;
+        groupWire = group.wire;
+    }
+
+    private static ParsedGroup parseGroup(String groupJson) {
         String[] keys = new String[4];
         String[] values = new String[4];
         int size = 0;
@@ -532,12 +573,7 @@ public class RateLineItem extends ScalarFunction {
         }
         StringBuilder wire = new StringBuilder();
         CanonicalJson.appendObject(wire, keys, values, size);
-        groupKeys = keys;
-        groupValues = values;
-        groupSize = size;
-        groupIdText = id.toString();
-        groupWire = wire.toString();
-        lastGroupJson = groupJson;
+        return new ParsedGroup(keys, values, size, id.toString(), wire.toString());
     }
 
     /** The argument is meant to be a literal: the same instance each call, so the check is one comparison. */
