@@ -49,15 +49,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _customer_key(tenant_id: str, customer_id: str) -> str:
+    """The ledger's key: both of its inputs must spell it alike."""
+    return f"{tenant_id}\x1f{customer_id}"
+
+
 def customer_key(record) -> str:
-    return f"{record.tenant_id}\x1f{record.customer_id}"
+    return _customer_key(record.tenant_id, record.customer_id)
 
 
 def line_item_customer_key(line_item_json: str) -> str:
     """`customer_key` of a line item still in its wire form: the ledger parses it once, after the shuffle (a Python
     parse operator before it cost a pickled pydantic object per line item across one more hop)."""
     fields = json.loads(line_item_json)
-    return f"{fields['tenant_id']}\x1f{fields['customer_id']}"
+    return _customer_key(fields["tenant_id"], fields["customer_id"])
 
 
 @dataclass

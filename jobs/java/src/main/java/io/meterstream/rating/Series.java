@@ -21,9 +21,8 @@ public final class Series {
     String customerId;
     String meter;
     String groupJson;
-    String aggregation;
-    /** {@code aggregation} as a {@link WindowedUsage} code: what the per-record rules switch on. */
-    byte rule;
+    /** A {@link WindowedUsage} aggregation code. */
+    byte aggregation;
 
     long periodStartMs = NO_PERIOD;
     BigDecimal periodQuantity;
@@ -45,12 +44,7 @@ public final class Series {
         this.customerId = customerId;
         this.meter = meter;
         this.groupJson = groupJson;
-        setAggregation(aggregation);
-    }
-
-    void setAggregation(String aggregation) {
-        this.aggregation = aggregation;
-        this.rule = WindowedUsage.code(aggregation);
+        this.aggregation = WindowedUsage.code(aggregation);
     }
 
     /** The open window starting at {@code start}, or -1. */
@@ -94,7 +88,7 @@ public final class Series {
     @Override
     public String toString() {
         StringBuilder text = new StringBuilder("Series{").append(tenantId).append('|').append(customerId).append('|')
-                .append(meter).append('|').append(groupJson).append('|').append(aggregation)
+                .append(meter).append('|').append(groupJson).append('|').append(WindowedUsage.name(aggregation))
                 .append(", period ").append(periodStartMs).append(' ').append(periodQuantity).append(' ')
                 .append(periodLastKey).append(", windows");
         for (int i = 0; i < windows; i++) {

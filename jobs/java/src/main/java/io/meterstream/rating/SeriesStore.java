@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
 import io.meterstream.routing.Codec;
+import io.meterstream.routing.WindowedUsage;
 
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataInputView;
@@ -206,7 +207,7 @@ public final class SeriesStore {
         writeString(out, s.customerId);
         writeString(out, s.meter);
         writeString(out, s.groupJson);
-        writeString(out, s.aggregation);
+        writeString(out, WindowedUsage.name(s.aggregation));
         out.writeLong(s.periodStartMs);
         Codec.writeDecimal(out, s.periodQuantity);
         writeString(out, s.periodLastKey);
@@ -226,7 +227,7 @@ public final class SeriesStore {
         s.customerId = readString(in);
         s.meter = readString(in);
         s.groupJson = readString(in);
-        s.setAggregation(readString(in));
+        s.aggregation = WindowedUsage.code(readString(in));
         s.periodStartMs = in.readLong();
         s.periodQuantity = Codec.readDecimal(in);
         s.periodLastKey = readString(in);

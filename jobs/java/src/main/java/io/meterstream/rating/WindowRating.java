@@ -193,16 +193,16 @@ public final class WindowRating extends AbstractStreamOperator<String>
         long eventCount = s.eventCounts[w];
         String lastKey = s.lastKeys[w];
         // Compact: period sums and prices of scale-18 decimals would all run on big integers (RateLineItem.compact).
-        BigDecimal quantity = s.rule == WindowedUsage.COUNT ? BigDecimal.valueOf(eventCount)
+        BigDecimal quantity = s.aggregation == WindowedUsage.COUNT ? BigDecimal.valueOf(eventCount)
                 : RateLineItem.compact(s.quantities[w]);
         s.closeWindow(w);
         long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
         boolean samePeriod = s.periodStartMs == periodStart;  // else a new period starts from nothing
         BigDecimal quantityBefore = samePeriod ? s.periodQuantity : null;
-        BigDecimal quantityAfter = combine(s.rule, quantityBefore, quantity);
-        String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson, s.aggregation, windowStart,
-                eventCount, quantity, lastKey, quantityBefore, quantityAfter, samePeriod ? s.periodLastKey : null,
-                catalog, windowSizeMs, null);
+        BigDecimal quantityAfter = combine(s.aggregation, quantityBefore, quantity);
+        String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson,
+                WindowedUsage.name(s.aggregation), windowStart, eventCount, quantity, lastKey, quantityBefore,
+                quantityAfter, samePeriod ? s.periodLastKey : null, catalog, windowSizeMs, null);
         s.periodStartMs = periodStart;
         s.periodQuantity = quantityAfter;
         s.periodLastKey = lastKey;

@@ -61,10 +61,15 @@ public final class WindowedUsage {
 
     /** The aggregation's name (the catalog's), one shared instance per name. */
     public String aggregationName() {
-        return AGGREGATIONS[aggregation];
+        return name(aggregation);
     }
 
-    /** The code of an aggregation name, for a series restored from its name. */
+    /** The name of an aggregation code. */
+    public static String name(byte code) {
+        return AGGREGATIONS[code];
+    }
+
+    /** The code of an aggregation name. */
     public static byte code(String aggregation) {
         for (byte code = 1; code < AGGREGATIONS.length; code++) {
             if (AGGREGATIONS[code].equals(aggregation)) {

@@ -101,12 +101,8 @@ public class RateLineItem extends ScalarFunction {
      */
     private static final int MAX_GROUPS = 4096;
     private transient Map<String, ParsedGroup> groups;
-    // The group of the current call.
-    private transient String[] groupKeys;
-    private transient String[] groupValues;
-    private transient int groupSize;
-    private transient String groupIdText;
-    private transient String groupWire;
+    /** The group of the current call. */
+    private transient ParsedGroup group;
 
     private transient MessageDigest sha1;
     private transient StringBuilder out;
@@ -152,7 +148,7 @@ public class RateLineItem extends ScalarFunction {
         }
         require(after != null, "period_quantity must not be NULL");
 
-        RatingCatalog.PriceEntry entry = meter.priceFor(groupKeys, groupValues, groupSize);
+        RatingCatalog.PriceEntry entry = meter.priceFor(group.keys, group.values, group.size);
         PriceModels.Priced pricedBefore;
         BigDecimal amountBefore;
         if (before == null) {
@@ -181,7 +177,7 @@ public class RateLineItem extends ScalarFunction {
         CanonicalJson.appendString(sb, customerId);
         sb.append(",\"meter\":");
         CanonicalJson.appendString(sb, meterName);
-        sb.append(",\"group\":").append(groupWire);
+        sb.append(",\"group\":").append(group.wire);
         sb.append(",\"window_start\":");
         instant(sb, windowStart);
         sb.append(",\"window_end\":");
@@ -434,7 +430,7 @@ public class RateLineItem extends ScalarFunction {
         percentEncode(n, customerId);
         n.append('|');
         percentEncode(n, meter);
-        n.append('|').append(groupIdText).append('|');
+        n.append('|').append(group.idText).append('|');
         appendInstant(n, windowStart);
         MessageDigest md = sha1();
         md.update(LINE_ITEM_NAMESPACE);
@@ -502,19 +498,15 @@ public class RateLineItem extends ScalarFunction {
         if (groups == null) {
             groups = new HashMap<>();
         }
-        ParsedGroup group = groups.get(groupJson);
-        if (group == null) {
-            group = parseGroup(groupJson);
+        ParsedGroup parsed = groups.get(groupJson);
+        if (parsed == null) {
+            parsed = parseGroup(groupJson);
             if (groups.size() >= MAX_GROUPS) {
                 groups.clear();
             }
-            groups.put(groupJson, group);
+            groups.put(groupJson, parsed);
         }
-        groupKeys = group.keys;
-        groupValues = group.values;
-        groupSize = group.size;
-        groupIdText = group.idText;
-        groupWire = group.wire;
+        group = parsed;
     }
 
     private static ParsedGroup parseGroup(String groupJson) {
