@@ -121,6 +121,27 @@ def _checkpoints(root: Path) -> set[Path]:
     return {m.parent for m in root.glob("*/chk-*/_metadata")}
 
 
+# Each Kafka sink commits its share of a checkpoint on its own, once told the checkpoint completed: committed output
+# on one topic says nothing of the others (drawdowns, late events), and a job stopped right then leaves them in open
+# transactions. Two checkpoints later, everything before is committed.
+CHECKPOINTS_UNTIL_ALL_COMMITTED = 2
+
+
+def await_commits(root: Path, proc: subprocess.Popen, *, timeout_s: float = 60.0) -> bool:
+    """Wait until every sink of the MiniCluster job `proc` (checkpoints retained under `root`) has committed what it
+    wrote so far; False when the job ended or the time ran out first."""
+    def newest() -> int:
+        return max((int(path.name.split("-", 1)[1]) for path in _checkpoints(root)), default=0)
+
+    target = newest() + CHECKPOINTS_UNTIL_ALL_COMMITTED
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        if newest() >= target:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def retained_checkpoints_conf(root: Path) -> dict[str, str]:
     """Flink settings for a job process that may be killed: checkpoints retained under `root`, and in-process
     restarts while the broker is away (a broker restart fails the sinks' transactions)."""
@@ -280,6 +301,9 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
                                                f"before the trial caught up; log in {workdir}")
                         return
                     time.sleep(0.5)
+                if not await_commits(root, proc):
+                    report.failures.append(f"attempt {report.attempts} ended or timed out before its outputs were "
+                                           f"all committed; log in {workdir}")
                 return
             delay = rng.uniform(0, spec.max_kill_delay_s)
             time.sleep(delay)
@@ -355,6 +379,14 @@ def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosRe
         while not progress.done():
             if time.monotonic() >= deadline:
                 report.failures.append(f"the job on the cluster did not catch up in time; logs in {home / 'log'}")
+                return
+            time.sleep(0.5)
+        # As in await_commits: two more completed checkpoints, so every sink has committed (cancel would abort).
+        target = _completed_checkpoints(jobmanager, job_id) + CHECKPOINTS_UNTIL_ALL_COMMITTED
+        while _completed_checkpoints(jobmanager, job_id) < target:
+            if time.monotonic() >= deadline:
+                report.failures.append(f"the job on the cluster did not commit all its output in time; logs in "
+                                       f"{home / 'log'}")
                 return
             time.sleep(0.5)
     finally:

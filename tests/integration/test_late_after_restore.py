@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 from meterstream.chaos import (
     INPUT_TOPICS,
     OUTPUT_TOPICS,
+    await_commits,
     job_command,
     kill_process_group,
     latest_checkpoint,
@@ -101,6 +102,8 @@ def test_an_event_for_a_window_fired_before_the_failure_is_routed_late(kafka_boo
     proc, log = start(2, restore=restore_point)  # the checkpoint that committed it
     try:
         wait_until(lambda: any(r["window_start"] == f"{DAY}10:03:00.000Z" for r in line_items()), proc, log)
+        # The late-events sink commits on its own: the line item's commit does not imply it.
+        assert await_commits(checkpoints, proc), log.read_text()[-3000:]
     finally:
         kill_process_group(proc)
 
