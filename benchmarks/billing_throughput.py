@@ -110,8 +110,10 @@ def run_ceiling_job(bootstrap: str, topic: str, parallelism: int) -> None:
     """Child-process entry: run the ceiling job to its end, print one JSON line with the job's own timing."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    from jobs.runtime import start_local_jvm
     from meterstream.jars import kafka_connector_jar
 
+    start_local_jvm()  # the same JVM options as the billing job's local runs: the comparison is of the jobs alone
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = t_env.get_config()
     config.set("parallelism.default", str(parallelism))

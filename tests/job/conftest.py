@@ -8,13 +8,14 @@ pytestmark = pytest.mark.job
 
 
 @pytest.fixture(scope="session", autouse=True)
-def embedded_python_environment():
-    """The environment for embedded Python goes over before any test starts the JVM: whichever test starts it fixes
-    it for the session, and a JVM started without it cannot run the jobs' Python operators (`No module named
-    'pemja'`). Seen when `test_rating_parity.py`, whose `TableEnvironment.create` starts the JVM, ran first."""
-    from jobs.runtime import expose_environment_to_embedded_python
+def local_jvm():
+    """The JVM starts once, before any test, the way the jobs start it locally (`jobs.runtime.start_local_jvm`):
+    whichever test started it would fix its environment for the session, and a JVM started without the
+    embedded-Python environment cannot run the jobs' Python operators (`No module named 'pemja'`). Seen when
+    `test_rating_parity.py`, whose `TableEnvironment.create` starts the JVM, ran first."""
+    from jobs.runtime import start_local_jvm
 
-    expose_environment_to_embedded_python()
+    start_local_jvm()
 
 
 @pytest.fixture
