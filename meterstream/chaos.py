@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -133,10 +134,15 @@ def await_commits(root: Path, proc: subprocess.Popen, *, timeout_s: float = 60.0
     def newest() -> int:
         return max((int(path.name.split("-", 1)[1]) for path in _checkpoints(root)), default=0)
 
-    target = newest() + CHECKPOINTS_UNTIL_ALL_COMMITTED
-    deadline = time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        if newest() >= target:
+    return _await_checkpoints(newest, lambda: proc.poll() is None, time.monotonic() + timeout_s)
+
+
+def _await_checkpoints(completed: Callable[[], int], running: Callable[[], bool], deadline: float) -> bool:
+    """The rule of `await_commits` over any checkpoint counter: CHECKPOINTS_UNTIL_ALL_COMMITTED more completed
+    checkpoints while the job runs; False when it stopped or the (monotonic) deadline passed first."""
+    target = completed() + CHECKPOINTS_UNTIL_ALL_COMMITTED
+    while running() and time.monotonic() < deadline:
+        if completed() >= target:
             return True
         time.sleep(0.2)
     return False
@@ -381,14 +387,11 @@ def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosRe
                 report.failures.append(f"the job on the cluster did not catch up in time; logs in {home / 'log'}")
                 return
             time.sleep(0.5)
-        # As in await_commits: two more completed checkpoints, so every sink has committed (cancel would abort).
-        target = _completed_checkpoints(jobmanager, job_id) + CHECKPOINTS_UNTIL_ALL_COMMITTED
-        while _completed_checkpoints(jobmanager, job_id) < target:
-            if time.monotonic() >= deadline:
-                report.failures.append(f"the job on the cluster did not commit all its output in time; logs in "
-                                       f"{home / 'log'}")
-                return
-            time.sleep(0.5)
+        # As in await_commits, counted through REST: every sink commits before the cancel (which would abort).
+        if not _await_checkpoints(lambda: _completed_checkpoints(jobmanager, job_id), lambda: True, deadline):
+            report.failures.append(f"the job on the cluster did not commit all its output in time; logs in "
+                                   f"{home / 'log'}")
+            return
     finally:
         report.trial_seconds = time.monotonic() - started
         with contextlib.suppress(Exception):
