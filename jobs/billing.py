@@ -377,6 +377,7 @@ def attach_credits(
         t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
         grants_ddl=ddl("credit_grants_raw", topics.credit_grants),
         spend_caps_ddl=ddl("spend_caps_raw", topics.spend_caps),
+        replay=bounded,
     )
     for stream, topic, sink_uid, name in (
         (credit_outputs.drawdowns, topics.credit_drawdowns, uids.CREDITS_SINK_DRAWDOWNS, "credit_drawdowns"),

@@ -142,10 +142,11 @@ class CreditsFunction(KeyedCoProcessFunction):
     Holds the customer's `CustomerCredits`, the line items not yet due (`udfs.credits.event_order`: a line item
     is applied once the ledger's clock reaches the instant its window fired, in event-time order with the
     ledger's expiries, voids and retention deadlines) and one event-time timer at `wake(...)`. The clock is the
-    line items' watermark only (the grant events input carries none). Grant events and spend caps apply on
-    arrival. At the end of a bounded input every timer fires with the final watermark: held line items are then
-    applied, but that is not time passing, so nothing expires after the last of them (a replay must not expire
-    grants whose expiry lies beyond its data).
+    line items' watermark only (the grant events input carries none; in a replay it holds the clock back until
+    every grant event is in, see `build_credits`). Grant events and spend caps apply on arrival. At the end of a
+    bounded input every timer fires with the final watermark: held line items are then applied, but that is not
+    time passing, so nothing expires after the last of them (a replay must not expire grants whose expiry lies
+    beyond its data).
     """
 
     def __init__(self, catalog_yaml: str):
@@ -246,9 +247,13 @@ def build_credits(
     *,
     grants_ddl: str,
     spend_caps_ddl: str,
+    replay: bool = False,
 ) -> CreditOutputs:
     """Wire the credits stage: `grants_ddl` / `spend_caps_ddl` create tables `credit_grants_raw` /
-    `spend_caps_raw` (raw payload + Kafka coordinates + watermark)."""
+    `spend_caps_raw` (raw payload + Kafka coordinates + watermark).
+
+    `replay`: the grant and spend-cap inputs are bounded (a `--bounded` run): every grant, void and spend cap they
+    hold is applied before any line item, whatever order the channels deliver in."""
     t_env.execute_sql(grants_ddl)
     t_env.execute_sql(spend_caps_ddl)
 
@@ -271,9 +276,18 @@ def build_credits(
     # (Flink's TimestampsAndWatermarksOperator forwards neither) and replaced by none at all, declared idle once
     # no grant event has arrived for a moment and never active again: the input neither holds the ledger's clock
     # back nor moves it. Only the end of a bounded input (Long.MAX_VALUE) still passes.
-    grant_events = grants.union(caps).assign_timestamps_and_watermarks(
-        WatermarkStrategy.no_watermarks().with_idleness(Duration.of_millis(GRANT_EVENTS_IDLE_AFTER_MS))
-    ).name("grant-events-without-clock").uid(uids.CREDITS_GRANT_EVENTS_WITHOUT_CLOCK)
+    #
+    # A replay is different: its grant events are all known at the start, and a replay's money must not depend on
+    # whether the grant source or the usage reached the ledger first (seen: grants that arrived after the line
+    # items they cover paid them by catch-up, voided grants paid usage after their void, expiries went missing).
+    # There the grant events' input is never declared idle: its watermark stays at its initial minimum, which holds
+    # the ledger's clock (the minimum over its inputs) until the grant inputs end with Long.MAX_VALUE. Line items
+    # wait in `pending` until then, and every grant, void and spend cap is applied before the first of them.
+    strategy = WatermarkStrategy.no_watermarks()
+    if not replay:
+        strategy = strategy.with_idleness(Duration.of_millis(GRANT_EVENTS_IDLE_AFTER_MS))
+    grant_events = grants.union(caps).assign_timestamps_and_watermarks(strategy).name(
+        "grant-events-without-clock").uid(uids.CREDITS_GRANT_EVENTS_WITHOUT_CLOCK)
     items = line_item_streams[0].union(*line_item_streams[1:]) if line_item_streams[1:] else line_item_streams[0]
     drawdowns = (
         items.key_by(line_item_customer_key, key_type=Types.STRING())

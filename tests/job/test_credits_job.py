@@ -45,7 +45,32 @@ GRANTS = [
 ]
 
 
-def run_job(tmp_path: Path, parallelism: int) -> dict[str, list[dict]]:
+def gated(gate: Path):
+    """A SQL function that passes a grant payload on only once `gate` exists: it holds the grant source back for
+    as long as the test wants (at most 3 minutes), so the line items reach the ledger first."""
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import udf
+
+    gate_path = str(gate)
+
+    def after_gate(payload):
+        import os
+        import time
+
+        deadline = time.monotonic() + 180
+        while not os.path.exists(gate_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return payload
+
+    return udf(after_gate, result_type=DataTypes.BYTES())
+
+
+def run_job(tmp_path: Path, parallelism: int, *, grants_after_line_items: int | None = None) -> dict[str, list[dict]]:
+    """Run the billing job with credits on the scripted usage and GRANTS, as a replay (bounded grant inputs).
+
+    `grants_after_line_items=N`: the grant source is held back until the test has collected N line items (all
+    of them, in practice): the usage-first interleaving that a grants-first replay must not differ from.
+    `collected["drawdowns_before_grants"]` then counts the drawdowns seen before the grants were let through."""
     usage, grants, caps = tmp_path / "usage.jsonl", tmp_path / "grants.jsonl", tmp_path / "caps.jsonl"
     usage.write_bytes(b"\n".join(scripted_usage()) + b"\n")
     grants.write_text("\n".join(json.dumps(g) for g in GRANTS) + "\n")
@@ -59,10 +84,19 @@ def run_job(tmp_path: Path, parallelism: int) -> dict[str, list[dict]]:
     ddl = file_source_ddl(SOURCE_TABLE, path=str(usage), topic="usage-events", parse=settings.parse_settings(),
                           out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True)
     outputs = build_pipeline(env, t_env, settings, ddl)
+    gate = tmp_path / "grants-may-pass"
+    if grants_after_line_items is None:
+        grants_ddl = file_credit_input_ddl("credit_grants_raw", path=str(grants), topic="credit-grants")
+    else:
+        t_env.execute_sql(file_credit_input_ddl("credit_grants_file", path=str(grants), topic="credit-grants"))
+        t_env.create_temporary_function("after_gate", gated(gate))
+        grants_ddl = ("CREATE TEMPORARY VIEW credit_grants_raw AS SELECT after_gate(payload) AS payload, src_topic, "
+                      "src_partition, src_offset, kafka_ts FROM credit_grants_file")
     credits = build_credits(
         t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
-        grants_ddl=file_credit_input_ddl("credit_grants_raw", path=str(grants), topic="credit-grants"),
+        grants_ddl=grants_ddl,
         spend_caps_ddl=file_credit_input_ddl("spend_caps_raw", path=str(caps), topic="spend-caps"),
+        replay=True,
     )
     streams = {
         "line_items": outputs.line_items, "unique_count_line_items": outputs.unique_count_line_items,
@@ -77,6 +111,12 @@ def run_job(tmp_path: Path, parallelism: int) -> dict[str, list[dict]]:
         for item in results:
             tag, value = item.split("\t", 1)
             collected[tag].append(json.loads(value))
+            line_items = len(collected["line_items"]) + len(collected["unique_count_line_items"])
+            if grants_after_line_items is not None and not gate.exists() and line_items >= grants_after_line_items:
+                collected["drawdowns_before_grants"] = list(collected["drawdowns"])
+                gate.touch()
+    if grants_after_line_items is not None:
+        assert gate.exists(), "the job ended before the test let the grants through"
     collected["line_items"] += collected.pop("unique_count_line_items")
     return collected
 
@@ -104,3 +144,34 @@ def test_every_line_item_is_paid_or_uncovered_and_balances_add_up(tmp_path, para
     assert len({a["alert_id"] for a in out["alerts"]}) == len(out["alerts"])
     expired = [d for d in drawdowns if d.kind == "expiry"]
     assert expired[0].grant_id == "g-acme-1-promo" and expired[0].amount > 0
+
+
+def without_emitted_at(records: list[dict]) -> list[tuple]:
+    return sorted(tuple(sorted((k, json.dumps(v)) for k, v in r.items() if k != "emitted_at")) for r in records)
+
+
+@pytest.fixture(scope="module")
+def grants_first(tmp_path_factory) -> dict[str, list[dict]]:
+    return run_job(tmp_path_factory.mktemp("grants-first"), 1)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_replay_applies_every_grant_before_the_usage_it_covers_whatever_arrives_first(
+    tmp_path, parallelism, grants_first
+):
+    """Issue 15.1: the grants reach the ledger only after every line item has; the replay's drawdowns (usage,
+    expiry, void, uncovered), balances and alerts are still exactly those of the grants-first run."""
+    usage_first = run_job(tmp_path, parallelism, grants_after_line_items=len(grants_first["line_items"]))
+    assert usage_first["drawdowns_before_grants"] == [], "no line item may be applied before the grants are in"
+    assert len(usage_first["line_items"]) == len(grants_first["line_items"])
+    assert without_emitted_at(usage_first["drawdowns"]) == without_emitted_at(grants_first["drawdowns"])
+    assert without_emitted_at(usage_first["alerts"]) == without_emitted_at(grants_first["alerts"])
+    kinds = Counter(d["kind"] for d in usage_first["drawdowns"])
+    assert kinds["catch_up"] == 0, "in a replay no grant arrives late"
+    assert kinds["void"] == 1 and kinds["expiry"] == 1
+    grants = [CreditGrantRecord.model_validate(g).root for g in GRANTS[:-1]]
+    lines = [InvoiceLineItem.model_validate(li) for li in usage_first["line_items"]]
+    drawdowns = [CreditDrawdown.model_validate(d) for d in usage_first["drawdowns"]]
+    for key, check in ledger_identity(grants, drawdowns, lines).items():
+        assert check.usage_identity_holds, key
+        assert check.balance >= 0, key
