@@ -55,7 +55,7 @@ from jobs.runtime import main_args, stream_environment, submitted_by_flink_clien
 from udfs.catalog import Catalog, parse_catalog
 from udfs.grouping import catalog_json
 from udfs.rating_catalog import rating_catalog_json
-from udfs.windows import to_epoch_ms
+from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
 
 JOB_NAME = "meterstream-billing"
 SOURCE_TABLE = "usage_raw"
@@ -87,6 +87,9 @@ class BillingSettings:
     reference_now_ms: int | None = None
     watermark_on_every_event: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        check_window_size_ms(self.window_size_ms)  # the rule is udfs.windows.window_seconds
 
     @property
     def catalog(self) -> Catalog:
@@ -470,13 +473,21 @@ def accounting_table(counts: dict[tuple[str, str], int], received: int) -> tuple
     return "\n".join(lines), holds
 
 
+def _window_seconds(text: str) -> int:
+    try:
+        return window_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--catalog", default="catalogs/example-genai.yaml")
     parser.add_argument("--bounded", action="store_true", help="process what the input held at start, then stop")
     parser.add_argument("--parallelism", type=int, default=2)
-    parser.add_argument("--window-seconds", type=float, default=60)
+    parser.add_argument("--window-seconds", type=_window_seconds, default=60,
+                        help="tumbling window size: whole seconds from 1 to 86400 that divide a day (default 60)")
     parser.add_argument("--out-of-orderness-seconds", type=float, default=10)
     parser.add_argument("--idle-timeout-seconds", type=float, default=5)
     parser.add_argument("--dedup-ttl-days", type=int, default=35)
@@ -516,7 +527,7 @@ def settings_from_args(args: argparse.Namespace) -> BillingSettings:
     extra = {"run_id": args.run_id} if args.run_id else {}
     return BillingSettings(
         catalog_yaml=Path(args.catalog).read_text(),
-        window_size_ms=int(args.window_seconds * 1000),
+        window_size_ms=args.window_seconds * 1000,
         out_of_orderness_ms=int(args.out_of_orderness_seconds * 1000),
         idle_timeout_ms=int(args.idle_timeout_seconds * 1000),
         dedup_ttl_days=args.dedup_ttl_days,

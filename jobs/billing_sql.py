@@ -36,9 +36,21 @@ METER_KEY_CLASS = "io.meterstream.rating.MeterKey"
 WINDOW_RATING_CLASS = "io.meterstream.rating.WindowRating"
 
 
+MAX_INTERVAL_MS = 100 * 24 * 3600 * 1000 - 1
+
+
 def interval_literal(ms: int) -> str:
-    """Flink SQL has no MILLISECOND interval unit: a fractional SECOND interval carries milliseconds."""
-    return f"INTERVAL '{ms / 1000:.3f}' SECOND"
+    """A day-time interval of `ms` milliseconds, 0 <= ms < 100 days, written as `INTERVAL 'd hh:mm:ss.fff' DAY TO
+    SECOND(3)`. Flink SQL has no MILLISECOND unit, and a plain SECOND interval has a leading precision of 2:
+    `INTERVAL '100.000' SECOND` fails to parse ("exceeds precision of SECOND(2) field"); DAY TO SECOND carries up to
+    99 days to the millisecond."""
+    if not 0 <= ms <= MAX_INTERVAL_MS:
+        raise ValueError(f"interval of {ms} ms is outside 0 .. {MAX_INTERVAL_MS} ms (under 100 days)")
+    days, rest = divmod(ms, 24 * 3600 * 1000)
+    hours, rest = divmod(rest, 3600 * 1000)
+    minutes, rest = divmod(rest, 60 * 1000)
+    seconds, millis = divmod(rest, 1000)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
 
 
 def sql_string(value: str) -> str:

@@ -1,10 +1,18 @@
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
+from udfs.windows import (
+    SECONDS_PER_DAY,
+    check_window_size_ms,
+    from_epoch_ms,
+    to_epoch_ms,
+    window_bounds,
+    window_seconds,
+)
 
 HOUR = timedelta(hours=1)
 
@@ -55,3 +63,49 @@ def test_window_contains_its_timestamp(ts_ms, size_ms):
     assert to_epoch_ms(start) <= ts_ms < to_epoch_ms(end)
     assert to_epoch_ms(start) % size_ms == 0
     assert from_epoch_ms(to_epoch_ms(start)) == start
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("1", 1), ("60", 60), ("60.0", 60), ("100", 100), ("300", 300), ("3600", 3600), ("86400", 86400),
+    (" 900 ", 900), (43200, 43200),
+])
+def test_window_seconds_accepts_whole_divisors_of_a_day(text, seconds):
+    assert window_seconds(text) == seconds
+    assert check_window_size_ms(seconds * 1000) == seconds * 1000
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("0", "outside 1 to 86400"), ("-60", "outside 1 to 86400"), ("172800", "outside 1 to 86400"),
+    ("7", "does not divide a day"), ("86399", "does not divide a day"), ("1e3", "does not divide a day"),
+    ("0.5", "not a whole number"), ("100.5", "not a whole number"), ("nan", "not a whole number"),
+    ("inf", "not a whole number"), ("sixty", "not a number"), ("", "not a number"),
+])
+def test_window_seconds_rejects_everything_else_naming_the_value(text, words):
+    with pytest.raises(ValueError) as caught:
+        window_seconds(text)
+    assert words in str(caught.value)
+    assert text.strip() in str(caught.value)
+
+
+def test_exactly_the_divisors_of_a_day_are_supported():
+    supported = set()
+    for seconds in range(1, SECONDS_PER_DAY + 2):
+        with contextlib.suppress(ValueError):
+            supported.add(window_seconds(seconds))
+    assert supported == {d for d in range(1, SECONDS_PER_DAY + 1) if SECONDS_PER_DAY % d == 0}
+    assert len(supported) == 96  # 86400 = 2^7 * 3^3 * 5^2: 8 * 4 * 3 divisors
+
+
+@pytest.mark.parametrize("size_ms", [1500, 7000, 0, 2 * SECONDS_PER_DAY * 1000])
+def test_check_window_size_ms_rejects_unsupported_sizes(size_ms):
+    with pytest.raises(ValueError):
+        check_window_size_ms(size_ms)
+
+
+@given(st.integers(min_value=-10**13, max_value=10**13), st.sampled_from([60, 300, 3600, SECONDS_PER_DAY]))
+def test_supported_windows_start_every_utc_day_at_midnight(ts_ms, seconds):
+    """A size that divides a day tiles each UTC day the same way: some window starts at every midnight."""
+    start, end = window_bounds(ts_ms, timedelta(seconds=seconds))
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert (start - midnight) % timedelta(seconds=seconds) == timedelta(0)
+    assert end <= midnight + timedelta(days=1)
