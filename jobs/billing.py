@@ -52,7 +52,7 @@ from jobs.billing_sql import (
 )
 from jobs.kafka_io import exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import main_args, stream_environment, submitted_by_flink_client
-from udfs.catalog import Catalog, parse_catalog
+from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from udfs.grouping import catalog_json
 from udfs.rating_catalog import rating_catalog_json
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
@@ -481,7 +481,8 @@ def _window_seconds(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)  # flags spelled out: `--credit` is not `--credits`
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--catalog", default="catalogs/example-genai.yaml")
     parser.add_argument("--bounded", action="store_true", help="process what the input held at start, then stop")
@@ -502,12 +503,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flink-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink configuration option for this run (repeatable), e.g. "
                              "execution.state-recovery.path=file:///.../chk-7 to restore from a checkpoint")
+    parser.add_argument("--create-topics", action="store_true",
+                        help="create the run's missing input and output topics (as many partitions as "
+                             "--parallelism) instead of refusing to start")
     parser.add_argument("--job-name", default=JOB_NAME)
     parser.add_argument("--run-id", default=None)
     for name, default in vars(Topics()).items():
         parser.add_argument(f"--topic-{name.replace('_', '-')}", dest=f"topic_{name}", default=default)
-    args, _ = parser.parse_known_args(main_args(argv))
-    return args
+    return parser.parse_args(main_args(argv))
 
 
 def flink_conf_options(pairs: list[str]) -> dict[str, str]:
@@ -521,12 +524,18 @@ def flink_conf_options(pairs: list[str]) -> dict[str, str]:
 
 
 def settings_from_args(args: argparse.Namespace) -> BillingSettings:
+    """The run's settings; the catalog is read and validated here, and a bad one stops the run with a message that
+    names the file (SystemExit)."""
+    try:
+        load_catalog(args.catalog)
+    except CatalogError as exc:
+        raise SystemExit(str(exc)) from None
     reference = None
     if args.reference_time:
         reference = to_epoch_ms(datetime.fromisoformat(args.reference_time.replace("Z", "+00:00")))
     extra = {"run_id": args.run_id} if args.run_id else {}
     return BillingSettings(
-        catalog_yaml=Path(args.catalog).read_text(),
+        catalog_yaml=Path(args.catalog).read_text(encoding="utf-8"),
         window_size_ms=args.window_seconds * 1000,
         out_of_orderness_ms=int(args.out_of_orderness_seconds * 1000),
         idle_timeout_ms=int(args.idle_timeout_seconds * 1000),
@@ -539,10 +548,49 @@ def settings_from_args(args: argparse.Namespace) -> BillingSettings:
     )
 
 
+# How long the start-up check waits for a broker (kafka-python's bootstrap, then one metadata request bounded the
+# same): a wrong --bootstrap ends the run within ~2x this plus the interpreter's start, instead of the Kafka clients'
+# minutes of retries inside Flink ("Timed out waiting for a node assignment", not naming the address).
+BROKER_CHECK_TIMEOUT_S = 12.0
+
+
+def topics_used(topics: Topics, *, credits: bool) -> list[str]:
+    """Every topic a run reads or writes: usage and the outputs; with credits also the credit inputs and outputs."""
+    names = [topics.usage_events, topics.dead_letters, topics.late_events, topics.line_items, topics.accounting]
+    if credits:
+        names += [topics.credit_grants, topics.spend_caps, topics.credit_drawdowns, topics.billing_alerts,
+                  topics.credit_grant_dead_letters]
+    return names
+
+
+def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: int) -> list[str]:
+    """Before any Flink work: a broker must answer at `bootstrap` and every topic in `names` must exist, or the run
+    stops (SystemExit) with a message naming the address, or all the missing topics at once. With `create`, the
+    missing topics are created instead (`partitions` each); returns those."""
+    from meterstream.topics import BrokerUnreachable, create_topics, missing_topics
+
+    try:
+        missing = missing_topics(bootstrap, names, timeout_s=BROKER_CHECK_TIMEOUT_S)
+    except BrokerUnreachable as exc:
+        raise SystemExit(f"--bootstrap {bootstrap}: {exc}") from None
+    if missing and not create:
+        raise SystemExit(
+            f"missing Kafka topics at {bootstrap}: {', '.join(missing)}. Create them (`meterstream topics "
+            f"--bootstrap {bootstrap} {' '.join(missing)}`), pass the right --topic-* names, or run with "
+            f"--create-topics.")
+    if missing:
+        create_topics(bootstrap, missing, partitions=partitions)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from_args(args)  # validates the catalog before anything starts
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
+    created = check_kafka(args.bootstrap, topics_used(topics, credits=args.credits), create=args.create_topics,
+                          partitions=args.parallelism)
+    if created:
+        print(f"{args.job_name}: created topics {', '.join(created)} ({args.parallelism} partitions each)")
     received = None
     if args.bounded:
         from meterstream.topics import topic_record_count

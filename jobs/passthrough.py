@@ -47,13 +47,14 @@ def run(bootstrap: str, input_topic: str, output_topic: str, *, bounded: bool, p
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)  # flags spelled out: no prefix stands for a flag
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that were latest at start")
     parser.add_argument("--parallelism", type=int, default=1)
-    args, _ = parser.parse_known_args(main_args(argv))
+    args = parser.parse_args(main_args(argv))
     seconds = run(args.bootstrap, args.input, args.output, bounded=args.bounded, parallelism=args.parallelism)
     print(f"{JOB_NAME}: finished in {seconds:.1f} s ({args.input} -> {args.output})")
 

@@ -89,8 +89,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     import shlex
 
+    from jobs.billing import parse_args as billing_args
     from meterstream import cluster
 
+    # The job's arguments are checked here, before the cluster sees them: an unknown flag or a bad value stops with
+    # the job's usage line (exit 2) instead of a failed or, worse, misconfigured submission.
+    billing_args(args.job_args)
     jobmanager = cluster.jobmanager_address(args.jobmanager)
     job_id, cmd, _ = cluster.submit(jobmanager, args.job_args, parallelism=args.parallelism,
                                     from_savepoint=args.from_savepoint)

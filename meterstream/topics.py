@@ -126,3 +126,31 @@ def topic_record_count(bootstrap_servers: str, topic: str) -> int:
         return sum(end[tp] - begin[tp] for tp in partitions)
     finally:
         consumer.close()
+
+
+class BrokerUnreachable(ConnectionError):
+    """No Kafka broker answered at a bootstrap address in the time allowed (nothing listening, a name that does not
+    resolve, a firewall)."""
+
+
+def missing_topics(bootstrap_servers: str, names: Iterable[str], *, timeout_s: float = 15.0) -> list[str]:
+    """The `names` that are not topics of the cluster at `bootstrap_servers`, in order, each once.
+
+    A start-up check: raises `BrokerUnreachable`, naming the address, when no broker answers within about
+    `timeout_s` (kafka-python's bootstrap timeout, then one metadata request bounded the same way), instead of the
+    clients' minutes of retries.
+    """
+    timeout_ms = max(1, int(timeout_s * 1000))
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="meterstream-check",
+                                 bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms)
+    except (KafkaError, OSError, ValueError) as exc:
+        raise BrokerUnreachable(
+            f"no Kafka broker answers at {bootstrap_servers} within {timeout_s:g} s ({exc})") from None
+    try:
+        existing = set(admin.list_topics())
+    except KafkaError as exc:
+        raise BrokerUnreachable(f"the Kafka broker at {bootstrap_servers} did not list its topics: {exc}") from None
+    finally:
+        admin.close()
+    return [name for name in dict.fromkeys(names) if name not in existing]
