@@ -7,8 +7,8 @@ windows, whose UTC-midnight-aligned window of 2026-11-01 starts before the bound
 items (quantities, period to date, amounts, unique_count meters) are held to `tests.billing_expectations`, which
 computes them with the pure Python spec in `udfs/` (validation, periods, price models, rounding); drawdowns to
 arithmetic on those expected amounts: each customer's single grant covers every meter without expiry and every line
-is non-negative, so whatever the arrival order (catch-up pays retained uncovered usage), the customer's drawn total
-is min(grant, billed total) and the rest is uncovered.
+is non-negative, so the customer's drawn total is min(grant, billed total) and the rest is uncovered (a replay: the
+grants apply before any line item, so nothing is paid by catch-up).
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ def run_job(tmp_path: Path, window_seconds: int, records: list[bytes], now: date
         t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
         grants_ddl=file_credit_input_ddl("credit_grants_raw", path=str(grants_file), topic="credit-grants"),
         spend_caps_ddl=file_credit_input_ddl("spend_caps_raw", path=str(caps_file), topic="spend-caps"),
+        replay=True,
     )
     streams = {"line_items": outputs.line_items, "unique_count_line_items": outputs.unique_count_line_items,
                "late_events": outputs.late_events, "dead_letters": outputs.dead_letters,
@@ -156,6 +157,7 @@ def test_window_size_end_to_end(tmp_path, window_seconds):
 
     drawdowns = [CreditDrawdown.model_validate(d) for d in out["drawdowns"]]
     assert {d.line_item_id for d in drawdowns if d.kind == "usage"} == {line.line_item_id for line in lines}
+    assert {d.kind for d in drawdowns} == {"usage"}, "a replay applies its grants first: no catch-up, no expiry"
     assert len({d.drawdown_id for d in drawdowns}) == len(drawdowns)
     grants = [CreditGrantRecord.model_validate(g).root for g in grant_records()]
     checks = ledger_identity(grants, drawdowns, lines)
