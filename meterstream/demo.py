@@ -81,6 +81,8 @@ def demo_grants(start: datetime) -> list[dict]:
 
 
 def print_credits(drawdowns: list[dict], alerts: list[dict], grant_dead_letters: list[dict]) -> None:
+    from udfs.credits import DRAWN_KINDS
+
     latest: dict[tuple[str, str, str], dict] = {}
     kinds: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for record in drawdowns:
@@ -99,7 +101,7 @@ def print_credits(drawdowns: list[dict], alerts: list[dict], grant_dead_letters:
           f" {'balance':>12s}")
     for key in sorted(latest):
         k = kinds[key[:2]]
-        drawn = k["usage"] + k["catch_up"]
+        drawn = sum((k[kind] for kind in sorted(DRAWN_KINDS)), Decimal(0))
         print(f"  {key[0]:12s} {key[1]:12s} {drawn:>12,} {k['expiry']:>10,} {k['void']:>10,} "
               f"{k['uncovered']:>12,} {Decimal(latest[key]['customer_balance_after']):>12,} {key[2]}")
     for alert in sorted(alerts, key=lambda a: (a["tenant_id"], a["customer_id"], a["event_time"])):

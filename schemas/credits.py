@@ -10,9 +10,10 @@ Input records forbid unknown fields (unlike `usage-events`): a misspelt `expire_
 out a grant that never expires, which is a money bug, not a forward-compatibility feature.
 
 Invariants a consumer of `credit-drawdowns` may rely on, per (tenant, customer, currency):
-- sum(grant amounts) - sum(amount of usage and catch_up records) - sum(expiry) - sum(void) = balance;
-- per line item: line amount = sum(amount of its usage and catch_up records) + sum(their uncovered_amount);
-  a catch_up record carries `uncovered_amount = -amount` (the grant paid usage that was uncovered before);
+- sum(grant amounts) - sum(amount of usage, catch_up and adjustment records) - sum(expiry) - sum(void) = balance;
+- per line item: line amount = sum(amount of its usage, catch_up and adjustment records) + sum(their
+  uncovered_amount); a catch_up record carries `uncovered_amount = -amount` (returned credit paid usage that was
+  uncovered before);
 - every line item has at least one `usage` record (a `grant_id: null` one when no grant touched it).
 """
 
@@ -202,17 +203,21 @@ class SpendCap(_Input):
     effective_at: InputInstant
 
 
-DrawdownKind = Literal["usage", "catch_up", "expiry", "void"]
+DrawdownKind = Literal["usage", "catch_up", "adjustment", "expiry", "void"]
 
 
 class CreditDrawdown(BaseModel):
     """One movement of credit. `usage`: a line item drew (`amount` > 0) or returned (`amount` < 0) credit;
-    `catch_up`: a grant that arrived late paid earlier uncovered usage (`uncovered_amount = -amount`);
-    `expiry` / `void`: the remaining balance of a grant went away (`amount` = that balance)."""
+    `catch_up`: credit a negative line item gave back (`cause` = `line:<its id>`) paid earlier uncovered usage
+    (`uncovered_amount = -amount`); `adjustment`: a correction of a line's drawdown from one grant after a grant,
+    void or line item arrived out of event-time order (`cause` = `revision:<n>`; `amount` may be negative, the
+    line's change of uncovered amount is on its last adjustment); `expiry` / `void`: the remaining balance of a grant
+    went away (`amount` = that balance; a correction of it carries `cause` = `revision:<n>`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    drawdown_id: str = Field(description="uuid5 of v1|tenant|customer|kind|line_item_id|grant_id")
+    drawdown_id: str = Field(
+        description="uuid5 of v1|tenant|customer|kind|line_item_id|grant_id, then |cause if present")
     tenant_id: str = Field(min_length=1)
     customer_id: str = Field(min_length=1)
     kind: DrawdownKind
@@ -227,6 +232,11 @@ class CreditDrawdown(BaseModel):
     uncovered_amount: WireDecimal = Field(description="part of the line no grant paid (to be invoiced)")
     event_time: UtcMillis
     emitted_at: UtcMillis
+    cause: str | None = Field(
+        default=None,
+        description="null for a line's own records and a grant's expiry or void; `line:<line_item_id>` when credit a "
+                    "negative line item gave back paid usage (catch_up); `revision:<n>` for corrections",
+    )
 
 
 AlertType = Literal["balance_low", "balance_exhausted", "spend_cap_reached", "balance_recovered"]

@@ -16,7 +16,7 @@ from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
-from udfs.credits import ledger_identity
+from udfs.credits import DRAWN_KINDS, ledger_identity
 from udfs.windows import to_epoch_ms
 
 pytestmark = pytest.mark.job
@@ -139,7 +139,7 @@ def test_every_line_item_is_paid_or_uncovered_and_balances_add_up(tmp_path, para
     assert kinds["usage"] >= len(lines)
     assert kinds["void"] == 1, "the voided grant's remaining balance is removed once"
     assert kinds["expiry"] == 1, "the promotional grant expires mid-run with balance left"
-    drawn = {d.grant_id for d in drawdowns if d.kind in ("usage", "catch_up") and d.amount > 0}
+    drawn = {d.grant_id for d in drawdowns if d.kind in DRAWN_KINDS and d.amount > 0}
     assert {"g-acme-0", "g-cirrus-2"} <= drawn
     assert len({a["alert_id"] for a in out["alerts"]}) == len(out["alerts"])
     expired = [d for d in drawdowns if d.kind == "expiry"]

@@ -19,6 +19,7 @@ from udfs.credits.alerts import ALERT_NAMESPACE, alert_id
 from udfs.credits.burn_order import GrantBalance, burn_key, burn_order, covers
 from udfs.credits.ledger import (
     DRAWDOWN_NAMESPACE,
+    DRAWN_KINDS,
     CustomerCredits,
     IdentityCheck,
     PeriodBook,
@@ -46,6 +47,7 @@ __all__ = [
     "ALERT_NAMESPACE",
     "DEFAULT_POLICY",
     "DRAWDOWN_NAMESPACE",
+    "DRAWN_KINDS",
     "CreditPolicy",
     "CreditPolicyError",
     "CustomerCredits",

@@ -6,7 +6,8 @@ voided at 10:03 whose deadline had not fired yet, because the ledger's watermark
 was still held back by another channel. So a line item waits here until the ledger's clock reaches the instant
 its window fired (`due_at`: window end - 1 ms, when Flink fires a window), and everything due is then applied in
 time order: a deadline strictly before a line item's due instant first, the line item otherwise. The result no
-longer depends on which channel delivered first.
+longer depends on which channel delivered first. (The ledger itself is a function of event time too, see
+`ledger.py`: this module is what keeps its out-of-order recomputations rare in the job.)
 
     pending = hold(pending, item)
     state, pending, drawdowns, alerts = release(state, pending, until, policy, emitted_at=now)
@@ -67,14 +68,8 @@ def release(
         return new_state
 
     while pending and (end_of_input or due_at(pending[0]) <= until):
-        item, due = pending[0], due_at(pending[0])
-        deadline = next_timer(state)
-        if deadline is not None and deadline < due:
-            state = take(on_time(state, deadline, policy, emitted_at=emitted_at))
-            if (after := next_timer(state)) is not None and after <= deadline:
-                raise RuntimeError(f"on_time left work due at {after} after running until {deadline}")
-            continue
-        state = take(apply_line_item(state, item, policy, emitted_at=emitted_at))
+        # apply_line_item applies the deadlines strictly before the line's due instant first
+        state = take(apply_line_item(state, pending[0], policy, emitted_at=emitted_at))
         pending = pending[1:]
     deadline = next_timer(state)
     if not end_of_input and deadline is not None and deadline <= until:

@@ -11,6 +11,20 @@ safe to pickle into Flink state). `None` in means "nothing known"; `None` out me
 
 Semantics (the burn order and eligibility are in `burn_order.py`, the alert rules in `alerts.py`):
 
+- **Event time decides, not arrival** (issue 15.2): the money (what each grant pays of each line, what expires,
+  what is voided, what stays uncovered, every balance) is the one of the customer's inputs taken in event-time
+  order: grants, voids and spend caps known first (their effective, expiry and void instants decide what they
+  cover), then the line items by (window end, line_item_id), each after the deadlines (expiries, voids, ends of
+  retention) strictly before its window end, then the deadlines up to the latest `on_time`. Applying a line item
+  is the clock reaching its window end: it applies those deadlines first. Inputs that arrive in that order are
+  applied as they come. One that does not (a grant effective, or a void voided, before the window end of a line
+  already applied; a line older than one applied or than the clock) makes the ledger recompute its retained
+  past from `History` and write the difference as corrections, `cause = "revision:<n>"`: per line and grant an
+  `adjustment` record (amount may be negative; the line's change of uncovered amount on its last one), per grant
+  an `expiry` / `void` record with the change of its settled amount. Reported records are never rewritten: the
+  corrections add up to the event-time result. A period that left retention is closed: it is folded into
+  `History.base` and nothing corrects it any more. Alerts are signals at arrival (a correction may raise them
+  with cause `revision:<n>`), not recomputed.
 - **Usage** (line amount > 0): eligible grants pay in burn order, each at most its balance; what is left is
   `uncovered_amount` (to be invoiced). One `usage` record per grant drawn; the line's uncovered amount sits on
   its last record; a line no grant touched gets one record with `grant_id: null`, `amount: 0` (a zero line too).
@@ -19,24 +33,23 @@ Semantics (the burn order and eligibility are in `burn_order.py`, the alert rule
   first (within one line that is reverse burn order), never more than the net drawn from each; grants already
   expired or voided are skipped (their credit is gone). The rest lowers the uncovered amount: a negative
   `uncovered_amount` on the line's last record, and the retained uncovered entries of that (meter, period) are
-  cut, newest first, so a later grant cannot pay usage that was credited back.
-- **Catch-up**: a grant that arrives after usage it covers pays that usage's retained uncovered amount at once,
-  oldest window first: one `catch_up` record per line, `uncovered_amount = -amount`, event time
-  `max(effective_at, window_end)`. It never takes usage away from a grant that already paid it (a reported
-  drawdown is never rewritten), so per-grant balances can depend on arrival order; customer balances and
-  uncovered totals do not, for usage that every grant covers.
+  cut, newest first. Credit given back then pays retained uncovered usage the grant covers at once, oldest
+  window first (`catch_up` records, `uncovered_amount = -amount`, `cause = "line:<negative line's id>"`): credit
+  never sits idle beside usage it could pay.
 - **Expiry** at `expires_at` (`on_time`): one `expiry` record with the balance left (none when it is 0), and
   the grant leaves the state.
-- **Void**: a void ends the grant's usable range at `voided_at` (usage in windows before it may still draw,
-  also by catch-up); at `voided_at` (`on_time`) one `void` record removes the balance left (always written,
-  amount 0 when nothing was left). A void at or before `effective_at` settles at once. A void of an unknown
-  grant is kept as a tombstone for `void_tombstone_retention` after `voided_at`: the grant, when it comes,
-  arrives voided. Credit already drawn before a void is processed is not clawed back. The first void wins.
-- **Idempotency**: a repeated `grant_id` (held, or finished less than `grant_id_retention` ago) is a no-op, as
-  is a repeated void. A line item already applied in its period (same `line_item_id`) is a no-op.
+- **Void**: a void ends the grant's usable range at `voided_at` (usage in windows ending by then may still
+  draw); at `voided_at` one `void` record removes the balance left (always written, amount 0 when nothing was
+  left). A void at or before `effective_at` settles at once. A void of an unknown grant is kept as a tombstone
+  for `void_tombstone_retention` after `voided_at`: the grant, when it comes, arrives voided. The earliest void
+  of a grant wins. A void that arrives after usage past its `voided_at` was paid by the grant corrects that
+  usage (the credit was not the grant's to give).
+- **Idempotency**: a repeated `grant_id` (held, finished less than `grant_id_retention` ago, or in the
+  history) is a no-op, whatever its content (the first grant of an id wins), as is a void no earlier than one
+  known. A line item already applied in its period (same `line_item_id`) is a no-op.
 - **Bounded state / retention**: a period's bookkeeping (applied line ids, spend, per (meter, grant) net
-  draws, uncovered entries a later grant could pay) is kept until `period_end + period_grace`: lines and grants
-  arriving later than that are treated as new (no catch-up into closed periods, no duplicate detection). A
+  draws, uncovered entries, the applied lines in `History`) is kept until `period_end + period_grace`: lines and
+  grants arriving later than that are treated as new (no correction of closed periods, no duplicate detection). A
   spent grant (balance 0) stays while a retained period drew from it (a negative line may return credit to
   it), and leaves at the latest at its expiry. Finished grant ids are remembered for `grant_id_retention`.
   Spend cap overrides are configuration and stay (the latest one in force and any later ones). When nothing is
@@ -50,7 +63,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -66,6 +79,9 @@ from udfs.money import money_context
 DRAWDOWN_NAMESPACE = uuid.UUID("324d4652-0c92-538d-8842-827038362664")
 DRAWDOWN_ID_VERSION = "v1"
 ZERO = Decimal(0)
+MILLISECOND = timedelta(milliseconds=1)
+# The drawdown kinds whose `amount` is credit drawn from (or, negative, returned to) a grant for usage.
+DRAWN_KINDS = frozenset({"usage", "catch_up", "adjustment"})
 
 Result = tuple["CustomerCredits | None", list[CreditDrawdown], list[BillingAlert]]
 # (grant_id, amount drawn (< 0: returned), grant balance after, customer balance after), in the order drawn.
@@ -123,6 +139,48 @@ class SpendCapOverride:
 
 
 @dataclass(frozen=True)
+class LoggedLine:
+    """What the ledger keeps of an applied line item to apply it again when it recomputes the retained past."""
+
+    line_item_id: str
+    meter: str
+    currency: str
+    window_start: datetime
+    window_end: datetime
+    period_start: datetime
+    period_end: datetime
+    amount: Decimal
+
+    @classmethod
+    def of(cls, item: InvoiceLineItem) -> LoggedLine:
+        return cls(item.line_item_id, item.meter, item.currency, item.window_start, item.window_end,
+                   item.period_start, item.period_end, item.amount)
+
+    @property
+    def due(self) -> datetime:
+        """The instant its window fired (window end - 1 ms): the line's place in event time."""
+        return self.window_end - MILLISECOND
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.due, self.line_item_id)
+
+
+@dataclass(frozen=True)
+class History:
+    """The retained past in event time, so that a grant event (or line) arriving out of event-time order can be
+    applied as if it had arrived in order: `base` is the state before the first retained line, `grant_events` the
+    grants and voids applied since (in arrival order), `lines` the line items applied since (in event-time order),
+    `clock` the latest instant `on_time` was given, `revision` how many recomputations this customer had."""
+
+    base: CustomerCredits | None = None
+    grant_events: tuple[CreditGrant | CreditVoid, ...] = ()
+    lines: tuple[LoggedLine, ...] = ()
+    clock: datetime | None = None
+    revision: int = 0
+
+
+@dataclass(frozen=True)
 class CustomerCredits:
     """Keyed state of one (tenant, customer). Every collection is in a canonical order, so equal histories
     give equal (==) states."""
@@ -136,6 +194,7 @@ class CustomerCredits:
     finished: tuple[tuple[str, datetime], ...] = ()  # (grant_id, forget_at) by grant_id
     spend_caps: tuple[SpendCapOverride, ...] = ()  # by effective_at
     alerts_fired: frozenset[str] = frozenset()
+    history: History = field(default_factory=lambda: History())
 
     def balance(self, currency: str) -> Decimal:
         with money_context():
@@ -145,14 +204,34 @@ class CustomerCredits:
         return {currency: self.balance(currency) for currency in sorted({g.currency for g in self.grants})}
 
 
-def drawdown_id(tenant_id: str, customer_id: str, kind: str, line_item_id: str | None, grant_id: str | None) -> str:
-    """uuid5 over `v1|tenant|customer|kind|line_item_id|grant_id` (absent parts empty, parts percent-encoded).
-    Unique: a line item is applied once, a grant catches up once, and expires or is voided once."""
+def drawdown_id(
+    tenant_id: str,
+    customer_id: str,
+    kind: str,
+    line_item_id: str | None,
+    grant_id: str | None,
+    cause: str | None = None,
+) -> str:
+    """uuid5 over `v1|tenant|customer|kind|line_item_id|grant_id` (absent parts empty, parts percent-encoded), then
+    `|cause` when there is one. Unique: a line item is applied once, a grant's arrival pays a line
+    once, a negative line's returned credit pays a line once per grant, and a grant expires or is voided once."""
     parts = (DRAWDOWN_ID_VERSION, tenant_id, customer_id, kind, line_item_id or "", grant_id or "")
+    if cause is not None:
+        parts += (cause,)
     return str(uuid.uuid5(DRAWDOWN_NAMESPACE, "|".join(quote(part, safe="") for part in parts)))
 
 
 # ---- the pure API -----------------------------------------------------------------------------------------
+#
+# Every call gives the state, records and balances that the customer's inputs give in event-time order: grants,
+# voids and spend caps known before any line (their effective, expiry and void instants decide what they cover),
+# then the line items in (window end, line_item_id) order with the deadlines (expiries, voids, ends of retention)
+# before each, then the deadlines up to the latest `on_time`. An input that arrives in that order is applied as
+# it comes (the common case, and the only one in a replay). One that does not (a grant effective before, or a void
+# voided before, a line item already applied; a line item older than one applied) makes the ledger recompute the
+# retained past from `History.base` in event-time order and write the difference as corrections (`adjustment`
+# records per line and grant, `expiry` / `void` records per grant, each with `cause = "revision:<n>"`): the money
+# per grant, per line and per customer then no longer depends on the order of arrival.
 
 
 def apply_line_item(
@@ -160,35 +239,17 @@ def apply_line_item(
 ) -> Result:
     _require_aware(emitted_at)
     with money_context():
-        work = _Work.open(state, item.tenant_id, item.customer_id, policy, emitted_at)
-        book = work.book(item.period_start, item.period_end, item.currency)
-        if item.line_item_id in book.applied:
+        if state is not None and _already_applied(state, item):
             return state, [], []
-        had_credit = work.has_grants(item.currency)
-        if item.amount > 0:
-            touched, uncovered = work.draw(item, book)
-        elif item.amount < 0:
-            touched, uncovered = work.give_back(item, book)
-        else:
-            touched, uncovered = [], ZERO
-        book = work.periods[book.key]
-        work.periods[book.key] = replace(
-            book, spend=book.spend + item.amount, applied=book.applied | {item.line_item_id}
-        )
-        work.line_records(item, touched, uncovered)
-
-        cause = f"line:{item.line_item_id}"
-        work.balance_alerts(
-            item.currency,
-            lowered=any(amount > 0 for _, amount, _, _ in touched),
-            uncovered_usage=uncovered > 0,
-            had_credit=had_credit,
-            cause=cause,
-            event_time=item.window_end,
-            period_start=item.period_start,
-        )
-        work.spend_cap_alert(work.periods[book.key], event_time=item.window_end)
-        return work.close()
+        line = LoggedLine.of(item)
+        if state is None or _line_in_order(state.history, line):
+            state, drawdowns, alerts = _advance_before(state, line.due, policy, emitted_at)
+            state, more, more_alerts = _apply_line(state, item.tenant_id, item.customer_id, line, policy, emitted_at)
+            return _logged(state, lines=(line,)), drawdowns + more, alerts + more_alerts
+        history = state.history
+        lines = tuple(sorted((*history.lines, line), key=lambda logged: logged.order))
+        return _recompute(state, policy, emitted_at, grant_events=history.grant_events, lines=lines,
+                          instant=line.window_end, new_line=line)
 
 
 def apply_grant_event(
@@ -200,13 +261,20 @@ def apply_grant_event(
 ) -> Result:
     _require_aware(emitted_at)
     with money_context():
-        work = _Work.open(state, event.tenant_id, event.customer_id, policy, emitted_at)
-        if isinstance(event, CreditGrant):
-            if not work.add_grant(event):
-                return state, [], []
-        elif not work.void(event):
+        if state is not None and _repeats(state, event):
             return state, [], []
-        return work.close()
+        if state is None or _grant_event_in_order(state.history, event):
+            new_state, drawdowns, alerts = _apply_grant_event(state, event, policy, emitted_at)
+            if new_state is state:  # a repeated grant or void: nothing changes
+                return state, [], []
+            new_state, more, more_alerts = _advance_to(new_state, _clock(state), policy, emitted_at)
+            return _logged(new_state, grant_events=(event,)), drawdowns + more, alerts + more_alerts
+        # Out of event-time order, even a void of a grant that has already expired counts: known in time, the grant
+        # would have been voided instead.
+        history = state.history
+        instant = event.effective_at if isinstance(event, CreditGrant) else event.voided_at
+        return _recompute(state, policy, emitted_at, grant_events=(*history.grant_events, event), lines=history.lines,
+                          instant=instant)
 
 
 def apply_spend_cap(
@@ -235,26 +303,12 @@ def on_time(state: CustomerCredits | None, now: datetime, policy: CreditPolicy, 
     if state is None:
         return None, [], []
     with money_context():
-        work = _Work.open(state, state.tenant_id, state.customer_id, policy, emitted_at)
-        due = sorted(
-            (g for g in work.grants.values() if g.end is not None and g.end <= now),
-            key=lambda g: (g.end, burn_key(g)),
-        )
-        for grant in due:
-            work.settle(grant)
-        for key, book in sorted(work.periods.items()):
-            if book.retain_until <= now:
-                del work.periods[key]
-                work.uncovered = [u for u in work.uncovered if (u.period_start, u.currency) != key]
-        referenced = {grant_id for book in work.periods.values() for _, grant_id, _ in book.draws}
-        for grant in list(work.grants.values()):
-            if grant.balance <= 0 and grant.grant_id not in referenced:
-                del work.grants[grant.grant_id]
-                work.finish(grant.grant_id, now)
-        work.voids = {k: v for k, v in work.voids.items() if v.forget_at > now}
-        work.finished = {k: t for k, t in work.finished.items() if t > now}
-        work.prune_spend_caps(now)
-        return work.close()
+        state, drawdowns, alerts = _on_time(state, now, policy, emitted_at)
+        if state is None:
+            return None, drawdowns, alerts
+        clock = now if state.history.clock is None else max(state.history.clock, now)
+        state = replace(state, history=replace(state.history, clock=clock))
+        return _fold_retired(state, policy, emitted_at), drawdowns, alerts
 
 
 def next_timer(state: CustomerCredits | None) -> datetime | None:
@@ -266,6 +320,233 @@ def next_timer(state: CustomerCredits | None) -> datetime | None:
     instants += [tomb.forget_at for tomb in state.voids]
     instants += [forget_at for _, forget_at in state.finished]
     return min(instants, default=None)
+
+
+# ---- event-time order: in-order inputs, recomputation, folding -------------------------------------------------
+
+
+def _already_applied(state: CustomerCredits, item: InvoiceLineItem) -> bool:
+    return any(
+        book.key == (item.period_start, item.currency) and item.line_item_id in book.applied for book in state.periods
+    )
+
+
+def _repeats(state: CustomerCredits, event: CreditGrant | CreditVoid) -> bool:
+    """A grant id already known (the first grant of an id wins), or a void no earlier than one already known."""
+    if isinstance(event, CreditGrant):
+        return (
+            any(g.grant_id == event.grant_id for g in state.grants)
+            or any(grant_id == event.grant_id for grant_id, _ in state.finished)
+            or any(isinstance(e, CreditGrant) and e.grant_id == event.grant_id for e in state.history.grant_events)
+        )
+    known = [e.voided_at for e in state.history.grant_events
+             if isinstance(e, CreditVoid) and e.grant_id == event.grant_id]
+    known += [t.voided_at for t in state.voids if t.grant_id == event.grant_id]
+    known += [g.voided_at for g in state.grants if g.grant_id == event.grant_id and g.voided_at is not None]
+    return any(at <= event.voided_at for at in known)
+
+
+def _clock(state: CustomerCredits | None) -> datetime | None:
+    return None if state is None else state.history.clock
+
+
+def _line_in_order(history: History, line: LoggedLine) -> bool:
+    """After every retained line and after the clock: applying it now is applying it in event-time order."""
+    after_lines = not history.lines or line.order > history.lines[-1].order
+    return after_lines and (history.clock is None or line.due > history.clock)
+
+
+def _grant_event_in_order(history: History, event: CreditGrant | CreditVoid) -> bool:
+    """No retained line could have been paid differently had the event been known before it: a grant effective,
+    or a void voided, after every retained line's due instant."""
+    instant = event.effective_at if isinstance(event, CreditGrant) else event.voided_at
+    return not history.lines or instant > history.lines[-1].due
+
+
+def _logged(state: CustomerCredits | None, *, grant_events=(), lines=()) -> CustomerCredits | None:
+    if state is None:
+        return None
+    history = state.history
+    return replace(state, history=replace(
+        history, grant_events=history.grant_events + tuple(grant_events), lines=history.lines + tuple(lines)))
+
+
+def _advance_before(state, instant: datetime, policy: CreditPolicy, emitted_at: datetime) -> Result:
+    """Apply every deadline strictly before `instant`, one at a time, as the job's clock passes them."""
+    drawdowns: list[CreditDrawdown] = []
+    alerts: list[BillingAlert] = []
+    while (deadline := next_timer(state)) is not None and deadline < instant:
+        state, more, more_alerts = _on_time(state, deadline, policy, emitted_at)
+        drawdowns += more
+        alerts += more_alerts
+        if (after := next_timer(state)) is not None and after <= deadline:
+            raise RuntimeError(f"on_time left work due at {after} after running until {deadline}")
+    return state, drawdowns, alerts
+
+
+def _advance_to(state, clock: datetime | None, policy: CreditPolicy, emitted_at: datetime) -> Result:
+    """Apply the deadlines at or before `clock` (the latest instant `on_time` was given), if any."""
+    deadline = next_timer(state)
+    if clock is None or deadline is None or deadline > clock:
+        return state, [], []
+    return _on_time(state, clock, policy, emitted_at)
+
+
+def _replay(
+    start: CustomerCredits, grant_events, lines, clock: datetime | None, policy: CreditPolicy, emitted_at: datetime
+) -> tuple[CustomerCredits | None, list[CreditDrawdown]]:
+    """`start` then the grant events, then the lines in event-time order with the deadlines before each, then the
+    deadlines up to `clock`: the event-time order every call of the API stands for. Alerts are not replayed."""
+    state: CustomerCredits | None = start
+    drawdowns: list[CreditDrawdown] = []
+    for event in grant_events:
+        state, more, _ = _apply_grant_event(state, event, policy, emitted_at)
+        drawdowns += more
+    for line in lines:
+        state, more, _ = _advance_before(state, line.due, policy, emitted_at)
+        drawdowns += more
+        state, more, _ = _apply_line(state, start.tenant_id, start.customer_id, line, policy, emitted_at)
+        drawdowns += more
+    state, more, _ = _advance_to(state, clock, policy, emitted_at)
+    return state, drawdowns + more
+
+
+def _replay_start(state: CustomerCredits) -> CustomerCredits:
+    """The history's base with today's spend caps (configuration: the latest one in force counts, whenever it came)."""
+    base = state.history.base or CustomerCredits(state.tenant_id, state.customer_id)
+    return replace(base, spend_caps=state.spend_caps, alerts_fired=frozenset(), history=History())
+
+
+def _recompute(state: CustomerCredits, policy: CreditPolicy, emitted_at: datetime, *, grant_events, lines,
+               instant: datetime, new_line: LoggedLine | None = None) -> Result:
+    """Recompute the retained past with an input that arrived out of event-time order, and write the difference.
+
+    What was written before is what the history gave (every call keeps that true), so the corrections are the
+    difference between the two replays. A new line item gets its own `usage` records, as in order. `instant`: the
+    late input's (a grant's `effective_at`, a void's `voided_at`, a line's window end), the alerts' event time."""
+    history = state.history
+    start = _replay_start(state)
+    _, before = _replay(start, history.grant_events, history.lines, history.clock, policy, emitted_at)
+    after_state, after = _replay(start, grant_events, lines, history.clock, policy, emitted_at)
+    revision = history.revision + 1
+    work = _Work.open(after_state, state.tenant_id, state.customer_id, policy, emitted_at)
+    work.flags = state.alerts_fired
+    for key, book in work.periods.items():
+        old = next((b for b in state.periods if b.key == key), None)
+        work.periods[key] = replace(book, cap_reached=old is not None and old.cap_reached)
+    if new_line is not None:  # its own records, as if in order; the rest of what it changes are corrections
+        own = [d for d in after if d.line_item_id == new_line.line_item_id and d.kind == "usage"]
+        work.drawdowns += own
+        before = before + own
+    work.corrections(before, after, lines, cause=f"revision:{revision}")
+    for currency in sorted({d.currency for d in work.drawdowns} | {g.currency for g in work.grants.values()}):
+        work.balance_alerts(
+            currency,
+            lowered=work.balance(currency) < state.balance(currency),
+            uncovered_usage=any(d.uncovered_amount > 0 and d.currency == currency for d in work.drawdowns),
+            had_credit=any(g.currency == currency for g in state.grants),
+            cause=f"revision:{revision}",
+            event_time=instant,
+            period_start=None,
+        )
+    for key in sorted(work.periods):
+        work.spend_cap_alert(work.periods[key], event_time=work.periods[key].period_start)
+    work.history = History(history.base, tuple(grant_events), tuple(lines), history.clock, revision)
+    return work.close()
+
+
+def _fold_retired(state: CustomerCredits, policy: CreditPolicy, emitted_at: datetime) -> CustomerCredits:
+    """Lines of periods that left retention can no longer be paid differently (no correction reaches a closed
+    period): fold them and every grant event so far into the history's base, and forget them."""
+    history = state.history
+    kept_periods = {book.key for book in state.periods}
+    retired = tuple(line for line in history.lines if (line.period_start, line.currency) not in kept_periods)
+    if not retired:
+        return state
+    remaining = tuple(line for line in history.lines if (line.period_start, line.currency) in kept_periods)
+    base, _ = _replay(_replay_start(state), history.grant_events, retired, None, policy, emitted_at)
+    if remaining:
+        base, _, _ = _advance_before(base, remaining[0].due, policy, emitted_at)
+    if base is not None:
+        base = replace(
+            base,
+            periods=tuple(book for book in base.periods if book.key in kept_periods),
+            uncovered=tuple(u for u in base.uncovered if (u.period_start, u.currency) in kept_periods),
+        )
+    return replace(state, history=History(base, (), remaining, history.clock, history.revision))
+
+
+# ---- one input, applied as it comes ------------------------------------------------------------------------
+
+
+def _apply_line(state, tenant_id: str, customer_id: str, item: LoggedLine, policy: CreditPolicy,
+                emitted_at: datetime) -> Result:
+    work = _Work.open(state, tenant_id, customer_id, policy, emitted_at)
+    book = work.book(item.period_start, item.period_end, item.currency)
+    if item.line_item_id in book.applied:
+        return state, [], []
+    had_credit = work.has_grants(item.currency)
+    if item.amount > 0:
+        touched, uncovered = work.draw(item, book)
+    elif item.amount < 0:
+        touched, uncovered = work.give_back(item, book)
+    else:
+        touched, uncovered = [], ZERO
+    book = work.periods[book.key]
+    work.periods[book.key] = replace(
+        book, spend=book.spend + item.amount, applied=book.applied | {item.line_item_id}
+    )
+    work.line_records(item, touched, uncovered)
+    for grant_id in dict.fromkeys(grant_id for grant_id, amount, _, _ in touched if amount < 0):
+        # Credit given back pays usage still uncovered at once: credit never sits idle beside usage it covers.
+        work.catch_up(grant_id, event_time=item.window_end, cause=f"line:{item.line_item_id}")
+
+    work.balance_alerts(
+        item.currency,
+        lowered=any(amount > 0 for _, amount, _, _ in touched),
+        uncovered_usage=uncovered > 0,
+        had_credit=had_credit,
+        cause=f"line:{item.line_item_id}",
+        event_time=item.window_end,
+        period_start=item.period_start,
+    )
+    work.spend_cap_alert(work.periods[book.key], event_time=item.window_end)
+    return work.close()
+
+
+def _apply_grant_event(state, event: CreditGrant | CreditVoid, policy: CreditPolicy, emitted_at: datetime) -> Result:
+    work = _Work.open(state, event.tenant_id, event.customer_id, policy, emitted_at)
+    if isinstance(event, CreditGrant):
+        if not work.add_grant(event):
+            return state, [], []
+    elif not work.void(event):
+        return state, [], []
+    return work.close()
+
+
+def _on_time(state, now: datetime, policy: CreditPolicy, emitted_at: datetime) -> Result:
+    if state is None:
+        return None, [], []
+    work = _Work.open(state, state.tenant_id, state.customer_id, policy, emitted_at)
+    due = sorted(
+        (g for g in work.grants.values() if g.end is not None and g.end <= now),
+        key=lambda g: (g.end, burn_key(g)),
+    )
+    for grant in due:
+        work.settle(grant)
+    for key, book in sorted(work.periods.items()):
+        if book.retain_until <= now:
+            del work.periods[key]
+            work.uncovered = [u for u in work.uncovered if (u.period_start, u.currency) != key]
+    referenced = {grant_id for book in work.periods.values() for _, grant_id, _ in book.draws}
+    for grant in list(work.grants.values()):
+        if grant.balance <= 0 and grant.grant_id not in referenced:
+            del work.grants[grant.grant_id]
+            work.finish(grant.grant_id, now)
+    work.voids = {k: v for k, v in work.voids.items() if v.forget_at > now}
+    work.finished = {k: t for k, t in work.finished.items() if t > now}
+    work.prune_spend_caps(now)
+    return work.close()
 
 
 # ---- the accounting identity ------------------------------------------------------------------------------
@@ -321,7 +602,7 @@ def ledger_identity(
             e["granted"] += grant.amount
         for record in drawdowns:
             e = entry((record.tenant_id, record.customer_id, record.currency))
-            column = {"usage": "drawn", "catch_up": "drawn", "expiry": "expired", "void": "voided"}[record.kind]
+            column = "drawn" if record.kind in DRAWN_KINDS else {"expiry": "expired", "void": "voided"}[record.kind]
             e[column] += record.amount
             e["uncovered"] += record.uncovered_amount
             e["last_reported_balance"] = record.customer_balance_after
@@ -359,6 +640,7 @@ class _Work:
     finished: dict[str, datetime]
     spend_caps: list[SpendCapOverride]
     flags: frozenset[str]
+    history: History
     drawdowns: list[CreditDrawdown] = field(default_factory=list)
     alerts: list[BillingAlert] = field(default_factory=list)
 
@@ -389,6 +671,7 @@ class _Work:
             finished=dict(state.finished),
             spend_caps=list(state.spend_caps),
             flags=state.alerts_fired,
+            history=state.history,
         )
 
     def close(self) -> Result:
@@ -402,6 +685,7 @@ class _Work:
             finished=tuple(sorted(self.finished.items())),
             spend_caps=tuple(self.spend_caps),
             alerts_fired=self.flags,
+            history=self.history,
         )
         empty = not (
             state.grants or state.uncovered or state.periods or state.voids or state.finished or state.spend_caps
@@ -536,12 +820,28 @@ class _Work:
             voided_at=None if tomb is None else tomb.voided_at,
         )
         self.grants[grant.grant_id] = grant
-        lowered = False
         if not grant.usable:
             self.settle(grant)
             return True
+        # A grant applied here pays no line applied before it: one that would is out of event-time order, and the
+        # ledger recomputes the retained past instead (`_recompute`).
+        self.balance_alerts(
+            grant.currency,
+            lowered=False,
+            uncovered_usage=False,
+            had_credit=had_credit,
+            cause=f"grant:{grant.grant_id}",
+            event_time=grant.effective_at,
+            period_start=self.period_at(grant.effective_at, grant.currency),
+        )
+        return True
+
+    def catch_up(self, grant_id: str, *, event_time: datetime, cause: str) -> None:
+        """Credit that came back to the grant pays retained uncovered usage it covers, oldest window first, while it
+        has balance: one `catch_up` record per line (event time: the later of `event_time` and the line's window
+        end)."""
         for entry in sorted(self.uncovered, key=lambda u: u.order):
-            grant = self.grants[grant.grant_id]
+            grant = self.grants[grant_id]
             if grant.balance <= 0:
                 break
             if entry.remaining <= 0 or not covers(
@@ -553,42 +853,101 @@ class _Work:
             ):
                 continue
             take = min(grant.balance, entry.remaining)
-            self._set_balance(grant.grant_id, grant.balance - take)
+            self._set_balance(grant_id, grant.balance - take)
             self.uncovered[self.uncovered.index(entry)] = replace(entry, remaining=entry.remaining - take)
-            self._note_draw((entry.period_start, entry.currency), entry.meter, grant.grant_id, take)
-            lowered = True
+            self._note_draw((entry.period_start, entry.currency), entry.meter, grant_id, take)
             self.record(
                 "catch_up",
                 line_item_id=entry.line_item_id,
-                grant_id=grant.grant_id,
+                grant_id=grant_id,
                 meter=entry.meter,
                 period_start=entry.period_start,
                 currency=entry.currency,
                 amount=take,
                 uncovered=-take,
-                event_time=max(grant.effective_at, entry.window_end),
+                event_time=max(event_time, entry.window_end),
+                cause=cause,
             )
-        self.balance_alerts(
-            grant.currency,
-            lowered=lowered,
-            uncovered_usage=False,
-            had_credit=had_credit,
-            cause=f"grant:{grant.grant_id}",
-            event_time=grant.effective_at,
-            period_start=self.period_at(grant.effective_at, grant.currency),
-        )
-        return True
+
+    def corrections(self, written: list[CreditDrawdown], recomputed: list[CreditDrawdown], lines, *,
+                    cause: str) -> None:
+        """Write the difference between the records `recomputed` for the retained past and those `written` for
+        it: per line, one `adjustment` record per grant whose drawn amount changed (the line's change of uncovered
+        amount on the last of them); per grant, one `expiry` / `void` record for a changed settled amount."""
+
+        def totals(records):
+            drawn: dict[tuple[str, str], Decimal] = {}
+            uncovered: dict[str, Decimal] = {}
+            settled: dict[tuple[str, str], Decimal] = {}
+            for d in records:
+                if d.kind in ("expiry", "void"):
+                    settled[(d.kind, d.grant_id)] = settled.get((d.kind, d.grant_id), ZERO) + d.amount
+                    continue
+                if d.grant_id is not None:
+                    drawn[(d.line_item_id, d.grant_id)] = drawn.get((d.line_item_id, d.grant_id), ZERO) + d.amount
+                uncovered[d.line_item_id] = uncovered.get(d.line_item_id, ZERO) + d.uncovered_amount
+            return drawn, uncovered, settled
+
+        old_drawn, old_uncovered, old_settled = totals(written)
+        new_drawn, new_uncovered, new_settled = totals(recomputed)
+        for line in lines:
+            line_id = line.line_item_id
+            grants = sorted({grant for (of, grant) in (*old_drawn, *new_drawn) if of == line_id})
+            changes = [(g, new_drawn.get((line_id, g), ZERO) - old_drawn.get((line_id, g), ZERO)) for g in grants]
+            changes = [(g, delta) for g, delta in changes if delta != 0]
+            uncovered_change = new_uncovered.get(line_id, ZERO) - old_uncovered.get(line_id, ZERO)
+            if not changes and uncovered_change == 0:
+                continue
+            for index, (grant_id, delta) in enumerate(changes or [(None, ZERO)]):
+                self.record(
+                    "adjustment",
+                    line_item_id=line_id,
+                    grant_id=grant_id,
+                    meter=line.meter,
+                    period_start=line.period_start,
+                    currency=line.currency,
+                    amount=delta,
+                    uncovered=uncovered_change if index == max(len(changes), 1) - 1 else ZERO,
+                    event_time=line.window_end,
+                    grant_balance_after=None if grant_id is None else self._balance_of(grant_id),
+                    cause=cause,
+                )
+        by_key = {(d.kind, d.grant_id): d for d in (*written, *recomputed) if d.kind in ("expiry", "void")}
+        for key in sorted(by_key):
+            delta = new_settled.get(key, ZERO) - old_settled.get(key, ZERO)
+            if delta == 0:
+                continue
+            example = by_key[key]
+            self.record(
+                example.kind,
+                line_item_id=None,
+                grant_id=example.grant_id,
+                meter=None,
+                period_start=None,
+                currency=example.currency,
+                amount=delta,
+                uncovered=ZERO,
+                event_time=example.event_time,
+                grant_balance_after=self._balance_of(example.grant_id),
+                cause=cause,
+            )
+
+    def _balance_of(self, grant_id: str) -> Decimal:
+        grant = self.grants.get(grant_id)
+        return ZERO if grant is None else grant.balance
 
     def void(self, event: CreditVoid) -> bool:
+        """The earliest void of a grant wins, whichever arrives first (a later one changes nothing)."""
         grant = self.grants.get(event.grant_id)
         if grant is None:
-            if event.grant_id in self.finished or event.grant_id in self.voids:
+            tomb = self.voids.get(event.grant_id)
+            if event.grant_id in self.finished or (tomb is not None and tomb.voided_at <= event.voided_at):
                 return False
             self.voids[event.grant_id] = VoidTombstone(
                 event.grant_id, event.voided_at, event.voided_at + self.policy.void_tombstone_retention
             )
             return True
-        if grant.voided_at is not None:
+        if grant.voided_at is not None and grant.voided_at <= event.voided_at:
             return False
         grant = replace(grant, voided_at=event.voided_at)
         self.grants[grant.grant_id] = grant
@@ -659,12 +1018,15 @@ class _Work:
         event_time: datetime,
         grant_balance_after: Decimal | None = None,
         customer_balance_after: Decimal | None = None,
+        cause: str | None = None,
     ) -> None:
         if grant_balance_after is None and grant_id is not None:
             grant_balance_after = self.grants[grant_id].balance
         self.drawdowns.append(
             CreditDrawdown(
-                drawdown_id=drawdown_id(self.tenant_id, self.customer_id, kind, line_item_id, grant_id),
+                drawdown_id=drawdown_id(
+                    self.tenant_id, self.customer_id, kind, line_item_id, grant_id, cause),
+                cause=cause,
                 tenant_id=self.tenant_id,
                 customer_id=self.customer_id,
                 kind=kind,

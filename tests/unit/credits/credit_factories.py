@@ -9,6 +9,7 @@ from decimal import Decimal
 from schemas.credits import CreditGrant, CreditVoid, SpendCap
 from schemas.invoice_line_item import InvoiceLineItem
 from udfs.credits import (
+    DRAWN_KINDS,
     CreditPolicy,
     apply_grant_event,
     apply_line_item,
@@ -151,7 +152,7 @@ def customer_balance(state, currency: str = "USD") -> Decimal:
 
 
 def drawn_from(drawdowns, grant_id: str) -> Decimal:
-    return sum((d.amount for d in drawdowns if d.grant_id == grant_id and d.kind in ("usage", "catch_up")), Decimal(0))
+    return sum((d.amount for d in drawdowns if d.grant_id == grant_id and d.kind in DRAWN_KINDS), Decimal(0))
 
 
 def uncovered_total(drawdowns) -> Decimal:

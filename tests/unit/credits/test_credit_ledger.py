@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pickle
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from credit_factories import (
     CUSTOMER,
     DEC,
@@ -34,6 +36,7 @@ from udfs.credits import (
     next_timer,
     on_time,
 )
+from udfs.credits.ledger import History
 
 AFTER_RETENTION = NOV[1] + DEFAULT_POLICY.period_grace + DEFAULT_POLICY.grant_id_retention + timedelta(days=400)
 
@@ -72,9 +75,13 @@ def test_negative_line_returns_credit_most_recent_grant_first_then_lowers_uncove
         ("usage", "a", "-10", "-10"),  # then a; the remaining 10 lowers the uncovered amount
     ]
     assert balance_of(result.state, "a") == 10 and balance_of(result.state, "b") == 10
-    # the uncovered entry was cut (3 -> 0), so a late grant has nothing left to catch up
-    late = step(result.state, grant("late", 50), NO_ALERTS)
-    assert late[1] == []
+    # A late grant (known from the start in event time) would have paid the 3 left uncovered on the 2nd line and
+    # been given them back by the 3rd, last drawn first: corrections that move money between lines, not in total.
+    late_state, corrections, _ = step(result.state, grant("late", 50), NO_ALERTS)
+    assert summary(corrections) == [("adjustment", "late", "3", "-3"), ("adjustment", "late", "-3", "3")]
+    assert [c.line_item_id for c in corrections] == [line(2, 8).line_item_id, line(3, -30).line_item_id]
+    assert {c.cause for c in corrections} == {"revision:1"}
+    assert late_state.balance("USD") == 70
 
 
 def test_negative_line_only_returns_what_its_meter_drew():
@@ -93,7 +100,8 @@ def test_negative_line_skips_grants_that_expired():
 def test_catch_up_when_grant_arrives_after_usage():
     events = [line(1, 6), line(2, 4, meter="output_tokens"), line(3, 5), grant("g", 9, applies_to=("input_tokens",))]
     result = run(events)
-    assert summary(result.drawdowns)[3:] == [("catch_up", "g", "6", "-6"), ("catch_up", "g", "3", "-3")]
+    # Known in event time before the usage, g would have paid it: the correction is the same as that.
+    assert summary(result.drawdowns)[3:] == [("adjustment", "g", "6", "-6"), ("adjustment", "g", "3", "-3")]
     catch_up = result.drawdowns[3]
     assert catch_up.line_item_id == line(1, 6).line_item_id and catch_up.event_time == at(2)
     assert [u.remaining for u in result.state.uncovered] == [4, 2]
@@ -105,25 +113,25 @@ def test_catch_up_when_grant_arrives_after_usage():
 def test_late_grant_only_catches_up_usage_inside_its_range():
     events = [line(1, 5), line(10, 5), grant("g", 100, effective_at=at(5), expires_at=at(20))]
     result = run(events)
-    assert summary(result.drawdowns)[2:] == [("catch_up", "g", "5", "-5")]
+    assert summary(result.drawdowns)[2:] == [("adjustment", "g", "5", "-5")]
     assert result.drawdowns[2].line_item_id == line(10, 5).line_item_id
 
 
 def test_expiry_mid_window_is_not_used_and_expires_whole_balance():
     events = [grant("g", 10, expires_at=at(2) + timedelta(minutes=30)), line(1, 3), line(2, 4)]
     result = run(events)
-    assert summary(result.drawdowns) == [("usage", "g", "3", "0"), ("usage", None, "0", "4")]
-    assert next_timer(result.state) == at(2) + timedelta(minutes=30)
-    state, drawdowns, _ = on_time(result.state, at(2.5), NO_ALERTS, emitted_at=EMITTED)
-    assert summary(drawdowns) == [("expiry", "g", "7", "0")]
-    assert drawdowns[0].event_time == at(2.5) and drawdowns[0].grant_balance_after == 0
-    assert balance_of(state, "g") is None
+    # Applying the 2:00 window means the clock reached its end: the expiry at 2:30 comes first.
+    assert summary(result.drawdowns) == [("usage", "g", "3", "0"), ("expiry", "g", "7", "0"), ("usage", None, "0", "4")]
+    expiry = result.drawdowns[1]
+    assert expiry.event_time == at(2.5) and expiry.grant_balance_after == 0
+    assert balance_of(result.state, "g") is None
 
 
 def test_on_time_before_expiry_changes_nothing():
     result = run([grant("g", 10, expires_at=at(5))])
     state, drawdowns, alerts = on_time(result.state, at(4), NO_ALERTS, emitted_at=EMITTED)
-    assert state == result.state and drawdowns == [] and alerts == []
+    assert replace(state, history=History()) == replace(result.state, history=History())
+    assert drawdowns == [] and alerts == [] and state.history.clock == at(4)
 
 
 def test_spent_grant_expiring_writes_no_record():
@@ -134,11 +142,10 @@ def test_spent_grant_expiring_writes_no_record():
 def test_void_after_grant_removes_remaining_balance_at_voided_at():
     events = [grant("g", 10), line(1, 4), void("g", at(5)), line(3, 1), line(6, 2)]
     result = run(events)
-    assert summary(result.drawdowns) == [("usage", "g", "4", "0"), ("usage", "g", "1", "0"), ("usage", None, "0", "2")]
-    assert next_timer(result.state) == at(5)
-    state, drawdowns, _ = on_time(result.state, at(5), NO_ALERTS, emitted_at=EMITTED)
-    assert summary(drawdowns) == [("void", "g", "5", "0")] and drawdowns[0].event_time == at(5)
-    assert state.balance("USD") == 0
+    assert summary(result.drawdowns) == [
+        ("usage", "g", "4", "0"), ("usage", "g", "1", "0"), ("void", "g", "5", "0"), ("usage", None, "0", "2")]
+    assert result.drawdowns[2].event_time == at(5)
+    assert result.state.balance("USD") == 0
 
 
 def test_void_before_grant_arrives_is_kept_and_applied_when_it_comes():
@@ -147,7 +154,7 @@ def test_void_before_grant_arrives_is_kept_and_applied_when_it_comes():
     result = run([line(1, 2), grant("g", 10), Tick(at(5))], state=state)
     assert summary(result.drawdowns) == [
         ("usage", None, "0", "2"),
-        ("catch_up", "g", "2", "-2"),
+        ("adjustment", "g", "2", "-2"),
         ("void", "g", "8", "0"),
     ]
     assert result.state.voids == ()
@@ -164,9 +171,17 @@ def test_void_at_or_before_effective_at_voids_the_grant_at_once():
 
 def test_repeated_grant_and_void_and_line_are_no_ops():
     state = run([grant("g", 10), line(1, 4), void("g", at(9))]).state
-    for event in (grant("g", 99), void("g", at(3)), line(1, 4)):
+    for event in (grant("g", 99), void("g", at(9)), void("g", at(10)), line(1, 4)):
         again, drawdowns, alerts = step(state, event)
         assert again is state and drawdowns == [] and alerts == []
+
+
+@pytest.mark.parametrize("first_void", [3, 9])
+def test_the_earliest_void_wins_whichever_arrives_first(first_void):
+    second_void = 12 - first_void
+    result = run([grant("g", 10), line(1, 4), void("g", at(first_void)), void("g", at(second_void)), Tick(at(10))])
+    assert [(d.kind, str(d.amount), d.event_time) for d in result.drawdowns if d.kind == "void"] == [
+        ("void", "6", at(3))]
 
 
 def test_a_finished_grant_id_stays_known_for_its_retention():
@@ -234,3 +249,28 @@ def test_customer_balance_sums_live_grants_of_the_currency():
     result = run([grant("u", 10), grant("e", 7, currency="EUR"), line(1, 4)])
     assert customer_balance(result.state) == 6 and result.state.balance("EUR") == 7
     assert result.drawdowns[0].customer_balance_after == 6
+
+
+def test_a_retired_period_leaves_the_history_and_later_corrections_start_from_its_balances():
+    """November's lines drew 30 of g's 100; once November leaves retention its lines fold into the history's base.
+    A void arriving late in December then corrects only December's lines, from the balance November left."""
+    nov_line, dec_line = line(1, 30), line(200, 50, period=DEC)  # December 9th, after the clock
+    grace = DEFAULT_POLICY.period_grace
+    result = run([grant("g", 100), nov_line, Tick(NOV[1] + grace), dec_line])
+    assert [logged.line_item_id for logged in result.state.history.lines] == [dec_line.line_item_id]
+    assert result.state.history.base is not None and result.state.history.grant_events == ()
+    assert balance_of(result.state, "g") == 20
+    # g voided from the start of December: December's 50 was not g's to pay; November's 30 stays drawn, and the
+    # clock (past the grace) is past the void already, so the 70 left goes at once.
+    state, corrections, _ = step(result.state, void("g", DEC[0]), NO_ALERTS)
+    assert summary(corrections) == [("adjustment", "g", "-50", "50"), ("void", "g", "70", "0")]
+    assert corrections[0].line_item_id == dec_line.line_item_id
+    assert {c.cause for c in corrections} == {"revision:1"}
+    assert state.balance("USD") == 0
+
+
+def test_a_late_grant_does_not_reach_into_a_retired_period():
+    nov_line = line(1, 30)
+    result = run([nov_line, Tick(NOV[1] + DEFAULT_POLICY.period_grace), grant("g", 100)])
+    assert [d.kind for d in result.drawdowns] == ["usage"]
+    assert balance_of(result.state, "g") == 100 and result.state.history.lines == ()
