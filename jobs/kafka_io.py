@@ -1,7 +1,8 @@
 """Kafka sources and sinks for the DataStream API, configured the one way billing output needs.
 
 Sinks are exactly-once with a transactional-id prefix derived from the job name and sink name: it must stay the
-same across restarts so that a restored job can abort or commit its own lingering transactions.
+same across restarts so that a restored job can abort or commit its own lingering transactions. Their records carry
+the time they were written (the producer's wall clock), never event time: see `exactly_once_string_sink`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
+from pyflink.util.java_utils import load_java_class
 
 # Below the broker's transaction.max.timeout.ms, above the longest checkpoint plus recovery we expect.
 SINK_TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
@@ -28,6 +30,53 @@ SINK_PRODUCER_PROPERTIES = {
     "batch.size": str(256 * 1024),
     "linger.ms": "20",
 }
+
+
+class SinkSettingsError(ValueError):
+    """Settings under which the exactly-once sinks cannot work; the message names them."""
+
+
+def sink_setting_problems(*, checkpoint_interval_ms: int,
+                          broker_transaction_max_timeout_ms: dict[int, int | None]) -> list[str]:
+    """What in these settings keeps the exactly-once sinks from working (empty: nothing).
+
+    A sink's transaction stays open from its first record after a checkpoint until the next checkpoint commits it:
+    the checkpoint interval must stay below the transaction timeout, or the broker aborts every transaction before
+    its commit and the job fails on restart after restart. A broker refuses a producer whose transaction timeout
+    exceeds its `transaction.max.timeout.ms` (15 min by default) as soon as the sink starts.
+    """
+    problems = []
+    if checkpoint_interval_ms >= SINK_TRANSACTION_TIMEOUT_MS:
+        problems.append(
+            f"--checkpoint-interval-ms {checkpoint_interval_ms} is not below the Kafka sinks' transaction.timeout.ms "
+            f"({SINK_TRANSACTION_TIMEOUT_MS} ms): the broker would abort each transaction before its checkpoint "
+            "commits it")
+    for broker_id, maximum in sorted(broker_transaction_max_timeout_ms.items()):
+        if maximum is not None and maximum < SINK_TRANSACTION_TIMEOUT_MS:
+            problems.append(
+                f"broker {broker_id} has transaction.max.timeout.ms={maximum}, below the Kafka sinks' "
+                f"transaction.timeout.ms ({SINK_TRANSACTION_TIMEOUT_MS} ms): it would refuse their transactions; "
+                f"raise it to at least {SINK_TRANSACTION_TIMEOUT_MS}")
+    return problems
+
+
+def check_sink_settings(bootstrap: str, *, checkpoint_interval_ms: int) -> None:
+    """Before the job starts: the brokers' configuration (admin client) against the sinks' settings; raises
+    `SinkSettingsError` naming every setting that cannot work."""
+    from kafka.errors import KafkaError
+
+    from meterstream.topics import broker_configs
+
+    try:
+        configs = broker_configs(bootstrap, ["transaction.max.timeout.ms"])
+    except KafkaError as exc:
+        raise SinkSettingsError(f"cannot read the broker configuration at --bootstrap {bootstrap}: {exc!r}") from exc
+    maxima = {broker_id: None if values["transaction.max.timeout.ms"] is None
+              else int(values["transaction.max.timeout.ms"]) for broker_id, values in configs.items()}
+    problems = sink_setting_problems(checkpoint_interval_ms=checkpoint_interval_ms,
+                                     broker_transaction_max_timeout_ms=maxima)
+    if problems:
+        raise SinkSettingsError("; ".join(problems))
 
 
 def string_source(bootstrap: str, topics: list[str], *, group_id: str, bounded: bool) -> KafkaSource:
@@ -60,20 +109,48 @@ def _source_builder(bootstrap: str, topics: list[str], *, group_id: str, bounded
     return builder
 
 
+# Wraps a record serializer so that records carry no element timestamp (the producer stamps them at send).
+WRITE_TIME_SERIALIZER_CLASS = "io.meterstream.sink.WriteTimeSerializer"
+
+
 def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_prefix: str) -> KafkaSink:
+    """An exactly-once sink of strings into `topic`, its records stamped with the wall clock at write time.
+
+    Flink's record serializer stamps each Kafka record with the element's timestamp, which is event time here (a
+    line item's window, a late or dead-lettered record's own). Kafka refuses records stamped more than
+    `message.timestamp.after.max.ms` (1 h by default) ahead of its clock, and time-based retention counts a
+    record's age from its timestamp: a future event failed the sink, and a replay's output could be deleted as
+    soon as it was written. `io.meterstream.sink.WriteTimeSerializer` (jobs/java) drops the timestamp, so the
+    producer stamps each record when it sends it; the contract's event time stays in the payload.
+    """
+    record_serializer = (
+        KafkaRecordSerializationSchema.builder()
+        .set_topic(topic)
+        .set_value_serialization_schema(SimpleStringSchema())
+        .build()
+    )
     builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(bootstrap)
-        .set_record_serializer(
-            KafkaRecordSerializationSchema.builder()
-            .set_topic(topic)
-            .set_value_serialization_schema(SimpleStringSchema())
-            .build()
-        )
         .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
         .set_transactional_id_prefix(transactional_id_prefix)
         .set_property("transaction.timeout.ms", str(SINK_TRANSACTION_TIMEOUT_MS))
     )
+    # PyFlink's set_record_serializer only takes its own builder's schema; the Java builder takes the wrapper (a
+    # class of our jar: py4j's own lookup does not see it, hence load_java_class).
+    wrapper = load_java_class(WRITE_TIME_SERIALIZER_CLASS).getConstructors()[0].newInstance(
+        _java_objects(record_serializer._j_serialization_schema))
+    builder._j_builder.setRecordSerializer(wrapper)
     for key, value in SINK_PRODUCER_PROPERTIES.items():
         builder = builder.set_property(key, value)
     return builder.build()
+
+
+def _java_objects(*values):
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.java.lang.Object, len(values))
+    for index, value in enumerate(values):
+        array[index] = value
+    return array

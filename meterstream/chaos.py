@@ -39,12 +39,18 @@ from decimal import Decimal
 from pathlib import Path
 
 from meterstream.paths import project_home, var_dir
-from meterstream.topics import create_topics, read_committed, topic_record_count
+from meterstream.topics import (
+    JOB_INPUT_TOPICS,
+    JOB_OUTPUT_TOPICS,
+    create_topics,
+    output_topic_configs,
+    read_committed,
+    topic_record_count,
+)
 
 CATALOG = "catalogs/example-genai.yaml"
-INPUT_TOPICS = ("usage_events", "credit_grants", "spend_caps")
-OUTPUT_TOPICS = ("dead_letters", "late_events", "line_items", "accounting", "credit_drawdowns", "billing_alerts",
-                 "credit_grant_dead_letters")
+INPUT_TOPICS = JOB_INPUT_TOPICS
+OUTPUT_TOPICS = JOB_OUTPUT_TOPICS
 
 
 @dataclass(frozen=True)
@@ -221,8 +227,8 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     inputs = {name: f"{run_id}-{name.replace('_', '-')}" for name in INPUT_TOPICS}
     runs = {kind: {**inputs, **{n: f"{run_id}-{kind}-{n.replace('_', '-')}" for n in OUTPUT_TOPICS}}
             for kind in ("baseline", "trial")}
-    create_topics(bootstrap, [*inputs.values(), *(runs["baseline"][n] for n in OUTPUT_TOPICS),
-                              *(runs["trial"][n] for n in OUTPUT_TOPICS)], partitions=2)
+    outputs = [*(runs["baseline"][n] for n in OUTPUT_TOPICS), *(runs["trial"][n] for n in OUTPUT_TOPICS)]
+    create_topics(bootstrap, [*inputs.values(), *outputs], partitions=2, configs=output_topic_configs(outputs))
     workload = produce_inputs(bootstrap, inputs, events=spec.events, seed=spec.seed, customers_per_tenant=100)
     produce_flush_events(bootstrap, inputs["usage_events"], workload.max_event_time + timedelta(minutes=2))
     reference = workload.reference_time.isoformat()

@@ -33,10 +33,13 @@ def _cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
-    from meterstream.topics import create_topics
+    from meterstream.topics import create_topics, output_topic_configs
 
-    create_topics(args.bootstrap, args.names, partitions=args.partitions)
-    print(f"topics ready: {', '.join(args.names)}")
+    names = [*args.names, *args.output]
+    if not names:
+        raise SystemExit("meterstream topics: name at least one topic (or --output topic)")
+    create_topics(args.bootstrap, names, partitions=args.partitions, configs=output_topic_configs(args.output))
+    print(f"topics ready: {', '.join(names)}")
     return 0
 
 
@@ -169,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create topics (idempotent)")
     topics.add_argument("--bootstrap", required=True)
     topics.add_argument("--partitions", type=int, default=2)
-    topics.add_argument("names", nargs="+")
+    topics.add_argument("names", nargs="*", help="topics to create with the broker's defaults (the job's inputs)")
+    topics.add_argument("--output", nargs="+", default=[], metavar="NAME",
+                        help="topics the job writes: created with message.timestamp.type=LogAppendTime (output of a "
+                             "replay of old data is kept by time-based retention)")
     topics.set_defaults(func=_cmd_topics)
 
     sub.add_parser("billing", help="the billing job on the embedded MiniCluster (`meterstream billing --help`)")

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from meterstream import kafka_local
 from meterstream.paths import project_home
-from meterstream.topics import create_topics, produce, read_committed
+from meterstream.topics import create_topics, job_topic_configs, produce, read_committed
 from meterstream.workload import Workload
 
 CATALOG = "catalogs/example-genai.yaml"
@@ -153,7 +153,7 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
             "billing_alerts": f"demo-billing-alerts-{suffix}",
             "credit_grant_dead_letters": f"demo-credit-grant-dead-letters-{suffix}",
         }
-        create_topics(bootstrap, list(topics.values()), partitions=2)
+        create_topics(bootstrap, list(topics.values()), partitions=2, configs=job_topic_configs(topics))
         workload = produce_inputs(bootstrap, topics, events=events, seed=42, customers_per_tenant=200)
         print(f"[demo] produced {len(workload.records):,} usage events to {topics['usage_events']} "
               f"(intended: ~{workload.intended_duplicates:,} duplicates, ~{workload.intended_late:,} late, "

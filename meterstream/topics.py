@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+# The configuration of every topic the billing job writes (where this project creates it). The broker stamps each
+# record with its own clock when it appends it (LogAppendTime): time-based retention (`retention.ms`) counts a
+# record's age from its timestamp, so a record stamped with the event time of a replay of old data (40 days ago,
+# say) would be deleted at the next retention check after it was written, and a broker never refuses a
+# LogAppendTime record for its timestamp (`message.timestamp.after.max.ms`). The job's sinks stamp records with
+# the wall clock at write time anyway (jobs/kafka_io.py); this also holds for any other writer. Event time is in
+# the payload.
+OUTPUT_TOPIC_CONFIG: Mapping[str, str] = {"message.timestamp.type": "LogAppendTime"}
+# The billing job's topics by `jobs.billing.Topics` field name: what it reads, what it writes.
+JOB_INPUT_TOPICS = ("usage_events", "credit_grants", "spend_caps")
+JOB_OUTPUT_TOPICS = ("dead_letters", "late_events", "line_items", "accounting", "credit_drawdowns", "billing_alerts",
+                     "credit_grant_dead_letters")
 
 
 def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdminClient:
@@ -22,18 +35,57 @@ def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdmin
             time.sleep(0.5)
 
 
-def create_topics(bootstrap_servers: str, names: Iterable[str], *, partitions: int = 1) -> None:
-    """Create topics that do not exist yet (idempotent)."""
+def output_topic_configs(names: Iterable[str]) -> dict[str, Mapping[str, str]]:
+    """`create_topics`' `configs` for topics the billing job writes: OUTPUT_TOPIC_CONFIG for each."""
+    return {name: OUTPUT_TOPIC_CONFIG for name in names}
+
+
+def job_topic_configs(topics: Mapping[str, str]) -> dict[str, Mapping[str, str]]:
+    """`create_topics`' `configs` for the job's topics given by field name (`{"line_items": "my-lines", ...}`)."""
+    return output_topic_configs(name for field, name in topics.items() if field in JOB_OUTPUT_TOPICS)
+
+
+def create_topics(bootstrap_servers: str, names: Iterable[str], *, partitions: int = 1,
+                  configs: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    """Create topics that do not exist yet (idempotent); `configs`: topic configuration per topic name (for the
+    job's output topics: `output_topic_configs`). A topic that exists already keeps its configuration."""
+    configs = configs or {}
     admin = admin_client(bootstrap_servers)
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+        wanted = [NewTopic(name, partitions, 1, topic_configs=dict(configs.get(name, {})))
+                  for name in names if name not in existing]
         if wanted:
             # Another client may have created one meanwhile: the outcome we want either way.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
     finally:
         admin.close()
+
+
+def topic_config(bootstrap_servers: str, topic: str) -> dict[str, str]:
+    """Every configuration value of a topic as the broker reports it (its own or the broker's default)."""
+    admin = admin_client(bootstrap_servers)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+    finally:
+        admin.close()
+    return {key: entry["value"] for key, entry in described["topic"][topic].items()}
+
+
+def broker_configs(bootstrap_servers: str, keys: Iterable[str]) -> dict[int, dict[str, str | None]]:
+    """The values of `keys` in each broker's configuration, by broker id (None: not set, no default)."""
+    keys = list(keys)
+    admin = admin_client(bootstrap_servers)
+    try:
+        broker_ids = [broker["broker_id"] for broker in admin.describe_cluster()["brokers"]]
+        resources = [ConfigResource(ConfigResourceType.BROKER, str(broker_id), dict.fromkeys(keys))
+                     for broker_id in broker_ids]
+        described = admin.describe_configs(resources, config_filter="all")
+    finally:
+        admin.close()
+    return {int(broker_id): {key: values.get(key, {}).get("value") for key in keys}
+            for broker_id, values in described["broker"].items()}
 
 
 def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
@@ -75,8 +127,14 @@ def topic_partitions(consumer, topic: str) -> list:
 
 
 def read_committed(bootstrap_servers: str, topic: str, *, stall_timeout_ms: int = 30_000) -> list[bytes]:
+    """The values of `read_committed_records`."""
+    return [record.value for record in read_committed_records(bootstrap_servers, topic,
+                                                               stall_timeout_ms=stall_timeout_ms)]
+
+
+def read_committed_records(bootstrap_servers: str, topic: str, *, stall_timeout_ms: int = 30_000) -> list:
     """Every record of a topic committed when the call starts, as a downstream billing consumer sees it
-    (`read_committed`).
+    (`read_committed`), as kafka-python's ConsumerRecords (value, timestamp, timestamp_type, ...).
 
     Reads each partition from its beginning up to its last stable offset at the start: the snapshot a check after a
     finished job wants, without waiting out an idle timeout at the end. Raises `TimeoutError` when no partition
@@ -96,17 +154,17 @@ def read_committed(bootstrap_servers: str, topic: str, *, stall_timeout_ms: int 
         consumer.seek_to_beginning(*partitions)
         # Under read_committed the end offset is the last stable offset: past every decided transaction.
         end = consumer.end_offsets(partitions)
-        values: list[bytes] = []
+        records: list = []
         last_progress = time.monotonic()
         while behind := [tp for tp in partitions if consumer.position(tp) < end[tp]]:
             batches = consumer.poll(timeout_ms=500, max_records=100_000)
             if any(batches.values()):
                 last_progress = time.monotonic()
-            for records in batches.values():
-                values.extend(record.value for record in records)
+            for batch in batches.values():
+                records.extend(batch)
             if time.monotonic() - last_progress > stall_timeout_ms / 1000:
                 raise TimeoutError(f"reading {topic!r}: no progress for {stall_timeout_ms} ms on {behind}")
-        return values
+        return records
     finally:
         consumer.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
@@ -33,12 +33,14 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture
 def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
-    """Factory: `kafka_topic("usage", partitions=2)` creates a uniquely named topic, deleted after the test."""
+    """Factory: `kafka_topic("usage", partitions=2)` creates a uniquely named topic, deleted after the test.
+    `config`: its topic configuration (e.g. `meterstream.topics.OUTPUT_TOPIC_CONFIG`); the broker's defaults
+    otherwise (CreateTime: the sinks' own record timestamps are what a consumer sees)."""
     created: list[str] = []
 
-    def make(prefix: str = "t", *, partitions: int = 1) -> str:
+    def make(prefix: str = "t", *, partitions: int = 1, config: Mapping[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        create_topics(kafka_bootstrap, [name], partitions=partitions)
+        create_topics(kafka_bootstrap, [name], partitions=partitions, configs={name: config or {}})
         created.append(name)
         return name
 

@@ -53,6 +53,7 @@ def kafka_container() -> Iterator[str]:
         .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
         .with_env("KAFKA_TRANSACTION_MAX_TIMEOUT_MS", str(2 * 60 * 60 * 1000))
         .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_env("KAFKA_LOG_RETENTION_CHECK_INTERVAL_MS", "2000")  # as the jar broker: retention tests wait for it
     )
     container.start()
     try:

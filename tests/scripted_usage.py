@@ -1,9 +1,9 @@
 """A small, hand-shaped usage stream for job and integration tests, with every kind of trouble in known places.
 
 Three tenants of the example catalog, 30 minutes around acme-ai's billing-period boundary (2026-11-01 00:00
-America/New_York = 04:00 UTC, the day DST ends there), so one key crosses into a new period. In the past on
-purpose: records the job writes carry event-time timestamps, and Kafka 4 brokers reject timestamps more than an
-hour ahead of their clock (`log.message.timestamp.after.max.ms`). On-time events are at most 3 s out of order
+America/New_York = 04:00 UTC, the day DST ends there), so one key crosses into a new period. In the past, pinned by
+`REFERENCE_NOW` (the job's output records carry their write time, so future event times work too:
+`tests/integration/test_output_timestamps.py`). On-time events are at most 3 s out of order
 (the job allows 10 s); late events are 10+ minutes behind the stream, so their windows have surely fired;
 duplicates repeat earlier records byte for byte or with a conflicting value.
 """

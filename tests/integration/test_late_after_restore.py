@@ -26,7 +26,7 @@ from meterstream.chaos import (
     latest_checkpoint,
     retained_checkpoints_conf,
 )
-from meterstream.topics import create_topics, read_committed
+from meterstream.topics import create_topics, job_topic_configs, read_committed
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def wait_until(condition, proc: subprocess.Popen, log: Path, timeout_s: float = 
 def test_an_event_for_a_window_fired_before_the_failure_is_routed_late(kafka_bootstrap, tmp_path):
     run_id = f"late-restore-{uuid.uuid4().hex[:8]}"
     topics = {name: f"{run_id}-{name.replace('_', '-')}" for name in (*INPUT_TOPICS, *OUTPUT_TOPICS)}
-    create_topics(kafka_bootstrap, topics.values(), partitions=1)
+    create_topics(kafka_bootstrap, topics.values(), partitions=1, configs=job_topic_configs(topics))
     checkpoints = tmp_path / "checkpoints"
     command = job_command(kafka_bootstrap, topics, job_name=run_id, run_id=run_id,
                           reference_time=f"{DAY}10:30:00+00:00", parallelism=1, checkpoint_interval_ms=1_000,

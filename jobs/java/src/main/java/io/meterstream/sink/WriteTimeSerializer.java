@@ -1,0 +1,67 @@
+package io.meterstream.sink;
+
+import java.util.Optional;
+
+import org.apache.flink.api.common.serialization.SerializationSchema;
+import org.apache.flink.connector.kafka.lineage.KafkaDatasetFacet;
+import org.apache.flink.connector.kafka.lineage.KafkaDatasetFacetProvider;
+import org.apache.flink.connector.kafka.lineage.TypeDatasetFacet;
+import org.apache.flink.connector.kafka.lineage.TypeDatasetFacetProvider;
+import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
+import org.apache.flink.kafka.shaded.org.apache.kafka.clients.producer.ProducerRecord;
+
+/**
+ * Every output record carries the time it was written, not the event time of the element that made it.
+ *
+ * <p>The connector's {@code KafkaWriter} hands each element's stream timestamp to the serializer, and the builder's
+ * schema (connector 5.0.0) puts it on the {@link ProducerRecord}: a line item carries its window's event time, a
+ * late event or dead letter the time of the record it came from. Kafka refuses a record whose timestamp lies more
+ * than {@code message.timestamp.after.max.ms} (1 h by default) ahead of the broker's clock, which failed the sink
+ * (and, after its restarts, the job) for events up to {@code --max-future-minutes} ahead and for replays with a
+ * future {@code --reference-time}; and time-based retention measures age from the record timestamp, so output of
+ * a replay stamped with old event times could be deleted right after it was written. Here the delegate is asked
+ * for its record with no timestamp (the connector's wrapper then leaves it null), and the Kafka producer stamps
+ * it with its wall clock when it sends. Event time stays where the contract puts it: in the payload.
+ */
+public final class WriteTimeSerializer<T>
+        implements KafkaRecordSerializationSchema<T>, KafkaDatasetFacetProvider, TypeDatasetFacetProvider {
+
+    private static final long serialVersionUID = 1L;
+
+    private final KafkaRecordSerializationSchema<T> delegate;
+
+    public WriteTimeSerializer(KafkaRecordSerializationSchema<T> delegate) {
+        this.delegate = delegate;
+    }
+
+    @Override
+    public void open(SerializationSchema.InitializationContext context, KafkaSinkContext sinkContext)
+            throws Exception {
+        delegate.open(context, sinkContext);
+    }
+
+    @Override
+    public ProducerRecord<byte[], byte[]> serialize(T element, KafkaSinkContext context, Long timestamp) {
+        ProducerRecord<byte[], byte[]> record = delegate.serialize(element, context, null);
+        if (record == null || record.timestamp() == null) {
+            return record;
+        }
+        // A delegate that stamps records by itself (not the builder's): drop its timestamp as well.
+        return new ProducerRecord<>(record.topic(), record.partition(), null, record.key(), record.value(),
+                record.headers());
+    }
+
+    @Override
+    public Optional<KafkaDatasetFacet> getKafkaDatasetFacet() {
+        return delegate instanceof KafkaDatasetFacetProvider
+                ? ((KafkaDatasetFacetProvider) delegate).getKafkaDatasetFacet()
+                : Optional.empty();
+    }
+
+    @Override
+    public Optional<TypeDatasetFacet> getTypeDatasetFacet() {
+        return delegate instanceof TypeDatasetFacetProvider
+                ? ((TypeDatasetFacetProvider) delegate).getTypeDatasetFacet()
+                : Optional.empty();
+    }
+}
