@@ -50,8 +50,8 @@ from jobs.billing_sql import (
     output_views,
     parsed_view,
 )
-from jobs.kafka_io import exactly_once_string_sink, java_deserializer_source
-from jobs.runtime import main_args, stream_environment, submitted_by_flink_client
+from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
+from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from udfs.grouping import catalog_json
 from udfs.rating_catalog import rating_catalog_json
@@ -73,6 +73,12 @@ class Topics:
     credit_drawdowns: str = "credit-drawdowns"
     billing_alerts: str = "billing-alerts"
     credit_grant_dead_letters: str = "credit-grant-dead-letters"
+
+    def outputs(self) -> list[str]:
+        """The names of the topics the job writes (`meterstream.topics.JOB_OUTPUT_TOPICS`)."""
+        from meterstream.topics import JOB_OUTPUT_TOPICS
+
+        return [getattr(self, name) for name in JOB_OUTPUT_TOPICS]
 
 
 @dataclass(frozen=True)
@@ -419,10 +425,11 @@ def build_job(
 
 
 def run(*, job_name: str = JOB_NAME, **job) -> float:
-    """Build the job (arguments of `build_job`) and execute it; returns the seconds `execute` took."""
+    """Build the job (arguments of `build_job`) and execute it; returns the seconds `execute` took. A failed job
+    raises `jobs.runtime.JobFailed` once its root cause is printed on stdout."""
     env = build_job(job_name=job_name, **job)
     started = time.monotonic()
-    env.execute(job_name)
+    execute(env, job_name)
     return time.monotonic() - started
 
 
@@ -563,23 +570,28 @@ def topics_used(topics: Topics, *, credits: bool) -> list[str]:
     return names
 
 
-def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: int) -> list[str]:
+def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: int,
+                outputs: frozenset[str] = frozenset()) -> list[str]:
     """Before any Flink work: a broker must answer at `bootstrap` and every topic in `names` must exist, or the run
     stops (SystemExit) with a message naming the address, or all the missing topics at once. With `create`, the
-    missing topics are created instead (`partitions` each); returns those."""
-    from meterstream.topics import BrokerUnreachable, create_topics, missing_topics
+    missing topics are created instead (`partitions` each; those in `outputs`, the topics the job writes, with
+    `meterstream.topics.OUTPUT_TOPIC_CONFIG`); returns those."""
+    from meterstream.topics import BrokerUnreachable, create_topics, missing_topics, output_topic_configs
 
     try:
         missing = missing_topics(bootstrap, names, timeout_s=BROKER_CHECK_TIMEOUT_S)
     except BrokerUnreachable as exc:
         raise SystemExit(f"--bootstrap {bootstrap}: {exc}") from None
+    missing_outputs = [name for name in missing if name in outputs]
     if missing and not create:
+        command = " ".join([f"meterstream topics --bootstrap {bootstrap}",
+                            *(name for name in missing if name not in outputs),
+                            *(["--output", *missing_outputs] if missing_outputs else [])])
         raise SystemExit(
-            f"missing Kafka topics at {bootstrap}: {', '.join(missing)}. Create them (`meterstream topics "
-            f"--bootstrap {bootstrap} {' '.join(missing)}`), pass the right --topic-* names, or run with "
-            f"--create-topics.")
+            f"missing Kafka topics at {bootstrap}: {', '.join(missing)}. Create them (`{command}`), pass the right "
+            f"--topic-* names, or run with --create-topics.")
     if missing:
-        create_topics(bootstrap, missing, partitions=partitions)
+        create_topics(bootstrap, missing, partitions=partitions, configs=output_topic_configs(missing_outputs))
     return missing
 
 
@@ -588,25 +600,32 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(args)  # validates the catalog before anything starts
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
     created = check_kafka(args.bootstrap, topics_used(topics, credits=args.credits), create=args.create_topics,
-                          partitions=args.parallelism)
+                          partitions=args.parallelism, outputs=frozenset(topics.outputs()))
     if created:
         print(f"{args.job_name}: created topics {', '.join(created)} ({args.parallelism} partitions each)")
+    try:
+        check_sink_settings(args.bootstrap, checkpoint_interval_ms=args.checkpoint_interval_ms)
+    except SinkSettingsError as exc:
+        raise SystemExit(f"{args.job_name}: cannot start: {exc}") from None
     received = None
     if args.bounded:
         from meterstream.topics import topic_record_count
 
         received = topic_record_count(args.bootstrap, topics.usage_events)
-    seconds = run(
-        bootstrap=args.bootstrap,
-        topics=topics,
-        settings=settings,
-        bounded=args.bounded,
-        parallelism=args.parallelism,
-        job_name=args.job_name,
-        checkpoint_interval_ms=args.checkpoint_interval_ms,
-        credits=args.credits,
-        flink_conf=flink_conf_options(args.flink_conf),
-    )
+    try:
+        seconds = run(
+            bootstrap=args.bootstrap,
+            topics=topics,
+            settings=settings,
+            bounded=args.bounded,
+            parallelism=args.parallelism,
+            job_name=args.job_name,
+            checkpoint_interval_ms=args.checkpoint_interval_ms,
+            credits=args.credits,
+            flink_conf=flink_conf_options(args.flink_conf),
+        )
+    except JobFailed:
+        return 1  # the root cause is on stdout already
     if submitted_by_flink_client():
         # `flink run --detached` returns once the job is submitted: there is no end to report or check here.
         print(f"{args.job_name}: run {settings.run_id} submitted")

@@ -15,8 +15,8 @@ from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from jobs import uids
-from jobs.kafka_io import exactly_once_string_sink, string_source
-from jobs.runtime import main_args, stream_environment
+from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, string_source
+from jobs.runtime import DEFAULT_CHECKPOINT_INTERVAL_MS, JobFailed, execute, main_args, stream_environment
 
 JOB_NAME = "meterstream-passthrough"
 
@@ -36,17 +36,18 @@ def wire_kafka(env: StreamExecutionEnvironment, source, sink) -> None:
 
 
 def run(bootstrap: str, input_topic: str, output_topic: str, *, bounded: bool, parallelism: int = 1) -> float:
-    """Run to completion (bounded) or forever; returns the wall time in seconds."""
+    """Run to completion (bounded) or forever; returns the wall time in seconds. A failed job raises
+    `jobs.runtime.JobFailed` once its root cause is printed on stdout."""
     env = stream_environment(parallelism=parallelism)
     source = string_source(bootstrap, [input_topic], group_id=JOB_NAME, bounded=bounded)
     sink = exactly_once_string_sink(bootstrap, output_topic, transactional_id_prefix=f"{JOB_NAME}-{output_topic}")
     wire_kafka(env, source, sink)
     started = time.monotonic()
-    env.execute(JOB_NAME)
+    execute(env, JOB_NAME)
     return time.monotonic() - started
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # flags spelled out: no prefix stands for a flag
     parser.add_argument("--bootstrap", required=True)
@@ -55,9 +56,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that were latest at start")
     parser.add_argument("--parallelism", type=int, default=1)
     args = parser.parse_args(main_args(argv))
-    seconds = run(args.bootstrap, args.input, args.output, bounded=args.bounded, parallelism=args.parallelism)
+    try:
+        check_sink_settings(args.bootstrap, checkpoint_interval_ms=DEFAULT_CHECKPOINT_INTERVAL_MS)
+    except SinkSettingsError as exc:
+        raise SystemExit(f"{JOB_NAME}: cannot start: {exc}") from None
+    try:
+        seconds = run(args.bootstrap, args.input, args.output, bounded=args.bounded, parallelism=args.parallelism)
+    except JobFailed:
+        return 1  # the root cause is on stdout already
     print(f"{JOB_NAME}: finished in {seconds:.1f} s ({args.input} -> {args.output})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -9,9 +9,12 @@ bundle, and our Python only sees aggregated rows.
 
 from __future__ import annotations
 
+import json
 import os
 import site
 import sys
+import threading
+import urllib.request
 
 from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
@@ -137,6 +140,136 @@ def _minicluster_defaults(config: Configuration, state_backend: str) -> None:
 # tests/job/test_flink_run_args.py runs the wheel's client and checks it). Anything else unknown is an operator's
 # mistake (`--bonded`) and must stop the run with the usage line, not be ignored.
 FLINK_RUN_EXTRA_ARGS: tuple[str, ...] = ()
+
+
+class JobFailed(RuntimeError):
+    """A job's execution failed; the message is its root cause (`<class>: <message>`), already printed."""
+
+
+def execute(env: StreamExecutionEnvironment, job_name: str) -> None:
+    """`env.execute(job_name)`; when the job fails, print its root cause on stdout and raise `JobFailed`.
+
+    A failed job surfaces as a chain of wrappers (JobExecutionException, "Recovery is suppressed by ...", task
+    failures) around the exception of its last attempt, and that one need not be the cause: a sink that failed
+    while its task was being cancelled once took the MiniCluster's only TaskManager down with it, and the job
+    ended 5 minutes later on `NoResourceAvailableException`. So local runs watch Flink's exception history (the
+    MiniCluster's REST API, `FailureHistory`) while the job runs, and report the innermost exception of the
+    job's FIRST failure: `<job> failed: <class>: <message>` on stdout, then the last failure's root when it
+    differs; the chains on stderr. Under `flink run` the client's own result is all there is.
+    """
+    if submitted_by_flink_client():
+        history = None
+        run = lambda: env.execute(job_name)  # noqa: E731
+    else:
+        client = env.execute_async(job_name)
+        history = FailureHistory.watch(client)
+        run = lambda: client.get_job_execution_result().result()  # noqa: E731
+    try:
+        run()
+    except Exception as exc:  # whatever PyFlink raised: a Py4JJavaError, a converted JavaException, Python's own
+        last = exception_chain(exc)
+        first = history.first_failure() if history is not None else None
+        root = first[-1] if first else last[-1]
+        print(f"{job_name} failed: {root}", flush=True)
+        if root != last[-1]:
+            print(f"{job_name}: its last failure (after restarts): {last[-1]}", flush=True)
+        if first:
+            print(f"{job_name}: the first failure's chain, outermost first:", *(f"  {link}" for link in first),
+                  sep="\n", file=sys.stderr, flush=True)
+        print(f"{job_name}: the job's failure, outermost first:", *(f"  {link}" for link in last), sep="\n",
+              file=sys.stderr, flush=True)
+        raise JobFailed(root) from exc
+    finally:
+        if history is not None:
+            history.stop()
+
+
+class FailureHistory:
+    """The oldest entry of a running job's exception history, polled from the MiniCluster's REST API
+    (`/jobs/<id>/exceptions`; the cluster, and with it the history, is gone once the job has ended)."""
+
+    POLL_SECONDS = 1.0
+
+    def __init__(self, url: str | None):
+        self.url = url
+        self.oldest: dict | None = None
+        self._stop = threading.Event()
+        self._thread = None
+        if url is not None:
+            self._thread = threading.Thread(target=self._poll, name="flink-failure-history", daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def watch(cls, job_client) -> FailureHistory:
+        """Start polling for a PyFlink JobClient of a local run (no history when its cluster has no REST API)."""
+        try:
+            j_client = job_client._j_job_client
+            field = j_client.getClass().getDeclaredField("miniCluster")  # MiniClusterJobClient keeps it private
+            field.setAccessible(True)
+            address = field.get(j_client).getRestAddress().get().toString().rstrip("/")
+            return cls(f"{address}/jobs/{j_client.getJobID().toString()}/exceptions")
+        except Exception:  # another JobClient, or no REST endpoint: the final failure is what is reported
+            return cls(None)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    self.record(json.load(response).get("exceptionHistory", {}).get("entries", []))
+            except (OSError, ValueError):  # not up yet, or shut down with the job
+                continue
+
+    def record(self, entries: list[dict]) -> None:
+        for entry in entries:
+            if "stacktrace" in entry and (self.oldest is None or entry["timestamp"] < self.oldest["timestamp"]):
+                self.oldest = entry
+
+    def first_failure(self) -> list[str] | None:
+        """The chain of the job's first failure (`<class>: <message>`, outermost first), None if none was seen."""
+        return None if self.oldest is None else _text_chain(self.oldest["stacktrace"])
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def exception_chain(exc: BaseException) -> list[str]:
+    """`<class>: <message>` of `exc` and each of its causes, outermost first (Java causes for a Java exception)."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        return _java_chain(java)
+    stack_trace = getattr(exc, "stack_trace", None)  # pyflink.util.exceptions.JavaException: the trace as text
+    if isinstance(stack_trace, str):
+        return _text_chain(stack_trace)
+    chain, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(f"{type(current).__module__}.{type(current).__qualname__}: {current}".removeprefix("builtins."))
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _java_chain(throwable) -> list[str]:
+    chain, seen = [], set()
+    while throwable is not None and throwable.hashCode() not in seen and len(chain) < 64:
+        seen.add(throwable.hashCode())
+        name = throwable.getClass().getName()
+        if name == "org.apache.flink.util.SerializedThrowable":
+            # A task's exception as it crossed to the JobManager: the original class is a field, the message its own.
+            name = throwable.getOriginalErrorClassName()
+        message = throwable.getMessage()
+        chain.append(f"{name}: {message}" if message is not None else name)
+        throwable = throwable.getCause()
+    return chain
+
+
+def _text_chain(stack_trace: str) -> list[str]:
+    lines = [line.strip() for line in stack_trace.splitlines()]
+    chain = [lines[0]] if lines else []
+    chain += [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    return chain or [stack_trace.strip()]
 
 
 def main_args(argv: list[str] | None) -> list[str]:

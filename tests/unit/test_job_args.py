@@ -117,15 +117,17 @@ def test_a_run_uses_its_outputs_and_with_credits_the_credit_topics():
 def test_missing_topics_are_named_all_at_once_or_created_on_request(monkeypatch):
     created = []
     monkeypatch.setattr(topic_admin, "missing_topics", lambda bootstrap, names, timeout_s: ["b", "d"])
-    monkeypatch.setattr(topic_admin, "create_topics",
-                        lambda bootstrap, names, partitions: created.append((list(names), partitions)))
+    monkeypatch.setattr(topic_admin, "create_topics", lambda bootstrap, names, partitions, configs:
+                        created.append((list(names), partitions, configs)))
     with pytest.raises(SystemExit) as caught:
-        billing.check_kafka("host:1", ["a", "b", "c", "d"], create=False, partitions=2)
+        billing.check_kafka("host:1", ["a", "b", "c", "d"], create=False, partitions=2, outputs=frozenset({"c", "d"}))
     message = str(exit_code(caught))
     assert "missing Kafka topics at host:1: b, d." in message and "--create-topics" in message
+    assert "`meterstream topics --bootstrap host:1 b --output d`" in message  # outputs: LogAppendTime
     assert created == []
-    assert billing.check_kafka("host:1", ["a", "b", "c", "d"], create=True, partitions=3) == ["b", "d"]
-    assert created == [(["b", "d"], 3)]
+    assert billing.check_kafka("host:1", ["a", "b", "c", "d"], create=True, partitions=3,
+                               outputs=frozenset({"c", "d"})) == ["b", "d"]
+    assert created == [(["b", "d"], 3, {"d": topic_admin.OUTPUT_TOPIC_CONFIG})]
 
 
 def test_an_unreachable_broker_is_named_with_the_flag(monkeypatch):
