@@ -234,13 +234,19 @@ def test_the_taskmanager_offers_the_slots_the_submitted_job_needs():
 
 def test_topic_init_creates_exactly_the_billing_job_topics():
     from jobs.billing import Topics
+    from meterstream.topics import JOB_OUTPUT_TOPICS, OUTPUT_TOPIC_CONFIG
 
     init = services()["topic-init"]
     assert init["image"] == services()["kafka"]["image"]
-    created = init["environment"]["TOPICS"].split()
+    inputs, outputs = init["environment"]["TOPICS"].split(), init["environment"]["OUTPUT_TOPICS"].split()
+    created = [*inputs, *outputs]
     assert len(created) == len(set(created))
     assert set(created) == set(vars(Topics()).values())
-    assert "$${TOPICS}" in init["command"][0] and "--if-not-exists" in init["command"][0]
+    assert set(outputs) == {getattr(Topics(), name) for name in JOB_OUTPUT_TOPICS}
+    assert init["environment"]["OUTPUT_TOPIC_CONFIG"] == ",".join(f"{k}={v}" for k, v in OUTPUT_TOPIC_CONFIG.items())
+    command = init["command"][0]
+    assert "$${TOPICS}" in command and "$${OUTPUT_TOPICS}" in command and "--if-not-exists" in command
+    assert '--config "$${OUTPUT_TOPIC_CONFIG}"' in command
 
 
 def test_every_client_uses_the_internal_kafka_listener():
