@@ -68,7 +68,8 @@ def check_sink_settings(bootstrap: str, *, checkpoint_interval_ms: int) -> None:
     from meterstream.topics import broker_configs
 
     try:
-        configs = broker_configs(bootstrap, ["transaction.max.timeout.ms"])
+        # Within the 30 s an operator waits for a wrong --bootstrap to be named.
+        configs = broker_configs(bootstrap, ["transaction.max.timeout.ms"], timeout=15)
     except KafkaError as exc:
         raise SinkSettingsError(f"cannot read the broker configuration at --bootstrap {bootstrap}: {exc!r}") from exc
     maxima = {broker_id: None if values["transaction.max.timeout.ms"] is None

@@ -28,7 +28,8 @@ def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdmin
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="meterstream-admin")
+            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="meterstream-admin",
+                                    bootstrap_timeout_ms=int(max(1.0, min(timeout, 30.0)) * 1000))
         except KafkaError:
             if time.monotonic() > deadline:
                 raise
@@ -73,10 +74,12 @@ def topic_config(bootstrap_servers: str, topic: str) -> dict[str, str]:
     return {key: entry["value"] for key, entry in described["topic"][topic].items()}
 
 
-def broker_configs(bootstrap_servers: str, keys: Iterable[str]) -> dict[int, dict[str, str | None]]:
-    """The values of `keys` in each broker's configuration, by broker id (None: not set, no default)."""
+def broker_configs(bootstrap_servers: str, keys: Iterable[str], *,
+                   timeout: float = 30.0) -> dict[int, dict[str, str | None]]:
+    """The values of `keys` in each broker's configuration, by broker id (None: not set, no default); `timeout`:
+    how long to try reaching the brokers."""
     keys = list(keys)
-    admin = admin_client(bootstrap_servers)
+    admin = admin_client(bootstrap_servers, timeout=timeout)
     try:
         broker_ids = [broker["broker_id"] for broker in admin.describe_cluster()["brokers"]]
         resources = [ConfigResource(ConfigResourceType.BROKER, str(broker_id), dict.fromkeys(keys))
