@@ -117,10 +117,10 @@ WRITE_TIME_SERIALIZER_CLASS = "io.meterstream.sink.WriteTimeSerializer"
 def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_prefix: str) -> KafkaSink:
     """An exactly-once sink of strings into `topic`, its records stamped with the wall clock at write time.
 
-    Flink's record serializer stamps each Kafka record with the element's timestamp, which is event time here (a
-    line item's window, a late or dead-lettered record's own). Kafka refuses records stamped more than
-    `message.timestamp.after.max.ms` (1 h by default) ahead of its clock, and time-based retention counts a
-    record's age from its timestamp: a future event failed the sink, and a replay's output could be deleted as
+    Flink's record serializer stamps each Kafka record with the element's timestamp, which is event time for line
+    items (their window's last millisecond) and the drawdowns and alerts they cause. Kafka refuses records stamped
+    more than `message.timestamp.after.max.ms` (1 h by default) ahead of its clock, and time-based retention counts
+    a record's age from its timestamp: a future event failed the sink, and a replay's output could be deleted as
     soon as it was written. `io.meterstream.sink.WriteTimeSerializer` (jobs/java) drops the timestamp, so the
     producer stamps each record when it sends it; the contract's event time stays in the payload.
     """

@@ -14,8 +14,9 @@ import org.apache.flink.kafka.shaded.org.apache.kafka.clients.producer.ProducerR
  * Every output record carries the time it was written, not the event time of the element that made it.
  *
  * <p>The connector's {@code KafkaWriter} hands each element's stream timestamp to the serializer, and the builder's
- * schema (connector 5.0.0) puts it on the {@link ProducerRecord}: a line item carries its window's event time, a
- * late event or dead letter the time of the record it came from. Kafka refuses a record whose timestamp lies more
+ * schema (connector 5.0.0) puts it on the {@link ProducerRecord}: a line item of {@code WindowRating} carried
+ * its window's last event-time millisecond, a drawdown or alert that of its line item (records that went through a
+ * SQL table carry no timestamp, and the producer stamped those already). Kafka refuses a record whose timestamp lies more
  * than {@code message.timestamp.after.max.ms} (1 h by default) ahead of the broker's clock, which failed the sink
  * (and, after its restarts, the job) for events up to {@code --max-future-minutes} ahead and for replays with a
  * future {@code --reference-time}; and time-based retention measures age from the record timestamp, so output of
