@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from meterstream.kafka_local import free_port
-from meterstream.topics import delete_topics, missing_topics, produce
+from meterstream.topics import delete_topics, missing_topics, produce, topic_config
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +84,9 @@ def test_missing_topics_are_named_at_once_then_created_on_request(kafka_bootstra
         assert code == 0, out[-3000:] + err[-3000:]
         assert f"created topics {', '.join(absent.values())} (1 partitions each)" in out
         assert missing_topics(kafka_bootstrap, topics.values()) == []
+        # The outputs it created stamp records at append (retention counts from the write); inputs keep the defaults.
+        assert topic_config(kafka_bootstrap, absent["credit_drawdowns"])["message.timestamp.type"] == "LogAppendTime"
+        assert topic_config(kafka_bootstrap, absent["spend_caps"])["message.timestamp.type"] == "CreateTime"
         assert re.search(r"windowed \(billed\) +1\n", out), out
     finally:
         delete_topics(kafka_bootstrap, absent.values())

@@ -39,6 +39,9 @@ def test_a_broker_whose_transaction_maximum_is_below_the_sinks_timeout_is_named(
 def test_every_topic_of_the_job_is_an_input_or_an_output():
     assert set(JOB_INPUT_TOPICS).isdisjoint(JOB_OUTPUT_TOPICS)
     assert set(vars(Topics())) == {*JOB_INPUT_TOPICS, *JOB_OUTPUT_TOPICS}
+    topics = Topics(line_items="my-lines", usage_events="my-usage")
+    assert "my-lines" in topics.outputs() and "my-usage" not in topics.outputs()
+    assert len(topics.outputs()) == len(JOB_OUTPUT_TOPICS)
 
 
 def test_output_topics_get_log_append_time_and_inputs_the_brokers_defaults():
