@@ -95,7 +95,8 @@ USAGE_1 = [
     gpu("c-a", "10:06:30.000", 15000),  # 18.00 after a-promo expired: a-paid; spend 24 >= cap 20
     *flush(8, 0),
 ]
-# Stage 3: c-c's grant arrives after its usage of 10:00, which it covers: a catch-up drawdown.
+# Stage 3: c-c's grant arrives after its usage of 10:00, which it covers (effective before it): a correction, as
+# if it had been known in time.
 GRANTS_2 = [grant("c-paid", "c-c", "50"), invalid_grant("marker-2")]
 # Stage 4: c-c burns through its grant.
 USAGE_2 = [
@@ -117,11 +118,11 @@ EXPECTED_DRAWDOWNS = [
     ("c-b", "void", None, "b-paid", "17.00", "0.00", "0.00", "0.00", "10:03:00"),
     ("c-b", "usage", "10:04", None, "0.00", None, "0.00", "6.00", "10:05:00"),
     ("c-c", "usage", "10:00", None, "0.00", None, "0.00", "12.00", "10:01:00"),
-    ("c-c", "catch_up", "10:00", "c-paid", "12.00", "38.00", "38.00", "-12.00", "10:01:00"),
+    ("c-c", "adjustment", "10:00", "c-paid", "12.00", "38.00", "38.00", "-12.00", "10:01:00"),
     ("c-c", "usage", "10:10", "c-paid", "30.00", "8.00", "8.00", "0.00", "10:11:00"),
     ("c-c", "usage", "10:11", "c-paid", "6.00", "2.00", "2.00", "0.00", "10:12:00"),
     ("c-c", "usage", "10:12", "c-paid", "2.00", "0.00", "0.00", "4.00", "10:13:00"),
-    ("c-c", "catch_up", "10:12", "c-topup", "4.00", "96.00", "96.00", "-4.00", "10:13:00"),
+    ("c-c", "adjustment", "10:12", "c-topup", "4.00", "96.00", "96.00", "-4.00", "10:13:00"),
 ]
 # (customer, type, threshold, threshold percent, value, action, event time, period start): a line item's alerts
 # name its billing period, a void's the period it falls in; a grant effective before any period names none.
@@ -296,7 +297,7 @@ def test_scripted_grants_and_usage_give_the_exact_drawdowns_and_alerts(tmp_path,
     assert len({d.drawdown_id for d in drawdowns}) == len(drawdowns)
     assert len({a.alert_id for a in alerts}) == len(alerts)
     for d in drawdowns:
-        assert d.drawdown_id == drawdown_id(d.tenant_id, d.customer_id, d.kind, d.line_item_id, d.grant_id)
+        assert d.drawdown_id == drawdown_id(d.tenant_id, d.customer_id, d.kind, d.line_item_id, d.grant_id, d.cause)
 
     got_drawdowns = sorted((
         (d.customer_id, d.kind, _clock(lines[d.line_item_id].window_start)[:5] if d.line_item_id else None,
