@@ -50,6 +50,7 @@ from jobs.billing_sql import (
     output_views,
     parsed_view,
 )
+from jobs.java_interop import java_classes, java_instance, java_objects
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
@@ -165,15 +166,15 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
 
     jvm = get_gateway().jvm
     parse = settings.parse_settings()
-    row_type = load_java_class(USAGE_DESERIALIZER_CLASS).getMethod("rowType", _java_classes()).invoke(
-        None, _java_objects())
+    row_type = load_java_class(USAGE_DESERIALIZER_CLASS).getMethod("rowType", java_classes()).invoke(
+        None, java_objects())
     type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type)
     reference_now = None if parse.reference_now_ms is None else jvm.java.lang.Long(parse.reference_now_ms)
-    deserializer = _java_instance(
+    deserializer = java_instance(
         USAGE_DESERIALIZER_CLASS, parse.catalog_json, reference_now, jvm.java.lang.Long(parse.max_age_ms),
         jvm.java.lang.Long(parse.max_future_ms), type_info)
     source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
-    watermarks = _java_instance(
+    watermarks = java_instance(
         USAGE_WATERMARKS_CLASS, jvm.java.lang.Long(settings.out_of_orderness_ms),
         jvm.java.lang.Boolean(settings.watermark_on_every_event),
     ).withIdleness(jvm.java.time.Duration.ofMillis(settings.idle_timeout_ms))
@@ -208,7 +209,7 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     to_data_type = jvm.org.apache.flink.table.types.utils.TypeConversions.fromLogicalToDataType
 
     def row_type(method: str):
-        return routing_class.getMethod(method, _java_classes(parsed_type)).invoke(None, _java_objects(parsed_type))
+        return routing_class.getMethod(method, java_classes(parsed_type)).invoke(None, java_objects(parsed_type))
 
     def external_tag(name: str, rows):
         """A side output of external rows (String, not StringData): Python reads these tables directly."""
@@ -219,10 +220,10 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     dead_lettered = external_tag("dead-lettered", row_type("deadLetterType"))
     late = external_tag("late", row_type("lateType"))
     accounting = external_tag("accounting", routing_class.getField("ACCOUNTING_TYPE").get(None))
-    routing = _java_instance(
+    routing = java_instance(
         USAGE_ROUTING_CLASS, parsed_type, jvm.java.lang.Long(settings.window_size_ms),
         jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY), unique_count, dead_lettered, late, accounting)
-    key = _java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
+    key = java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
     j_routed = (
         parsed.keyBy(key, key.getProducedType())
         .transform("route-usage-events", load_java_class(WINDOWED_USAGE_CLASS).getField("TYPE").get(None), routing)
@@ -251,10 +252,10 @@ def rate_windows(windowed, settings: BillingSettings) -> DataStream:
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    rating = _java_instance(
+    rating = java_instance(
         WINDOW_RATING_CLASS, rating_catalog_json(settings.catalog),
         jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY))
-    key = _java_instance(METER_KEY_CLASS)
+    key = java_instance(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     return DataStream(
         windowed.keyBy(key, key.getProducedType())
@@ -274,32 +275,6 @@ def _internal_row_stream(t_env: StreamTableEnvironment, view: str):
     internal = row_type.bridgedTo(load_java_class("org.apache.flink.table.data.RowData"))
     stream = t_env._j_tenv.toDataStream(table, internal)
     return stream, row_type.getLogicalType()
-
-
-def _java_instance(class_name: str, *args):
-    """An instance of a class of our jar (its one public constructor), which py4j's own lookup, through the
-    client's class loader, does not see."""
-    return load_java_class(class_name).getConstructors()[0].newInstance(_java_objects(*args))
-
-
-def _java_objects(*values):
-    from pyflink.java_gateway import get_gateway
-
-    gateway = get_gateway()
-    array = gateway.new_array(gateway.jvm.java.lang.Object, len(values))
-    for index, value in enumerate(values):
-        array[index] = value
-    return array
-
-
-def _java_classes(*values):
-    from pyflink.java_gateway import get_gateway
-
-    gateway = get_gateway()
-    array = gateway.new_array(gateway.jvm.java.lang.Class, len(values))
-    for index, value in enumerate(values):
-        array[index] = value.getClass()
-    return array
 
 
 def build_pipeline(

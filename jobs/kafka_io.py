@@ -15,7 +15,8 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
-from pyflink.util.java_utils import load_java_class
+
+from jobs.java_interop import java_instance
 
 # Below the broker's transaction.max.timeout.ms, above the longest checkpoint plus recovery we expect.
 SINK_TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
@@ -138,20 +139,9 @@ def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_pre
         .set_property("transaction.timeout.ms", str(SINK_TRANSACTION_TIMEOUT_MS))
     )
     # PyFlink's set_record_serializer only takes its own builder's schema; the Java builder takes the wrapper (a
-    # class of our jar: py4j's own lookup does not see it, hence load_java_class).
-    wrapper = load_java_class(WRITE_TIME_SERIALIZER_CLASS).getConstructors()[0].newInstance(
-        _java_objects(record_serializer._j_serialization_schema))
+    # class of our jar).
+    wrapper = java_instance(WRITE_TIME_SERIALIZER_CLASS, record_serializer._j_serialization_schema)
     builder._j_builder.setRecordSerializer(wrapper)
     for key, value in SINK_PRODUCER_PROPERTIES.items():
         builder = builder.set_property(key, value)
     return builder.build()
-
-
-def _java_objects(*values):
-    from pyflink.java_gateway import get_gateway
-
-    gateway = get_gateway()
-    array = gateway.new_array(gateway.jvm.java.lang.Object, len(values))
-    for index, value in enumerate(values):
-        array[index] = value
-    return array

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyflink.common import Types
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import file_source_ddl
 from jobs.runtime import stream_environment
 from tests.billing_expectations import expected_outputs
+from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.catalog import load_catalog, parse_catalog
 from udfs.windows import to_epoch_ms
@@ -41,17 +40,7 @@ def run_job(
         out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True,
     )
     outputs = build_pipeline(env, t_env, settings, ddl)
-    tagged = [
-        stream.map(lambda value, tag=tag: f"{tag}\t{value}", output_type=Types.STRING()).uid(f"test-tag-{tag}")
-        for tag, stream in vars(outputs).items()
-    ]
-    collected: dict[str, list[dict]] = {tag: [] for tag in vars(outputs)}
-    with tagged[0].union(*tagged[1:]).execute_and_collect() as results:
-        for item in results:
-            tag, value = item.split("\t", 1)
-            collected[tag].append(json.loads(value))
-    collected["line_items"] += collected.pop("unique_count_line_items")
-    return collected
+    return collect_outputs(vars(outputs))
 
 
 def final_accounting(records: list[dict]) -> dict[str, int]:

@@ -7,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pyflink.common import Types
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import file_source_ddl
@@ -15,6 +14,7 @@ from jobs.credits import build_credits, file_credit_input_ddl
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
+from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.credits import DRAWN_KINDS, ledger_identity
 from udfs.windows import to_epoch_ms
@@ -102,22 +102,16 @@ def run_job(tmp_path: Path, parallelism: int, *, grants_after_line_items: int | 
         "line_items": outputs.line_items, "unique_count_line_items": outputs.unique_count_line_items,
         "drawdowns": credits.drawdowns, "alerts": credits.alerts, "grant_dead_letters": credits.grant_dead_letters,
     }
-    tagged = [
-        stream.map(lambda value, tag=tag: f"{tag}\t{value}", output_type=Types.STRING()).uid(f"test-tag-{tag}")
-        for tag, stream in streams.items()
-    ]
-    collected: dict[str, list[dict]] = {tag: [] for tag in streams}
-    with tagged[0].union(*tagged[1:]).execute_and_collect() as results:
-        for item in results:
-            tag, value = item.split("\t", 1)
-            collected[tag].append(json.loads(value))
-            line_items = len(collected["line_items"]) + len(collected["unique_count_line_items"])
-            if grants_after_line_items is not None and not gate.exists() and line_items >= grants_after_line_items:
-                collected["drawdowns_before_grants"] = list(collected["drawdowns"])
-                gate.touch()
+
+    def let_grants_through_after_the_line_items(collected: dict[str, list[dict]]) -> None:
+        line_items = len(collected["line_items"]) + len(collected["unique_count_line_items"])
+        if grants_after_line_items is not None and not gate.exists() and line_items >= grants_after_line_items:
+            collected["drawdowns_before_grants"] = list(collected["drawdowns"])
+            gate.touch()
+
+    collected = collect_outputs(streams, let_grants_through_after_the_line_items)
     if grants_after_line_items is not None:
         assert gate.exists(), "the job ended before the test let the grants through"
-    collected["line_items"] += collected.pop("unique_count_line_items")
     return collected
 
 

@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyflink.common import Types
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import file_source_ddl
@@ -29,6 +28,7 @@ from jobs.credits import build_credits, file_credit_input_ddl
 from jobs.runtime import stream_environment
 from schemas.credits import BillingAlert, CreditDrawdown
 from schemas.invoice_line_item import InvoiceLineItem
+from tests.job_outputs import tagged_union
 from udfs.credits.ledger import drawdown_id
 from udfs.windows import to_epoch_ms
 
@@ -187,9 +187,7 @@ class StagedJob:
         streams = {"line_items": outputs.line_items, "drawdowns": credits.drawdowns, "alerts": credits.alerts,
                    "grant_dead_letters": credits.grant_dead_letters}
         self.collected = {tag: [] for tag in streams}
-        tagged = [stream.map(lambda value, tag=tag: f"{tag}\t{value}", output_type=Types.STRING())
-                  .uid(f"test-tag-{tag}") for tag, stream in streams.items()]
-        self.results = tagged[0].union(*tagged[1:]).execute_and_collect()
+        self.results = tagged_union(streams).execute_and_collect()
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:

@@ -19,7 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyflink.common import Types
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import file_source_ddl
@@ -29,6 +28,7 @@ from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
 from tests.billing_expectations import expected_outputs
 from tests.job.test_billing_job import assert_line_items_equal
+from tests.job_outputs import collect_outputs
 from udfs.catalog import parse_catalog
 from udfs.credits import ledger_identity
 from udfs.periods import billing_period
@@ -112,15 +112,7 @@ def run_job(tmp_path: Path, window_seconds: int, records: list[bytes], now: date
     streams = {"line_items": outputs.line_items, "unique_count_line_items": outputs.unique_count_line_items,
                "late_events": outputs.late_events, "dead_letters": outputs.dead_letters,
                "drawdowns": credits.drawdowns}
-    tagged = [stream.map(lambda value, tag=tag: f"{tag}\t{value}", output_type=Types.STRING()).uid(f"test-tag-{tag}")
-              for tag, stream in streams.items()]
-    collected: dict[str, list[dict]] = {tag: [] for tag in streams}
-    with tagged[0].union(*tagged[1:]).execute_and_collect() as results:
-        for item in results:
-            tag, value = item.split("\t", 1)
-            collected[tag].append(json.loads(value))
-    collected["line_items"] += collected.pop("unique_count_line_items")
-    return collected
+    return collect_outputs(streams)
 
 
 def grant_records() -> list[dict]:
