@@ -161,7 +161,7 @@ def test_a_replay_applies_every_grant_before_the_usage_it_covers_whatever_arrive
     assert without_emitted_at(usage_first["drawdowns"]) == without_emitted_at(grants_first["drawdowns"])
     assert without_emitted_at(usage_first["alerts"]) == without_emitted_at(grants_first["alerts"])
     kinds = Counter(d["kind"] for d in usage_first["drawdowns"])
-    assert kinds["catch_up"] == 0, "in a replay no grant arrives late"
+    assert kinds["adjustment"] == 0, "in a replay no grant event arrives late: nothing to correct"
     assert kinds["void"] == 1 and kinds["expiry"] == 1
     grants = [CreditGrantRecord.model_validate(g).root for g in GRANTS[:-1]]
     lines = [InvoiceLineItem.model_validate(li) for li in usage_first["line_items"]]
