@@ -245,7 +245,8 @@ def apply_line_item(
         if state is None or _line_in_order(state.history, line):
             state, drawdowns, alerts = _advance_before(state, line.due, policy, emitted_at)
             state, more, more_alerts = _apply_line(state, item.tenant_id, item.customer_id, line, policy, emitted_at)
-            return _logged(state, lines=(line,)), drawdowns + more, alerts + more_alerts
+            state = _fold_retired(_logged(state, lines=(line,)), policy, emitted_at)
+            return state, drawdowns + more, alerts + more_alerts
         history = state.history
         lines = tuple(sorted((*history.lines, line), key=lambda logged: logged.order))
         return _recompute(state, policy, emitted_at, grant_events=history.grant_events, lines=lines,
@@ -268,7 +269,8 @@ def apply_grant_event(
             if new_state is state:  # a repeated grant or void: nothing changes
                 return state, [], []
             new_state, more, more_alerts = _advance_to(new_state, _clock(state), policy, emitted_at)
-            return _logged(new_state, grant_events=(event,)), drawdowns + more, alerts + more_alerts
+            new_state = _fold_retired(_logged(new_state, grant_events=(event,)), policy, emitted_at)
+            return new_state, drawdowns + more, alerts + more_alerts
         # Out of event-time order, even a void of a grant that has already expired counts: known in time, the grant
         # would have been voided instead.
         history = state.history
@@ -452,12 +454,15 @@ def _recompute(state: CustomerCredits, policy: CreditPolicy, emitted_at: datetim
     for key in sorted(work.periods):
         work.spend_cap_alert(work.periods[key], event_time=work.periods[key].period_start)
     work.history = History(history.base, tuple(grant_events), tuple(lines), history.clock, revision)
-    return work.close()
+    state, drawdowns, alerts = work.close()
+    return _fold_retired(state, policy, emitted_at), drawdowns, alerts
 
 
-def _fold_retired(state: CustomerCredits, policy: CreditPolicy, emitted_at: datetime) -> CustomerCredits:
+def _fold_retired(state: CustomerCredits | None, policy: CreditPolicy, emitted_at: datetime) -> CustomerCredits | None:
     """Lines of periods that left retention can no longer be paid differently (no correction reaches a closed
     period): fold them and every grant event so far into the history's base, and forget them."""
+    if state is None:
+        return None
     history = state.history
     kept_periods = {book.key for book in state.periods}
     retired = tuple(line for line in history.lines if (line.period_start, line.currency) not in kept_periods)

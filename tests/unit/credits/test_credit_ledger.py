@@ -274,3 +274,14 @@ def test_a_late_grant_does_not_reach_into_a_retired_period():
     result = run([nov_line, Tick(NOV[1] + DEFAULT_POLICY.period_grace), grant("g", 100)])
     assert [d.kind for d in result.drawdowns] == ["usage"]
     assert balance_of(result.state, "g") == 100 and result.state.history.lines == ()
+
+
+def test_a_line_past_a_periods_retention_folds_that_period_too():
+    """No on_time in between: applying a line past November's retention retires November (its deadline comes
+    first) and folds its lines into the history's base, as on_time would."""
+    nov_line = line(1, 30)
+    after_grace = line(24 * 10, 5, period=DEC)  # December 11th, past November's end + 7 days
+    result = run([grant("g", 100), nov_line, after_grace])
+    assert [logged.line_item_id for logged in result.state.history.lines] == [after_grace.line_item_id]
+    assert [book.period_start for book in result.state.periods] == [DEC[0]]
+    assert balance_of(result.state, "g") == 65
