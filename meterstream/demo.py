@@ -54,7 +54,7 @@ def print_summary(line_items: list[dict], *, top: int = 5) -> None:
 
 def demo_grants(start: datetime) -> list[dict]:
     """Prepaid credits for a few customers: spent, expiring mid-run, voided, and one whose effective time lies
-    before usage that may already be billed when it is read (the ledger then draws a catch-up). The expiring and
+    before usage that may already be billed when it is read (the ledger then writes corrections). The expiring and
     the voided grant are large enough (each customer bills about 1,000 USD in the run) to leave a balance that
     the expiry or void takes away."""
     def at(minutes: float) -> str:

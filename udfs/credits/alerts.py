@@ -3,7 +3,7 @@
 Rules (per customer and currency):
 - `balance_low`, one per threshold: the thresholds are the policy's absolute amounts plus its percents of the
   customer's granted live credit (sum of the original amounts of the grants held). A threshold is crossed when
-  an event that lowered the balance (a drawdown, catch-up, expiry or void) leaves it at or below the
+  an event that lowered the balance (a drawdown, expiry, void or correction) leaves it at or below the
   threshold while the customer holds (or just held) credit. It fires once, then stays quiet until a
   `balance_recovered` for the same threshold: the balance went back strictly above it (a new grant, credit
   returned by a negative line item). A percent threshold moves with new grants; the alert says both the
@@ -81,7 +81,7 @@ def balance_crossings(
     uncovered_usage: bool,
     has_credit: bool,
 ) -> tuple[frozenset[str], list[Crossing]]:
-    """Balance alerts after one event. `lowered`: the event took credit away (draw, catch-up, expiry, void);
+    """Balance alerts after one event. `lowered`: the event took credit away (draw, expiry, void, correction);
     `uncovered_usage`: a line item of the event left usage uncovered; `has_credit`: the customer held grants of
     `currency` before or after the event."""
     flags = set(fired)
