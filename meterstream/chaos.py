@@ -1,24 +1,48 @@
 """Failure trials: the billing job killed at random points, restarted from its latest retained checkpoint, and its
-committed outputs compared with the same workload processed without failures.
+committed outputs compared with the same workload processed without failures and with what the workload was made
+to be.
 
 One trial, on a real broker:
-1. Inputs: the demo's generated workload (duplicates, late and malformed records), grants and a spend cap, and one
-   flush event per partition two minutes later (it closes the workload's last windows in an unbounded run).
-2. Baseline: the job (bounded, with credits) runs once without failures into its own output topics.
-3. Trial: the same job, unbounded, into other output topics, as a separate process (the MiniCluster lives in it).
-   After each attempt's first checkpoint, a random delay, then SIGKILL to the whole process group; the next
-   attempt restores the newest retained checkpoint (`execution.state-recovery.path`). Optionally the broker
-   restarts under a running attempt instead. On a standalone cluster (`cluster=`), the TaskManager process is
-   killed and a new one started; the JobManager restores the job itself. The trial is over once its accounting
-   topic gives every input record an outcome and its line items are as many as the baseline's; then it is
-   stopped. (Unbounded, because a bounded Kafka source restored from a checkpoint never ends: FLINK-31006, still
-   open for connector 5.0.0.)
-4. Checks, on what `read_committed` consumers see: every line item, drawdown and alert id exactly once; each line
-   item equal to the baseline's (all fields but `emitted_at`); totals per customer and period equal to the cent;
-   dead letters and late events as many as in the baseline; the accounting identity against the input's offsets;
-   the credits identities per customer and currency.
+1. Inputs: the demo's generated workload (duplicates, late and malformed records), grants and a spend cap. The first
+   part of the workload is in the input topic before the trial starts; a producer writes the rest while the trial
+   runs (through the kills and the broker outage), then one flush event per partition two minutes later (it closes
+   the workload's last windows in an unbounded run). Each record goes to the partition of its (tenant, event_id)
+   key, so every copy of an event is in one partition and each record's offset is known in advance.
+2. Trial: the job (with credits), unbounded, as a separate process (the MiniCluster lives in it). Disruptions:
+   - a kill during start-up: the first attempt gets SIGKILL before its first checkpoint (nothing to restore);
+   - kills during restore: an attempt launched from a retained checkpoint gets SIGKILL before its first checkpoint;
+   - kills after an attempt's first checkpoint and a random delay (0-6 s); the next attempt restores the newest
+     retained checkpoint (`execution.state-recovery.path`);
+   - broker outages (`outages`): SIGKILL of the broker, down for `outage_seconds` (30 s and more) while the
+     producer keeps writing usage events into its buffer, then started again on the same ports and data;
+   - broker SIGKILLs (`broker_kills`) and clean broker restarts (`broker_restarts`), each 1-5 s down.
+   The job rides out broker disruptions with its restart strategy; if it gives up, the next attempt restores. On
+   a standalone cluster (`cluster=`), the TaskManager process is killed and a new one started; the JobManager
+   restores the job itself. The trial is over once the producer is done, its accounting topic gives every input
+   record an outcome and its line items are as many as the workload should give; then it is stopped.
+   (Unbounded, because a bounded Kafka source restored from a checkpoint never ends: FLINK-31006, still open for
+   connector 5.0.0.)
+3. Baseline: the same job, bounded, without failures, into its own output topics, once all input is there.
+4. Checks, on what `read_committed` consumers see (`meterstream.chaos_checks`):
+   - every line item, drawdown and alert id exactly once in the trial;
+   - trial = baseline: each line item (all fields but `emitted_at`), totals per customer and period; per grant and
+     per customer and currency: drawn, expired, voided, uncovered and the final balance; the alerts (by id and
+     content but `emitted_at`); the dead letters by (source partition, offset, reason, raw bytes); as many late
+     events and rejected grant records;
+   - trial and baseline against the workload's intent: records per outcome and dead letters per reason, each dead
+     letter by (partition, offset, reason, raw bytes), the late events by id, and every line item (quantity,
+     amount, period-to-date, tiers, ...) as the pure Python specification in `udfs/` computes it from the records
+     meant to be on time;
+   - identities: accounting against the input's offsets; the credits identities; per customer and currency,
+     grants - drawn - expired - voided = the ledger's last reported `customer_balance_after` (event-time order).
 
-`meterstream chaos` runs it by hand (20 kills by default); `tests/integration/test_chaos.py` runs 5 in CI.
+The trial runs with an idle timeout longer than the outage (`ChaosSpec.idle_timeout_s`): with the default 5 s, a
+partition whose reader resumes after the outage later than the other's is idle meanwhile, the other partition alone
+moves the watermark, and on-time records of the first can become late depending on timing (a property of source
+idleness, not of recovery).
+
+`meterstream chaos` runs it by hand (20 kills by default); `tests/integration/test_chaos.py` runs a smaller variant
+in CI.
 """
 
 from __future__ import annotations
@@ -30,46 +54,70 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from meterstream import chaos_checks
 from meterstream.paths import project_home, var_dir
 from meterstream.topics import (
     JOB_INPUT_TOPICS,
     JOB_OUTPUT_TOPICS,
     create_topics,
     output_topic_configs,
+    produce,
     read_committed,
+    read_committed_records,
     topic_record_count,
 )
 
 CATALOG = "catalogs/example-genai.yaml"
 INPUT_TOPICS = JOB_INPUT_TOPICS
 OUTPUT_TOPICS = JOB_OUTPUT_TOPICS
+PARTITIONS = 2
 
 
 @dataclass(frozen=True)
 class ChaosSpec:
-    kills: int = 20
+    kills: int = 20  # after an attempt's first checkpoint
+    startup_kills: int = 0  # 0 or 1: the first attempt, before its first checkpoint
+    restore_kills: int = 0  # attempts launched from a checkpoint, killed before their first checkpoint
     events: int = 40_000
     seed: int = 7
     parallelism: int = 2
     checkpoint_interval_ms: int = 2_000
     max_kill_delay_s: float = 6.0  # a kill lands uniformly within this many seconds after an attempt's 1st checkpoint
-    broker_restarts: int = 0  # broker restarts under a running attempt (needs `broker` in run_trial)
+    broker_restarts: int = 0  # clean broker restarts under a running attempt (needs `broker` in run_trial)
+    broker_kills: int = 0  # broker SIGKILLs, 1-5 s down (needs `broker`)
+    outages: int = 0  # broker SIGKILLs, `outage_seconds` down while the producer writes (needs `broker`)
+    outage_seconds: float = 30.0
+    live_share: float = 0.3  # share of the workload written while the trial runs
+    live_seconds: float = 40.0  # how long the producer takes for it (plus the outage it waits out)
+    idle_timeout_s: float = 120.0  # the job's source idle timeout: longer than an outage (see the docstring)
     attempt_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.startup_kills not in (0, 1):
+            raise ValueError("startup_kills is 0 or 1 (only the first attempt starts without a checkpoint)")
+        if self.outages and self.idle_timeout_s <= self.outage_seconds:
+            raise ValueError("idle_timeout_s must be longer than outage_seconds")
 
 
 @dataclass
 class ChaosReport:
     run_id: str
+    seed: int = 0
     kills: int = 0
+    startup_kills: int = 0
+    restore_kills: int = 0
     broker_restarts: int = 0
+    broker_kills: int = 0
+    outages: list[float] = field(default_factory=list)  # seconds the broker was down, per outage
     attempts: int = 0
     recovery_seconds: list[float] = field(default_factory=list)  # kill -> next attempt's first checkpoint
     baseline_seconds: float = 0.0
@@ -86,14 +134,17 @@ class ChaosReport:
     def summary(self) -> str:
         recovery = sorted(self.recovery_seconds)
         median = recovery[len(recovery) // 2] if recovery else float("nan")
+        outages = ", ".join(f"{s:.0f} s" for s in self.outages) or "none"
         lines = [
-            f"chaos {self.run_id}: {self.kills} kills, {self.broker_restarts} broker restarts, "
+            f"chaos {self.run_id} (seed {self.seed}): {self.kills} kills after a checkpoint, {self.startup_kills} "
+            f"during start-up, {self.restore_kills} during restore; {self.broker_restarts} broker restarts, "
+            f"{self.broker_kills} broker SIGKILLs, outages (SIGKILL, producer writing): {outages}; "
             f"{self.attempts} attempts",
-            f"  baseline {self.baseline_seconds:.1f} s, trial {self.trial_seconds:.1f} s; time to recover "
+            f"  trial {self.trial_seconds:.1f} s, baseline {self.baseline_seconds:.1f} s; time to recover "
             f"(kill or broker outage -> the job's next completed checkpoint): median {median:.1f} s, "
             f"max {max(recovery, default=float('nan')):.1f} s",
             f"  outputs: {self.line_items:,} line items, {self.drawdowns:,} drawdowns, {self.alerts:,} alerts",
-            "  checks: " + ("ALL HOLD" if self.ok else "BROKEN"),
+            "  checks (baseline, workload intent, identities): " + ("ALL HOLD" if self.ok else "BROKEN"),
             *[f"    - {failure}" for failure in self.failures],
         ]
         return "\n".join(lines)
@@ -104,11 +155,13 @@ FLUSH_CUSTOMER = "chaos-flush"
 
 def job_command(bootstrap: str, topics: dict[str, str], *, job_name: str, run_id: str, reference_time: str,
                 parallelism: int, checkpoint_interval_ms: int, flink_conf: dict[str, str],
-                bounded: bool) -> list[str]:
+                bounded: bool, idle_timeout_s: float | None = None) -> list[str]:
     args = [sys.executable, "-m", "jobs.billing", "--credits", "--watermark-on-every-event",
             "--bootstrap", bootstrap, "--catalog", str(project_home() / CATALOG), "--parallelism", str(parallelism),
             "--reference-time", reference_time, "--job-name", job_name, "--run-id", run_id,
             "--checkpoint-interval-ms", str(checkpoint_interval_ms)]
+    if idle_timeout_s is not None:
+        args += ["--idle-timeout-seconds", str(idle_timeout_s)]
     if bounded:
         args.append("--bounded")
     for name, topic in topics.items():
@@ -174,53 +227,154 @@ def kill_process_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def produce_flush_events(bootstrap: str, topic: str, at) -> None:
+
+def flush_events(at: datetime, partitions: int = PARTITIONS) -> list[tuple[int, bytes]]:
     """One valid event per partition, two minutes after the workload: it moves every partition's watermark past the
     workload's last windows, so an unbounded job fires them all (the flush customer's own window stays open)."""
-    from kafka import KafkaProducer
+    stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [(partition, json.dumps({"event_id": f"flush-{partition}", "tenant_id": "acme-ai",
+                                    "customer_id": FLUSH_CUSTOMER, "meter": "requests", "timestamp": stamp}).encode())
+            for partition in range(partitions)]
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    try:
-        for partition in sorted(producer.partitions_for(topic)):
-            event = {"event_id": f"flush-{partition}", "tenant_id": "acme-ai", "customer_id": FLUSH_CUSTOMER,
-                     "meter": "requests", "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-            producer.send(topic, json.dumps(event).encode(), partition=partition)
-        producer.flush()
-    finally:
-        producer.close()
+
+class LiveProducer(threading.Thread):
+    """Writes `records` ((partition, value), in order) at a steady pace over about `seconds`, then `tail` (the flush
+    events). With `outage` set, it writes the first half, then, once the outage has begun, the next quarter while
+    the broker is down (the client buffers and retries: idempotent, so nothing is doubled or reordered), and the rest
+    after the outage ended. `error` holds what went wrong, `done` is set at the end either way."""
+
+    def __init__(self, bootstrap: str, topic: str, records: list[tuple[int, bytes]], tail: list[tuple[int, bytes]],
+                 *, seconds: float, outage: tuple[threading.Event, threading.Event] | None, outage_seconds: float):
+        super().__init__(name="chaos-live-producer", daemon=True)
+        self.bootstrap, self.topic, self.records, self.tail = bootstrap, topic, records, tail
+        self.seconds, self.outage, self.outage_seconds = seconds, outage, outage_seconds
+        self.done = threading.Event()
+        self.stop = threading.Event()
+        self.error: str | None = None
+        self.written_during_outage = 0
+
+    def run(self) -> None:
+        from kafka import KafkaProducer
+
+        try:
+            producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                     linger_ms=20, delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000,
+                                     max_block_ms=10 * 60 * 1000, reconnect_backoff_max_ms=2_000)
+        except Exception as exc:  # noqa: BLE001 - reported by the trial
+            self.error = f"the live producer could not start: {exc!r}"
+            self.done.set()
+            return
+        try:
+            n = len(self.records)
+            half, three_quarters = n // 2, (3 * n) // 4
+            step = 0.1
+            chunk = max(1, int(n * step / max(self.seconds, step)))
+            during = max(1, int((three_quarters - half) * step / max(self.outage_seconds * 0.6, step)))
+            i = 0
+            while i < n and not self.stop.is_set():
+                if self.outage is not None and i == half:
+                    self.outage[0].wait()
+                if self.outage is not None and i == three_quarters:
+                    self.outage[1].wait()
+                in_outage = self.outage is not None and half <= i < three_quarters
+                limit = three_quarters if in_outage else (half if self.outage is not None and i < half else n)
+                end = min(limit, i + (during if in_outage else chunk))
+                for partition, value in self.records[i:end]:
+                    producer.send(self.topic, value=value, partition=partition)
+                if in_outage and self.outage[0].is_set() and not self.outage[1].is_set():
+                    self.written_during_outage += end - i
+                i = end
+                time.sleep(step)
+            producer.flush()
+            for partition, value in self.tail:
+                producer.send(self.topic, value=value, partition=partition)
+            producer.flush()
+        except Exception as exc:  # noqa: BLE001 - reported by the trial
+            self.error = f"the live producer failed: {exc!r}"
+        finally:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=30)
+            self.done.set()
 
 
 class Progress:
-    """When has an unbounded trial caught up? All input records have an outcome on its accounting topic and its
-    line items (the flush customer's aside) are as many as the baseline's."""
+    """When has an unbounded trial caught up? The producer is done, every input record has an outcome on its
+    accounting topic and its line items (the flush customer's aside) are as many as the workload should give, or
+    that count stood still for `settle_s` after the accounting was complete (the comparison then says what is
+    wrong)."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, str], run_id: str, expected_line_items: int):
+    def __init__(self, bootstrap: str, topics: dict[str, str], run_id: str, expected_line_items: int,
+                 producer_done: Callable[[], bool], *, settle_s: float = 60.0):
         self.bootstrap, self.topics, self.run_id = bootstrap, topics, run_id
-        self.received = topic_record_count(bootstrap, topics["usage_events"])
-        self.expected_line_items = expected_line_items
+        self.expected_line_items, self.producer_done, self.settle_s = expected_line_items, producer_done, settle_s
+        self.received: int | None = None
         self.next_check = 0.0
+        self.last_count: tuple[int, float] | None = None
 
     def done(self) -> bool:
         from jobs.billing import read_accounting
 
-        if time.monotonic() < self.next_check:
+        if time.monotonic() < self.next_check or not self.producer_done():
             return False
         self.next_check = time.monotonic() + 3.0
+        if self.received is None:
+            self.received = topic_record_count(self.bootstrap, self.topics["usage_events"])
         if sum(read_accounting(self.bootstrap, self.topics["accounting"], self.run_id).values()) < self.received:
             return False
         lines = [r for r in _read(self.bootstrap, self.topics["line_items"]) if r["customer_id"] != FLUSH_CUSTOMER]
-        return len({r["line_item_id"] for r in lines}) >= self.expected_line_items
+        count = len({r["line_item_id"] for r in lines})
+        if count >= self.expected_line_items:
+            return True
+        if self.last_count is None or self.last_count[0] != count:
+            self.last_count = (count, time.monotonic())
+        return time.monotonic() - self.last_count[1] >= self.settle_s
+
+
+@dataclass
+class TrialInputs:
+    """The workload as placed in the input topic: record i at `placement[i]` = (partition, offset)."""
+
+    workload: object  # meterstream.workload.Workload
+    placement: list[tuple[int, int]]
+    head: int  # records written before the trial
+    flush: list[tuple[int, bytes]]
+
+
+def place(workload, partitions: int = PARTITIONS) -> list[tuple[int, int]]:
+    """(partition, offset) of each record when written in order, each to the partition of its key, into an empty
+    topic without transactions."""
+    next_offset = [0] * partitions
+    placement = []
+    for i in range(len(workload.records)):
+        partition = workload.partition(i, partitions)
+        placement.append((partition, next_offset[partition]))
+        next_offset[partition] += 1
+    return placement
+
+
+def input_mismatches(inputs: TrialInputs, read: list[tuple[int, int, bytes]]) -> list[str]:
+    """The input topic must hold the workload where `placement` says, then the flush events, and nothing else."""
+    expected = {(p, o): inputs.workload.records[i] for i, (p, o) in enumerate(inputs.placement)}
+    ends = Counter(p for p, _ in inputs.placement)
+    for partition, value in inputs.flush:
+        expected[(partition, ends[partition])] = value
+        ends[partition] += 1
+    got = {(p, o): v for p, o, v in read}
+    wrong = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+    if wrong:
+        return [f"the input topic does not hold the workload as produced at {len(wrong)} offsets, e.g. {wrong[:3]}"]
+    return []
 
 
 def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log=print) -> ChaosReport:
-    """One trial (see the module docstring). `broker`: a `kafka_local.BrokerInfo` this process may restart;
-    `cluster`: a running `meterstream.cluster.ClusterInfo` to run the trial on, killing its TaskManager."""
-    from datetime import timedelta
-
-    from meterstream.demo import produce_inputs
+    """One trial (see the module docstring). `broker`: a `kafka_local.BrokerInfo` this process may restart and
+    kill; `cluster`: a running `meterstream.cluster.ClusterInfo` to run the trial on, killing its TaskManager."""
+    from jobs.billing import BillingSettings
+    from meterstream.demo import demo_workload, produce_credit_inputs
+    from udfs.catalog import load_catalog
 
     run_id = f"chaos-{uuid.uuid4().hex[:8]}"
-    report = ChaosReport(run_id)
+    report = ChaosReport(run_id, seed=spec.seed)
     rng = random.Random(spec.seed)
     workdir = var_dir() / "chaos" / run_id
     workdir.mkdir(parents=True)
@@ -228,21 +382,70 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     runs = {kind: {**inputs, **{n: f"{run_id}-{kind}-{n.replace('_', '-')}" for n in OUTPUT_TOPICS}}
             for kind in ("baseline", "trial")}
     outputs = [*(runs["baseline"][n] for n in OUTPUT_TOPICS), *(runs["trial"][n] for n in OUTPUT_TOPICS)]
-    create_topics(bootstrap, [*inputs.values(), *outputs], partitions=2, configs=output_topic_configs(outputs))
-    workload = produce_inputs(bootstrap, inputs, events=spec.events, seed=spec.seed, customers_per_tenant=100)
-    produce_flush_events(bootstrap, inputs["usage_events"], workload.max_event_time + timedelta(minutes=2))
+    create_topics(bootstrap, [*inputs.values(), *outputs], partitions=PARTITIONS,
+                  configs=output_topic_configs(outputs))
+    now = datetime.now(UTC).replace(microsecond=0)
+    workload = demo_workload(events=spec.events, seed=spec.seed, customers_per_tenant=100, now=now)
+    placement = place(workload)
+    head = len(workload.records) - int(len(workload.records) * spec.live_share)
+    trial_inputs = TrialInputs(workload, placement, head, flush_events(workload.max_event_time + timedelta(minutes=2)))
+    produce(bootstrap, inputs["usage_events"], workload.records[:head], partitions=[p for p, _ in placement[:head]])
+    produce_credit_inputs(bootstrap, inputs, now=now)
     reference = workload.reference_time.isoformat()
-    log(f"[chaos] {run_id}: {spec.events:,} events, grants and a spend cap in {inputs['usage_events']} ...")
+    window = timedelta(milliseconds=BillingSettings(catalog_yaml="").window_size_ms)
+    intent = chaos_checks.intent_of(workload, placement, catalog=load_catalog(project_home() / CATALOG),
+                                    reference_time=workload.reference_time, window=window,
+                                    extra_windowed=len(trial_inputs.flush))
+    outages = spec.outages if broker is not None and cluster is None else 0
+    gates = (threading.Event(), threading.Event()) if outages else None
+    producer = LiveProducer(bootstrap, inputs["usage_events"],
+                            [(placement[i][0], workload.records[i]) for i in range(head, len(workload.records))],
+                            trial_inputs.flush, seconds=spec.live_seconds, outage=gates,
+                            outage_seconds=spec.outage_seconds)
+    log(f"[chaos] {run_id} (seed {spec.seed}): {head:,} of {spec.events:,} events, grants and a spend cap in "
+        f"{inputs['usage_events']}; the rest while the trial runs ({len(intent.line_items):,} line items expected)")
 
     def command(kind: str, extra: dict[str, str]) -> list[str]:
         return job_command(bootstrap, runs[kind], job_name=f"{run_id}-{kind}", run_id=f"{run_id}-{kind}",
                            reference_time=reference, parallelism=spec.parallelism,
                            checkpoint_interval_ms=spec.checkpoint_interval_ms, flink_conf=extra,
-                           bounded=kind == "baseline")
+                           bounded=kind == "baseline", idle_timeout_s=spec.idle_timeout_s)
 
-    # The baseline is a bounded run (it checks its own identities and ends); the trial runs unbounded: a bounded
-    # Kafka source restored from a checkpoint never ends (FLINK-31006, open in connector 5.0.0), so the harness
-    # watches the trial's outputs until it has caught up, then stops it.
+    progress = Progress(bootstrap, runs["trial"], f"{run_id}-trial", len(intent.line_items), producer.done.is_set)
+    producer.start()
+    try:
+        if cluster is not None:
+            _cluster_trial(cluster, spec, rng, report, command("trial", {})[3:], progress, log)
+        else:
+            _minicluster_trial(spec, rng, report, lambda conf: command("trial", conf), workdir, broker, progress,
+                               log, gates, producer)
+    finally:
+        producer.stop.set()
+        if gates is not None:
+            for gate in gates:
+                gate.set()
+        producer.done.wait(120)
+    if producer.error:
+        report.failures.append(producer.error)
+    if report.failures:
+        return report
+    for what, want, got in (("kills", spec.kills, report.kills),
+                            ("kills during start-up", spec.startup_kills if cluster is None else 0,
+                             report.startup_kills),
+                            ("kills during restore", spec.restore_kills if cluster is None else 0,
+                             report.restore_kills)):
+        if got < want:
+            report.failures.append(f"only {got} of {want} {what} happened before the trial caught up "
+                                   "(a larger --events gives the job more time)")
+    if gates is not None and producer.written_during_outage == 0:
+        report.failures.append("the producer wrote nothing while the broker was down")
+    failures = input_mismatches(trial_inputs, [(r.partition, r.offset, r.value) for r in
+                                               read_committed_records(bootstrap, inputs["usage_events"])])
+    if failures:
+        report.failures += failures
+        return report
+
+    log(f"[chaos] trial caught up in {report.trial_seconds:.1f} s; baseline (bounded, no failures) ...")
     started = time.monotonic()
     with open(workdir / "baseline.log", "wb") as out:
         baseline = subprocess.run(command("baseline", {}), stdout=out, stderr=subprocess.STDOUT,
@@ -251,41 +454,34 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     if baseline.returncode != 0:
         report.failures.append(f"the baseline run failed ({baseline.returncode}); log {workdir / 'baseline.log'}")
         return report
-    expected = len({r["line_item_id"] for r in _read(bootstrap, runs["baseline"]["line_items"])
-                    if r["customer_id"] != FLUSH_CUSTOMER})
-    progress = Progress(bootstrap, runs["trial"], f"{run_id}-trial", expected)
-    log(f"[chaos] baseline done in {report.baseline_seconds:.1f} s ({expected:,} line items); trial with "
-        f"{spec.kills} kills and {spec.broker_restarts} broker restarts ...")
-
-    if cluster is not None:
-        _cluster_trial(cluster, spec, rng, report, command("trial", {})[3:], progress, log)
-    else:
-        _minicluster_trial(spec, rng, report, lambda conf: command("trial", conf), workdir, broker, progress, log)
-    if report.failures:
-        return report
-    if report.kills < spec.kills:
-        report.failures.append(f"only {report.kills} of {spec.kills} kills happened before the trial caught up "
-                               "(a larger --events gives the job more time)")
-    compare_outputs(bootstrap, runs, run_id, report)
+    compare_outputs(bootstrap, runs, run_id, report, intent)
     return report
 
 
 def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport, command, workdir: Path, broker,
-                       progress: Progress, log) -> None:
+                       progress: Progress, log, gates, producer: LiveProducer) -> None:
     """Kill the whole job process (the MiniCluster in it) and relaunch it from the newest retained checkpoint."""
+    from meterstream import kafka_local
+
     root = workdir / "checkpoints"
     retained = retained_checkpoints_conf(root)
-    disruptions = ["kill"] * spec.kills + ["broker"] * (spec.broker_restarts if broker is not None else 0)
+    with_broker = broker is not None
+    disruptions = (["kill"] * spec.kills + ["broker"] * (spec.broker_restarts if with_broker else 0)
+                   + ["broker_kill"] * (spec.broker_kills if with_broker else 0))
     rng.shuffle(disruptions)
+    disruptions += ["outage"] * (spec.outages if with_broker else 0)  # popped first: while the producer writes
+    startup_kills, restore_kills = spec.startup_kills, spec.restore_kills
+    restore_misses = 0  # restore kills that came too late (the checkpoint first): given up after 5
     started = time.monotonic()
-    deadline = started + spec.attempt_timeout_s * (len(disruptions) + 1)
+    deadline = started + spec.attempt_timeout_s * (len(disruptions) + startup_kills + restore_kills + 1)
     proc: subprocess.Popen | None = None
     killed_at: float | None = None
+    time_to_checkpoint: list[float] = []  # launch -> first checkpoint, per attempt
 
-    def wait_for_checkpoint(known: set[Path]) -> bool:
-        while proc.poll() is None and not (_checkpoints(root) - known) and time.monotonic() < deadline:
+    def wait_for_checkpoint(known: set[Path], until: float = float("inf")) -> bool:
+        while (proc.poll() is None and not (_checkpoints(root) - known) and time.monotonic() < min(deadline, until)):
             time.sleep(0.05)
-        return proc.poll() is None and time.monotonic() < deadline
+        return proc.poll() is None and bool(_checkpoints(root) - known)
 
     try:
         while True:
@@ -296,17 +492,40 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
                 if restore is not None:
                     conf["execution.state-recovery.path"] = restore.as_uri()
                 known = _checkpoints(root)
+                launched = time.monotonic()
                 with open(workdir / f"attempt-{report.attempts}.log", "wb") as out:
                     proc = subprocess.Popen(command(conf), stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
+                early = None
+                if restore is None and startup_kills:
+                    early = ("start-up", rng.uniform(1.5, 4.0))
+                elif restore is not None and restore_kills and restore_misses < 5:
+                    typical = min(time_to_checkpoint, default=8.0)
+                    early = ("restore", rng.uniform(0.2, 0.8) * typical)
+                startup_kills = 0  # only the first attempt starts without a checkpoint: a missed one stays missed
+                if early is not None:
+                    came_first = wait_for_checkpoint(known, until=launched + early[1])
+                    restore_misses += came_first and early[0] == "restore"
+                    if not came_first and proc.poll() is None:
+                        kill_process_group(proc)
+                        proc, killed_at = None, killed_at or time.monotonic()
+                        if early[0] == "start-up":
+                            report.startup_kills += 1
+                        else:
+                            restore_kills -= 1
+                            report.restore_kills += 1
+                        log(f"[chaos] attempt {report.attempts}: SIGKILL {early[1]:.1f} s after launch, before its "
+                            f"first checkpoint ({early[0]})")
+                        continue
                 if not wait_for_checkpoint(known):  # its first checkpoint proves the restore worked
                     report.failures.append(f"attempt {report.attempts} ended ({proc.returncode}) or timed out "
                                            f"before its first checkpoint; log in {workdir}")
                     return
+                time_to_checkpoint.append(time.monotonic() - launched)
                 if killed_at is not None:
                     report.recovery_seconds.append(time.monotonic() - killed_at)
                     killed_at = None
-            if not disruptions:
+            if not disruptions and not (restore_kills and restore_misses < 5):
                 while not progress.done():
                     if proc.poll() is not None or time.monotonic() >= deadline:
                         report.failures.append(f"attempt {report.attempts} ended ({proc.returncode}) or timed out "
@@ -322,18 +541,36 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
             if proc.poll() is not None:
                 report.failures.append(f"attempt {report.attempts} ended ({proc.returncode}); log in {workdir}")
                 return
-            if disruptions.pop() == "kill":
+            disruption = disruptions.pop() if disruptions else "kill"  # a kill makes room for a pending restore kill
+            if disruption == "kill":
                 kill_process_group(proc)
                 proc, killed_at = None, time.monotonic()
                 report.kills += 1
                 log(f"[chaos] attempt {report.attempts}: SIGKILL {delay:.1f} s after its first checkpoint")
                 continue
-            from meterstream.kafka_local import restart_broker
-
-            log(f"[chaos] attempt {report.attempts}: broker restart {delay:.1f} s after its first checkpoint")
             outage_started, known = time.monotonic(), _checkpoints(root)
-            restart_broker(broker, down_seconds=rng.uniform(1, 5))
-            report.broker_restarts += 1
+            if disruption == "outage":
+                if producer.done.is_set():
+                    report.failures.append("the producer finished before the broker outage (a larger --events or "
+                                           "live_seconds keeps it writing longer)")
+                    return
+                log(f"[chaos] attempt {report.attempts}: broker SIGKILL, down {spec.outage_seconds:.0f} s while "
+                    "the producer writes")
+                kafka_local.kill_broker(broker)
+                gates[0].set()
+                time.sleep(spec.outage_seconds)
+                kafka_local.start_again(broker)
+                report.outages.append(time.monotonic() - outage_started)
+                gates[1].set()
+            else:
+                hard = disruption == "broker_kill"
+                log(f"[chaos] attempt {report.attempts}: broker {'SIGKILL' if hard else 'restart'} {delay:.1f} s "
+                    "after its first checkpoint")
+                kafka_local.restart_broker(broker, down_seconds=rng.uniform(1, 5), hard=hard)
+                if hard:
+                    report.broker_kills += 1
+                else:
+                    report.broker_restarts += 1
             # The job recovers in-process (its restart strategy); if it gave up, the next attempt restores.
             if wait_for_checkpoint(known):
                 report.recovery_seconds.append(time.monotonic() - outage_started)
@@ -408,23 +645,34 @@ def _read(bootstrap: str, topic: str) -> list[dict]:
     return [json.loads(v) for v in read_committed(bootstrap, topic)]
 
 
+def _read_in_place(bootstrap: str, topic: str) -> list[dict]:
+    """The topic's records by (partition, offset)."""
+    records = sorted(read_committed_records(bootstrap, topic), key=lambda r: (r.partition, r.offset))
+    return [json.loads(r.value) for r in records]
+
+
 def _unique(records: list[dict], key: str, what: str, report: ChaosReport) -> None:
     repeated = [k for k, n in Counter(r[key] for r in records).items() if n > 1]
     if repeated:
         report.failures.append(f"{len(repeated)} {what} ids appear more than once, e.g. {repeated[:3]}")
 
 
-def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str, report: ChaosReport) -> None:
+def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str, report: ChaosReport,
+                    intent: chaos_checks.Intent) -> None:
     from jobs.billing import BillingSettings, Topics, accounting_table, credit_identity_check, read_accounting
+    from schemas.credits import CreditGrant
+    from udfs.credits import validate_grant_record
 
     trial = runs["trial"]  # the baseline's own identities were checked by its bounded run (exit code 0)
-    lines = {kind: _read(bootstrap, runs[kind]["line_items"]) for kind in runs}
-    drawdowns = _read(bootstrap, trial["credit_drawdowns"])
-    alerts = _read(bootstrap, trial["billing_alerts"])
-    report.line_items, report.drawdowns, report.alerts = len(lines["trial"]), len(drawdowns), len(alerts)
+    out = {kind: {topic: _read_in_place(bootstrap, runs[kind][topic])
+                  for topic in ("line_items", "credit_drawdowns", "billing_alerts", "dead_letters", "late_events")}
+           for kind in runs}
+    lines = {kind: out[kind]["line_items"] for kind in runs}
+    report.line_items, report.drawdowns, report.alerts = (len(out["trial"][t]) for t in
+                                                          ("line_items", "credit_drawdowns", "billing_alerts"))
     _unique(lines["trial"], "line_item_id", "line item", report)
-    _unique(drawdowns, "drawdown_id", "drawdown", report)
-    _unique(alerts, "alert_id", "alert", report)
+    _unique(out["trial"]["credit_drawdowns"], "drawdown_id", "drawdown", report)
+    _unique(out["trial"]["billing_alerts"], "alert_id", "alert", report)
 
     def comparable(records: list[dict]) -> dict[str, dict]:
         return {r["line_item_id"]: {k: v for k, v in r.items() if k != "emitted_at"} for r in records}
@@ -439,25 +687,36 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     for what, ids in (("missing", missing), ("unexpected", extra), ("different", differ)):
         if ids:
             report.failures.append(f"{len(ids)} line items {what} against the baseline, e.g. {sorted(ids)[:3]}")
-
-    def totals(records: list[dict]) -> dict[tuple, Decimal]:
-        out: dict[tuple, Decimal] = defaultdict(Decimal)
-        for r in records:
-            out[(r["tenant_id"], r["customer_id"], r["period_start"], r["currency"])] += Decimal(r["amount"])
-        return dict(out)
-
-    if totals(lines["baseline"]) != totals(lines["trial"]):
+    if chaos_checks.line_totals(lines["baseline"]) != chaos_checks.line_totals(lines["trial"]):
         report.failures.append("line item totals per customer and period differ from the baseline")
-    for topic in ("dead_letters", "late_events", "credit_grant_dead_letters"):
+
+    report.failures += chaos_checks.compare_credits(out["baseline"]["credit_drawdowns"],
+                                                    out["trial"]["credit_drawdowns"])
+    report.failures += chaos_checks.compare_alerts(out["baseline"]["billing_alerts"], out["trial"]["billing_alerts"])
+    report.failures += chaos_checks.compare_dead_letters(
+        chaos_checks.dead_letter_keys(out["baseline"]["dead_letters"]),
+        chaos_checks.dead_letter_keys(out["trial"]["dead_letters"]), against="the baseline")
+    for topic in ("late_events", "credit_grant_dead_letters"):
         counts = {kind: len(read_committed(bootstrap, runs[kind][topic])) for kind in runs}
         if counts["baseline"] != counts["trial"]:
             report.failures.append(f"{topic}: {counts['trial']} records, the baseline has {counts['baseline']}")
+
+    settings = BillingSettings(catalog_yaml=(project_home() / CATALOG).read_text())
+    grants = [g for g in (validate_grant_record(raw, tenants=settings.catalog.tenants)
+                          for raw in read_committed(bootstrap, trial["credit_grants"])) if isinstance(g, CreditGrant)]
+    for kind in runs:
+        accounting = read_accounting(bootstrap, runs[kind]["accounting"], f"{run_id}-{kind}")
+        report.failures += [f"{kind}: {failure}" for failure in chaos_checks.compare_with_intent(
+            intent, accounting=accounting, dead_letters=out[kind]["dead_letters"],
+            late_events=out[kind]["late_events"], line_items=out[kind]["line_items"],
+            skip_customers=frozenset({FLUSH_CUSTOMER}))]
+        report.failures += [f"{kind}: {failure}" for failure in
+                            chaos_checks.balance_mismatches(grants, out[kind]["credit_drawdowns"])]
 
     received = topic_record_count(bootstrap, trial["usage_events"])
     _, holds = accounting_table(read_accounting(bootstrap, trial["accounting"], f"{run_id}-trial"), received)
     if not holds:
         report.failures.append("the accounting identity does not hold on the trial's accounting topic")
-    settings = BillingSettings(catalog_yaml=(project_home() / CATALOG).read_text())
     _, credits_hold = credit_identity_check(bootstrap, Topics(**trial), settings)
     if not credits_hold:
         report.failures.append("the credits identities do not hold on the trial's drawdowns")
@@ -468,12 +727,17 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="meterstream chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--broker-restarts", type=int, default=1)
+    parser.add_argument("--kills", type=int, default=20, help="kills after an attempt's first checkpoint")
+    parser.add_argument("--startup-kills", type=int, choices=(0, 1), default=1)
+    parser.add_argument("--restore-kills", type=int, default=2)
+    parser.add_argument("--broker-restarts", type=int, default=1, help="clean restarts, 1-5 s down")
+    parser.add_argument("--broker-kills", type=int, default=1, help="SIGKILLs, 1-5 s down")
+    parser.add_argument("--outages", type=int, default=1, help="SIGKILLs, --outage-seconds down, producer writing")
+    parser.add_argument("--outage-seconds", type=float, default=30.0)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=None, help="random by default; printed for a rerun")
     parser.add_argument("--parallelism", type=int, default=2)
-    parser.add_argument("--bootstrap", help="an existing broker (then no broker restarts)")
+    parser.add_argument("--bootstrap", help="an existing broker (then no broker restarts, kills or outages)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     print(f"[chaos] seed {seed}")
@@ -485,8 +749,12 @@ def main(argv: list[str] | None = None) -> int:
         broker = kafka_local.start_broker(var_dir() / f"kafka-chaos-{uuid.uuid4().hex[:6]}")
         bootstrap = broker.bootstrap_servers
     try:
-        spec = ChaosSpec(kills=args.kills, events=args.events, seed=seed, parallelism=args.parallelism,
-                         broker_restarts=args.broker_restarts if broker is not None else 0)
+        own = broker is not None
+        spec = ChaosSpec(kills=args.kills, startup_kills=args.startup_kills, restore_kills=args.restore_kills,
+                         events=args.events, seed=seed, parallelism=args.parallelism,
+                         broker_restarts=args.broker_restarts if own else 0,
+                         broker_kills=args.broker_kills if own else 0, outages=args.outages if own else 0,
+                         outage_seconds=args.outage_seconds, idle_timeout_s=max(120.0, args.outage_seconds * 2))
         report = run_trial(bootstrap, spec, broker=broker)
         print(report.summary())
         return 0 if report.ok else 2

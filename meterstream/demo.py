@@ -109,28 +109,38 @@ def print_credits(drawdowns: list[dict], alerts: list[dict], grant_dead_letters:
               f"threshold {alert['threshold']} value {alert['value']} {alert.get('action') or ''}")
 
 
-def produce_inputs(
-    bootstrap: str, topics: dict[str, str], *, events: int, seed: int, customers_per_tenant: int
-) -> Workload:
-    """The demo's inputs: a generated workload of the last 12 minutes into `usage_events`, the demo grants into
-    `credit_grants` and one spend cap into `spend_caps` (topics by `jobs.billing.Topics` field name)."""
+def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: datetime) -> Workload:
+    """The demo's usage: a generated workload of the 12 minutes before `now` (10 minutes of events)."""
     from meterstream.workload import WorkloadSpec, generate_workload
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    workload = generate_workload(
+    return generate_workload(
         WorkloadSpec(seed=seed, events=events, customers_per_tenant=customers_per_tenant,
                      start=now - timedelta(minutes=12), duration=timedelta(minutes=10))
     )
-    # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
-    # decided by arrival order within that partition.
-    keys = [str(key).encode() for key in workload.partition_keys]
-    produce(bootstrap, topics["usage_events"], workload.records, keys=keys)
+
+
+def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: datetime) -> None:
+    """The demo grants into `credit_grants` and one spend cap into `spend_caps`."""
     grants = demo_grants(now - timedelta(minutes=12))
     produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in grants])
     produce(bootstrap, topics["spend_caps"], [json.dumps(
         {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
          "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     ).encode()])
+
+
+def produce_inputs(
+    bootstrap: str, topics: dict[str, str], *, events: int, seed: int, customers_per_tenant: int
+) -> Workload:
+    """The demo's inputs: a generated workload of the last 12 minutes into `usage_events`, the demo grants into
+    `credit_grants` and one spend cap into `spend_caps` (topics by `jobs.billing.Topics` field name)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    workload = demo_workload(events=events, seed=seed, customers_per_tenant=customers_per_tenant, now=now)
+    # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
+    # decided by arrival order within that partition.
+    keys = [str(key).encode() for key in workload.partition_keys]
+    produce(bootstrap, topics["usage_events"], workload.records, keys=keys)
+    produce_credit_inputs(bootstrap, topics, now=now)
     return workload
 
 

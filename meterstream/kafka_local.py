@@ -8,6 +8,7 @@ exactly-once sink, whose transactions default to a 1 h timeout (so `transaction.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -151,11 +152,32 @@ def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: s
         raise
 
 
-def restart_broker(info: BrokerInfo, *, down_seconds: float = 0.0, timeout: float = 90.0) -> BrokerInfo:
-    """Stop the broker, stay down for `down_seconds`, start it again on the same ports and data (no format, default
-    heap): clients see a broker outage, not a new cluster. `info` is updated in place (the pid changes)."""
-    stop_broker(info)
+def restart_broker(info: BrokerInfo, *, down_seconds: float = 0.0, timeout: float = 90.0,
+                   hard: bool = False) -> BrokerInfo:
+    """Stop the broker (`hard`: SIGKILL, no controlled shutdown), stay down for `down_seconds`, start it again on the
+    same ports and data (no format, default heap): clients see a broker outage, not a new cluster. `info` is updated
+    in place (the pid changes)."""
+    if hard:
+        kill_broker(info)
+    else:
+        stop_broker(info)
     time.sleep(down_seconds)
+    return start_again(info, timeout=timeout)
+
+
+def kill_broker(info: BrokerInfo, *, timeout: float = 10.0) -> None:
+    """SIGKILL the broker's process group (a crash: no controlled shutdown, no flush) and wait until it is gone."""
+    if info.pid <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(info.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(info.pid):
+        time.sleep(0.05)
+
+
+def start_again(info: BrokerInfo, *, timeout: float = 90.0) -> BrokerInfo:
+    """Start a stopped (or killed) broker again on its ports and data; `info.pid` is updated."""
     return _launch(info, heap=DEFAULT_HEAP, timeout=timeout, what="on restart")
 
 

@@ -102,16 +102,20 @@ def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
         admin.close()
 
 
-def produce(bootstrap_servers: str, topic: str, values: Iterable[bytes], *, keys: Iterable[bytes] | None = None) -> int:
-    """Send values (optionally keyed) and wait until the broker acknowledged all; returns the count."""
+def produce(bootstrap_servers: str, topic: str, values: Iterable[bytes], *, keys: Iterable[bytes] | None = None,
+            partitions: Iterable[int] | None = None) -> int:
+    """Send values (optionally keyed, optionally each to a given partition) and wait until the broker acknowledged
+    all; returns the count."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, batch_size=256 * 1024, acks="all")
     count = 0
     try:
         key_iter = iter(keys) if keys is not None else None
+        partition_iter = iter(partitions) if partitions is not None else None
         for value in values:
-            producer.send(topic, value=value, key=next(key_iter) if key_iter is not None else None)
+            producer.send(topic, value=value, key=next(key_iter) if key_iter is not None else None,
+                          partition=next(partition_iter) if partition_iter is not None else None)
             count += 1
         producer.flush()
     finally:

@@ -1,0 +1,312 @@
+"""The comparisons of a failure trial (`meterstream.chaos`), as pure functions over what the runs wrote.
+
+Two kinds of expectation:
+- **the baseline** (the same job, bounded, without failures): line items, drawdowns per grant and per customer,
+  alerts and dead letters must be the same in the disrupted run;
+- **the generator's intent** (`Intent`, from `meterstream.workload`: what each record was made to be), computed
+  without the job: the outcome of every input record (dead-lettered with its reason, duplicate, windowed, late),
+  each dead letter by (source partition, offset, reason, raw bytes), each late event, and the line items the pure
+  Python specification in `udfs/` (validation, windows, aggregations, pricing, period-to-date) gives for the
+  records meant to be valid and on time.
+And one identity within a run: per customer and currency, grants - drawn - expired - voided must equal the
+`customer_balance_after` the ledger reported last (in event-time order).
+
+Each function returns a list of failures (sentences); empty means the check holds. Records are the parsed JSON
+dicts of the output topics; drawdowns in the order they sit in their partitions (`sorted by (partition,
+offset)`), which breaks ties of event time and emission time when finding a grant's or customer's last record.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+ZERO = Decimal(0)
+SAMPLES = 3  # how many example keys a failure names
+
+
+def _d(text: str | None) -> Decimal:
+    return Decimal(text) if text is not None else ZERO
+
+
+def _examples(keys: Iterable) -> str:
+    return ", ".join(repr(k) for k in sorted(keys, key=repr)[:SAMPLES])
+
+
+# ---- credits: per grant and per customer --------------------------------------------------------------------
+
+
+@dataclass
+class CreditTotals:
+    """What the drawdowns of one grant (or one customer and currency) add up to, and the balance reported last."""
+
+    drawn: Decimal = ZERO  # usage and catch_up
+    expired: Decimal = ZERO
+    voided: Decimal = ZERO
+    uncovered: Decimal = ZERO
+    final_balance: Decimal | None = None  # from the last record in event-time order
+
+    def as_tuple(self) -> tuple:
+        return (self.drawn, self.expired, self.voided, self.uncovered, self.final_balance)
+
+
+_COLUMN = {"usage": "drawn", "catch_up": "drawn", "expiry": "expired", "void": "voided"}
+
+
+def event_time_order(drawdowns: Sequence[dict]) -> list[dict]:
+    """The drawdowns by (event_time, emitted_at), ties kept in the given (partition, offset) order: the ledger
+    emits the records of one step together, in the order it applied them."""
+    return [r for _, r in sorted(enumerate(drawdowns), key=lambda p: (p[1]["event_time"], p[1]["emitted_at"], p[0]))]
+
+
+def credit_totals(drawdowns: Sequence[dict]) -> tuple[dict[tuple, CreditTotals], dict[tuple, CreditTotals]]:
+    """(per grant: (tenant, customer, grant_id), per customer: (tenant, customer, currency)) -> totals. A grant's
+    uncovered amount is what its records carried (catch-up records pay uncovered usage back)."""
+    grants: dict[tuple, CreditTotals] = defaultdict(CreditTotals)
+    customers: dict[tuple, CreditTotals] = defaultdict(CreditTotals)
+    for r in event_time_order(drawdowns):
+        c = customers[(r["tenant_id"], r["customer_id"], r["currency"])]
+        column = _COLUMN[r["kind"]]
+        setattr(c, column, getattr(c, column) + _d(r["amount"]))
+        c.uncovered += _d(r["uncovered_amount"])
+        c.final_balance = _d(r["customer_balance_after"])
+        if r["grant_id"] is not None:
+            g = grants[(r["tenant_id"], r["customer_id"], r["grant_id"])]
+            setattr(g, column, getattr(g, column) + _d(r["amount"]))
+            g.uncovered += _d(r["uncovered_amount"])
+            g.final_balance = _d(r["grant_balance_after"])
+    return dict(grants), dict(customers)
+
+
+def compare_credits(baseline: Sequence[dict], trial: Sequence[dict]) -> list[str]:
+    """Per grant and per customer and currency: drawn, expired, voided, uncovered and the final balance equal."""
+    failures = []
+    for what, expected, got in zip(("grant", "customer"), credit_totals(baseline), credit_totals(trial), strict=True):
+        missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
+        differ = {k for k in expected.keys() & got.keys() if expected[k].as_tuple() != got[k].as_tuple()}
+        if missing:
+            failures.append(f"credits: {len(missing)} {what}s have drawdowns in the baseline only, e.g. "
+                            f"{_examples(missing)}")
+        if extra:
+            failures.append(f"credits: {len(extra)} {what}s have drawdowns in the trial only, e.g. {_examples(extra)}")
+        for key in sorted(differ, key=repr)[:SAMPLES]:
+            failures.append(f"credits: {what} {key!r}: (drawn, expired, voided, uncovered, final balance) "
+                            f"{_fmt(got[key])} in the trial, {_fmt(expected[key])} in the baseline")
+        if len(differ) > SAMPLES:
+            failures.append(f"credits: {len(differ)} {what}s differ from the baseline in all")
+    return failures
+
+
+def _fmt(t: CreditTotals) -> str:
+    return "(" + ", ".join(str(v) for v in t.as_tuple()) + ")"
+
+
+def balance_mismatches(grants: Iterable, drawdowns: Sequence[dict]) -> list[str]:
+    """Per (tenant, customer, currency): grants - drawn - expired - voided equal to the `customer_balance_after`
+    of the customer's last drawdown in event-time order. `grants`: the valid `CreditGrant`s of the input (a repeated
+    grant_id counts once, as in the ledger); a customer holding credit must have a drawdown that reports it."""
+    from schemas.credits import CreditGrant
+
+    granted: dict[tuple, Decimal] = defaultdict(Decimal)
+    seen = set()
+    for grant in grants:
+        if isinstance(grant, CreditGrant) and (grant.tenant_id, grant.customer_id, grant.grant_id) not in seen:
+            seen.add((grant.tenant_id, grant.customer_id, grant.grant_id))
+            granted[(grant.tenant_id, grant.customer_id, grant.currency)] += grant.amount
+    _, customers = credit_totals(drawdowns)
+    failures = []
+    for key in sorted(granted.keys() | customers.keys()):
+        totals = customers.get(key)
+        if totals is None:
+            failures.append(f"credits: {key!r} was granted {granted[key]} but no drawdown reports its balance")
+            continue
+        computed = granted.get(key, ZERO) - totals.drawn - totals.expired - totals.voided
+        if computed != totals.final_balance:
+            failures.append(f"credits: {key!r}: grants - drawn - expired - voided = {computed}, the ledger's last "
+                            f"customer_balance_after (event-time order) is {totals.final_balance}")
+    return failures
+
+
+# ---- alerts and dead letters --------------------------------------------------------------------------------
+
+
+def compare_alerts(baseline: Sequence[dict], trial: Sequence[dict]) -> list[str]:
+    """The same alerts by alert_id, each with the same content (every field but `emitted_at`)."""
+    def content(records: Sequence[dict]) -> dict[str, dict]:
+        return {r["alert_id"]: {k: v for k, v in r.items() if k != "emitted_at"} for r in records}
+
+    expected, got = content(baseline), content(trial)
+    failures = []
+    for what, ids in (("missing", expected.keys() - got.keys()), ("unexpected", got.keys() - expected.keys()),
+                      ("different", {k for k in expected.keys() & got.keys() if expected[k] != got[k]})):
+        if ids:
+            failures.append(f"alerts: {len(ids)} {what} against the baseline, e.g. {_examples(ids)}")
+    return failures
+
+
+def raw_bytes(dead_letter: dict) -> bytes:
+    raw = dead_letter["raw"]
+    return base64.b64decode(raw) if dead_letter["raw_encoding"] == "base64" else raw.encode()
+
+
+def dead_letter_keys(dead_letters: Iterable[dict]) -> Counter:
+    """(source partition, source offset, reason, raw bytes) of each dead letter, counted."""
+    return Counter((r["source_partition"], r["source_offset"], r["reason"], raw_bytes(r)) for r in dead_letters)
+
+
+def compare_dead_letters(expected: Counter, got: Counter, *, against: str) -> list[str]:
+    missing, extra = expected - got, got - expected
+    failures = []
+    for what, keys in (("missing", missing), ("unexpected", extra)):
+        if keys:
+            sample = [(p, o, reason) for p, o, reason, _ in sorted(keys)[:SAMPLES]]
+            failures.append(f"dead letters: {sum(keys.values())} {what} against {against} (by partition, offset, "
+                            f"reason, raw bytes), e.g. {sample}")
+    return failures
+
+
+# ---- the generator's intent ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Intent:
+    """What a run must write for the workload, derived from what each record was made to be."""
+
+    outcomes: dict[str, int]  # windowed, late, duplicate_same_payload, duplicate_conflicting_payload, dead_lettered
+    dead_letter_reasons: dict[str, int]
+    dead_letters: Counter  # (partition, offset, reason, raw bytes)
+    late: Counter  # (tenant_id, event_id)
+    line_items: dict[str, dict]  # line_item_id -> the line item (JSON fields, no emitted_at) by the Python spec
+    problems: list[str] = field(default_factory=list)  # intended-valid records the Python validation rejects
+
+    def totals(self) -> dict[tuple, Decimal]:
+        return line_totals(self.line_items.values())
+
+
+def line_totals(lines: Iterable[dict]) -> dict[tuple, Decimal]:
+    """Money per (tenant, customer, period, currency)."""
+    out: dict[tuple, Decimal] = defaultdict(Decimal)
+    for r in lines:
+        out[(r["tenant_id"], r["customer_id"], r["period_start"], r["currency"])] += Decimal(r["amount"])
+    return dict(out)
+
+
+def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, reference_time: datetime,
+              window: timedelta, extra_windowed: int = 0) -> Intent:
+    """The expectation for `workload` (a `meterstream.workload.Workload`) whose record `i` sits at
+    `placement[i] = (partition, offset)` of the input topic. `extra_windowed`: valid records the harness adds (the
+    flush events, billed in windows the comparison leaves out)."""
+    from meterstream.workload import RecordKind
+    from schemas.usage_event import UsageEvent
+    from udfs.aggregations import UsageSample, aggregate_window, aggregator_for
+    from udfs.grouping import group_of
+    from udfs.line_items import accumulate_window
+    from udfs.validation import validate_usage_record
+    from udfs.windows import window_bounds
+
+    kinds = Counter(workload.kinds)
+    outcomes = {
+        "windowed": kinds[RecordKind.ON_TIME] + extra_windowed,
+        "late": kinds[RecordKind.LATE],
+        "duplicate_same_payload": kinds[RecordKind.DUPLICATE],
+        "duplicate_conflicting_payload": kinds[RecordKind.DUPLICATE_CONFLICT],
+        "dead_lettered": kinds[RecordKind.MALFORMED],
+    }
+    reasons = Counter(reason.value for reason in workload.malformed_reasons.values())
+    dead = Counter((*placement[i], reason.value, workload.records[i]) for i, reason in
+                   workload.malformed_reasons.items())
+    meters = catalog.meters_by_tenant()
+    late: Counter = Counter()
+    samples: dict[tuple, list[UsageSample]] = defaultdict(list)
+    problems = []
+    for i, kind in enumerate(workload.kinds):
+        if kind not in (RecordKind.ON_TIME, RecordKind.LATE):
+            continue
+        event = validate_usage_record(workload.records[i], meters_by_tenant=meters, now=reference_time)
+        if not isinstance(event, UsageEvent):
+            problems.append(f"intent: record {i} was made valid, the Python validation says {event.reason}")
+            continue
+        if kind == RecordKind.LATE:
+            late[(event.tenant_id, event.event_id)] += 1
+            continue
+        meter = catalog.meter(event.tenant_id, event.meter)
+        dims = dict(event.dimensions or {})
+        start, end = window_bounds(event.timestamp, window)
+        key = (event.tenant_id, event.customer_id, event.meter, group_of(dims, tuple(meter.group_by)), start, end)
+        samples[key].append(UsageSample(event.event_id, event.timestamp, event.value, dims))
+    states: dict[tuple, object] = {}
+    lines: dict[str, dict] = {}
+    for key in sorted(samples):
+        tenant_id, customer_id, meter_name, group, start, end = key
+        meter = catalog.meter(tenant_id, meter_name)
+        aggregate = aggregate_window(aggregator_for(meter.aggregation, meter.unique_dimension), samples[key],
+                                     tenant_id=tenant_id, customer_id=customer_id, meter=meter_name, group=group,
+                                     window_start=start, window_end=end)
+        series = key[:4]
+        states[series], line = accumulate_window(states.get(series), aggregate, catalog.tenant(tenant_id),
+                                                 emitted_at=reference_time)
+        record = json.loads(line.model_dump_json())
+        record.pop("emitted_at", None)
+        lines[record["line_item_id"]] = record
+    return Intent(outcomes, dict(reasons), dead, late, lines, problems)
+
+
+def outcome_totals(counts: Mapping[tuple[str, str], int]) -> tuple[dict[str, int], dict[str, int]]:
+    """An accounting read (`jobs.billing.read_accounting`): (per outcome, per dead-letter reason)."""
+    outcomes: dict[str, int] = defaultdict(int)
+    reasons: dict[str, int] = defaultdict(int)
+    for (outcome, detail), n in counts.items():
+        outcomes[outcome] += n
+        if outcome == "dead_lettered":
+            reasons[detail] += n
+    return dict(outcomes), dict(reasons)
+
+
+def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], int], dead_letters: Iterable[dict],
+                        late_events: Iterable[dict], line_items: Iterable[dict], skip_customers: frozenset[str] =
+                        frozenset()) -> list[str]:
+    """A run's outputs against the generator's intent; `skip_customers`' line items are left out (the flush)."""
+    failures = list(intent.problems[:SAMPLES])
+    outcomes, reasons = outcome_totals(accounting)
+    for name in sorted(intent.outcomes.keys() | outcomes.keys()):
+        if outcomes.get(name, 0) != intent.outcomes.get(name, 0):
+            failures.append(f"intent: {outcomes.get(name, 0)} records {name}, the workload made "
+                            f"{intent.outcomes.get(name, 0)}")
+    for reason in sorted(intent.dead_letter_reasons.keys() | reasons.keys()):
+        if reasons.get(reason, 0) != intent.dead_letter_reasons.get(reason, 0):
+            failures.append(f"intent: {reasons.get(reason, 0)} dead letters {reason}, the workload made "
+                            f"{intent.dead_letter_reasons.get(reason, 0)}")
+    failures += compare_dead_letters(intent.dead_letters, dead_letter_keys(dead_letters), against="the workload")
+    late = Counter((r["tenant_id"], r["event_id"]) for r in late_events)
+    for what, keys in (("missing", intent.late - late), ("unexpected", late - intent.late)):
+        if keys:
+            failures.append(f"intent: {sum(keys.values())} late events {what} against the workload, e.g. "
+                            f"{_examples(keys)}")
+    got = {}
+    for r in line_items:
+        if r["customer_id"] not in skip_customers:
+            got[r["line_item_id"]] = {k: v for k, v in r.items() if k != "emitted_at"}
+    expected = intent.line_items
+    missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
+    differ = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
+    for what, ids in (("missing", missing), ("unexpected", extra)):
+        if ids:
+            failures.append(f"intent: {len(ids)} line items {what} against the Python specification, e.g. "
+                            f"{_examples(ids)}")
+    if differ:
+        k = differ[0]
+        fields = sorted(f for f in expected[k].keys() | got[k].keys() if expected[k].get(f) != got[k].get(f))
+        failures.append(f"intent: {len(differ)} line items differ from the Python specification, e.g. {k} in "
+                        + ", ".join(f"{f} ({got[k].get(f)!r}, expected {expected[k].get(f)!r})" for f in fields))
+    got_totals, expected_totals = line_totals(got.values()), intent.totals()
+    wrong = {k for k in expected_totals.keys() | got_totals.keys()
+             if got_totals.get(k, ZERO) != expected_totals.get(k, ZERO)}
+    if wrong:
+        failures.append(f"intent: money per customer and period differs from the Python pricing for {len(wrong)} "
+                        f"customers, e.g. {_examples(wrong)}")
+    return failures
