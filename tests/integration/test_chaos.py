@@ -1,6 +1,7 @@
 """Exactly-once through failures, on a real broker: the billing job (with credits) killed with SIGKILL at random
-points and restarted from its latest retained checkpoint, and a broker restart under a running job; the committed
-outputs must equal a run without failures (`meterstream.chaos`)."""
+points (during start-up, during restore, after a checkpoint) and restarted from its latest retained checkpoint, and
+the broker killed (a 30 s outage while a producer keeps writing) and restarted under a running job; the committed
+outputs must equal a run without failures and what the workload was made to be (`meterstream.chaos`)."""
 
 from __future__ import annotations
 
@@ -23,23 +24,27 @@ def _seed() -> int:
     return seed
 
 
-def test_sigkill_at_five_random_points_loses_and_doubles_nothing(kafka_bootstrap):
-    report = run_trial(kafka_bootstrap, ChaosSpec(kills=5, events=30_000, seed=_seed()))
+def test_sigkill_at_start_up_restore_and_four_random_points_loses_and_doubles_nothing(kafka_bootstrap):
+    report = run_trial(kafka_bootstrap, ChaosSpec(kills=4, startup_kills=1, restore_kills=1, events=30_000,
+                                                  seed=_seed()))
     print(report.summary())
     assert report.ok, report.summary()
-    assert report.kills == 5
-    assert len(report.recovery_seconds) == 5
+    assert (report.kills, report.startup_kills, report.restore_kills) == (4, 1, 1)
+    assert report.recovery_seconds
 
 
-def test_broker_restart_under_a_running_job(tmp_path):
-    """Its own broker: this one goes down and comes back on the same ports and data."""
+def test_broker_killed_for_thirty_seconds_while_producing_and_restarted_under_a_running_job(tmp_path):
+    """Its own broker: SIGKILL, 30 s down while the producer keeps writing usage events, back on the same ports and
+    data; then a clean restart."""
     broker = kafka_local.start_broker(var_dir() / f"kafka-chaos-test-{os.getpid()}")
     try:
         report = run_trial(broker.bootstrap_servers,
-                           ChaosSpec(kills=0, broker_restarts=1, events=20_000, seed=_seed()), broker=broker)
+                           ChaosSpec(kills=0, broker_restarts=1, outages=1, outage_seconds=30, events=20_000,
+                                     seed=_seed()), broker=broker)
         print(report.summary())
         assert report.ok, report.summary()
         assert report.broker_restarts == 1
+        assert len(report.outages) == 1 and report.outages[0] >= 30
     finally:
         kafka_local.stop_broker(broker, remove_data=True)
 
