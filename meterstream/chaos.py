@@ -36,10 +36,10 @@ One trial, on a real broker:
    - identities: accounting against the input's offsets; the credits identities; per customer and currency,
      grants - drawn - expired - voided = the ledger's last reported `customer_balance_after` (event-time order).
 
-The trial runs with an idle timeout longer than the outage (`ChaosSpec.idle_timeout_s`): with the default 5 s, a
-partition whose reader resumes after the outage later than the other's is idle meanwhile, the other partition alone
-moves the watermark, and on-time records of the first can become late depending on timing (a property of source
-idleness, not of recovery).
+The trial runs with an idle timeout longer than the outage (`ChaosSpec.idle_timeout_s`), a precaution: with the
+default 5 s both partitions turn idle during an outage, and the one whose reader resumes first would move the
+watermark alone until the other reads again, so lateness could depend on timing (a property of source idleness, not
+of recovery; not observed: one trial with 5 s held, seed 4242).
 
 `meterstream chaos` runs it by hand (20 kills by default); `tests/integration/test_chaos.py` runs a smaller variant
 in CI.
