@@ -45,7 +45,7 @@ def _examples(keys: Iterable) -> str:
 class CreditTotals:
     """What the drawdowns of one grant (or one customer and currency) add up to, and the balance reported last."""
 
-    drawn: Decimal = ZERO  # usage and catch_up
+    drawn: Decimal = ZERO  # usage, catch_up and adjustment
     expired: Decimal = ZERO
     voided: Decimal = ZERO
     uncovered: Decimal = ZERO
@@ -55,7 +55,13 @@ class CreditTotals:
         return (self.drawn, self.expired, self.voided, self.uncovered, self.final_balance)
 
 
-_COLUMN = {"usage": "drawn", "catch_up": "drawn", "expiry": "expired", "void": "voided"}
+
+
+def _column(kind: str) -> str:
+    """Which total a drawdown kind moves; the drawn kinds are the ledger's own (`DRAWN_KINDS`)."""
+    from udfs.credits.ledger import DRAWN_KINDS
+
+    return "drawn" if kind in DRAWN_KINDS else {"expiry": "expired", "void": "voided"}[kind]
 
 
 def event_time_order(drawdowns: Sequence[dict]) -> list[dict]:
@@ -71,7 +77,7 @@ def credit_totals(drawdowns: Sequence[dict]) -> tuple[dict[tuple, CreditTotals],
     customers: dict[tuple, CreditTotals] = defaultdict(CreditTotals)
     for r in event_time_order(drawdowns):
         c = customers[(r["tenant_id"], r["customer_id"], r["currency"])]
-        column = _COLUMN[r["kind"]]
+        column = _column(r["kind"])
         setattr(c, column, getattr(c, column) + _d(r["amount"]))
         c.uncovered += _d(r["uncovered_amount"])
         c.final_balance = _d(r["customer_balance_after"])

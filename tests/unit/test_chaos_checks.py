@@ -76,6 +76,17 @@ def test_an_expiry_or_void_of_another_amount_is_reported(column):
     assert len(chaos_checks.compare_credits(base, trial)) == 2  # the grant and the customer
 
 
+def test_an_adjustment_counts_as_drawn_and_a_missing_one_is_reported():
+    """A correction (the ledger's `revision:<n>` records) moves drawn and uncovered like usage does."""
+    base = [*ledger_output(), drawdown("adjustment", "-10", grant="g1", grant_balance="10", customer_balance="10",
+                                       uncovered="10", line="line-2", at="2026-11-24T10:03:00.000Z")]
+    grants, customers = chaos_checks.credit_totals(base)
+    assert grants[("acme-ai", "cust-00000", "g1")].drawn == 90
+    assert customers[("acme-ai", "cust-00000", "USD")].uncovered == 20
+    assert chaos_checks.balance_mismatches(GRANTS, base) == []
+    assert len(chaos_checks.compare_credits(base, base[:-1])) == 2
+
+
 def test_a_different_uncovered_amount_is_reported():
     trial = ledger_output()
     trial[-1] = {**trial[-1], "uncovered_amount": "11"}
