@@ -139,29 +139,45 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     # little and costs much (measured: serialising its accumulator rows was the costliest step of the routing task);
     # the accounting aggregation sees a few count rows per checkpoint.
     config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
-    # With --watermark-on-every-event the sources emit a watermark after each record (`scan.watermark.emit.strategy`
-    # on-event); the periodic timer stays on: it is also what declares an idle source split (or a subtask without
-    # any) idle, and without it a subtask that has no partition held every window back for good.
+    # With --watermark-on-every-event the usage watermarks are emitted after each record (`usage_watermarks`); the
+    # periodic timer stays on: it is also what declares an idle source split (or a subtask without any) idle, and
+    # without it a subtask that has no partition held every window back for good.
     t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
     return t_env
 
 
 def sql_parsed_usage(t_env: StreamTableEnvironment, settings: BillingSettings, source_ddl: str):
     """The parsed usage records from a SQL source table (`source_ddl`; job tests use a file): the view
-    `usage_parsed` (PARSE_USAGE_EVENT, event time as the rowtime) as a Java DataStream of internal rows, and its
-    row type."""
+    `usage_parsed` (PARSE_USAGE_EVENT) as a Java DataStream of internal rows, event time and watermarks from the
+    same Java strategy as the Kafka source's (`usage_watermarks`), and its row type."""
     t_env.execute_sql(source_ddl)
     t_env.execute_sql(parsed_view(SOURCE_TABLE, settings.parse_settings()))
-    return _internal_row_stream(t_env, PARSED_VIEW)
+    stream, row_type = _internal_row_stream(t_env, PARSED_VIEW)
+    with_watermarks = stream.assignTimestampsAndWatermarks(usage_watermarks(settings, row_type))
+    return with_watermarks.name("usage-watermarks"), row_type
+
+
+def usage_watermarks(settings: BillingSettings, row_type):
+    """The usage records' event time and watermarks (`io.meterstream.udf.UsageEventWatermarks`), per Kafka
+    partition: per (tenant, customer) the highest event time, the watermark the lowest of the customers active
+    within the idle timeout (ingestion time: the record timestamp), capped at the highest ingestion time, minus the
+    out-of-orderness bound; a partition without records for the idle timeout (processing time) is idle."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    return java_instance(
+        USAGE_WATERMARKS_CLASS, row_type, jvm.java.lang.Long(settings.out_of_orderness_ms),
+        jvm.java.lang.Boolean(settings.watermark_on_every_event), jvm.java.lang.Long(settings.idle_timeout_ms),
+    ).withIdleness(jvm.java.time.Duration.ofMillis(settings.idle_timeout_ms))
 
 
 def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, bootstrap: str, topic: str,
                        group_id: str, bounded: bool):
     """The parsed usage records straight from Kafka: a DataStream source whose Java deserializer
     (`io.meterstream.udf.UsageEventDeserializer`) parses with the parser of PARSE_USAGE_EVENT, into the columns of
-    `usage_parsed` but its rowtime (the record timestamp carries event time); watermarks per partition exactly as
-    the SQL source's (`UsageEventWatermarks`), idleness from the settings. Returns the Java DataStream and its row
-    type. Why not the SQL source: see the deserializer's class comment (a tenth of the CPU)."""
+    `usage_parsed` (the record timestamp, ingestion time, as `src_timestamp`; event time becomes each record's
+    timestamp); watermarks per partition (`usage_watermarks`). Returns the Java DataStream and its row type. Why
+    not the SQL source: see the deserializer's class comment (a tenth of the CPU)."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
@@ -174,12 +190,9 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
         USAGE_DESERIALIZER_CLASS, parse.catalog_json, reference_now, jvm.java.lang.Long(parse.max_age_ms),
         jvm.java.lang.Long(parse.max_future_ms), type_info)
     source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
-    watermarks = java_instance(
-        USAGE_WATERMARKS_CLASS, jvm.java.lang.Long(settings.out_of_orderness_ms),
-        jvm.java.lang.Boolean(settings.watermark_on_every_event),
-    ).withIdleness(jvm.java.time.Duration.ofMillis(settings.idle_timeout_ms))
     stream = (
-        env._j_stream_execution_environment.fromSource(source.get_java_function(), watermarks, "usage-events")
+        env._j_stream_execution_environment.fromSource(
+            source.get_java_function(), usage_watermarks(settings, row_type), "usage-events")
         .uid(uids.BILLING_USAGE_SOURCE)
     )
     return stream, row_type
@@ -471,8 +484,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--window-seconds", type=_window_seconds, default=60,
                         help="tumbling window size: whole seconds from 1 to 86400 that divide a day (default 60)")
-    parser.add_argument("--out-of-orderness-seconds", type=float, default=10)
-    parser.add_argument("--idle-timeout-seconds", type=float, default=5)
+    parser.add_argument("--out-of-orderness-seconds", type=float, default=10,
+                        help="the watermark is the partition's clock minus this")
+    parser.add_argument("--idle-timeout-seconds", type=float, default=5,
+                        help="a customer silent this long in ingestion time (Kafka record timestamps) stops holding "
+                             "its partition's clock; a partition without records this long (processing time) is idle")
     parser.add_argument("--dedup-ttl-days", type=int, default=35)
     parser.add_argument("--max-age-days", type=float, default=35)
     parser.add_argument("--max-future-minutes", type=float, default=5)
@@ -480,7 +496,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--credits", action="store_true",
                         help="also run prepaid credits: read credit-grants and spend-caps, write drawdowns and alerts")
     parser.add_argument("--watermark-on-every-event", action="store_true",
-                        help="emit a watermark after every record (deterministic lateness for replays and tests)")
+                        help="emit a watermark after every record (replays and tests: with one input partition, "
+                             "lateness then depends on the topic's contents alone)")
     parser.add_argument("--checkpoint-interval-ms", type=int, default=5_000)
     parser.add_argument("--flink-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink configuration option for this run (repeatable), e.g. "

@@ -8,9 +8,9 @@ here or there that is not also decided, identically, by the pure Python in `udfs
 independent expected computation hold them together).
 
 Data flow:
-  usage_raw          (job tests) file source table: payload BYTES + coordinates + `rt` (event time of valid records)
-                     + watermark
-  usage_parsed       (job tests) PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid
+  usage_raw          (job tests) file source table: payload BYTES + coordinates (no record timestamp)
+  usage_parsed       (job tests) PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid; event time and
+                     watermarks come after it, from the Kafka source's Java strategy (jobs.billing.usage_watermarks)
   -- then, outside SQL, the keyed Java operator UsageRouting (jobs.billing.route_usage) dedups on
   -- (tenant_id, event_id) and gives each record its outcome: dead_lettered | duplicate_same_payload |
   -- duplicate_conflicting_payload | late | windowed. Windowed records of every meter but unique_count ones go on
@@ -73,34 +73,30 @@ class ParseSettings:
         )
 
 
-def event_time_column(parse: ParseSettings) -> str:
-    """`rt`: the event time of a valid record; 1970 for a rejected one, so that it never moves the watermark."""
-    call = parse.call()
-    return (
-        f"TO_TIMESTAMP_LTZ(CASE WHEN ({call}).reason IS NULL THEN ({call}).event_time_ms ELSE 0 END, 3)"
-    )
+INGESTED_FIELD = "_ingested_ms"
 
 
-def file_source_ddl(
-    table: str, *, path: str, topic: str, parse: ParseSettings, out_of_orderness_ms: int,
-    watermark_on_every_event: bool = False, monitor_interval: str | None = None,
-) -> str:
+def file_source_ddl(table: str, *, path: str, topic: str, monitor_interval: str | None = None) -> str:
     """A stand-in for the Kafka topic in job tests: one record per line, all in partition 0. Bounded, unless
     `monitor_interval` is given: then `path` is a directory watched for new files (a test feeds it in stages).
 
-    The file connector has no offsets; `src_offset` is left 0 (the job tests identify records by content).
+    The file connector has no offsets; `src_offset` is left 0 (the job tests identify records by content). It has
+    no record timestamps either: `src_timestamp` (ingestion time, for the watermarks: `jobs.billing.usage_watermarks`,
+    applied after the parse as on the Kafka source; no SQL WATERMARK) is the record's top-level field
+    `_ingested_ms` where a test sets one (the parser ignores unknown fields), else NULL: then no customer is ever
+    idle and nothing caps the clock.
     """
-    return _source_ddl(
-        table,
-        physical="`payload` BYTES",
-        coordinates=(
-            f"`src_topic` AS {sql_string(topic)},\n  `src_partition` AS 0,\n  `src_offset` AS CAST(0 AS BIGINT)"
-        ),
-        options=file_options(path, monitor_interval),
-        parse=parse,
-        out_of_orderness_ms=out_of_orderness_ms,
-        watermark_on_every_event=watermark_on_every_event,
+    ingested = f"TRY_CAST(JSON_VALUE(CAST(`payload` AS STRING), '$.{INGESTED_FIELD}') AS BIGINT)"
+    coordinates = (
+        f"`src_topic` AS {sql_string(topic)},\n  `src_partition` AS 0,\n  `src_offset` AS CAST(0 AS BIGINT),\n"
+        f"  `src_timestamp` AS {ingested}"
     )
+    return f"""CREATE TEMPORARY TABLE `{table}` (
+  `payload` BYTES,
+  {coordinates}
+) WITH (
+  {with_options(file_options(path, monitor_interval))}
+)"""
 
 
 def with_options(options: dict[str, str]) -> str:
@@ -115,24 +111,6 @@ def file_options(path: str, monitor_interval: str | None) -> dict[str, str]:
     return options
 
 
-def _source_ddl(
-    table: str, *, physical: str, coordinates: str, options: dict[str, str], parse: ParseSettings,
-    out_of_orderness_ms: int, watermark_on_every_event: bool,
-) -> str:
-    if watermark_on_every_event:
-        # Deterministic lateness for tests and replays: a watermark after every record instead of every 200 ms.
-        options = {**options, "scan.watermark.emit.strategy": "on-event"}
-    options_sql = with_options(options)
-    return f"""CREATE TEMPORARY TABLE `{table}` (
-  {physical},
-  {coordinates},
-  `rt` AS {event_time_column(parse)},
-  WATERMARK FOR `rt` AS `rt` - {interval_literal(out_of_orderness_ms)}
-) WITH (
-  {options_sql}
-)"""
-
-
 PARSED_VIEW = "usage_parsed"
 # The routing operator's side outputs, each registered as a table: windowed records of unique_count meters (with
 # event time), dead-lettered and late records and the accounting counts. Its main output (the windowed records of
@@ -141,7 +119,7 @@ UNIQUE_COUNT_ROUTED_TABLE = "usage_unique_count_routed"
 DEAD_LETTERS_TABLE = "usage_dead_letters"
 LATE_TABLE = "usage_late"
 ACCOUNTING_DELTAS_TABLE = "usage_accounting_deltas"
-# Across the routing operator `rt` travels as each record's timestamp and comes back as the rowtime column
+# Across the routing operator the event time travels as each record's timestamp and comes back as the rowtime column
 # ROUTED_ROWTIME of `usage_unique_count_routed`.
 ROUTED_ROWTIME = "routed_rt"
 USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
@@ -157,7 +135,7 @@ def parsed_view(source_table: str, parse: ParseSettings) -> str:
     operator (`io.meterstream.routing.UsageRouting`, wired by `jobs.billing.route_usage`) that gives each record
     exactly one outcome: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload | late | windowed."""
     return f"""CREATE TEMPORARY VIEW {PARSED_VIEW} AS
-SELECT payload, src_topic, src_partition, src_offset, rt,
+SELECT payload, src_topic, src_partition, src_offset, src_timestamp,
        p.reason, p.detail, p.event_id, p.tenant_id, p.customer_id, p.meter, p.event_time_ms, p.`value`,
        p.aggregation, p.group_json, p.unique_token, p.fingerprint, p.event_key_hi, p.event_key_lo
 FROM (SELECT *, {parse.call()} AS p FROM `{source_table}`)"""

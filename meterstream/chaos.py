@@ -5,8 +5,9 @@ to be.
 One trial, on a real broker:
 1. Inputs: the demo's generated workload (duplicates, late and malformed records), grants and a spend cap. The first
    part of the workload is in the input topic before the trial starts; a producer writes the rest while the trial
-   runs (through the kills and the broker outage), then one flush event per partition two minutes later (it closes
-   the workload's last windows in an unbounded run). Each record goes to the partition of its (tenant, event_id)
+   runs (through the kills and the broker outage), then one flush event per partition two minutes later in event
+   time, with a record timestamp ten minutes ahead (every workload customer is idle by then, so it closes the
+   workload's last windows in an unbounded run). Each record goes to the partition of its (tenant, event_id)
    key, so every copy of an event is in one partition and each record's offset is known in advance.
 2. Trial: the job (with credits), unbounded, as a separate process (the MiniCluster lives in it). Disruptions:
    - a kill during start-up: the first attempt gets SIGKILL before its first checkpoint (nothing to restore);
@@ -230,11 +231,15 @@ def kill_process_group(proc: subprocess.Popen) -> None:
 
 def flush_events(at: datetime, partitions: int = PARTITIONS) -> list[tuple[int, bytes]]:
     """One valid event per partition, two minutes after the workload: it moves every partition's watermark past the
-    workload's last windows, so an unbounded job fires them all (the flush customer's own window stays open)."""
+    workload's last windows, so an unbounded job fires them all (the flush customer's own window stays open). The
+    live producer sends them with a record timestamp past the idle timeout (`FLUSH_AHEAD_MS`)."""
     stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return [(partition, json.dumps({"event_id": f"flush-{partition}", "tenant_id": "acme-ai",
                                     "customer_id": FLUSH_CUSTOMER, "meter": "requests", "timestamp": stamp}).encode())
             for partition in range(partitions)]
+
+
+FLUSH_AHEAD_MS = 10 * 60 * 1000
 
 
 class LiveProducer(threading.Thread):
@@ -286,8 +291,13 @@ class LiveProducer(threading.Thread):
                 i = end
                 time.sleep(step)
             producer.flush()
+            # The flush events' record timestamp is later than the workload's by more than any idle timeout a
+            # trial uses (and within the broker's hour): every workload customer is idle by then, so the flush
+            # customer's clock alone moves the watermark past the workload's last windows (issue 15's per-customer
+            # clocks: a customer holds its partition's clock until silent for the idle timeout in record time).
+            flush_at = int(time.time() * 1000) + FLUSH_AHEAD_MS
             for partition, value in self.tail:
-                producer.send(self.topic, value=value, partition=partition)
+                producer.send(self.topic, value=value, partition=partition, timestamp_ms=flush_at)
             producer.flush()
         except Exception as exc:  # noqa: BLE001 - reported by the trial
             self.error = f"the live producer failed: {exc!r}"

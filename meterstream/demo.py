@@ -139,7 +139,14 @@ def produce_inputs(
     # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
     # decided by arrival order within that partition.
     keys = [str(key).encode() for key in workload.partition_keys]
-    produce(bootstrap, topics["usage_events"], workload.records, keys=keys)
+    # One record timestamp for the whole workload, a minute before now (a burst, like a backfill): no customer goes
+    # idle between its records, so the watermark waits for all of them. Record timestamps spread as if sent live
+    # would let customers go idle and come back with re-sent (duplicate) records minutes old, which hold the clock
+    # back while they are active: windows would fire later and the workload's late events would lie near the
+    # watermark.
+    sent_at = int(now.timestamp() * 1000) - 60_000
+    produce(bootstrap, topics["usage_events"], workload.records, keys=keys,
+            timestamps_ms=[sent_at] * len(workload.records))
     produce_credit_inputs(bootstrap, topics, now=now)
     return workload
 

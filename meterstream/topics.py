@@ -102,20 +102,26 @@ def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
         admin.close()
 
 
-def produce(bootstrap_servers: str, topic: str, values: Iterable[bytes], *, keys: Iterable[bytes] | None = None,
-            partitions: Iterable[int] | None = None) -> int:
-    """Send values (optionally keyed, optionally each to a given partition) and wait until the broker acknowledged
-    all; returns the count."""
+def produce(
+    bootstrap_servers: str, topic: str, values: Iterable[bytes], *, keys: Iterable[bytes] | None = None,
+    timestamps_ms: Iterable[int] | None = None, partitions: Iterable[int] | None = None,
+) -> int:
+    """Send values (optionally keyed, with explicit record timestamps, to explicit partitions) and wait until the
+    broker acknowledged all; returns the count. Without `timestamps_ms` the producer stamps each record (CreateTime)."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, batch_size=256 * 1024, acks="all")
     count = 0
     try:
         key_iter = iter(keys) if keys is not None else None
+        timestamp_iter = iter(timestamps_ms) if timestamps_ms is not None else None
         partition_iter = iter(partitions) if partitions is not None else None
         for value in values:
-            producer.send(topic, value=value, key=next(key_iter) if key_iter is not None else None,
-                          partition=next(partition_iter) if partition_iter is not None else None)
+            producer.send(
+                topic, value=value, key=next(key_iter) if key_iter is not None else None,
+                timestamp_ms=next(timestamp_iter) if timestamp_iter is not None else None,
+                partition=next(partition_iter) if partition_iter is not None else None,
+            )
             count += 1
         producer.flush()
     finally:

@@ -2,8 +2,8 @@
 
 It replays the records in arrival order with the documented semantics (first copy wins, a first-seen event is late
 when the watermark had reached its window's end, windows fire in order, period-to-date amounts telescope) using
-plain loops, and only borrows the pieces that have their own unit tests: record validation, price models,
-billing-period alignment and currency rounding.
+plain loops, and only borrows the pieces that have their own unit tests: record validation, the partition's
+watermark rule (`udfs.watermarks`), price models, billing-period alignment and currency rounding.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from udfs.money import round_amount
 from udfs.periods import billing_period
 from udfs.pricing.rate import price
 from udfs.validation import Rejection, validate_usage_record
+from udfs.watermarks import PartitionClock
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
 
@@ -48,16 +49,18 @@ def _content(event) -> tuple:
 
 
 def expected_outputs(
-    records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int
+    records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int,
+    ingestion_ms: list[int] | None = None, idle_timeout_ms: int = 5_000,
 ) -> Expected:
+    """The outputs of one partition read in order (or of a file source): `ingestion_ms` are the records' Kafka
+    timestamps (None: none, as from a file)."""
     out = Expected()
     meters_by_tenant = catalog.meters_by_tenant()
-    watermark: int | None = None
-    max_rt: int | None = None
+    clock = PartitionClock(out_of_orderness_ms, idle_timeout_ms)
     first_content: dict[tuple[str, str], tuple] = {}
     windows: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
 
-    for raw in records:
+    for index, raw in enumerate(records):
         out.counts["received"] += 1
         result = validate_usage_record(raw, meters_by_tenant=meters_by_tenant, now=now)
         if isinstance(result, Rejection):
@@ -73,7 +76,7 @@ def expected_outputs(
         else:
             first_content[key] = _content(event)
             window_start = rt - rt % window_ms
-            if watermark is not None and window_start + window_ms - 1 <= watermark:
+            if clock.watermark is not None and window_start + window_ms - 1 <= clock.watermark:
                 out.counts["late"] += 1
                 out.late_event_ids.add(key)
             else:
@@ -82,8 +85,7 @@ def expected_outputs(
                 group = tuple(sorted((d, event.dimensions[d]) for d in meter.group_by if d in event.dimensions))
                 windows[(event.tenant_id, event.customer_id, event.meter, group)][window_start].append(event)
         # The watermark follows every valid record (duplicates and late ones included), after the record.
-        max_rt = rt if max_rt is None else max(max_rt, rt)
-        watermark = max_rt - out_of_orderness_ms
+        clock.observe((event.tenant_id, event.customer_id), rt, None if ingestion_ms is None else ingestion_ms[index])
 
     for (tenant_id, customer_id, meter_name, group), by_window in windows.items():
         tenant = catalog.tenant(tenant_id)

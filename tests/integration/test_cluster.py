@@ -29,8 +29,10 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG_PATH = ROOT / "catalogs" / "example-genai.yaml"
-# A valid event of a customer of its own, later than the workload: it moves the watermark past every window of the
-# workload, so a streaming (unbounded) job fires them all; its own window stays open and bills nothing.
+# A valid event of a customer of its own, later than the workload, with a record timestamp more than the idle timeout
+# (5 s) after the workload's: every workload customer is idle by then, so its clock alone moves the watermark past
+# every window of the workload and a streaming (unbounded) job fires them all; its own window stays open.
+FLUSH_AFTER_MS = 6_000
 FLUSH_EVENT = json.dumps({
     "event_id": "flush-1", "tenant_id": "acme-ai", "customer_id": "flush-customer", "meter": "requests",
     "timestamp": "2026-11-01T04:25:00.000Z",
@@ -61,7 +63,9 @@ def test_billing_job_on_a_standalone_cluster(flink_cluster, kafka_bootstrap, kaf
         "accounting": kafka_topic("acct", partitions=1),
     }
     records = scripted_usage(seed=23, events=2000)
-    produce(kafka_bootstrap, topics["usage_events"], [*records, FLUSH_EVENT])
+    produce(kafka_bootstrap, topics["usage_events"], records)
+    produce(kafka_bootstrap, topics["usage_events"], [FLUSH_EVENT],
+            timestamps_ms=[int(time.time() * 1000) + FLUSH_AFTER_MS])
     expected = expected_outputs(
         records, load_catalog(CATALOG_PATH), now=REFERENCE_NOW, window_ms=WINDOW_MS,
         out_of_orderness_ms=OUT_OF_ORDERNESS_MS,

@@ -34,14 +34,16 @@ def usage(event_id: str, meter: str, at: datetime, **fields) -> bytes:
 
 
 def workload(first: datetime) -> list[bytes]:
-    """Four billed events (three meters, one unique_count) in the window of `first`, one three minutes later that
-    closes it, then a late one for it and a malformed record: every billing sink gets a record."""
+    """Four billed events (three meters, one unique_count) in the window of `first`, one three minutes later, then
+    a late one and a malformed record: every billing sink gets a record. The watermark never passes the record
+    timestamps (the present, here: issue 15's cap on clocks ahead of real time), so the windows ahead fire at the end
+    of input, and the late event is one from five minutes ago, whose window the watermark has passed."""
     return [
         usage("f-1", "requests", first),
         usage("f-2", "input_tokens", first + timedelta(seconds=1), value="1000", dimensions={"model": "nova-large"}),
         usage("f-3", "active_users", first + timedelta(seconds=2), dimensions={"user_id": "u-1"}),
         usage("f-4", "requests", first + timedelta(minutes=3)),
-        usage("f-late", "requests", first + timedelta(seconds=10)),
+        usage("f-late", "requests", datetime.now(UTC) - timedelta(minutes=5)),
         b'{"event_id": "broken", ',
     ]
 

@@ -166,7 +166,10 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bo
     timings = []
     for part, (records, parallelism) in enumerate(zip(parts, PARALLELISM, strict=True)):
         t0 = time.monotonic()
-        produce(kafka_bootstrap, topics["usage_events"], records)
+        # The flush event (last) with a record timestamp more than the idle timeout (5 s) after the part's: every
+        # other customer is idle by then, so its clock alone moves the watermark past the part's windows.
+        produce(kafka_bootstrap, topics["usage_events"], records[:-1])
+        produce(kafka_bootstrap, topics["usage_events"], records[-1:], timestamps_ms=[int(time.time() * 1000) + 6_000])
         sent += records
         # What must be committed once this part is through: everything but the last flush event's open window.
         want = len(expected(sent[:-1]).lines)

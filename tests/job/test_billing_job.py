@@ -35,10 +35,7 @@ def run_job(
     )
     env = stream_environment(parallelism=parallelism)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(
-        SOURCE_TABLE, path=str(source_file), topic="usage-events", parse=settings.parse_settings(),
-        out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True,
-    )
+    ddl = file_source_ddl(SOURCE_TABLE, path=str(source_file), topic="usage-events")
     outputs = build_pipeline(env, t_env, settings, ddl)
     return collect_outputs(vars(outputs))
 
@@ -110,8 +107,8 @@ def test_min_meters_equal_the_expected_computation(tmp_path):
 
 def test_the_kafka_source_rows_have_the_columns_of_the_sql_path(tmp_path):
     """Production parses in the Kafka source's deserializer (`UsageEventDeserializer`), job tests through the SQL
-    view `usage_parsed` on a file: the routing operator must see the same columns, types and order from both (but
-    the SQL rowtime, which the Kafka path carries as the record timestamp)."""
+    view `usage_parsed` on a file: the routing operator and the watermark strategy must see the same columns, types
+    and order from both."""
     from pyflink.util.java_utils import load_java_class
 
     from jobs.billing import sql_parsed_usage
@@ -120,8 +117,7 @@ def test_the_kafka_source_rows_have_the_columns_of_the_sql_path(tmp_path):
     settings = BillingSettings(catalog_yaml=CATALOG_PATH.read_text())
     env = stream_environment(parallelism=1)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(tmp_path), topic="usage-events", parse=settings.parse_settings(),
-                          out_of_orderness_ms=OUT_OF_ORDERNESS_MS)
+    ddl = file_source_ddl(SOURCE_TABLE, path=str(tmp_path), topic="usage-events")
     _, sql_type = sql_parsed_usage(t_env, settings, ddl)
     kafka_type = load_java_class(USAGE_DESERIALIZER_CLASS).getMethod("rowType", None).invoke(None, None)
 
@@ -129,7 +125,7 @@ def test_the_kafka_source_rows_have_the_columns_of_the_sql_path(tmp_path):
         return [(field.getName(), field.getType().copy(True).asSerializableString())
                 for field in row_type.getFields() if field.getName() not in skip]
 
-    sql_columns = columns(sql_type, skip={"rt"})
+    sql_columns = columns(sql_type)
     kafka_columns = columns(kafka_type)
     assert [name for name, _ in sql_columns] == [name for name, _ in kafka_columns]
     for (name, sql), (_, kafka) in zip(sql_columns, kafka_columns, strict=True):

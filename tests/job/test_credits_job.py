@@ -81,8 +81,7 @@ def run_job(tmp_path: Path, parallelism: int, *, grants_after_line_items: int | 
     )
     env = stream_environment(parallelism=parallelism)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage), topic="usage-events", parse=settings.parse_settings(),
-                          out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True)
+    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage), topic="usage-events")
     outputs = build_pipeline(env, t_env, settings, ddl)
     gate = tmp_path / "grants-may-pass"
     if grants_after_line_items is None:

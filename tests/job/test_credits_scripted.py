@@ -4,7 +4,9 @@ The credits ledger meets two inputs (line items, grant events); which of two rec
 first is up to the runtime. To pin the order the script depends on, the test feeds the job stage by stage: the
 sources watch directories, each stage drops one file, and the next stage starts only after the previous one's
 output has been collected (each grants file ends with an invalid record whose dead letter says "read"; each usage
-file ends with a flush customer whose last line item says "windows fired"). Within a stage, event time orders
+file ends with a flush customer whose last line item says "windows fired": its records carry a record timestamp
+(`_ingested_ms`) more than the idle timeout after the stage's other records, so that every other customer is idle by
+then and the flush customer's clock alone moves the watermark). Within a stage, event time orders
 everything (one meter per customer; timers fire with the watermark). The expected drawdowns and alerts below are
 written out by hand from the catalog (acme-ai: USD, h100 GPU-seconds at 0.0012 per second, thresholds 25 and 5 USD
 and 10 % of granted credit).
@@ -23,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
-from jobs.billing_sql import file_source_ddl
+from jobs.billing_sql import INGESTED_FIELD, file_source_ddl
 from jobs.credits import build_credits, file_credit_input_ddl
 from jobs.runtime import stream_environment
 from schemas.credits import BillingAlert, CreditDrawdown
@@ -156,12 +158,20 @@ class StagedJob:
         self.staging = tmp_path / "staging"
         self.staging.mkdir()
         self.parallelism = parallelism
+        self.stage = 0
         self.records: queue.Queue = queue.Queue()
         self.collected: dict[str, list[dict]] = {}
         self.results = None
 
     def drop(self, folder: str, name: str, records: list[dict]) -> None:
-        """Write a whole file, then move it into the watched folder (never seen half-written)."""
+        """Write a whole file, then move it into the watched folder (never seen half-written). Usage records get
+        record timestamps: the stage's (after "now", so they cap no clock), and for the flush customer's one idle
+        timeout and a second later."""
+        if folder == "usage":
+            self.stage += 1
+            base = to_epoch_ms(_at(REFERENCE_NOW)) + self.stage * 60_000
+            records = [{**r, INGESTED_FIELD: base + (IDLE_TIMEOUT_MS + 1_000 if r["customer_id"] == "c-z" else 0)}
+                       for r in records]
         staged = self.staging / name
         staged.write_text("".join(json.dumps(r) + "\n" for r in records))
         staged.rename(self.dirs[folder] / name)
@@ -174,8 +184,7 @@ class StagedJob:
         env = stream_environment(parallelism=self.parallelism, checkpoint_interval_ms=CHECKPOINT_MS)
         t_env = table_environment(env, settings)
         ddl = file_source_ddl(SOURCE_TABLE, path=str(self.dirs["usage"]), topic="usage-events",
-                              parse=settings.parse_settings(), out_of_orderness_ms=settings.out_of_orderness_ms,
-                              watermark_on_every_event=True, monitor_interval="200 ms")
+                              monitor_interval="200 ms")
         outputs = build_pipeline(env, t_env, settings, ddl)
         credits = build_credits(
             t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],

@@ -100,8 +100,7 @@ def run_job(tmp_path: Path, window_seconds: int, records: list[bytes], now: date
     )
     env = stream_environment(parallelism=2)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage_file), topic="usage-events", parse=settings.parse_settings(),
-                          out_of_orderness_ms=OUT_OF_ORDERNESS_MS, watermark_on_every_event=True)
+    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage_file), topic="usage-events")
     outputs = build_pipeline(env, t_env, settings, ddl)
     credits = build_credits(
         t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],

@@ -29,6 +29,8 @@ public final class HashedKey {
 
     private byte[] bytes = new byte[64];
     private int length;
+    private long hi;  // the last hash, as key() returns it
+    private long lo;
 
     public HashedKey part(byte[] part) {
         if (part == null) {
@@ -73,8 +75,28 @@ public final class HashedKey {
         }
     }
 
+    /** Empties the parts, so that one instance can hash record after record without allocating. */
+    public HashedKey reset() {
+        length = 0;
+        return this;
+    }
+
     /** The key: the hash's 16 bytes (Guava's byte order) read as two big-endian longs. */
     public Tuple2<Long, Long> key() {
+        hash();
+        return Tuple2.of(hi, lo);
+    }
+
+    /**
+     * The first 64 bits of the hash ({@code key().f0}), without allocating: for per-record lookups that can live
+     * with a 64-bit key (the source's customer clocks, {@code io.meterstream.udf.CustomerClocks}).
+     */
+    public long hash64() {
+        hash();
+        return hi;
+    }
+
+    private void hash() {
         long h1 = 0;
         long h2 = 0;
         int blocks = length / 16;
@@ -112,7 +134,8 @@ public final class HashedKey {
         h2 = fmix64(h2);
         h1 += h2;
         h2 += h1;
-        return Tuple2.of(Long.reverseBytes(h1), Long.reverseBytes(h2));
+        hi = Long.reverseBytes(h1);
+        lo = Long.reverseBytes(h2);
     }
 
     private long longLE(int at) {

@@ -23,7 +23,8 @@ import org.apache.flink.util.Collector;
  * (the parser of {@code PARSE_USAGE_EVENT}), into the row of {@link #rowType()}: the raw record and its Kafka
  * coordinates, then {@link ParseUsageEvent#ROW_TYPE}'s columns. The same columns as the SQL view
  * {@code usage_parsed} that job tests build on a file source with {@code PARSE_USAGE_EVENT}, minus its rowtime:
- * the record's timestamp carries the event time ({@link UsageEventWatermarks}).
+ * the record's timestamp carries the event time ({@link UsageEventWatermarks}). The Kafka record timestamp travels
+ * as {@code src_timestamp}: the watermarks' ingestion time.
  *
  * <p>Why here and not in SQL: the SQL source's raw format, computed event-time column and projection called the
  * function several times per record and spent a tenth of the job's CPU around it (JFR); here a record is parsed once
@@ -31,7 +32,9 @@ import org.apache.flink.util.Collector;
  */
 public final class UsageEventDeserializer implements KafkaRecordDeserializationSchema<RowData> {
     private static final long serialVersionUID = 1L;
-    static final String[] COORDINATES = {"payload", "src_topic", "src_partition", "src_offset"};
+    /** The Kafka record timestamp (epoch ms; NULL when the record has none): ingestion time for the watermarks. */
+    public static final String INGESTION_COLUMN = "src_timestamp";
+    static final String[] COORDINATES = {"payload", "src_topic", "src_partition", "src_offset", INGESTION_COLUMN};
 
     private final String catalogJson;
     private final Long referenceNowMs;
@@ -59,13 +62,17 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
         this.producedType = producedType;
     }
 
-    /** payload BYTES, src_topic STRING, src_partition INT, src_offset BIGINT, then the parse columns. */
+    /**
+     * payload BYTES, src_topic STRING, src_partition INT, src_offset BIGINT, src_timestamp BIGINT (NULL: none), then
+     * the parse columns.
+     */
     public static RowType rowType() {
         List<RowType.RowField> fields = new ArrayList<>();
         fields.add(new RowType.RowField(COORDINATES[0], new VarBinaryType(true, VarBinaryType.MAX_LENGTH)));
         fields.add(new RowType.RowField(COORDINATES[1], new VarCharType(false, VarCharType.MAX_LENGTH)));
         fields.add(new RowType.RowField(COORDINATES[2], new IntType(false)));
         fields.add(new RowType.RowField(COORDINATES[3], new BigIntType(false)));
+        fields.add(new RowType.RowField(COORDINATES[4], new BigIntType(true)));
         RowType parsed = (RowType) LogicalTypeParser.parse(ParseUsageEvent.ROW_TYPE,
                 UsageEventDeserializer.class.getClassLoader());
         fields.addAll(parsed.getFields());
@@ -87,6 +94,7 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
         row.setField(1, topic(record.topic()));
         row.setField(2, record.partition());
         row.setField(3, record.offset());
+        row.setField(4, record.timestamp() < 0 ? null : record.timestamp());
         ParseUsageEvent.setColumns(row, COORDINATES.length, parsed);
         out.collect(row);
     }

@@ -1,0 +1,104 @@
+"""Usage with a client clock running ahead, for the tests that lateness never depends on another tenant's or
+customer's timestamps (issue 15, item 3): a base workload, the same with a skewed tenant or customer woven in, and
+the line items of everyone else in a form to compare."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from udfs.catalog import Catalog
+from udfs.validation import Rejection, validate_usage_record
+from udfs.windows import to_epoch_ms
+
+
+def tenant_of(raw: bytes) -> str | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record.get("tenant_id") if isinstance(record, dict) else None
+
+
+def without_tenant(records: list[bytes], tenant: str) -> list[bytes]:
+    return [raw for raw in records if tenant_of(raw) != tenant]
+
+
+def with_skewed_client(
+    records: list[bytes], catalog: Catalog, *, now: datetime, tenant: str, customer: str, ahead: timedelta,
+    every: int = 40, meter: str = "requests",
+) -> list[bytes]:
+    """`records` with a record of (`tenant`, `customer`) after every `every`-th one (and first), its timestamp
+    `ahead` of the highest event time before it: a client whose clock runs ahead (still valid at `now`)."""
+    meters = catalog.meters_by_tenant()
+    out: list[bytes] = []
+    highest: int | None = None
+    for index, raw in enumerate(records):
+        out.append(raw)
+        event = validate_usage_record(raw, meters_by_tenant=meters, now=now)
+        if not isinstance(event, Rejection):
+            at = to_epoch_ms(event.timestamp)
+            highest = at if highest is None else max(highest, at)
+        if highest is not None and index % every == 0:
+            skewed = {
+                "event_id": f"skew-{customer}-{index}", "tenant_id": tenant, "customer_id": customer, "meter": meter,
+                "timestamp": highest + int(ahead.total_seconds() * 1000),
+            }
+            encoded = json.dumps(skewed).encode()
+            assert not isinstance(validate_usage_record(encoded, meters_by_tenant=meters, now=now), Rejection)
+            out.append(encoded)
+    return out
+
+
+def lines_of_others(line_items: list[dict], *, tenant: str | None = None, customer: tuple[str, str] | None = None):
+    """The line items, keyed by (tenant, customer, meter, group, window), all fields but `emitted_at`, leaving out
+    those of `tenant` and of `customer` ((tenant, customer))."""
+    lines = {}
+    for item in line_items:
+        if item["tenant_id"] == tenant or (item["tenant_id"], item["customer_id"]) == customer:
+            continue
+        key = (item["tenant_id"], item["customer_id"], item["meter"], tuple(sorted(item["group"].items())),
+               item["window_start"])
+        assert key not in lines, f"two line items for {key}"
+        lines[key] = {k: v for k, v in item.items() if k != "emitted_at"}
+    return lines
+
+
+def late_under_a_shared_clock(
+    records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int
+) -> set[tuple[str, str]]:
+    """(tenant, event_id) of the first-seen records that one watermark shared by all tenants (the highest event time
+    so far minus the bound: the rule before issue 15) would have made late: shows that an input can tell the rules
+    apart."""
+    meters = catalog.meters_by_tenant()
+    seen: set[tuple[str, str]] = set()
+    late: set[tuple[str, str]] = set()
+    watermark: int | None = None
+    for raw in records:
+        event = validate_usage_record(raw, meters_by_tenant=meters, now=now)
+        if isinstance(event, Rejection):
+            continue
+        at = to_epoch_ms(event.timestamp)
+        key = (event.tenant_id, event.event_id)
+        if key not in seen:
+            seen.add(key)
+            if watermark is not None and at - at % window_ms + window_ms - 1 <= watermark:
+                late.add(key)
+        watermark = max(at - out_of_orderness_ms, watermark if watermark is not None else at - out_of_orderness_ms)
+    return late
+
+
+def arrival_times(records: list[bytes], catalog: Catalog, *, now: datetime, latency_ms: int = 500) -> list[int]:
+    """Record timestamps as a live run would have them (ingestion time): each record arrives `latency_ms` after the
+    highest event time so far of the honest clients; the skewed clients' records (`skew-` ids) arrive at that same
+    true time, their event time being ahead of it."""
+    meters = catalog.meters_by_tenant()
+    out: list[int] = []
+    true_time: int | None = None
+    for raw in records:
+        event = validate_usage_record(raw, meters_by_tenant=meters, now=now)
+        if not isinstance(event, Rejection) and not event.event_id.startswith("skew-"):
+            at = to_epoch_ms(event.timestamp)
+            true_time = at if true_time is None else max(true_time, at)
+        out.append((true_time if true_time is not None else to_epoch_ms(now)) + latency_ms)
+    return out
