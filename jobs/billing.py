@@ -82,6 +82,11 @@ class Topics:
         return [getattr(self, name) for name in JOB_OUTPUT_TOPICS]
 
 
+# The fields of Topics that only a run with --credits reads or writes.
+CREDIT_TOPICS = frozenset({"credit_grants", "spend_caps", "credit_drawdowns", "billing_alerts",
+                           "credit_grant_dead_letters"})
+
+
 @dataclass(frozen=True)
 class BillingSettings:
     catalog_yaml: str
@@ -555,11 +560,7 @@ BROKER_CHECK_TIMEOUT_S = 12.0
 
 def topics_used(topics: Topics, *, credits: bool) -> list[str]:
     """Every topic a run reads or writes: usage and the outputs; with credits also the credit inputs and outputs."""
-    names = [topics.usage_events, topics.dead_letters, topics.late_events, topics.line_items, topics.accounting]
-    if credits:
-        names += [topics.credit_grants, topics.spend_caps, topics.credit_drawdowns, topics.billing_alerts,
-                  topics.credit_grant_dead_letters]
-    return names
+    return [name for field, name in vars(topics).items() if credits or field not in CREDIT_TOPICS]
 
 
 def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: int,
