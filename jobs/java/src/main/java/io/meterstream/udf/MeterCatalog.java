@@ -7,6 +7,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
+import io.meterstream.rules.Rules;
+
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 
@@ -30,9 +32,9 @@ final class MeterCatalog {
 
         Meter(String aggregation, String[] groupBy, String uniqueDimension) {
             this.aggregation = aggregation;
-            this.valueOptional = "count".equals(aggregation) || "unique_count".equals(aggregation);
+            this.valueOptional = Rules.valueOptional(aggregation);
             this.groupBy = groupBy;
-            this.uniqueDimension = "unique_count".equals(aggregation) ? uniqueDimension : null;
+            this.uniqueDimension = Rules.AGGREGATION_UNIQUE_COUNT.equals(aggregation) ? uniqueDimension : null;
         }
     }
 

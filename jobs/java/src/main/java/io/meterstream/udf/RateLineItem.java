@@ -10,6 +10,13 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
+import io.meterstream.money.Money;
+import io.meterstream.pricing.PriceEntry;
+import io.meterstream.pricing.Priced;
+import io.meterstream.pricing.Rate;
+import io.meterstream.pricing.TierCharge;
+import io.meterstream.rules.Rules;
+
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 import org.apache.flink.table.annotation.DataTypeHint;
@@ -27,7 +34,7 @@ import org.apache.flink.table.functions.ScalarFunction;
  * <p>The first twelve arguments are those of the Python {@code BILLING_LINE_ITEM}
  * ({@code jobs.billing_functions.LineItemFunction.eval}), and the result is byte for byte
  * {@code udfs.line_items.rate_window(...).model_dump_json()} except {@code emitted_at} (the call's own clock):
- * the same price entry (most specific match), price models ({@link PriceModels}), HALF_UP rounding of the period
+ * the same price entry (most specific match), price models ({@code io.meterstream.pricing}), HALF_UP rounding of the period
  * totals, tier deltas, rounding adjustment, billing period ({@link BillingPeriodStart}'s rules, end = start of the
  * next period), uuid5 {@code line_item_id} over percent-encoded parts, and pydantic's compact JSON (fields in model
  * order, {@code group} keys in code point order, strings escaped as {@link CanonicalJson}). For {@code last} meters
@@ -67,9 +74,9 @@ public class RateLineItem extends ScalarFunction {
     private static final long serialVersionUID = 1L;
 
     /** uuid5(NAMESPACE_URL, "urn:meterstream:invoice-line-item"): {@code udfs.line_items.LINE_ITEM_NAMESPACE}. */
-    static final byte[] LINE_ITEM_NAMESPACE = uuidBytes("7605a076-ac45-5316-afe8-45e0991fb188");
-    static final String LINE_ITEM_ID_VERSION = "v1";
-    static final int LAST_KEY_TIME_DIGITS = 15;
+    static final byte[] LINE_ITEM_NAMESPACE = uuidBytes(Rules.LINE_ITEM_NAMESPACE);
+    static final String LINE_ITEM_ID_VERSION = Rules.LINE_ITEM_ID_VERSION;
+    static final int LAST_KEY_TIME_DIGITS = Rules.LAST_KEY_TIME_DIGITS;
     private static final char[] HEX_LOWER = "0123456789abcdef".toCharArray();
     private static final char[] HEX_UPPER = "0123456789ABCDEF".toCharArray();
 
@@ -123,16 +130,17 @@ public class RateLineItem extends ScalarFunction {
         RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
         RatingCatalog.Meter meter = tenant.meters.get(meterName);
         require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
-        require(!"unique_count".equals(aggregation) && !"unique_count".equals(meter.aggregation),
+        require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(aggregation)
+                && !Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
                 "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
         group(groupJson);
 
         // window_aggregate_from_row (payload by the row's aggregation), then the meter's window_quantity.
-        boolean rowLast = "last".equals(aggregation);
+        boolean rowLast = Rules.AGGREGATION_LAST.equals(aggregation);
         BigDecimal windowQuantity;
-        if ("last".equals(meter.aggregation)) {
+        if (Rules.AGGREGATION_LAST.equals(meter.aggregation)) {
             windowQuantity = rowLast && lastKey != null && !lastKey.isEmpty() ? lastValue(lastKey) : BigDecimal.ZERO;
-        } else if ("count".equals(aggregation)) {
+        } else if (Rules.AGGREGATION_COUNT.equals(aggregation)) {
             windowQuantity = BigDecimal.valueOf(eventCount);
         } else if (rowLast || quantity == null) {
             windowQuantity = BigDecimal.ZERO;
@@ -148,19 +156,19 @@ public class RateLineItem extends ScalarFunction {
         }
         require(after != null, "period_quantity must not be NULL");
 
-        RatingCatalog.PriceEntry entry = meter.priceFor(group.keys, group.values, group.size);
-        PriceModels.Priced pricedBefore;
+        PriceEntry entry = meter.priceFor(group.keys, group.values, group.size);
+        Priced pricedBefore;
         BigDecimal amountBefore;
         if (before == null) {
-            pricedBefore = PriceModels.Priced.NOTHING;
+            pricedBefore = Priced.NOTHING;
             amountBefore = BigDecimal.ZERO;
         } else {
-            pricedBefore = PriceModels.price(before, entry);
-            amountBefore = PriceModels.roundAmount(pricedBefore.amount, tenant.amountPrecision);
+            pricedBefore = Rate.price(before, entry);
+            amountBefore = Money.roundAmount(pricedBefore.amount, tenant.amountPrecision);
         }
-        PriceModels.Priced pricedAfter = PriceModels.price(after, entry);
-        BigDecimal amountAfter = PriceModels.roundAmount(pricedAfter.amount, tenant.amountPrecision);
-        BigDecimal amount = PriceModels.subtract(amountAfter, amountBefore);
+        Priced pricedAfter = Rate.price(after, entry);
+        BigDecimal amountAfter = Money.roundAmount(pricedAfter.amount, tenant.amountPrecision);
+        BigDecimal amount = Money.subtract(amountAfter, amountBefore);
 
         long windowStart = windowStartMs;
         long windowEnd = Math.addExact(windowStart, windowSizeMs);
@@ -199,7 +207,7 @@ public class RateLineItem extends ScalarFunction {
         sb.append(",\"tiers\":[");
         BigDecimal tierSum = tierDeltas(sb, pricedBefore, pricedAfter);
         sb.append("],\"rounding_adjustment\":");
-        decimal(sb, PriceModels.subtract(amount, tierSum));
+        decimal(sb, Money.subtract(amount, tierSum));
         sb.append(",\"event_count\":").append(eventCount.longValue());
         sb.append(",\"emitted_at\":");
         instant(sb, emittedAt);
@@ -213,22 +221,22 @@ public class RateLineItem extends ScalarFunction {
      * {@code udfs.line_items.tier_deltas}, written straight to the output; returns the sum of the tier amounts.
      * Before and after are priced with the same entry, so they have the same tiers (or before has none).
      */
-    private static BigDecimal tierDeltas(StringBuilder sb, PriceModels.Priced before, PriceModels.Priced after) {
+    private static BigDecimal tierDeltas(StringBuilder sb, Priced before, Priced after) {
         BigDecimal sum = BigDecimal.ZERO;
         boolean first = true;
         int n = Math.max(before.tiers.length, after.tiers.length);
         for (int i = 0; i < n; i++) {
-            PriceModels.TierCharge was = i < before.tiers.length ? before.tiers[i] : null;
-            PriceModels.TierCharge now = i < after.tiers.length ? after.tiers[i] : null;
-            PriceModels.TierCharge shape = now != null ? now : was;
-            BigDecimal quantity = PriceModels.subtract(now == null ? BigDecimal.ZERO : now.quantity,
+            TierCharge was = i < before.tiers.length ? before.tiers[i] : null;
+            TierCharge now = i < after.tiers.length ? after.tiers[i] : null;
+            TierCharge shape = now != null ? now : was;
+            BigDecimal quantity = Money.subtract(now == null ? BigDecimal.ZERO : now.quantity,
                     was == null ? BigDecimal.ZERO : was.quantity);
-            BigDecimal amount = PriceModels.subtract(now == null ? BigDecimal.ZERO : now.amount,
+            BigDecimal amount = Money.subtract(now == null ? BigDecimal.ZERO : now.amount,
                     was == null ? BigDecimal.ZERO : was.amount);
             if (quantity.signum() == 0 && amount.signum() == 0) {
                 continue;
             }
-            sum = PriceModels.add(sum, amount);
+            sum = Money.add(sum, amount);
             if (!first) {
                 sb.append(',');
             }
@@ -272,7 +280,8 @@ public class RateLineItem extends ScalarFunction {
         for (int pad = time.length(); pad < LAST_KEY_TIME_DIGITS; pad++) {
             key.append('0');
         }
-        return key.append(time).append(eventId).append('\0').append(value.toPlainString()).toString();
+        return key.append(time).append(eventId).append(Rules.LAST_KEY_SEPARATOR).append(value.toPlainString())
+                .toString();
     }
 
     /** The greater of two last keys (either may be null) in code point order, which is SQL's MAX on strings. */
@@ -288,7 +297,7 @@ public class RateLineItem extends ScalarFunction {
 
     /** {@code parse_last_key(key).value}: 15-digit time, event id, NUL, value (split at the last NUL). */
     static BigDecimal lastValue(String key) {
-        int nul = key.lastIndexOf('\0');
+        int nul = key.lastIndexOf(Rules.LAST_KEY_SEPARATOR);
         if (key.length() < LAST_KEY_TIME_DIGITS || nul < LAST_KEY_TIME_DIGITS) {
             throw new IllegalArgumentException("not a last_key: " + key);
         }

@@ -1,7 +1,6 @@
 package io.meterstream.udf;
 
 import java.io.IOException;
-import java.math.BigDecimal;
 import java.time.Instant;
 import java.time.YearMonth;
 import java.time.ZoneId;
@@ -13,6 +12,9 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+
+import io.meterstream.pricing.PriceEntry;
+import io.meterstream.rules.Rules;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
@@ -29,66 +31,10 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
  * no equally specific ties, ordered tiers with an open-ended last one).
  */
 final class RatingCatalog {
-    static final String FORMAT = "rating-v1";
+    static final String FORMAT = Rules.RATING_CATALOG_FORMAT;
     private static final ConstantArgumentCache<RatingCatalog> CACHE =
             new ConstantArgumentCache<>("BILLING_LINE_ITEM_JAVA", RatingCatalog::parse);
     private static final ObjectMapper MAPPER = new ObjectMapper();
-
-    enum Model { PER_UNIT, PACKAGE, GRADUATED, VOLUME }
-
-    static final class Tier {
-        final BigDecimal lowerBound; // exclusive; 0 for the first tier, else the previous tier's up_to
-        final BigDecimal upTo; // inclusive; null for the open-ended last tier
-        final BigDecimal unitPrice;
-        final BigDecimal flatFee;
-
-        Tier(BigDecimal lowerBound, BigDecimal upTo, BigDecimal unitPrice, BigDecimal flatFee) {
-            this.lowerBound = lowerBound;
-            this.upTo = upTo;
-            this.unitPrice = unitPrice;
-            this.flatFee = flatFee;
-        }
-    }
-
-    static final class PriceEntry {
-        final String id;
-        final String[] matchKeys;
-        final String[] matchValues;
-        final Model model;
-        final BigDecimal unitPrice; // per_unit
-        final BigDecimal packageSize; // package
-        final BigDecimal packagePrice; // package
-        final Tier[] tiers; // graduated, volume
-
-        PriceEntry(String id, String[] matchKeys, String[] matchValues, Model model, BigDecimal unitPrice,
-                BigDecimal packageSize, BigDecimal packagePrice, Tier[] tiers) {
-            this.id = id;
-            this.matchKeys = matchKeys;
-            this.matchValues = matchValues;
-            this.model = model;
-            this.unitPrice = unitPrice;
-            this.packageSize = packageSize;
-            this.packagePrice = packagePrice;
-            this.tiers = tiers;
-        }
-
-        /** Every match key present in the group (sorted keys/values of length n) with the same value. */
-        boolean matches(String[] keys, String[] values, int n) {
-            for (int m = 0; m < matchKeys.length; m++) {
-                boolean found = false;
-                for (int i = 0; i < n; i++) {
-                    if (keys[i].equals(matchKeys[m])) {
-                        found = values[i].equals(matchValues[m]);
-                        break;
-                    }
-                }
-                if (!found) {
-                    return false;
-                }
-            }
-            return true;
-        }
-    }
 
     static final class Meter {
         final String aggregation;
@@ -209,7 +155,7 @@ final class RatingCatalog {
             }
             List<PriceEntry> list = new ArrayList<>();
             for (JsonNode entry : entries) {
-                list.add(parseEntry(entry, where + ".prices." + name));
+                list.add(PriceEntry.parse(entry, where + ".prices." + name));
             }
             PriceEntry[] sorted = list.toArray(new PriceEntry[0]);
             Arrays.sort(sorted, Comparator.comparingInt((PriceEntry p) -> p.matchKeys.length).reversed());
@@ -217,63 +163,15 @@ final class RatingCatalog {
         }
         JsonNode precision = node.get("amount_precision");
         JsonNode anchor = node.get("anchor_day");
-        if (precision == null || !precision.isInt() || precision.intValue() < 0 || precision.intValue() > 8
-                || anchor == null || !anchor.isInt() || anchor.intValue() < 1 || anchor.intValue() > 31) {
-            throw new IllegalArgumentException(where + ": amount_precision 0..8 and anchor_day 1..31 required");
+        if (precision == null || !precision.isInt() || precision.intValue() < 0
+                || precision.intValue() > Rules.MAX_AMOUNT_PRECISION
+                || anchor == null || !anchor.isInt() || anchor.intValue() < Rules.ANCHOR_DAY_MIN
+                || anchor.intValue() > Rules.ANCHOR_DAY_MAX) {
+            throw new IllegalArgumentException(where + ": amount_precision 0.." + Rules.MAX_AMOUNT_PRECISION
+                    + " and anchor_day " + Rules.ANCHOR_DAY_MIN + ".." + Rules.ANCHOR_DAY_MAX + " required");
         }
         return new Tenant(text(node, "currency"), precision.intValue(), anchor.intValue(),
                 ZoneId.of(text(node, "time_zone")), meters);
-    }
-
-    private static PriceEntry parseEntry(JsonNode node, String where) {
-        String id = text(node, "id");
-        JsonNode match = object(node, "match");
-        String[] keys = new String[match.size()];
-        String[] values = new String[match.size()];
-        int i = 0;
-        for (Iterator<Map.Entry<String, JsonNode>> it = match.fields(); it.hasNext(); i++) {
-            Map.Entry<String, JsonNode> e = it.next();
-            keys[i] = e.getKey();
-            if (!e.getValue().isTextual()) {
-                throw new IllegalArgumentException(where + "." + id + ".match: values must be strings");
-            }
-            values[i] = e.getValue().textValue();
-        }
-        String model = text(node, "model");
-        switch (model) {
-            case "per_unit":
-                return new PriceEntry(id, keys, values, Model.PER_UNIT, decimal(node, "unit_price"), null, null,
-                        null);
-            case "package":
-                BigDecimal size = decimal(node, "package_size");
-                if (size.signum() <= 0) {
-                    throw new IllegalArgumentException(where + "." + id + ": package_size must be > 0");
-                }
-                return new PriceEntry(id, keys, values, Model.PACKAGE, null, size, decimal(node, "package_price"),
-                        null);
-            case "graduated":
-            case "volume":
-                JsonNode tiers = node.get("tiers");
-                if (tiers == null || !tiers.isArray() || tiers.size() == 0) {
-                    throw new IllegalArgumentException(where + "." + id + ": tiers required");
-                }
-                Tier[] out = new Tier[tiers.size()];
-                BigDecimal lower = BigDecimal.ZERO;
-                for (int t = 0; t < out.length; t++) {
-                    JsonNode tier = tiers.get(t);
-                    JsonNode upTo = tier.get("up_to");
-                    BigDecimal up = upTo == null || upTo.isNull() ? null : decimal(tier, "up_to");
-                    if ((up == null) != (t == out.length - 1)) {
-                        throw new IllegalArgumentException(where + "." + id + ": only the last tier is open-ended");
-                    }
-                    out[t] = new Tier(lower, up, decimal(tier, "unit_price"), decimal(tier, "flat_fee"));
-                    lower = up;
-                }
-                return new PriceEntry(id, keys, values, "graduated".equals(model) ? Model.GRADUATED : Model.VOLUME,
-                        null, null, null, out);
-            default:
-                throw new IllegalArgumentException(where + "." + id + ": unknown model '" + model + "'");
-        }
     }
 
     private static JsonNode object(JsonNode node, String field) {
@@ -290,10 +188,5 @@ final class RatingCatalog {
             throw new IllegalArgumentException(field + ": a string is required");
         }
         return v.textValue();
-    }
-
-    /** Decimals travel as strings (never JSON numbers, which could pass through a double). */
-    private static BigDecimal decimal(JsonNode node, String field) {
-        return new BigDecimal(text(node, field));
     }
 }

@@ -9,6 +9,8 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
+import io.meterstream.rules.Rules;
+
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 
@@ -24,40 +26,38 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
  * input under 64 KiB that Python parses also parses here. Duplicate keys: the last one wins, as in Python.
  */
 final class UsageEventParser {
-    // ---- the rules (mirrors schemas/usage_event.py and udfs/validation.py) ----
-    static final int MAX_RECORD_BYTES = 65_536;
-    static final int MAX_JSON_DEPTH = 512;
-    static final int ID_MAX_LENGTH = 128;
-    static final int DIMENSION_KEY_MAX_LENGTH = 128;
-    static final int DIMENSION_VALUE_MAX_LENGTH = 1024;
-    static final int VALUE_MAX_INTEGER_DIGITS = 20;
-    static final int DECIMAL_SCALE = 18;
-    static final long MAX_EPOCH_MILLIS = 253_402_300_799_999L; // 9999-12-31T23:59:59.999Z
+    // ---- the rules: generated from schemas/usage_event.py and udfs/validation.py (io.meterstream.rules.Rules) ----
+    static final int MAX_RECORD_BYTES = Rules.MAX_RECORD_BYTES;
+    static final int MAX_JSON_DEPTH = Rules.MAX_JSON_DEPTH;
+    static final int ID_MIN_LENGTH = Rules.ID_MIN_LENGTH;
+    static final int ID_MAX_LENGTH = Rules.ID_MAX_LENGTH;
+    static final int DIMENSION_KEY_MIN_LENGTH = Rules.DIMENSION_KEY_MIN_LENGTH;
+    static final int DIMENSION_KEY_MAX_LENGTH = Rules.DIMENSION_KEY_MAX_LENGTH;
+    static final int DIMENSION_VALUE_MAX_LENGTH = Rules.DIMENSION_VALUE_MAX_LENGTH;
+    static final int VALUE_MAX_INTEGER_DIGITS = Rules.VALUE_MAX_INTEGER_DIGITS;
+    static final int DECIMAL_SCALE = Rules.DECIMAL_SCALE;
+    static final long MIN_EPOCH_MILLIS = Rules.MIN_EPOCH_MILLIS;
+    static final long MAX_EPOCH_MILLIS = Rules.MAX_EPOCH_MILLIS; // 9999-12-31T23:59:59.999Z
     static final long MIN_INSTANT_MILLIS = -62_135_596_800_000L; // 0001-01-01T00:00:00Z (Python datetime.min)
-    static final long DEFAULT_MAX_AGE_MS = 35L * 24 * 3600 * 1000;
-    static final long DEFAULT_MAX_FUTURE_MS = 5L * 60 * 1000;
+    static final long DEFAULT_MAX_AGE_MS = Rules.DEFAULT_MAX_AGE_MS;
+    static final long DEFAULT_MAX_FUTURE_MS = Rules.DEFAULT_MAX_FUTURE_SKEW_MS;
 
-    // ---- reasons, in precedence order (schemas.dead_letter.DeadLetterReason) ----
-    static final int OK = -1;
-    static final int TOO_LARGE = 0;
-    static final int NOT_UTF8 = 1;
-    static final int MALFORMED_JSON = 2;
-    static final int NOT_AN_OBJECT = 3;
-    static final int MISSING_FIELD = 4;
-    static final int INVALID_FIELD = 5;
-    static final int INVALID_TIMESTAMP = 6;
-    static final int INVALID_VALUE = 7;
-    static final int NEGATIVE_VALUE = 8;
-    static final int UNKNOWN_TENANT = 9;
-    static final int UNKNOWN_METER = 10;
-    static final int MISSING_VALUE = 11;
-    static final int TOO_OLD = 12;
-    static final int TOO_FAR_IN_FUTURE = 13;
-    static final String[] REASONS = {
-        "too_large", "not_utf8", "malformed_json", "not_an_object", "missing_field", "invalid_field",
-        "invalid_timestamp", "invalid_value", "negative_value", "unknown_tenant", "unknown_meter",
-        "missing_value", "too_old", "too_far_in_future",
-    };
+    // ---- reasons, in precedence order (generated from schemas.dead_letter.DeadLetterReason) ----
+    static final int OK = Rules.REASON_OK;
+    static final int TOO_LARGE = Rules.REASON_TOO_LARGE;
+    static final int NOT_UTF8 = Rules.REASON_NOT_UTF8;
+    static final int MALFORMED_JSON = Rules.REASON_MALFORMED_JSON;
+    static final int NOT_AN_OBJECT = Rules.REASON_NOT_AN_OBJECT;
+    static final int MISSING_FIELD = Rules.REASON_MISSING_FIELD;
+    static final int INVALID_FIELD = Rules.REASON_INVALID_FIELD;
+    static final int INVALID_TIMESTAMP = Rules.REASON_INVALID_TIMESTAMP;
+    static final int INVALID_VALUE = Rules.REASON_INVALID_VALUE;
+    static final int NEGATIVE_VALUE = Rules.REASON_NEGATIVE_VALUE;
+    static final int UNKNOWN_TENANT = Rules.REASON_UNKNOWN_TENANT;
+    static final int UNKNOWN_METER = Rules.REASON_UNKNOWN_METER;
+    static final int MISSING_VALUE = Rules.REASON_MISSING_VALUE;
+    static final int TOO_OLD = Rules.REASON_TOO_OLD;
+    static final int TOO_FAR_IN_FUTURE = Rules.REASON_TOO_FAR_IN_FUTURE;
 
     // ---- kinds of a captured JSON value ----
     private static final byte ABSENT = 0; // absent or null: the same thing for the known fields
@@ -67,16 +67,15 @@ final class UsageEventParser {
     private static final byte OTHER = 4; // true/false/array/object
 
     // FIELD_ORDER: event_id, tenant_id, customer_id, meter, timestamp, value, dimensions
-    private static final String[] FIELD_NAMES = {
-        "event_id", "tenant_id", "customer_id", "meter", "timestamp", "value", "dimensions",
-    };
-    private static final int F_EVENT_ID = 0;
-    private static final int F_TENANT_ID = 1;
-    private static final int F_CUSTOMER_ID = 2;
-    private static final int F_METER = 3;
-    private static final int F_TIMESTAMP = 4;
-    private static final int F_VALUE = 5;
-    private static final int F_DIMENSIONS = 6;
+    // the fields of FIELD_ORDER (generated), indexes into the per-record scratch arrays
+    private static final int FIELD_COUNT = Rules.FIELD_COUNT;
+    private static final int F_EVENT_ID = Rules.FIELD_EVENT_ID;
+    private static final int F_TENANT_ID = Rules.FIELD_TENANT_ID;
+    private static final int F_CUSTOMER_ID = Rules.FIELD_CUSTOMER_ID;
+    private static final int F_METER = Rules.FIELD_METER;
+    private static final int F_TIMESTAMP = Rules.FIELD_TIMESTAMP;
+    private static final int F_VALUE = Rules.FIELD_VALUE;
+    private static final int F_DIMENSIONS = Rules.FIELD_DIMENSIONS;
     private static final char[] HEX = "0123456789abcdef".toCharArray();
     /** Marks a dimension whose value is not a JSON string. */
     private static final String NOT_A_STRING = new String("<not a string>");
@@ -97,13 +96,13 @@ final class UsageEventParser {
         String fingerprint;
 
         String reasonCode() {
-            return reason == OK ? null : REASONS[reason];
+            return reason == OK ? null : Rules.reasonCode(reason);
         }
     }
 
     // per-record scratch, reused
-    private final byte[] kinds = new byte[FIELD_NAMES.length];
-    private final String[] texts = new String[FIELD_NAMES.length];
+    private final byte[] kinds = new byte[FIELD_COUNT];
+    private final String[] texts = new String[FIELD_COUNT];
     private final Map<String, String> dimensions = new HashMap<>();
     private final StringBuilder sb = new StringBuilder(256);
     private final MessageDigest sha256;
@@ -277,19 +276,19 @@ final class UsageEventParser {
 
     private static int fieldIndex(String name) {
         switch (name) {
-            case "event_id":
+            case Rules.FIELD_EVENT_ID_NAME:
                 return F_EVENT_ID;
-            case "tenant_id":
+            case Rules.FIELD_TENANT_ID_NAME:
                 return F_TENANT_ID;
-            case "customer_id":
+            case Rules.FIELD_CUSTOMER_ID_NAME:
                 return F_CUSTOMER_ID;
-            case "meter":
+            case Rules.FIELD_METER_NAME:
                 return F_METER;
-            case "timestamp":
+            case Rules.FIELD_TIMESTAMP_NAME:
                 return F_TIMESTAMP;
-            case "value":
+            case Rules.FIELD_VALUE_NAME:
                 return F_VALUE;
-            case "dimensions":
+            case Rules.FIELD_DIMENSIONS_NAME:
                 return F_DIMENSIONS;
             default:
                 return -1;
@@ -311,7 +310,7 @@ final class UsageEventParser {
                 reason = INVALID_FIELD;
                 why = "must be a string";
             } else {
-                why = checkString(texts[f], 1, ID_MAX_LENGTH);
+                why = checkString(texts[f], ID_MIN_LENGTH, ID_MAX_LENGTH);
                 if (why != null) {
                     reason = INVALID_FIELD;
                 }
@@ -333,7 +332,7 @@ final class UsageEventParser {
                 }
             } else if (worst == OK || reason < worst) {
                 worst = reason;
-                worstField = FIELD_NAMES[f];
+                worstField = Rules.fieldName(f);
                 worstWhy = why;
             }
         }
@@ -355,7 +354,7 @@ final class UsageEventParser {
             long ms = parseEpochMillis(texts[F_TIMESTAMP]);
             if (ms == INVALID_TIME) {
                 tsReason = INVALID_TIMESTAMP;
-                tsWhy = "epoch milliseconds must be in 0.." + MAX_EPOCH_MILLIS;
+                tsWhy = "epoch milliseconds must be in " + MIN_EPOCH_MILLIS + ".." + MAX_EPOCH_MILLIS;
             } else {
                 r.eventTimeMs = ms;
             }
@@ -367,7 +366,7 @@ final class UsageEventParser {
         }
         if (tsReason != OK && (worst == OK || tsReason < worst)) {
             worst = tsReason;
-            worstField = "timestamp";
+            worstField = Rules.FIELD_TIMESTAMP_NAME;
             worstWhy = tsWhy;
         }
         // value
@@ -392,20 +391,20 @@ final class UsageEventParser {
         }
         if (valueReason != OK && (worst == OK || valueReason < worst)) {
             worst = valueReason;
-            worstField = "value";
+            worstField = Rules.FIELD_VALUE_NAME;
             worstWhy = valueWhy;
         }
         // dimensions
         int dimCount = 0;
         if (kinds[F_DIMENSIONS] != ABSENT) {
             String why = null;
-            String where = "dimensions";
+            String where = Rules.FIELD_DIMENSIONS_NAME;
             if (kinds[F_DIMENSIONS] != OTHER || texts[F_DIMENSIONS] == null) {
                 why = "must be an object of string to string";
             } else {
                 for (Map.Entry<String, String> e : dimensions.entrySet()) {
                     String key = e.getKey();
-                    String keyWhy = checkString(key, 1, DIMENSION_KEY_MAX_LENGTH);
+                    String keyWhy = checkString(key, DIMENSION_KEY_MIN_LENGTH, DIMENSION_KEY_MAX_LENGTH);
                     if (keyWhy != null) {
                         why = "key " + keyWhy;
                         break;
@@ -417,7 +416,7 @@ final class UsageEventParser {
                         why = checkString(value, 0, DIMENSION_VALUE_MAX_LENGTH);
                     }
                     if (why != null) {
-                        where = "dimensions." + key;
+                        where = Rules.FIELD_DIMENSIONS_NAME + "." + key;
                         break;
                     }
                 }
@@ -669,7 +668,7 @@ final class UsageEventParser {
         } catch (NumberFormatException e) {
             return INVALID_TIME;
         }
-        return ms >= 0 && ms <= MAX_EPOCH_MILLIS ? ms : INVALID_TIME;
+        return ms >= MIN_EPOCH_MILLIS && ms <= MAX_EPOCH_MILLIS ? ms : INVALID_TIME;
     }
 
     /**
