@@ -1,0 +1,635 @@
+"""Golden vectors: what the Python specification answers for every rule that also runs in Java.
+
+The files under `jobs/java/src/test/resources/golden/` are written by this module from the rules in `udfs/` (and
+`schemas/`), checked in, and replayed twice: by pytest (`tests/unit/test_golden_vectors.py`: the Python rules, run
+on each case, give the recorded answer) and by JUnit (`jobs/java/src/test/java/...GoldenTest`: the Java twin gives
+it too). So parity is checked in seconds, without a Flink job; the MiniCluster parity tests stay as end-to-end guards.
+
+Each file: the rule (Python) -> its Java twin.
+- `validation.json`: `udfs.validation.validate_usage_record` (reason, the field a detail names) and
+  `udfs.grouping` (ids, event time, value, group_json, unique_token, fingerprint) -> `UsageEventParser`.
+- `windows.json`: `udfs.windows.window_bounds` -> `io.meterstream.windows.TumblingWindows`.
+- `periods.json`: `udfs.periods.billing_period` -> `RatingCatalog.Tenant.period` (`BillingPeriodStart`).
+- `aggregations.json`: the window and period rules of `udfs.aggregations` (sum, count, max, min, last) ->
+  `io.meterstream.rating.PeriodFold`, `RateLineItem.lastKey`/`laterLastKey`.
+- `pricing-<model>.json`: `udfs/pricing/<model>.py` -> `io.meterstream.pricing.<Model>Model`.
+- `rounding.json`: `udfs.money.round_amount` -> `io.meterstream.money.Money.roundAmount`.
+- `line-items.json`: `udfs.window_rows.line_item_from_period_row` (price entry, tier deltas, rounding adjustment,
+  period, line item id, the JSON) -> `RateLineItem.eval`.
+
+Cases are data written here (seeded, no hypothesis: the files must not change when a test library does).
+
+    python -m udfs.golden --write   # regenerate after changing a rule (then the Java twin must follow)
+    python -m udfs.golden --check   # exit 1 if a checked-in file differs (the test command runs it)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schemas.usage_event import UsageEvent
+from udfs import grouping
+from udfs.aggregations import UsageSample, WindowAggregate, aggregator_for, run_window_rule
+from udfs.catalog import (
+    Catalog,
+    DecimalLoader,
+    GraduatedPrice,
+    PackagePrice,
+    PerUnitPrice,
+    VolumePrice,
+    parse_catalog,
+)
+from udfs.money import ExactnessError, round_amount, to_wire
+from udfs.periods import billing_period
+from udfs.pricing import graduated, package, per_unit, volume
+from udfs.pricing.priced import Priced
+from udfs.rating_catalog import _price as rating_catalog_entry  # the entry as rating_catalog_json writes it
+from udfs.rating_catalog import rating_catalog_json
+from udfs.validation import Rejection, validate_usage_record
+from udfs.window_rows import last_key, line_item_from_period_row
+from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "jobs" / "java" / "src" / "test" / "resources" / "golden"
+SEED = 20261206
+NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+MAX_AGE = timedelta(days=35)
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+EMITTED_MS = 1_795_509_095_123
+MODELS = {"per_unit": (PerUnitPrice, per_unit), "package": (PackagePrice, package),
+          "graduated": (GraduatedPrice, graduated), "volume": (VolumePrice, volume)}
+
+# The catalog every family uses: all aggregations and price models, DST zones, odd precisions and anchor days.
+CATALOG_YAML = """
+version: 1
+tenants:
+  acme-ai:
+    currency: USD
+    amount_precision: 2
+    billing_period: {interval: monthly, anchor_day: 1, time_zone: America/New_York}
+    meters:
+      input_tokens: {aggregation: sum, group_by: [model]}
+      requests: {aggregation: count}
+      gpu_seconds: {aggregation: sum, group_by: [gpu_type, region]}
+      seats: {aggregation: max}
+      storage_gb: {aggregation: last}
+      active_users: {aggregation: unique_count, unique_dimension: user_id, group_by: [plan]}
+    prices:
+      input_tokens:
+        - {id: in-large, match: {model: nova-large}, model: graduated,
+           tiers: [{up_to: 1000000, unit_price: 0.000003}, {up_to: 10000000, unit_price: 0.0000025, flat_fee: 1},
+                   {up_to: null, unit_price: 0.000002, flat_fee: 0.005}]}
+        - {id: in-small, match: {model: nova-small}, model: volume,
+           tiers: [{up_to: 10000000, unit_price: 0.0000005}, {up_to: null, unit_price: 0.0000004, flat_fee: 3}]}
+        - {id: in-default, model: per_unit, unit_price: 0.000003}
+      requests:
+        - {id: requests, model: package, package_size: 1000, package_price: 0.50}
+      gpu_seconds:
+        - {id: gpu-h100-eu, match: {gpu_type: h100, region: eu}, model: per_unit, unit_price: 0.0013}
+        - {id: gpu-h100, match: {gpu_type: h100}, model: per_unit, unit_price: 0.0012}
+        - {id: gpu-default, model: package, package_size: 0.25, package_price: 0.0007}
+      seats:
+        - {id: seats, model: graduated, tiers: [{up_to: 5, unit_price: 0, flat_fee: 49}, {up_to: null, unit_price: 20}]}
+      storage_gb:
+        - {id: storage, model: per_unit, unit_price: 0.023}
+      active_users:
+        - {id: users, model: graduated, tiers: [{up_to: 100, unit_price: 0}, {up_to: null, unit_price: 0.10}]}
+  zeta-test:
+    currency: GBP
+    amount_precision: 3
+    billing_period: {interval: monthly, anchor_day: 31, time_zone: America/Sao_Paulo}
+    meters:
+      low_water: {aggregation: min, group_by: [region]}
+      balance: {aggregation: last}
+      calls: {aggregation: count}
+    prices:
+      low_water:
+        - {id: low-eu, match: {region: eu}, model: volume,
+           tiers: [{up_to: 10.5, unit_price: 1.005, flat_fee: 0.0005}, {up_to: 100, unit_price: 0.995, flat_fee: 2},
+                   {up_to: null, unit_price: 0.5}]}
+        - {id: low-default, model: graduated,
+           tiers: [{up_to: 0.001, unit_price: 123.456}, {up_to: null, unit_price: 0.0000001, flat_fee: 0.3335}]}
+      balance:
+        - {id: balance, model: package, package_size: 2.5, package_price: 0.125}
+      calls:
+        - {id: calls, model: per_unit, unit_price: 0.0005}
+  kathmandu:
+    currency: NPR
+    amount_precision: 0
+    billing_period: {interval: monthly, anchor_day: 29, time_zone: Asia/Kathmandu}
+    meters:
+      tokens: {aggregation: sum}
+    prices:
+      tokens:
+        - {id: tokens, model: volume, tiers: [{up_to: 1, unit_price: 7, flat_fee: 1}, {up_to: null, unit_price: 0.5}]}
+"""
+TRICKY = ["é", 'a"b', "x,y=z|w%25", "back\\slash", "ctl\x00\x1f\x7f", "\u2028", "😀\ue000", "日本語", " sp ace~._-", ""]
+LARGE = Decimal("12345678901234567890.123456789012345678")  # DECIMAL(38, 18)'s limit
+TINY = Decimal("0.000000000000000001")
+
+
+def catalog() -> Catalog:
+    return parse_catalog(yaml.load(CATALOG_YAML, Loader=DecimalLoader), source="udfs.golden")
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else to_wire(value)
+
+
+# ---- validation, canonical JSON and fingerprint -----------------------------------------------------------
+
+_ABSENT = object()
+_NUMBER = re.compile(r'"\$num:([^"]*)"')
+
+
+def _num(token: str) -> str:
+    """A JSON number token, spliced in raw (json.dumps would write a float or an int)."""
+    return f"$num:{token}"
+
+
+def _encode(obj: Any, rng: random.Random) -> bytes:
+    separators = (",", ":") if rng.random() < 0.7 else None
+    text = json.dumps(obj, ensure_ascii=rng.random() < 0.5, separators=separators)
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # a lone surrogate can only travel as a \u escape
+        text = json.dumps(obj, ensure_ascii=True, separators=separators)
+    return _NUMBER.sub(lambda m: m.group(1), text).encode("utf-8")
+
+
+def _timestamp(rng: random.Random) -> Any:
+    now_ms = to_epoch_ms(NOW)
+    near = rng.choice([
+        -MAX_AGE // timedelta(milliseconds=1), -MAX_AGE // timedelta(milliseconds=1) - 1,
+        MAX_FUTURE_SKEW // timedelta(milliseconds=1), MAX_FUTURE_SKEW // timedelta(milliseconds=1) + 1,
+        0, -1, -rng.randrange(0, 30 * 86_400_000), rng.randrange(0, 300_000), -40 * 86_400_000, 3_600_000,
+    ]) + now_ms
+    kind = rng.randrange(12)
+    if kind < 3:
+        return near
+    if kind == 3:
+        return _num(str(near))
+    if kind == 4:
+        return rng.choice([_num("1.5e12"), _num(f"{near}.0"), -1, 253_402_300_800_000, _num("-0"), True, None])
+    instant = from_epoch_ms(near)
+    offset = rng.choice([timedelta(0), timedelta(hours=5, minutes=45), timedelta(hours=-3), timedelta(hours=14)])
+    local = instant.astimezone(UTC) + offset
+    digits = rng.choice([0, 1, 3, 6, 9])
+    fraction = ("." + f"{local.microsecond:06d}{rng.randrange(1000):03d}"[:digits]) if digits else ""
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(offset) // timedelta(minutes=1)
+    zone = "Z" if offset == timedelta(0) and rng.random() < 0.5 else f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    text = local.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone
+    if kind == 5:
+        text = rng.choice([text.replace("T", "t"), text[:-6] if zone != "Z" else text[:-1], text.replace(":", "", 1),
+                           "2026-02-29T00:00:00Z", "2026-11-24T23:59:60Z", "2026-11-24T24:00:00Z",
+                           "2026-11-24T12:00:00+24:00", "2026-11-24T12:00:00+05:60", "0000-12-31T23:00:00Z",
+                           "0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59.9999999-00:01", "2026-13-01T00:00:00Z",
+                           text + " ", "２026-11-24T12:00:00Z", text.replace("-", "\u2212", 1)])
+    return text
+
+
+def _value(rng: random.Random) -> Any:
+    kind = rng.randrange(10)
+    if kind == 0:
+        return _ABSENT
+    if kind == 1:
+        return None
+    digits = rng.choice(["0", "1", "12.5", "0.000000000000000001", "99999999999999999999.999999999999999999",
+                         str(rng.randrange(10**6)), f"{rng.randrange(10**4)}.{rng.randrange(10**6):06d}", "1250"])
+    if kind < 6:
+        return digits
+    if kind < 8:
+        return _num(digits)
+    return rng.choice(["-0", "-0.00", "-1", "-12.5", "1e3", "1E3", "01", "+1", ".5", "5.", "0.0000000000000000001",
+                       "123456789012345678901", "NaN", "", " 1", "1_000", _num("-1"), _num("1e3"), _num("1.0E+2"),
+                       _num("-0"), _num("100000000000000000000"), 1.5, True, [], {}])
+
+
+def _id(rng: random.Random, default: str) -> Any:
+    if rng.random() < 0.95:
+        return default
+    return rng.choice(["", "x" * 128, "x" * 129, "😀" * 128, "😀" * 129, 17, None, _ABSENT, ["a"], "é\u2028" + default,
+                       "\ud800", default + "\x00"])
+
+
+def _dimensions(rng: random.Random, meter: str) -> Any:
+    kind = rng.randrange(10)
+    if kind == 0:
+        return _ABSENT
+    if kind == 1:
+        return rng.choice([None, [], "model", 3, {}])
+    keys = ["model", "gpu_type", "region", "user_id", "plan", rng.choice(TRICKY) or "k"]
+    dims = {}
+    for key in rng.sample(keys, rng.randrange(0, len(keys) + 1)):
+        dims[key] = rng.choice([*TRICKY, "nova-large", "nova-small", "h100", "eu", "u1", "pro"])
+    if kind == 9:
+        bad = rng.choice([("", "x"), ("k" * 129, "x"), ("k" * 128, "x" * 1024), ("k", "x" * 1025), ("k", 1),
+                          ("k", None), ("k", {"n": "x"}), ("\ud800", "x")])
+        dims[bad[0]] = bad[1]
+    return dims
+
+
+def _usage_record(rng: random.Random, i: int) -> bytes | None:
+    tenant = rng.choice(["acme-ai"] * 6 + ["zeta-test", "kathmandu", "nobody"])
+    meters = {"acme-ai": ["input_tokens", "requests", "gpu_seconds", "seats", "storage_gb", "active_users"],
+              "zeta-test": ["low_water", "balance", "calls"], "kathmandu": ["tokens"], "nobody": ["x"]}[tenant]
+    meter = rng.choice([*meters, *meters, "unknown_meter"])
+    fields = {
+        "event_id": _id(rng, f"evt-{i}"), "tenant_id": _id(rng, tenant), "customer_id": _id(rng, f"cust-{i % 37}"),
+        "meter": _id(rng, meter), "timestamp": _timestamp(rng), "value": _value(rng),
+        "dimensions": _dimensions(rng, meter),
+    }
+    if rng.random() < 0.05:
+        fields[rng.choice(list(fields))] = _ABSENT
+    obj = {k: v for k, v in fields.items() if v is not _ABSENT}
+    if rng.random() < 0.1:
+        obj["prompt"] = rng.choice(["hello", {"nested": [1, 2]}, None])
+    items = list(obj.items())
+    rng.shuffle(items)
+    raw = _encode(dict(items), rng)
+    damage = rng.random()
+    if damage < 0.03:
+        raw = raw[: rng.randrange(len(raw))]
+    elif damage < 0.05:
+        raw = raw + rng.choice([b"{}", b" ", b"\n", b"x"])
+    elif damage < 0.06:
+        raw = raw.replace(b"evt", b"ev\xc3", 1)
+    elif damage < 0.07:
+        return None
+    elif damage < 0.08:
+        raw = b'{"event_id":"dup","event_id":' + raw[1:]
+    return raw
+
+
+_EDGES: list[bytes | None] = [
+    None, b"", b" ", b"{}", b"[]", b'"x"', b"null", b"1", b"true", b"\xef\xbb\xbf{}", b"{\x00}",
+    b"[" * 512 + b"]" * 512, b"[" * 513 + b"]" * 513, b'{"a":"' + b"[" * 600 + b'"}', b"\xff" * 65_537,
+    b" " * 65_536, b"{" + b" " * 65_535,
+    b'{"value": NaN}', b'{"value": Infinity}', b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80",
+    b'{"event_id":"e","tenant_id":"acme-ai","customer_id":"c","meter":"requests","timestamp":0}',
+    b'{"event_id":"e","tenant_id":"acme-ai","customer_id":"c","meter":"requests","timestamp":"2026-11-24T12:05:00Z"}',
+    b'{"event_id":"e","tenant_id":"acme-ai","customer_id":"c","meter":"requests","timestamp":"2026-11-24T12:05:00.001Z"}',
+    b'{"event_id":"e","tenant_id":"acme-ai","customer_id":"c","meter":"seats","timestamp":1795521600000}',
+    b'{"event_id":"e","tenant_id":"acme-ai","customer_id":"c","meter":"seats","timestamp":1795521600000,"value":null}',
+    b'{"event_id":"\\ud800","tenant_id":"acme-ai","customer_id":"c","meter":"requests","timestamp":0}',
+    b'{"event_id":"\\ud83d\\ude00","tenant_id":"acme-ai","customer_id":"c","meter":"requests",'
+    b'"timestamp":"2026-11-24T11:00:00Z"}',
+    b'{"event_id":"e","tenant_id":"acme-ai","customer_id":"c","meter":"active_users","timestamp":"2026-11-24T11:00:00Z",'
+    b'"dimensions":{"user_id":"a,b%c","plan":"p\\u0000"}}',
+]
+
+
+def _examples() -> list[bytes]:
+    root = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "usage-events"
+    return [path.read_bytes() for path in sorted(root.glob("*/*.json"))]
+
+
+def _detail_field(rejection: Rejection) -> str | None:
+    """The field a structural rejection's detail names (its first path segment); None for other reasons."""
+    match = re.match(r"field '([^'.]*)", rejection.detail)
+    return match.group(1) if match else None
+
+
+def validation_case(raw: bytes | None, cat: Catalog, meters_by_tenant: Any = None) -> dict[str, Any]:
+    """What the specification says of one record (the expected columns of `PARSE_USAGE_EVENT`)."""
+    result = validate_usage_record(raw, meters_by_tenant=meters_by_tenant or cat.meters_by_tenant(), now=NOW,
+                                   max_age=MAX_AGE, max_future_skew=MAX_FUTURE_SKEW)
+    if isinstance(result, Rejection):
+        return {"reason": result.reason.value, "detail_field": _detail_field(result)}
+    assert isinstance(result, UsageEvent)
+    meter = cat.meter(result.tenant_id, result.meter)
+    unique = None
+    if meter.aggregation == "unique_count" and meter.unique_dimension in result.dimensions:
+        unique = grouping.unique_token(result.dimensions[meter.unique_dimension])
+    return {
+        "reason": None, "event_id": result.event_id, "tenant_id": result.tenant_id,
+        "customer_id": result.customer_id, "meter": result.meter,
+        "event_time_ms": grouping.epoch_millis(result.timestamp), "value": _dec(result.value),
+        "aggregation": meter.aggregation,
+        "group_json": grouping.group_json(grouping.group_of(result.dimensions, meter.group_by)),
+        "unique_token": unique, "fingerprint": grouping.fingerprint(result),
+    }
+
+
+def validation_vectors() -> dict[str, Any]:
+    cat = catalog()
+    rng = random.Random(SEED)
+    records = [*_examples(), *_EDGES, *(_usage_record(rng, i) for i in range(2500))]
+    meters = cat.meters_by_tenant()
+    cases = [{"raw": None if raw is None else base64.b64encode(raw).decode("ascii"),
+              **validation_case(raw, cat, meters)} for raw in records]
+    return {"now_ms": to_epoch_ms(NOW), "max_age_ms": MAX_AGE // timedelta(milliseconds=1),
+            "max_future_ms": MAX_FUTURE_SKEW // timedelta(milliseconds=1),
+            "catalog_json": grouping.catalog_json(cat), "cases": cases}
+
+
+# ---- windows and billing periods --------------------------------------------------------------------------
+
+WINDOW_SIZES_MS = (1_000, 60_000, 300_000, 3_600_000, 86_400_000)
+
+
+def window_case(ts_ms: int, size_ms: int) -> list[int]:
+    start, end = window_bounds(ts_ms, timedelta(milliseconds=size_ms))
+    return [ts_ms, size_ms, to_epoch_ms(start), to_epoch_ms(end)]
+
+
+def windows_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 1)
+    cases = []
+    for size in WINDOW_SIZES_MS:
+        for ts in (0, 1, size - 1, size, size + 1, 253_402_214_399_999, to_epoch_ms(NOW), to_epoch_ms(NOW) - 1):
+            cases.append(window_case(ts, size))
+        cases.extend(window_case(rng.randrange(0, 4_102_444_800_000), size) for _ in range(60))
+    return {"cases": cases}
+
+
+PERIOD_ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Asia/Kathmandu", "Australia/Lord_Howe",
+                "America/Sao_Paulo", "America/Havana", "Pacific/Apia", "America/St_Johns", "America/Santiago")
+PERIOD_ANCHORS = (1, 15, 28, 29, 30, 31)
+
+
+def period_case(instant_ms: int, anchor: int, zone: str) -> list[Any]:
+    start, end = billing_period(from_epoch_ms(instant_ms), anchor, zone)
+    return [instant_ms, anchor, zone, to_epoch_ms(start), to_epoch_ms(end)]
+
+
+def periods_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 2)
+    begin, span = to_epoch_ms(datetime(2015, 1, 1, tzinfo=UTC)), 12 * 365 * 86_400_000
+    cases = [period_case(begin + rng.randrange(span), rng.choice(PERIOD_ANCHORS), rng.choice(PERIOD_ZONES))
+             for _ in range(1200)]
+    for zone in PERIOD_ZONES:
+        for anchor in PERIOD_ANCHORS:
+            for year, month in ((2016, 2), (2018, 11), (2024, 3), (2024, 10)):
+                start, _ = billing_period(datetime(year, month, 20, tzinfo=UTC), anchor, zone)
+                for delta in (-1, 0, 1, 3_600_000):
+                    cases.append(period_case(to_epoch_ms(start) + delta, anchor, zone))
+    return {"cases": cases}
+
+
+# ---- aggregations: the window rule over events, the period rule over windows ------------------------------
+
+FOLD_AGGREGATIONS = ("sum", "count", "max", "min", "last")  # unique_count windows and periods stay in Python
+
+
+def _sample_value(rng: random.Random) -> Decimal | None:
+    return rng.choice([None, Decimal(0), TINY, LARGE / 1000, Decimal(rng.randrange(10**6)) / 1000,
+                       Decimal(rng.randrange(100)), Decimal("12.50"), Decimal("0.000")])
+
+
+def aggregation_series(aggregation: str, events: list[list[list[Any]]]) -> dict[str, Any]:
+    """events: per window, [event_time_ms, event_id, value or None]; windows in order, one period."""
+    agg = aggregator_for(aggregation)
+    period = agg.period_initialize()
+    windows = []
+    for w, window_events in enumerate(events):
+        samples = [UsageSample(event_id=e, event_time=from_epoch_ms(t), value=None if v is None else Decimal(v))
+                   for t, e, v in window_events]
+        payload = run_window_rule(agg, samples)
+        start = from_epoch_ms(w * 60_000)
+        window = WindowAggregate(tenant_id="t", customer_id="c", meter="m", group=(), window_start=start,
+                         window_end=start + timedelta(minutes=1), event_count=len(samples),
+                         **({"quantity": Decimal(len(samples))} if aggregation == "count" else payload))
+        period = agg.period_combine(period, window)
+        windows.append({"events": window_events, "event_count": len(samples),
+                        "window_quantity": _dec(agg.window_quantity(window)),
+                        "period_quantity": _dec(agg.period_quantity(period))})
+    return {"aggregation": aggregation, "windows": windows}
+
+
+def aggregations_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 3)
+    series = []
+    for aggregation in FOLD_AGGREGATIONS:
+        for n in range(25):
+            events = []
+            for w in range(rng.randrange(1, 6)):
+                window_events = []
+                for k in range(rng.choice([0, 1, 1, 2, 3, 5, 8])):
+                    ts = w * 60_000 + rng.choice([0, 59_999, rng.randrange(60_000), 30_000])
+                    event_id = rng.choice([f"e{n}-{w}-{k}", f"e{n}-{w}", f"e{n}-{w}-{k}0", "é", "e"])
+                    value = _sample_value(rng)
+                    window_events.append([ts + 0, event_id + f"#{k}" if rng.random() < 0.5 else event_id,
+                                          None if value is None else str(value)])
+                events.append(window_events)
+            series.append(aggregation_series(aggregation, events))
+    return {"series": series}
+
+
+# ---- price models and rounding ----------------------------------------------------------------------------
+
+def _priced(result: Priced) -> dict[str, Any]:
+    return {"amount": to_wire(result.amount), "tiers": [
+        {"lower_bound": to_wire(t.lower_bound), "up_to": _dec(t.up_to), "quantity": to_wire(t.quantity),
+         "unit_price": to_wire(t.unit_price), "flat_fee": to_wire(t.flat_fee), "amount": to_wire(t.amount)}
+        for t in result.tiers]}
+
+
+def price_case(model: str, spec: Any, quantity: Decimal) -> dict[str, Any]:
+    try:
+        return {"quantity": to_wire(quantity), **_priced(MODELS[model][1].price(quantity, spec))}
+    except ExactnessError:
+        return {"quantity": to_wire(quantity), "error": "inexact"}
+
+
+def _specs(model: str) -> list[Any]:
+    cat = catalog()
+    specs = [entry for tenant in cat.tenants.values() for entries in tenant.prices.values() for entry in entries
+             if entry.model == model]
+    extra = {
+        "per_unit": [{"unit_price": "0"}, {"unit_price": "0.123456789012345678901234567"}, {"unit_price": "1E+3"}],
+        "package": [{"package_size": "0.0001", "package_price": "3"}, {"package_size": "7", "package_price": "0"},
+                    {"package_size": "3", "package_price": "0.333333333333333333333333"}],
+        "graduated": [{"tiers": [{"up_to": "1", "unit_price": "1", "flat_fee": "1"},
+                                 {"up_to": "1.000000000000000001", "unit_price": "1000", "flat_fee": "0.5"},
+                                 {"up_to": None, "unit_price": "0.1234567890123456789012345"}]}],
+        "volume": [{"tiers": [{"up_to": "0.5", "unit_price": "2", "flat_fee": "9"},
+                              {"up_to": "1000", "unit_price": "0.1234567890123456789012345", "flat_fee": "1"},
+                              {"up_to": None, "unit_price": "0"}]}],
+    }[model]
+    for n, params in enumerate(extra):
+        if "tiers" in params:
+            params = {"tiers": [{k: None if v is None else Decimal(v) for k, v in tier.items()}
+                                for tier in params["tiers"]]}
+        else:
+            params = {k: Decimal(v) for k, v in params.items()}
+        specs.append(MODELS[model][0].model_validate({"id": f"extra-{n}", "model": model, **params}))
+    return specs
+
+
+def _quantities(spec: Any, rng: random.Random) -> list[Decimal]:
+    points = [Decimal(0), -Decimal(1), -TINY, TINY, Decimal(1), LARGE, -LARGE, Decimal("0.5"), Decimal("999.999")]
+    marks = [t.up_to for t in getattr(spec, "tiers", ()) if t.up_to is not None]
+    if isinstance(spec, PackagePrice):
+        marks += [spec.package_size, spec.package_size * 3]
+    for mark in marks:
+        points += [mark, mark - TINY, mark + TINY, mark * 2]
+    points += [Decimal(rng.randrange(10**9)) / Decimal(10) ** rng.randrange(0, 19) for _ in range(12)]
+    return points
+
+
+def pricing_vectors(model: str) -> dict[str, Any]:
+    rng = random.Random(f"{SEED}-{model}")
+    entries = []
+    for spec in _specs(model):
+        entries.append({"spec": rating_catalog_entry(spec),
+                        "cases": [price_case(model, spec, q) for q in _quantities(spec, rng)]})
+    return {"model": model, "entries": entries}
+
+
+def rounding_case(amount: Decimal, precision: int) -> dict[str, Any]:
+    try:
+        return {"amount": to_wire(amount), "precision": precision, "rounded": to_wire(round_amount(amount, precision))}
+    except ValueError:
+        return {"amount": to_wire(amount), "precision": precision, "error": "precision"}
+    except ExactnessError:  # pragma: no cover - a subclass of ArithmeticError, not ValueError
+        return {"amount": to_wire(amount), "precision": precision, "error": "inexact"}
+
+
+def rounding_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 4)
+    amounts = [Decimal(s) for s in ("0", "0.5", "-0.5", "0.125", "-0.125", "0.005", "-0.005", "0.0049999999",
+                                    "1.995", "-1.995", "2.5", "-2.5", "0.00000000499999999999", "999999.995")]
+    amounts += [LARGE, -LARGE, LARGE * LARGE, Decimal("1E+20"), Decimal("123456789012345678901234567890.5")]
+    amounts += [Decimal(rng.randrange(-10**12, 10**12)) / Decimal(10) ** rng.randrange(0, 13) for _ in range(80)]
+    cases = [rounding_case(a, p) for a in amounts for p in range(0, 9)]
+    cases += [rounding_case(Decimal("1.5"), p) for p in (-1, 9)]
+    return {"cases": cases}
+
+
+# ---- line items -------------------------------------------------------------------------------------------
+
+def line_item_case(cat: Catalog, row: dict[str, Any]) -> str | None:
+    """The line item JSON, or None when the spec refuses the row (a result the 50-digit context must round)."""
+    try:
+        item = line_item_from_period_row(
+            cat, row["tenant_id"], row["customer_id"], row["meter"], row["group_json"], row["aggregation"],
+            row["window_start_ms"], row["event_count"], _parse(row["quantity"]), row["last_key"],
+            _parse(row["period_quantity_before"]), _parse(row["period_quantity"]), row["last_key_before"],
+            window_size=timedelta(milliseconds=row["window_size_ms"]), emitted_at=from_epoch_ms(EMITTED_MS))
+    except ExactnessError:
+        return None
+    return item.model_dump_json()
+
+
+def _parse(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _window_starts(cat: Catalog, tenant_id: str, size_ms: int, rng: random.Random) -> list[int]:
+    tenant = cat.tenant(tenant_id)
+    starts = []
+    for instant in (datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 11, 1, 6, tzinfo=UTC),
+                    datetime(2026, 2, 28, 12, tzinfo=UTC), datetime(2027, 1, 15, tzinfo=UTC)):
+        period_start, _ = billing_period(instant, tenant.billing_period.anchor_day, tenant.billing_period.time_zone)
+        edge = to_epoch_ms(period_start)
+        for ms in (edge - size_ms, edge, edge + size_ms, to_epoch_ms(instant)):
+            starts.append(ms - ms % size_ms)
+    starts.append(rng.randrange(0, 4_102_444_800_000) // size_ms * size_ms)
+    return starts
+
+
+def _line_rows(cat: Catalog) -> list[dict[str, Any]]:
+    rng = random.Random(SEED + 5)
+    rows = []
+    customers = ["cust-42", "cüst/ö|,=%", 'c"q', "c😀"]
+    for tenant_id, tenant in cat.tenants.items():
+        for meter_name, meter in tenant.meters.items():
+            if meter.aggregation == "unique_count":
+                continue  # rated in Python only (BILLING_LINE_ITEM)
+            for entry in tenant.prices[meter_name]:
+                group = {key: entry.match.get(key, rng.choice(TRICKY)) for key in meter.group_by}
+                marks = [t.up_to for t in getattr(entry, "tiers", ()) if t.up_to is not None]
+                if isinstance(entry, PackagePrice):
+                    marks.append(entry.package_size)
+                points = [Decimal(0), TINY, Decimal(1), LARGE, *(m + d for m in marks for d in (-TINY, 0, TINY))]
+                for size in (60_000, 3_600_000):
+                    for start in _window_starts(cat, tenant_id, size, rng):
+                        after = rng.choice(points)
+                        before = rng.choice([None, Decimal(0), *points])
+                        rows.append(_row(tenant_id, meter_name, meter.aggregation, group, before, after, start,
+                                         size, rng.choice(customers), rng))
+    return rows
+
+
+def _row(tenant_id: str, meter: str, aggregation: str, group: dict[str, str], before: Decimal | None,
+         after: Decimal, start: int, size: int, customer: str, rng: random.Random) -> dict[str, Any]:
+    quantity = after - (before or 0) if aggregation == "sum" else after
+    count = rng.randrange(1, 9)
+    if aggregation == "count":  # whole events: the window's count, added to the period's
+        count = rng.choice([1, 7, 999, 1000, 1001, 2500])
+        before = None if before is None else abs(before).to_integral_value()
+        quantity = Decimal(count)
+        after = quantity + (before or 0)
+    key = key_before = None
+    if aggregation == "last":
+        key = last_key(start + rng.randrange(size), rng.choice(["e1", "é", 'e"q']), after)
+        if before is not None:
+            key_before = last_key(start - 1, "e0", before)
+    return {
+        "tenant_id": tenant_id, "customer_id": customer, "meter": meter,
+        "group_json": grouping.group_json(tuple(sorted(group.items()))), "aggregation": aggregation,
+        "window_start_ms": start, "event_count": count,
+        "quantity": None if aggregation == "last" else to_wire(quantity), "last_key": key,
+        "period_quantity_before": None if aggregation == "last" or before is None else to_wire(before),
+        "period_quantity": None if aggregation == "last" else to_wire(after), "last_key_before": key_before,
+        "window_size_ms": size,
+    }
+
+
+def line_items_vectors() -> dict[str, Any]:
+    cat = catalog()
+    return {"rating_catalog_json": rating_catalog_json(cat), "emitted_at_ms": EMITTED_MS,
+            "cases": [{**row, "line_item": line_item_case(cat, row)} for row in _line_rows(cat)]}
+
+
+# ---- the files ----------------------------------------------------------------------------------------------
+
+FILES: dict[str, Callable[[], dict[str, Any]]] = {
+    "validation.json": validation_vectors,
+    "windows.json": windows_vectors,
+    "periods.json": periods_vectors,
+    "aggregations.json": aggregations_vectors,
+    **{f"pricing-{model}.json": (lambda model=model: pricing_vectors(model)) for model in MODELS},
+    "rounding.json": rounding_vectors,
+    "line-items.json": line_items_vectors,
+}
+
+
+def text(name: str) -> str:
+    return json.dumps(FILES[name](), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def load(name: str) -> Any:
+    """A checked-in vector file, for the replays."""
+    return json.loads((GOLDEN_DIR / name).read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--write"]:
+        GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            (GOLDEN_DIR / name).write_text(text(name), encoding="utf-8")
+        return 0
+    if args == ["--check"]:
+        stale = [name for name in FILES
+                 if not (GOLDEN_DIR / name).exists() or (GOLDEN_DIR / name).read_text(encoding="utf-8") != text(name)]
+        for name in stale:
+            print(f"{GOLDEN_DIR / name} is out of date: python -m udfs.golden --write", file=sys.stderr)
+        return 1 if stale else 0
+    print("usage: python -m udfs.golden --write | --check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
