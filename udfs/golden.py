@@ -8,6 +8,7 @@ it too). So parity is checked in seconds, without a Flink job; the MiniCluster p
 Each file: the rule (Python) -> its Java twin.
 - `validation.json`: `udfs.validation.validate_usage_record` (reason, the field a detail names) and
   `udfs.grouping` (ids, event time, value, group_json, unique_token, fingerprint) -> `UsageEventParser`.
+- `canonical.json`: `udfs.grouping.canonical_json` of flat string maps, `udfs.money.to_wire` -> `CanonicalJson`.
 - `windows.json`: `udfs.windows.window_bounds` -> `io.meterstream.windows.TumblingWindows`.
 - `periods.json`: `udfs.periods.billing_period` -> `RatingCatalog.Tenant.period` (`BillingPeriodStart`).
 - `aggregations.json`: the window and period rules of `udfs.aggregations` (sum, count, max, min, last) ->
@@ -54,8 +55,7 @@ from udfs.money import ExactnessError, round_amount, to_wire
 from udfs.periods import billing_period
 from udfs.pricing import graduated, package, per_unit, volume
 from udfs.pricing.priced import Priced
-from udfs.rating_catalog import _price as rating_catalog_entry  # the entry as rating_catalog_json writes it
-from udfs.rating_catalog import rating_catalog_json
+from udfs.rating_catalog import price_entry, rating_catalog_json
 from udfs.validation import Rejection, validate_usage_record
 from udfs.window_rows import last_key, line_item_from_period_row
 from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
@@ -332,6 +332,21 @@ def validation_vectors() -> dict[str, Any]:
             "catalog_json": grouping.catalog_json(cat), "cases": cases}
 
 
+def canonical_vectors() -> dict[str, Any]:
+    """Canonical JSON of flat string maps (keys in code point order, Python's escapes) and wire decimals."""
+    rng = random.Random(SEED + 6)
+    alphabet = [*TRICKY, "a", "B", "\ue000", "😀", "\uffff", "\U0001f600a", "\x7f", "\x1b", "\u00e9", "e\u0301", "\t\n"]
+    objects = [[], [["", ""]], [["😀", "1"], ["\ue000", "2"], ["\uffff", "3"], ["a", "4"]]]
+    for _ in range(300):
+        keys = dict.fromkeys(rng.choice(alphabet) + rng.choice(["", *alphabet]) for _ in range(rng.randrange(1, 6)))
+        objects.append([[key, rng.choice(alphabet) + rng.choice(alphabet)] for key in keys])
+    decimals = ["0", "0.000", "-0", "-0.0", "1.10", "100", "1E+3", "12.500000000000000000", "-7.25",
+                "0.000000000000000001", str(LARGE), str(-LARGE), "99999999999999999999.999999999999999999", "1E-18",
+                "5E+19"]
+    return {"objects": [{"pairs": pairs, "json": grouping.canonical_json(dict(pairs))} for pairs in objects],
+            "decimals": [[text, to_wire(Decimal(text))] for text in decimals]}
+
+
 # ---- windows and billing periods --------------------------------------------------------------------------
 
 WINDOW_SIZES_MS = (1_000, 60_000, 300_000, 3_600_000, 86_400_000)
@@ -481,7 +496,7 @@ def pricing_vectors(model: str) -> dict[str, Any]:
     rng = random.Random(f"{SEED}-{model}")
     entries = []
     for spec in _specs(model):
-        entries.append({"spec": rating_catalog_entry(spec),
+        entries.append({"spec": price_entry(spec),
                         "cases": [price_case(model, spec, q) for q in _quantities(spec, rng)]})
     return {"model": model, "entries": entries}
 
@@ -596,6 +611,7 @@ def line_items_vectors() -> dict[str, Any]:
 
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "validation.json": validation_vectors,
+    "canonical.json": canonical_vectors,
     "windows.json": windows_vectors,
     "periods.json": periods_vectors,
     "aggregations.json": aggregations_vectors,

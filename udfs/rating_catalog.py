@@ -35,7 +35,8 @@ def _tier(tier: Tier) -> dict[str, Any]:
     }
 
 
-def _price(entry: PriceEntry) -> dict[str, Any]:
+def price_entry(entry: PriceEntry) -> dict[str, Any]:
+    """One price entry as the rating catalog writes it (every decimal a wire string)."""
     out: dict[str, Any] = {"id": entry.id, "match": dict(entry.match), "model": entry.model}
     match entry:
         case PerUnitPrice():
@@ -62,7 +63,7 @@ def rating_catalog(catalog: Catalog) -> dict[str, Any]:
                 name: {"aggregation": meter.aggregation, "unique_dimension": meter.unique_dimension}
                 for name, meter in tenant.meters.items()
             },
-            "prices": {name: [_price(entry) for entry in entries] for name, entries in tenant.prices.items()},
+            "prices": {name: [price_entry(entry) for entry in entries] for name, entries in tenant.prices.items()},
         }
     return {"format": RATING_CATALOG_FORMAT, "tenants": tenants}
 

@@ -47,6 +47,15 @@ def test_validation_cases_replay_and_reach_every_reason():
     assert any(not case["group_json"].isascii() for case in valid)  # canonical JSON keeps non-ASCII raw
 
 
+def test_canonical_json_cases_replay():
+    data = golden.load("canonical.json")
+    assert golden.canonical_vectors() == data
+    for case in data["objects"]:
+        assert json.loads(case["json"]) == dict(case["pairs"])
+    # keys whose code point order differs from UTF-16 order are in one object together
+    assert any({"😀", "\ue000"} <= {key for key, _ in case["pairs"]} for case in data["objects"])
+
+
 def test_window_cases_replay():
     cases = golden.load("windows.json")["cases"]
     assert [golden.window_case(ts, size) for ts, size, _, _ in cases] == cases
