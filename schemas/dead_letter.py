@@ -20,7 +20,7 @@ class DeadLetterReason(StrEnum):
     """Why a usage record was rejected. The values are stable codes; the member order is the precedence.
 
     When several reasons apply, the first one in this order wins (a record is checked top to bottom and the
-    first failing check decides). The Flink SQL validation reproduces exactly this order.
+    first failing check decides). The Java parser reads this order from the generated `io.meterstream.rules.Rules`.
     """
 
     TOO_LARGE = "too_large"  # more than MAX_RECORD_BYTES bytes

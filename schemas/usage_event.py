@@ -1,8 +1,9 @@
 """The `usage-events` record (input): one metered usage fact sent by a tenant's producer.
 
-The rules below are the contract; they are also data (the constants block), because a Flink SQL version of the
-same validation is generated from them and a parity test holds the two together. Keep every rule simple enough
-to state in one line of SQL.
+The rules below are the contract; they are also data (the constants block), because the Java parser that runs
+them in the job (`io.meterstream.udf.UsageEventParser`) reads them from constants generated from this block
+(`python -m udfs.java_rules`), and golden vectors (`python -m udfs.golden`) hold the two together. Keep every
+rule simple enough to state in one line.
 
 - `event_id`, `tenant_id`, `customer_id`, `meter`: JSON strings of 1..128 characters (Unicode code points).
   `event_id` is the idempotency key, unique per tenant. A number is not a string.
@@ -47,7 +48,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas.wire import JsonNumber, datetime_to_wire, decimal_to_wire, loads_exact
 
-# ---- the rules as data (mirrored by the Flink SQL validation; change both or neither) -------------------
+# ---- the rules as data (generated into Java by udfs.java_rules; regenerate after a change) ---------------
 ID_FIELDS = ("event_id", "tenant_id", "customer_id", "meter")
 REQUIRED_FIELDS = (*ID_FIELDS, "timestamp")
 # Field order: used to pick which field a detail names when several fields are wrong for the same reason.

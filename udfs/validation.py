@@ -63,7 +63,7 @@ from schemas.usage_event import (
 )
 from schemas.wire import loads_exact
 
-# ---- the rules as data (the Flink SQL validation is generated from these; see schemas.usage_event) -------
+# ---- the rules as data (generated into Java by udfs.java_rules; see schemas.usage_event) -----------------
 MAX_RECORD_BYTES = 65_536
 # Deeper JSON nesting is malformed_json. Explicit, because Python's own limit depends on the caller's stack.
 MAX_JSON_DEPTH = 512
