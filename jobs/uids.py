@@ -20,7 +20,8 @@ BILLING_SINK_DEAD_LETTERS = "billing-sink-dead-letters-v1"
 BILLING_SINK_LATE = "billing-sink-late-events-v1"
 BILLING_SINK_ACCOUNTING = "billing-sink-accounting-v1"
 
-# State names (the state's identity inside its operator).
+# State names (the state's identity inside its operator). The classes a pickled state holds are listed in
+# jobs/state_classes.py and locked in jobs/state_classes.txt: changing one of them needs a new -vN here.
 PERIOD_TO_DATE_STATE = "period-to-date-v1"
 
 # Credits (jobs/credits.py).

@@ -1,0 +1,140 @@
+"""The pickled-state lock (`jobs/state_classes.py`): the classes stored pickled in Flink state against
+`jobs/state_classes.txt`, and realistic pickled states against the classes it lists."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+import typing
+from decimal import Decimal
+
+import pytest
+
+from jobs import state_classes, uids
+from jobs.state_classes import LOCK_FILE, PICKLED_STATES, PickledState, difference, reachable, render
+from schemas.invoice_line_item import InvoiceLineItem, LineItemTier
+from tests.unit.credits.credit_factories import Tick, at, cap, grant, line, run, void
+from tests.unit.test_line_items import KINDS, MARCH, make_window, tenant_catalog
+from tests.unit.test_line_items import run as accumulate
+from udfs.line_items import PeriodState
+
+
+class _RecordingUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.classes: set[str] = set()
+
+    def find_class(self, module: str, name: str):
+        self.classes.add(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def classes_in_pickle(value) -> set[str]:
+    """Every global a pickle of `value` names, as PyFlink's PICKLED_BYTE_ARRAY coder writes it (`pickle.dumps`)."""
+    unpickler = _RecordingUnpickler(pickle.dumps(value))
+    assert unpickler.load() == value
+    return unpickler.classes
+
+
+def _period_states() -> list[PeriodState]:
+    states = []
+    for kind in KINDS:
+        state, _ = accumulate([make_window(kind, MARCH, "30", users=("u1", "u2"))], tenant_catalog(kind, "graduated"))
+        states.append(state)
+    return states
+
+
+def _customer_credits():
+    """A ledger state that holds every part: live and voided grants, uncovered usage, periods, a spend cap, a
+    retained history with grants, voids and lines (a grant arriving after the usage it covers recomputes it)."""
+    events = [cap(5), grant("g1", 10, expires_at=at(500)), line(1, 3), grant("g2", 1, expires_at=at(30)),
+              line(2, 4), void("g9", at(3)), line(0, 20), grant("g0", 2, effective_at=at(0)), void("g1", at(400)),
+              Tick(at(40))]
+    state = run(events).state
+    assert state.grants and state.uncovered and state.periods and state.voids and state.spend_caps
+    assert state.history.grant_events and state.history.lines
+    return state
+
+
+def _pending() -> tuple[InvoiceLineItem, ...]:
+    tier = LineItemTier(tier_index=0, lower_bound=Decimal(0), up_to=None, unit_price=Decimal("0.1"),
+                        flat_fee=Decimal(0), quantity=Decimal(3), amount=Decimal("0.3"))
+    item = line(1, 3).model_copy(update={"tiers": (tier,), "group": {"model": "nova"}})
+    # parsed from its wire form, as the ledger does (jobs/credits.py): the datetimes pydantic makes are pickled
+    return (InvoiceLineItem.model_validate_json(item.model_dump_json()),)
+
+
+SAMPLES = {
+    uids.PERIOD_TO_DATE_STATE: _period_states,
+    uids.CUSTOMER_CREDITS_STATE: lambda: [_customer_credits()],
+    uids.CUSTOMER_CREDITS_PENDING_STATE: lambda: [_pending()],
+}
+
+
+def test_the_lock_file_matches_the_classes():
+    assert state_classes.problems() == []
+    assert difference(LOCK_FILE.read_text(), render()) is None, "run: python -m jobs.state_classes --write"
+    assert state_classes.main(["--check"]) == 0
+
+
+def test_every_pickled_state_in_the_jobs_is_listed_and_has_samples_here():
+    in_code = {getattr(uids, constant) for constant in state_classes.pickled_state_names_in_code()}
+    listed = {state.state_name for state in PICKLED_STATES}
+    assert in_code == listed
+    assert set(SAMPLES) == listed
+
+
+def test_a_pickled_state_missing_from_the_list_is_a_problem():
+    others = tuple(s for s in PICKLED_STATES if s.state_name != uids.CUSTOMER_CREDITS_PENDING_STATE)
+    found = state_classes.problems(others)
+    assert len(found) == 1
+    assert "CUSTOMER_CREDITS_PENDING_STATE" in found[0] and "credits.py" in found[0]
+
+
+@pytest.mark.parametrize("state", PICKLED_STATES, ids=lambda s: s.state_name)
+def test_every_class_in_a_realistic_pickled_state_is_fingerprinted(state: PickledState):
+    covered = {state_classes.qualified_name(cls) for cls in reachable(state)}
+    for value in SAMPLES[state.state_name]():
+        in_pickle = classes_in_pickle(value)
+        ours = {name for name in in_pickle if name.rsplit(".", 1)[0] not in state_classes.LIBRARY_MODULES}
+        assert ours, in_pickle
+        assert ours <= covered, f"pickled but not in the lock: {sorted(ours - covered)}"
+
+
+def _with_changed_period_state(**changes) -> tuple[PickledState, ...]:
+    """PICKLED_STATES with PeriodState replaced by a look-alike: same module path and name unless changed."""
+    hints = typing.get_type_hints(PeriodState)
+    fields = [(f.name, hints[f.name], f) for f in dataclasses.fields(PeriodState)]
+    if "extra_field" in changes:
+        fields.append((changes["extra_field"], str | None, dataclasses.field(default=None)))
+    namespace = {"__module__": changes.get("module", PeriodState.__module__)}
+    changed = dataclasses.make_dataclass("PeriodState", fields, namespace=namespace, frozen=True)
+    return tuple(
+        dataclasses.replace(s, stored=changed, state_name=changes.get("state_name", s.state_name))
+        if s.stored is PeriodState else s
+        for s in PICKLED_STATES
+    )
+
+
+def test_a_new_field_without_a_new_state_name_fails_and_says_what_to_do():
+    message = difference(LOCK_FILE.read_text(), render(_with_changed_period_state(extra_field="discount")))
+    assert message is not None
+    assert f"state {uids.PERIOD_TO_DATE_STATE!r} changed without a new state name" in message
+    assert "fields changed in ['udfs.line_items.PeriodState']" in message
+    assert "jobs/uids.py" in message and "migration" in message and state_classes.REGENERATE in message
+
+
+def test_a_moved_class_without_a_new_state_name_fails():
+    message = difference(LOCK_FILE.read_text(), render(_with_changed_period_state(module="udfs.periods")))
+    assert message is not None
+    assert "added ['udfs.periods.PeriodState'], removed ['udfs.line_items.PeriodState']" in message
+
+
+def test_a_bumped_state_name_asks_only_for_the_lock_to_be_regenerated():
+    changed = _with_changed_period_state(extra_field="discount", state_name="period-to-date-v2")
+    message = difference(LOCK_FILE.read_text(), render(changed))
+    assert message is not None
+    assert "without a new state name" not in message
+    assert "new since the lock: ['period-to-date-v2'], gone: ['period-to-date-v1']" in message
+    assert difference(render(changed), render(changed)) is None
