@@ -1,8 +1,11 @@
 """The billing job: raw usage events -> validated, deduplicated, windowed, rated invoice line items.
 
-Kafka in, Kafka out (exactly-once). Per-event and per-window work runs as Flink SQL and Java UDFs
-(`jobs/billing_sql.py`); the Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects,
-late events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`).
+Kafka in, Kafka out (exactly-once). Per-event and per-window work runs in Java inside Flink: a Kafka source that
+parses as it reads (`io.meterstream.udf.UsageEventDeserializer`), the keyed operators
+`io.meterstream.routing.UsageRouting` (dedup, lateness, outcome counts) and `io.meterstream.rating.WindowRating`
+(windows, period to date, rating). Flink SQL (`jobs/billing_sql.py`) windows the unique_count meters and sums the
+outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
+events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`).
 
     python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
 """
@@ -122,7 +125,8 @@ class BillingSettings:
 
 @dataclass
 class BillingOutputs:
-    """The job's four output streams, each of JSON strings in its topic's contract."""
+    """The job's five output streams, each of JSON strings in its topic's contract: four topics, the two streams of
+    line items (Java-rated, unique_count) each with its own sink into `invoice-line-items`."""
 
     line_items: DataStream
     unique_count_line_items: DataStream

@@ -119,8 +119,8 @@ def _unique_meters(value: tuple[str, ...]) -> tuple[str, ...]:
 class GrantRejectionReason(StrEnum):
     """Why a `credit-grants` record was rejected. Stable codes; member order is the precedence (first wins).
 
-    Kept apart from `DeadLetterReason` on purpose: that enum's order is mirrored by the Flink SQL usage
-    validation. Codes that mean the same thing are spelt the same (`malformed_json`, `missing_field`, ...).
+    Kept apart from `DeadLetterReason` on purpose: that enum's order is mirrored by the job's Java usage
+    parser. Codes that mean the same thing are spelt the same (`malformed_json`, `missing_field`, ...).
     """
 
     TOO_LARGE = "too_large"  # more than MAX_RECORD_BYTES bytes

@@ -1,7 +1,8 @@
 """Wire rules shared by the topic models: exact JSON numbers, decimal strings, UTC millisecond timestamps.
 
 Every regex here is written in the subset that Python `re`, ECMAScript (JSON Schema `pattern`) and Java
-(Flink SQL `REGEXP`) read the same way: ASCII classes (`[0-9]`, never `\\d`), explicit `^...$` anchors.
+(`java.util.regex`, as JVM JSON Schema validators use it) read the same way: ASCII classes (`[0-9]`, never
+`\\d`), explicit `^...$` anchors.
 Python callers use `re.fullmatch`, because Python's `$` also matches before a trailing newline.
 
 `schemas/invoice_line_item.py` carries its own copy of `decimal_to_wire`/`datetime_to_wire`;

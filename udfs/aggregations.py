@@ -1,7 +1,8 @@
 """Aggregators, one small object per aggregation kind, each with two rules:
 
 - the *window rule* (`initialize`, `agg`, `result`): how the events of one tumbling window combine. The job
-  computes this in Flink SQL; the Python version is the specification the job tests compare against.
+  computes this inside Flink (Java operators, SQL); the Python version is the specification the job tests compare
+  against.
 - the *period rule* (`period_initialize`, `period_combine`, `period_quantity`): how window results combine
   into the billing-period quantity that is rated.
 

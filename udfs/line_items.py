@@ -10,8 +10,8 @@ period); it is never clamped, or the sum would stop matching the total.
 
 Ordering: Flink fires the windows of one key in window order. A window that is not newer than the last one
 applied (older period, or same/earlier window_start in the current period) raises `StaleWindowError`; since
-the state is immutable the caller's state is untouched, and the job sends the window to a side output
-instead of double counting it.
+the state is immutable the caller's state is untouched, and the job does not bill the window (it counts it in
+`windows_stale` and logs an error) instead of double counting it.
 
 Price changes mid-period: the state keeps the exact priced breakdown it billed so far, so the next line
 re-rates the whole period at the current price and carries the difference.
@@ -212,8 +212,10 @@ def rate_window(
 ) -> InvoiceLineItem:
     """The line item of one window from the period quantities before and after it, without state.
 
-    The job keeps the period quantities in Flink SQL state (running SUM/MAX/MIN per key and period) and calls this
-    per fired window; `period_quantity_before` is None for the first window of a period. Both sides are priced
+    The job's window operator (`io.meterstream.rating.WindowRating`) keeps the period quantities in keyed state
+    and calls the Java twin of this function (`RateLineItem`, held to it through
+    `udfs.window_rows.line_item_from_period_row` by `tests/job/test_rating_parity.py`) per fired window;
+    `period_quantity_before` is None for the first window of a period. Both sides are priced
     with the current catalog, so the lines of a period telescope to the rounded price of its total as long as the
     catalog does not change in the middle of a period (`accumulate_window` keeps what it billed instead).
     """

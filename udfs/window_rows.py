@@ -1,10 +1,11 @@
-"""Turn one fired-window row of the SQL window aggregation into a `WindowAggregate`.
+"""A fired window as the job hands it over in columns, turned into a `WindowAggregate`.
 
-The SQL side computes every aggregation's window rule in Flink's Java operators and ships the result in a few
-columns; this is the one place that knows how those columns encode each aggregation:
+Windows are aggregated inside Flink (in Java operators or SQL, not here) and reach Python, and the Java rating
+function `BILLING_LINE_ITEM_JAVA` (`io.meterstream.udf.RateLineItem`), as a few columns; this is the one place that
+knows how those columns encode each aggregation:
 - sum / max / min: `quantity` (DECIMAL), count: `event_count`;
-- last: `last_key` = 15-digit zero-padded event time ms + event_id + NUL + value, so that the SQL `MAX` of the
-  key is the latest event by time, ties broken by the larger event_id;
+- last: `last_key` = 15-digit zero-padded event time ms + event_id + NUL + value, so that the greatest key is the
+  latest event by time, ties broken by the larger event_id;
 - unique_count: `unique_tokens` = comma-joined distinct percent-encoded dimension values (`udfs.grouping`).
 """
 
@@ -26,7 +27,7 @@ LAST_KEY_SEPARATOR = "\x00"
 
 
 def last_key(event_time_ms: int, event_id: str, value: Decimal | str) -> str:
-    """The Python twin of the SQL `last_key` expression (used by tests and the expected computation)."""
+    """The `last_key` of one event (Java: `RateLineItem.lastKey`; used by the rating parity test)."""
     return f"{event_time_ms:0{LAST_KEY_TIME_DIGITS}d}{event_id}{LAST_KEY_SEPARATOR}{value}"
 
 
@@ -97,8 +98,9 @@ def line_item_from_period_row(
     window_size: timedelta,
     emitted_at: datetime,
 ) -> InvoiceLineItem:
-    """The line item of one row of the job's period-to-date SQL (`usage_period_steps`): the Python reference of
-    the Java `BILLING_LINE_ITEM_JAVA`, which must produce the same JSON (tests/job/test_rating_parity.py).
+    """The line item of one fired window and its period quantities before and after it (the arguments the window
+    operator `WindowRating` passes to the Java `BILLING_LINE_ITEM_JAVA`): the Python reference of that function,
+    which must produce the same JSON (tests/job/test_rating_parity.py).
 
     For `last` meters the period quantities are the windows' last values, read from their `last_key`s.
     """
