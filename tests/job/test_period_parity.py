@@ -1,4 +1,4 @@
-"""BILLING_PERIOD_START (Java, partitions the period-to-date aggregation) against udfs.periods.billing_period."""
+"""BILLING_PERIOD_START (Java, the period rule `WindowRating` rates with) against udfs.periods.billing_period."""
 
 from __future__ import annotations
 
