@@ -70,7 +70,6 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-Dec = Annotated[Decimal, BeforeValidator(_no_float), Field(allow_inf_nan=False)]
 NonNegDec = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, allow_inf_nan=False)]
 PosDec = Annotated[Decimal, BeforeValidator(_no_float), Field(gt=0, allow_inf_nan=False)]
 

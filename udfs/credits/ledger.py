@@ -61,7 +61,7 @@ Semantics (the burn order and eligibility are in `burn_order.py`, the alert rule
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -199,9 +199,6 @@ class CustomerCredits:
     def balance(self, currency: str) -> Decimal:
         with money_context():
             return sum((g.balance for g in self.grants if g.currency == currency), ZERO)
-
-    def balances(self) -> dict[str, Decimal]:
-        return {currency: self.balance(currency) for currency in sorted({g.currency for g in self.grants})}
 
 
 def drawdown_id(
@@ -1129,8 +1126,3 @@ class _Work:
                     emitted_at=self.emitted_at,
                 )
             )
-
-
-def customer_balances(state: CustomerCredits | None) -> Mapping[str, Decimal]:
-    """Balance per currency of a state (empty for None)."""
-    return {} if state is None else state.balances()
