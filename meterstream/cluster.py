@@ -437,14 +437,3 @@ def cancel(jobmanager: str, job_id: str) -> None:
 
 def job_state(jobmanager: str, job_id: str) -> str:
     return rest(jobmanager, "GET", f"/jobs/{job_id}").get("state", "UNKNOWN")
-
-
-def wait_job_state(jobmanager: str, job_id: str, states: set[str], *, timeout_s: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    state = "UNKNOWN"
-    while time.monotonic() < deadline:
-        state = job_state(jobmanager, job_id)
-        if state in states:
-            return state
-        time.sleep(0.5)
-    raise ClusterError(f"job {job_id} is {state}, not {sorted(states)}, after {timeout_s:.0f} s")

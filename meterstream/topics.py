@@ -64,16 +64,6 @@ def create_topics(bootstrap_servers: str, names: Iterable[str], *, partitions: i
         admin.close()
 
 
-def topic_config(bootstrap_servers: str, topic: str) -> dict[str, str]:
-    """Every configuration value of a topic as the broker reports it (its own or the broker's default)."""
-    admin = admin_client(bootstrap_servers)
-    try:
-        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
-    finally:
-        admin.close()
-    return {key: entry["value"] for key, entry in described["topic"][topic].items()}
-
-
 def broker_configs(bootstrap_servers: str, keys: Iterable[str], *,
                    timeout: float = 30.0) -> dict[int, dict[str, str | None]]:
     """The values of `keys` in each broker's configuration, by broker id (None: not set, no default); `timeout`:

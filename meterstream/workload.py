@@ -34,7 +34,7 @@ from __future__ import annotations
 import random
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -559,21 +559,3 @@ def generate_workload(spec: WorkloadSpec, *, catalog: Catalog | None = None) -> 
         if reason is not None:
             reasons[index] = reason
     return Workload(spec, records, kinds, keys, reasons, truth)
-
-
-def write_jsonl(path: str | Path, records: Iterable[bytes]) -> int:
-    """One record per line (records never contain a newline byte); returns the count written."""
-    count = 0
-    with open(path, "wb") as out:
-        for record in records:
-            if b"\n" in record:
-                raise ValueError(f"record {count} contains a newline and cannot be written as one line")
-            out.write(record)
-            out.write(b"\n")
-            count += 1
-    return count
-
-
-def read_jsonl(path: str | Path) -> list[bytes]:
-    with open(path, "rb") as source:
-        return [line[:-1] if line.endswith(b"\n") else line for line in source]

@@ -4,6 +4,8 @@
 2. A testcontainers `apache/kafka:4.3.1` container, when a Docker engine answers.
 3. The local jar broker (KRaft on 127.0.0.1), started from the Maven cache.
 With `CI=true` a broker that cannot be had is a test failure, never a silent skip.
+
+`topic_config` reads what the broker says a topic's configuration is.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from kafka.admin import ConfigResource, ConfigResourceType
+
 from meterstream.kafka_local import free_port, start_broker, stop_broker
+from meterstream.topics import admin_client
 
 KAFKA_IMAGE = "apache/kafka:4.3.1"
 
@@ -79,3 +84,13 @@ def kafka_broker() -> Iterator[tuple[str, str]]:
         yield info.bootstrap_servers, "local jar broker"
     finally:
         stop_broker(info, remove_data=True)
+
+
+def topic_config(bootstrap_servers: str, topic: str) -> dict[str, str]:
+    """Every configuration value of a topic as the broker reports it (its own or the broker's default)."""
+    admin = admin_client(bootstrap_servers)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+    finally:
+        admin.close()
+    return {key: entry["value"] for key, entry in described["topic"][topic].items()}

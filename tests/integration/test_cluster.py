@@ -22,6 +22,7 @@ import pytest
 from meterstream import cluster
 from meterstream.topics import produce, read_committed
 from tests.billing_expectations import expected_outputs
+from tests.cluster_helpers import wait_job_state
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.catalog import load_catalog
 
@@ -88,7 +89,7 @@ def test_billing_job_on_a_standalone_cluster(flink_cluster, kafka_bootstrap, kaf
     assert "flink run --detached -m" in submit.stdout
     job_id = submit.stdout.split("submitted job ", 1)[1].split()[0]
     address = flink_cluster.rest_address
-    assert cluster.wait_job_state(address, job_id, {"RUNNING"}, timeout_s=60) == "RUNNING"
+    assert wait_job_state(address, job_id, {"RUNNING"}, timeout_s=60) == "RUNNING"
 
     # Streaming: committed output appears checkpoint by checkpoint (5 s), until every expected line is there.
     lines: list[dict] = []
@@ -129,5 +130,5 @@ def test_billing_job_on_a_standalone_cluster(flink_cluster, kafka_bootstrap, kaf
     savepoint_dir = Path(location.removeprefix("file:"))
     assert savepoint_dir.parent == Path(flink_cluster.home) / "savepoints"
     assert (savepoint_dir / "_metadata").is_file()
-    assert cluster.wait_job_state(address, job_id, {"FINISHED", "CANCELED"}, timeout_s=60) == "FINISHED"
+    assert wait_job_state(address, job_id, {"FINISHED", "CANCELED"}, timeout_s=60) == "FINISHED"
     print(f"cluster test body took {time.monotonic() - started:.0f} s")

@@ -16,9 +16,9 @@ from meterstream.topics import (
     create_topics,
     delete_topics,
     read_committed_records,
-    topic_config,
     topic_partitions,
 )
+from tests.kafka_fixtures import topic_config
 
 pytestmark = pytest.mark.integration
 

@@ -35,6 +35,7 @@ from jobs.runtime import DEFAULT_MAX_PARALLELISM
 from meterstream import cluster
 from meterstream.topics import produce, read_committed
 from tests.billing_expectations import Expected, expected_outputs
+from tests.cluster_helpers import wait_job_state
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.catalog import load_catalog
 
@@ -174,7 +175,7 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bo
         # What must be committed once this part is through: everything but the last flush event's open window.
         want = len(expected(sent[:-1]).lines)
         job_id = submit(address, job_args, parallelism, savepoint)
-        assert cluster.wait_job_state(address, job_id, {"RUNNING"}, timeout_s=90) == "RUNNING"
+        assert wait_job_state(address, job_id, {"RUNNING"}, timeout_s=90) == "RUNNING"
         lines: list[dict] = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -187,7 +188,7 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bo
         job = cluster.rest(address, "GET", f"/jobs/{job_id}")
         assert {v["parallelism"] for v in job["vertices"]} == {parallelism}
         savepoint = cluster.savepoint(address, job_id, stop=True)
-        assert cluster.wait_job_state(address, job_id, {"FINISHED"}, timeout_s=60) == "FINISHED"
+        assert wait_job_state(address, job_id, {"FINISHED"}, timeout_s=60) == "FINISHED"
         assert (Path(savepoint.removeprefix("file:")) / "_metadata").is_file()
         timings.append(f"part {part} (parallelism {parallelism}): {time.monotonic() - t0:.0f} s")
 

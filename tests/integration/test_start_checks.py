@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from meterstream.kafka_local import free_port
-from meterstream.topics import delete_topics, missing_topics, produce, topic_config
+from meterstream.topics import delete_topics, missing_topics, produce
+from tests.kafka_fixtures import topic_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,11 @@ import pytest
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import file_source_ddl
-from jobs.credits import build_credits, file_credit_input_ddl
+from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
+from tests.credit_files import file_credit_input_ddl
 from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.credits import DRAWN_KINDS, ledger_identity

@@ -26,10 +26,11 @@ import pytest
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import INGESTED_FIELD, file_source_ddl
-from jobs.credits import build_credits, file_credit_input_ddl
+from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import BillingAlert, CreditDrawdown
 from schemas.invoice_line_item import InvoiceLineItem
+from tests.credit_files import file_credit_input_ddl
 from tests.job_outputs import tagged_union
 from udfs.credits.ledger import drawdown_id
 from udfs.windows import to_epoch_ms

@@ -22,11 +22,12 @@ import pytest
 
 from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
 from jobs.billing_sql import file_source_ddl
-from jobs.credits import build_credits, file_credit_input_ddl
+from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
 from tests.billing_expectations import expected_outputs
+from tests.credit_files import file_credit_input_ddl
 from tests.job.test_billing_job import assert_line_items_equal
 from tests.job_outputs import collect_outputs
 from udfs.catalog import parse_catalog
