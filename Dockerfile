@@ -64,7 +64,8 @@ RUN set -eux; \
 # The jars where meterstream.jars looks for them (METERSTREAM_CACHE/jars/<set>/), each set with the marker that
 # says "complete": the job never needs Maven at run time. The UDF marker records the hash of the sources it was
 # built from, as a local build would. The cluster's own classpath gets the Kafka connector and the flink-python jar
-# from opt/ (stack-facts, PyFlink trap 1: without it a second THREAD-mode job on a TaskManager fails in pemja).
+# from opt/ (without it a second THREAD-mode job on a TaskManager fails in pemja, JDK 17: NoSuchFieldException
+# loadedLibraryNames).
 # METERSTREAM_CACHE/var holds runtime state (checkpoints, savepoints, the submitter's client conf): a volume.
 COPY --from=jars --chown=flink:flink /jars/connector/ ${METERSTREAM_CACHE}/jars/connector/
 COPY --from=jars --chown=flink:flink /jars/udf/ ${METERSTREAM_CACHE}/jars/udf/

@@ -5,8 +5,8 @@ a generated configuration and a place to live under `<cache>/var/cluster/`:
 
     conf/     config.yaml = flink-conf/config.yaml with ports, directories and the Python interpreter filled in,
               plus the wheel's log4j/logback files
-    lib/      the wheel's lib/ jars + opt/flink-python (stack-facts trap 1: without it in the cluster's lib, the
-              second THREAD-mode job on a TaskManager fails in pemja), as symlinks
+    lib/      the wheel's lib/ jars + opt/flink-python (without it in the cluster's lib, the second THREAD-mode job
+              on a TaskManager fails in pemja on JDK 17: NoSuchFieldException loadedLibraryNames), as symlinks
     log/ pid/ tmp/ checkpoints/ savepoints/   what the processes write
 
 `cluster.json` in that folder records the ports, so `status`, `down`, `submit` and the REST wrappers find the
@@ -138,7 +138,8 @@ def write_conf(info: ClusterInfo) -> Path:
 
 
 def prepare_lib(home: Path) -> Path:
-    """The wheel's lib/ plus opt/flink-python (trap 1), as symlinks; rebuilt each time (cheap, never stale)."""
+    """The wheel's lib/ plus opt/flink-python (see the module docstring), as symlinks; rebuilt each time (cheap,
+    never stale)."""
     lib = home / "lib"
     if lib.exists():
         shutil.rmtree(lib)
