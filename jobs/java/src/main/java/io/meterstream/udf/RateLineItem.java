@@ -31,8 +31,8 @@ import org.apache.flink.table.functions.ScalarFunction;
  * emitted_at_ms BIGINT) -> STRING}: one fired window with its period quantities before and after it -> the
  * {@code invoice-line-items} JSON.
  *
- * <p>The first twelve arguments are those of the Python {@code BILLING_LINE_ITEM}
- * ({@code jobs.billing_functions.LineItemFunction.eval}), and the result is byte for byte
+ * <p>The first twelve arguments are those of its Python reference
+ * ({@code udfs.window_rows.line_item_from_period_row}), and the result is byte for byte
  * {@code udfs.line_items.rate_window(...).model_dump_json()} except {@code emitted_at} (the call's own clock):
  * the same price entry (most specific match), price models ({@code io.meterstream.pricing}), HALF_UP rounding of the period
  * totals, tier deltas, rounding adjustment, billing period ({@link BillingPeriodStart}'s rules, end = start of the
