@@ -19,11 +19,11 @@ jobs.billing` each build in a fresh client JVM, which is what the list describes
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from jobs import lock_file
 
 LOCK_FILE = Path(__file__).resolve().with_name("operator_uids.txt")
 # Never contacted: building a graph opens no connection (a reserved, unresolvable name proves it).
@@ -149,11 +149,8 @@ def difference(locked_text: str, current_text: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help=f"regenerate {LOCK_FILE.name}")
-    mode.add_argument("--check", action="store_true", help=f"exit 1 if the graph differs from {LOCK_FILE.name}")
-    mode.add_argument("--json", action="store_true", help="the graph's nodes as JSON")
+    parser = lock_file.arguments(__doc__, LOCK_FILE, what="the graph",
+                                 more_modes=(("--json", "the graph's nodes as JSON"),))
     args = parser.parse_args(argv)
 
     graph = build_graph()
@@ -161,25 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"env_max_parallelism": graph.env_max_parallelism,
                           "nodes": [asdict(n) for n in graph.nodes], "lock": render(graph)}))
         return 0
-    found = problems(graph)
-    for problem in found:
-        print(f"error: {problem}", file=sys.stderr)
-    if found:
-        return 1
-    text = render(graph)
-    if args.write:
-        LOCK_FILE.write_text(text)
-        print(f"wrote {len(graph.uids)} operator uids to {LOCK_FILE}")
-        return 0
-    if args.check:
-        message = difference(LOCK_FILE.read_text() if LOCK_FILE.exists() else "", text)
-        if message:
-            print(message, file=sys.stderr)
-            return 1
-        print(f"{len(graph.uids)} operator uids match {LOCK_FILE.name}")
-        return 0
-    print(text, end="")
-    return 0
+    return lock_file.run(LOCK_FILE, lambda: render(graph), problems=problems(graph), difference=difference,
+                         summary=f"{len(graph.uids)} operator uids", write=args.write, check=args.check)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,10 @@ default here, hold no in-flight records) and are not listed.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import enum
 import hashlib
-import sys
 import types
 import typing
 from collections.abc import Iterator
@@ -39,7 +37,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from jobs import uids
+from jobs import lock_file, uids
 from udfs.aggregations import LastObservation
 from udfs.credits.event_order import Pending
 from udfs.credits.ledger import CustomerCredits
@@ -263,31 +261,11 @@ def problems(states: tuple[PickledState, ...] = PICKLED_STATES) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help=f"regenerate {LOCK_FILE.name}")
-    mode.add_argument("--check", action="store_true", help=f"exit 1 if the classes differ from {LOCK_FILE.name}")
-    args = parser.parse_args(argv)
+    args = lock_file.arguments(__doc__, LOCK_FILE, what="a class").parse_args(argv)
 
-    found = problems()
-    for problem in found:
-        print(f"error: {problem}", file=sys.stderr)
-    if found:
-        return 1
-    text = render()
-    if args.write:
-        LOCK_FILE.write_text(text)
-        print(f"wrote the pickled classes of {len(PICKLED_STATES)} states to {LOCK_FILE}")
-        return 0
-    if args.check:
-        message = difference(LOCK_FILE.read_text() if LOCK_FILE.exists() else "", text)
-        if message:
-            print(message, file=sys.stderr)
-            return 1
-        print(f"the pickled classes of {len(PICKLED_STATES)} states match {LOCK_FILE.name}")
-        return 0
-    print(text, end="")
-    return 0
+    return lock_file.run(LOCK_FILE, render, problems=problems(), difference=difference,
+                         summary=f"the pickled classes of {len(PICKLED_STATES)} states", write=args.write,
+                         check=args.check)
 
 
 if __name__ == "__main__":

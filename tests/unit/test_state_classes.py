@@ -138,3 +138,14 @@ def test_a_bumped_state_name_asks_only_for_the_lock_to_be_regenerated():
     assert "without a new state name" not in message
     assert "new since the lock: ['period-to-date-v2'], gone: ['period-to-date-v1']" in message
     assert difference(render(changed), render(changed)) is None
+
+
+def test_the_command_writes_the_lock_and_checks_it(tmp_path, monkeypatch, capsys):
+    lock = tmp_path / "state_classes.txt"
+    lock.write_text(LOCK_FILE.read_text().replace("    amount_to_date: decimal.Decimal\n", ""))
+    monkeypatch.setattr(state_classes, "LOCK_FILE", lock)
+    assert state_classes.main(["--check"]) == 1
+    assert f"state {uids.PERIOD_TO_DATE_STATE!r} changed without a new state name" in capsys.readouterr().err
+    assert state_classes.main(["--write"]) == 0
+    assert lock.read_text() == render()
+    assert state_classes.main(["--check"]) == 0
