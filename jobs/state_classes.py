@@ -16,11 +16,11 @@ unions); `runtime_types` names what a field typed `Any` holds. Every `Types.PICK
 descriptor in `jobs/*.py` must use a state name listed here (`problems` reads their code), and
 `tests/unit/test_state_classes.py` pickles realistic states and checks that every class in the bytes is covered.
 
-A change of a stored class needs one of: a new state name (bump the `-vN` of the state in `jobs/uids.py`: state
-under the old name is then not restored, the operator starts that state empty, so say so in the release notes), or
-a migration that reads the old pickles. Then regenerate the lock with `--write`. Records that only travel between
-operators pickled (the validated grant events, `jobs/credits.py`) are not in checkpoints (aligned checkpoints, the
-default here, hold no in-flight records) and are not listed.
+A change of a stored class needs one of: a new state name (bump the `-vN` of the state in `jobs/uids.py`, or the
+uid of its operator: state under the old identity is then not restored, the operator starts that state empty, so
+say so in the release notes), or a migration that reads the old pickles. Then regenerate the lock with `--write`.
+Records that only travel between operators pickled (the validated grant events, `jobs/credits.py`) are not in
+checkpoints (aligned checkpoints, the default here, hold no in-flight records) and are not listed.
 """
 
 from __future__ import annotations
@@ -174,12 +174,13 @@ def render(states: tuple[PickledState, ...] = PICKLED_STATES) -> str:
 
 
 def parse(text: str) -> dict[str, list[str]]:
-    """state name -> its lines (head first) from a lock file."""
+    """`operator uid/state name` (the state's identity in a savepoint) -> its lines (head first) from a lock file."""
     blocks: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.splitlines():
         if line.startswith("state "):
-            current = blocks.setdefault(line.split()[1], [])
+            words = line.split()
+            current = blocks.setdefault(f"{words[3]}/{words[1]}", [])
         elif line.startswith("#") or not line.strip() or current is None:
             continue
         current.append(line)
@@ -207,19 +208,21 @@ def difference(locked_text: str, current_text: str) -> str | None:
         before, after = _classes(locked[name]), _classes(current[name])
         changed = sorted(c for c in set(before) & set(after) if before[c] != after[c])
         messages.append(
-            f"the classes pickled into state {name!r} changed without a new state name (added "
+            f"the classes pickled into state {name!r} (operator uid/state name) changed without a new state name "
+            f"(added "
             f"{sorted(set(after) - set(before))}, removed {sorted(set(before) - set(after))}, fields changed in "
             f"{changed}): a restore from an earlier savepoint would fail or load objects of the old shape. Bump the "
-            f"state name in jobs/uids.py ({name} -> the next -vN; that state then starts empty after an upgrade: "
-            f"say so in the release notes) or write a migration that reads the old pickles, and regenerate with "
-            f"{REGENERATE}"
+            f"state name in jobs/uids.py (the next -vN, or the operator's uid; that state then starts empty after an "
+            f"upgrade: say so in the release notes) or write a migration that reads the old pickles, and "
+            f"regenerate with {REGENERATE}"
         )
     added, removed = sorted(set(current) - set(locked)), sorted(set(locked) - set(current))
     if added or removed:
-        messages.append(f"pickled state names new since the lock: {added}, gone: {removed} (a bumped state name, a "
-                        f"new or a removed pickled state): if intended, regenerate with {REGENERATE}")
+        messages.append(f"pickled states (operator uid/state name) new since the lock: {added}, gone: {removed} (a "
+                        f"bumped state name or operator uid, a new or a removed pickled state): if intended, "
+                        f"regenerate with {REGENERATE}")
     if not messages and locked_text != current_text:
-        messages.append(f"the pickled classes are unchanged, but the lock file differs (operator, stored type or "
+        messages.append(f"the pickled classes are unchanged, but the lock file differs (stored type, digest or "
                         f"comments): regenerate with {REGENERATE}")
     return "\n".join(messages) or None
 

@@ -65,6 +65,7 @@ def _pending() -> tuple[InvoiceLineItem, ...]:
     return (InvoiceLineItem.model_validate_json(item.model_dump_json()),)
 
 
+PERIOD_TO_DATE = f"{uids.BILLING_PERIOD_TO_DATE}/{uids.PERIOD_TO_DATE_STATE}"
 SAMPLES = {
     uids.PERIOD_TO_DATE_STATE: _period_states,
     uids.CUSTOMER_CREDITS_STATE: lambda: [_customer_credits()],
@@ -111,7 +112,8 @@ def _with_changed_period_state(**changes) -> tuple[PickledState, ...]:
     namespace = {"__module__": changes.get("module", PeriodState.__module__)}
     changed = dataclasses.make_dataclass("PeriodState", fields, namespace=namespace, frozen=True)
     return tuple(
-        dataclasses.replace(s, stored=changed, state_name=changes.get("state_name", s.state_name))
+        dataclasses.replace(s, stored=changed, state_name=changes.get("state_name", s.state_name),
+                            operator_uid=changes.get("operator_uid", s.operator_uid))
         if s.stored is PeriodState else s
         for s in PICKLED_STATES
     )
@@ -120,7 +122,7 @@ def _with_changed_period_state(**changes) -> tuple[PickledState, ...]:
 def test_a_new_field_without_a_new_state_name_fails_and_says_what_to_do():
     message = difference(LOCK_FILE.read_text(), render(_with_changed_period_state(extra_field="discount")))
     assert message is not None
-    assert f"state {uids.PERIOD_TO_DATE_STATE!r} changed without a new state name" in message
+    assert f"state '{PERIOD_TO_DATE}' (operator uid/state name) changed without a new state name" in message
     assert "fields changed in ['udfs.line_items.PeriodState']" in message
     assert "jobs/uids.py" in message and "migration" in message and state_classes.REGENERATE in message
 
@@ -136,8 +138,17 @@ def test_a_bumped_state_name_asks_only_for_the_lock_to_be_regenerated():
     message = difference(LOCK_FILE.read_text(), render(changed))
     assert message is not None
     assert "without a new state name" not in message
-    assert "new since the lock: ['period-to-date-v2'], gone: ['period-to-date-v1']" in message
+    bumped = f"{uids.BILLING_PERIOD_TO_DATE}/period-to-date-v2"
+    assert f"new since the lock: ['{bumped}'], gone: ['{PERIOD_TO_DATE}']" in message
     assert difference(render(changed), render(changed)) is None
+
+
+def test_a_bumped_operator_uid_counts_as_a_new_state():
+    changed = _with_changed_period_state(extra_field="discount", operator_uid="billing-period-to-date-v2")
+    message = difference(LOCK_FILE.read_text(), render(changed))
+    assert message is not None
+    assert "without a new state name" not in message
+    assert f"new since the lock: ['billing-period-to-date-v2/{uids.PERIOD_TO_DATE_STATE}']" in message
 
 
 def test_the_command_writes_the_lock_and_checks_it(tmp_path, monkeypatch, capsys):
@@ -145,7 +156,7 @@ def test_the_command_writes_the_lock_and_checks_it(tmp_path, monkeypatch, capsys
     lock.write_text(LOCK_FILE.read_text().replace("    amount_to_date: decimal.Decimal\n", ""))
     monkeypatch.setattr(state_classes, "LOCK_FILE", lock)
     assert state_classes.main(["--check"]) == 1
-    assert f"state {uids.PERIOD_TO_DATE_STATE!r} changed without a new state name" in capsys.readouterr().err
+    assert f"state '{PERIOD_TO_DATE}' (operator uid/state name) changed without" in capsys.readouterr().err
     assert state_classes.main(["--write"]) == 0
     assert lock.read_text() == render()
     assert state_classes.main(["--check"]) == 0
