@@ -227,31 +227,40 @@ def difference(locked_text: str, current_text: str) -> str | None:
     return "\n".join(messages) or None
 
 
-def pickled_state_names_in_code(directory: Path = JOBS_DIR) -> dict[str, str]:
-    """uids constant -> file, for every call in `directory/*.py` that passes `uids.NAME` and
-    `Types.PICKLED_BYTE_ARRAY()` as positional arguments (a state descriptor, or a helper that makes one)."""
+def pickled_states_in_code(directory: Path = JOBS_DIR) -> list[tuple[str, int, str | None]]:
+    """(file, line, `jobs/uids.py` constant or None) of every call in `directory/*.py` that passes
+    `Types.PICKLED_BYTE_ARRAY()` as a positional argument (a state descriptor, or a helper that makes one) together
+    with its state name: `uids.NAME` among the positional arguments, None when the name is anything else."""
 
     def is_pickled(node: ast.expr) -> bool:
         return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "PICKLED_BYTE_ARRAY")
 
-    found = {}
+    def uids_constant(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "uids":
+            return node.attr
+        return None
+
+    found = []
     for path in sorted(directory.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Call) and any(is_pickled(arg) for arg in node.args):
-                for arg in node.args:
-                    if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "uids":
-                        found[arg.attr] = path.name
-    return found
+                names = [name for name in map(uids_constant, node.args) if name]
+                found.append((path.name, node.lineno, names[0] if names else None))
+    return sorted(found)
 
 
-def problems(states: tuple[PickledState, ...] = PICKLED_STATES) -> list[str]:
+def problems(states: tuple[PickledState, ...] = PICKLED_STATES, directory: Path = JOBS_DIR) -> list[str]:
     """What makes the list itself wrong, whatever the lock says."""
     registered = {state.state_name for state in states}
-    found = [f"{file}: state {constant} (= {getattr(uids, constant, '?')!r}) is stored with "
-             f"Types.PICKLED_BYTE_ARRAY() but not listed in jobs/state_classes.py PICKLED_STATES"
-             for constant, file in sorted(pickled_state_names_in_code().items())
-             if getattr(uids, constant, None) not in registered]
+    found = []
+    for file, line, constant in pickled_states_in_code(directory):
+        if constant is None:
+            found.append(f"{file}:{line}: a Types.PICKLED_BYTE_ARRAY() state whose name is not a jobs/uids.py "
+                         "constant: name it there (uids.NAME) and list it in jobs/state_classes.py PICKLED_STATES")
+        elif getattr(uids, constant, None) not in registered:
+            found.append(f"{file}:{line}: state {constant} (= {getattr(uids, constant, '?')!r}) is stored with "
+                         "Types.PICKLED_BYTE_ARRAY() but not listed in jobs/state_classes.py PICKLED_STATES")
     for state in states:
         for cls in reachable(state):
             if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":

@@ -80,7 +80,7 @@ def test_the_lock_file_matches_the_classes():
 
 
 def test_every_pickled_state_in_the_jobs_is_listed_and_has_samples_here():
-    in_code = {getattr(uids, constant) for constant in state_classes.pickled_state_names_in_code()}
+    in_code = {getattr(uids, constant) for _, _, constant in state_classes.pickled_states_in_code()}
     listed = {state.state_name for state in PICKLED_STATES}
     assert in_code == listed
     assert set(SAMPLES) == listed
@@ -90,7 +90,22 @@ def test_a_pickled_state_missing_from_the_list_is_a_problem():
     others = tuple(s for s in PICKLED_STATES if s.state_name != uids.CUSTOMER_CREDITS_PENDING_STATE)
     found = state_classes.problems(others)
     assert len(found) == 1
-    assert "CUSTOMER_CREDITS_PENDING_STATE" in found[0] and "credits.py" in found[0]
+    assert "CUSTOMER_CREDITS_PENDING_STATE" in found[0] and "credits.py:" in found[0]
+
+
+def test_a_pickled_state_named_outside_uids_is_a_problem(tmp_path):
+    (tmp_path / "job.py").write_text(
+        "from pyflink.common import Types\n"
+        "from pyflink.datastream.state import ValueStateDescriptor\n"
+        "from jobs import uids\n"
+        "listed = ValueStateDescriptor(uids.CUSTOMER_CREDITS_STATE, Types.PICKLED_BYTE_ARRAY())\n"
+        "typed = ValueStateDescriptor('counts', Types.LONG())\n"
+        "unnamed = ValueStateDescriptor('my-state', Types.PICKLED_BYTE_ARRAY())\n"
+    )
+    assert state_classes.pickled_states_in_code(tmp_path) == [
+        ("job.py", 4, "CUSTOMER_CREDITS_STATE"), ("job.py", 6, None)]
+    found = state_classes.problems(directory=tmp_path)
+    assert len(found) == 1 and found[0].startswith("job.py:6: ") and "not a jobs/uids.py constant" in found[0]
 
 
 @pytest.mark.parametrize("state", PICKLED_STATES, ids=lambda s: s.state_name)
