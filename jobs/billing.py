@@ -41,8 +41,7 @@ from jobs.billing_sql import (
     PARSE_FUNCTION,
     PARSE_FUNCTION_CLASS,
     PARSED_VIEW,
-    ROUTED_ROWTIME,
-    UNIQUE_COUNT_ROUTED_TABLE,
+    UNIQUE_WINDOWS_TABLE,
     USAGE_DEDUP_KEY_CLASS,
     USAGE_DESERIALIZER_CLASS,
     USAGE_ROUTING_CLASS,
@@ -119,8 +118,12 @@ class BillingSettings:
         )
 
     def period_state_ttl_days(self) -> int:
-        """Period state outlives its period (<= 31 days) by a margin; timers normally clear it first."""
-        return 40
+        """How long a series' state is kept after its last write (processing time): longer than the oldest event
+        validation accepts plus a billing period (<= 31 days) and the future allowance, so a record that comes after
+        its window fired can never find its series forgotten while that series' period could still be billed (it
+        would start the period from nothing)."""
+        max_age_days = -(-self.max_age_ms // MS_PER_DAY)
+        return max_age_days + 32
 
 
 @dataclass
@@ -207,83 +210,104 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
     return stream, row_type
 
 
-def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage):
-    """Dedup and route the parsed usage records (`parsed_usage`: a Java DataStream of internal rows with the columns
-    of `usage_parsed`, and their row type) in the keyed Java operator `UsageRouting`. Returns its main output: windowed
-    records of every meter but unique_count ones (`io.meterstream.routing.WindowedUsage`, with their series key;
-    event time as timestamps). Registers its side outputs as tables: `usage_unique_count_routed` (windowed records of
-    unique_count meters, event time as its rowtime), `usage_dead_letters`, `usage_late` and `usage_accounting_deltas`
-    (outcome counts).
+@dataclass(frozen=True)
+class RoutedUsage:
+    """What the routing operator hands on: its main output (Java DataStream of `WindowedUsage`), its outcome counts
+    (Java DataStream of ACCOUNTING_TYPE rows) and the type of late rows (for the window operator's late output)."""
 
-    Why a DataStream operator and not SQL: the dedup + classification + lateness check as SQL (an OVER aggregate,
-    a Calc, a Row round trip for the lateness operator) was most of the job's CPU (JFR); this is one keyed operator
-    on Flink's internal rows, remembering each event id as one slot of a per-bucket hash table. The lateness check needs
-    operator state anyway: SQL's CURRENT_WATERMARK restarts from nothing after a restore (see the operator's class
-    comment).
+    windowed: object
+    accounting: object
+    late_row_type: object
+
+
+def _external_tag(name: str, rows):
+    """A side output of external rows (String, not StringData): Python reads the tables made of these directly."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    to_data_type = jvm.org.apache.flink.table.types.utils.TypeConversions.fromLogicalToDataType
+    return jvm.org.apache.flink.util.OutputTag(
+        name, jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(to_data_type(rows)))
+
+
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage) -> RoutedUsage:
+    """Dedup and route the parsed usage records (`parsed_usage`: a Java DataStream of internal rows with the columns
+    of `usage_parsed`, and their row type) in the keyed Java operator `UsageRouting`. Its main output, every
+    first-seen valid record (`io.meterstream.routing.WindowedUsage`, with its series key; event time as timestamps),
+    goes to `rate_windows`, which decides lateness; registers its dead letters as the table `usage_dead_letters`.
+
+    Why a DataStream operator and not SQL: the dedup + classification as SQL (an OVER aggregate, a Calc, a Row round
+    trip) was most of the job's CPU (JFR); this is one keyed operator on Flink's internal rows, remembering each event
+    id as one slot of a per-bucket hash table. It keeps the watermark it has forwarded in operator state (SQL's
+    CURRENT_WATERMARK restarts from nothing after a restore; see the operator's class comment).
     """
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
     parsed, parsed_type = parsed_usage
     routing_class = load_java_class(USAGE_ROUTING_CLASS)
-    internal_type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo
-    external_type_info = jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo
-    to_data_type = jvm.org.apache.flink.table.types.utils.TypeConversions.fromLogicalToDataType
 
     def row_type(method: str):
         return routing_class.getMethod(method, java_classes(parsed_type)).invoke(None, java_objects(parsed_type))
 
-    def external_tag(name: str, rows):
-        """A side output of external rows (String, not StringData): Python reads these tables directly."""
-        return jvm.org.apache.flink.util.OutputTag(name, external_type_info.of(to_data_type(rows)))
-
-    windowed_type = row_type("windowedType")
-    unique_count = jvm.org.apache.flink.util.OutputTag("windowed-unique-count", internal_type_info.of(windowed_type))
-    dead_lettered = external_tag("dead-lettered", row_type("deadLetterType"))
-    late = external_tag("late", row_type("lateType"))
-    accounting = external_tag("accounting", routing_class.getField("ACCOUNTING_TYPE").get(None))
+    dead_lettered = _external_tag("dead-lettered", row_type("deadLetterType"))
+    accounting = _external_tag("accounting", routing_class.getField("ACCOUNTING_TYPE").get(None))
     routing = java_instance(
         USAGE_ROUTING_CLASS, parsed_type, jvm.java.lang.Long(settings.window_size_ms),
-        jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY), unique_count, dead_lettered, late, accounting)
+        jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY), dead_lettered, accounting)
     key = java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
     j_routed = (
         parsed.keyBy(key, key.getProducedType())
         .transform("route-usage-events", load_java_class(WINDOWED_USAGE_CLASS).getField("TYPE").get(None), routing)
         .uid(uids.BILLING_USAGE_ROUTING)
     )
-    Schema = jvm.org.apache.flink.table.api.Schema
-    schema = (
-        Schema.newBuilder()
-        .columnByMetadata(ROUTED_ROWTIME, "TIMESTAMP_LTZ(3)", "rowtime", False)
-        .watermark(ROUTED_ROWTIME, "SOURCE_WATERMARK()")
-        .build()
-    )
     j_tenv = t_env._j_tenv
-    j_tenv.createTemporaryView(UNIQUE_COUNT_ROUTED_TABLE, j_tenv.fromDataStream(j_routed.getSideOutput(unique_count),
-                                                                                 schema))
-    for table, side_output in ((DEAD_LETTERS_TABLE, dead_lettered), (LATE_TABLE, late),
-                               (ACCOUNTING_DELTAS_TABLE, accounting)):
-        j_tenv.createTemporaryView(table, j_tenv.fromDataStream(j_routed.getSideOutput(side_output)))
-    return j_routed
+    j_tenv.createTemporaryView(DEAD_LETTERS_TABLE, j_tenv.fromDataStream(j_routed.getSideOutput(dead_lettered)))
+    return RoutedUsage(j_routed, j_routed.getSideOutput(accounting), row_type("lateType"))
 
 
-def rate_windows(windowed, settings: BillingSettings) -> DataStream:
-    """The line items of every meter but unique_count ones: the routing operator's windowed records through the
-    keyed Java operator `WindowRating` (tumbling windows, period to date, rating; see its class comment for why
-    not SQL)."""
+def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: BillingSettings) -> DataStream:
+    """The line items of every meter but unique_count ones: the routing operator's records through the keyed Java
+    operator `WindowRating` (tumbling windows, lateness per series, period to date, rating; see its class comment
+    for why not SQL). Registers its side outputs as tables: `usage_unique_windows` (fired unique_count windows, for
+    the Python accumulator), `usage_late` and, with the routing operator's counts, `usage_accounting_deltas`."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
+    rating_class = load_java_class(WINDOW_RATING_CLASS)
+    unique_windows = _external_tag("unique-count-windows", rating_class.getField("UNIQUE_COUNT_WINDOW_TYPE").get(None))
+    late = _external_tag("late", routed.late_row_type)
+    accounting = _external_tag("accounting", load_java_class(USAGE_ROUTING_CLASS).getField("ACCOUNTING_TYPE").get(None))
     rating = java_instance(
         WINDOW_RATING_CLASS, rating_catalog_json(settings.catalog),
-        jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY))
+        jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY),
+        unique_windows, late, accounting)
     key = java_instance(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
-    return DataStream(
-        windowed.keyBy(key, key.getProducedType())
+    j_rated = (
+        routed.windowed.keyBy(key, key.getProducedType())
         .transform("window-and-rate", string_type, rating)
         .uid(uids.BILLING_WINDOW_RATING)
     )
+    j_tenv = t_env._j_tenv
+    for table, stream in (
+        (UNIQUE_WINDOWS_TABLE, j_rated.getSideOutput(unique_windows)),
+        (LATE_TABLE, j_rated.getSideOutput(late)),
+        (ACCOUNTING_DELTAS_TABLE, routed.accounting.union(java_stream_array(j_rated.getSideOutput(accounting)))),
+    ):
+        j_tenv.createTemporaryView(table, j_tenv.fromDataStream(stream))
+    return DataStream(j_rated)
+
+
+def java_stream_array(*streams):
+    """A Java DataStream[] (the varargs of `DataStream.union`)."""
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.org.apache.flink.streaming.api.datastream.DataStream, len(streams))
+    for i, stream in enumerate(streams):
+        array[i] = stream
+    return array
 
 
 MS_PER_DAY = 24 * 3600 * 1000
@@ -305,8 +329,9 @@ def build_pipeline(
     """Wire the job on its parsed usage records: `source` is a SQL source DDL (job tests: a file, parsed by
     PARSE_USAGE_EVENT) or what `kafka_parsed_usage` returns (production)."""
     parsed_usage = sql_parsed_usage(t_env, settings, source) if isinstance(source, str) else source
-    windowed = route_usage(t_env, settings, parsed_usage)
-    for view in output_views(window_size_ms=settings.window_size_ms):
+    routed = route_usage(t_env, settings, parsed_usage)
+    line_items = rate_windows(t_env, routed, settings)
+    for view in output_views():
         t_env.execute_sql(view)
 
     # One DataStream per output, each from its own output of the routing operator (a split inside Python would
@@ -315,14 +340,10 @@ def build_pipeline(
         return t_env.to_data_stream(t_env.from_path(view))
 
     unique_count_line_items = (
-        stream_of("usage_unique_windows")
+        stream_of(UNIQUE_WINDOWS_TABLE)
         .key_by(window_key, key_type=Types.STRING())
         .process(
-            PeriodToDateFunction(
-                settings.catalog_yaml,
-                window_size_ms=settings.window_size_ms,
-                state_ttl_days=settings.period_state_ttl_days(),
-            ),
+            PeriodToDateFunction(settings.catalog_yaml, state_ttl_days=settings.period_state_ttl_days()),
             output_type=Types.STRING(),
         )
         .name("rate-unique-count-period-to-date")
@@ -330,7 +351,6 @@ def build_pipeline(
     )
     # Two streams of line items (Java's and the unique_count accumulator's): each gets its own exactly-once sink into
     # the same topic.
-    line_items = rate_windows(windowed, settings)
     dead_letters = (
         stream_of(DEAD_LETTERS_TABLE)
         .map(DeadLetterFormatter(), output_type=Types.STRING())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -24,18 +23,13 @@ from udfs.catalog import Catalog, parse_catalog
 from udfs.line_items import PeriodState, StaleWindowError, accumulate_window
 from udfs.validation import Rejection, dead_letter_for
 from udfs.window_rows import window_aggregate_from_row
-from udfs.windows import from_epoch_ms, to_epoch_ms
+from udfs.windows import from_epoch_ms
 
 log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def sql_timestamp(value: str) -> datetime:
-    """A TIMESTAMP rendered by SQL `CAST(... AS STRING)` in the job's UTC session zone, as an aware datetime."""
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def window_key(row: Row) -> str:
@@ -59,15 +53,17 @@ def state_ttl(days: int) -> StateTtlConfig:
 
 
 class PeriodToDateFunction(KeyedProcessFunction):
-    """Fired windows of one (tenant, customer, meter, group) in, invoice line items (JSON) out.
+    """Fired unique_count windows of one (tenant, customer, meter, group) in, invoice line items (JSON) out.
 
-    State: the `PeriodState` of the current billing period. A timer at period end + one window clears it once no
-    window of that period can arrive any more (later usage of the period is routed late, not windowed).
+    State: the `PeriodState` of the series' latest billing period, replaced when a window of a later period comes.
+    It is not cleared at period end: the window operator bills a record whose window the watermark has passed as long
+    as its own series has not fired that window or a later one (lateness per series), so a window of the period can
+    come after the watermark passed the period's end. Its TTL is the window operator's (BillingSettings.
+    period_state_ttl_days), after the last write.
     """
 
-    def __init__(self, catalog_yaml: str, *, window_size_ms: int, state_ttl_days: int):
+    def __init__(self, catalog_yaml: str, *, state_ttl_days: int):
         self.catalog_yaml = catalog_yaml
-        self.window_size_ms = window_size_ms
         self.state_ttl_days = state_ttl_days
         self.catalog: Catalog | None = None
         self.state = None
@@ -88,11 +84,11 @@ class PeriodToDateFunction(KeyedProcessFunction):
             meter=row.meter,
             group_json=row.group_json,
             aggregation=row.aggregation,
-            window_start=sql_timestamp(row.window_start),
-            window_end=sql_timestamp(row.window_end),
+            window_start=from_epoch_ms(row.window_start_ms),
+            window_end=from_epoch_ms(row.window_end_ms),
             event_count=row.event_count,
-            quantity=Decimal(row.quantity) if row.quantity is not None else None,
-            last_key_value=row.last_key,
+            quantity=None,
+            last_key_value=None,
             unique_tokens=row.unique_tokens,
         )
         previous: PeriodState | None = self.state.value()
@@ -107,15 +103,7 @@ class PeriodToDateFunction(KeyedProcessFunction):
             return
         self.state.update(state)
         self.windows_rated.inc()
-        if previous is None or previous.period_end != state.period_end:
-            # One cleanup timer per key and period (a call into the JVM: not once per window).
-            ctx.timer_service().register_event_time_timer(to_epoch_ms(state.period_end) + self.window_size_ms)
         yield line_item.model_dump_json()
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        state: PeriodState | None = self.state.value()
-        if state is not None and to_epoch_ms(state.period_end) + self.window_size_ms <= timestamp:
-            self.state.clear()
 
 
 class DeadLetterFormatter(MapFunction):

@@ -1,4 +1,4 @@
-"""The billing job's SQL: unique_count windows and accounting; and, for job tests, a file source parsed by
+"""The billing job's SQL: the accounting counts; and, for job tests, a file source parsed by
 PARSE_USAGE_EVENT (production reads Kafka with a DataStream source that parses as it reads, `jobs.billing.
 kafka_parsed_usage`, into the same columns as `usage_parsed`).
 
@@ -12,12 +12,11 @@ Data flow:
   usage_parsed       (job tests) PARSE_USAGE_EVENT(payload) flattened: reason IS NULL = valid; event time and
                      watermarks come after it, from the Kafka source's Java strategy (jobs.billing.usage_watermarks)
   -- then, outside SQL, the keyed Java operator UsageRouting (jobs.billing.route_usage) dedups on
-  -- (tenant_id, event_id) and gives each record its outcome: dead_lettered | duplicate_same_payload |
-  -- duplicate_conflicting_payload | late | windowed. Windowed records of every meter but unique_count ones go on
-  -- to the keyed Java operator WindowRating (jobs.billing.rate_windows: windows, period to date, line items);
-  -- the rest come back as tables: `usage_unique_count_routed`, `usage_dead_letters`, `usage_late` and
-  -- `usage_accounting_deltas` (counts):
-  usage_unique_windows  tumbling windows of unique_count meters, to a keyed Python accumulator
+  -- (tenant_id, event_id): dead-lettered records come back as the table `usage_dead_letters`; first-seen ones go on
+  -- to the keyed Java operator WindowRating (jobs.billing.rate_windows: windows, lateness per series, period to
+  -- date, line items), whose fired unique_count windows (`usage_unique_windows`, to a keyed Python accumulator)
+  -- and late records (`usage_late`) come back as tables; both operators' outcome counts as
+  -- `usage_accounting_deltas`:
   usage_accounting   running counts per outcome (and dead-letter reason), for the accounting identity
 
 Values that cross into Python travel as strings (decimals, timestamps in the UTC session zone): PyFlink's
@@ -34,23 +33,6 @@ METER_KEY_CLASS = "io.meterstream.rating.MeterKey"
 # Windows + period to date + rating (io.meterstream.udf.RateLineItem; reference:
 # udfs.window_rows.line_item_from_period_row).
 WINDOW_RATING_CLASS = "io.meterstream.rating.WindowRating"
-
-
-MAX_INTERVAL_MS = 100 * 24 * 3600 * 1000 - 1
-
-
-def interval_literal(ms: int) -> str:
-    """A day-time interval of `ms` milliseconds, 0 <= ms < 100 days, written as `INTERVAL 'd hh:mm:ss.fff' DAY TO
-    SECOND(3)`. Flink SQL has no MILLISECOND unit, and a plain SECOND interval has a leading precision of 2:
-    `INTERVAL '100.000' SECOND` fails to parse ("exceeds precision of SECOND(2) field"); DAY TO SECOND carries up to
-    99 days to the millisecond."""
-    if not 0 <= ms <= MAX_INTERVAL_MS:
-        raise ValueError(f"interval of {ms} ms is outside 0 .. {MAX_INTERVAL_MS} ms (under 100 days)")
-    days, rest = divmod(ms, 24 * 3600 * 1000)
-    hours, rest = divmod(rest, 3600 * 1000)
-    minutes, rest = divmod(rest, 60 * 1000)
-    seconds, millis = divmod(rest, 1000)
-    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
 
 
 def sql_string(value: str) -> str:
@@ -112,16 +94,13 @@ def file_options(path: str, monitor_interval: str | None) -> dict[str, str]:
 
 
 PARSED_VIEW = "usage_parsed"
-# The routing operator's side outputs, each registered as a table: windowed records of unique_count meters (with
-# event time), dead-lettered and late records and the accounting counts. Its main output (the windowed records of
-# every other meter) goes on as a DataStream to the window operator.
-UNIQUE_COUNT_ROUTED_TABLE = "usage_unique_count_routed"
+# The Java operators' side outputs, each registered as a table: dead-lettered records (routing), fired unique_count
+# windows and late records (window operator), the outcome counts (both). The routing operator's main output (every
+# first-seen valid record) goes on as a DataStream to the window operator, whose main output is the line items.
 DEAD_LETTERS_TABLE = "usage_dead_letters"
+UNIQUE_WINDOWS_TABLE = "usage_unique_windows"
 LATE_TABLE = "usage_late"
 ACCOUNTING_DELTAS_TABLE = "usage_accounting_deltas"
-# Across the routing operator the event time travels as each record's timestamp and comes back as the rowtime column
-# ROUTED_ROWTIME of `usage_unique_count_routed`.
-ROUTED_ROWTIME = "routed_rt"
 USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
 USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
 WINDOWED_USAGE_CLASS = "io.meterstream.routing.WindowedUsage"
@@ -131,9 +110,10 @@ USAGE_WATERMARKS_CLASS = "io.meterstream.udf.UsageEventWatermarks"
 
 
 def parsed_view(source_table: str, parse: ParseSettings) -> str:
-    """`usage_parsed`: every record, valid or not, parsed once. Dedup and routing happen after it, in one keyed Java
-    operator (`io.meterstream.routing.UsageRouting`, wired by `jobs.billing.route_usage`) that gives each record
-    exactly one outcome: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload | late | windowed."""
+    """`usage_parsed`: every record, valid or not, parsed once. Dedup and routing happen after it, in keyed Java
+    operators (`io.meterstream.routing.UsageRouting`, then `io.meterstream.rating.WindowRating`, which decides
+    lateness per series; wired by `jobs.billing.route_usage` and `rate_windows`) that give each record exactly one
+    outcome: dead_lettered | duplicate_same_payload | duplicate_conflicting_payload | late | windowed."""
     return f"""CREATE TEMPORARY VIEW {PARSED_VIEW} AS
 SELECT payload, src_topic, src_partition, src_offset, src_timestamp,
        p.reason, p.detail, p.event_id, p.tenant_id, p.customer_id, p.meter, p.event_time_ms, p.`value`,
@@ -141,24 +121,12 @@ SELECT payload, src_topic, src_partition, src_offset, src_timestamp,
 FROM (SELECT *, {parse.call()} AS p FROM `{source_table}`)"""
 
 
-def output_views(*, window_size_ms: int) -> list[str]:
-    """Views from the routing operator's side outputs to the outputs that SQL serves (each becomes one DataStream).
-
-    Every meter but unique_count ones is windowed, accumulated over its period and rated in the keyed Java operator
-    `WindowRating` (`jobs.billing.rate_windows`). unique_count meters need the set of distinct values of a period:
-    their windows (a TUMBLE aggregate here) go to the keyed Python accumulator (`usage_unique_windows`).
-    """
+def output_views() -> list[str]:
+    """Views over the Java operators' side outputs that SQL serves: the running outcome counts. Every meter is
+    windowed in the keyed Java operator `WindowRating` (`jobs.billing.rate_windows`), which rates all but unique_count
+    meters itself; a unique_count period needs the set of distinct values of the whole period: its fired windows
+    (`usage_unique_windows`) go to the keyed Python accumulator."""
     return [
-        f"""CREATE TEMPORARY VIEW usage_unique_count_windows AS
-SELECT tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end,
-       COUNT(*) AS event_count, LISTAGG(DISTINCT unique_token, ',') AS unique_tokens
-FROM TABLE(TUMBLE(TABLE {UNIQUE_COUNT_ROUTED_TABLE}, DESCRIPTOR({ROUTED_ROWTIME}), {interval_literal(window_size_ms)}))
-GROUP BY tenant_id, customer_id, meter, group_json, aggregation, window_start, window_end""",
-        """CREATE TEMPORARY VIEW usage_unique_windows AS
-SELECT tenant_id, customer_id, meter, group_json, aggregation,
-       CAST(window_start AS STRING) AS window_start, CAST(window_end AS STRING) AS window_end,
-       event_count, CAST(NULL AS STRING) AS quantity, CAST(NULL AS STRING) AS last_key, unique_tokens
-FROM usage_unique_count_windows""",
         f"""CREATE TEMPORARY VIEW usage_accounting AS
 SELECT outcome, detail, SUM(records) AS records FROM {ACCOUNTING_DELTAS_TABLE} GROUP BY outcome, detail""",
     ]

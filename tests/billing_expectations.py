@@ -1,9 +1,10 @@
 """An independent expected computation of the billing job's outputs, for job and integration tests.
 
 It replays the records in arrival order with the documented semantics (first copy wins, a first-seen event is late
-when the watermark had reached its window's end, windows fire in order, period-to-date amounts telescope) using
-plain loops, and only borrows the pieces that have their own unit tests: record validation, the partition's
-watermark rule (`udfs.watermarks`), price models, billing-period alignment and currency rounding.
+when its own series had already fired its window or a later one, windows fire in order, period-to-date amounts
+telescope) using plain loops, and only borrows the pieces that have their own unit tests: record validation, the
+partition's watermark rule (`udfs.watermarks`), lateness per series (`udfs.lateness`), price models, billing-period
+alignment and currency rounding.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from udfs.catalog import Catalog
+from udfs.lateness import SeriesLateness
 from udfs.money import round_amount
 from udfs.periods import billing_period
 from udfs.pricing.rate import price
@@ -57,6 +59,7 @@ def expected_outputs(
     out = Expected()
     meters_by_tenant = catalog.meters_by_tenant()
     clock = PartitionClock(out_of_orderness_ms, idle_timeout_ms)
+    lateness = SeriesLateness(window_ms)
     first_content: dict[tuple[str, str], tuple] = {}
     windows: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
 
@@ -76,16 +79,19 @@ def expected_outputs(
         else:
             first_content[key] = _content(event)
             window_start = rt - rt % window_ms
-            if clock.watermark is not None and window_start + window_ms - 1 <= clock.watermark:
+            meter = catalog.meter(event.tenant_id, event.meter)
+            group = tuple(sorted((d, event.dimensions[d]) for d in meter.group_by if d in event.dimensions))
+            series = (event.tenant_id, event.customer_id, event.meter, group)
+            if lateness.offer(series, rt):
+                out.counts["windowed"] += 1
+                windows[series][window_start].append(event)
+            else:
                 out.counts["late"] += 1
                 out.late_event_ids.add(key)
-            else:
-                out.counts["windowed"] += 1
-                meter = catalog.meter(event.tenant_id, event.meter)
-                group = tuple(sorted((d, event.dimensions[d]) for d in meter.group_by if d in event.dimensions))
-                windows[(event.tenant_id, event.customer_id, event.meter, group)][window_start].append(event)
-        # The watermark follows every valid record (duplicates and late ones included), after the record.
+        # The watermark follows every valid record (duplicates and late ones included), after the record, and fires
+        # the windows it passes.
         clock.observe((event.tenant_id, event.customer_id), rt, None if ingestion_ms is None else ingestion_ms[index])
+        lateness.advance(clock.watermark)
 
     for (tenant_id, customer_id, meter_name, group), by_window in windows.items():
         tenant = catalog.tenant(tenant_id)

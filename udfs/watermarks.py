@@ -8,9 +8,10 @@ arrival order: the least recently seen first, stopping at the first that still c
 the lowest clock of the customers that count, at most the highest ingestion time; the watermark is that clock minus
 the out-of-orderness bound and never goes back. Rejected records change nothing.
 
-So a client whose clock runs ahead can never make another tenant's or customer's records late; a slow one only holds
-the watermark back until it has been silent for the idle timeout. A first-seen record is late when its window has
-fired: `window_end - 1 <= watermark` (`is_late`).
+So a client whose clock runs ahead cannot move the watermark past another active customer; a slow one only holds
+the watermark back until it has been silent for the idle timeout. The watermark fires windows; whether a record
+whose window it has passed (`window_end - 1 <= watermark`, `past_watermark`) is late is decided per series, by
+`udfs.lateness`: so not even a customer seen for the first time after a fast one is judged by the fast one's clock.
 
     python -m udfs.watermarks --write   # regenerate the golden vectors the Java tests replay
     python -m udfs.watermarks --check   # exit 1 if they differ from this rule
@@ -59,8 +60,9 @@ class PartitionClock:
             self.watermark = mark if self.watermark is None else max(self.watermark, mark)
 
 
-def is_late(event_time_ms: int, window_ms: int, watermark: int | None) -> bool:
-    """A first-seen record whose tumbling window has fired."""
+def past_watermark(event_time_ms: int, window_ms: int, watermark: int | None) -> bool:
+    """Whether the watermark has passed the record's tumbling window (only such a record can be late:
+    `udfs.lateness`)."""
     window_end = event_time_ms - event_time_ms % window_ms + window_ms
     return watermark is not None and window_end - 1 <= watermark
 

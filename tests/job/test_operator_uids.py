@@ -52,10 +52,10 @@ def test_every_operator_has_a_uid_and_max_parallelism_is_explicit(built_twice):
     assert problems(graph) == []
     assert graph.env_max_parallelism == DEFAULT_MAX_PARALLELISM  # -1 would mean "derived from the parallelism"
     assert {n.max_parallelism for n in graph.nodes} == {DEFAULT_MAX_PARALLELISM}
-    # SQL operators carry uids too (table.exec.uid.generation=ALWAYS): source, windows, accounting; the keyed Java
-    # operators (dedup + routing, period to date + rating) carry ours.
+    # SQL operators carry uids too (table.exec.uid.generation=ALWAYS): sources, accounting; the keyed Java operators
+    # (dedup + routing; windows, lateness, period to date + rating) carry ours.
     kinds = {uid.split("_", 1)[1] for uid in graph.uids if uid.split("_", 1)[0].isdigit()}
-    assert {"source", "window-aggregate", "group-aggregate", "calc"} <= kinds
+    assert {"source", "group-aggregate", "calc"} <= kinds
     assert {uids.BILLING_USAGE_ROUTING, uids.BILLING_WINDOW_RATING} <= set(graph.uids)
     # What goes without one is only PyFlink's own stateless plumbing (key_by and side-output maps).
     assert all(n.name in ("_stream_key_by_map_operator", "Map") for n in graph.pyflink_internal())

@@ -13,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.job
 
 TTL = 1_000
+WINDOW = 60_000
 MAX_PARALLELISM = 128
 BIG = 2**40  # py4j sends ints beyond 32 bits as java.lang.Long, the key's type
 
@@ -29,12 +30,12 @@ def key(n: int) -> tuple[int, int]:
 def series(jvm, customer: str, window_starts=()):
     s = jvm.io.meterstream.rating.Series("acme-ai", customer, "input_tokens", '{"model":"nova"}', "sum")
     for start in window_starts:
-        s.openWindow(start)
+        s.openWindow(start, start + WINDOW - 1)
     return s
 
 
 def test_a_series_is_forgotten_exactly_at_the_horizon_of_its_last_write(jvm):
-    store = jvm.io.meterstream.rating.SeriesStore(TTL)
+    store = jvm.io.meterstream.rating.SeriesStore(TTL, WINDOW)
     s = series(jvm, "c-1")
     store.add(*key(1), s, 10_000)
     store.written(s, 10_500)  # a later write moves the horizon
@@ -46,7 +47,7 @@ def test_a_series_is_forgotten_exactly_at_the_horizon_of_its_last_write(jvm):
 def test_every_key_stays_reachable_through_growth_and_removals(jvm):
     """Keys that share their first probe (same low long) make long probe runs; removals in the middle of a run
     must not cut later keys off."""
-    store = jvm.io.meterstream.rating.SeriesStore(TTL)
+    store = jvm.io.meterstream.rating.SeriesStore(TTL, WINDOW)
     rng = random.Random(3)
     keys = [(BIG + n, BIG * (n % 5)) for n in range(3_000)]  # 5 low longs: 5 long runs
     written = {}
@@ -73,7 +74,7 @@ def test_every_key_stays_reachable_through_growth_and_removals(jvm):
 
 def test_a_checkpoint_writes_live_series_by_key_group_and_a_restore_reads_them_back(jvm):
     flink = jvm.org.apache.flink
-    store = jvm.io.meterstream.rating.SeriesStore(TTL)
+    store = jvm.io.meterstream.rating.SeriesStore(TTL, WINDOW)
     live = {n: series(jvm, f"c-{n}", [60_000 * n, 60_000 * (n + 1)]) for n in range(40)}
     for n, s in live.items():
         store.add(*key(n), s, 5_000)
@@ -83,13 +84,13 @@ def test_a_checkpoint_writes_live_series_by_key_group_and_a_restore_reads_them_b
     slots = store.slotsByKeyGroup(everything, MAX_PARALLELISM, checkpoint_at)
     assert store.size() == len(live)
 
-    restored = jvm.io.meterstream.rating.SeriesStore(TTL)
+    restored = jvm.io.meterstream.rating.SeriesStore(TTL, WINDOW)
     found_in_group = {}
     for key_group in range(MAX_PARALLELISM):
         out = flink.core.memory.DataOutputSerializer(64)
         store.writeKeyGroup(slots[key_group], out)
         block = out.getCopyOfBuffer()
-        one_group = jvm.io.meterstream.rating.SeriesStore(TTL)
+        one_group = jvm.io.meterstream.rating.SeriesStore(TTL, WINDOW)
         one_group.readKeyGroup(flink.core.memory.DataInputDeserializer(block), key_group)
         restored.readKeyGroup(flink.core.memory.DataInputDeserializer(block), key_group)
         for n in live:
@@ -110,5 +111,5 @@ def test_a_block_of_another_format_is_refused(jvm):
     out.writeInt(99)
     out.writeInt(0)
     with pytest.raises(Exception, match="format 99"):
-        jvm.io.meterstream.rating.SeriesStore(TTL).readKeyGroup(
+        jvm.io.meterstream.rating.SeriesStore(TTL, WINDOW).readKeyGroup(
             flink.core.memory.DataInputDeserializer(out.getCopyOfBuffer()), 7)

@@ -1,18 +1,28 @@
 package io.meterstream.rating;
 
 import java.math.BigDecimal;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 
 import io.meterstream.routing.WindowedUsage;
 
 /**
  * All a billed series (one {@link MeterKey}) keeps between records: who it is (written once, read when a window
- * fires), its period to date after its latest fired window, and its open windows (usually one or two, as parallel
- * arrays in no particular order). One state value per key, so a record costs one state read and one write, and a
+ * fires), its period to date after its latest fired window and that window's start (what makes a record late), and
+ * its open windows (usually one or two, as parallel arrays in no particular order; unique_count meters keep each
+ * window's distinct tokens, their period is Python's). One state value per key, so a record costs one state read and one write, and a
  * checkpoint writes the identity once per series instead of once per open window ({@link SeriesStore}).
  */
 public final class Series {
     static final long NO_PERIOD = Long.MIN_VALUE;
+    /** No window fired yet. */
+    static final long NONE_FIRED = Long.MIN_VALUE;
+    /**
+     * Restored from a format that did not record it: treated as "every window fired", so a record that came past
+     * the watermark is late, as it was under that format, until the series fires its next window.
+     */
+    static final long FIRED_UNKNOWN = Long.MAX_VALUE;
 
     /** Processing time of the latest write (the TTL's clock). */
     long lastWriteMs;
@@ -27,12 +37,21 @@ public final class Series {
     long periodStartMs = NO_PERIOD;
     BigDecimal periodQuantity;
     String periodLastKey;
+    /** Start of the latest window this series fired (windows fire in order): a record for it or an earlier one is
+     * late. */
+    long lastFiredStartMs = NONE_FIRED;
 
     int windows;
     long[] windowStarts = new long[2];
+    /** When each open window fires (its timer): its end - 1, or later for a window opened past the watermark. */
+    long[] fireAts = new long[2];
     long[] eventCounts = new long[2];
     BigDecimal[] quantities = new BigDecimal[2];
     String[] lastKeys = new String[2];
+    /** unique_count meters: the distinct tokens of each open window (null for other meters). */
+    HashSet<String>[] uniqueTokens;
+    /** Records that came past the watermark, waiting until every record before them has arrived (arrival order). */
+    ArrayList<WindowedUsage> pending;
 
     /** An empty series, for restore. */
     public Series() {
@@ -57,19 +76,30 @@ public final class Series {
         return -1;
     }
 
-    /** A new, empty open window; returns its index. */
-    public int openWindow(long start) {
+    /** A new, empty open window that fires at {@code fireAt}; returns its index. */
+    public int openWindow(long start, long fireAt) {
         if (windows == windowStarts.length) {
             int size = windows * 2;
             windowStarts = Arrays.copyOf(windowStarts, size);
+            fireAts = Arrays.copyOf(fireAts, size);
             eventCounts = Arrays.copyOf(eventCounts, size);
             quantities = Arrays.copyOf(quantities, size);
             lastKeys = Arrays.copyOf(lastKeys, size);
+            if (uniqueTokens != null) {
+                uniqueTokens = Arrays.copyOf(uniqueTokens, size);
+            }
         }
         windowStarts[windows] = start;
+        fireAts[windows] = fireAt;
         eventCounts[windows] = 0;
         quantities[windows] = null;
         lastKeys[windows] = null;
+        if (aggregation == WindowedUsage.UNIQUE_COUNT) {
+            if (uniqueTokens == null) {
+                uniqueTokens = newTokenSets(windowStarts.length);
+            }
+            uniqueTokens[windows] = new HashSet<>();
+        }
         return windows++;
     }
 
@@ -77,11 +107,37 @@ public final class Series {
     void closeWindow(int i) {
         int last = --windows;
         windowStarts[i] = windowStarts[last];
+        fireAts[i] = fireAts[last];
         eventCounts[i] = eventCounts[last];
         quantities[i] = quantities[last];
         lastKeys[i] = lastKeys[last];
         quantities[last] = null;
         lastKeys[last] = null;
+        if (uniqueTokens != null) {
+            uniqueTokens[i] = uniqueTokens[last];
+            uniqueTokens[last] = null;
+        }
+    }
+
+    /** The open window that fires first at or before {@code time} (earliest start first), or -1. */
+    int dueWindow(long time) {
+        int due = -1;
+        for (int i = 0; i < windows; i++) {
+            if (fireAts[i] <= time && (due < 0 || windowStarts[i] < windowStarts[due])) {
+                due = i;
+            }
+        }
+        return due;
+    }
+
+    /** Whether a record of window {@code start} comes after this series fired it (or a later window). */
+    boolean fired(long start) {
+        return start <= lastFiredStartMs;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static HashSet<String>[] newTokenSets(int size) {
+        return (HashSet<String>[]) new HashSet<?>[size];
     }
 
     /** For error messages and tests: every field, open windows in their array order. */
@@ -90,10 +146,21 @@ public final class Series {
         StringBuilder text = new StringBuilder("Series{").append(tenantId).append('|').append(customerId).append('|')
                 .append(meter).append('|').append(groupJson).append('|').append(WindowedUsage.name(aggregation))
                 .append(", period ").append(periodStartMs).append(' ').append(periodQuantity).append(' ')
-                .append(periodLastKey).append(", windows");
+                .append(periodLastKey).append(", fired ").append(lastFiredStartMs).append(", windows");
         for (int i = 0; i < windows; i++) {
-            text.append(" [").append(windowStarts[i]).append(' ').append(eventCounts[i]).append(' ')
-                    .append(quantities[i]).append(' ').append(lastKeys[i]).append(']');
+            text.append(" [").append(windowStarts[i]).append(" at ").append(fireAts[i]).append(' ')
+                    .append(eventCounts[i]).append(' ')
+                    .append(quantities[i]).append(' ').append(lastKeys[i]);
+            if (uniqueTokens != null) {
+                text.append(' ').append(new java.util.TreeSet<>(uniqueTokens[i]));
+            }
+            text.append(']');
+        }
+        if (pending != null) {
+            text.append(", pending");
+            for (WindowedUsage record : pending) {
+                text.append(' ').append(record.eventTimeMs).append('@').append(record.floorMs);
+            }
         }
         return text.append(", written ").append(lastWriteMs).append('}').toString();
     }

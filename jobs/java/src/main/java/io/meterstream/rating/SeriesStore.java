@@ -2,6 +2,8 @@ package io.meterstream.rating;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashSet;
 
 import io.meterstream.routing.Codec;
 import io.meterstream.routing.WindowedUsage;
@@ -25,12 +27,18 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * a cache miss each, a tenth of the operator's CPU (JFR); here the keys sit in two long arrays.
  *
  * <p>Expiry is Flink's TTL rule for our keyed state ({@code StateTtl.afterLastWrite}): processing time from the last
- * write, never returned once expired; expired series are dropped at the next checkpoint. Format version 1 per key
- * group: version, count, then per series key (two longs), last write time and the series' fields; strings as UTF-8
- * byte runs and decimals in {@link Codec}'s forms.
+ * write, never returned once expired; expired series are dropped at the next checkpoint. Format version 2 per key
+ * group: version, count, then per series key (two longs), last write time and the series' fields (the start of the
+ * latest fired window after the period's; per open window its fire time after its start and its unique_count tokens
+ * at its end, a count (-1: none) and the tokens; then the pending records, a count and each in
+ * {@link WindowedUsage.Serializer}'s form); strings as UTF-8 byte runs and decimals in {@link Codec}'s forms.
+ * Version 1 (no fired window, fire times, tokens or pending records) is still read: its series take
+ * {@link Series#FIRED_UNKNOWN}, its windows fire at their end - 1 (as their timers were registered).
  */
 public final class SeriesStore {
-    static final int FORMAT_VERSION = 1;
+    static final int FORMAT_VERSION = 2;
+    /** Before the latest fired window and unique_count token sets were kept; still read (restores of older state). */
+    static final int FORMAT_VERSION_1 = 1;
 
     private static final int INITIAL_CAPACITY = 1024;
 
@@ -40,10 +48,13 @@ public final class SeriesStore {
     private Series[] values = new Series[INITIAL_CAPACITY];
     private int size;
     private final long ttlMs;
+    private final long windowSizeMs;
     private final DataOutputSerializer scratch = new DataOutputSerializer(1 << 16);
 
-    public SeriesStore(long ttlMs) {
+    /** @param windowSizeMs the tumbling window size (when a window restored from format 1 fires) */
+    public SeriesStore(long ttlMs, long windowSizeMs) {
         this.ttlMs = ttlMs;
+        this.windowSizeMs = windowSizeMs;
     }
 
     /** The live series of key ({@code hi}, {@code lo}), or null (never kept, or expired: then forgotten). */
@@ -190,14 +201,14 @@ public final class SeriesStore {
     /** Restores one key group's block. */
     public void readKeyGroup(DataInputView in, int keyGroup) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION) {
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_1) {
             throw new IOException("series state of key group " + keyGroup + " has format " + version
-                    + ", this version reads " + FORMAT_VERSION);
+                    + ", this version reads " + FORMAT_VERSION_1 + " and " + FORMAT_VERSION);
         }
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             long hi = in.readLong();
             long lo = in.readLong();
-            put(hi, lo, read(in));
+            put(hi, lo, read(in, version));
         }
     }
 
@@ -211,16 +222,33 @@ public final class SeriesStore {
         out.writeLong(s.periodStartMs);
         Codec.writeDecimal(out, s.periodQuantity);
         writeString(out, s.periodLastKey);
+        out.writeLong(s.lastFiredStartMs);
         out.writeInt(s.windows);
         for (int i = 0; i < s.windows; i++) {
             out.writeLong(s.windowStarts[i]);
+            out.writeLong(s.fireAts[i]);
             out.writeLong(s.eventCounts[i]);
             Codec.writeDecimal(out, s.quantities[i]);
             writeString(out, s.lastKeys[i]);
+            HashSet<String> tokens = s.uniqueTokens == null ? null : s.uniqueTokens[i];
+            out.writeInt(tokens == null ? -1 : tokens.size());
+            if (tokens != null) {
+                for (String token : tokens) {
+                    writeString(out, token);
+                }
+            }
+        }
+        out.writeInt(s.pending == null ? 0 : s.pending.size());
+        if (s.pending != null) {
+            for (WindowedUsage record : s.pending) {
+                RECORDS.serialize(record, out);
+            }
         }
     }
 
-    static Series read(DataInputView in) throws IOException {
+    private static final WindowedUsage.Serializer RECORDS = new WindowedUsage.Serializer();
+
+    private Series read(DataInputView in, int version) throws IOException {
         Series s = new Series();
         s.lastWriteMs = in.readLong();
         s.tenantId = readString(in);
@@ -231,12 +259,26 @@ public final class SeriesStore {
         s.periodStartMs = in.readLong();
         s.periodQuantity = Codec.readDecimal(in);
         s.periodLastKey = readString(in);
+        s.lastFiredStartMs = version == FORMAT_VERSION_1 ? Series.FIRED_UNKNOWN : in.readLong();
         int windows = in.readInt();
         for (int i = 0; i < windows; i++) {
-            int w = s.openWindow(in.readLong());
+            long start = in.readLong();
+            long fireAt = version == FORMAT_VERSION_1 ? start + windowSizeMs - 1 : in.readLong();
+            int w = s.openWindow(start, fireAt);
             s.eventCounts[w] = in.readLong();
             s.quantities[w] = Codec.readDecimal(in);
             s.lastKeys[w] = readString(in);
+            int tokens = version == FORMAT_VERSION_1 ? -1 : in.readInt();
+            for (int t = 0; t < tokens; t++) {
+                s.uniqueTokens[w].add(readString(in));
+            }
+        }
+        int pending = version == FORMAT_VERSION_1 ? 0 : in.readInt();
+        for (int p = 0; p < pending; p++) {
+            if (s.pending == null) {
+                s.pending = new ArrayList<>();
+            }
+            s.pending.add(RECORDS.deserialize(in));
         }
         return s;
     }

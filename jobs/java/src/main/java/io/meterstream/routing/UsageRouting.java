@@ -27,7 +27,6 @@ import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.table.data.DecimalData;
-import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.types.logical.BigIntType;
@@ -40,7 +39,8 @@ import org.apache.flink.util.OutputTag;
 
 /**
  * Gives every parsed usage record exactly one outcome: {@code dead_lettered}, {@code duplicate_same_payload},
- * {@code duplicate_conflicting_payload}, {@code late} or {@code windowed}. Keyed by {@link UsageDedupKey}
+ * {@code duplicate_conflicting_payload}, {@code late} or {@code windowed} (the last two, for a record that came past
+ * the watermark, with the window operator: see Lateness below). Keyed by {@link UsageDedupKey}
  * ((tenant_id, event_id) of a valid record), on Flink's internal rows: no per-record conversion on either side.
  *
  * <p>Dedup: the first record of a key wins. What is remembered per event key is one long, the first 64 bits of the
@@ -56,13 +56,17 @@ import org.apache.flink.util.OutputTag;
  * {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose accumulator rows, per-record Row conversions and full
  * snapshots were most of the job's CPU (measured with JFR).
  *
- * <p>Lateness: a first-seen record whose tumbling window has fired ({@code window_end - 1 <= watermark}) is
- * {@code late} and keeps its raw payload and coordinates; otherwise {@code windowed}, without them. The watermark it
- * judges by is the highest it has forwarded, kept in operator union-list state: Flink does not checkpoint
- * watermarks, and a check against the current watermark (SQL's {@code CURRENT_WATERMARK}) saw nothing right after a
- * restore and let a late event into a window that had already fired. At a checkpoint every fired window ends at or
- * before the stored floor; on restore at another parallelism every subtask takes the lowest stored value, still at
- * or above every fired window's end.
+ * <p>Lateness is decided downstream, per series: a first-seen record goes on to the window operator
+ * ({@code io.meterstream.rating.WindowRating}), which bills it unless its own series (tenant, customer, meter, group)
+ * has already fired the record's window or a later one; then it is {@code late}. So whether a record is late never
+ * depends on another series' (another tenant's, another customer's) records, only on its own series' history. What
+ * this operator adds: a record whose window the watermark has passed ({@code window_end - 1 <= watermark}) carries
+ * its raw payload and coordinates ({@link WindowedUsage.PastWatermark}) so that it can be written out if it is late;
+ * only such a record can be (a series fires a window only once the watermark passes it, and no watermark overtakes a
+ * record). The watermark it judges by is the highest it has forwarded, kept in operator union-list state: Flink does
+ * not checkpoint watermarks, and a check against the current watermark saw nothing right after a restore. At a
+ * checkpoint every fired window ends at or before the stored floor; on restore at another parallelism every subtask
+ * takes the lowest stored value, still at or above every fired window's end.
  *
  * <p>Idleness stops here: this operator never forwards a watermark status. Source idleness (a partition without
  * traffic) is needed upstream so that it does not hold every window back; downstream it did harm: when usage paused
@@ -73,18 +77,16 @@ import org.apache.flink.util.OutputTag;
  * <p>Outputs: each record goes to exactly one (no copies for several chained consumers, no filter per consumer).
  * The input is the SQL view {@code usage_parsed} (columns looked up by name).
  * <ul>
- *   <li>main: windowed records of every meter but unique_count ones, as {@link WindowedUsage} (timestamp: event
- *       time) for the window operator ({@code io.meterstream.rating.WindowRating});</li>
- *   <li>side output {@code windowed-unique-count}: windowed records of unique_count meters, {@link #windowedType}:
- *       the event's fields as internal rows (for the window SQL);</li>
+ *   <li>main: first-seen valid records of every meter, as {@link WindowedUsage} (timestamp: event time) for the
+ *       window operator ({@code io.meterstream.rating.WindowRating}), which gives them their outcome, {@code
+ *       windowed} or {@code late} (and writes late ones out as {@link #lateType} rows);</li>
  *   <li>side output {@code dead-lettered}, {@link #deadLetterType}: the raw record, its coordinates, reason and
  *       detail;</li>
- *   <li>side output {@code late}, {@link #lateType}: the raw record, its coordinates, its window's end and the
- *       watermark it was judged by;</li>
  *   <li>side output {@code accounting}, {@link #ACCOUNTING_TYPE}: (outcome, detail, records) counts since the last
- *       flush, detail being the reject reason of dead-lettered records and "" otherwise. Flushed before each
- *       checkpoint barrier and at the end of input, so the counts downstream of a checkpoint are exactly those of
- *       the records before it; duplicates, which leave no record, show up only here.</li>
+ *       flush, detail being the reject reason of dead-lettered records and "" otherwise: dead-lettered, duplicates
+ *       and the windowed records that did not come past the watermark (the window operator counts those that did).
+ *       Flushed before each checkpoint barrier and at the end of input, so the counts downstream of a checkpoint are
+ *       exactly those of the records before it; duplicates, which leave no record, show up only here.</li>
  * </ul>
  * Side outputs carry external {@link Row}s (String, BigDecimal, byte[]): Python reads them.
  */
@@ -97,18 +99,15 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
     public static final String DUPLICATE_CONFLICTING_PAYLOAD = "duplicate_conflicting_payload";
     public static final String LATE = "late";
     public static final String WINDOWED = "windowed";
+    /** The outcomes this operator counts ({@link #LATE} is the window operator's, as are windowed records that came
+     * past the watermark). */
     private static final String[] OUTCOME_NAMES = {
-        DEAD_LETTERED, DUPLICATE_SAME_PAYLOAD, DUPLICATE_CONFLICTING_PAYLOAD, LATE, WINDOWED,
+        DEAD_LETTERED, DUPLICATE_SAME_PAYLOAD, DUPLICATE_CONFLICTING_PAYLOAD, WINDOWED,
     };
-    private static final int O_DEAD = 0, O_SAME = 1, O_CONFLICT = 2, O_LATE = 3, O_WINDOWED = 4;
+    private static final int O_DEAD = 0, O_SAME = 1, O_CONFLICT = 2, O_WINDOWED = 3;
     private static final long NO_WATERMARK = Long.MIN_VALUE;
     private static final int DEDUP_FORMAT_VERSION = 1;
 
-    /** Input columns a windowed record carries on. */
-    static final String[] EVENT_COLUMNS = {
-        "tenant_id", "customer_id", "meter", "event_id", "event_time_ms", "value", "aggregation", "group_json",
-        "unique_token",
-    };
     /** Input columns dead-lettered and late records carry on (they are written out whole). */
     static final String[] RECORD_COLUMNS = {"payload", "src_topic", "src_partition", "src_offset"};
     /** Input columns dead-lettered records carry on besides. */
@@ -120,24 +119,20 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
             new RowType.RowField("detail", new VarCharType(false, VarCharType.MAX_LENGTH)),
             new RowType.RowField("records", new BigIntType(false))));
 
-    private final RowData.FieldGetter[] eventGetters;
     private final RowData.FieldGetter[] recordGetters;
     private final RowData.FieldGetter[] rejectGetters;
     private final int reasonIndex;
     private final int fingerprintIndex;
     private final int eventTimeIndex;
     private final int aggregationIndex;
-    private final int tenantIndex, customerIndex, meterIndex, groupIndex, eventIdIndex, valueIndex;
+    private final int tenantIndex, customerIndex, meterIndex, groupIndex, eventIdIndex, valueIndex, tokenIndex;
     private final int valuePrecision, valueScale;
     private final long windowSizeMs;
     private final long dedupTtlMs;
     private final UsageDedupKey dedupKey;
-    private final OutputTag<RowData> windowedUniqueCount;
     private final OutputTag<Row> deadLettered;
-    private final OutputTag<Row> late;
     private final OutputTag<Row> accounting;
 
-    private transient StringData uniqueCount;
     private transient byte[][] dedupTables;  // by bucket, null while empty; only this subtask's key groups' buckets
     private transient int[][] bucketsByKeyGroup;  // index: key group - first key group of this subtask
     private transient KeyGroupRange keyGroups;
@@ -151,14 +146,11 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
      * @param input        the row type of {@code usage_parsed}
      * @param windowSizeMs the tumbling window size (for a record's window end)
      * @param dedupTtlMs   how long a (tenant_id, event_id) is remembered
-     * @param windowedUniqueCount side output of windowed records of unique_count meters ({@link #windowedType})
      * @param deadLettered side output of {@link #deadLetterType} rows
-     * @param late         side output of {@link #lateType} rows
      * @param accounting   side output of {@link #ACCOUNTING_TYPE} rows
      */
-    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<RowData> windowedUniqueCount,
-            OutputTag<Row> deadLettered, OutputTag<Row> late, OutputTag<Row> accounting) {
-        this.eventGetters = getters(input, EVENT_COLUMNS);
+    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<Row> deadLettered,
+            OutputTag<Row> accounting) {
         this.recordGetters = getters(input, RECORD_COLUMNS);
         this.rejectGetters = getters(input, REJECT_COLUMNS);
         this.reasonIndex = Columns.indexOf(input, "reason");
@@ -171,21 +163,15 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
         this.groupIndex = Columns.indexOf(input, "group_json");
         this.eventIdIndex = Columns.indexOf(input, "event_id");
         this.valueIndex = Columns.indexOf(input, "value");
+        this.tokenIndex = Columns.indexOf(input, "unique_token");
         DecimalType decimal = (DecimalType) input.getTypeAt(valueIndex);
         this.valuePrecision = decimal.getPrecision();
         this.valueScale = decimal.getScale();
         this.windowSizeMs = windowSizeMs;
         this.dedupTtlMs = dedupTtlMs;
         this.dedupKey = new UsageDedupKey(input);
-        this.windowedUniqueCount = windowedUniqueCount;
         this.deadLettered = deadLettered;
-        this.late = late;
         this.accounting = accounting;
-    }
-
-    /** Windowed records of unique_count meters: EVENT_COLUMNS with the input's types. */
-    public static RowType windowedType(RowType input) {
-        return fields(input, EVENT_COLUMNS);
     }
 
     /** Dead-lettered records: RECORD_COLUMNS and REJECT_COLUMNS with the input's types. */
@@ -225,7 +211,6 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
         pendingCounts = new long[OUTCOME_NAMES.length];
-        uniqueCount = StringData.fromString("unique_count");
         pendingRejects = new HashMap<>();
         lookup = new DedupTable.Lookup();
         dedupTables = new byte[UsageDedupKey.BUCKETS][];
@@ -393,27 +378,29 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
         dedupTables[bucket] = lookup.table;
         long eventTime = in.getLong(eventTimeIndex);
         long windowEnd = eventTime - Math.floorMod(eventTime, windowSizeMs) + windowSizeMs;
+        WindowedUsage out = windowed(in, in.getString(aggregationIndex));
+        out.floorMs = watermarkFloor;
         if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {
-            Row out = new Row(RECORD_COLUMNS.length + 2);
-            copyExternal(in, recordGetters, out, 0);
-            out.setField(RECORD_COLUMNS.length, windowEnd);
-            out.setField(RECORD_COLUMNS.length + 1, watermarkFloor);
-            pendingCounts[O_LATE]++;
-            output.collect(late, element.replace(out));
+            out.pastWatermark = pastWatermark(in);  // the window operator counts it: windowed or late
         } else {
             pendingCounts[O_WINDOWED]++;
-            StringData aggregation = in.getString(aggregationIndex);
-            if (uniqueCount.equals(aggregation)) {
-                GenericRowData out = new GenericRowData(EVENT_COLUMNS.length);
-                copy(in, eventGetters, out, 0);
-                output.collect(windowedUniqueCount, element.replace(out));
-            } else {
-                output.collect(element.replace(windowed(in, aggregation)));
-            }
         }
+        output.collect(element.replace(out));
     }
 
-    /** A windowed record of a sum, count, max, min or last meter for the window operator. */
+    private WindowedUsage.PastWatermark pastWatermark(RowData in) {
+        Row record = new Row(RECORD_COLUMNS.length);
+        copyExternal(in, recordGetters, record, 0);
+        WindowedUsage.PastWatermark past = new WindowedUsage.PastWatermark();
+        past.payload = (byte[]) record.getField(0);
+        past.srcTopic = (String) record.getField(1);
+        past.srcPartition = (Integer) record.getField(2);
+        past.srcOffset = (Long) record.getField(3);
+        past.watermarkMs = watermarkFloor;
+        return past;
+    }
+
+    /** A first-seen valid record for the window operator. */
     private WindowedUsage windowed(RowData in, StringData aggregation) {
         WindowedUsage out = new WindowedUsage();
         StringData tenant = in.getString(tenantIndex);
@@ -429,7 +416,9 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
         out.groupJson = group == null ? null : group.toBytes();
         out.aggregation = WindowedUsage.code(aggregation);
         out.eventTimeMs = in.getLong(eventTimeIndex);
-        if (out.aggregation != WindowedUsage.COUNT && !in.isNullAt(valueIndex)) {
+        if (out.aggregation == WindowedUsage.UNIQUE_COUNT) {
+            out.uniqueToken = in.isNullAt(tokenIndex) ? null : in.getString(tokenIndex).toBytes();
+        } else if (out.aggregation != WindowedUsage.COUNT && !in.isNullAt(valueIndex)) {
             BigDecimal value = in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
             out.value = out.aggregation == WindowedUsage.LAST ? value : RateLineItem.compact(value);
         }
@@ -469,12 +458,6 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
                 value = ((DecimalData) value).toBigDecimal();
             }
             out.setField(at + i, value);
-        }
-    }
-
-    private static void copy(RowData in, RowData.FieldGetter[] getters, GenericRowData out, int at) {
-        for (int i = 0; i < getters.length; i++) {
-            out.setField(at + i, getters[i].getFieldOrNull(in));
         }
     }
 

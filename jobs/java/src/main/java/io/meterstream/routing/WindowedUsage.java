@@ -2,6 +2,7 @@ package io.meterstream.routing;
 
 import java.io.IOException;
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 
 import org.apache.flink.api.common.serialization.SerializerConfig;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -23,12 +24,17 @@ import org.apache.flink.table.data.StringData;
  * <p>Fields: {@code seriesHi}/{@code seriesLo}, the {@link HashedKey} of (tenant_id, customer_id, meter,
  * group_json); the identity as UTF-8 (the window operator decodes it once per new series); {@code aggregation}, one
  * of the codes below; {@code eventTimeMs}; {@code eventId}, only for {@code last} meters (their window keeps the
- * latest event); {@code value}: NULL for count meters and absent values, for sum, max and min compacted
- * ({@code RateLineItem.compact}: equal in value, so every result is), for last exactly as parsed.
+ * latest event); {@code value}: NULL for count and unique_count meters and absent values, for sum, max and min
+ * compacted ({@code RateLineItem.compact}: equal in value, so every result is), for last exactly as parsed;
+ * {@code uniqueToken}: for unique_count meters, the counted dimension's value as the parser encodes it (NULL when
+ * the event has none); {@code floorMs}: the watermark the routing operator had forwarded before the record (its
+ * place in the stream's time, {@link Long#MIN_VALUE}: none yet); {@code pastWatermark}: NULL, unless that watermark
+ * had already passed the record's window: then the record carries what a late event is written out with, and the
+ * window operator decides, by its series' own windows, whether it is still billed (see {@code WindowRating}).
  */
 public final class WindowedUsage {
-    public static final byte SUM = 1, COUNT = 2, MAX = 3, MIN = 4, LAST = 5;
-    private static final String[] AGGREGATIONS = {null, "sum", "count", "max", "min", "last"};
+    public static final byte SUM = 1, COUNT = 2, MAX = 3, MIN = 4, LAST = 5, UNIQUE_COUNT = 6;
+    private static final String[] AGGREGATIONS = {null, "sum", "count", "max", "min", "last", "unique_count"};
 
     public long seriesHi;
     public long seriesLo;
@@ -40,6 +46,21 @@ public final class WindowedUsage {
     public long eventTimeMs;
     public byte[] eventId;
     public BigDecimal value;
+    public byte[] uniqueToken;
+    public long floorMs = Long.MIN_VALUE;
+    public PastWatermark pastWatermark;
+
+    /**
+     * What a record routed after the watermark had passed its window carries (the columns of a late event, as
+     * {@code UsageRouting.lateType} lists them), in case its series has fired the window. One in many records.
+     */
+    public static final class PastWatermark {
+        public byte[] payload;
+        public String srcTopic;
+        public Integer srcPartition;
+        public Long srcOffset;
+        public long watermarkMs;
+    }
 
     private static final StringData[] AGGREGATION_DATA = new StringData[AGGREGATIONS.length];
 
@@ -49,7 +70,7 @@ public final class WindowedUsage {
         }
     }
 
-    /** The code of an aggregation name (not unique_count: its records go to SQL as rows). */
+    /** The code of an aggregation name. */
     public static byte code(StringData aggregation) {
         for (byte code = 1; code < AGGREGATIONS.length; code++) {
             if (AGGREGATION_DATA[code].equals(aggregation)) {
@@ -177,6 +198,9 @@ public final class WindowedUsage {
             copy.eventTimeMs = from.eventTimeMs;
             copy.eventId = from.eventId;
             copy.value = from.value;
+            copy.uniqueToken = from.uniqueToken;
+            copy.floorMs = from.floorMs;
+            copy.pastWatermark = from.pastWatermark;
             return copy;
         }
 
@@ -202,6 +226,23 @@ public final class WindowedUsage {
             out.writeLong(record.eventTimeMs);
             Codec.writeBytes(out, record.eventId);
             Codec.writeDecimal(out, record.value);
+            Codec.writeBytes(out, record.uniqueToken);
+            out.writeLong(record.floorMs);
+            PastWatermark past = record.pastWatermark;
+            out.writeBoolean(past != null);
+            if (past != null) {
+                Codec.writeBytes(out, past.payload);
+                Codec.writeBytes(out, past.srcTopic == null ? null : past.srcTopic.getBytes(StandardCharsets.UTF_8));
+                out.writeBoolean(past.srcPartition != null);
+                if (past.srcPartition != null) {
+                    out.writeInt(past.srcPartition);
+                }
+                out.writeBoolean(past.srcOffset != null);
+                if (past.srcOffset != null) {
+                    out.writeLong(past.srcOffset);
+                }
+                out.writeLong(past.watermarkMs);
+            }
         }
 
         @Override
@@ -217,6 +258,18 @@ public final class WindowedUsage {
             record.eventTimeMs = in.readLong();
             record.eventId = Codec.readBytes(in);
             record.value = Codec.readDecimal(in);
+            record.uniqueToken = Codec.readBytes(in);
+            record.floorMs = in.readLong();
+            if (in.readBoolean()) {
+                PastWatermark past = new PastWatermark();
+                past.payload = Codec.readBytes(in);
+                byte[] topic = Codec.readBytes(in);
+                past.srcTopic = topic == null ? null : new String(topic, StandardCharsets.UTF_8);
+                past.srcPartition = in.readBoolean() ? in.readInt() : null;
+                past.srcOffset = in.readBoolean() ? in.readLong() : null;
+                past.watermarkMs = in.readLong();
+                record.pastWatermark = past;
+            }
             return record;
         }
 
