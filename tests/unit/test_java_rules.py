@@ -15,7 +15,6 @@ from udfs.validation import MAX_RECORD_BYTES
 JAVA_MAIN = java_rules.JAVA_ROOT / "io" / "meterstream"
 # Being changed by another engineer (issue 16, items 4 and 5); they still hold aggregation names of their own.
 # Remove an entry once that file uses Rules.
-NOT_YET_ON_RULES = {"routing/UsageRouting.java", "routing/WindowedUsage.java"}
 
 
 def test_the_checked_in_rules_class_is_current():
@@ -66,7 +65,7 @@ def test_java_sources_use_the_generated_constants_not_literals():
     found = []
     for path in sorted(JAVA_MAIN.rglob("*.java")):
         relative = path.relative_to(JAVA_MAIN).as_posix()
-        if relative == "rules/Rules.java" or relative in NOT_YET_ON_RULES:
+        if relative == "rules/Rules.java":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             code = line.split("//", 1)[0]
@@ -77,7 +76,3 @@ def test_java_sources_use_the_generated_constants_not_literals():
                     found.append(f"{relative}:{number}: \"{literal}\" (use Rules.{literals[literal]})")
     assert found == []
 
-
-def test_the_exemptions_still_exist():
-    for relative in NOT_YET_ON_RULES:
-        assert (JAVA_MAIN / relative).is_file(), f"{relative} is gone: drop it from NOT_YET_ON_RULES"

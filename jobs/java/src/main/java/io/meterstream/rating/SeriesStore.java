@@ -26,8 +26,8 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * {@code HashMap<Tuple2<Long, Long>, Series>}: its lookups chased node, tuple and two boxed longs through memory,
  * a cache miss each, a tenth of the operator's CPU (JFR); here the keys sit in two long arrays.
  *
- * <p>Expiry is Flink's TTL rule for our keyed state ({@code StateTtl.afterLastWrite}): processing time from the last
- * write, never returned once expired; expired series are dropped at the next checkpoint. Format version 2 per key
+ * <p>Expiry is Flink's TTL rule for keyed state (updated on create and write, never returned once expired):
+ * processing time from the last write; expired series are dropped at the next checkpoint. Format version 2 per key
  * group: version, count, then per series key (two longs), last write time and the series' fields (the start of the
  * latest fired window after the period's; per open window its fire time after its start and its unique_count tokens
  * at its end, a count (-1: none) and the tokens; then the pending records, a count and each in

@@ -9,6 +9,7 @@ import java.util.TreeSet;
 
 import io.meterstream.routing.UsageRouting;
 import io.meterstream.routing.WindowedUsage;
+import io.meterstream.windows.TumblingWindows;
 import io.meterstream.udf.RateLineItem;
 
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -239,7 +240,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
 
     /** A record that came past the watermark, once every record routed before it has arrived: late or billed. */
     private void decide(Series s, WindowedUsage record, long timestamp) {
-        long windowStart = windowStart(record.eventTimeMs);
+        long windowStart = TumblingWindows.start(record.eventTimeMs, windowSizeMs);
         if (s.window(windowStart) < 0 && s.fired(windowStart)) {
             WindowedUsage.PastWatermark past = record.pastWatermark;
             pendingLate++;
@@ -251,14 +252,10 @@ public final class WindowRating extends AbstractStreamOperator<String>
         add(s, record);
     }
 
-    private long windowStart(long eventTimeMs) {
-        return eventTimeMs - Math.floorMod(eventTimeMs, windowSizeMs);
-    }
-
     /** A billed record into its window, which opens if it is not open (its series has not fired it). */
     private void add(Series s, WindowedUsage record) {
         long time = record.eventTimeMs;
-        long windowStart = windowStart(time);
+        long windowStart = TumblingWindows.start(time, windowSizeMs);
         int w = s.window(windowStart);
         if (w < 0) {
             if (s.fired(windowStart)) {
@@ -282,7 +279,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
             case WindowedUsage.SUM:
             case WindowedUsage.MAX:
             case WindowedUsage.MIN:
-                s.quantities[w] = combine(record.aggregation, s.quantities[w], amount);  // same rule as the period
+                s.quantities[w] = PeriodFold.combine(record.aggregation, s.quantities[w], amount);  // same rule as the period
                 break;
             case WindowedUsage.LAST:
                 if (amount != null) {
@@ -353,7 +350,7 @@ public final class WindowRating extends AbstractStreamOperator<String>
         long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
         boolean samePeriod = s.periodStartMs == periodStart;  // else a new period starts from nothing
         BigDecimal quantityBefore = samePeriod ? s.periodQuantity : null;
-        BigDecimal quantityAfter = combine(s.aggregation, quantityBefore, quantity);
+        BigDecimal quantityAfter = PeriodFold.combine(s.aggregation, quantityBefore, quantity);
         String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson,
                 WindowedUsage.name(s.aggregation), windowStart, eventCount, quantity, lastKey, quantityBefore,
                 quantityAfter, samePeriod ? s.periodLastKey : null, catalog, windowSizeMs, null);
@@ -366,35 +363,6 @@ public final class WindowRating extends AbstractStreamOperator<String>
 
     @Override
     public void onProcessingTime(InternalTimer<Tuple2<Long, Long>, VoidNamespace> timer) {
-    }
-
-    private static BigDecimal extreme(BigDecimal current, BigDecimal candidate, boolean max) {
-        if (candidate == null) {
-            return current;
-        }
-        if (current == null) {
-            return candidate;
-        }
-        int order = candidate.compareTo(current);
-        return (max ? order > 0 : order < 0) ? candidate : current;
-    }
-
-    /**
-     * Running SUM/MAX/MIN, NULLs ignored (none for last): a window's quantity over its values, and the period's
-     * over its windows' quantities (count windows add as sums).
-     */
-    static BigDecimal combine(byte rule, BigDecimal before, BigDecimal window) {
-        switch (rule) {
-            case WindowedUsage.SUM:
-            case WindowedUsage.COUNT:
-                return before == null ? window : window == null ? before : before.add(window);
-            case WindowedUsage.MAX:
-                return extreme(before, window, true);
-            case WindowedUsage.MIN:
-                return extreme(before, window, false);
-            default:
-                return null;
-        }
     }
 
     private static String string(byte[] utf8) {

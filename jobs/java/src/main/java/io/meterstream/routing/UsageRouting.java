@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 
 import io.meterstream.udf.RateLineItem;
+import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -377,7 +378,7 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
         }
         dedupTables[bucket] = lookup.table;
         long eventTime = in.getLong(eventTimeIndex);
-        long windowEnd = eventTime - Math.floorMod(eventTime, windowSizeMs) + windowSizeMs;
+        long windowEnd = TumblingWindows.end(eventTime, windowSizeMs);
         WindowedUsage out = windowed(in, in.getString(aggregationIndex));
         out.floorMs = watermarkFloor;
         if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {

@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 
+import io.meterstream.rules.Rules;
+
 import org.apache.flink.api.common.serialization.SerializerConfig;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
@@ -34,7 +36,10 @@ import org.apache.flink.table.data.StringData;
  */
 public final class WindowedUsage {
     public static final byte SUM = 1, COUNT = 2, MAX = 3, MIN = 4, LAST = 5, UNIQUE_COUNT = 6;
-    private static final String[] AGGREGATIONS = {null, "sum", "count", "max", "min", "last", "unique_count"};
+    private static final String[] AGGREGATIONS = {
+        null, Rules.AGGREGATION_SUM, Rules.AGGREGATION_COUNT, Rules.AGGREGATION_MAX, Rules.AGGREGATION_MIN,
+        Rules.AGGREGATION_LAST, Rules.AGGREGATION_UNIQUE_COUNT,
+    };
 
     public long seriesHi;
     public long seriesLo;

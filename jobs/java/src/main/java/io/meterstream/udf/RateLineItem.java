@@ -271,8 +271,8 @@ public class RateLineItem extends ScalarFunction {
     }
 
     /**
-     * The key that orders a `last` meter's events, as the window SQL built it: the event time as 15 digits, the
-     * event id, NUL, the value; the latest event is the greatest key ({@link #laterLastKey}).
+     * The key that orders a `last` meter's events (Python: `udfs.window_rows.last_key`): the event time as 15
+     * digits, the event id, NUL, the value; the latest event is the greatest key ({@link #laterLastKey}).
      */
     public static String lastKey(long eventTimeMs, String eventId, BigDecimal value) {
         String time = Long.toString(eventTimeMs);
