@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from udfs.catalog import Catalog
 from udfs.validation import Rejection, validate_usage_record
+from udfs.watermarks import PartitionClock, past_watermark
 from udfs.windows import to_epoch_ms
 
 
@@ -26,27 +27,33 @@ def without_tenant(records: list[bytes], tenant: str) -> list[bytes]:
 
 def with_skewed_client(
     records: list[bytes], catalog: Catalog, *, now: datetime, tenant: str, customer: str, ahead: timedelta,
-    every: int = 40, meter: str = "requests",
+    every: int = 40, meter: str = "requests", lead: bool = False,
 ) -> list[bytes]:
     """`records` with a record of (`tenant`, `customer`) after every `every`-th one (and first), its timestamp
-    `ahead` of the highest event time before it: a client whose clock runs ahead (still valid at `now`)."""
+    `ahead` of the highest event time before it: a client whose clock runs ahead (still valid at `now`). `lead`:
+    its first record comes before all others, `ahead` of the first valid one (so every other customer is first seen
+    after the watermark has moved on to the fast client's clock)."""
     meters = catalog.meters_by_tenant()
+
+    def skewed(event_id: str, at: int) -> bytes:
+        encoded = json.dumps({"event_id": event_id, "tenant_id": tenant, "customer_id": customer, "meter": meter,
+                              "timestamp": at}).encode()
+        assert not isinstance(validate_usage_record(encoded, meters_by_tenant=meters, now=now), Rejection)
+        return encoded
+
+    ahead_ms = int(ahead.total_seconds() * 1000)
     out: list[bytes] = []
     highest: int | None = None
     for index, raw in enumerate(records):
-        out.append(raw)
         event = validate_usage_record(raw, meters_by_tenant=meters, now=now)
         if not isinstance(event, Rejection):
             at = to_epoch_ms(event.timestamp)
+            if lead and highest is None:
+                out.append(skewed(f"skew-{customer}-lead", at + ahead_ms))
             highest = at if highest is None else max(highest, at)
+        out.append(raw)
         if highest is not None and index % every == 0:
-            skewed = {
-                "event_id": f"skew-{customer}-{index}", "tenant_id": tenant, "customer_id": customer, "meter": meter,
-                "timestamp": highest + int(ahead.total_seconds() * 1000),
-            }
-            encoded = json.dumps(skewed).encode()
-            assert not isinstance(validate_usage_record(encoded, meters_by_tenant=meters, now=now), Rejection)
-            out.append(encoded)
+            out.append(skewed(f"skew-{customer}-{index}", highest + ahead_ms))
     return out
 
 
@@ -85,6 +92,31 @@ def late_under_a_shared_clock(
             if watermark is not None and at - at % window_ms + window_ms - 1 <= watermark:
                 late.add(key)
         watermark = max(at - out_of_orderness_ms, watermark if watermark is not None else at - out_of_orderness_ms)
+    return late
+
+
+def late_under_customer_clocks(
+    records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int
+) -> set[tuple[str, str]]:
+    """(tenant, event_id) of the first-seen records that the per-customer watermark clocks would have made late if
+    lateness were judged by the watermark alone (`window_end - 1 <= watermark`, the rule before lateness per series):
+    a customer first seen after a fast client was judged by the fast client's clock. Shows that an input can tell
+    that rule from lateness per series."""
+    meters = catalog.meters_by_tenant()
+    clock = PartitionClock(out_of_orderness_ms, idle_timeout_ms=5_000)
+    seen: set[tuple[str, str]] = set()
+    late: set[tuple[str, str]] = set()
+    for raw in records:
+        event = validate_usage_record(raw, meters_by_tenant=meters, now=now)
+        if isinstance(event, Rejection):
+            continue
+        at = to_epoch_ms(event.timestamp)
+        key = (event.tenant_id, event.event_id)
+        if key not in seen:
+            seen.add(key)
+            if past_watermark(at, window_ms, clock.watermark):
+                late.add(key)
+        clock.observe((event.tenant_id, event.customer_id), at, None)
     return late
 
 

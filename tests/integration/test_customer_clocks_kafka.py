@@ -41,14 +41,18 @@ def billed_events(lines: list[dict], tenant: str, customer: str | None = None) -
                if li["tenant_id"] == tenant and customer in (None, li["customer_id"]))
 
 
-def test_another_tenants_clock_ahead_makes_no_usage_late(kafka_bootstrap, kafka_topic):
-    """Issue 15's repro: one partition, parallelism 1, a watermark after every record, now = H+1:00."""
+@pytest.mark.parametrize("bolt_at", [6, 0])
+def test_another_tenants_clock_ahead_makes_no_usage_late(kafka_bootstrap, kafka_topic, bolt_at):
+    """Issue 15's repro: one partition, parallelism 1, a watermark after every record, now = H+1:00. bolt-ml's
+    record between acme-ai's two minutes (the issue's order), or before all of them: then acme-ai is first seen after
+    the watermark moved to bolt-ml's clock, past both of acme-ai's windows, and is billed all the same (lateness per
+    series: acme-ai's series had fired nothing)."""
     topics = make_topics(kafka_topic, input_partitions=1)
     records = [event(f"a58-{i}", "acme-ai", "cust-1", H - timedelta(minutes=2) + timedelta(seconds=10 * i))
                for i in range(6)]
-    records.append(event("b-1", "bolt-ml", "cust-9", H + timedelta(minutes=3)))  # inside the 5-minute allowance
     records += [event(f"a59-{i}", "acme-ai", "cust-1", H - timedelta(minutes=1) + timedelta(seconds=10 * i))
                 for i in range(6)]
+    records.insert(bolt_at, event("b-1", "bolt-ml", "cust-9", H + timedelta(minutes=3)))  # inside the allowance
     produce(kafka_bootstrap, topics["usage_events"], records)
     stdout = run_billing(kafka_bootstrap, topics, parallelism=1,
                          extra=["--watermark-on-every-event", "--reference-time", H.isoformat()])
@@ -101,7 +105,9 @@ def test_clients_clocks_ahead_change_nobody_elses_bill_over_two_partitions(kafka
 def test_a_silent_customer_stops_holding_the_clock_after_the_idle_timeout_in_ingestion_time(
         kafka_bootstrap, kafka_topic):
     """Record timestamps (ingestion time) decide: `slow` holds the clock back until it has been silent for more than
-    the idle timeout (5 s) of record timestamps; then the others' clock closes windows that `slow` kept open."""
+    the idle timeout (5 s) of record timestamps; then the others' clock fires the window `slow` kept open, and a
+    straggler of `slow` for that window is late. A new customer's record for the same window is billed: its series
+    had fired nothing."""
     topics = make_topics(kafka_topic, input_partitions=1)
     ingested = int(time.time() * 1000) - 60_000
     t = H - timedelta(minutes=20)
@@ -112,15 +118,17 @@ def test_a_silent_customer_stops_holding_the_clock_after_the_idle_timeout_in_ing
         (event("c2-1", "acme-ai", "c2", t + timedelta(seconds=90)), ingested + 5_000),
         # slow silent for 6.001 s: idle; the clock is now min(c1, c2) = t + 90 s
         (event("c1-2", "acme-ai", "c1", t + timedelta(minutes=5, seconds=1)), ingested + 6_001),
-        # window [t, t + 1 min) ended before t + 90 s - 10 s: late
-        (event("c3-1", "acme-ai", "c3", t + timedelta(seconds=30)), ingested + 6_002),
+        # slow's window [t, t + 1 min) fired at t + 90 s - 10 s: its straggler is late
+        (event("slow-2", "acme-ai", "slow", t + timedelta(seconds=30)), ingested + 6_002),
+        # c3 is new: its window [t, t + 1 min) opens past the watermark and is billed
+        (event("c3-1", "acme-ai", "c3", t + timedelta(seconds=30)), ingested + 6_003),
     ]
     produce(kafka_bootstrap, topics["usage_events"], [r for r, _ in script], timestamps_ms=[ts for _, ts in script])
     run_billing(kafka_bootstrap, topics, parallelism=1, extra=["--watermark-on-every-event"])
 
     late = read_json(kafka_bootstrap, topics["late_events"])
     assert [(e["event_id"], e["watermark"]) for e in late] == [
-        ("c3-1", (t + timedelta(seconds=80)).isoformat(timespec="milliseconds").replace("+00:00", "Z"))]
+        ("slow-2", (t + timedelta(seconds=80)).isoformat(timespec="milliseconds").replace("+00:00", "Z"))]
     lines = read_json(kafka_bootstrap, topics["line_items"])
-    assert {li["customer_id"]: li["event_count"] for li in lines} == {"slow": 1, "c1": 2, "c2": 1}
+    assert {li["customer_id"]: li["event_count"] for li in lines} == {"slow": 1, "c1": 2, "c2": 1, "c3": 1}
     assert to_epoch_ms(t) < ingested
