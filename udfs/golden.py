@@ -17,6 +17,10 @@ Each file: the rule (Python) -> its Java twin.
 - `rounding.json`: `udfs.money.round_amount` -> `io.meterstream.money.Money.roundAmount`.
 - `line-items.json`: `udfs.window_rows.line_item_from_period_row` (price entry, tier deltas, rounding adjustment,
   period, line item id, the JSON) -> `RateLineItem.eval`.
+- `lateness.json`: `udfs.lateness.SeriesLateness` over streams of records, each after the watermark it came after
+  (which records are billed, each series' windows and their counts) -> `io.meterstream.rating.WindowRating`, driven
+  by a keyed operator harness in source order, with the watermarks of two channels merged at random (parallelism
+  2), and across a snapshot and restore (`WindowRatingHarnessTest`).
 
 Cases are data written here (seeded, no hypothesis: the files must not change when a test library does).
 
@@ -51,6 +55,7 @@ from udfs.catalog import (
     VolumePrice,
     parse_catalog,
 )
+from udfs.lateness import SeriesLateness
 from udfs.money import ExactnessError, round_amount, to_wire
 from udfs.periods import billing_period
 from udfs.pricing import graduated, package, per_unit, volume
@@ -607,6 +612,51 @@ def line_items_vectors() -> dict[str, Any]:
             "cases": [{**row, "line_item": line_item_case(cat, row)} for row in _line_rows(cat)]}
 
 
+LATENESS_WINDOW_MS = 60_000
+LATENESS_SERIES = [("acme-ai", "c1", "requests"), ("acme-ai", "c2", "requests"), ("acme-ai", "c3", "requests"),
+                   ("zeta-test", "z1", "calls")]
+
+
+def lateness_stream(rng: random.Random, records: int) -> dict[str, Any]:
+    """One stream in source order: each record with the watermark it came after (None: none yet). Customers come
+    and go, some far behind the watermark (new series past it), some straggle behind their own clock."""
+    base = to_epoch_ms(NOW) - 3_600_000
+    clocks: dict[int, int] = {}
+    watermark: int | None = None
+    lateness = SeriesLateness(LATENESS_WINDOW_MS)
+    out = []
+    windows: dict[int, dict[int, int]] = {}
+    for index in range(records):
+        series = rng.randrange(len(LATENESS_SERIES))
+        if series not in clocks:
+            # a new customer: behind, at, or ahead of the front
+            clocks[series] = base + rng.randrange(-20, 5) * LATENESS_WINDOW_MS
+        clocks[series] += rng.randrange(0, 20_000)
+        roll = rng.random()
+        at = clocks[series] - (rng.randrange(0, 4) * LATENESS_WINDOW_MS if roll < 0.15 else rng.randrange(0, 8_000))
+        billed = lateness.offer(LATENESS_SERIES[series], at)
+        if billed:
+            start = at - at % LATENESS_WINDOW_MS
+            windows.setdefault(series, {})[start] = windows.setdefault(series, {}).get(start, 0) + 1
+        out.append({"id": f"e{index}", "series": series, "event_time_ms": at, "floor_ms": watermark, "billed": billed})
+        if rng.random() < 0.4:
+            front = max(clocks.values())
+            candidate = min(clocks.values()) if rng.random() < 0.5 else front - rng.randrange(0, 3) * LATENESS_WINDOW_MS
+            if watermark is None or candidate > watermark:
+                watermark = candidate
+                lateness.advance(watermark)
+    return {"records": out,
+            "windows": {str(series): [[start, count] for start, count in sorted(by_start.items())]
+                        for series, by_start in sorted(windows.items())}}
+
+
+def lateness_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 15)
+    return {"rating_catalog_json": rating_catalog_json(catalog()), "window_size_ms": LATENESS_WINDOW_MS,
+            "series": [list(s) for s in LATENESS_SERIES],
+            "streams": [lateness_stream(rng, rng.randrange(20, 160)) for _ in range(40)]}
+
+
 # ---- the files ----------------------------------------------------------------------------------------------
 
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -618,6 +668,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     **{f"pricing-{model}.json": (lambda model=model: pricing_vectors(model)) for model in MODELS},
     "rounding.json": rounding_vectors,
     "line-items.json": line_items_vectors,
+    "lateness.json": lateness_vectors,
 }
 
 

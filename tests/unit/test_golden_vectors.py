@@ -13,6 +13,7 @@ import pytest
 from schemas.dead_letter import DeadLetterReason
 from udfs import golden
 from udfs.catalog import Aggregation
+from udfs.lateness import SeriesLateness
 
 PRICE_MODELS = tuple(golden.MODELS)
 
@@ -121,3 +122,28 @@ def test_line_item_cases_replay_and_cover_the_catalog():
     assert any(Decimal(item["rounding_adjustment"]) != 0 for item in items)
     assert any(len(item["tiers"]) >= 2 for item in items) and any(item["tiers"] == [] for item in items)
     assert {case["window_size_ms"] for case in data["cases"]} == {60_000, 3_600_000}
+
+
+def test_lateness_streams_replay_and_reach_every_case():
+    """Each record, offered after the watermark it came after, is billed or late as recorded; each series' windows
+    hold the recorded counts. The streams reach: billed on time, billed past the watermark (a series that had not
+    fired that window), late (its series had)."""
+    vectors = golden.load("lateness.json")
+    size = vectors["window_size_ms"]
+    kinds = set()
+    for stream in vectors["streams"]:
+        lateness = SeriesLateness(size)
+        windows: dict[str, dict[int, int]] = {}
+        for record in stream["records"]:
+            lateness.advance(record["floor_ms"])
+            at = record["event_time_ms"]
+            billed = lateness.offer(record["series"], at)
+            assert billed == record["billed"], record
+            past = record["floor_ms"] is not None and at - at % size + size - 1 <= record["floor_ms"]
+            kinds.add((billed, past))
+            if billed:
+                by_start = windows.setdefault(str(record["series"]), {})
+                by_start[at - at % size] = by_start.get(at - at % size, 0) + 1
+        assert {k: sorted(v.items()) for k, v in windows.items()} == {
+            k: [tuple(w) for w in v] for k, v in stream["windows"].items()}
+    assert kinds == {(True, False), (True, True), (False, True)}
