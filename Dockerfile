@@ -15,11 +15,11 @@ RUN mvn -B -q -f flink-conf/pom.xml -P connector dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory=/jars/connector \
     && test -f /jars/connector/flink-sql-connector-kafka-5.0.0-2.2.jar
 
-# Our Java UDFs (PARSE_USAGE_EVENT, the billing period, rating): every dependency is `provided` by flink-dist.
-COPY jobs/java/pom.xml jobs/java/pom.xml
-COPY jobs/java/src jobs/java/src
-RUN mvn -B -q -f jobs/java/pom.xml clean package \
-    && mkdir -p /jars/udf && cp jobs/java/target/meterstream-udf.jar /jars/udf/meterstream-udf.jar
+# Our jar, the JVM side of the billing core (engine/): every dependency is `provided` by flink-dist.
+COPY engine/pom.xml engine/pom.xml
+COPY engine/src engine/src
+RUN mvn -B -q -f engine/pom.xml clean package \
+    && mkdir -p /jars/udf && cp engine/target/meterstream-udf.jar /jars/udf/meterstream-udf.jar
 
 # ---- stage 2: Flink + Python + meterstream ---------------------------------------------------------------------
 FROM flink:2.2.1-scala_2.12-java17

@@ -117,7 +117,7 @@ def run_with_sink(ddl: str, sql: str, path: Path, parallelism: int) -> float:
     config.set("table.local-time-zone", "UTC")
     config.set("pipeline.jars", udf_jar().as_uri())
     config.set("parallelism.default", str(parallelism))
-    t_env.create_java_temporary_system_function("PARSE_USAGE_EVENT", "io.meterstream.udf.ParseUsageEvent")
+    t_env.create_java_temporary_system_function("PARSE_USAGE_EVENT", "io.meterstream.validation.ParseUsageEvent")
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE src (payload BYTES) WITH ("
         f"'connector' = 'filesystem', 'path' = '{path}', 'format' = 'raw')"

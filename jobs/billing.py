@@ -1,7 +1,7 @@
 """The billing job: raw usage events -> validated, deduplicated, windowed, rated invoice line items.
 
 Kafka in, Kafka out (exactly-once). Per-event and per-window work runs in Java inside Flink: a Kafka source that
-parses as it reads (`io.meterstream.udf.UsageEventDeserializer`), the keyed operators
+parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the keyed operators
 `io.meterstream.routing.UsageRouting` (dedup, lateness, outcome counts) and `io.meterstream.rating.WindowRating`
 (windows, period to date, rating). Flink SQL (`jobs/billing_sql.py`) windows the unique_count meters and sums the
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
@@ -170,7 +170,7 @@ def sql_parsed_usage(t_env: StreamTableEnvironment, settings: BillingSettings, s
 
 
 def usage_watermarks(settings: BillingSettings, row_type):
-    """The usage records' event time and watermarks (`io.meterstream.udf.UsageEventWatermarks`), per Kafka
+    """The usage records' event time and watermarks (`io.meterstream.watermarks.UsageEventWatermarks`), per Kafka
     partition: per (tenant, customer) the highest event time, the watermark the lowest of the customers active
     within the idle timeout (ingestion time: the record timestamp), capped at the highest ingestion time, minus the
     out-of-orderness bound; a partition without records for the idle timeout (processing time) is idle."""
@@ -186,10 +186,10 @@ def usage_watermarks(settings: BillingSettings, row_type):
 def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, bootstrap: str, topic: str,
                        group_id: str, bounded: bool):
     """The parsed usage records straight from Kafka: a DataStream source whose Java deserializer
-    (`io.meterstream.udf.UsageEventDeserializer`) parses with the parser of PARSE_USAGE_EVENT, into the columns of
-    `usage_parsed` (the record timestamp, ingestion time, as `src_timestamp`; event time becomes each record's
-    timestamp); watermarks per partition (`usage_watermarks`). Returns the Java DataStream and its row type. Why
-    not the SQL source: see the deserializer's class comment (a tenth of the CPU)."""
+    (`io.meterstream.validation.UsageEventDeserializer`) parses with the parser of PARSE_USAGE_EVENT, into the
+    columns of `usage_parsed` (the record timestamp, ingestion time, as `src_timestamp`; event time becomes each
+    record's timestamp); watermarks per partition (`usage_watermarks`). Returns the Java DataStream and its row type.
+    Why not the SQL source: see the deserializer's class comment (a tenth of the CPU)."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm

@@ -3,7 +3,7 @@ PARSE_USAGE_EVENT (production reads Kafka with a DataStream source that parses a
 kafka_parsed_usage`, into the same columns as `usage_parsed`).
 
 Per-event work runs in Flink's Java operators (measured: Python per event is 20-300x slower): SQL and Java UDFs,
-and two keyed Java DataStream operators (`jobs/java`, wired in `jobs.billing`). Nothing billing-specific is decided
+and two keyed Java DataStream operators (`engine/`, wired in `jobs.billing`). Nothing billing-specific is decided
 here or there that is not also decided, identically, by the pure Python in `udfs/` (parity tests and the job tests'
 independent expected computation hold them together).
 
@@ -28,9 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PARSE_FUNCTION = "PARSE_USAGE_EVENT"
-PARSE_FUNCTION_CLASS = "io.meterstream.udf.ParseUsageEvent"
+PARSE_FUNCTION_CLASS = "io.meterstream.validation.ParseUsageEvent"
 METER_KEY_CLASS = "io.meterstream.rating.MeterKey"
-# Windows + period to date + rating (io.meterstream.udf.RateLineItem; reference:
+# Windows + period to date + rating (io.meterstream.rating.RateLineItem; reference:
 # udfs.window_rows.line_item_from_period_row).
 WINDOW_RATING_CLASS = "io.meterstream.rating.WindowRating"
 
@@ -105,8 +105,8 @@ USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
 USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
 WINDOWED_USAGE_CLASS = "io.meterstream.routing.WindowedUsage"
 # The production source (jobs.billing.kafka_parsed_usage): Kafka records parsed into usage_parsed's columns.
-USAGE_DESERIALIZER_CLASS = "io.meterstream.udf.UsageEventDeserializer"
-USAGE_WATERMARKS_CLASS = "io.meterstream.udf.UsageEventWatermarks"
+USAGE_DESERIALIZER_CLASS = "io.meterstream.validation.UsageEventDeserializer"
+USAGE_WATERMARKS_CLASS = "io.meterstream.watermarks.UsageEventWatermarks"
 
 
 def parsed_view(source_table: str, parse: ParseSettings) -> str:

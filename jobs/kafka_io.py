@@ -122,7 +122,7 @@ def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_pre
     items (their window's last millisecond) and the drawdowns and alerts they cause. Kafka refuses records stamped
     more than `message.timestamp.after.max.ms` (1 h by default) ahead of its clock, and time-based retention counts
     a record's age from its timestamp: a future event failed the sink, and a replay's output could be deleted as
-    soon as it was written. `io.meterstream.sink.WriteTimeSerializer` (jobs/java) drops the timestamp, so the
+    soon as it was written. `io.meterstream.sink.WriteTimeSerializer` (`engine/`) drops the timestamp, so the
     producer stamps each record when it sends it; the contract's event time stays in the payload.
     """
     record_serializer = (

@@ -5,8 +5,8 @@ Apache Kafka broker with a log4j2 backend (for the local broker). A set is compl
 the marker is written only after Maven succeeded, so an interrupted download is retried, and a present cache costs
 nothing.
 
-A third set, `udf`, is built from our own source (`jobs/java`, `mvn package`) into `udf/meterstream-udf.jar`. Its
-marker records a hash of `jobs/java/pom.xml` and every file under `jobs/java/src`: the jar is rebuilt only when
+A third set, `udf`, is built from our own source (`engine/`, `mvn package`) into `udf/meterstream-udf.jar`. Its
+marker records a hash of `engine/pom.xml` and every file under `engine/src`: the jar is rebuilt only when
 that hash changes (hashing the few sources takes milliseconds). Without the sources (an installed image), a
 present jar is used as is.
 """
@@ -105,12 +105,12 @@ def kafka_broker_classpath() -> str:
 
 
 def udf_jar() -> Path:
-    """Our Java UDFs (`PARSE_USAGE_EVENT`), built from `jobs/java` when its sources changed."""
+    """Our jar (the JVM side of the billing core), built from `engine/` when its sources changed."""
     return _ensure_udf_jar(quiet=True) / UDF_JAR
 
 
 def _udf_project() -> Path:
-    return project_home() / "jobs" / "java"
+    return project_home() / "engine"
 
 
 def udf_source_hash(project: Path | None = None) -> str | None:

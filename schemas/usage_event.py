@@ -1,7 +1,7 @@
 """The `usage-events` record (input): one metered usage fact sent by a tenant's producer.
 
 The rules below are the contract; they are also data (the constants block), because the Java parser that runs
-them in the job (`io.meterstream.udf.UsageEventParser`) reads them from constants generated from this block
+them in the job (`io.meterstream.validation.UsageEventParser`) reads them from constants generated from this block
 (`python -m udfs.java_rules`), and golden vectors (`python -m udfs.golden`) hold the two together. Keep every
 rule simple enough to state in one line.
 

@@ -1,8 +1,8 @@
 """Golden vectors: what the Python specification answers for every rule that also runs in Java.
 
-The files under `jobs/java/src/test/resources/golden/` are written by this module from the rules in `udfs/` (and
+The files under `engine/src/test/resources/golden/` are written by this module from the rules in `udfs/` (and
 `schemas/`), checked in, and replayed twice: by pytest (`tests/unit/test_golden_vectors.py`: the Python rules, run
-on each case, give the recorded answer) and by JUnit (`jobs/java/src/test/java/...GoldenTest`: the Java twin gives
+on each case, give the recorded answer) and by JUnit (`engine/src/test/java/...GoldenTest`: the Java twin gives
 it too). So parity is checked in seconds, without a Flink job; the MiniCluster parity tests stay as end-to-end guards.
 
 Each file: the rule (Python) -> its Java twin.
@@ -65,7 +65,7 @@ from udfs.validation import Rejection, validate_usage_record
 from udfs.window_rows import last_key, line_item_from_period_row
 from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "jobs" / "java" / "src" / "test" / "resources" / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "engine" / "src" / "test" / "resources" / "golden"
 SEED = 20261206
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 MAX_AGE = timedelta(days=35)

@@ -1,6 +1,6 @@
 """Group keys, unique-count tokens and event fingerprints, as the Java `PARSE_USAGE_EVENT` computes them.
 
-The Flink job parses events in Java (`jobs/java`, one parse per record); this module is the same arithmetic in
+The Flink job parses events in Java (`engine/`, one parse per record); this module is the same arithmetic in
 plain Python, so the rest of the Python core (and the parity test, `tests/job/test_parse_parity.py`) can
 reproduce every derived column exactly.
 

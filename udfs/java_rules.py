@@ -47,7 +47,7 @@ from udfs.validation import (
 )
 from udfs.window_rows import LAST_KEY_SEPARATOR, LAST_KEY_TIME_DIGITS
 
-JAVA_ROOT = Path(__file__).resolve().parents[1] / "jobs" / "java" / "src" / "main" / "java"
+JAVA_ROOT = Path(__file__).resolve().parents[1] / "engine" / "src" / "main" / "java"
 RULES_PATH = JAVA_ROOT / "io" / "meterstream" / "rules" / "Rules.java"
 SOURCES = (
     "schemas/dead_letter.py", "schemas/usage_event.py", "udfs/validation.py", "udfs/catalog.py", "udfs/money.py",

@@ -1,4 +1,4 @@
-"""The `catalog_json` argument of the Java `BILLING_LINE_ITEM_JAVA` (`io.meterstream.udf.RateLineItem`).
+"""The `catalog_json` argument of the Java `BILLING_LINE_ITEM_JAVA` (`io.meterstream.rating.RateLineItem`).
 
 What the Java rating needs of each tenant, nothing more, as canonical JSON (compact, keys sorted, non-ASCII raw):
 

@@ -1,5 +1,5 @@
 """The usage watermark of one Kafka partition: what decides lateness (the specification; the job runs the Java twin,
-`io.meterstream.udf.UsageEventWatermarks` with `CustomerClocks`, bound to this by golden vectors).
+`io.meterstream.watermarks.UsageEventWatermarks` with `CustomerClocks`, bound to this by golden vectors).
 
 Per (tenant, customer) of the partition: its clock, the highest event time of its valid records, and the highest
 ingestion time (Kafka record timestamp; None: unknown) of its records. A customer whose last record is more than
@@ -24,7 +24,7 @@ import random
 import sys
 from pathlib import Path
 
-GOLDEN_PATH = (Path(__file__).resolve().parents[1] / "jobs" / "java" / "src" / "test" / "resources"
+GOLDEN_PATH = (Path(__file__).resolve().parents[1] / "engine" / "src" / "test" / "resources"
                / "watermarks-golden.json")
 
 

@@ -1,7 +1,7 @@
 """A fired window as the job hands it over in columns, turned into a `WindowAggregate`.
 
 Windows are aggregated inside Flink (in Java operators or SQL, not here) and reach Python, and the Java rating
-function `BILLING_LINE_ITEM_JAVA` (`io.meterstream.udf.RateLineItem`), as a few columns; this is the one place that
+function `BILLING_LINE_ITEM_JAVA` (`io.meterstream.rating.RateLineItem`), as a few columns; this is the one place that
 knows how those columns encode each aggregation:
 - sum / max / min: `quantity` (DECIMAL), count: `event_count`;
 - last: `last_key` = 15-digit zero-padded event time ms + event_id + NUL + value, so that the greatest key is the

@@ -1,4 +1,4 @@
-"""`io.meterstream.udf.RateLineItem.compact`, called directly in the JVM (py4j): the window rating operator
+"""`io.meterstream.rating.RateLineItem.compact`, called directly in the JVM (py4j): the window rating operator
 compacts each window's quantity before pricing, so it must keep the value exactly, for every scale and sign."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _compact(jvm, text: str, scale: int) -> tuple[Decimal, int]:
         context.prec = 80
         value = Decimal(text).quantize(Decimal(1).scaleb(-scale))
     assert -value.as_tuple().exponent == scale
-    compacted = jvm.io.meterstream.udf.RateLineItem.compact(value)
+    compacted = jvm.io.meterstream.rating.RateLineItem.compact(value)
     return compacted, -compacted.as_tuple().exponent
 
 

@@ -249,7 +249,7 @@ def _run_java(records: list[bytes | None]) -> dict[int, dict[str, Any]]:
     config.set("table.local-time-zone", "UTC")
     config.set("pipeline.jars", udf_jar().as_uri())
     config.set("parallelism.default", "2")
-    t_env.create_java_temporary_system_function("PARSE_USAGE_EVENT", "io.meterstream.udf.ParseUsageEvent")
+    t_env.create_java_temporary_system_function("PARSE_USAGE_EVENT", "io.meterstream.validation.ParseUsageEvent")
     source = t_env.from_elements(
         [(i, None if raw is None else bytearray(raw)) for i, raw in enumerate(records)],
         DataTypes.ROW([DataTypes.FIELD("idx", DataTypes.BIGINT()), DataTypes.FIELD("payload", DataTypes.BYTES())]),

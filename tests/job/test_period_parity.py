@@ -43,7 +43,7 @@ def test_java_period_start_equals_python():
     cases = _cases()
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("pipeline.jars", udf_jar().as_uri())
-    t_env.create_java_temporary_system_function("BILLING_PERIOD_START", "io.meterstream.udf.BillingPeriodStart")
+    t_env.create_java_temporary_system_function("BILLING_PERIOD_START", "io.meterstream.periods.BillingPeriodStart")
     source = t_env.from_elements(
         [(i, ms, anchor, zone) for i, (ms, anchor, zone) in enumerate(cases)],
         DataTypes.ROW([

@@ -1,4 +1,4 @@
-"""The Java `BILLING_LINE_ITEM_JAVA` (`io.meterstream.udf.RateLineItem`) writes the same line item as the Python
+"""The Java `BILLING_LINE_ITEM_JAVA` (`io.meterstream.rating.RateLineItem`) writes the same line item as the Python
 `udfs.window_rows.line_item_from_period_row` for every row, byte for byte (one Flink job).
 
 Python is the reference, called with the same twelve arguments the job's SQL passes and the `emitted_at` given to
@@ -225,7 +225,7 @@ def _run_java(rows: list[dict[str, Any]]) -> dict[int, str]:
     config.set("table.local-time-zone", "UTC")
     config.set("pipeline.jars", udf_jar().as_uri())
     config.set("parallelism.default", "2")
-    t_env.create_java_temporary_system_function("BILLING_LINE_ITEM_JAVA", "io.meterstream.udf.RateLineItem")
+    t_env.create_java_temporary_system_function("BILLING_LINE_ITEM_JAVA", "io.meterstream.rating.RateLineItem")
     dec = DataTypes.DECIMAL(38, 18)
     types = {
         "idx": DataTypes.BIGINT(), "window_start_ms": DataTypes.BIGINT(), "event_count": DataTypes.BIGINT(),

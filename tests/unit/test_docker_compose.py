@@ -340,10 +340,10 @@ def test_every_copied_file_exists_and_reaches_the_build_context():
 
 
 def test_the_build_context_keeps_out_local_state_but_not_what_the_image_needs():
-    for heavy in (".venv", ".cache", ".git", "jobs/java/target", "meterstream/__pycache__"):
+    for heavy in (".venv", ".cache", ".git", "engine/target", "meterstream/__pycache__"):
         assert ignored(heavy), heavy
     needed = ("pyproject.toml", "README.md", "jobs/billing.py", "catalogs/example-genai.yaml", "flink-conf/config.yaml",
-              "flink-conf/pom.xml", "jobs/java/src", "docker/submit-billing.sh", "docker/requirements.txt",
+              "flink-conf/pom.xml", "engine/src", "docker/submit-billing.sh", "docker/requirements.txt",
               "meterstream/cli.py", "udfs", "schemas/json")
     for path in needed:
         assert (ROOT / path).exists() and not ignored(path), path
@@ -370,7 +370,7 @@ def test_the_maven_commands_are_the_ones_meterstream_jars_runs():
     text = " ".join(rest for instruction, rest in dockerfile_instructions() if instruction == "RUN")
     assert "-f flink-conf/pom.xml -P connector dependency:copy-dependencies" in text
     assert "-DincludeScope=runtime" in text
-    assert "-f jobs/java/pom.xml clean package" in text
+    assert "-f engine/pom.xml clean package" in text
 
 
 def test_the_image_puts_flink_python_and_the_connector_into_the_cluster_lib():
@@ -450,7 +450,7 @@ def test_the_image_jar_layout_needs_no_maven(tmp_path, monkeypatch):
     (connector / jars.KAFKA_CONNECTOR_JAR).write_bytes(b"jar")
     (connector / ".complete").write_text("ok\n")
     (udf / jars.UDF_JAR).write_bytes(b"jar")
-    (udf / ".complete").write_text(jars.udf_source_hash(ROOT / "jobs" / "java") + "\n")
+    (udf / ".complete").write_text(jars.udf_source_hash(ROOT / "engine") + "\n")
     monkeypatch.setenv("METERSTREAM_HOME", str(ROOT))
     monkeypatch.setenv("METERSTREAM_CACHE", str(cache))
     monkeypatch.setattr(jars.shutil, "which", lambda name: None)  # no Maven in the image

@@ -1,0 +1,490 @@
+package io.meterstream.routing;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import io.meterstream.rating.RateLineItem;
+import io.meterstream.windows.TumblingWindows;
+
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.memory.DataInputViewStreamWrapper;
+import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
+import org.apache.flink.runtime.state.KeyGroupStatePartitionStreamProvider;
+import org.apache.flink.runtime.state.KeyedStateCheckpointOutputStream;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
+import org.apache.flink.table.data.DecimalData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.types.logical.BigIntType;
+import org.apache.flink.table.types.logical.DecimalType;
+import org.apache.flink.table.types.logical.LogicalType;
+import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.table.types.logical.VarCharType;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * Gives every parsed usage record exactly one outcome: {@code dead_lettered}, {@code duplicate_same_payload},
+ * {@code duplicate_conflicting_payload}, {@code late} or {@code windowed} (the last two, for a record that came past
+ * the watermark, with the window operator: see Lateness below). Keyed by {@link UsageDedupKey}
+ * ((tenant_id, event_id) of a valid record), on Flink's internal rows: no per-record conversion on either side.
+ *
+ * <p>Dedup: the first record of a key wins. What is remembered per event key is one long, the first 64 bits of the
+ * first copy's fingerprint (SHA-256 of the canonical event content), which tells a byte-for-byte retry from a
+ * conflicting reuse of the idempotency key; a retry is dropped either way, the fingerprint only decides which count
+ * it lands in. The horizon (processing time, from the first copy) is the dedup TTL, 35 days by default: each id
+ * expires on its own, exactly as Flink's state TTL would expire it. Event keys live in a {@link DedupTable} per
+ * bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key group,
+ * its buckets' tables as bytes. Why not managed keyed state: one entry per event id cost a sixth of the CPU in
+ * checkpoints, and one value per bucket still spent a tenth on TTL wrappers, copy-on-write and incremental cleanup
+ * per record (JFR). Raw keyed state is written in the checkpoint's synchronous phase (a copy of the tables, no
+ * per-entry work) and is redistributed by key group on a rescale like managed state. This replaced an SQL
+ * {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose accumulator rows, per-record Row conversions and full
+ * snapshots were most of the job's CPU (measured with JFR).
+ *
+ * <p>Lateness is decided downstream, per series: a first-seen record goes on to the window operator
+ * ({@code io.meterstream.rating.WindowRating}), which bills it unless its own series (tenant, customer, meter, group)
+ * has already fired the record's window or a later one; then it is {@code late}. So whether a record is late never
+ * depends on another series' (another tenant's, another customer's) records, only on its own series' history. What
+ * this operator adds: a record whose window the watermark has passed ({@code window_end - 1 <= watermark}) carries
+ * its raw payload and coordinates ({@link WindowedUsage.PastWatermark}) so that it can be written out if it is late;
+ * only such a record can be (a series fires a window only once the watermark passes it, and no watermark overtakes a
+ * record). The watermark it judges by is the highest it has forwarded, kept in operator union-list state: Flink does
+ * not checkpoint watermarks, and a check against the current watermark saw nothing right after a restore. At a
+ * checkpoint every fired window ends at or before the stored floor; on restore at another parallelism every subtask
+ * takes the lowest stored value, still at or above every fired window's end.
+ *
+ * <p>Idleness stops here: this operator never forwards a watermark status. Source idleness (a partition without
+ * traffic) is needed upstream so that it does not hold every window back; downstream it did harm: when usage paused
+ * past the idle timeout and resumed, the channel that resumed first moved its consumer's watermark (the windows
+ * then, and the credits ledger's expiry and void timers) past records still in flight on another channel. Without idle
+ * statuses each consumer waits for its slowest channel, and during a pause the watermark simply stands.
+ *
+ * <p>Outputs: each record goes to exactly one (no copies for several chained consumers, no filter per consumer).
+ * The input is the SQL view {@code usage_parsed} (columns looked up by name).
+ * <ul>
+ *   <li>main: first-seen valid records of every meter, as {@link WindowedUsage} (timestamp: event time) for the
+ *       window operator ({@code io.meterstream.rating.WindowRating}), which gives them their outcome, {@code
+ *       windowed} or {@code late} (and writes late ones out as {@link #lateType} rows);</li>
+ *   <li>side output {@code dead-lettered}, {@link #deadLetterType}: the raw record, its coordinates, reason and
+ *       detail;</li>
+ *   <li>side output {@code accounting}, {@link #ACCOUNTING_TYPE}: (outcome, detail, records) counts since the last
+ *       flush, detail being the reject reason of dead-lettered records and "" otherwise: dead-lettered, duplicates
+ *       and the windowed records that did not come past the watermark (the window operator counts those that did).
+ *       Flushed before each checkpoint barrier and at the end of input, so the counts downstream of a checkpoint are
+ *       exactly those of the records before it; duplicates, which leave no record, show up only here.</li>
+ * </ul>
+ * Side outputs carry external {@link Row}s (String, BigDecimal, byte[]): Python reads them.
+ */
+public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
+        implements OneInputStreamOperator<RowData, WindowedUsage> {
+    private static final long serialVersionUID = 1L;
+
+    public static final String DEAD_LETTERED = "dead_lettered";
+    public static final String DUPLICATE_SAME_PAYLOAD = "duplicate_same_payload";
+    public static final String DUPLICATE_CONFLICTING_PAYLOAD = "duplicate_conflicting_payload";
+    public static final String LATE = "late";
+    public static final String WINDOWED = "windowed";
+    /** The outcomes this operator counts ({@link #LATE} is the window operator's, as are windowed records that came
+     * past the watermark). */
+    private static final String[] OUTCOME_NAMES = {
+        DEAD_LETTERED, DUPLICATE_SAME_PAYLOAD, DUPLICATE_CONFLICTING_PAYLOAD, WINDOWED,
+    };
+    private static final int O_DEAD = 0, O_SAME = 1, O_CONFLICT = 2, O_WINDOWED = 3;
+    private static final long NO_WATERMARK = Long.MIN_VALUE;
+    private static final int DEDUP_FORMAT_VERSION = 1;
+
+    /** Input columns dead-lettered and late records carry on (they are written out whole). */
+    static final String[] RECORD_COLUMNS = {"payload", "src_topic", "src_partition", "src_offset"};
+    /** Input columns dead-lettered records carry on besides. */
+    static final String[] REJECT_COLUMNS = {"reason", "detail"};
+    public static final String WINDOW_END_MS = "window_end_ms";
+    public static final String WATERMARK_AT_ROUTING_MS = "watermark_at_routing_ms";
+    public static final RowType ACCOUNTING_TYPE = new RowType(List.of(
+            new RowType.RowField("outcome", new VarCharType(false, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("detail", new VarCharType(false, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("records", new BigIntType(false))));
+
+    private final RowData.FieldGetter[] recordGetters;
+    private final RowData.FieldGetter[] rejectGetters;
+    private final int reasonIndex;
+    private final int fingerprintIndex;
+    private final int eventTimeIndex;
+    private final int aggregationIndex;
+    private final int tenantIndex, customerIndex, meterIndex, groupIndex, eventIdIndex, valueIndex, tokenIndex;
+    private final int valuePrecision, valueScale;
+    private final long windowSizeMs;
+    private final long dedupTtlMs;
+    private final UsageDedupKey dedupKey;
+    private final OutputTag<Row> deadLettered;
+    private final OutputTag<Row> accounting;
+
+    private transient byte[][] dedupTables;  // by bucket, null while empty; only this subtask's key groups' buckets
+    private transient int[][] bucketsByKeyGroup;  // index: key group - first key group of this subtask
+    private transient KeyGroupRange keyGroups;
+    private transient DedupTable.Lookup lookup;
+    private transient ListState<Long> floorState;
+    private transient long watermarkFloor;
+    private transient long[] pendingCounts;  // by outcome index, since the last flush
+    private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
+
+    /**
+     * @param input        the row type of {@code usage_parsed}
+     * @param windowSizeMs the tumbling window size (for a record's window end)
+     * @param dedupTtlMs   how long a (tenant_id, event_id) is remembered
+     * @param deadLettered side output of {@link #deadLetterType} rows
+     * @param accounting   side output of {@link #ACCOUNTING_TYPE} rows
+     */
+    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<Row> deadLettered,
+            OutputTag<Row> accounting) {
+        this.recordGetters = getters(input, RECORD_COLUMNS);
+        this.rejectGetters = getters(input, REJECT_COLUMNS);
+        this.reasonIndex = Columns.indexOf(input, "reason");
+        this.fingerprintIndex = Columns.indexOf(input, "fingerprint");
+        this.eventTimeIndex = Columns.indexOf(input, "event_time_ms");
+        this.aggregationIndex = Columns.indexOf(input, "aggregation");
+        this.tenantIndex = Columns.indexOf(input, "tenant_id");
+        this.customerIndex = Columns.indexOf(input, "customer_id");
+        this.meterIndex = Columns.indexOf(input, "meter");
+        this.groupIndex = Columns.indexOf(input, "group_json");
+        this.eventIdIndex = Columns.indexOf(input, "event_id");
+        this.valueIndex = Columns.indexOf(input, "value");
+        this.tokenIndex = Columns.indexOf(input, "unique_token");
+        DecimalType decimal = (DecimalType) input.getTypeAt(valueIndex);
+        this.valuePrecision = decimal.getPrecision();
+        this.valueScale = decimal.getScale();
+        this.windowSizeMs = windowSizeMs;
+        this.dedupTtlMs = dedupTtlMs;
+        this.dedupKey = new UsageDedupKey(input);
+        this.deadLettered = deadLettered;
+        this.accounting = accounting;
+    }
+
+    /** Dead-lettered records: RECORD_COLUMNS and REJECT_COLUMNS with the input's types. */
+    public static RowType deadLetterType(RowType input) {
+        return fields(input, RECORD_COLUMNS, REJECT_COLUMNS);
+    }
+
+    /** Late records: RECORD_COLUMNS with the input's types, then window_end_ms and watermark_at_routing_ms. */
+    public static RowType lateType(RowType input) {
+        List<RowType.RowField> fields = new ArrayList<>(fields(input, RECORD_COLUMNS).getFields());
+        fields.add(new RowType.RowField(WINDOW_END_MS, new BigIntType(false)));
+        fields.add(new RowType.RowField(WATERMARK_AT_ROUTING_MS, new BigIntType(false)));
+        return new RowType(fields);
+    }
+
+    private static RowType fields(RowType input, String[]... groups) {
+        List<RowType.RowField> fields = new ArrayList<>();
+        for (String[] columns : groups) {
+            for (String column : columns) {
+                fields.add(new RowType.RowField(column, input.getTypeAt(Columns.indexOf(input, column))));
+            }
+        }
+        return new RowType(fields);
+    }
+
+    private static RowData.FieldGetter[] getters(RowType input, String[] columns) {
+        RowData.FieldGetter[] getters = new RowData.FieldGetter[columns.length];
+        for (int i = 0; i < columns.length; i++) {
+            int index = Columns.indexOf(input, columns[i]);
+            LogicalType type = input.getTypeAt(index);
+            getters[i] = RowData.createFieldGetter(type, index);
+        }
+        return getters;
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        pendingCounts = new long[OUTCOME_NAMES.length];
+        pendingRejects = new HashMap<>();
+        lookup = new DedupTable.Lookup();
+        dedupTables = new byte[UsageDedupKey.BUCKETS][];
+        int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
+        keyGroups = KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(maxParallelism,
+                getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+        bucketsByKeyGroup = bucketsByKeyGroup(keyGroups, maxParallelism);
+        if (context.isRestored()) {
+            for (KeyGroupStatePartitionStreamProvider keyGroup : context.getRawKeyedStateInputs()) {
+                try (InputStream in = keyGroup.getStream()) {
+                    readTables(new DataInputViewStreamWrapper(in), keyGroup.getKeyGroupId());
+                }
+            }
+        }
+        floorState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("late-routing-watermark-floor", Long.class));
+        watermarkFloor = lowestRestoredFloor(floorState.get());
+    }
+
+    /** The buckets of each key group in {@code range}, by the same key-to-key-group rule as the keyed stream's. */
+    static int[][] bucketsByKeyGroup(KeyGroupRange range, int maxParallelism) {
+        int[] counts = new int[range.getNumberOfKeyGroups()];
+        int[] keyGroupOf = new int[UsageDedupKey.BUCKETS];
+        for (int bucket = 0; bucket < UsageDedupKey.BUCKETS; bucket++) {
+            keyGroupOf[bucket] = KeyGroupRangeAssignment.assignToKeyGroup(bucket, maxParallelism);
+            if (range.contains(keyGroupOf[bucket])) {
+                counts[keyGroupOf[bucket] - range.getStartKeyGroup()]++;
+            }
+        }
+        int[][] buckets = new int[counts.length][];
+        for (int i = 0; i < counts.length; i++) {
+            buckets[i] = new int[counts[i]];
+            counts[i] = 0;
+        }
+        for (int bucket = 0; bucket < UsageDedupKey.BUCKETS; bucket++) {
+            if (range.contains(keyGroupOf[bucket])) {
+                int i = keyGroupOf[bucket] - range.getStartKeyGroup();
+                buckets[i][counts[i]++] = bucket;
+            }
+        }
+        return buckets;
+    }
+
+    /** One key group's tables: format version, how many, then (bucket, length, bytes) each. */
+    private void writeTables(DataOutputViewStreamWrapper out, int keyGroup) throws IOException {
+        int[] buckets = bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()];
+        int present = 0;
+        for (int bucket : buckets) {
+            present += dedupTables[bucket] == null ? 0 : 1;
+        }
+        out.writeInt(DEDUP_FORMAT_VERSION);
+        out.writeInt(present);
+        for (int bucket : buckets) {
+            byte[] table = dedupTables[bucket];
+            if (table != null) {
+                out.writeInt(bucket);
+                out.writeInt(table.length);
+                out.write(table);
+            }
+        }
+    }
+
+    private void readTables(DataInputViewStreamWrapper in, int keyGroup) throws IOException {
+        int version = in.readInt();
+        if (version != DEDUP_FORMAT_VERSION) {
+            throw new IOException("dedup state of key group " + keyGroup + " has format " + version
+                    + ", this version reads " + DEDUP_FORMAT_VERSION);
+        }
+        for (int remaining = in.readInt(); remaining > 0; remaining--) {
+            int bucket = in.readInt();
+            if (KeyGroupRangeAssignment.assignToKeyGroup(bucket, getRuntimeContext().getTaskInfo()
+                    .getMaxNumberOfParallelSubtasks()) != keyGroup) {
+                throw new IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
+            }
+            byte[] table = new byte[in.readInt()];
+            in.readFully(table);
+            dedupTables[bucket] = table;
+        }
+    }
+
+    /**
+     * The raw keyed state is ours (the dedup tables): without this, Flink reads raw keyed state on restore as the
+     * timer services' legacy snapshot (this operator has no timers).
+     */
+    @Override
+    protected boolean isUsingCustomRawKeyedState() {
+        return true;
+    }
+
+    static long lowestRestoredFloor(Iterable<Long> restored) {
+        long floor = NO_WATERMARK;
+        boolean any = false;
+        if (restored != null) {
+            for (Long value : restored) {
+                floor = any ? Math.min(floor, value) : value;
+                any = true;
+            }
+        }
+        return floor;
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        floorState.update(List.of(watermarkFloor));
+        KeyedStateCheckpointOutputStream out = context.getRawKeyedOperatorStateOutput();
+        try {
+            DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
+            for (int keyGroup : out.getKeyGroupList()) {
+                out.startNewKeyGroup(keyGroup);
+                writeTables(view, keyGroup);
+            }
+        } finally {
+            out.close();  // closes this operator's part only: the checkpoint owns the underlying stream
+        }
+    }
+
+    /** Counts go out ahead of the barrier: the checkpoint then holds exactly the records before it, counted. */
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        super.prepareSnapshotPreBarrier(checkpointId);
+        flushCounts();
+    }
+
+    @Override
+    public void finish() throws Exception {
+        flushCounts();
+        super.finish();
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        if (mark.getTimestamp() > watermarkFloor) {
+            watermarkFloor = mark.getTimestamp();
+        }
+        super.processWatermark(mark);
+    }
+
+    /** Never forwarded (see the class comment); this operator's outputs stay active. */
+    @Override
+    public void processWatermarkStatus(WatermarkStatus status) {
+    }
+
+    @Override
+    public void processElement(StreamRecord<RowData> element) throws Exception {
+        RowData in = element.getValue();
+        if (!in.isNullAt(reasonIndex)) {
+            Row out = new Row(RECORD_COLUMNS.length + REJECT_COLUMNS.length);
+            copyExternal(in, recordGetters, out, 0);
+            copyExternal(in, rejectGetters, out, RECORD_COLUMNS.length);
+            pendingRejects.computeIfAbsent(in.getString(reasonIndex).toString(), reason -> new long[1])[0]++;
+            output.collect(deadLettered, element.replace(out));
+            return;
+        }
+        long fingerprint = fingerprint64(in.getString(fingerprintIndex));
+        Tuple2<Long, Long> eventKey = dedupKey.eventKey(in);
+        int bucket = UsageDedupKey.bucket(eventKey.f0);
+        lookup.table = dedupTables[bucket];
+        DedupTable.recordFirst(lookup, eventKey.f0, eventKey.f1, fingerprint, System.currentTimeMillis(), dedupTtlMs);
+        if (lookup.seenBefore) {
+            pendingCounts[lookup.firstFingerprint == fingerprint ? O_SAME : O_CONFLICT]++;
+            return;
+        }
+        dedupTables[bucket] = lookup.table;
+        long eventTime = in.getLong(eventTimeIndex);
+        long windowEnd = TumblingWindows.end(eventTime, windowSizeMs);
+        WindowedUsage out = windowed(in, in.getString(aggregationIndex));
+        out.floorMs = watermarkFloor;
+        if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {
+            out.pastWatermark = pastWatermark(in);  // the window operator counts it: windowed or late
+        } else {
+            pendingCounts[O_WINDOWED]++;
+        }
+        output.collect(element.replace(out));
+    }
+
+    private WindowedUsage.PastWatermark pastWatermark(RowData in) {
+        Row record = new Row(RECORD_COLUMNS.length);
+        copyExternal(in, recordGetters, record, 0);
+        WindowedUsage.PastWatermark past = new WindowedUsage.PastWatermark();
+        past.payload = (byte[]) record.getField(0);
+        past.srcTopic = (String) record.getField(1);
+        past.srcPartition = (Integer) record.getField(2);
+        past.srcOffset = (Long) record.getField(3);
+        past.watermarkMs = watermarkFloor;
+        return past;
+    }
+
+    /** A first-seen valid record for the window operator. */
+    private WindowedUsage windowed(RowData in, StringData aggregation) {
+        WindowedUsage out = new WindowedUsage();
+        StringData tenant = in.getString(tenantIndex);
+        StringData customer = in.getString(customerIndex);
+        StringData meter = in.getString(meterIndex);
+        StringData group = in.isNullAt(groupIndex) ? null : in.getString(groupIndex);
+        Tuple2<Long, Long> series = new HashedKey().part(tenant).part(customer).part(meter).part(group).key();
+        out.seriesHi = series.f0;
+        out.seriesLo = series.f1;
+        out.tenantId = tenant.toBytes();
+        out.customerId = customer.toBytes();
+        out.meter = meter.toBytes();
+        out.groupJson = group == null ? null : group.toBytes();
+        out.aggregation = WindowedUsage.code(aggregation);
+        out.eventTimeMs = in.getLong(eventTimeIndex);
+        if (out.aggregation == WindowedUsage.UNIQUE_COUNT) {
+            out.uniqueToken = in.isNullAt(tokenIndex) ? null : in.getString(tokenIndex).toBytes();
+        } else if (out.aggregation != WindowedUsage.COUNT && !in.isNullAt(valueIndex)) {
+            BigDecimal value = in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
+            out.value = out.aggregation == WindowedUsage.LAST ? value : RateLineItem.compact(value);
+        }
+        if (out.aggregation == WindowedUsage.LAST) {
+            out.eventId = in.getString(eventIdIndex).toBytes();
+        }
+        return out;
+    }
+
+    private void flushCounts() {
+        for (int outcome = 0; outcome < OUTCOME_NAMES.length; outcome++) {
+            if (pendingCounts[outcome] > 0) {
+                emitCount(OUTCOME_NAMES[outcome], "", pendingCounts[outcome]);
+                pendingCounts[outcome] = 0;
+            }
+        }
+        for (Map.Entry<String, long[]> reject : pendingRejects.entrySet()) {
+            emitCount(DEAD_LETTERED, reject.getKey(), reject.getValue()[0]);
+        }
+        pendingRejects.clear();
+    }
+
+    private void emitCount(String outcome, String detail, long records) {
+        output.collect(accounting, new StreamRecord<>(Row.of(outcome, detail, records)));
+    }
+
+    /**
+     * Side outputs carry external rows (String, BigDecimal, byte[]): Python reads them, and they are one in a
+     * hundred records, so the conversion costs nothing measurable.
+     */
+    private static void copyExternal(RowData in, RowData.FieldGetter[] getters, Row out, int at) {
+        for (int i = 0; i < getters.length; i++) {
+            Object value = getters[i].getFieldOrNull(in);
+            if (value instanceof StringData) {
+                value = value.toString();
+            } else if (value instanceof DecimalData) {
+                value = ((DecimalData) value).toBigDecimal();
+            }
+            out.setField(at + i, value);
+        }
+    }
+
+    /** The first 64 bits of the hex SHA-256 fingerprint (a valid record always has one), read from its bytes. */
+    static long fingerprint64(StringData hex) {
+        byte[] digits = hex == null ? null : hex.toBytes();
+        if (digits == null || digits.length < 16) {
+            throw new IllegalStateException("a valid usage record must carry a hex fingerprint: " + hex);
+        }
+        long value = 0;
+        for (int i = 0; i < 16; i++) {
+            value = (value << 4) | hexDigit(digits[i], hex);
+        }
+        return value;
+    }
+
+    private static int hexDigit(byte digit, StringData hex) {
+        if (digit >= '0' && digit <= '9') {
+            return digit - '0';
+        }
+        if (digit >= 'a' && digit <= 'f') {
+            return digit - 'a' + 10;
+        }
+        if (digit >= 'A' && digit <= 'F') {
+            return digit - 'A' + 10;
+        }
+        throw new IllegalStateException("not a hex fingerprint: " + hex);
+    }
+}
