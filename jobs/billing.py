@@ -290,8 +290,18 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
         .uid(uids.BILLING_WINDOW_RATING)
     )
     j_tenv = t_env._j_tenv
+    # The fired unique_count windows carry the stream's watermarks on to the Python accumulator, whose line items
+    # clock the credits ledger: a table made of a DataStream passes them on only when its schema says so.
+    Schema = jvm.org.apache.flink.table.api.Schema
+    with_watermarks = (
+        Schema.newBuilder()
+        .columnByMetadata(WINDOW_ROWTIME, "TIMESTAMP_LTZ(3)", "rowtime", False)
+        .watermark(WINDOW_ROWTIME, "SOURCE_WATERMARK()")
+        .build()
+    )
+    j_tenv.createTemporaryView(UNIQUE_WINDOWS_TABLE,
+                               j_tenv.fromDataStream(j_rated.getSideOutput(unique_windows), with_watermarks))
     for table, stream in (
-        (UNIQUE_WINDOWS_TABLE, j_rated.getSideOutput(unique_windows)),
         (LATE_TABLE, j_rated.getSideOutput(late)),
         (ACCOUNTING_DELTAS_TABLE, routed.accounting.union(java_stream_array(j_rated.getSideOutput(accounting)))),
     ):
@@ -311,6 +321,7 @@ def java_stream_array(*streams):
 
 
 MS_PER_DAY = 24 * 3600 * 1000
+WINDOW_ROWTIME = "fired_rt"  # the rowtime column of `usage_unique_windows` (the fired window's timer time)
 
 
 def _internal_row_stream(t_env: StreamTableEnvironment, view: str):

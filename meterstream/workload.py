@@ -7,10 +7,13 @@ What the stream looks like (and why):
 - Event time advances linearly from `spec.start` over `spec.duration` with a jitter of at most
   `jitter_share * out_of_orderness` backwards, so every on-time event is inside the job's out-of-orderness bound
   at its position: the bounded-out-of-orderness watermark never makes an on-time event late.
-- A **late** event is first-seen (new event_id) and older than
-  `max event time so far - out_of_orderness - window_size - late_margin` at its position, so its tumbling
-  window has closed even though the job's watermark lags the stream (periodic emission, two partitions, and
-  above all the per-customer clocks: the watermark waits for the customer silent longest, minutes in a burst).
+- A **late** event is first-seen (new event_id), of the series (customer, meter, dimensions) of an earlier on-time
+  event older than `max event time so far - out_of_orderness - window_size - late_margin` at its position, and no
+  newer than that event: the job is late per series (`udfs/lateness.py`: only when the series has fired the
+  event's window or a later one), and that series' window has fired even though the job's watermark lags the
+  stream (periodic emission, two partitions, and above all the per-customer clocks: the watermark waits for the
+  customer silent longest, minutes in a burst). The earlier events are a sample (one on-time event in
+  `LATE_SAMPLE_EVERY` per tenant), so memory stays small.
   Late events only start once the stream is old enough to hold such a timestamp inside [start, end]; their
   probability is scaled up from there so the overall rate is still about `late_rate`.
 - A **duplicate** re-sends one of the last `duplicate_horizon` records of the same tenant (a producer retry):
@@ -34,6 +37,7 @@ from __future__ import annotations
 import random
 import zlib
 from array import array
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -250,6 +254,13 @@ class _TenantPlan:
     customers: list[str]
     history: list[tuple]  # ring buffer of render arguments of emitted valid records
     cursor: int = 0
+    # A sample of on-time events, (event time, render arguments, meter) in stream order: the series late events
+    # belong to.
+    past: deque = field(default_factory=deque)
+    on_time: int = 0
+
+
+LATE_SAMPLE_EVERY = 32
 
 
 def _to_ms(moment: datetime) -> int:
@@ -380,6 +391,22 @@ class _Generator:
             rng.random() < spec.unknown_field_rate,
         )
         return args, meter
+
+    @staticmethod
+    def _late_series(tenant: _TenantPlan, bound_ms: int) -> tuple[int, tuple, _MeterPlan] | None:
+        """The newest sampled on-time event of the tenant older than `bound_ms` (its series fired its window before
+        a record at this position arrives), or None; older samples are dropped, the bound only grows."""
+        past = tenant.past
+        while len(past) >= 2 and past[1][0] < bound_ms:
+            past.popleft()
+        return past[0] if past and past[0][0] < bound_ms else None
+
+    def _late_args(self, earlier: tuple, meter: _MeterPlan, event_id: str, ts_ms: int) -> tuple:
+        """A new event of the earlier event's series (customer, meter, dimensions) at `ts_ms`."""
+        rng = self.rng
+        style = self.spec.timestamp_styles[int(rng.random() * len(self.spec.timestamp_styles))]
+        return (event_id, earlier[1], earlier[2], earlier[3], self._timestamp(ts_ms, style), self._value(meter),
+                rng.random() < 0.5, earlier[7], rng.random() < self.spec.unknown_field_rate)
 
     def _remember(self, tenant: _TenantPlan, args: tuple, meter: _MeterPlan, record: bytes) -> None:
         entry = (args, meter, record)
@@ -514,17 +541,24 @@ class _Generator:
             event_id = f"e{seed}-{i}"
             kind = RecordKind.ON_TIME
             ts = max(start_ms, base - int(rng.random() * jitter_ms))
+            earlier = None
             if i >= late_from and r < dup_p + late_p and max_ts is not None and max_ts - lag_ms > start_ms:
-                bound = max_ts - lag_ms  # exclusive: a late timestamp is strictly older
-                low = max(start_ms, bound - spread_ms)
-                ts = low + int(rng.random() * (bound - low))
+                earlier = self._late_series(tenant, max_ts - lag_ms)  # exclusive: a late timestamp is older
+            if earlier is not None:
+                earlier_ts, earlier_args, meter = earlier
+                low = max(start_ms, earlier_ts - spread_ms)
+                ts = low + int(rng.random() * (earlier_ts - low + 1))
+                args = self._late_args(earlier_args, meter, event_id, ts)
                 kind = RecordKind.LATE
                 truth.intended_late += 1
             else:
                 truth.on_time += 1
                 if max_ts is None or ts > max_ts:
                     max_ts = ts
-            args, meter = self._event_args(tenant, event_id, ts)
+                args, meter = self._event_args(tenant, event_id, ts)
+                tenant.on_time += 1
+                if tenant.on_time % LATE_SAMPLE_EVERY == 0:
+                    tenant.past.append((ts, args, meter))
             record = self._render(args).encode()
             self._remember(tenant, args, meter, record)
             yield kind, record, crc32(f"{tenant.tenant_id}\0{event_id}".encode()), None

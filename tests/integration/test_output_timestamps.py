@@ -28,24 +28,32 @@ def wire_time(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def usage(event_id: str, meter: str, at: datetime, **fields) -> bytes:
-    return json.dumps({"event_id": event_id, "tenant_id": "acme-ai", "customer_id": "cust-future", "meter": meter,
+def usage(event_id: str, meter: str, at: datetime, customer: str = "cust-future", **fields) -> bytes:
+    return json.dumps({"event_id": event_id, "tenant_id": "acme-ai", "customer_id": customer, "meter": meter,
                        "timestamp": wire_time(at), **fields}).encode()
 
 
-def workload(first: datetime) -> list[bytes]:
+def workload(first: datetime) -> tuple[list[bytes], list[int]]:
     """Four billed events (three meters, one unique_count) in the window of `first`, one three minutes later, then
     a late one and a malformed record: every billing sink gets a record. The watermark never passes the record
     timestamps (the present, here: issue 15's cap on clocks ahead of real time), so the windows ahead fire at the end
-    of input, and the late event is one from five minutes ago, whose window the watermark has passed."""
+    of input. The late event: a customer of the present bills a minute five minutes ago (the watermark, at the
+    record timestamps minus the bound, is past it already: the window fires at the next watermark), then one a
+    minute ahead, written 30 s later (the watermark moves on: the first window fires), then a straggler for the
+    first window: its series has fired that window, so it is late. Returns the records and their record
+    timestamps."""
+    now = datetime.now(UTC)
+    written = int(now.timestamp() * 1000)
     return [
         usage("f-1", "requests", first),
         usage("f-2", "input_tokens", first + timedelta(seconds=1), value="1000", dimensions={"model": "nova-large"}),
         usage("f-3", "active_users", first + timedelta(seconds=2), dimensions={"user_id": "u-1"}),
         usage("f-4", "requests", first + timedelta(minutes=3)),
-        usage("f-late", "requests", datetime.now(UTC) - timedelta(minutes=5)),
+        usage("n-1", "requests", now - timedelta(minutes=5), customer="cust-now"),
+        usage("n-2", "requests", now + timedelta(minutes=1), customer="cust-now"),
+        usage("f-late", "requests", now - timedelta(minutes=5) + timedelta(seconds=1), customer="cust-now"),
         b'{"event_id": "broken", ',
-    ]
+    ], [written] * 5 + [written + 30_000] * 3
 
 
 def job_topics(kafka_topic, *, credits: bool) -> dict[str, str]:
@@ -76,8 +84,9 @@ def check_outputs(bootstrap: str, topics: dict[str, str], first: datetime, start
     records = {name: read_committed_records(bootstrap, topics[name]) for name in topics if name in JOB_OUTPUT_TOPICS}
     values = {name: [json.loads(r.value) for r in rs] for name, rs in records.items()}
 
-    lines = values["line_items"]
+    lines = [li for li in values["line_items"] if li["customer_id"] == "cust-future"]
     assert sum(li["event_count"] for li in lines) == 4, lines
+    assert sum(li["event_count"] for li in values["line_items"] if li["customer_id"] == "cust-now") == 2
     window_start = wire_time(first.replace(second=0, microsecond=0))
     billed = {(li["meter"], li["window_start"]): li for li in lines}
     assert billed[("requests", window_start)]["quantity"] == "1"
@@ -88,9 +97,10 @@ def check_outputs(bootstrap: str, topics: dict[str, str], first: datetime, start
     accounting = Counter()
     for record in values["accounting"]:
         accounting[record["outcome"]] = max(accounting[record["outcome"]], record["records"])
-    assert accounting == {"windowed": 4, "late": 1, "dead_lettered": 1}
+    assert accounting == {"windowed": 6, "late": 1, "dead_lettered": 1}
     if credits:
-        assert {d["line_item_id"] for d in values["credit_drawdowns"] if d["kind"] == "usage"} == {
+        assert {d["line_item_id"] for d in values["credit_drawdowns"]
+                if d["kind"] == "usage" and d["customer_id"] == "cust-future"} == {
             li["line_item_id"] for li in lines}
         assert [r["reason"] for r in values["credit_grant_dead_letters"]] == ["invalid_amount"]
 
@@ -110,7 +120,8 @@ def test_an_event_90_minutes_ahead_is_billed_and_its_output_written(kafka_bootst
     beyond what the broker accepts as a record timestamp, so the sink must not stamp records with event time."""
     topics = job_topics(kafka_topic, credits=False)
     first = (datetime.now(UTC) + timedelta(minutes=90)).replace(second=5, microsecond=0)
-    produce(kafka_bootstrap, topics["usage_events"], workload(first))
+    records, written = workload(first)
+    produce(kafka_bootstrap, topics["usage_events"], records, timestamps_ms=written)
     stdout, started_ms, finished_ms = run_job(kafka_bootstrap, topics, ["--max-future-minutes", "120"])
     assert "HOLDS" in stdout
     check_outputs(kafka_bootstrap, topics, first, started_ms, finished_ms, credits=False)
@@ -122,7 +133,8 @@ def test_a_replay_with_a_future_reference_time_is_billed_with_credits(kafka_boot
     topics = job_topics(kafka_topic, credits=True)
     reference = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     first = (reference - timedelta(minutes=10)).replace(second=5)
-    produce(kafka_bootstrap, topics["usage_events"], workload(first))
+    records, written = workload(first)
+    produce(kafka_bootstrap, topics["usage_events"], records, timestamps_ms=written)
     grant = {"type": "grant", "grant_id": "g-future", "tenant_id": "acme-ai", "customer_id": "cust-future",
              "amount": "100", "currency": "USD", "priority": 50, "effective_at": wire_time(first - timedelta(days=1)),
              "expires_at": None, "applies_to": None, "category": "paid"}
