@@ -71,39 +71,24 @@ def lines_of_others(line_items: list[dict], *, tenant: str | None = None, custom
     return lines
 
 
-def late_under_a_shared_clock(
-    records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int
-) -> set[tuple[str, str]]:
-    """(tenant, event_id) of the first-seen records that one watermark shared by all tenants (the highest event time
-    so far minus the bound: the rule before issue 15) would have made late: shows that an input can tell the rules
-    apart."""
-    meters = catalog.meters_by_tenant()
-    seen: set[tuple[str, str]] = set()
-    late: set[tuple[str, str]] = set()
-    watermark: int | None = None
-    for raw in records:
-        event = validate_usage_record(raw, meters_by_tenant=meters, now=now)
-        if isinstance(event, Rejection):
-            continue
-        at = to_epoch_ms(event.timestamp)
-        key = (event.tenant_id, event.event_id)
-        if key not in seen:
-            seen.add(key)
-            if watermark is not None and at - at % window_ms + window_ms - 1 <= watermark:
-                late.add(key)
-        watermark = max(at - out_of_orderness_ms, watermark if watermark is not None else at - out_of_orderness_ms)
-    return late
+class SharedClock:
+    """One watermark for all tenants: the highest event time so far minus the bound (the rule before issue 15)."""
+
+    def __init__(self, out_of_orderness_ms: int) -> None:
+        self.bound = out_of_orderness_ms
+        self.watermark: int | None = None
+
+    def observe(self, customer: tuple[str, str], event_time_ms: int, ingestion_ms: int | None) -> None:
+        mark = event_time_ms - self.bound
+        self.watermark = mark if self.watermark is None else max(self.watermark, mark)
 
 
-def late_under_customer_clocks(
-    records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int
-) -> set[tuple[str, str]]:
-    """(tenant, event_id) of the first-seen records that the per-customer watermark clocks would have made late if
-    lateness were judged by the watermark alone (`window_end - 1 <= watermark`, the rule before lateness per series):
-    a customer first seen after a fast client was judged by the fast client's clock. Shows that an input can tell
-    that rule from lateness per series."""
+def late_by_the_watermark(records: list[bytes], catalog: Catalog, clock, *, now: datetime,
+                          window_ms: int) -> set[tuple[str, str]]:
+    """(tenant, event_id) of the first-seen records whose window `clock` (a `SharedClock` or a
+    `udfs.watermarks.PartitionClock`, fed every valid record) had passed: what lateness judged by the watermark alone
+    (before lateness per series) would have made late. Shows that an input can tell the rules apart."""
     meters = catalog.meters_by_tenant()
-    clock = PartitionClock(out_of_orderness_ms, idle_timeout_ms=5_000)
     seen: set[tuple[str, str]] = set()
     late: set[tuple[str, str]] = set()
     for raw in records:
@@ -118,6 +103,20 @@ def late_under_customer_clocks(
                 late.add(key)
         clock.observe((event.tenant_id, event.customer_id), at, None)
     return late
+
+
+def late_under_a_shared_clock(records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int,
+                              out_of_orderness_ms: int) -> set[tuple[str, str]]:
+    """Late by one watermark shared by all tenants (the rule before issue 15)."""
+    return late_by_the_watermark(records, catalog, SharedClock(out_of_orderness_ms), now=now, window_ms=window_ms)
+
+
+def late_under_customer_clocks(records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int,
+                               out_of_orderness_ms: int) -> set[tuple[str, str]]:
+    """Late by the per-customer watermark clocks alone (the rule before lateness per series: a customer first seen
+    after a fast one was judged by the fast one's clock)."""
+    return late_by_the_watermark(records, catalog, PartitionClock(out_of_orderness_ms, idle_timeout_ms=5_000),
+                                 now=now, window_ms=window_ms)
 
 
 def arrival_times(records: list[bytes], catalog: Catalog, *, now: datetime, latency_ms: int = 500) -> list[int]:

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
 
+import io.meterstream.routing.CountingOperator;
 import io.meterstream.routing.UsageRouting;
 import io.meterstream.routing.WindowedUsage;
 import io.meterstream.windows.TumblingWindows;
@@ -23,7 +24,6 @@ import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
-import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.InternalTimer;
 import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -84,7 +84,7 @@ import org.apache.flink.util.OutputTag;
  * per key: a record reads it once and changes it in place, and a checkpoint writes a series' identity once, not once
  * per open window. Window timers stay in Flink's timer service (managed, restored with their key groups).
  */
-public final class WindowRating extends AbstractStreamOperator<String>
+public final class WindowRating extends CountingOperator<String>
         implements OneInputStreamOperator<WindowedUsage, String>, Triggerable<Tuple2<Long, Long>, VoidNamespace> {
     private static final long serialVersionUID = 1L;
 
@@ -184,20 +184,8 @@ public final class WindowRating extends AbstractStreamOperator<String>
         }
     }
 
-    /** Counts go out ahead of the barrier: the checkpoint then holds exactly the records before it, counted. */
     @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        super.prepareSnapshotPreBarrier(checkpointId);
-        flushCounts();
-    }
-
-    @Override
-    public void finish() throws Exception {
-        flushCounts();
-        super.finish();
-    }
-
-    private void flushCounts() {
+    protected void flushCounts() {
         if (pendingWindowed > 0) {
             output.collect(accounting, new StreamRecord<>(Row.of(UsageRouting.WINDOWED, "", pendingWindowed)));
             pendingWindowed = 0;

@@ -22,7 +22,6 @@ import org.apache.flink.runtime.state.KeyGroupStatePartitionStreamProvider;
 import org.apache.flink.runtime.state.KeyedStateCheckpointOutputStream;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
-import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -91,7 +90,7 @@ import org.apache.flink.util.OutputTag;
  * </ul>
  * Side outputs carry external {@link Row}s (String, BigDecimal, byte[]): Python reads them.
  */
-public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
+public final class UsageRouting extends CountingOperator<WindowedUsage>
         implements OneInputStreamOperator<RowData, WindowedUsage> {
     private static final long serialVersionUID = 1L;
 
@@ -330,19 +329,6 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
         }
     }
 
-    /** Counts go out ahead of the barrier: the checkpoint then holds exactly the records before it, counted. */
-    @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        super.prepareSnapshotPreBarrier(checkpointId);
-        flushCounts();
-    }
-
-    @Override
-    public void finish() throws Exception {
-        flushCounts();
-        super.finish();
-    }
-
     @Override
     public void processWatermark(Watermark mark) throws Exception {
         if (mark.getTimestamp() > watermarkFloor) {
@@ -429,7 +415,8 @@ public final class UsageRouting extends AbstractStreamOperator<WindowedUsage>
         return out;
     }
 
-    private void flushCounts() {
+    @Override
+    protected void flushCounts() {
         for (int outcome = 0; outcome < OUTCOME_NAMES.length; outcome++) {
             if (pendingCounts[outcome] > 0) {
                 emitCount(OUTCOME_NAMES[outcome], "", pendingCounts[outcome]);
