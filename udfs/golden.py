@@ -21,6 +21,9 @@ Each file: the rule (Python) -> its Java twin.
   (which records are billed, each series' windows and their counts) -> `io.meterstream.rating.WindowRating`, driven
   by a keyed operator harness in source order, with the watermarks of two channels merged at random (parallelism
   2), and across a snapshot and restore (`WindowRatingHarnessTest`).
+- `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
+  duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
+  DedupTable` (`DedupTableGoldenTest`) and `UsageRouting` in a keyed operator harness (`UsageRoutingHarnessTest`).
 
 Cases are data written here (seeded, no hypothesis: the files must not change when a test library does).
 
@@ -31,6 +34,7 @@ Cases are data written here (seeded, no hypothesis: the files must not change wh
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import re
@@ -55,6 +59,7 @@ from udfs.catalog import (
     VolumePrice,
     parse_catalog,
 )
+from udfs.dedup import DedupMemory
 from udfs.lateness import SeriesLateness
 from udfs.money import ExactnessError, round_amount, to_wire
 from udfs.periods import billing_period
@@ -657,6 +662,52 @@ def lateness_vectors() -> dict[str, Any]:
             "streams": [lateness_stream(rng, rng.randrange(20, 160)) for _ in range(40)]}
 
 
+DEDUP_TENANTS = ["acme-ai", "zeta-test"]
+DEDUP_EVENT_IDS = ["evt-1", "evt-2", "é", "a|b", "😀", "x" * 128, "evt-1 "]
+DEDUP_TTLS_MS = [1_000, 60_000, 35 * 86_400_000]
+
+
+def _content_fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def dedup_stream(rng: random.Random, records: int, ttl_ms: int) -> dict[str, Any]:
+    """Copies of a few events in arrival order, each with its processing time: retries, conflicting reuses of an
+    id, the same id under another tenant, and copies right before, at and after a key's horizon."""
+    memory = DedupMemory(ttl_ms)
+    now = 1_795_000_000_000 + rng.randrange(0, 1000)
+    contents: dict[tuple[str, str], list[str]] = {}
+    out = []
+    for _ in range(records):
+        keys = list(memory.keys)
+        if keys and rng.random() < 0.25:
+            key = rng.choice(keys)
+            edge = memory.keys[key].first_seen_ms + ttl_ms + rng.choice([-1, 0, 1])
+            now = max(now, edge)
+        else:
+            now += rng.choice([0, 0, 1, rng.randrange(0, 50), rng.randrange(0, ttl_ms // 2 + 1)])
+            key = rng.choice(keys) if keys and rng.random() < 0.6 else (
+                rng.choice(DEDUP_TENANTS), rng.choice(DEDUP_EVENT_IDS))
+        variants = contents.setdefault(key, [f"{key[0]}|{key[1]}|0"])
+        if rng.random() < 0.3:
+            variants.append(f"{key[0]}|{key[1]}|{len(variants)}")
+        fingerprint = _content_fingerprint(rng.choice(variants))
+        outcome = memory.offer(key, fingerprint, now)
+        out.append({"tenant_id": key[0], "event_id": key[1], "fingerprint": fingerprint,
+                    "processing_time_ms": now, "outcome": outcome})
+    # the Java twin compares the first 64 bits: no two different fingerprints here may agree in them
+    prefixes = {r["fingerprint"][:16]: r["fingerprint"] for r in out}
+    assert len(prefixes) == len({r["fingerprint"] for r in out})
+    last = max(r["processing_time_ms"] for r in out)
+    return {"ttl_ms": ttl_ms, "records": out, "live_at_end": memory.live(last),
+            "horizon_end_ms": max(state.first_seen_ms for state in memory.keys.values()) + ttl_ms}
+
+
+def dedup_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 16)
+    return {"streams": [dedup_stream(rng, rng.randrange(5, 120), ttl) for ttl in DEDUP_TTLS_MS for _ in range(12)]}
+
+
 # ---- the files ----------------------------------------------------------------------------------------------
 
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -669,6 +720,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "rounding.json": rounding_vectors,
     "line-items.json": line_items_vectors,
     "lateness.json": lateness_vectors,
+    "dedup.json": dedup_vectors,
 }
 
 

@@ -13,6 +13,7 @@ import pytest
 from schemas.dead_letter import DeadLetterReason
 from udfs import golden
 from udfs.catalog import Aggregation
+from udfs.dedup import FIRST, FirstCopy, dedup, expire
 from udfs.lateness import SeriesLateness
 
 PRICE_MODELS = tuple(golden.MODELS)
@@ -147,3 +148,31 @@ def test_lateness_streams_replay_and_reach_every_case():
         assert {k: sorted(v.items()) for k, v in windows.items()} == {
             k: [tuple(w) for w in v] for k, v in stream["windows"].items()}
     assert kinds == {(True, False), (True, True), (False, True)}
+
+
+def test_dedup_streams_replay_and_reach_every_case():
+    """Each copy, offered at its processing time, gets the recorded outcome; the streams reach every outcome, a
+    copy one millisecond before its key's horizon (still a duplicate) and one exactly at it (first again), the same
+    event id under two tenants, and a conflicting copy after a re-recorded first copy."""
+    kinds = set()
+    for stream in golden.load("dedup.json")["streams"]:
+        ttl = stream["ttl_ms"]
+        states: dict[tuple[str, str], FirstCopy | None] = {}
+        for record in stream["records"]:
+            key = (record["tenant_id"], record["event_id"])
+            before = states.get(key)
+            states[key], outcome = dedup(before, record["fingerprint"], record["processing_time_ms"], ttl)
+            assert outcome == record["outcome"], record
+            if before is not None:
+                age = record["processing_time_ms"] - before.first_seen_ms
+                kinds.add(("edge", age - ttl, outcome == FIRST) if age - ttl in (-1, 0) else ("seen", outcome))
+        last = max(r["processing_time_ms"] for r in stream["records"])
+        assert sum(expire(s, last, ttl) is not None for s in states.values()) == stream["live_at_end"]
+        assert all(expire(s, stream["horizon_end_ms"], ttl) is None for s in states.values())
+        assert any(expire(s, stream["horizon_end_ms"] - 1, ttl) is not None for s in states.values())
+        tenants_of: dict[str, set[str]] = {}
+        for tenant, event_id in states:
+            tenants_of.setdefault(event_id, set()).add(tenant)
+        kinds.add(("shared id", any(len(t) > 1 for t in tenants_of.values())))
+    assert {("edge", -1, False), ("edge", 0, True), ("seen", FIRST), ("seen", "duplicate_same_payload"),
+            ("seen", "duplicate_conflicting_payload"), ("shared id", True)} <= kinds

@@ -115,8 +115,11 @@ public final class DedupTable {
         return firstSeen <= nowMs - ttlMs && nowMs - ttlMs <= nowMs;
     }
 
-    /** The live entries only, in the smallest table that holds them and {@code room} more below the load limit. */
-    static byte[] rebuilt(byte[] table, long nowMs, long ttlMs, int room) {
+    /** The entries not expired at {@code nowMs}: what the table still remembers (null: an empty table). */
+    static int live(byte[] table, long nowMs, long ttlMs) {
+        if (table == null) {
+            return 0;
+        }
         int live = 0;
         int slots = slots(table);
         for (int slot = 0; slot < slots; slot++) {
@@ -125,6 +128,13 @@ public final class DedupTable {
                 live++;
             }
         }
+        return live;
+    }
+
+    /** The live entries only, in the smallest table that holds them and {@code room} more below the load limit. */
+    static byte[] rebuilt(byte[] table, long nowMs, long ttlMs, int room) {
+        int live = live(table, nowMs, ttlMs);
+        int slots = slots(table);
         int newSlots = MIN_SLOTS;
         while ((live + room) * 4L > newSlots * 3L) {
             newSlots <<= 1;
