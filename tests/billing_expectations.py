@@ -1,27 +1,33 @@
 """An independent expected computation of the billing job's outputs, for job and integration tests.
 
-It replays the records in arrival order with the documented semantics (first copy wins, a first-seen event is late
-when its own series had already fired its window or a later one, windows fire in order, period-to-date amounts
-telescope) using plain loops, and only borrows the pieces that have their own unit tests: record validation, the
-partition's watermark rule (`udfs.watermarks`), lateness per series (`udfs.lateness`), price models, billing-period
-alignment and currency rounding.
+It replays the records in arrival order with plain loops and bookkeeping, and takes every rule from its home in
+`udfs/`, never from the job or the Java code: record validation (`udfs.validation`), dedup (`udfs.dedup`: first copy
+wins, same vs conflicting payload by the canonical fingerprint of `udfs.grouping`), the partition's watermark
+(`udfs.watermarks`), windows (`udfs.windows`) and groups (`udfs.grouping`), lateness per series (`udfs.lateness`), the
+window fold (`udfs.aggregations`) and the period to date of each series' fired windows, in window order
+(`udfs.line_items.accumulate_window`: period boundaries, the period fold of `udfs.aggregations`, price models,
+rounding, amounts that telescope). A test run is far shorter than the dedup TTL: every
+record arrives at one processing time.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from udfs.aggregations import UsageSample, aggregate_window, aggregator_for
 from udfs.catalog import Catalog
+from udfs.dedup import FIRST, DedupMemory
+from udfs.grouping import fingerprint, group_of
 from udfs.lateness import SeriesLateness
-from udfs.money import round_amount
-from udfs.periods import billing_period
-from udfs.pricing.rate import price
+from udfs.line_items import accumulate_window
 from udfs.validation import Rejection, validate_usage_record
 from udfs.watermarks import PartitionClock
-from udfs.windows import from_epoch_ms, to_epoch_ms
+from udfs.windows import to_epoch_ms, window_bounds
+
+DEDUP_TTL_MS = 35 * 86_400_000  # the job's default (--dedup-ttl-days 35)
 
 
 @dataclass
@@ -46,10 +52,6 @@ class Expected:
     lines: list[ExpectedLine] = field(default_factory=list)
 
 
-def _content(event) -> tuple:
-    return (event.customer_id, event.meter, event.timestamp, event.value, tuple(sorted(event.dimensions.items())))
-
-
 def expected_outputs(
     records: list[bytes], catalog: Catalog, *, now: datetime, window_ms: int, out_of_orderness_ms: int,
     ingestion_ms: list[int] | None = None, idle_timeout_ms: int = 5_000,
@@ -60,7 +62,9 @@ def expected_outputs(
     meters_by_tenant = catalog.meters_by_tenant()
     clock = PartitionClock(out_of_orderness_ms, idle_timeout_ms)
     lateness = SeriesLateness(window_ms)
-    first_content: dict[tuple[str, str], tuple] = {}
+    dedup = DedupMemory(DEDUP_TTL_MS)
+    processing_ms = to_epoch_ms(now)
+    size = timedelta(milliseconds=window_ms)
     windows: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
 
     for index, raw in enumerate(records):
@@ -73,14 +77,12 @@ def expected_outputs(
         event = result
         rt = to_epoch_ms(event.timestamp)
         key = (event.tenant_id, event.event_id)
-        if key in first_content:
-            same = first_content[key] == _content(event)
-            out.counts["duplicate_same_payload" if same else "duplicate_conflicting_payload"] += 1
+        outcome = dedup.offer(key, fingerprint(event), processing_ms)
+        if outcome != FIRST:
+            out.counts[outcome] += 1
         else:
-            first_content[key] = _content(event)
-            window_start = rt - rt % window_ms
-            meter = catalog.meter(event.tenant_id, event.meter)
-            group = tuple(sorted((d, event.dimensions[d]) for d in meter.group_by if d in event.dimensions))
+            window_start = to_epoch_ms(window_bounds(rt, size)[0])
+            group = group_of(event.dimensions, catalog.meter(event.tenant_id, event.meter).group_by)
             series = (event.tenant_id, event.customer_id, event.meter, group)
             if lateness.offer(series, rt):
                 out.counts["windowed"] += 1
@@ -96,53 +98,21 @@ def expected_outputs(
     for (tenant_id, customer_id, meter_name, group), by_window in windows.items():
         tenant = catalog.tenant(tenant_id)
         meter = catalog.meter(tenant_id, meter_name)
-        spec = tenant.price_for(meter_name, group)
-        period = None
+        aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
         period_state = None
-        amount_to_date = Decimal(0)
-        for window_start in sorted(by_window):
+        for window_start in sorted(by_window):  # a series' windows fire in window order
             events = by_window[window_start]
-            start = from_epoch_ms(window_start)
-            this_period = billing_period(start, tenant.billing_period.anchor_day, tenant.billing_period.time_zone)
-            if this_period != period:
-                period, period_state, amount_to_date = this_period, None, Decimal(0)
-            quantity, period_state = _apply(meter, events, period_state, start)
-            period_quantity = _period_quantity(meter, period_state)
-            to_date = round_amount(price(period_quantity, spec).amount, tenant.amount_precision)
+            start, end = window_bounds(window_start, size)
+            window = aggregate_window(
+                aggregator, [UsageSample(e.event_id, e.timestamp, e.value, e.dimensions) for e in events],
+                tenant_id=tenant_id, customer_id=customer_id, meter=meter_name, group=group,
+                window_start=start, window_end=end,
+            )
+            period_state, line = accumulate_window(period_state, window, tenant, emitted_at=now)
             out.lines.append(
                 ExpectedLine(
-                    tenant_id, customer_id, meter_name, dict(group), start, quantity, period_quantity,
-                    to_date - amount_to_date, to_date, len(events),
+                    tenant_id, customer_id, meter_name, dict(group), start, line.quantity,
+                    line.period_quantity_to_date, line.amount, line.period_amount_to_date, line.event_count,
                 )
             )
-            amount_to_date = to_date
     return out
-
-
-def _apply(meter, events, state, window_start):
-    """(window quantity, new period state) for one window, by the meter's aggregation."""
-    kind = meter.aggregation
-    if kind == "count":
-        q = Decimal(len(events))
-        return q, (state or Decimal(0)) + q
-    if kind == "sum":
-        q = sum((e.value for e in events), Decimal(0))
-        return q, (state or Decimal(0)) + q
-    if kind in ("max", "min"):
-        pick = max if kind == "max" else min
-        q = pick(e.value for e in events)
-        return q, q if state is None else pick(state, q)
-    if kind == "last":
-        latest = max(events, key=lambda e: (e.timestamp, e.event_id))
-        return latest.value, latest.value  # windows arrive in order: the latest window's last wins
-    if kind == "unique_count":
-        values = {e.dimensions[meter.unique_dimension] for e in events if meter.unique_dimension in e.dimensions}
-        union = (state or frozenset()) | values
-        return Decimal(len(values)), union
-    raise AssertionError(kind)
-
-
-def _period_quantity(meter, state) -> Decimal:
-    if meter.aggregation == "unique_count":
-        return Decimal(len(state))
-    return state
