@@ -357,7 +357,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         Tuple2<Long, Long> eventKey = dedupKey.eventKey(in);
         int bucket = UsageDedupKey.bucket(eventKey.f0);
         lookup.table = dedupTables[bucket];
-        DedupTable.recordFirst(lookup, eventKey.f0, eventKey.f1, fingerprint, System.currentTimeMillis(), dedupTtlMs);
+        // The task's processing-time clock: the wall clock in a job (what System.currentTimeMillis() gives), the
+        // harness's time in tests.
+        long now = getProcessingTimeService().getCurrentProcessingTime();
+        DedupTable.recordFirst(lookup, eventKey.f0, eventKey.f1, fingerprint, now, dedupTtlMs);
         if (lookup.seenBefore) {
             pendingCounts[lookup.firstFingerprint == fingerprint ? O_SAME : O_CONFLICT]++;
             return;

@@ -1,0 +1,389 @@
+package io.meterstream.routing;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import io.meterstream.harness.RawKeyedState;
+import io.meterstream.rules.Rules;
+import io.meterstream.validation.UsageEventDeserializer;
+import io.meterstream.windows.TumblingWindows;
+
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.AbstractStreamOperatorTestHarness;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.table.data.DecimalData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.types.logical.BigIntType;
+import org.apache.flink.table.types.logical.DecimalType;
+import org.apache.flink.table.types.logical.IntType;
+import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.table.types.logical.VarBinaryType;
+import org.apache.flink.table.types.logical.VarCharType;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link UsageRouting} in Flink's keyed operator harness (flink-training's {@code LongRidesHarnessTest} style), on
+ * internal rows of {@code usage_parsed}'s row type: dedup outcomes against {@code udfs.dedup}
+ * ({@code golden/dedup.json}, each copy at its processing time); the watermark floor each first-seen record is stamped
+ * with and which records carry what a late event needs; the accounting counts; snapshot and restore (the dedup tables
+ * as raw keyed state, the floor as union list state), also into two subtasks and back into one; and the dedup
+ * horizon: after it an id is new again, and the state written at the next snapshot remembers nothing.
+ */
+class UsageRoutingHarnessTest {
+    private static final long WINDOW_MS = 60_000;
+    private static final int MAX_PARALLELISM = 128;
+    private static final OutputTag<Row> DEAD = new OutputTag<>("dead-lettered", Types.GENERIC(Row.class));
+    private static final OutputTag<Row> ACCOUNTING = new OutputTag<>("accounting", Types.GENERIC(Row.class));
+    private static final String FIRST = DedupTableGoldenTest.FIRST;
+    private static final String FP_A = "a".repeat(64);
+    private static final String FP_B = "ab".repeat(32);
+    private static final long T0 = 1_795_000_000_000L;
+
+    /** The row type of {@code usage_parsed} ({@code jobs/billing_sql.py} {@code parsed_view}). */
+    static final RowType INPUT = new RowType(List.of(
+            new RowType.RowField("payload", new VarBinaryType(true, VarBinaryType.MAX_LENGTH)),
+            new RowType.RowField("src_topic", new VarCharType(false, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("src_partition", new IntType(false)),
+            new RowType.RowField("src_offset", new BigIntType(false)),
+            new RowType.RowField("src_timestamp", new BigIntType(true)),
+            new RowType.RowField("reason", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("detail", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("event_id", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("tenant_id", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("customer_id", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("meter", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("event_time_ms", new BigIntType(true)),
+            new RowType.RowField("value", new DecimalType(true, 38, 18)),
+            new RowType.RowField("aggregation", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("group_json", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("unique_token", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("fingerprint", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("event_key_hi", new BigIntType(true)),
+            new RowType.RowField("event_key_lo", new BigIntType(true))));
+
+    private long offset;
+
+    @Test
+    void theInputTypeHasTheColumnsOfTheKafkaSourcesRows() {
+        assertEquals(UsageEventDeserializer.rowType().getFieldNames(), INPUT.getFieldNames());
+    }
+
+    // ---- dedup: golden vectors ------------------------------------------------------------------------------
+
+    @Test
+    void everyCopyGetsItsSpecifiedOutcomeAtItsProcessingTime() throws Exception {
+        for (JsonNode stream : DedupTableGoldenTest.VECTORS.get("streams")) {
+            long ttl = stream.get("ttl_ms").longValue();
+            var harness = open(ttl, null, 1, 0);
+            long last = Long.MIN_VALUE;
+            for (JsonNode record : stream.get("records")) {
+                long now = record.get("processing_time_ms").longValue();
+                harness.setProcessingTime(now);
+                last = now;
+                harness.processElement(valid(record.get("tenant_id").textValue(), record.get("event_id").textValue(),
+                        record.get("fingerprint").textValue(), T0), T0);
+                Map<String, Long> counts = flush(harness);
+                List<WindowedUsage> out = harness.extractOutputValues();
+                harness.getOutput().clear();
+                String outcome = record.get("outcome").textValue();
+                // A first copy goes on to the window operator (counted windowed: no watermark yet); a later one
+                // leaves nothing but its count.
+                assertEquals(outcome.equals(FIRST) ? 1 : 0, out.size(), record.toString());
+                assertEquals(Map.of(outcome.equals(FIRST) ? UsageRouting.WINDOWED : outcome, 1L), counts,
+                        record.toString());
+            }
+            assertEquals(stream.get("live_at_end").intValue(), liveIds(harness.snapshot(1L, last), last, ttl));
+            long horizon = stream.get("horizon_end_ms").longValue();
+            harness.setProcessingTime(horizon);
+            assertEquals(0, liveIds(harness.snapshot(2L, horizon), horizon, ttl), "after the last horizon");
+            harness.close();
+        }
+    }
+
+    // ---- the watermark floor --------------------------------------------------------------------------------
+
+    @Test
+    void eachFirstSeenRecordCarriesTheHighestWatermarkForwardedBeforeItAndOnlyRecordsPastItAreMarked()
+            throws Exception {
+        var harness = open(1_000_000L, null, 1, 0);
+        harness.setProcessingTime(T0);
+        long s = TumblingWindows.start(T0 + 10 * WINDOW_MS, WINDOW_MS);
+        long w = s + WINDOW_MS - 1;  // exactly the last millisecond of window [s, s + size)
+        Map<Long, String> names = new HashMap<>();
+        names.put(s + 5, "before-any");
+        names.put(s + 7, "edge-past");  // its window's end - 1 == the watermark: past it
+        names.put(s + WINDOW_MS + 3, "on-time");  // the next window: end - 1 == watermark + size
+        names.put(s - 5 * WINDOW_MS + 11, "old");
+        names.put(s + 13, "after-lower");
+        harness.processElement(valid("acme-ai", "before-any", FP_A, s + 5), 0L);
+        harness.processWatermark(w);
+        harness.processElement(valid("acme-ai", "edge-past", FP_A, s + 7), 0L);
+        harness.processElement(valid("acme-ai", "on-time", FP_A, s + WINDOW_MS + 3), 0L);
+        harness.processElement(valid("acme-ai", "old", FP_A, s - 5 * WINDOW_MS + 11), 0L);
+        harness.processWatermark(w - 5);  // a lower watermark never lowers the floor
+        harness.processElement(valid("acme-ai", "after-lower", FP_A, s + 13), 0L);
+        harness.processElement(rejected("malformed_json"), 0L);
+        harness.processElement(valid("acme-ai", "on-time", FP_B, s + WINDOW_MS + 3), 0L);  // a conflicting copy
+        harness.processElement(valid("acme-ai", "old", FP_A, s - 5 * WINDOW_MS + 11), 0L);  // a retry
+
+        Map<String, WindowedUsage> byName = new LinkedHashMap<>();
+        for (WindowedUsage record : harness.extractOutputValues()) {
+            byName.put(names.get(record.eventTimeMs), record);
+        }
+        assertEquals(List.of("before-any", "edge-past", "on-time", "old", "after-lower"),
+                new ArrayList<>(byName.keySet()), "each first copy once, in arrival order");
+        assertEquals(Long.MIN_VALUE, byName.get("before-any").floorMs);
+        assertNull(byName.get("before-any").pastWatermark, "no watermark yet: nothing is past it");
+        for (String name : List.of("edge-past", "on-time", "old", "after-lower")) {
+            assertEquals(w, byName.get(name).floorMs, name);
+        }
+        for (String name : List.of("edge-past", "old", "after-lower")) {
+            WindowedUsage.PastWatermark past = byName.get(name).pastWatermark;
+            assertNotNull(past, name + " is past the watermark");
+            assertEquals(w, past.watermarkMs);
+            assertArrayEquals(name.getBytes(StandardCharsets.UTF_8), past.payload);
+            assertEquals("usage-events", past.srcTopic);
+        }
+        assertNull(byName.get("on-time").pastWatermark, "its window ends after the watermark");
+
+        // Accounting: the window operator counts the records past the watermark; routing counts the rest.
+        assertEquals(Map.of(UsageRouting.WINDOWED, 2L, UsageRouting.DEAD_LETTERED, 1L,
+                UsageRouting.DUPLICATE_SAME_PAYLOAD, 1L, UsageRouting.DUPLICATE_CONFLICTING_PAYLOAD, 1L),
+                flush(harness));
+        List<StreamRecord<Row>> dead = new ArrayList<>(harness.getSideOutput(DEAD));
+        assertEquals(1, dead.size());
+        assertEquals("malformed_json", dead.get(0).getValue().getField(4));
+        assertArrayEquals("not json".getBytes(StandardCharsets.UTF_8), (byte[]) dead.get(0).getValue().getField(0));
+        harness.close();
+    }
+
+    // ---- snapshot and restore -------------------------------------------------------------------------------
+
+    @Test
+    void aRestoreKeepsEveryIdAndTheFloorAlsoInTwoSubtasksAndBackInOne() throws Exception {
+        long ttl = 1_000_000L;
+        var harness = open(ttl, null, 1, 0);
+        harness.setProcessingTime(T0);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < 300; i++) {
+            ids.add("evt-" + i);
+            harness.processElement(valid(i % 2 == 0 ? "acme-ai" : "zeta-test", "evt-" + i, FP_A, T0), T0);
+        }
+        long floor = T0 + 3 * WINDOW_MS;
+        harness.processWatermark(floor);
+        OperatorSubtaskState snapshot = harness.snapshot(1L, T0);
+        harness.close();
+        assertEquals(300, liveIds(snapshot, T0, ttl));
+
+        // into one subtask
+        var one = open(ttl, snapshot, 1, 0);
+        one.setProcessingTime(T0 + 1);
+        assertEveryIdRemembered(List.of(one), ids);
+        assertFloor(one, floor, 1, 0);
+        one.close();
+
+        // into two subtasks: each gets its key groups' tables and the floor
+        List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> two = new ArrayList<>();
+        List<OperatorSubtaskState> halves = new ArrayList<>();
+        for (int subtask = 0; subtask < 2; subtask++) {
+            var h = open(ttl, AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                    snapshot, MAX_PARALLELISM, 1, 2, subtask), 2, subtask);
+            h.setProcessingTime(T0 + 1);
+            two.add(h);
+        }
+        assertEveryIdRemembered(two, ids);
+        int total = 0;
+        for (int subtask = 0; subtask < 2; subtask++) {
+            OperatorSubtaskState half = two.get(subtask).snapshot(2L, T0 + 1);
+            int live = liveIds(half, T0 + 1, ttl);
+            assertTrue(live > 0 && live < 300, "each subtask holds a share: " + live);
+            total += live;
+            halves.add(half);
+            assertFloor(two.get(subtask), floor, 2, subtask);
+            two.get(subtask).close();
+        }
+        assertEquals(300, total, "every id in exactly one subtask");
+
+        // and back into one
+        OperatorSubtaskState merged = AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                AbstractStreamOperatorTestHarness.repackageState(halves.get(0), halves.get(1)),
+                MAX_PARALLELISM, 2, 1, 0);
+        var back = open(ttl, merged, 1, 0);
+        back.setProcessingTime(T0 + 2);
+        assertEveryIdRemembered(List.of(back), ids);
+        assertFloor(back, floor, 1, 0);
+        back.close();
+    }
+
+    // ---- the dedup horizon ----------------------------------------------------------------------------------
+
+    @Test
+    void afterTheHorizonAnIdIsNewAgainAndTheNextSnapshotRemembersNothing() throws Exception {
+        long ttl = 10_000L;
+        var harness = open(ttl, null, 1, 0);
+        harness.setProcessingTime(T0);
+        harness.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
+        harness.setProcessingTime(T0 + ttl - 1);
+        harness.processElement(valid("acme-ai", "e1", FP_A, T0), T0);  // does not extend the horizon
+        assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.DUPLICATE_SAME_PAYLOAD, 1L), flush(harness));
+        OperatorSubtaskState before = harness.snapshot(1L, T0 + ttl - 1);
+        assertEquals(1, liveIds(before, T0 + ttl - 1, ttl));
+
+        harness.setProcessingTime(T0 + ttl);
+        assertEquals(0, liveIds(harness.snapshot(2L, T0 + ttl), T0 + ttl, ttl), "nothing remembered at the horizon");
+        harness.getOutput().clear();
+        harness.processElement(valid("acme-ai", "e1", FP_B, T0), T0);  // first again, with its own content
+        assertEquals(1, harness.extractOutputValues().size());
+        harness.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
+        assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.DUPLICATE_CONFLICTING_PAYLOAD, 1L),
+                flush(harness));
+        assertEquals(1, liveIds(harness.snapshot(3L, T0 + ttl), T0 + ttl, ttl));
+        harness.setProcessingTime(T0 + 2 * ttl);
+        assertEquals(0, liveIds(harness.snapshot(4L, T0 + 2 * ttl), T0 + 2 * ttl, ttl));
+        harness.close();
+
+        // restored from the snapshot taken before the horizon, the id expires there all the same
+        var restored = open(ttl, before, 1, 0);
+        restored.setProcessingTime(T0 + ttl);
+        restored.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
+        assertEquals(1, restored.extractOutputValues().size(), "new again after the horizon");
+        restored.close();
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------------------
+
+    private static KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> open(long ttlMs,
+            OperatorSubtaskState restored, int parallelism, int subtask) throws Exception {
+        UsageRouting operator = new UsageRouting(INPUT, WINDOW_MS, ttlMs, DEAD, ACCOUNTING);
+        var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, new UsageDedupKey(INPUT), Types.INT,
+                MAX_PARALLELISM, parallelism, subtask);
+        if (restored != null) {
+            harness.initializeState(restored);
+        }
+        harness.open();
+        return harness;
+    }
+
+    /** Every id again, each to the subtask owning its key group, as the same payload: all duplicates. */
+    private void assertEveryIdRemembered(
+            List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> subtasks, List<String> ids)
+            throws Exception {
+        for (int i = 0; i < ids.size(); i++) {
+            RowData row = valid(i % 2 == 0 ? "acme-ai" : "zeta-test", ids.get(i), FP_A, T0);
+            int keyGroup = KeyGroupRangeAssignment.assignToKeyGroup(new UsageDedupKey(INPUT).getKey(row),
+                    MAX_PARALLELISM);
+            subtasks.get(KeyGroupRangeAssignment.computeOperatorIndexForKeyGroup(MAX_PARALLELISM, subtasks.size(),
+                    keyGroup)).processElement(row, T0);
+        }
+        long duplicates = 0;
+        for (var subtask : subtasks) {
+            assertEquals(0, subtask.extractOutputValues().size(), "no id is new");
+            Map<String, Long> counts = flush(subtask);
+            assertEquals(List.of(UsageRouting.DUPLICATE_SAME_PAYLOAD), new ArrayList<>(counts.keySet()));
+            duplicates += counts.get(UsageRouting.DUPLICATE_SAME_PAYLOAD);
+        }
+        assertEquals(ids.size(), duplicates);
+    }
+
+    /** A new id (of a key group this subtask owns) with a window before the floor comes out stamped with it. */
+    private void assertFloor(KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> harness,
+            long floor, int parallelism, int subtask) throws Exception {
+        RowData probe;
+        int n = 0;
+        do {
+            probe = valid("acme-ai", "probe-" + n++, FP_A, T0);
+        } while (KeyGroupRangeAssignment.computeOperatorIndexForKeyGroup(MAX_PARALLELISM, parallelism,
+                KeyGroupRangeAssignment.assignToKeyGroup(new UsageDedupKey(INPUT).getKey(probe), MAX_PARALLELISM))
+                != subtask);
+        harness.getOutput().clear();
+        harness.processElement(probe, T0);
+        WindowedUsage out = harness.extractOutputValues().get(0);
+        assertEquals(floor, out.floorMs);
+        assertNotNull(out.pastWatermark);
+        harness.getOutput().clear();
+        flush(harness);
+    }
+
+    /** The counts since the last flush, as a barrier would flush them. */
+    private static Map<String, Long> flush(KeyedOneInputStreamOperatorTestHarness<?, ?, ?> harness)
+            throws Exception {
+        harness.prepareSnapshotPreBarrier(0L);
+        Map<String, Long> counts = new HashMap<>();
+        if (harness.getSideOutput(ACCOUNTING) != null) {
+            for (StreamRecord<Row> count : harness.getSideOutput(ACCOUNTING)) {
+                counts.merge((String) count.getValue().getField(0), (Long) count.getValue().getField(2), Long::sum);
+            }
+            harness.getSideOutput(ACCOUNTING).clear();
+        }
+        return counts;
+    }
+
+    /** Ids the dedup tables in a snapshot still remember at {@code now}. */
+    static int liveIds(OperatorSubtaskState snapshot, long now, long ttl) throws Exception {
+        int[] live = {0};
+        RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
+            assertEquals(1, in.readInt(), "dedup format version");
+            for (int remaining = in.readInt(); remaining > 0; remaining--) {
+                int bucket = in.readInt();
+                assertEquals(keyGroup, KeyGroupRangeAssignment.assignToKeyGroup(bucket, MAX_PARALLELISM));
+                byte[] table = new byte[in.readInt()];
+                in.readFully(table);
+                live[0] += DedupTable.live(table, now, ttl);
+            }
+        });
+        return live[0];
+    }
+
+    /** A valid parsed record of a count meter: its payload is its event id. */
+    private GenericRowData valid(String tenant, String eventId, String fingerprint, long eventTimeMs) {
+        Tuple2<Long, Long> key = UsageDedupKey.eventKey(StringData.fromString(tenant), StringData.fromString(eventId));
+        GenericRowData row = new GenericRowData(INPUT.getFieldCount());
+        row.setField(0, eventId.getBytes(StandardCharsets.UTF_8));
+        row.setField(1, StringData.fromString("usage-events"));
+        row.setField(2, 0);
+        row.setField(3, offset++);
+        row.setField(7, StringData.fromString(eventId));
+        row.setField(8, StringData.fromString(tenant));
+        row.setField(9, StringData.fromString("c1"));
+        row.setField(10, StringData.fromString("requests"));
+        row.setField(11, eventTimeMs);
+        row.setField(12, DecimalData.fromBigDecimal(BigDecimal.ONE, 38, 18));
+        row.setField(13, StringData.fromString(Rules.AGGREGATION_COUNT));
+        row.setField(14, StringData.fromString("{}"));
+        row.setField(16, StringData.fromString(fingerprint));
+        row.setField(17, key.f0);
+        row.setField(18, key.f1);
+        return row;
+    }
+
+    private GenericRowData rejected(String reason) {
+        GenericRowData row = new GenericRowData(INPUT.getFieldCount());
+        row.setField(0, "not json".getBytes(StandardCharsets.UTF_8));
+        row.setField(1, StringData.fromString("usage-events"));
+        row.setField(2, 0);
+        row.setField(3, offset++);
+        row.setField(5, StringData.fromString(reason));
+        row.setField(6, StringData.fromString("not a JSON document"));
+        return row;
+    }
+}
