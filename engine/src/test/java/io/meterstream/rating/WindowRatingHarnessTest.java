@@ -17,6 +17,7 @@ import java.util.Set;
 import java.util.TreeMap;
 
 import io.meterstream.golden.GoldenVectors;
+import io.meterstream.harness.RawKeyedState;
 import io.meterstream.routing.HashedKey;
 import io.meterstream.routing.UsageRouting;
 import io.meterstream.routing.WindowedUsage;
@@ -41,7 +42,8 @@ import org.junit.jupiter.api.Test;
  * before every record (parallelism 1); through two channels merged at random, each channel carrying every watermark
  * and its share of the records, the operator's watermark the lower of the two (parallelism 2: records meet the
  * operator before or after watermarks that came after them in the source); and in source order with a snapshot,
- * a new operator restored from it, halfway.
+ * a new operator restored from it, halfway. And state cleanup: after the series TTL of processing time without a
+ * write, a checkpoint drops the series, and no timer of a fired window is left.
  */
 class WindowRatingHarnessTest {
     private static final JsonNode VECTORS = GoldenVectors.load("lateness.json");
@@ -151,9 +153,69 @@ class WindowRatingHarnessTest {
         }
     }
 
+    @Test
+    void afterTheSeriesTtlWithoutAWriteACheckpointDropsTheSeriesAndNoTimerIsLeft() throws Exception {
+        long ttl = 10_000L;
+        long t = 1_000L;
+        long start = TumblingWindows.start(1_795_000_000_000L, WINDOW_MS);
+        var harness = open(null, ttl);
+        harness.setProcessingTime(t);
+        harness.processElement(record("a1", 0, start + 1), start + 1);
+        harness.processElement(record("a2", 0, start + 2), start + 2);
+        harness.processElement(record("b1", 1, start + 3), start + 3);
+        assertEquals(2, harness.numEventTimeTimers(), "one timer per open window");
+        harness.processWatermark(start + WINDOW_MS - 1);
+        assertEquals(2, harness.extractOutputValues().size(), "both windows fired");
+        assertEquals(0, harness.numEventTimeTimers(), "the timers of fired windows are gone");
+        assertEquals(2, seriesIn(harness.snapshot(1L, t)));
+
+        harness.setProcessingTime(t + ttl - 1);
+        assertEquals(2, seriesIn(harness.snapshot(2L, t + ttl - 1)), "kept until the TTL has passed");
+        // a write restarts a series' TTL: b opens and fires its next window
+        harness.processElement(record("b2", 1, start + WINDOW_MS), start + WINDOW_MS);
+        harness.processWatermark(start + 2 * WINDOW_MS - 1);
+        assertEquals(3, harness.extractOutputValues().size());
+        OperatorSubtaskState beforeExpiry = harness.snapshot(3L, t + ttl - 1);
+
+        harness.setProcessingTime(t + ttl);
+        assertEquals(1, seriesIn(harness.snapshot(4L, t + ttl)), "a expired, b was written since");
+        harness.setProcessingTime(t + 2 * ttl - 1);
+        assertEquals(0, seriesIn(harness.snapshot(5L, t + 2 * ttl - 1)), "b expired too: nothing is kept");
+        assertEquals(0, harness.numEventTimeTimers());
+        harness.close();
+
+        // restored from before the expiry, the series expire all the same
+        var restored = open(beforeExpiry, ttl);
+        restored.setProcessingTime(t + 2 * ttl - 1);
+        assertEquals(0, seriesIn(restored.snapshot(6L, t + 2 * ttl - 1)));
+        assertEquals(0, restored.numEventTimeTimers());
+        restored.close();
+    }
+
+    /** A record of one of the vectors' series, not past any watermark. */
+    private static WindowedUsage record(String id, int series, long eventTimeMs) {
+        return usage(JSON.createObjectNode().put("id", id).put("series", series).put("event_time_ms", eventTimeMs)
+                .putNull("floor_ms"));
+    }
+
+    /** The series a snapshot of the window operator holds (its raw keyed state: per key group, format, count). */
+    private static int seriesIn(OperatorSubtaskState snapshot) throws Exception {
+        int[] series = {0};
+        RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
+            assertEquals(SeriesStore.FORMAT_VERSION, in.readInt());
+            series[0] += in.readInt();
+        });
+        return series[0];
+    }
+
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored) throws Exception {
-        WindowRating operator = new WindowRating(VECTORS.get("rating_catalog_json").textValue(), WINDOW_MS, TTL_MS,
+        return open(restored, TTL_MS);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
+            OperatorSubtaskState restored, long ttlMs) throws Exception {
+        WindowRating operator = new WindowRating(VECTORS.get("rating_catalog_json").textValue(), WINDOW_MS, ttlMs,
                 UNIQUE, LATE, ACCOUNTING);
         MeterKey key = new MeterKey();
         var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
