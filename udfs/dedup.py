@@ -13,7 +13,8 @@ The Java twin keeps only the **first 64 bits** of the first copy's fingerprint (
 those. So a conflicting copy whose fingerprint agrees with the first copy's in its first 64 bits would be counted as
 `duplicate_same_payload` there: for one conflicting copy the chance is 2^-64 (SHA-256 bits are uniform). The outcome
 it could change is a count, never what is billed (a later copy is dropped either way). The golden vectors hold no
-such pair.
+such pair. Likewise the Java twin keys by the 128-bit hash of (tenant_id, event_id) (`HashedKey`), not the strings:
+two keys colliding (about n^2 / 2^129 for n keys) would be one key there.
 
 **Horizon (dedup TTL)**: each key is remembered for `ttl_ms` of processing time from its first copy, later copies do
 not extend it (the first copy's entry is written once). A copy arriving at processing time `now_ms` finds the key
