@@ -18,12 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
-from pyflink.util.java_utils import load_java_class
 
 from jobs import uids
 from jobs.billing_functions import (
@@ -38,21 +38,28 @@ from jobs.billing_sql import (
     DEAD_LETTERS_TABLE,
     LATE_TABLE,
     METER_KEY_CLASS,
-    PARSE_FUNCTION,
-    PARSE_FUNCTION_CLASS,
-    PARSED_VIEW,
     UNIQUE_WINDOWS_TABLE,
     USAGE_DEDUP_KEY_CLASS,
     USAGE_DESERIALIZER_CLASS,
+    USAGE_FILE_LINES_CLASS,
     USAGE_ROUTING_CLASS,
     USAGE_WATERMARKS_CLASS,
     WINDOW_RATING_CLASS,
     WINDOWED_USAGE_CLASS,
-    ParseSettings,
     output_views,
-    parsed_view,
 )
-from jobs.java_interop import java_classes, java_instance, java_objects
+from jobs.java_interop import (
+    BOOLEAN,
+    BOXED_LONG,
+    LONG,
+    OUTPUT_TAG,
+    ROW_TYPE,
+    STRING,
+    TYPE_INFORMATION,
+    java_new,
+    java_static,
+    java_static_field,
+)
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
@@ -61,7 +68,6 @@ from udfs.rating_catalog import rating_catalog_json
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
 
 JOB_NAME = "meterstream-billing"
-SOURCE_TABLE = "usage_raw"
 
 
 @dataclass(frozen=True)
@@ -105,17 +111,11 @@ class BillingSettings:
     def __post_init__(self) -> None:
         check_window_size_ms(self.window_size_ms)  # the rule is udfs.windows.window_seconds
 
-    @property
+    @cached_property
     def catalog(self) -> Catalog:
+        """The catalog, parsed from `catalog_yaml` once per settings object (the fields are frozen, so the parse
+        cannot go stale)."""
         return parse_catalog(self.catalog_yaml)
-
-    def parse_settings(self) -> ParseSettings:
-        return ParseSettings(
-            catalog_json=catalog_json(self.catalog),
-            max_age_ms=self.max_age_ms,
-            max_future_ms=self.max_future_ms,
-            reference_now_ms=self.reference_now_ms,
-        )
 
     def period_state_ttl_days(self) -> int:
         """How long a series' state is kept after its last write (processing time): longer than the oldest event
@@ -154,19 +154,66 @@ def table_environment(env: StreamExecutionEnvironment, settings: BillingSettings
     # With --watermark-on-every-event the usage watermarks are emitted after each record (`usage_watermarks`); the
     # periodic timer stays on: it is also what declares an idle source split (or a subtask without any) idle, and
     # without it a subtask that has no partition held every window back for good.
-    t_env.create_java_temporary_system_function(PARSE_FUNCTION, PARSE_FUNCTION_CLASS)
     return t_env
 
 
-def sql_parsed_usage(t_env: StreamTableEnvironment, settings: BillingSettings, source_ddl: str):
-    """The parsed usage records from a SQL source table (`source_ddl`; job tests use a file): the view
-    `usage_parsed` (PARSE_USAGE_EVENT) as a Java DataStream of internal rows, event time and watermarks from the
-    same Java strategy as the Kafka source's (`usage_watermarks`), and its row type."""
-    t_env.execute_sql(source_ddl)
-    t_env.execute_sql(parsed_view(SOURCE_TABLE, settings.parse_settings()))
-    stream, row_type = _internal_row_stream(t_env, PARSED_VIEW)
-    with_watermarks = stream.assignTimestampsAndWatermarks(usage_watermarks(settings, row_type))
-    return with_watermarks.name("usage-watermarks"), row_type
+@dataclass(frozen=True)
+class ParsedUsage:
+    """The one input type of `build_pipeline`: the parsed usage records, a Java DataStream of Flink's internal rows
+    with the columns of `usage_parsed` (`row_type`, `io.meterstream.validation.UsageEventDeserializer.rowType()`:
+    the raw record, its coordinates and ingestion time, then the parse columns), event time as each record's
+    timestamp and watermarks from `usage_watermarks`. Production reads Kafka (`kafka_parsed_usage`), job tests a file
+    (`file_parsed_usage`); both build their rows with the same Java code (`io.meterstream.validation.UsageRows`)."""
+
+    stream: object
+    row_type: object
+
+
+def usage_row_type():
+    """The Java RowType of the parsed usage records (both sources')."""
+    return java_static(USAGE_DESERIALIZER_CLASS, "rowType")
+
+
+def _internal_type_info(row_type):
+    from pyflink.java_gateway import get_gateway
+
+    return get_gateway().jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type)
+
+
+# The test-only top-level field of a usage record that stands in for a Kafka record timestamp in a file
+# (`io.meterstream.validation.UsageFileLines.INGESTED_FIELD`).
+INGESTED_FIELD = "_ingested_ms"
+
+
+def file_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, path: str,
+                      topic: str = "usage-events", monitor_interval_ms: int | None = None) -> ParsedUsage:
+    """The job tests' stand-in for `kafka_parsed_usage`: one raw usage record per line of the file `path` (or, with
+    `monitor_interval_ms`, of every file that appears in the directory `path`: a test feeds it in stages), parsed
+    into the same rows by the Kafka deserializer's code (`io.meterstream.validation.UsageFileLines`, sharing
+    `UsageRows`), then event time and watermarks from the same strategy (`usage_watermarks`).
+
+    Lines are read as ISO-8859-1 text, one char per byte, so every record reaches the parser as the bytes in the
+    file (invalid UTF-8 included); Flink's line format ends a line at `\\n`, `\\r\\n` or a lone `\\r`. A file has no
+    offsets or record timestamps: every record is partition 0, offset 0 of `topic` (the job tests identify records
+    by content), and its ingestion time (`src_timestamp`) is its top-level field `_ingested_ms` where a test sets
+    one, else NULL: then no customer is ever idle and nothing caps the clock.
+    """
+    from pyflink.common import Duration
+    from pyflink.common.watermark_strategy import WatermarkStrategy
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+
+    builder = FileSource.for_record_stream_format(StreamFormat.text_line_format("ISO-8859-1"), path)
+    if monitor_interval_ms is not None:
+        builder = builder.monitor_continuously(Duration.of_millis(monitor_interval_ms))
+    lines = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "usage-file")
+    row_type = usage_row_type()
+    parse = java_static(
+        USAGE_FILE_LINES_CLASS, "create", (STRING, catalog_json(settings.catalog)),
+        (BOXED_LONG, settings.reference_now_ms), (LONG, settings.max_age_ms), (LONG, settings.max_future_ms),
+        (STRING, topic), (TYPE_INFORMATION, _internal_type_info(row_type)))
+    parsed = lines._j_data_stream.map(parse).name("parse-usage-lines")
+    with_watermarks = parsed.assignTimestampsAndWatermarks(usage_watermarks(settings, row_type))
+    return ParsedUsage(with_watermarks.name("usage-watermarks"), row_type)
 
 
 def usage_watermarks(settings: BillingSettings, row_type):
@@ -177,37 +224,30 @@ def usage_watermarks(settings: BillingSettings, row_type):
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    return java_instance(
-        USAGE_WATERMARKS_CLASS, row_type, jvm.java.lang.Long(settings.out_of_orderness_ms),
-        jvm.java.lang.Boolean(settings.watermark_on_every_event), jvm.java.lang.Long(settings.idle_timeout_ms),
+    return java_new(
+        USAGE_WATERMARKS_CLASS, (ROW_TYPE, row_type), (LONG, settings.out_of_orderness_ms),
+        (BOOLEAN, settings.watermark_on_every_event), (LONG, settings.idle_timeout_ms),
     ).withIdleness(jvm.java.time.Duration.ofMillis(settings.idle_timeout_ms))
 
 
 def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, bootstrap: str, topic: str,
-                       group_id: str, bounded: bool):
+                       group_id: str, bounded: bool) -> ParsedUsage:
     """The parsed usage records straight from Kafka: a DataStream source whose Java deserializer
     (`io.meterstream.validation.UsageEventDeserializer`) parses with the parser of PARSE_USAGE_EVENT, into the
     columns of `usage_parsed` (the record timestamp, ingestion time, as `src_timestamp`; event time becomes each
-    record's timestamp); watermarks per partition (`usage_watermarks`). Returns the Java DataStream and its row type.
-    Why not the SQL source: see the deserializer's class comment (a tenth of the CPU)."""
-    from pyflink.java_gateway import get_gateway
-
-    jvm = get_gateway().jvm
-    parse = settings.parse_settings()
-    row_type = load_java_class(USAGE_DESERIALIZER_CLASS).getMethod("rowType", java_classes()).invoke(
-        None, java_objects())
-    type_info = jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type)
-    reference_now = None if parse.reference_now_ms is None else jvm.java.lang.Long(parse.reference_now_ms)
-    deserializer = java_instance(
-        USAGE_DESERIALIZER_CLASS, parse.catalog_json, reference_now, jvm.java.lang.Long(parse.max_age_ms),
-        jvm.java.lang.Long(parse.max_future_ms), type_info)
+    record's timestamp); watermarks per partition (`usage_watermarks`). Why not the SQL source: see the
+    deserializer's class comment (a tenth of the CPU)."""
+    row_type = usage_row_type()
+    deserializer = java_new(
+        USAGE_DESERIALIZER_CLASS, (STRING, catalog_json(settings.catalog)), (BOXED_LONG, settings.reference_now_ms),
+        (LONG, settings.max_age_ms), (LONG, settings.max_future_ms), (TYPE_INFORMATION, _internal_type_info(row_type)))
     source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
     stream = (
         env._j_stream_execution_environment.fromSource(
             source.get_java_function(), usage_watermarks(settings, row_type), "usage-events")
         .uid(uids.BILLING_USAGE_SOURCE)
     )
-    return stream, row_type
+    return ParsedUsage(stream, row_type)
 
 
 @dataclass(frozen=True)
@@ -230,9 +270,8 @@ def _external_tag(name: str, rows):
         name, jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(to_data_type(rows)))
 
 
-def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage) -> RoutedUsage:
-    """Dedup and route the parsed usage records (`parsed_usage`: a Java DataStream of internal rows with the columns
-    of `usage_parsed`, and their row type) in the keyed Java operator `UsageRouting`. Its main output, every
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage: ParsedUsage) -> RoutedUsage:
+    """Dedup and route the parsed usage records in the keyed Java operator `UsageRouting`. Its main output, every
     first-seen valid record (`io.meterstream.routing.WindowedUsage`, with its series key; event time as timestamps),
     goes to `rate_windows`, which decides lateness; registers its dead letters as the table `usage_dead_letters`.
 
@@ -241,24 +280,20 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     id as one slot of a per-bucket hash table. It keeps the watermark it has forwarded in operator state (SQL's
     CURRENT_WATERMARK restarts from nothing after a restore; see the operator's class comment).
     """
-    from pyflink.java_gateway import get_gateway
-
-    jvm = get_gateway().jvm
-    parsed, parsed_type = parsed_usage
-    routing_class = load_java_class(USAGE_ROUTING_CLASS)
+    parsed, parsed_type = parsed_usage.stream, parsed_usage.row_type
 
     def row_type(method: str):
-        return routing_class.getMethod(method, java_classes(parsed_type)).invoke(None, java_objects(parsed_type))
+        return java_static(USAGE_ROUTING_CLASS, method, (ROW_TYPE, parsed_type))
 
     dead_lettered = _external_tag("dead-lettered", row_type("deadLetterType"))
-    accounting = _external_tag("accounting", routing_class.getField("ACCOUNTING_TYPE").get(None))
-    routing = java_instance(
-        USAGE_ROUTING_CLASS, parsed_type, jvm.java.lang.Long(settings.window_size_ms),
-        jvm.java.lang.Long(settings.dedup_ttl_days * MS_PER_DAY), dead_lettered, accounting)
-    key = java_instance(USAGE_DEDUP_KEY_CLASS, parsed_type)
+    accounting = _external_tag("accounting", java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE"))
+    routing = java_new(
+        USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
+        (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting))
+    key = java_new(USAGE_DEDUP_KEY_CLASS, (ROW_TYPE, parsed_type))
     j_routed = (
         parsed.keyBy(key, key.getProducedType())
-        .transform("route-usage-events", load_java_class(WINDOWED_USAGE_CLASS).getField("TYPE").get(None), routing)
+        .transform("route-usage-events", java_static_field(WINDOWED_USAGE_CLASS, "TYPE"), routing)
         .uid(uids.BILLING_USAGE_ROUTING)
     )
     j_tenv = t_env._j_tenv
@@ -274,15 +309,15 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    rating_class = load_java_class(WINDOW_RATING_CLASS)
-    unique_windows = _external_tag("unique-count-windows", rating_class.getField("UNIQUE_COUNT_WINDOW_TYPE").get(None))
+    unique_windows = _external_tag("unique-count-windows",
+                                   java_static_field(WINDOW_RATING_CLASS, "UNIQUE_COUNT_WINDOW_TYPE"))
     late = _external_tag("late", routed.late_row_type)
-    accounting = _external_tag("accounting", load_java_class(USAGE_ROUTING_CLASS).getField("ACCOUNTING_TYPE").get(None))
-    rating = java_instance(
-        WINDOW_RATING_CLASS, rating_catalog_json(settings.catalog),
-        jvm.java.lang.Long(settings.window_size_ms), jvm.java.lang.Long(settings.period_state_ttl_days() * MS_PER_DAY),
-        unique_windows, late, accounting)
-    key = java_instance(METER_KEY_CLASS)
+    accounting = _external_tag("accounting", java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE"))
+    rating = java_new(
+        WINDOW_RATING_CLASS, (STRING, rating_catalog_json(settings.catalog)), (LONG, settings.window_size_ms),
+        (LONG, settings.period_state_ttl_days() * MS_PER_DAY), (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late),
+        (OUTPUT_TAG, accounting))
+    key = java_new(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     j_rated = (
         routed.windowed.keyBy(key, key.getProducedType())
@@ -324,23 +359,15 @@ MS_PER_DAY = 24 * 3600 * 1000
 WINDOW_ROWTIME = "fired_rt"  # the rowtime column of `usage_unique_windows` (the fired window's timer time)
 
 
-def _internal_row_stream(t_env: StreamTableEnvironment, view: str):
-    """`view` as a Java DataStream of Flink's internal rows (no per-record conversion), and its logical RowType.
-    The rowtime column's values become the records' timestamps."""
-    table = t_env.from_path(view)._j_table
-    row_type = table.getResolvedSchema().toPhysicalRowDataType()
-    internal = row_type.bridgedTo(load_java_class("org.apache.flink.table.data.RowData"))
-    stream = t_env._j_tenv.toDataStream(table, internal)
-    return stream, row_type.getLogicalType()
-
-
 def build_pipeline(
-    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source: ParsedUsage
 ) -> BillingOutputs:
-    """Wire the job on its parsed usage records: `source` is a SQL source DDL (job tests: a file, parsed by
-    PARSE_USAGE_EVENT) or what `kafka_parsed_usage` returns (production)."""
-    parsed_usage = sql_parsed_usage(t_env, settings, source) if isinstance(source, str) else source
-    routed = route_usage(t_env, settings, parsed_usage)
+    """Wire the job on its parsed usage records, whichever source made them: `kafka_parsed_usage` (production) or
+    `file_parsed_usage` (job tests)."""
+    if not isinstance(source, ParsedUsage):
+        raise TypeError(f"build_pipeline takes ParsedUsage (kafka_parsed_usage, file_parsed_usage), not "
+                        f"{type(source).__name__}")
+    routed = route_usage(t_env, settings, source)
     line_items = rate_windows(t_env, routed, settings)
     for view in output_views():
         t_env.execute_sql(view)

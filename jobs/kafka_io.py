@@ -16,7 +16,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 
-from jobs.java_interop import java_instance
+from jobs.java_interop import java_new
 
 # Below the broker's transaction.max.timeout.ms, above the longest checkpoint plus recovery we expect.
 SINK_TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
@@ -113,6 +113,7 @@ def _source_builder(bootstrap: str, topics: list[str], *, group_id: str, bounded
 
 # Wraps a record serializer so that records carry no element timestamp (the producer stamps them at send).
 WRITE_TIME_SERIALIZER_CLASS = "io.meterstream.sink.WriteTimeSerializer"
+RECORD_SERIALIZATION_SCHEMA_CLASS = "org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema"
 
 
 def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_prefix: str) -> KafkaSink:
@@ -140,7 +141,8 @@ def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_pre
     )
     # PyFlink's set_record_serializer only takes its own builder's schema; the Java builder takes the wrapper (a
     # class of our jar).
-    wrapper = java_instance(WRITE_TIME_SERIALIZER_CLASS, record_serializer._j_serialization_schema)
+    wrapper = java_new(WRITE_TIME_SERIALIZER_CLASS,
+                       (RECORD_SERIALIZATION_SCHEMA_CLASS, record_serializer._j_serialization_schema))
     builder._j_builder.setRecordSerializer(wrapper)
     for key, value in SINK_PRODUCER_PROPERTIES.items():
         builder = builder.set_property(key, value)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
-from jobs.billing_sql import file_source_ddl
+from jobs.billing import BillingSettings, build_pipeline, file_parsed_usage, table_environment
 from jobs.runtime import stream_environment
 from tests.billing_expectations import expected_outputs
 from tests.job_outputs import collect_outputs
@@ -35,8 +34,8 @@ def run_job(
     )
     env = stream_environment(parallelism=parallelism)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(source_file), topic="usage-events")
-    outputs = build_pipeline(env, t_env, settings, ddl)
+    source = file_parsed_usage(env, settings, path=str(source_file))
+    outputs = build_pipeline(env, t_env, settings, source)
     return collect_outputs(vars(outputs))
 
 
@@ -105,30 +104,24 @@ def test_min_meters_equal_the_expected_computation(tmp_path):
     assert_line_items_equal(out["line_items"], expected.lines)
 
 
-def test_the_kafka_source_rows_have_the_columns_of_the_sql_path(tmp_path):
-    """Production parses in the Kafka source's deserializer (`UsageEventDeserializer`), job tests through the SQL
-    view `usage_parsed` on a file: the routing operator and the watermark strategy must see the same columns, types
-    and order from both."""
-    from pyflink.util.java_utils import load_java_class
-
-    from jobs.billing import sql_parsed_usage
-    from jobs.billing_sql import USAGE_DESERIALIZER_CLASS
+def test_the_file_source_parses_with_the_kafka_sources_code(tmp_path):
+    """Production reads Kafka (`kafka_parsed_usage`), job tests a file (`file_parsed_usage`): both hand
+    `build_pipeline` a `ParsedUsage` of the Kafka deserializer's row type, and the file's parse step is the Java map
+    that builds its rows with the deserializer's code (`UsageFileLines`; JUnit `UsageFileLinesTest` compares the
+    two row for row), followed by the production watermark strategy."""
+    from jobs.billing import INGESTED_FIELD, ParsedUsage, usage_row_type
+    from jobs.billing_sql import USAGE_FILE_LINES_CLASS
+    from jobs.java_interop import java_static_field
 
     settings = BillingSettings(catalog_yaml=CATALOG_PATH.read_text())
     env = stream_environment(parallelism=1)
-    t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(tmp_path), topic="usage-events")
-    _, sql_type = sql_parsed_usage(t_env, settings, ddl)
-    kafka_type = load_java_class(USAGE_DESERIALIZER_CLASS).getMethod("rowType", None).invoke(None, None)
-
-    def columns(row_type, skip=()):
-        return [(field.getName(), field.getType().copy(True).asSerializableString())
-                for field in row_type.getFields() if field.getName() not in skip]
-
-    sql_columns = columns(sql_type)
-    kafka_columns = columns(kafka_type)
-    assert [name for name, _ in sql_columns] == [name for name, _ in kafka_columns]
-    for (name, sql), (_, kafka) in zip(sql_columns, kafka_columns, strict=True):
-        if name == "src_topic":  # a literal CHAR(n) in the file stand-in, the record's topic STRING from Kafka
-            continue
-        assert sql == kafka, name
+    parsed = file_parsed_usage(env, settings, path=str(tmp_path))
+    assert isinstance(parsed, ParsedUsage)
+    assert parsed.row_type.equals(usage_row_type())
+    assert parsed.stream.getType().toLogicalType().equals(usage_row_type())
+    watermarks = parsed.stream.getTransformation()
+    assert watermarks.getName() == "usage-watermarks"
+    (parse,) = list(watermarks.getInputs())
+    assert parse.getName() == "parse-usage-lines"
+    assert parse.getOperatorFactory().getUserCodeClassName() == USAGE_FILE_LINES_CLASS
+    assert java_static_field(USAGE_FILE_LINES_CLASS, "INGESTED_FIELD") == INGESTED_FIELD

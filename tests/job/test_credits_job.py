@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
-from jobs.billing_sql import file_source_ddl
+from jobs.billing import BillingSettings, build_pipeline, file_parsed_usage, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
@@ -82,8 +81,8 @@ def run_job(tmp_path: Path, parallelism: int, *, grants_after_line_items: int | 
     )
     env = stream_environment(parallelism=parallelism)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage), topic="usage-events")
-    outputs = build_pipeline(env, t_env, settings, ddl)
+    source = file_parsed_usage(env, settings, path=str(usage))
+    outputs = build_pipeline(env, t_env, settings, source)
     gate = tmp_path / "grants-may-pass"
     if grants_after_line_items is None:
         grants_ddl = file_credit_input_ddl("credit_grants_raw", path=str(grants), topic="credit-grants")

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
-from jobs.billing_sql import INGESTED_FIELD, file_source_ddl
+from jobs.billing import INGESTED_FIELD, BillingSettings, build_pipeline, file_parsed_usage, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import BillingAlert, CreditDrawdown
@@ -184,9 +183,8 @@ class StagedJob:
         )
         env = stream_environment(parallelism=self.parallelism, checkpoint_interval_ms=CHECKPOINT_MS)
         t_env = table_environment(env, settings)
-        ddl = file_source_ddl(SOURCE_TABLE, path=str(self.dirs["usage"]), topic="usage-events",
-                              monitor_interval="200 ms")
-        outputs = build_pipeline(env, t_env, settings, ddl)
+        source = file_parsed_usage(env, settings, path=str(self.dirs["usage"]), monitor_interval_ms=200)
+        outputs = build_pipeline(env, t_env, settings, source)
         credits = build_credits(
             t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
             grants_ddl=file_credit_input_ddl("credit_grants_raw", path=str(self.dirs["grants"]),

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import SOURCE_TABLE, BillingSettings, build_pipeline, table_environment
-from jobs.billing_sql import file_source_ddl
+from jobs.billing import BillingSettings, build_pipeline, file_parsed_usage, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
@@ -101,8 +100,8 @@ def run_job(tmp_path: Path, window_seconds: int, records: list[bytes], now: date
     )
     env = stream_environment(parallelism=2)
     t_env = table_environment(env, settings)
-    ddl = file_source_ddl(SOURCE_TABLE, path=str(usage_file), topic="usage-events")
-    outputs = build_pipeline(env, t_env, settings, ddl)
+    source = file_parsed_usage(env, settings, path=str(usage_file))
+    outputs = build_pipeline(env, t_env, settings, source)
     credits = build_credits(
         t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
         grants_ddl=file_credit_input_ddl("credit_grants_raw", path=str(grants_file), topic="credit-grants"),

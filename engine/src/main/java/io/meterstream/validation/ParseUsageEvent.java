@@ -23,6 +23,10 @@ import org.apache.flink.table.functions.ScalarFunction;
  * max_future_ms BIGINT)}: parse and validate one raw {@code usage-events} record in a single pass, with exactly
  * the reasons of Python's {@code udfs.validation.validate_usage_record} (see {@link UsageEventParser}).
  *
+ * <p>The SQL face of the parser. The billing job does not call it: both of its usage sources (Kafka, and the job
+ * tests' file) parse with {@link UsageRows}, which shares {@link #setColumns}. Only the parse parity test
+ * ({@code tests/job/test_parse_parity.py}) and {@code benchmarks/parse_udf_bench.py} register it.
+ *
  * <p>Returns {@link #ROW_TYPE}. {@code reason}/{@code detail} are NULL for a valid event, otherwise the
  * {@code DeadLetterReason} code and a human sentence (not stable). Even for a rejected record every column that
  * could be read is filled: an id column when that id is valid, {@code event_time_ms} when the timestamp is valid,

@@ -9,7 +9,6 @@ import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
 import org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.types.logical.BigIntType;
@@ -24,9 +23,9 @@ import org.apache.flink.util.Collector;
  * The billing job's Kafka source format: each raw {@code usage-events} record, parsed and validated as it is read
  * (the parser of {@code PARSE_USAGE_EVENT}), into the row of {@link #rowType()}: the raw record and its Kafka
  * coordinates, then {@link ParseUsageEvent#ROW_TYPE}'s columns. The same columns as the SQL view
- * {@code usage_parsed} that job tests build on a file source with {@code PARSE_USAGE_EVENT}, minus its rowtime:
- * the record's timestamp carries the event time ({@link UsageEventWatermarks}). The Kafka record timestamp travels
- * as {@code src_timestamp}: the watermarks' ingestion time.
+ * {@code usage_parsed}; the record's timestamp carries the event time ({@link UsageEventWatermarks}). The Kafka
+ * record timestamp travels as {@code src_timestamp}: the watermarks' ingestion time. The rows are built by
+ * {@link UsageRows}, which the job tests' file source ({@link UsageFileLines}) shares.
  *
  * <p>Why here and not in SQL: the SQL source's raw format, computed event-time column and projection called the
  * function several times per record and spent a tenth of the job's CPU around it (JFR); here a record is parsed once
@@ -38,14 +37,9 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
     public static final String INGESTION_COLUMN = "src_timestamp";
     static final String[] COORDINATES = {"payload", "src_topic", "src_partition", "src_offset", INGESTION_COLUMN};
 
-    private final String catalogJson;
-    private final Long referenceNowMs;
-    private final long maxAgeMs;
-    private final long maxFutureMs;
+    private final UsageRows rows;
     private final TypeInformation<RowData> producedType;
 
-    private transient UsageEventParser parser;
-    private transient MeterCatalog catalog;
     private transient String lastTopic;
     private transient StringData lastTopicData;
 
@@ -57,10 +51,7 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
      */
     public UsageEventDeserializer(String catalogJson, Long referenceNowMs, long maxAgeMs, long maxFutureMs,
             TypeInformation<RowData> producedType) {
-        this.catalogJson = catalogJson;
-        this.referenceNowMs = referenceNowMs;
-        this.maxAgeMs = maxAgeMs;
-        this.maxFutureMs = maxFutureMs;
+        this.rows = new UsageRows(catalogJson, referenceNowMs, maxAgeMs, maxFutureMs);
         this.producedType = producedType;
     }
 
@@ -83,22 +74,13 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
 
     @Override
     public void open(DeserializationSchema.InitializationContext context) {
-        parser = new UsageEventParser();
-        catalog = MeterCatalog.of(catalogJson);
+        rows.open();
     }
 
     @Override
     public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<RowData> out) {
-        long now = referenceNowMs == null ? System.currentTimeMillis() : referenceNowMs;
-        UsageEventParser.Result parsed = parser.parse(record.value(), catalog, now, maxAgeMs, maxFutureMs);
-        GenericRowData row = new GenericRowData(COORDINATES.length + ParseUsageEvent.COLUMNS);
-        row.setField(0, record.value());
-        row.setField(1, topic(record.topic()));
-        row.setField(2, record.partition());
-        row.setField(3, record.offset());
-        row.setField(4, record.timestamp() < 0 ? null : record.timestamp());
-        ParseUsageEvent.setColumns(row, COORDINATES.length, parsed);
-        out.collect(row);
+        out.collect(rows.row(record.value(), topic(record.topic()), record.partition(), record.offset(),
+                record.timestamp() < 0 ? null : record.timestamp()));
     }
 
     private StringData topic(String topic) {

@@ -16,7 +16,8 @@ import org.apache.flink.table.types.logical.RowType;
 
 /**
  * Event time and watermarks of the parsed usage records (the columns of {@link UsageEventDeserializer#rowType()},
- * looked up by name), generated per Kafka partition by the source (and, in job tests, after the SQL file source).
+ * looked up by name), generated per Kafka partition by the source (and, in job tests, after the file source's
+ * parse, {@code io.meterstream.validation.UsageFileLines}).
  *
  * <p>Timestamp: {@code event_time_ms} of a valid record, 0 (1970) for a rejected one.
  *
