@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from meterstream.jars import udf_jar  # noqa: E402
 from udfs.catalog import load_catalog  # noqa: E402
-from udfs.grouping import catalog_json  # noqa: E402
+from udfs.java_catalog import java_catalog_json  # noqa: E402
 
 OUT_DIR = Path("/tmp/meterstream-bench")
 COLUMNS = (
@@ -85,7 +85,7 @@ def main() -> None:
         generate(path, args.events)
         print(f"generated {args.events} events in {time.perf_counter() - t0:.1f} s -> {path}")
     catalog = load_catalog(ROOT / "catalogs" / "example-genai.yaml")
-    cat = catalog_json(catalog).replace("'", "''")
+    cat = java_catalog_json(catalog).replace("'", "''")
     call = f"PARSE_USAGE_EVENT(payload, '{cat}', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT))"
     cols = ", ".join("`" + c.strip("`") + "` " + t for c, t in zip(COLUMNS.split(", "), _types(), strict=True))
     projected = ", ".join(f"p.{c}" for c in COLUMNS.split(", "))

@@ -63,8 +63,7 @@ from jobs.java_interop import (
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
-from udfs.grouping import catalog_json
-from udfs.rating_catalog import rating_catalog_json
+from udfs.java_catalog import java_catalog_json
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
 
 JOB_NAME = "meterstream-billing"
@@ -116,6 +115,12 @@ class BillingSettings:
         """The catalog, parsed from `catalog_yaml` once per settings object (the fields are frozen, so the parse
         cannot go stale)."""
         return parse_catalog(self.catalog_yaml)
+
+    @cached_property
+    def java_catalog_json(self) -> str:
+        """The catalog as the Java code reads it (`udfs.java_catalog`), one text for every Java object of the job:
+        the usage parser and the rating share its parse (`io.meterstream.catalog.JavaCatalog`, once per JVM)."""
+        return java_catalog_json(self.catalog)
 
     def period_state_ttl_days(self) -> int:
         """How long a series' state is kept after its last write (processing time): longer than the oldest event
@@ -208,7 +213,7 @@ def file_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings
     lines = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "usage-file")
     row_type = usage_row_type()
     parse = java_static(
-        USAGE_FILE_LINES_CLASS, "create", (STRING, catalog_json(settings.catalog)),
+        USAGE_FILE_LINES_CLASS, "create", (STRING, settings.java_catalog_json),
         (BOXED_LONG, settings.reference_now_ms), (LONG, settings.max_age_ms), (LONG, settings.max_future_ms),
         (STRING, topic), (TYPE_INFORMATION, _internal_type_info(row_type)))
     parsed = lines._j_data_stream.map(parse).name("parse-usage-lines")
@@ -239,7 +244,7 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
     deserializer's class comment (a tenth of the CPU)."""
     row_type = usage_row_type()
     deserializer = java_new(
-        USAGE_DESERIALIZER_CLASS, (STRING, catalog_json(settings.catalog)), (BOXED_LONG, settings.reference_now_ms),
+        USAGE_DESERIALIZER_CLASS, (STRING, settings.java_catalog_json), (BOXED_LONG, settings.reference_now_ms),
         (LONG, settings.max_age_ms), (LONG, settings.max_future_ms), (TYPE_INFORMATION, _internal_type_info(row_type)))
     source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
     stream = (
@@ -314,7 +319,7 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
     late = _external_tag("late", routed.late_row_type)
     accounting = _external_tag("accounting", java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE"))
     rating = java_new(
-        WINDOW_RATING_CLASS, (STRING, rating_catalog_json(settings.catalog)), (LONG, settings.window_size_ms),
+        WINDOW_RATING_CLASS, (STRING, settings.java_catalog_json), (LONG, settings.window_size_ms),
         (LONG, settings.period_state_ttl_days() * MS_PER_DAY), (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late),
         (OUTPUT_TAG, accounting))
     key = java_new(METER_KEY_CLASS)

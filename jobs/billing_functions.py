@@ -69,6 +69,10 @@ class PeriodToDateFunction(KeyedProcessFunction):
         self.state = None
 
     def open(self, runtime_context: RuntimeContext):
+        # Once per operator instance, and only here: the function is pickled on the client and unpickled in each
+        # Python worker, so every instance must build its catalog in its own process in any case (by unpickling a
+        # parsed one or by parsing); parsing the YAML text the client validated at start-up is that one build (a
+        # few ms per instance, nothing per record) and ships the catalog in its own, versioned form.
         self.catalog = parse_catalog(self.catalog_yaml)
         descriptor = ValueStateDescriptor(uids.PERIOD_TO_DATE_STATE, Types.PICKLED_BYTE_ARRAY())
         descriptor.enable_time_to_live(state_ttl(self.state_ttl_days))

@@ -103,6 +103,7 @@ class CreditInputValidator(ProcessFunction):
         self.tenants = None
 
     def open(self, runtime_context: RuntimeContext):
+        # Once per operator instance (see PeriodToDateFunction.open in jobs/billing_functions.py for why).
         self.tenants = parse_catalog(self.catalog_yaml).tenants
 
     def process_element(self, row: Row, ctx: ProcessFunction.Context):
@@ -139,6 +140,8 @@ class CreditsFunction(KeyedCoProcessFunction):
         self.timer = None
 
     def open(self, runtime_context: RuntimeContext):
+        # Once per operator instance (see PeriodToDateFunction.open in jobs/billing_functions.py for why); the
+        # credit policies are the catalog's `credits:` blocks, read from the YAML as written.
         mapping = yaml.load(self.catalog_yaml, Loader=DecimalLoader)
         self.policies = {tenant: credit_policy_for(mapping, tenant) for tenant in mapping["tenants"]}
         self.state = runtime_context.get_state(

@@ -24,6 +24,9 @@ Each file: the rule (Python) -> its Java twin.
 - `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
   duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
   DedupTable` (`DedupTableGoldenTest`) and `UsageRouting` in a keyed operator harness (`UsageRoutingHarnessTest`).
+- `java-catalog.json`: `udfs.java_catalog.java_catalog_json` of the golden catalog (the checked-in example of the
+  one JSON form in which the catalog reaches Java) and what the parser's and the rating's views read from it ->
+  `io.meterstream.catalog.JavaCatalog` (`JavaCatalogGoldenTest`).
 
 Cases are data written here (seeded, no hypothesis: the files must not change when a test library does).
 
@@ -60,12 +63,12 @@ from udfs.catalog import (
     parse_catalog,
 )
 from udfs.dedup import DedupMemory
+from udfs.java_catalog import java_catalog_json, price_entry
 from udfs.lateness import SeriesLateness
 from udfs.money import ExactnessError, round_amount, to_wire
 from udfs.periods import billing_period
 from udfs.pricing import graduated, package, per_unit, volume
 from udfs.pricing.priced import Priced
-from udfs.rating_catalog import price_entry, rating_catalog_json
 from udfs.validation import Rejection, validate_usage_record
 from udfs.window_rows import last_key, line_item_from_period_row
 from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
@@ -339,7 +342,7 @@ def validation_vectors() -> dict[str, Any]:
               **validation_case(raw, cat, meters)} for raw in records]
     return {"now_ms": to_epoch_ms(NOW), "max_age_ms": MAX_AGE // timedelta(milliseconds=1),
             "max_future_ms": MAX_FUTURE_SKEW // timedelta(milliseconds=1),
-            "catalog_json": grouping.catalog_json(cat), "cases": cases}
+            "java_catalog_json": java_catalog_json(cat), "cases": cases}
 
 
 def canonical_vectors() -> dict[str, Any]:
@@ -613,7 +616,7 @@ def _row(tenant_id: str, meter: str, aggregation: str, group: dict[str, str], be
 
 def line_items_vectors() -> dict[str, Any]:
     cat = catalog()
-    return {"rating_catalog_json": rating_catalog_json(cat), "emitted_at_ms": EMITTED_MS,
+    return {"java_catalog_json": java_catalog_json(cat), "emitted_at_ms": EMITTED_MS,
             "cases": [{**row, "line_item": line_item_case(cat, row)} for row in _line_rows(cat)]}
 
 
@@ -657,7 +660,7 @@ def lateness_stream(rng: random.Random, records: int) -> dict[str, Any]:
 
 def lateness_vectors() -> dict[str, Any]:
     rng = random.Random(SEED + 15)
-    return {"rating_catalog_json": rating_catalog_json(catalog()), "window_size_ms": LATENESS_WINDOW_MS,
+    return {"java_catalog_json": java_catalog_json(catalog()), "window_size_ms": LATENESS_WINDOW_MS,
             "series": [list(s) for s in LATENESS_SERIES],
             "streams": [lateness_stream(rng, rng.randrange(20, 160)) for _ in range(40)]}
 
@@ -706,6 +709,28 @@ def dedup_stream(rng: random.Random, records: int, ttl_ms: int) -> dict[str, Any
 def dedup_vectors() -> dict[str, Any]:
     rng = random.Random(SEED + 16)
     return {"streams": [dedup_stream(rng, rng.randrange(5, 120), ttl) for ttl in DEDUP_TTLS_MS for _ in range(12)]}
+def java_catalog_vectors() -> dict[str, Any]:
+    """The golden catalog's Java document (`udfs.java_catalog`, the checked-in example of the format) and what each
+    Java view must read from it: the parser's (meters: aggregation, group_by in code point order, the unique
+    dimension of unique_count meters) and the rating's (tenant settings, each meter's price entry ids, most specific
+    match first, catalog order among equals)."""
+    cat = catalog()
+    parser_view = {
+        tenant_id: {name: {"aggregation": meter.aggregation, "group_by": sorted(set(meter.group_by)),
+                           "unique_dimension": meter.unique_dimension if meter.aggregation == "unique_count" else None}
+                    for name, meter in tenant.meters.items()}
+        for tenant_id, tenant in cat.tenants.items()
+    }
+    rating_view = {
+        tenant_id: {"currency": tenant.currency, "amount_precision": tenant.amount_precision,
+                    "anchor_day": tenant.billing_period.anchor_day, "time_zone": tenant.billing_period.time_zone,
+                    "meters": {name: {"aggregation": meter.aggregation,
+                                      "price_ids": [e.id for e in sorted(tenant.prices[name],
+                                                                         key=lambda e: -len(e.match))]}
+                               for name, meter in tenant.meters.items()}}
+        for tenant_id, tenant in cat.tenants.items()
+    }
+    return {"java_catalog_json": java_catalog_json(cat), "parser_view": parser_view, "rating_view": rating_view}
 
 
 # ---- the files ----------------------------------------------------------------------------------------------
@@ -721,6 +746,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "line-items.json": line_items_vectors,
     "lateness.json": lateness_vectors,
     "dedup.json": dedup_vectors,
+    "java-catalog.json": java_catalog_vectors,
 }
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from schemas.usage_event import UsageEvent
 from schemas.wire import decimal_to_wire
-from udfs.catalog import Catalog, Meter
 
 Group = tuple[tuple[str, str], ...]
 
@@ -30,7 +29,6 @@ _MS = timedelta(milliseconds=1)
 __all__ = [
     "Group",
     "canonical_json",
-    "catalog_json",
     "decode_unique_token",
     "epoch_millis",
     "fingerprint",
@@ -86,32 +84,3 @@ def fingerprint_text(event: UsageEvent) -> str:
 def fingerprint(event: UsageEvent) -> str:
     """Lowercase hex SHA-256 of the UTF-8 of `fingerprint_text(event)`: equal for same-content retries."""
     return hashlib.sha256(fingerprint_text(event).encode("utf-8")).hexdigest()
-
-
-def catalog_json(meters: Catalog | Mapping[str, Mapping[str, Meter | str]]) -> str:
-    """The `catalog_json` argument of `PARSE_USAGE_EVENT`:
-    `{"<tenant>": {"<meter>": {"aggregation": "sum", "group_by": ["model"], "unique_dimension": null}}}`.
-
-    Accepts a loaded `Catalog`, or `{tenant: {meter: Meter | aggregation name}}` (a bare aggregation name means
-    no group_by and no unique dimension).
-    """
-    if isinstance(meters, Catalog):
-        by_tenant: Mapping[str, Mapping[str, Meter | str]] = {
-            tenant_id: tenant.meters for tenant_id, tenant in meters.tenants.items()
-        }
-    else:
-        by_tenant = meters
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for tenant_id, tenant_meters in by_tenant.items():
-        out[tenant_id] = {}
-        for name, meter in tenant_meters.items():
-            if isinstance(meter, str):
-                spec = {"aggregation": meter, "group_by": [], "unique_dimension": None}
-            else:
-                spec = {
-                    "aggregation": meter.aggregation,
-                    "group_by": list(meter.group_by),
-                    "unique_dimension": meter.unique_dimension,
-                }
-            out[tenant_id][name] = spec
-    return canonical_json(out)

@@ -2,8 +2,8 @@
 
 Reason codes and their precedence (`schemas.dead_letter.DeadLetterReason`), the usage event's limits and field
 order (`schemas.usage_event`, `udfs.validation`), aggregation names and which need no value (`udfs.catalog`,
-`udfs.validation`), price-model names (`udfs.catalog`), money precision (`udfs.money`), the rating catalog format
-(`udfs.rating_catalog`), the billing anchor-day range (`udfs.catalog.BillingPeriod`), the line-item id's namespace
+`udfs.validation`), price-model names (`udfs.catalog`), money precision (`udfs.money`), the Java catalog format
+(`udfs.java_catalog`), the billing anchor-day range (`udfs.catalog.BillingPeriod`), the line-item id's namespace
 and version (`udfs.line_items`) and the `last` key layout (`udfs.window_rows`) are read from those modules here and
 written as Java `static final` constants (compile-time constants: no per-record cost). The Java code uses these
 constants, never literals of its own.
@@ -34,9 +34,9 @@ from schemas.usage_event import (
     VALUE_MAX_INTEGER_DIGITS,
 )
 from udfs import catalog
+from udfs.java_catalog import JAVA_CATALOG_FORMAT
 from udfs.line_items import LINE_ITEM_ID_VERSION, LINE_ITEM_NAMESPACE
 from udfs.money import MAX_AMOUNT_PRECISION, MONEY_PRECISION_DIGITS
-from udfs.rating_catalog import RATING_CATALOG_FORMAT
 from udfs.validation import (
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_FUTURE_SKEW,
@@ -51,7 +51,7 @@ JAVA_ROOT = Path(__file__).resolve().parents[1] / "engine" / "src" / "main" / "j
 RULES_PATH = JAVA_ROOT / "io" / "meterstream" / "rules" / "Rules.java"
 SOURCES = (
     "schemas/dead_letter.py", "schemas/usage_event.py", "udfs/validation.py", "udfs/catalog.py", "udfs/money.py",
-    "udfs/rating_catalog.py", "udfs/line_items.py", "udfs/window_rows.py",
+    "udfs/java_catalog.py", "udfs/line_items.py", "udfs/window_rows.py",
 )
 
 
@@ -190,12 +190,12 @@ def java_source() -> str:
     lines += [_const("String", f"PRICE_MODEL_{_upper(name)}", _string(name)) for name in models]
     lines += [
         "",
-        "    // ---- money (udfs.money) and the catalogs (udfs.catalog, udfs.rating_catalog)",
+        "    // ---- money (udfs.money) and the catalogs (udfs.catalog, udfs.java_catalog)",
         _const("int", "MONEY_PRECISION_DIGITS", str(MONEY_PRECISION_DIGITS), "significant digits, as Python's context"),
         _const("int", "MAX_AMOUNT_PRECISION", str(MAX_AMOUNT_PRECISION), "a tenant's amount_precision: 0 .. this"),
         _const("int", "ANCHOR_DAY_MIN", str(anchor_low)),
         _const("int", "ANCHOR_DAY_MAX", str(anchor_high)),
-        _const("String", "RATING_CATALOG_FORMAT", _string(RATING_CATALOG_FORMAT)),
+        _const("String", "JAVA_CATALOG_FORMAT", _string(JAVA_CATALOG_FORMAT)),
         "",
         "    // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)",
         _const("String", "LINE_ITEM_NAMESPACE", _string(str(LINE_ITEM_NAMESPACE)), "uuid5 namespace; never change"),

@@ -35,7 +35,8 @@ from tests.strategies import (
 )
 from tests.unit.test_validation import CASES
 from udfs import grouping
-from udfs.catalog import Meter, load_catalog
+from udfs.catalog import Catalog, Meter, load_catalog
+from udfs.java_catalog import java_catalog_json
 from udfs.validation import Rejection, validate_usage_record
 
 pytestmark = pytest.mark.job
@@ -61,8 +62,17 @@ def _meters() -> dict[str, Meter]:
     return meters
 
 
+def _catalog() -> Catalog:
+    """The example catalog cut down to the strategies' tenant and meters (with their prices: the Java catalog
+    document carries both the parser's and the rating's fields)."""
+    example = load_catalog(ROOT / "catalogs" / "example-genai.yaml")
+    acme = example.tenant("acme-ai")
+    tenant = acme.model_copy(update={"meters": METERS, "prices": {name: acme.prices[name] for name in METERS}})
+    return example.model_copy(update={"tenants": {"acme-ai": tenant}})
+
+
 METERS = _meters()
-CATALOG_JSON = grouping.catalog_json({"acme-ai": METERS})
+CATALOG_JSON = java_catalog_json(_catalog())
 
 
 def _sample(strategy: st.SearchStrategy[bytes], n: int = SAMPLE_SIZE) -> list[bytes]:

@@ -24,8 +24,8 @@ import pytest
 from meterstream.jars import udf_jar
 from udfs import grouping
 from udfs.catalog import GraduatedPrice, PackagePrice, VolumePrice, parse_catalog
+from udfs.java_catalog import java_catalog_json
 from udfs.periods import billing_period
-from udfs.rating_catalog import rating_catalog_json
 from udfs.window_rows import last_key
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
@@ -69,7 +69,7 @@ EXTRA_TENANT = """
 """
 CATALOG_YAML = CATALOG_PATH.read_text(encoding="utf-8").rstrip("\n") + "\n" + EXTRA_TENANT
 CATALOG = parse_catalog(CATALOG_YAML)
-CATALOG_JSON = rating_catalog_json(CATALOG)
+CATALOG_JSON = java_catalog_json(CATALOG)
 EMITTED_MS = 1795509095123
 SCALE = Decimal("1e-18")
 TINY = Decimal("0.000000000000000001")

@@ -42,6 +42,23 @@ def test_the_catalog_is_parsed_once_per_settings(monkeypatch):
     assert BillingSettings(catalog_yaml=CATALOG.read_text(), run_id="r1") == settings, "the cache is not a field"
 
 
+def test_one_catalog_text_for_every_java_object():
+    """The parser and the rating read one document (`udfs.java_catalog`), computed once per settings object."""
+    import json
+
+    from udfs.java_catalog import JAVA_CATALOG_FORMAT, java_catalog_json
+
+    settings = BillingSettings(catalog_yaml=CATALOG.read_text())
+    text = settings.java_catalog_json
+    assert settings.java_catalog_json is text
+    assert text == java_catalog_json(settings.catalog)
+    document = json.loads(text)
+    assert document["format"] == JAVA_CATALOG_FORMAT
+    meter = document["tenants"]["acme-ai"]["meters"]["input_tokens"]
+    assert set(meter) == {"aggregation", "group_by", "unique_dimension"}
+    assert document["tenants"]["acme-ai"]["prices"]["input_tokens"], "the rating's prices in the same document"
+
+
 def test_no_java_object_is_built_by_constructor_position():
     """`getConstructors()[0]` picked whichever constructor the JVM listed first; every Java object is made through
     `jobs.java_interop` (lookup by parameter types) instead."""

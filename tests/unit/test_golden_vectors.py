@@ -111,7 +111,7 @@ def test_rounding_cases_replay():
 def test_line_item_cases_replay_and_cover_the_catalog():
     data = golden.load("line-items.json")
     cat = golden.catalog()
-    assert data["rating_catalog_json"] == golden.rating_catalog_json(cat)
+    assert data["java_catalog_json"] == golden.java_catalog_json(cat)
     for case in data["cases"]:
         row = {k: v for k, v in case.items() if k != "line_item"}
         assert golden.line_item_case(cat, row) == case["line_item"]
@@ -176,3 +176,17 @@ def test_dedup_streams_replay_and_reach_every_case():
         kinds.add(("shared id", any(len(t) > 1 for t in tenants_of.values())))
     assert {("edge", -1, False), ("edge", 0, True), ("seen", FIRST), ("seen", "duplicate_same_payload"),
             ("seen", "duplicate_conflicting_payload"), ("shared id", True)} <= kinds
+
+
+def test_java_catalog_example_replays():
+    """The checked-in example of the Java catalog document is the golden catalog's, and the views JUnit holds
+    `JavaCatalog` to are what the Python catalog says."""
+    data = golden.load("java-catalog.json")
+    cat = golden.catalog()
+    assert data == golden.java_catalog_vectors()
+    assert json.loads(data["java_catalog_json"])["format"] == "java-catalog-v1"
+    assert set(data["parser_view"]) == set(cat.tenants) == set(data["rating_view"])
+    assert any(m["unique_dimension"] for t in data["parser_view"].values() for m in t.values())
+    assert any(m["group_by"] for t in data["parser_view"].values() for m in t.values())
+    for key in ("validation.json", "line-items.json", "lateness.json"):
+        assert golden.load(key)["java_catalog_json"] == data["java_catalog_json"], key

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from schemas.usage_event import UsageEvent
 from udfs import grouping
-from udfs.catalog import Meter, load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,36 +115,6 @@ def test_fingerprint_golden_value():
         b'["cust-42","input_tokens",1795509095123,"12.5",{"model":"nova-large","region":"eu"}]'
     ).hexdigest()
     assert grouping.epoch_millis(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)) == 1000
-
-
-def test_catalog_json_from_the_example_catalog():
-    catalog = load_catalog(ROOT / "catalogs" / "example-genai.yaml")
-    parsed = json.loads(grouping.catalog_json(catalog))
-    assert set(parsed) == set(catalog.tenants)
-    for tenant_id, tenant in catalog.tenants.items():
-        assert set(parsed[tenant_id]) == set(tenant.meters)
-        for name in tenant.meters:
-            meter = catalog.meter(tenant_id, name)
-            assert parsed[tenant_id][name] == {
-                "aggregation": meter.aggregation,
-                "group_by": list(meter.group_by),
-                "unique_dimension": meter.unique_dimension,
-            }
-    assert parsed["acme-ai"]["active_users"]["unique_dimension"] == "user_id"
-    assert parsed["bolt-ml"]["gpu_seconds"]["group_by"] == ["gpu_type"]
-
-
-def test_catalog_json_from_a_mapping():
-    text = grouping.catalog_json(
-        {"t": {"requests": "count", "tokens": Meter(aggregation="sum", group_by=("model",))}}
-    )
-    assert json.loads(text) == {
-        "t": {
-            "requests": {"aggregation": "count", "group_by": [], "unique_dimension": None},
-            "tokens": {"aggregation": "sum", "group_by": ["model"], "unique_dimension": None},
-        }
-    }
-    assert text == grouping.canonical_json(json.loads(text))  # canonical: stable text for a stable catalog
 
 
 def test_value_decimal_is_kept_exact():

@@ -8,7 +8,7 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 
 /**
  * One price entry of the catalog (a member of {@code udfs.catalog.PriceEntry}) in the form
- * {@code udfs.rating_catalog.rating_catalog_json} writes it: {@code {id, match, model, ...parameters}}, every
+ * {@code udfs.java_catalog.java_catalog_json} writes it: {@code {id, match, model, ...parameters}}, every
  * decimal a string. Only the fields of its {@link #model} are set.
  */
 public final class PriceEntry {

@@ -44,8 +44,8 @@ import org.apache.flink.table.functions.ScalarFunction;
  * the period quantities are the values inside {@code last_key} / {@code last_key_before}, as in Python.
  *
  * <ul>
- *   <li>{@code catalog_json}: {@code udfs.rating_catalog.rating_catalog_json(catalog)}, a constant; parsed once
- *       per JVM ({@link RatingCatalog}).
+ *   <li>{@code catalog_json}: {@code udfs.java_catalog.java_catalog_json(catalog)}, a constant; parsed once
+ *       per JVM ({@code io.meterstream.catalog.JavaCatalog}, shared with the parser; its view {@link RatingCatalog}).
  *   <li>{@code window_size_ms}: the tumbling window size (window_end = window_start + size).
  *   <li>{@code emitted_at_ms}: NULL = the wall clock at each call.
  * </ul>

@@ -1,43 +1,23 @@
 package io.meterstream.rating;
 
-import java.io.IOException;
 import java.time.Instant;
 import java.time.YearMonth;
 import java.time.ZoneId;
 import java.time.ZonedDateTime;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
-import java.util.Iterator;
-import java.util.List;
 import java.util.Map;
 
+import io.meterstream.catalog.JavaCatalog;
 import io.meterstream.periods.BillingPeriodStart;
 import io.meterstream.pricing.PriceEntry;
-import io.meterstream.rules.Rules;
-import io.meterstream.validation.ConstantArgumentCache;
-
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 
 /**
- * The rating view of the price catalog, as written by {@code udfs.rating_catalog.rating_catalog_json}:
- * {@code {"format": "rating-v1", "tenants": {tenant: {currency, amount_precision, anchor_day, time_zone,
- * meters: {meter: {aggregation, unique_dimension}}, prices: {meter: [{id, match, model, ...parameters}]}}}}},
- * every decimal a string.
- *
- * <p>Parsed once per distinct text and shared by every task of the JVM (the text is a SQL constant). A text of
- * the wrong shape is a deployment error and fails the job (IllegalArgumentException). The Python loader
- * ({@code udfs.catalog}) validated the catalog; this class trusts its invariants (a catch-all entry per meter,
- * no equally specific ties, ordered tiers with an open-ended last one).
+ * The rating's view of the price catalog: per tenant, currency, amount precision, billing period (anchor day, time
+ * zone) and, per meter, the aggregation and the price entries. Built once per catalog from {@link JavaCatalog} (the
+ * one JSON form of the catalog, {@code udfs.java_catalog.java_catalog_json}, parsed once per JVM) and shared by
+ * every task of the JVM.
  */
 final class RatingCatalog {
-    static final String FORMAT = Rules.RATING_CATALOG_FORMAT;
-    private static final ConstantArgumentCache<RatingCatalog> CACHE =
-            new ConstantArgumentCache<>("BILLING_LINE_ITEM_JAVA", RatingCatalog::parse);
-    private static final ObjectMapper MAPPER = new ObjectMapper();
-
     static final class Meter {
         final String aggregation;
         /** Entries by descending specificity (stable): the first match is Python's most specific match. */
@@ -121,74 +101,21 @@ final class RatingCatalog {
         return t;
     }
 
+    /** The view of the catalog of this text: the text parsed once per JVM, the view built once per catalog. */
     static RatingCatalog of(String json) {
-        return CACHE.get(json);
+        return JavaCatalog.of(json).view(RatingCatalog.class, RatingCatalog::from);
     }
 
-    static RatingCatalog parse(String json) {
-        try {
-            JsonNode root = MAPPER.readTree(json);
-            if (!FORMAT.equals(text(root, "format"))) {
-                throw new IllegalArgumentException("format must be '" + FORMAT + "'");
+    static RatingCatalog from(JavaCatalog catalog) {
+        Map<String, Tenant> tenants = new HashMap<>();
+        for (Map.Entry<String, JavaCatalog.Tenant> e : catalog.tenants().entrySet()) {
+            JavaCatalog.Tenant t = e.getValue();
+            Map<String, Meter> meters = new HashMap<>();
+            for (Map.Entry<String, JavaCatalog.Meter> m : t.meters.entrySet()) {
+                meters.put(m.getKey(), new Meter(m.getValue().aggregation, m.getValue().prices));
             }
-            Map<String, Tenant> tenants = new HashMap<>();
-            for (Iterator<Map.Entry<String, JsonNode>> it = object(root, "tenants").fields(); it.hasNext();) {
-                Map.Entry<String, JsonNode> e = it.next();
-                tenants.put(e.getKey(), parseTenant(e.getValue(), e.getKey()));
-            }
-            return new RatingCatalog(tenants);
-        } catch (IOException | RuntimeException e) {
-            throw new IllegalArgumentException(
-                    "BILLING_LINE_ITEM_JAVA: catalog_json is not udfs.rating_catalog.rating_catalog_json(...): "
-                            + e.getMessage(),
-                    e);
+            tenants.put(e.getKey(), new Tenant(t.currency, t.amountPrecision, t.anchorDay, t.zone, meters));
         }
-    }
-
-    private static Tenant parseTenant(JsonNode node, String where) {
-        JsonNode prices = object(node, "prices");
-        Map<String, Meter> meters = new HashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = object(node, "meters").fields(); it.hasNext();) {
-            Map.Entry<String, JsonNode> e = it.next();
-            String name = e.getKey();
-            JsonNode entries = prices.get(name);
-            if (entries == null || !entries.isArray() || entries.size() == 0) {
-                throw new IllegalArgumentException(where + ".prices." + name + ": a non-empty list is required");
-            }
-            List<PriceEntry> list = new ArrayList<>();
-            for (JsonNode entry : entries) {
-                list.add(PriceEntry.parse(entry, where + ".prices." + name));
-            }
-            PriceEntry[] sorted = list.toArray(new PriceEntry[0]);
-            Arrays.sort(sorted, Comparator.comparingInt((PriceEntry p) -> p.matchKeys.length).reversed());
-            meters.put(name, new Meter(text(e.getValue(), "aggregation"), sorted));
-        }
-        JsonNode precision = node.get("amount_precision");
-        JsonNode anchor = node.get("anchor_day");
-        if (precision == null || !precision.isInt() || precision.intValue() < 0
-                || precision.intValue() > Rules.MAX_AMOUNT_PRECISION
-                || anchor == null || !anchor.isInt() || anchor.intValue() < Rules.ANCHOR_DAY_MIN
-                || anchor.intValue() > Rules.ANCHOR_DAY_MAX) {
-            throw new IllegalArgumentException(where + ": amount_precision 0.." + Rules.MAX_AMOUNT_PRECISION
-                    + " and anchor_day " + Rules.ANCHOR_DAY_MIN + ".." + Rules.ANCHOR_DAY_MAX + " required");
-        }
-        return new Tenant(text(node, "currency"), precision.intValue(), anchor.intValue(),
-                ZoneId.of(text(node, "time_zone")), meters);
-    }
-
-    private static JsonNode object(JsonNode node, String field) {
-        JsonNode v = node.get(field);
-        if (v == null || !v.isObject()) {
-            throw new IllegalArgumentException(field + ": an object is required");
-        }
-        return v;
-    }
-
-    private static String text(JsonNode node, String field) {
-        JsonNode v = node.get(field);
-        if (v == null || !v.isTextual()) {
-            throw new IllegalArgumentException(field + ": a string is required");
-        }
-        return v.textValue();
+        return new RatingCatalog(tenants);
     }
 }

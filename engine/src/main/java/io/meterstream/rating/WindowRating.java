@@ -100,7 +100,7 @@ public final class WindowRating extends CountingOperator<String>
             new RowType.RowField("event_count", new BigIntType(false)),
             new RowType.RowField("unique_tokens", new VarCharType(true, VarCharType.MAX_LENGTH))));
 
-    private final String ratingCatalogJson;
+    private final String catalogJson;
     private final long windowSizeMs;
     private final long stateTtlMs;
     private final OutputTag<Row> uniqueCountWindows;
@@ -116,16 +116,16 @@ public final class WindowRating extends CountingOperator<String>
     private transient long pendingLate;
 
     /**
-     * @param ratingCatalogJson {@code udfs.rating_catalog.rating_catalog_json(catalog)}
+     * @param catalogJson {@code udfs.java_catalog.java_catalog_json(catalog)} (its rating view: {@code RatingCatalog})
      * @param windowSizeMs      the tumbling window size
      * @param stateTtlMs        TTL of the series state (longer than the max event age plus a billing period)
      * @param uniqueCountWindows side output of fired unique_count windows ({@link #UNIQUE_COUNT_WINDOW_TYPE})
      * @param late              side output of late records ({@code UsageRouting.lateType} of the parsed input)
      * @param accounting        side output of outcome counts ({@code UsageRouting.ACCOUNTING_TYPE})
      */
-    public WindowRating(String ratingCatalogJson, long windowSizeMs, long stateTtlMs,
+    public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs,
             OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting) {
-        this.ratingCatalogJson = ratingCatalogJson;
+        this.catalogJson = catalogJson;
         this.windowSizeMs = windowSizeMs;
         this.stateTtlMs = stateTtlMs;
         this.uniqueCountWindows = uniqueCountWindows;
@@ -145,7 +145,7 @@ public final class WindowRating extends CountingOperator<String>
             }
         }
         rate = new RateLineItem();
-        catalog = StringData.fromString(ratingCatalogJson);
+        catalog = StringData.fromString(catalogJson);
     }
 
     @Override

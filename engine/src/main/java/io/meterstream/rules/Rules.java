@@ -4,7 +4,7 @@
 //   udfs/validation.py
 //   udfs/catalog.py
 //   udfs/money.py
-//   udfs/rating_catalog.py
+//   udfs/java_catalog.py
 //   udfs/line_items.py
 //   udfs/window_rows.py
 // DO NOT EDIT: change the Python source and regenerate; `python -m udfs.java_rules --check` (run by the
@@ -106,12 +106,12 @@ public final class Rules {
     public static final String PRICE_MODEL_GRADUATED = "graduated";
     public static final String PRICE_MODEL_VOLUME = "volume";
 
-    // ---- money (udfs.money) and the catalogs (udfs.catalog, udfs.rating_catalog)
+    // ---- money (udfs.money) and the catalogs (udfs.catalog, udfs.java_catalog)
     public static final int MONEY_PRECISION_DIGITS = 50; // significant digits, as Python's context
     public static final int MAX_AMOUNT_PRECISION = 8; // a tenant's amount_precision: 0 .. this
     public static final int ANCHOR_DAY_MIN = 1;
     public static final int ANCHOR_DAY_MAX = 31;
-    public static final String RATING_CATALOG_FORMAT = "rating-v1";
+    public static final String JAVA_CATALOG_FORMAT = "java-catalog-v1";
 
     // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)
     public static final String LINE_ITEM_NAMESPACE = "7605a076-ac45-5316-afe8-45e0991fb188"; // uuid5 namespace; never change

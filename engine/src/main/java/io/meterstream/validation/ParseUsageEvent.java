@@ -36,7 +36,8 @@ import org.apache.flink.table.functions.ScalarFunction;
  *
  * <ul>
  *   <li>{@code payload}: the Kafka value; NULL (a tombstone) is malformed_json, as Python's None.
- *   <li>{@code catalog_json}: {@code udfs.grouping.catalog_json(...)}, a constant; parsed once per JVM.
+ *   <li>{@code catalog_json}: {@code udfs.java_catalog.java_catalog_json(...)}, a constant; parsed once per JVM
+ *       ({@code io.meterstream.catalog.JavaCatalog}, shared with the rating).
  *   <li>{@code now_ms}: epoch ms the age/future checks are relative to; NULL means the wall clock per call.
  *   <li>{@code max_age_ms}, {@code max_future_ms}: NULL means 35 days / 5 minutes (Python's defaults).
  *       Inclusive on the accepted side.

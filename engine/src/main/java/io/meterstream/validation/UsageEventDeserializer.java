@@ -44,7 +44,7 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
     private transient StringData lastTopicData;
 
     /**
-     * @param catalogJson    {@code udfs.grouping.catalog_json(catalog)}
+     * @param catalogJson    {@code udfs.java_catalog.java_catalog_json(catalog)}
      * @param referenceNowMs the "now" of the age/future checks; null = the wall clock at each record
      * @param producedType   Flink's internal type info of {@link #rowType()} (built by the caller: that class lives
      *                       in the table runtime, not in this jar's compile classpath)

@@ -23,7 +23,7 @@ final class UsageRows implements Serializable {
     private transient MeterCatalog catalog;
 
     /**
-     * @param catalogJson    {@code udfs.grouping.catalog_json(catalog)}
+     * @param catalogJson    {@code udfs.java_catalog.java_catalog_json(catalog)}
      * @param referenceNowMs the "now" of the age/future checks; null = the wall clock at each record
      */
     UsageRows(String catalogJson, Long referenceNowMs, long maxAgeMs, long maxFutureMs) {

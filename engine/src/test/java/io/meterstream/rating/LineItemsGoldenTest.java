@@ -23,7 +23,7 @@ class LineItemsGoldenTest {
     @Test
     void everyLineItemIsThePythonOneByteForByte() {
         JsonNode golden = GoldenVectors.load("line-items.json");
-        StringData catalog = StringData.fromString(golden.get("rating_catalog_json").textValue());
+        StringData catalog = StringData.fromString(golden.get("java_catalog_json").textValue());
         long emittedAt = golden.get("emitted_at_ms").longValue();
         RateLineItem rate = new RateLineItem();
         int cases = 0;

@@ -215,7 +215,7 @@ class WindowRatingHarnessTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored, long ttlMs) throws Exception {
-        WindowRating operator = new WindowRating(VECTORS.get("rating_catalog_json").textValue(), WINDOW_MS, ttlMs,
+        WindowRating operator = new WindowRating(VECTORS.get("java_catalog_json").textValue(), WINDOW_MS, ttlMs,
                 UNIQUE, LATE, ACCOUNTING);
         MeterKey key = new MeterKey();
         var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());

@@ -26,11 +26,12 @@ import org.junit.jupiter.api.Test;
  */
 class UsageFileLinesTest {
     private static final String TOPIC = "usage-events";
+    private static final String CATALOG = GoldenVectors.load("java-catalog.json").get("java_catalog_json").textValue();
 
     @Test
     void aLineBecomesTheRowTheKafkaDeserializerBuilds() {
         JsonNode golden = GoldenVectors.load("validation.json");
-        String catalog = golden.get("catalog_json").textValue();
+        String catalog = golden.get("java_catalog_json").textValue();
         long now = golden.get("now_ms").longValue();
         long maxAge = golden.get("max_age_ms").longValue();
         long maxFuture = golden.get("max_future_ms").longValue();
@@ -71,7 +72,7 @@ class UsageFileLinesTest {
     @Test
     void invalidUtf8SurvivesTheLine() {
         byte[] raw = {(byte) 0xff, (byte) 0xfe, ' ', 'x'};
-        UsageFileLines file = UsageFileLines.create("{}", 0L, 1L, 1L, TOPIC, null);
+        UsageFileLines file = UsageFileLines.create(CATALOG, 0L, 1L, 1L, TOPIC, null);
         file.open(null);
         GenericRowData row = (GenericRowData) file.map(new String(raw, StandardCharsets.ISO_8859_1));
         assertEquals(new String(raw, StandardCharsets.ISO_8859_1),
@@ -81,7 +82,7 @@ class UsageFileLinesTest {
 
     @Test
     void ingestionTimeComesFromTheTestField() {
-        UsageFileLines file = UsageFileLines.create("{}", 0L, 1L, 1L, TOPIC, null);
+        UsageFileLines file = UsageFileLines.create(CATALOG, 0L, 1L, 1L, TOPIC, null);
         file.open(null);
         RowData row = file.map("{\"event_id\": \"e1\", \"_ingested_ms\": 1795500000123}");
         assertEquals(1_795_500_000_123L, row.getLong(4));

@@ -31,7 +31,7 @@ class ValidationGoldenTest {
     @Test
     void everyRecordGetsThePythonReasonAndColumns() {
         JsonNode golden = GoldenVectors.load("validation.json");
-        MeterCatalog catalog = MeterCatalog.parse(golden.get("catalog_json").textValue());
+        MeterCatalog catalog = MeterCatalog.parse(golden.get("java_catalog_json").textValue());
         long now = golden.get("now_ms").longValue();
         long maxAge = golden.get("max_age_ms").longValue();
         long maxFuture = golden.get("max_future_ms").longValue();

@@ -1,4 +1,5 @@
-"""`rating_catalog_json`: the Java rating's view of the catalog is complete, exact and deterministic."""
+"""`java_catalog_json`: the one JSON form in which the catalog reaches Java (the parser's meters and the rating's
+prices and settings) is complete, exact, versioned and deterministic."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from udfs.catalog import load_catalog, parse_catalog
-from udfs.rating_catalog import RATING_CATALOG_FORMAT, rating_catalog, rating_catalog_json
+from udfs.java_catalog import JAVA_CATALOG_FORMAT, java_catalog, java_catalog_json
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai.yaml"
 
@@ -36,11 +37,11 @@ tenants:
 
 
 def test_small_catalog_exact_text():
-    text = rating_catalog_json(parse_catalog(SMALL))
+    text = java_catalog_json(parse_catalog(SMALL))
     assert text == (
-        '{"format":"rating-v1","tenants":{"t":{"amount_precision":3,"anchor_day":31,"currency":"EUR",'
-        '"meters":{"tokens":{"aggregation":"sum","unique_dimension":null},'
-        '"users":{"aggregation":"unique_count","unique_dimension":"user_id"}},'
+        '{"format":"java-catalog-v1","tenants":{"t":{"amount_precision":3,"anchor_day":31,"currency":"EUR",'
+        '"meters":{"tokens":{"aggregation":"sum","group_by":["model"],"unique_dimension":null},'
+        '"users":{"aggregation":"unique_count","group_by":[],"unique_dimension":"user_id"}},'
         '"prices":{"tokens":['
         '{"id":"big","match":{"model":"é\\"x"},"model":"volume","tiers":['
         '{"flat_fee":"5","unit_price":"0.1","up_to":"1000"},'
@@ -56,8 +57,8 @@ def test_small_catalog_exact_text():
 
 def test_example_catalog_round_trips_every_price_exactly():
     catalog = load_catalog(EXAMPLE)
-    data = json.loads(rating_catalog_json(catalog))
-    assert data["format"] == RATING_CATALOG_FORMAT
+    data = json.loads(java_catalog_json(catalog))
+    assert data["format"] == JAVA_CATALOG_FORMAT
     assert set(data["tenants"]) == set(catalog.tenants)
     for tenant_id, tenant in catalog.tenants.items():
         out = data["tenants"][tenant_id]
@@ -83,7 +84,24 @@ def test_example_catalog_round_trips_every_price_exactly():
 
 
 def test_deterministic_and_compact():
-    first = rating_catalog_json(load_catalog(EXAMPLE))
-    assert first == rating_catalog_json(load_catalog(EXAMPLE))
+    first = java_catalog_json(load_catalog(EXAMPLE))
+    assert first == java_catalog_json(load_catalog(EXAMPLE))
     assert ": " not in first and ", " not in first
-    assert rating_catalog(load_catalog(EXAMPLE)) == json.loads(first)
+    assert java_catalog(load_catalog(EXAMPLE)) == json.loads(first)
+
+
+def test_every_meter_carries_what_the_parser_needs():
+    """The parser's fields (once `udfs.grouping.catalog_json`, a second document): aggregation, group_by in catalog
+    order, the unique dimension."""
+    catalog = load_catalog(EXAMPLE)
+    data = json.loads(java_catalog_json(catalog))
+    assert set(data["tenants"]) == set(catalog.tenants)
+    for tenant_id, tenant in catalog.tenants.items():
+        assert set(data["tenants"][tenant_id]["meters"]) == set(tenant.meters)
+        for name, meter in tenant.meters.items():
+            assert data["tenants"][tenant_id]["meters"][name] == {
+                "aggregation": meter.aggregation, "group_by": list(meter.group_by),
+                "unique_dimension": meter.unique_dimension,
+            }
+    assert data["tenants"]["acme-ai"]["meters"]["active_users"]["unique_dimension"] == "user_id"
+    assert data["tenants"]["bolt-ml"]["meters"]["gpu_seconds"]["group_by"] == ["gpu_type"]
