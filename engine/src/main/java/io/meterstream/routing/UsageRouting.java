@@ -75,7 +75,8 @@ import org.apache.flink.util.OutputTag;
  * statuses each consumer waits for its slowest channel, and during a pause the watermark simply stands.
  *
  * <p>Outputs: each record goes to exactly one (no copies for several chained consumers, no filter per consumer).
- * The input is the SQL view {@code usage_parsed} (columns looked up by name).
+ * The input is the parsed usage records ({@code UsageEventDeserializer.rowType()}: Kafka, or the job tests' file;
+ * columns looked up by name).
  * <ul>
  *   <li>main: first-seen valid records of every meter, as {@link WindowedUsage} (timestamp: event time) for the
  *       window operator ({@code io.meterstream.rating.WindowRating}), which gives them their outcome, {@code
@@ -143,7 +144,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
 
     /**
-     * @param input        the row type of {@code usage_parsed}
+     * @param input        the row type of the parsed usage records ({@code UsageEventDeserializer.rowType()})
      * @param windowSizeMs the tumbling window size (for a record's window end)
      * @param dedupTtlMs   how long a (tenant_id, event_id) is remembered
      * @param deadLettered side output of {@link #deadLetterType} rows

@@ -22,8 +22,8 @@ import org.apache.flink.util.Collector;
 /**
  * The billing job's Kafka source format: each raw {@code usage-events} record, parsed and validated as it is read
  * (the parser of {@code PARSE_USAGE_EVENT}), into the row of {@link #rowType()}: the raw record and its Kafka
- * coordinates, then {@link ParseUsageEvent#ROW_TYPE}'s columns. The same columns as the SQL view
- * {@code usage_parsed}; the record's timestamp carries the event time ({@link UsageEventWatermarks}). The Kafka
+ * coordinates, then {@link ParseUsageEvent#ROW_TYPE}'s columns (the column set the job calls {@code usage_parsed});
+ * the record's timestamp carries the event time ({@link UsageEventWatermarks}). The Kafka
  * record timestamp travels as {@code src_timestamp}: the watermarks' ingestion time. The rows are built by
  * {@link UsageRows}, which the job tests' file source ({@link UsageFileLines}) shares.
  *
