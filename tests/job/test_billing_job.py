@@ -123,5 +123,5 @@ def test_the_file_source_parses_with_the_kafka_sources_code(tmp_path):
     assert watermarks.getName() == "usage-watermarks"
     (parse,) = list(watermarks.getInputs())
     assert parse.getName() == "parse-usage-lines"
-    assert parse.getOperatorFactory().getUserCodeClassName() == USAGE_FILE_LINES_CLASS
+    assert parse.getOperatorFactory().getOperator().getUserFunction().getClass().getName() == USAGE_FILE_LINES_CLASS
     assert java_static_field(USAGE_FILE_LINES_CLASS, "INGESTED_FIELD") == INGESTED_FIELD
