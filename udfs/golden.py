@@ -17,6 +17,8 @@ Each file: the rule (Python) -> its Java twin.
 - `rounding.json`: `udfs.money.round_amount` -> `io.meterstream.money.Money.roundAmount`.
 - `line-items.json`: `udfs.window_rows.line_item_from_period_row` (price entry, tier deltas, rounding adjustment,
   period, line item id, the JSON) -> `RateLineItem.eval`.
+- `unique-windows.json`: the unique_count window rule of `udfs.aggregations` (distinct values, as the parser's
+  tokens) -> `io.meterstream.rating.WindowRating`'s fired unique_count windows (`UniqueCountWindowsGoldenTest`).
 - `lateness.json`: `udfs.lateness.SeriesLateness` over streams of records, each after the watermark it came after
   (which records are billed, each series' windows and their counts) -> `io.meterstream.rating.WindowRating`, driven
   by a keyed operator harness in source order, with the watermarks of two channels merged at random (parallelism
@@ -406,7 +408,7 @@ def periods_vectors() -> dict[str, Any]:
 
 # ---- aggregations: the window rule over events, the period rule over windows ------------------------------
 
-FOLD_AGGREGATIONS = ("sum", "count", "max", "min", "last")  # unique_count windows and periods stay in Python
+FOLD_AGGREGATIONS = ("sum", "count", "max", "min", "last")  # unique_count: its window below, its period is Python's
 
 
 def _sample_value(rng: random.Random) -> Decimal | None:
@@ -620,6 +622,32 @@ def line_items_vectors() -> dict[str, Any]:
             "cases": [{**row, "line_item": line_item_case(cat, row)} for row in _line_rows(cat)]}
 
 
+def unique_window_series(rng: random.Random) -> dict[str, Any]:
+    """Events of one unique_count series over a few windows: [event_time_ms, event_id, the counted value or None,
+    its token as the parser writes it]; per window the event count and the distinct values' tokens (the window rule
+    of `udfs.aggregations.UniqueCountAggregator`)."""
+    agg = aggregator_for("unique_count", "user_id")
+    values = [*TRICKY[:6], "", "u-1", "u-2", "u-3", "a,b", "100%", "%2C"]
+    events = []
+    for index in range(rng.randrange(0, 30)):
+        value = rng.choice([*values, None])
+        events.append([rng.randrange(0, 5) * 60_000 + rng.randrange(60_000), f"e{index}", value,
+                       None if value is None else grouping.unique_token(value)])
+    windows = []
+    for start in sorted({t - t % 60_000 for t, *_ in events}):
+        samples = [UsageSample(event_id=e, event_time=from_epoch_ms(t), dimensions={} if v is None else {"user_id": v})
+                   for t, e, v, _ in events if t - t % 60_000 == start]
+        distinct = run_window_rule(agg, samples)["distinct_values"]
+        windows.append({"window_start_ms": start, "event_count": len(samples),
+                        "tokens": sorted(grouping.unique_token(v) for v in distinct)})
+    return {"events": events, "windows": windows}
+
+
+def unique_windows_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 6)
+    return {"window_size_ms": 60_000, "series": [unique_window_series(rng) for _ in range(40)]}
+
+
 LATENESS_WINDOW_MS = 60_000
 LATENESS_SERIES = [("acme-ai", "c1", "requests"), ("acme-ai", "c2", "requests"), ("acme-ai", "c3", "requests"),
                    ("zeta-test", "z1", "calls")]
@@ -745,6 +773,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "rounding.json": rounding_vectors,
     "line-items.json": line_items_vectors,
     "lateness.json": lateness_vectors,
+    "unique-windows.json": unique_windows_vectors,
     "dedup.json": dedup_vectors,
     "java-catalog.json": java_catalog_vectors,
 }

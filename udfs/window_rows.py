@@ -38,7 +38,9 @@ def parse_last_key(key: str) -> LastObservation:
 
 
 def parse_unique_tokens(joined: str | None) -> frozenset[str]:
-    if not joined:
+    """The distinct values of a fired unique_count window: NULL when it has none; "" is one value, the empty one
+    (a dimension value may be empty)."""
+    if joined is None:
         return frozenset()
     return frozenset(decode_unique_token(token) for token in joined.split(","))
 

@@ -190,3 +190,29 @@ def test_java_catalog_example_replays():
     assert any(m["group_by"] for t in data["parser_view"].values() for m in t.values())
     for key in ("validation.json", "line-items.json", "lateness.json"):
         assert golden.load(key)["java_catalog_json"] == data["java_catalog_json"], key
+
+
+def test_unique_window_cases_replay_and_their_rows_parse_back_to_the_distinct_values():
+    """The window rule gives each window's distinct values; joined as the Java window operator sends them (NULL
+    when none, else the tokens joined by commas), `parse_unique_tokens` gives back exactly those values, the empty
+    value included."""
+    from udfs.aggregations import UsageSample, aggregator_for, run_window_rule
+    from udfs.grouping import unique_token
+    from udfs.window_rows import parse_unique_tokens
+    from udfs.windows import from_epoch_ms
+
+    agg = aggregator_for("unique_count", "user_id")
+    seen_empty_value = False
+    for series in golden.load("unique-windows.json")["series"]:
+        for window in series["windows"]:
+            start = window["window_start_ms"]
+            events = [e for e in series["events"] if e[0] - e[0] % 60_000 == start]
+            samples = [UsageSample(event_id=e[1], event_time=from_epoch_ms(e[0]),
+                                   dimensions={} if e[2] is None else {"user_id": e[2]}) for e in events]
+            distinct = run_window_rule(agg, samples)["distinct_values"]
+            assert sorted(unique_token(v) for v in distinct) == window["tokens"]
+            assert window["event_count"] == len(events)
+            joined = ",".join(window["tokens"]) if window["tokens"] else None
+            assert parse_unique_tokens(joined) == distinct
+            seen_empty_value |= "" in distinct
+    assert seen_empty_value
