@@ -5,7 +5,8 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 /**
  * An operator that counts record outcomes for the accounting side output and sends its counts ahead of each
  * checkpoint barrier and at the end of input, so that a checkpoint's counts downstream are exactly those of the
- * records before it ({@link UsageRouting}, {@code io.meterstream.rating.WindowRating}).
+ * outcomes decided before it ({@link UsageRouting}; {@code io.meterstream.rating.WindowRating}, where a record that
+ * came past the watermark may wait in state for its decision).
  */
 public abstract class CountingOperator<OUT> extends AbstractStreamOperator<OUT> {
     private static final long serialVersionUID = 1L;
