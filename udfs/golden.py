@@ -43,7 +43,6 @@ import hashlib
 import json
 import random
 import re
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -65,6 +64,7 @@ from udfs.catalog import (
     parse_catalog,
 )
 from udfs.dedup import DedupMemory
+from udfs.generated import write_or_check
 from udfs.java_catalog import java_catalog_json, price_entry
 from udfs.lateness import SeriesLateness
 from udfs.money import ExactnessError, round_amount, to_wire
@@ -789,20 +789,8 @@ def load(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["--write"]:
-        GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
-        for name in FILES:
-            (GOLDEN_DIR / name).write_text(text(name), encoding="utf-8")
-        return 0
-    if args == ["--check"]:
-        stale = [name for name in FILES
-                 if not (GOLDEN_DIR / name).exists() or (GOLDEN_DIR / name).read_text(encoding="utf-8") != text(name)]
-        for name in stale:
-            print(f"{GOLDEN_DIR / name} is out of date: python -m udfs.golden --write", file=sys.stderr)
-        return 1 if stale else 0
-    print("usage: python -m udfs.golden --write | --check", file=sys.stderr)
-    return 2
+    return write_or_check(argv, {GOLDEN_DIR / name: (lambda name=name: text(name)) for name in FILES},
+                          "python -m udfs.golden")
 
 
 if __name__ == "__main__":

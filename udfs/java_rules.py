@@ -15,7 +15,6 @@ constants, never literals of its own.
 from __future__ import annotations
 
 import json
-import sys
 import typing
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from schemas.usage_event import (
     VALUE_MAX_INTEGER_DIGITS,
 )
 from udfs import catalog
+from udfs.generated import write_or_check
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
 from udfs.line_items import LINE_ITEM_ID_VERSION, LINE_ITEM_NAMESPACE
 from udfs.money import MAX_AMOUNT_PRECISION, MONEY_PRECISION_DIGITS
@@ -208,19 +208,7 @@ def java_source() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["--write"]:
-        RULES_PATH.parent.mkdir(parents=True, exist_ok=True)
-        RULES_PATH.write_text(java_source(), encoding="utf-8")
-        return 0
-    if args == ["--check"]:
-        current = RULES_PATH.read_text(encoding="utf-8") if RULES_PATH.exists() else ""
-        if current != java_source():
-            print(f"{RULES_PATH} is out of date: python -m udfs.java_rules --write", file=sys.stderr)
-            return 1
-        return 0
-    print("usage: python -m udfs.java_rules --write | --check", file=sys.stderr)
-    return 2
+    return write_or_check(argv, {RULES_PATH: java_source}, "python -m udfs.java_rules")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
+
+from udfs.generated import write_or_check
 
 GOLDEN_PATH = (Path(__file__).resolve().parents[1] / "engine" / "src" / "test" / "resources"
                / "watermarks-golden.json")
@@ -124,19 +125,7 @@ def golden_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["--write"]:
-        GOLDEN_PATH.parent.mkdir(parents=True, exist_ok=True)
-        GOLDEN_PATH.write_text(golden_text(), encoding="utf-8")
-        return 0
-    if args == ["--check"]:
-        current = GOLDEN_PATH.read_text(encoding="utf-8") if GOLDEN_PATH.exists() else ""
-        if current != golden_text():
-            print(f"{GOLDEN_PATH} is out of date: python -m udfs.watermarks --write", file=sys.stderr)
-            return 1
-        return 0
-    print("usage: python -m udfs.watermarks --write | --check", file=sys.stderr)
-    return 2
+    return write_or_check(argv, {GOLDEN_PATH: golden_text}, "python -m udfs.watermarks")
 
 
 if __name__ == "__main__":
