@@ -426,8 +426,8 @@ def accounting_mismatches(accounting: dict[str, int], truth: dict) -> dict[str, 
         **truth["malformed_by_reason"],
         "duplicates (same payload)": same_payload,
         "duplicates (conflicting)": truth["intended_conflicting_duplicates"],
-        "windowed (billed)": truth["on_time"],
-        "late (routed)": truth["intended_late"],
+        "billed on time (windowed)": truth["on_time"],
+        "billed late (adjustments)": truth["intended_late"],
     }
     return {label: (accounting.get(label), want) for label, want in expected.items() if accounting.get(label) != want}
 

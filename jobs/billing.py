@@ -62,6 +62,7 @@ from jobs.java_interop import (
 )
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
+from udfs.accounting import Accounting, Outcome
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from udfs.java_catalog import java_catalog_json
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
@@ -320,8 +321,8 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
     accounting = _external_tag("accounting", java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE"))
     rating = java_new(
         WINDOW_RATING_CLASS, (STRING, settings.java_catalog_json), (LONG, settings.window_size_ms),
-        (LONG, settings.period_state_ttl_days() * MS_PER_DAY), (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late),
-        (OUTPUT_TAG, accounting))
+        (LONG, settings.period_state_ttl_days() * MS_PER_DAY), (LONG, settings.max_age_ms),
+        (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late), (OUTPUT_TAG, accounting))
     key = java_new(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     j_rated = (
@@ -386,7 +387,8 @@ def build_pipeline(
         stream_of(UNIQUE_WINDOWS_TABLE)
         .key_by(window_key, key_type=Types.STRING())
         .process(
-            PeriodToDateFunction(settings.catalog_yaml, state_ttl_days=settings.period_state_ttl_days()),
+            PeriodToDateFunction(settings.catalog_yaml, state_ttl_days=settings.period_state_ttl_days(),
+                                 max_age_ms=settings.max_age_ms),
             output_type=Types.STRING(),
         )
         .name("rate-unique-count-period-to-date")
@@ -516,26 +518,20 @@ def accounting_table(counts: dict[tuple[str, str], int], received: int) -> tuple
     `received` is counted independently of the job (the input topic's offsets at start), so the identity checks
     that every record that entered came out with exactly one outcome.
     """
-    def total(outcome: str) -> int:
-        return sum(n for (o, _), n in counts.items() if o == outcome)
-
-    dead = total("dead_lettered")
-    dup_same, dup_conflict = total("duplicate_same_payload"), total("duplicate_conflicting_payload")
-    windowed, late = total("windowed"), total("late")
-    valid = dup_same + dup_conflict + windowed + late
-    first_seen = windowed + late
-    holds = received == dead + valid
+    totals = Accounting.of(counts, received)
+    holds = totals.holds
     lines = [
         f"{'records in the input (offsets)':34s} {received:>12,}",
-        f"{'  dead-lettered':34s} {dead:>12,}",
-        *[f"{'    ' + detail:34s} {n:>12,}" for (o, detail), n in sorted(counts.items()) if o == "dead_lettered"],
-        f"{'  valid':34s} {valid:>12,}",
-        f"{'    duplicates (same payload)':34s} {dup_same:>12,}",
-        f"{'    duplicates (conflicting)':34s} {dup_conflict:>12,}",
-        f"{'    first seen':34s} {first_seen:>12,}",
-        f"{'      windowed (billed)':34s} {windowed:>12,}",
-        f"{'      late (routed)':34s} {late:>12,}",
-        f"identity received = dead-lettered + duplicates + windowed + late: {'HOLDS' if holds else 'BROKEN'}",
+        f"{'  dead-lettered':34s} {totals.dead_lettered:>12,}",
+        *[f"{'    ' + detail:34s} {n:>12,}" for (o, detail), n in sorted(counts.items()) if o == Outcome.DEAD_LETTERED],
+        f"{'  valid':34s} {totals.valid:>12,}",
+        f"{'    duplicates (same payload)':34s} {totals.duplicate_same_payload:>12,}",
+        f"{'    duplicates (conflicting)':34s} {totals.duplicate_conflicting_payload:>12,}",
+        f"{'    first seen':34s} {totals.first_seen:>12,}",
+        f"{'      billed on time (windowed)':34s} {totals.windowed:>12,}",
+        f"{'      billed late (adjustments)':34s} {totals.billed_late:>12,}",
+        f"identity received = dead-lettered + duplicates + billed on time + billed late: "
+        f"{'HOLDS' if holds else 'BROKEN'}",
     ]
     return "\n".join(lines), holds
 

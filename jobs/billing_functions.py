@@ -20,7 +20,7 @@ from schemas.dead_letter import DeadLetterReason
 from schemas.late_event import LateUsageEvent
 from schemas.usage_event import UsageEvent
 from udfs.catalog import Catalog, parse_catalog
-from udfs.line_items import PeriodState, StaleWindowError, accumulate_window
+from udfs.line_items import PeriodState, SeriesPeriods, StaleWindowError, bill_late, bill_window
 from udfs.validation import Rejection, dead_letter_for
 from udfs.window_rows import window_aggregate_from_row
 from udfs.windows import from_epoch_ms
@@ -53,20 +53,23 @@ def state_ttl(days: int) -> StateTtlConfig:
 
 
 class PeriodToDateFunction(KeyedProcessFunction):
-    """Fired unique_count windows of one (tenant, customer, meter, group) in, invoice line items (JSON) out.
+    """unique_count windows of one (tenant, customer, meter, group) in, invoice line items (JSON) out: a fired window
+    (`udfs.line_items.bill_window`) or the late events of one that came after the same watermark (`bill_late`: a
+    late adjustment line, or none when every value was already counted in the period).
 
-    State: the `PeriodState` of the series' latest billing period, replaced when a window of a later period comes.
-    It is not cleared at period end: the window operator bills a record whose window the watermark has passed as long
-    as its own series has not fired that window or a later one (lateness per series), so a window of the period can
-    come after the watermark passed the period's end. Its TTL is the window operator's (BillingSettings.
-    period_state_ttl_days), after the last write.
+    State: the series' `SeriesPeriods` (its latest billing period's distinct values and the earlier periods late
+    usage can still reach). It is not cleared at period end: a window of the period can come after the watermark passed
+    the period's end. Its TTL is the window operator's (BillingSettings.period_state_ttl_days), after the last write.
+    State of the previous version (one `PeriodState`, `uids.PERIOD_TO_DATE_STATE_V1`) is read once and moved over.
     """
 
-    def __init__(self, catalog_yaml: str, *, state_ttl_days: int):
+    def __init__(self, catalog_yaml: str, *, state_ttl_days: int, max_age_ms: int):
         self.catalog_yaml = catalog_yaml
         self.state_ttl_days = state_ttl_days
+        self.max_age = timedelta(milliseconds=max_age_ms)
         self.catalog: Catalog | None = None
         self.state = None
+        self.state_v1 = None
 
     def open(self, runtime_context: RuntimeContext):
         # Once per operator instance, and only here: the function is pickled on the client and unpickled in each
@@ -77,9 +80,22 @@ class PeriodToDateFunction(KeyedProcessFunction):
         descriptor = ValueStateDescriptor(uids.PERIOD_TO_DATE_STATE, Types.PICKLED_BYTE_ARRAY())
         descriptor.enable_time_to_live(state_ttl(self.state_ttl_days))
         self.state = runtime_context.get_state(descriptor)
+        descriptor_v1 = ValueStateDescriptor(uids.PERIOD_TO_DATE_STATE_V1, Types.PICKLED_BYTE_ARRAY())
+        descriptor_v1.enable_time_to_live(state_ttl(self.state_ttl_days))
+        self.state_v1 = runtime_context.get_state(descriptor_v1)
         metrics = runtime_context.get_metrics_group().add_group("meterstream")
         self.windows_rated = metrics.counter("windows_rated")
         self.stale_windows = metrics.counter("windows_stale")
+
+    def series_periods(self) -> SeriesPeriods:
+        periods: SeriesPeriods | None = self.state.value()
+        if periods is None:
+            previous: PeriodState | None = self.state_v1.value()
+            if previous is None:
+                return SeriesPeriods()
+            self.state_v1.clear()
+            return SeriesPeriods((previous,))
+        return periods
 
     def process_element(self, row: Row, ctx: KeyedProcessFunction.Context):
         window = window_aggregate_from_row(
@@ -95,19 +111,23 @@ class PeriodToDateFunction(KeyedProcessFunction):
             last_key_value=None,
             unique_tokens=row.unique_tokens,
         )
-        previous: PeriodState | None = self.state.value()
-        try:
-            state, line_item = accumulate_window(
-                previous, window, self.catalog.tenant(window.tenant_id), emitted_at=utc_now()
-            )
-        except StaleWindowError as exc:
-            # Cannot happen while windows fire in order per key; if it does, it must be loud, never billed twice.
-            self.stale_windows.inc()
-            log.error("stale window not billed: %s (%s)", window, exc)
-            return
-        self.state.update(state)
-        self.windows_rated.inc()
-        yield line_item.model_dump_json()
+        tenant = self.catalog.tenant(window.tenant_id)
+        periods = self.series_periods()
+        if row.late_watermark_ms is not None:
+            periods, line_item = bill_late(periods, window, tenant, watermark=from_epoch_ms(row.late_watermark_ms),
+                                           emitted_at=utc_now())
+        else:
+            try:
+                periods, line_item = bill_window(periods, window, tenant, emitted_at=utc_now(), max_age=self.max_age)
+            except StaleWindowError as exc:
+                # Cannot happen while windows fire in order per key; if it does, it must be loud, never billed twice.
+                self.stale_windows.inc()
+                log.error("stale window not billed: %s (%s)", window, exc)
+                return
+            self.windows_rated.inc()
+        self.state.update(periods)
+        if line_item is not None:
+            yield line_item.model_dump_json()
 
 
 class DeadLetterFormatter(MapFunction):

@@ -137,6 +137,7 @@ class CreditsFunction(KeyedCoProcessFunction):
         self.policies = {}
         self.state = None
         self.pending = None
+        self.pending_v1 = None
         self.timer = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -148,7 +149,22 @@ class CreditsFunction(KeyedCoProcessFunction):
             self._descriptor(uids.CUSTOMER_CREDITS_STATE, Types.PICKLED_BYTE_ARRAY()))
         self.pending = runtime_context.get_state(
             self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE, Types.PICKLED_BYTE_ARRAY()))
+        self.pending_v1 = runtime_context.get_state(
+            self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE_V1, Types.PICKLED_BYTE_ARRAY()))
         self.timer = runtime_context.get_state(self._descriptor(uids.CUSTOMER_CREDITS_TIMER_STATE, Types.LONG()))
+
+    def _pending(self) -> tuple[InvoiceLineItem, ...]:
+        """The held line items; those of the previous state version (pickled before a line had `kind`) are
+        revalidated once, taking the new fields' defaults (a usage line), and moved over."""
+        pending = self.pending.value()
+        if pending is None:
+            old = self.pending_v1.value()
+            if not old:
+                return ()
+            self.pending_v1.clear()
+            pending = tuple(InvoiceLineItem.model_validate(dict(item.__dict__)) for item in old)
+            self.pending.update(pending)
+        return pending
 
     @staticmethod
     def _descriptor(name: str, type_info) -> ValueStateDescriptor:
@@ -158,7 +174,7 @@ class CreditsFunction(KeyedCoProcessFunction):
 
     def process_element1(self, line_item_json: str, ctx):
         item = InvoiceLineItem.model_validate_json(line_item_json)
-        pending = hold(self.pending.value() or (), item)
+        pending = hold(self._pending(), item)
         watermark = ctx.timer_service().current_watermark()
         if to_epoch_ms(due_at(item)) <= watermark < END_OF_INPUT:  # behind the clock already: due now
             yield from self._release(from_epoch_ms(watermark), ctx, pending=pending)
@@ -183,11 +199,11 @@ class CreditsFunction(KeyedCoProcessFunction):
         policy = self.policies[event.tenant_id]
         apply = apply_spend_cap if isinstance(event, SpendCap) else apply_grant_event
         state, drawdowns, alerts = apply(self.state.value(), event, policy, emitted_at=utc_now())
-        yield from self._finish(state, self.pending.value() or (), drawdowns, alerts, ctx)
+        yield from self._finish(state, self._pending(), drawdowns, alerts, ctx)
 
     def on_timer(self, timestamp: int, ctx):
         self.timer.clear()
-        yield from self._release(from_epoch_ms(timestamp), ctx, pending=self.pending.value() or (),
+        yield from self._release(from_epoch_ms(timestamp), ctx, pending=self._pending(),
                                  end_of_input=ctx.timer_service().current_watermark() >= END_OF_INPUT)
 
     def _release(self, until, ctx, *, pending, end_of_input=False):

@@ -18,7 +18,8 @@ descriptor in `jobs/*.py` must use a state name listed here (`problems` reads th
 
 A change of a stored class needs one of: a new state name (bump the `-vN` of the state in `jobs/uids.py`, or the
 uid of its operator: state under the old identity is then not restored, the operator starts that state empty, so
-say so in the release notes), or a migration that reads the old pickles. Then regenerate the lock with `--write`.
+say so in the release notes), or that plus a migration that reads the old pickles under the old name (listed in
+`MIGRATED_STATES`) and moves them over. Then regenerate the lock with `--write`.
 Records that only travel between operators pickled (the validated grant events, `jobs/credits.py`) are not in
 checkpoints (aligned checkpoints, the default here, hold no in-flight records) and are not listed.
 """
@@ -41,7 +42,7 @@ from jobs import lock_file, uids
 from udfs.aggregations import LastObservation
 from udfs.credits.event_order import Pending
 from udfs.credits.ledger import CustomerCredits
-from udfs.line_items import PeriodState
+from udfs.line_items import SeriesPeriods
 
 LOCK_FILE = Path(__file__).resolve().with_name("state_classes.txt")
 JOBS_DIR = Path(__file__).resolve().parent
@@ -63,11 +64,16 @@ class PickledState:
 PICKLED_STATES: tuple[PickledState, ...] = (
     # PeriodState.quantity_state is the aggregator's period accumulator: Decimal, frozenset[str] or
     # (window_start, LastObservation) (udfs/aggregations.py, `period_initialize`).
-    PickledState(uids.PERIOD_TO_DATE_STATE, uids.BILLING_PERIOD_TO_DATE, PeriodState,
+    PickledState(uids.PERIOD_TO_DATE_STATE, uids.BILLING_PERIOD_TO_DATE, SeriesPeriods,
                  runtime_types=(LastObservation,)),
     PickledState(uids.CUSTOMER_CREDITS_STATE, uids.CREDITS_LEDGER, CustomerCredits),
     PickledState(uids.CUSTOMER_CREDITS_PENDING_STATE, uids.CREDITS_LEDGER, Pending),
 )
+
+# States read only to migrate what earlier versions wrote (their pickles hold the classes as they were then; the
+# reader moves them to the current state, `jobs/billing_functions.py` and `jobs/credits.py`): never written, so not
+# fingerprinted.
+MIGRATED_STATES = frozenset({uids.PERIOD_TO_DATE_STATE_V1, uids.CUSTOMER_CREDITS_PENDING_STATE_V1})
 
 
 def qualified_name(cls: type) -> str:
@@ -252,7 +258,7 @@ def pickled_states_in_code(directory: Path = JOBS_DIR) -> list[tuple[str, int, s
 
 def problems(states: tuple[PickledState, ...] = PICKLED_STATES, directory: Path = JOBS_DIR) -> list[str]:
     """What makes the list itself wrong, whatever the lock says."""
-    registered = {state.state_name for state in states}
+    registered = {state.state_name for state in states} | MIGRATED_STATES
     found = []
     for file, line, constant in pickled_states_in_code(directory):
         if constant is None:

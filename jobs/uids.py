@@ -22,7 +22,8 @@ BILLING_SINK_ACCOUNTING = "billing-sink-accounting-v1"
 
 # State names (the state's identity inside its operator). The classes a pickled state holds are listed in
 # jobs/state_classes.py and locked in jobs/state_classes.txt: changing one of them needs a new -vN here.
-PERIOD_TO_DATE_STATE = "period-to-date-v1"
+PERIOD_TO_DATE_STATE = "period-to-date-v2"  # SeriesPeriods (a period state per billing period late usage can reach)
+PERIOD_TO_DATE_STATE_V1 = "period-to-date-v1"  # PeriodState (the latest period only); read once, moved to v2
 
 # Credits (jobs/credits.py).
 CREDITS_VALIDATE_GRANTS = "credits-validate-grants-v1"
@@ -33,5 +34,7 @@ CREDITS_SINK_DRAWDOWNS = "credits-sink-drawdowns-v1"
 CREDITS_SINK_ALERTS = "credits-sink-alerts-v1"
 CREDITS_SINK_GRANT_DEAD_LETTERS = "credits-sink-grant-dead-letters-v1"
 CUSTOMER_CREDITS_STATE = "customer-credits-v1"
-CUSTOMER_CREDITS_PENDING_STATE = "customer-credits-pending-v1"  # line items waiting for the clock
+CUSTOMER_CREDITS_PENDING_STATE = "customer-credits-pending-v2"  # line items waiting for the clock
+# Line items pickled before `kind` and `adjusts_line_item_id`: read once, revalidated into v2.
+CUSTOMER_CREDITS_PENDING_STATE_V1 = "customer-credits-pending-v1"
 CUSTOMER_CREDITS_TIMER_STATE = "customer-credits-timer-v1"

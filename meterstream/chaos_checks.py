@@ -183,15 +183,22 @@ def compare_dead_letters(expected: Counter, got: Counter, *, against: str) -> li
 class Intent:
     """What a run must write for the workload, derived from what each record was made to be."""
 
-    outcomes: dict[str, int]  # windowed, late, duplicate_same_payload, duplicate_conflicting_payload, dead_lettered
+    outcomes: dict[str, int]  # windowed, billed_late, duplicate_same_payload, duplicate_conflicting_payload, ...
     dead_letter_reasons: dict[str, int]
     dead_letters: Counter  # (partition, offset, reason, raw bytes)
     late: Counter  # (tenant_id, event_id)
-    line_items: dict[str, dict]  # line_item_id -> the line item (JSON fields, no emitted_at) by the Python spec
+    # line_item_id -> the line item (JSON fields, no emitted_at) by the Python spec, for the series without late
+    # usage: which watermark a late event came after depends on the run's timing, and so do the ids and the order of
+    # its series' lines (their money per period does not: `totals`)
+    line_items: dict[str, dict]
+    late_series: frozenset[tuple] = frozenset()  # (tenant, customer, meter, sorted group items) with late usage
+    # money per (tenant, customer, period, currency), late usage included: the rounded price of each series' period
+    # quantity does not depend on the order its usage was billed in
+    period_totals: dict[tuple, Decimal] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # intended-valid records the Python validation rejects
 
     def totals(self) -> dict[tuple, Decimal]:
-        return line_totals(self.line_items.values())
+        return self.period_totals
 
 
 def line_totals(lines: Iterable[dict]) -> dict[tuple, Decimal]:
@@ -218,7 +225,7 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
     kinds = Counter(workload.kinds)
     outcomes = {
         "windowed": kinds[RecordKind.ON_TIME] + extra_windowed,
-        "late": kinds[RecordKind.LATE],
+        "billed_late": kinds[RecordKind.LATE],
         "duplicate_same_payload": kinds[RecordKind.DUPLICATE],
         "duplicate_conflicting_payload": kinds[RecordKind.DUPLICATE_CONFLICT],
         "dead_lettered": kinds[RecordKind.MALFORMED],
@@ -228,6 +235,7 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
                    workload.malformed_reasons.items())
     meters = catalog.meters_by_tenant()
     late: Counter = Counter()
+    late_series: set[tuple] = set()
     samples: dict[tuple, list[UsageSample]] = defaultdict(list)
     problems = []
     for i, kind in enumerate(workload.kinds):
@@ -237,16 +245,17 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
         if not isinstance(event, UsageEvent):
             problems.append(f"intent: record {i} was made valid, the Python validation says {event.reason}")
             continue
-        if kind == RecordKind.LATE:
-            late[(event.tenant_id, event.event_id)] += 1
-            continue
         meter = catalog.meter(event.tenant_id, event.meter)
         dims = dict(event.dimensions or {})
         start, end = window_bounds(event.timestamp, window)
         key = (event.tenant_id, event.customer_id, event.meter, group_of(dims, tuple(meter.group_by)), start, end)
         samples[key].append(UsageSample(event.event_id, event.timestamp, event.value, dims))
+        if kind == RecordKind.LATE:
+            late[(event.tenant_id, event.event_id)] += 1
+            late_series.add(key[:4])
     states: dict[tuple, object] = {}
     lines: dict[str, dict] = {}
+    every_line: list[dict] = []  # late usage folded into its window, for the money per period
     for key in sorted(samples):
         tenant_id, customer_id, meter_name, group, start, end = key
         meter = catalog.meter(tenant_id, meter_name)
@@ -258,8 +267,15 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
                                                  emitted_at=reference_time)
         record = json.loads(line.model_dump_json())
         record.pop("emitted_at", None)
-        lines[record["line_item_id"]] = record
-    return Intent(outcomes, dict(reasons), dead, late, lines, problems)
+        every_line.append(record)
+        if series not in late_series:
+            lines[record["line_item_id"]] = record
+    return Intent(outcomes, dict(reasons), dead, late, lines, frozenset(late_series), line_totals(every_line), problems)
+
+
+def _series_key(line: dict) -> tuple:
+    """(tenant, customer, meter, group as sorted items): `udfs.grouping.group_of`'s form."""
+    return (line["tenant_id"], line["customer_id"], line["meter"], tuple(sorted(line["group"].items())))
 
 
 def outcome_totals(counts: Mapping[tuple[str, str], int]) -> tuple[dict[str, int], dict[str, int]]:
@@ -294,9 +310,12 @@ def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], 
             failures.append(f"intent: {sum(keys.values())} late events {what} against the workload, e.g. "
                             f"{_examples(keys)}")
     got = {}
+    every_line = []
     for r in line_items:
         if r["customer_id"] not in skip_customers:
-            got[r["line_item_id"]] = {k: v for k, v in r.items() if k != "emitted_at"}
+            every_line.append(r)
+            if _series_key(r) not in intent.late_series:
+                got[r["line_item_id"]] = {k: v for k, v in r.items() if k != "emitted_at"}
     expected = intent.line_items
     missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
     differ = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
@@ -309,7 +328,7 @@ def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], 
         fields = sorted(f for f in expected[k].keys() | got[k].keys() if expected[k].get(f) != got[k].get(f))
         failures.append(f"intent: {len(differ)} line items differ from the Python specification, e.g. {k} in "
                         + ", ".join(f"{f} ({got[k].get(f)!r}, expected {expected[k].get(f)!r})" for f in fields))
-    got_totals, expected_totals = line_totals(got.values()), intent.totals()
+    got_totals, expected_totals = line_totals(every_line), intent.totals()
     wrong = {k for k in expected_totals.keys() | got_totals.keys()
              if got_totals.get(k, ZERO) != expected_totals.get(k, ZERO)}
     if wrong:

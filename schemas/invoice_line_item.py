@@ -1,4 +1,5 @@
-"""The `invoice-line-items` record: one priced tumbling window of one (tenant, customer, meter, group).
+"""The `invoice-line-items` record: one priced tumbling window of one (tenant, customer, meter, group), or a
+late adjustment of one (`kind`).
 
 Wire rules: decimals are canonical strings (plain notation, no exponent, no trailing fractional zeros, "0" not
 "-0"; `schemas.wire.decimal_to_wire`, which `udfs.money.to_wire` also uses);
@@ -6,8 +7,13 @@ datetimes are RFC 3339 UTC with milliseconds and a `Z` (`2025-03-01T05:00:00.000
 digits are truncated. Invariants a consumer may rely on:
 - `sum(t.amount for t in tiers) + rounding_adjustment == amount`, exactly;
 - the `amount`s of all lines of one period and key sum exactly to the last line's `period_amount_to_date`;
-- `line_item_id` is a pure function of (tenant, customer, meter, group, window_start), so a replayed window
-  produces the same id and sinks can upsert.
+- `line_item_id` is a pure function of (tenant, customer, meter, group, window_start) for a `usage` line, and of
+  those plus the watermark its late events came after for a `late_adjustment` (`udfs.line_items.line_item_id`), so a
+  replayed window or adjustment produces the same id and sinks can upsert;
+- a `late_adjustment` bills valid usage that arrived after its series had fired the window (or a later one): it
+  changes the period to date of the window's billing period like any line (`amount` = rounded to-date price after
+  minus before), and `adjusts_line_item_id` is the id the window's `usage` line has (or would have, had the window
+  had on-time usage).
 `amount` may be negative (volume tiers, `last`/`min` meters, price changes); it is never clamped.
 """
 
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -70,10 +76,23 @@ class LineItemTier(BaseModel):
     amount: WireDecimal = Field(description="change of the tier's exact (unrounded) amount")
 
 
+LineItemKind = Literal["usage", "late_adjustment"]
+"""What a line bills: `usage`, the on-time usage of its window; `late_adjustment`, usage of an already fired window
+(issue 17 adds `correction` and `prior_period_adjustment`)."""
+
+
 class InvoiceLineItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    line_item_id: str = Field(description="uuid5 of v1|tenant|customer|meter|group|window_start")
+    line_item_id: str = Field(
+        description="uuid5 of v1|tenant|customer|meter|group|window_start (usage), with |kind|watermark appended for "
+        "an adjustment"
+    )
+    kind: LineItemKind = Field(default="usage", description="usage: the window's on-time usage; late_adjustment: usage "
+                               "that came after the window had fired")
+    adjusts_line_item_id: str | None = Field(
+        default=None, description="an adjustment's window: the line_item_id of that window's usage line; null for usage"
+    )
     tenant_id: str = Field(min_length=1)
     customer_id: str = Field(min_length=1)
     meter: str = Field(min_length=1)
@@ -82,13 +101,13 @@ class InvoiceLineItem(BaseModel):
     window_end: UtcDatetime
     period_start: UtcDatetime
     period_end: UtcDatetime
-    quantity: WireDecimal = Field(description="this window's own quantity")
+    quantity: WireDecimal = Field(description="the quantity of the events this line bills, by the meter's window rule")
     period_quantity_to_date: WireDecimal
     amount: WireDecimal = Field(description="this line: rounded to-date total after minus before; may be < 0")
     period_amount_to_date: WireDecimal = Field(description="rounded price of the period quantity to date")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     tiers: tuple[LineItemTier, ...] = ()
     rounding_adjustment: WireDecimal = Field(description="amount - sum(tiers.amount), exactly")
-    event_count: int = Field(ge=0)
+    event_count: int = Field(ge=0, description="the events this line bills")
     emitted_at: UtcDatetime
     price_ref: str = Field(description="id of the catalog price entry used")

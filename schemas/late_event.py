@@ -1,8 +1,8 @@
-"""The `usage-late-events` record: a valid usage event that arrived after its window had closed.
+"""The `usage-late-events` record: a valid usage event that arrived after its series had fired its window.
 
 It carries the normalised event (UTC millisecond timestamp, canonical decimal string) and why it was late:
-the window it belonged to and the watermark when it was routed here. Late events are not billed by the stream;
-this topic is the audit trail (and the input of any manual correction).
+the window it belonged to and the watermark when it was routed here. Late events are billed as late adjustment line
+items (`kind: late_adjustment` on `invoice-line-items`); this topic is their audit trail.
 """
 
 from __future__ import annotations

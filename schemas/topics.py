@@ -56,14 +56,15 @@ TOPICS: dict[str, TopicSpec] = {
             USAGE_LATE_EVENTS,
             LateUsageEvent,
             "output",
-            "Valid usage events that arrived after their window closed (behind the watermark); not billed "
-            "by the stream.",
+            "Valid usage events that arrived after their series had fired their window: the audit trail of late "
+            "usage, which is billed as late adjustment line items.",
         ),
         TopicSpec(
             INVOICE_LINE_ITEMS,
             InvoiceLineItem,
             "output",
-            "One priced tumbling window of one (tenant, customer, meter, group); upsert by line_item_id.",
+            "One priced tumbling window of one (tenant, customer, meter, group), or a late adjustment of one; upsert "
+            "by line_item_id.",
         ),
         TopicSpec(
             CREDIT_GRANTS,

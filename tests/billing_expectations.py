@@ -4,10 +4,11 @@ It replays the records in arrival order with plain loops and bookkeeping, and ta
 `udfs/`, never from the job or the Java code: record validation (`udfs.validation`), dedup (`udfs.dedup`: first copy
 wins, same vs conflicting payload by the canonical fingerprint of `udfs.grouping`), the partition's watermark
 (`udfs.watermarks`), windows (`udfs.windows`) and groups (`udfs.grouping`), lateness per series (`udfs.lateness`), the
-window fold (`udfs.aggregations`) and the period to date of each series' fired windows, in window order
-(`udfs.line_items.accumulate_window`: period boundaries, the period fold of `udfs.aggregations`, price models,
-rounding, amounts that telescope). A test run is far shorter than the dedup TTL: every
-record arrives at one processing time.
+window fold (`udfs.aggregations`) and the period to date of each series' fired windows and late adjustments, in the
+order the series decides them (`udfs.line_items.bill_window` and `bill_late`: period boundaries, the period fold of
+`udfs.aggregations`, price models, rounding, amounts that telescope; the late events of one window that came after
+the same watermark make one adjustment). A test run is far shorter than the dedup TTL: every record arrives at one
+processing time.
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ from udfs.catalog import Catalog
 from udfs.dedup import FIRST, DedupMemory
 from udfs.grouping import fingerprint, group_of
 from udfs.lateness import SeriesLateness
-from udfs.line_items import accumulate_window
+from udfs.line_items import SeriesPeriods, bill_late, bill_window
 from udfs.validation import Rejection, validate_usage_record
 from udfs.watermarks import PartitionClock
-from udfs.windows import to_epoch_ms, window_bounds
+from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
 
 DEDUP_TTL_MS = 35 * 86_400_000  # the job's default (--dedup-ttl-days 35)
+MAX_AGE = timedelta(days=35)  # the job's default (--max-age-days 35)
+END_OF_INPUT = 2**62  # the watermark a bounded job ends with: every open window fires
 
 
 @dataclass
 class ExpectedLine:
+    line_item_id: str
+    kind: str
     tenant_id: str
     customer_id: str
     meter: str
@@ -66,6 +71,12 @@ def expected_outputs(
     processing_ms = to_epoch_ms(now)
     size = timedelta(milliseconds=window_ms)
     windows: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    # per series, what it decides, in order: ("fire", window start) or ("late", window start, watermark, event)
+    decided: dict[tuple, list[tuple]] = defaultdict(list)
+
+    def advance(watermark: int | None) -> None:
+        for series, start in lateness.advance(watermark):
+            decided[series].append(("fire", start))
 
     for index, raw in enumerate(records):
         out.counts["received"] += 1
@@ -84,35 +95,61 @@ def expected_outputs(
             window_start = to_epoch_ms(window_bounds(rt, size)[0])
             group = group_of(event.dimensions, catalog.meter(event.tenant_id, event.meter).group_by)
             series = (event.tenant_id, event.customer_id, event.meter, group)
+            floor = lateness.watermark  # the watermark the record came after
             if lateness.offer(series, rt):
                 out.counts["windowed"] += 1
                 windows[series][window_start].append(event)
             else:
-                out.counts["late"] += 1
+                out.counts["billed_late"] += 1
                 out.late_event_ids.add(key)
+                decided[series].append(("late", window_start, floor, event))
         # The watermark follows every valid record (duplicates and late ones included), after the record, and fires
         # the windows it passes.
         clock.observe((event.tenant_id, event.customer_id), rt, None if ingestion_ms is None else ingestion_ms[index])
-        lateness.advance(clock.watermark)
+        advance(clock.watermark)
+    advance(END_OF_INPUT)
 
-    for (tenant_id, customer_id, meter_name, group), by_window in windows.items():
+    for series, steps in decided.items():
+        tenant_id, customer_id, meter_name, group = series
         tenant = catalog.tenant(tenant_id)
         meter = catalog.meter(tenant_id, meter_name)
         aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
-        period_state = None
-        for window_start in sorted(by_window):  # a series' windows fire in window order
-            events = by_window[window_start]
-            start, end = window_bounds(window_start, size)
-            window = aggregate_window(
+
+        def window_of(start_ms: int, events: list, key=series, aggregator=aggregator):
+            start, end = window_bounds(start_ms, size)
+            return aggregate_window(
                 aggregator, [UsageSample(e.event_id, e.timestamp, e.value, e.dimensions) for e in events],
-                tenant_id=tenant_id, customer_id=customer_id, meter=meter_name, group=group,
-                window_start=start, window_end=end,
+                tenant_id=key[0], customer_id=key[1], meter=key[2], group=key[3], window_start=start, window_end=end,
             )
-            period_state, line = accumulate_window(period_state, window, tenant, emitted_at=now)
-            out.lines.append(
-                ExpectedLine(
-                    tenant_id, customer_id, meter_name, dict(group), start, line.quantity,
-                    line.period_quantity_to_date, line.amount, line.period_amount_to_date, line.event_count,
-                )
-            )
+
+        periods = SeriesPeriods()
+        index = 0
+        while index < len(steps):
+            if steps[index][0] == "fire":
+                start_ms = steps[index][1]
+                periods, line = bill_window(periods, window_of(start_ms, windows[series][start_ms]), tenant,
+                                            emitted_at=now, max_age=MAX_AGE)
+                out.lines.append(_expected(line))
+                index += 1
+                continue
+            # A run of late events after the same watermark: decided together, one adjustment per window.
+            floor = steps[index][2]
+            groups: dict[int, list] = defaultdict(list)
+            while index < len(steps) and steps[index][0] == "late" and steps[index][2] == floor:
+                groups[steps[index][1]].append(steps[index][3])
+                index += 1
+            for start_ms in sorted(groups):
+                periods, line = bill_late(periods, window_of(start_ms, groups[start_ms]), tenant,
+                                          watermark=from_epoch_ms(floor), emitted_at=now)
+                if line is not None:
+                    out.lines.append(_expected(line))
     return out
+
+
+def _expected(line) -> ExpectedLine:
+    return ExpectedLine(
+        line.line_item_id, line.kind, line.tenant_id, line.customer_id, line.meter, dict(line.group),
+        line.window_start, line.quantity, line.period_quantity_to_date, line.amount, line.period_amount_to_date,
+        line.event_count,
+    )
+

@@ -20,8 +20,9 @@ Each file: the rule (Python) -> its Java twin.
 - `unique-windows.json`: the unique_count window rule of `udfs.aggregations` (distinct values, as the parser's
   tokens) -> `io.meterstream.rating.WindowRating`'s fired unique_count windows (`UniqueCountWindowsGoldenTest`).
 - `lateness.json`: `udfs.lateness.SeriesLateness` over streams of records, each after the watermark it came after
-  (which records are billed, each series' windows and their counts) -> `io.meterstream.rating.WindowRating`, driven
-  by a keyed operator harness in source order, with the watermarks of two channels merged at random (parallelism
+  (which records are billed, each series' windows and their counts, and its late adjustments: one per window and
+  watermark the late events came after, with their count and line item id) -> `io.meterstream.rating.WindowRating`,
+  driven by a keyed operator harness in source order, with the watermarks of two channels merged at random (parallelism
   2), and across a snapshot and restore (`WindowRatingHarnessTest`).
 - `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
   duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
@@ -52,7 +53,7 @@ from typing import Any
 import yaml
 
 from schemas.usage_event import UsageEvent
-from udfs import grouping
+from udfs import grouping, line_items
 from udfs.aggregations import UsageSample, WindowAggregate, aggregator_for, run_window_rule
 from udfs.catalog import (
     Catalog,
@@ -662,6 +663,7 @@ def lateness_stream(rng: random.Random, records: int) -> dict[str, Any]:
     lateness = SeriesLateness(LATENESS_WINDOW_MS)
     out = []
     windows: dict[int, dict[int, int]] = {}
+    late: dict[int, dict[tuple[int, int], int]] = {}
     for index in range(records):
         series = rng.randrange(len(LATENESS_SERIES))
         if series not in clocks:
@@ -671,9 +673,12 @@ def lateness_stream(rng: random.Random, records: int) -> dict[str, Any]:
         roll = rng.random()
         at = clocks[series] - (rng.randrange(0, 4) * LATENESS_WINDOW_MS if roll < 0.15 else rng.randrange(0, 8_000))
         billed = lateness.offer(LATENESS_SERIES[series], at)
+        start = at - at % LATENESS_WINDOW_MS
         if billed:
-            start = at - at % LATENESS_WINDOW_MS
             windows.setdefault(series, {})[start] = windows.setdefault(series, {}).get(start, 0) + 1
+        else:  # one late adjustment per (series, window, watermark the events came after)
+            by_group = late.setdefault(series, {})
+            by_group[(watermark, start)] = by_group.get((watermark, start), 0) + 1
         out.append({"id": f"e{index}", "series": series, "event_time_ms": at, "floor_ms": watermark, "billed": billed})
         if rng.random() < 0.4:
             front = max(clocks.values())
@@ -683,7 +688,16 @@ def lateness_stream(rng: random.Random, records: int) -> dict[str, Any]:
                 lateness.advance(watermark)
     return {"records": out,
             "windows": {str(series): [[start, count] for start, count in sorted(by_start.items())]
-                        for series, by_start in sorted(windows.items())}}
+                        for series, by_start in sorted(windows.items())},
+            # per series, in the order decided (watermark, then window): window start, events, line_item_id
+            "adjustments": {str(series): [[start, count, _late_line_id(LATENESS_SERIES[series], start, floor)]
+                                          for (floor, start), count in sorted(groups.items())]
+                            for series, groups in sorted(late.items())}}
+
+
+def _late_line_id(series: tuple[str, str, str], window_start_ms: int, watermark_ms: int) -> str:
+    return line_items.line_item_id(*series, {}, from_epoch_ms(window_start_ms), kind=line_items.LATE_ADJUSTMENT,
+                                   watermark=from_epoch_ms(watermark_ms))
 
 
 def lateness_vectors() -> dict[str, Any]:

@@ -33,9 +33,10 @@ from schemas.usage_event import (
     VALUE_MAX_INTEGER_DIGITS,
 )
 from udfs import catalog
+from udfs.accounting import Outcome
 from udfs.generated import write_or_check
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
-from udfs.line_items import LINE_ITEM_ID_VERSION, LINE_ITEM_NAMESPACE
+from udfs.line_items import LATE_ADJUSTMENT, LINE_ITEM_ID_VERSION, LINE_ITEM_NAMESPACE, PRIOR_PERIOD_MARGIN, USAGE
 from udfs.money import MAX_AMOUNT_PRECISION, MONEY_PRECISION_DIGITS
 from udfs.validation import (
     DEFAULT_MAX_AGE,
@@ -197,9 +198,16 @@ def java_source() -> str:
         _const("int", "ANCHOR_DAY_MAX", str(anchor_high)),
         _const("String", "JAVA_CATALOG_FORMAT", _string(JAVA_CATALOG_FORMAT)),
         "",
+        "    // ---- accounting outcomes (udfs.accounting)",
+        *[_const("String", f"OUTCOME_{_upper(o.name)}", _string(o.value)) for o in Outcome],
+        "",
         "    // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)",
         _const("String", "LINE_ITEM_NAMESPACE", _string(str(LINE_ITEM_NAMESPACE)), "uuid5 namespace; never change"),
         _const("String", "LINE_ITEM_ID_VERSION", _string(LINE_ITEM_ID_VERSION)),
+        _const("String", "LINE_KIND_USAGE", _string(USAGE)),
+        _const("String", "LINE_KIND_LATE_ADJUSTMENT", _string(LATE_ADJUSTMENT)),
+        _const("long", "PRIOR_PERIOD_MARGIN_MS", f"{int(PRIOR_PERIOD_MARGIN.total_seconds() * 1000)}L",
+               "an earlier period is kept until it ended max age + this before the latest period's start"),
         _const("int", "LAST_KEY_TIME_DIGITS", str(LAST_KEY_TIME_DIGITS)),
         _const("char", "LAST_KEY_SEPARATOR", _char(LAST_KEY_SEPARATOR)),
         "}",

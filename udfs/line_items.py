@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +38,11 @@ from udfs.pricing.rate import price
 # Fixed forever: uuid5(NAMESPACE_URL, "urn:meterstream:invoice-line-item"). Changing it changes every id.
 LINE_ITEM_NAMESPACE = uuid.UUID("7605a076-ac45-5316-afe8-45e0991fb188")
 LINE_ITEM_ID_VERSION = "v1"
+USAGE = "usage"
+LATE_ADJUSTMENT = "late_adjustment"
+# An earlier period's state is kept until its end is this much older than the oldest event validation accepts
+# (`max_age`), counted from the start of the series' latest period: past that, no event can reach it.
+PRIOR_PERIOD_MARGIN = timedelta(days=1)
 _NOTHING_PRICED = Priced(ZERO, ())
 
 
@@ -75,14 +80,28 @@ def window_key(window: WindowAggregate) -> tuple[str, str, str, Group]:
 
 
 def line_item_id(
-    tenant_id: str, customer_id: str, meter: str, group: Mapping[str, str] | Group, window_start: datetime
+    tenant_id: str,
+    customer_id: str,
+    meter: str,
+    group: Mapping[str, str] | Group,
+    window_start: datetime,
+    *,
+    kind: str = USAGE,
+    watermark: datetime | None = None,
 ) -> str:
     """uuid5 over `v1|tenant|customer|meter|k=v,...|window_start` (group sorted by dimension, window_start as
     RFC 3339 ms UTC). Each part is percent-encoded so a `|`, `,` or `=` inside a value cannot make two
-    different keys spell the same name."""
+    different keys spell the same name. An adjustment appends `|kind|watermark`: the late events of one window that
+    came after the same watermark make one line, whose id a replay or a restore gives again."""
     group_text = ",".join(f"{_part(k)}={_part(v)}" for k, v in normalize_group(group))
     parts = [LINE_ITEM_ID_VERSION, *map(_part, (tenant_id, customer_id, meter)), group_text]
     name = "|".join([*parts, datetime_to_wire(window_start)])
+    if kind != USAGE:
+        if watermark is None:
+            raise ValueError(f"a {kind} line item id needs the watermark its events came after")
+        name = f"{name}|{kind}|{datetime_to_wire(watermark)}"
+    elif watermark is not None:
+        raise ValueError("a usage line item id has no watermark")
     return str(uuid.uuid5(LINE_ITEM_NAMESPACE, name))
 
 
@@ -251,12 +270,20 @@ def build_line_item(
     amount_after: Decimal,
     period_quantity: Decimal,
     emitted_at: datetime,
+    late_watermark: datetime | None = None,
 ) -> InvoiceLineItem:
+    """`late_watermark`: None for the window's usage line; for a late adjustment, the watermark its events came
+    after."""
     amount = exact(lambda: amount_after - amount_before)
     tiers = tier_deltas(priced_before, priced_after)
     adjustment = exact(lambda: amount - sum((tier.amount for tier in tiers), ZERO))
+    usage_id = line_item_id(*window_key(window), window.window_start)
+    late = late_watermark is not None
     return InvoiceLineItem(
-        line_item_id=line_item_id(*window_key(window), window.window_start),
+        line_item_id=line_item_id(*window_key(window), window.window_start, kind=LATE_ADJUSTMENT,
+                                  watermark=late_watermark) if late else usage_id,
+        kind=LATE_ADJUSTMENT if late else USAGE,
+        adjusts_line_item_id=usage_id if late else None,
         tenant_id=window.tenant_id,
         customer_id=window.customer_id,
         meter=window.meter,
@@ -276,3 +303,98 @@ def build_line_item(
         emitted_at=emitted_at,
         price_ref=price_ref,
     )
+
+
+def accumulate_late(
+    state: PeriodState | None,
+    late: WindowAggregate,
+    catalog_tenant: TenantCatalog,
+    *,
+    watermark: datetime,
+    emitted_at: datetime,
+) -> tuple[PeriodState, InvoiceLineItem | None]:
+    """Late events of one fired window that came after the same `watermark`, as one aggregate, into the state of the
+    window's billing period (`state`: that period's, None when the series has none): the late adjustment line.
+
+    The period rules are order-free (sum and count add, max and min keep the extreme, last keeps the latest by
+    (window start, event time, event id), unique_count unites), so late usage folds into the period exactly as it
+    would have on time; only the order of the lines differs. Each aggregation adjusts by its own rule: a late max
+    only if it raises the period's maximum, a last only if it is later, a unique value only if it is new. Events that
+    leave the period quantity unchanged are billed with no line (None): the state still takes them (a later last
+    with the same value, a max below the period's), so that what follows builds on all the usage."""
+    meter = catalog_tenant.meter(late.meter)
+    aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+    schedule = catalog_tenant.billing_period
+    period = billing_period(late.window_start, schedule.anchor_day, schedule.zone)
+    if state is None:
+        before = fresh_state(late, period, aggregator)
+    elif state.key != window_key(late) or state.period_start != period[0]:
+        raise ValueError(f"state of {state.key} from {state.period_start.isoformat()} given late usage of "
+                         f"{window_key(late)} in the period from {period[0].isoformat()}")
+    else:
+        before = state
+    quantity_state = aggregator.period_combine(before.quantity_state, late)
+    period_quantity = aggregator.period_quantity(quantity_state)
+    last_start = late.window_start if before.last_window_start is None else max(
+        before.last_window_start, late.window_start)
+    if period_quantity == before.period_quantity:
+        return replace(before, quantity_state=quantity_state, last_window_start=last_start), None
+    entry = catalog_tenant.price_for(late.meter, late.group)
+    priced = price(period_quantity, entry)
+    amount_to_date = round_amount(priced.amount, catalog_tenant.amount_precision)
+    after = replace(
+        before,
+        quantity_state=quantity_state,
+        period_quantity=period_quantity,
+        priced=priced,
+        amount_to_date=amount_to_date,
+        last_window_start=last_start,
+    )
+    line = build_line_item(
+        late, aggregator, catalog_tenant, entry.id, period,
+        priced_before=before.priced, amount_before=before.amount_to_date,
+        priced_after=after.priced, amount_after=after.amount_to_date, period_quantity=period_quantity,
+        emitted_at=emitted_at, late_watermark=watermark,
+    )
+    return after, line
+
+
+@dataclass(frozen=True)
+class SeriesPeriods:
+    """The period-to-date states of one series: its latest period's and the earlier ones late usage can still
+    reach (oldest first). What the window operator keeps per series; `bill_window` and `bill_late` are its steps."""
+
+    periods: tuple[PeriodState, ...] = ()
+
+    def period(self, period_start: datetime) -> PeriodState | None:
+        return next((p for p in self.periods if p.period_start == period_start), None)
+
+    def with_period(self, state: PeriodState) -> SeriesPeriods:
+        others = [p for p in self.periods if p.period_start != state.period_start]
+        return SeriesPeriods(tuple(sorted([*others, state], key=lambda p: p.period_start)))
+
+
+def bill_window(
+    series: SeriesPeriods, window: WindowAggregate, catalog_tenant: TenantCatalog, *, emitted_at: datetime,
+    max_age: timedelta,
+) -> tuple[SeriesPeriods, InvoiceLineItem]:
+    """A fired window into its series' latest period (`accumulate_window`, which starts a new one from nothing when
+    the window is of a later period); then the earlier periods no event can reach any more are forgotten: those
+    that ended `max_age` + `PRIOR_PERIOD_MARGIN` or more before the latest period's start."""
+    latest = series.periods[-1] if series.periods else None
+    state, line = accumulate_window(latest, window, catalog_tenant, emitted_at=emitted_at)
+    horizon = state.period_start - max_age - PRIOR_PERIOD_MARGIN
+    kept = tuple(p for p in series.periods if p.period_start != state.period_start and p.period_end > horizon)
+    return SeriesPeriods((*kept, state)), line
+
+
+def bill_late(
+    series: SeriesPeriods, late: WindowAggregate, catalog_tenant: TenantCatalog, *, watermark: datetime,
+    emitted_at: datetime,
+) -> tuple[SeriesPeriods, InvoiceLineItem | None]:
+    """Late events of one fired window into the state of its period, whichever period it is (`accumulate_late`)."""
+    schedule = catalog_tenant.billing_period
+    period_start = billing_period(late.window_start, schedule.anchor_day, schedule.zone)[0]
+    state, line = accumulate_late(series.period(period_start), late, catalog_tenant, watermark=watermark,
+                                  emitted_at=emitted_at)
+    return series.with_period(state), line

@@ -72,16 +72,17 @@ def test_outputs_equal_the_expected_computation(tmp_path, parallelism):
 
 
 def assert_line_items_equal(line_items: list[dict], expected_lines) -> None:
-    got = {
-        (li["tenant_id"], li["customer_id"], li["meter"], tuple(sorted(li["group"].items())), li["window_start"]): li
-        for li in line_items
-    }
-    assert len(got) == len(line_items), "one line item per key and window"
-    assert len(got) == len(expected_lines)
+    """The job's line items are exactly the expected ones, by id (a usage line per series and window, a late
+    adjustment per series, window and watermark its late events came after)."""
+    got = {li["line_item_id"]: li for li in line_items}
+    assert len(got) == len(line_items), "line item ids are unique"
+    assert sorted(got) == sorted(line.line_item_id for line in expected_lines)
     for line in expected_lines:
-        key = (line.tenant_id, line.customer_id, line.meter, tuple(sorted(line.group.items())),
-               line.window_start.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-        item = got[key]
+        item = got[line.line_item_id]
+        key = (line.kind, line.tenant_id, line.customer_id, line.meter, line.group, line.window_start)
+        assert item["kind"] == line.kind, key
+        assert (item["tenant_id"], item["customer_id"], item["meter"], item["group"]) == key[1:5], key
+        assert item["window_start"] == line.window_start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert Decimal(item["quantity"]) == line.quantity, key
         assert Decimal(item["period_quantity_to_date"]) == line.period_quantity_to_date, key
         assert Decimal(item["amount"]) == line.amount, key

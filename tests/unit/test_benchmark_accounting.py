@@ -26,8 +26,8 @@ MATCHING = {
     "duplicates (same payload)": 40,
     "duplicates (conflicting)": 10,
     "first seen": 920,
-    "windowed (billed)": 900,
-    "late (routed)": 20,
+    "billed on time (windowed)": 900,
+    "billed late (adjustments)": 20,
 }
 
 
@@ -44,10 +44,10 @@ def test_an_accounting_table_equal_to_the_ground_truth_has_no_mismatch():
 
 
 def test_each_differing_or_missing_count_is_reported_with_both_figures():
-    accounting = {**MATCHING, "late (routed)": 19, "windowed (billed)": 901}
+    accounting = {**MATCHING, "billed late (adjustments)": 19, "billed on time (windowed)": 901}
     del accounting["malformed_json"]
     assert _bench().accounting_mismatches(accounting, TRUTH) == {
-        "late (routed)": (19, 20),
-        "windowed (billed)": (901, 900),
+        "billed late (adjustments)": (19, 20),
+        "billed on time (windowed)": (901, 900),
         "malformed_json": (None, 12),
     }

@@ -1,6 +1,7 @@
 """The expected computation of the job tests (`tests.billing_expectations`) on a small script whose outcomes follow
 from the rules by hand: the first copy wins, later copies count as same or conflicting payload, a record of a window
-its series has fired is late, a series' windows add up into the period to date."""
+its series has fired is late and billed as a late adjustment of that window, a series' windows and adjustments add up
+into the period to date."""
 
 from __future__ import annotations
 
@@ -36,11 +37,14 @@ def test_outcomes_and_line_items_of_a_script():
     ]
     out = expected_outputs(records, golden.catalog(), now=golden.NOW, window_ms=60_000, out_of_orderness_ms=10_000)
     assert dict(out.counts) == {"received": 8, "dead_lettered": 1, "duplicate_same_payload": 2,
-                                "duplicate_conflicting_payload": 1, "late": 1, "windowed": 3}
+                                "duplicate_conflicting_payload": 1, "billed_late": 1, "windowed": 3}
     assert out.late_event_ids == {("acme-ai", "e2")}
     tokens = [line for line in out.lines if line.meter == "input_tokens"]
-    assert [(line.window_start, line.quantity, line.period_quantity_to_date, line.event_count) for line in tokens] == [
-        (T, Decimal(100), Decimal(100), 1), (T + timedelta(minutes=3), Decimal(50), Decimal(150), 1)]
+    assert [(line.kind, line.window_start, line.quantity, line.period_quantity_to_date, line.event_count)
+            for line in tokens] == [
+        ("usage", T, Decimal(100), Decimal(100), 1),
+        ("late_adjustment", T, Decimal(7), Decimal(107), 1),  # after its window fired, before the next one
+        ("usage", T + timedelta(minutes=3), Decimal(50), Decimal(157), 1)]
     assert sum(line.amount for line in tokens) == tokens[-1].period_amount_to_date
     requests = [line for line in out.lines if line.meter == "requests"]
     assert [(line.quantity, line.event_count) for line in requests] == [(Decimal(1), 1)]

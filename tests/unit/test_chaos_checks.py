@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -192,7 +192,7 @@ INTENT = chaos_checks.intent_of(WORKLOAD, PLACEMENT, catalog=CATALOG, reference_
 def faithful_outputs() -> dict:
     """What a correct run writes, built from the generator's records (not from the intent's own tables)."""
     kinds = Counter(WORKLOAD.kinds)
-    accounting = {("windowed", ""): kinds[RecordKind.ON_TIME] + 2, ("late", ""): kinds[RecordKind.LATE],
+    accounting = {("windowed", ""): kinds[RecordKind.ON_TIME] + 2, ("billed_late", ""): kinds[RecordKind.LATE],
                   ("duplicate_same_payload", ""): kinds[RecordKind.DUPLICATE],
                   ("duplicate_conflicting_payload", ""): kinds[RecordKind.DUPLICATE_CONFLICT]}
     for reason, n in Counter(r.value for r in WORKLOAD.malformed_reasons.values()).items():
@@ -203,15 +203,65 @@ def faithful_outputs() -> dict:
 
     late = [json.loads(WORKLOAD.records[i]) for i, k in enumerate(WORKLOAD.kinds) if k == RecordKind.LATE]
     lines = [{**line, "emitted_at": "2026-12-06T05:00:00.000Z"} for line in INTENT.line_items.values()]
-    return {"accounting": accounting, "dead_letters": dead, "late_events": late, "line_items": lines}
+    return {"accounting": accounting, "dead_letters": dead, "late_events": late,
+            "line_items": lines + late_series_lines()}
+
+
+def late_series_lines() -> list[dict]:
+    """The lines of the series with late usage as one correct run could bill them: the on-time windows in order,
+    then each late event as a late adjustment of its window (the watermark it came after is the run's)."""
+    import json
+
+    from udfs.aggregations import UsageSample, aggregate_window, aggregator_for
+    from udfs.grouping import group_of
+    from udfs.line_items import SeriesPeriods, bill_late, bill_window
+    from udfs.validation import validate_usage_record
+    from udfs.windows import window_bounds
+
+    on_time, late = defaultdict(lambda: defaultdict(list)), defaultdict(list)
+    for i, kind in enumerate(WORKLOAD.kinds):
+        if kind not in (RecordKind.ON_TIME, RecordKind.LATE):
+            continue
+        event = validate_usage_record(WORKLOAD.records[i], meters_by_tenant=CATALOG.meters_by_tenant(),
+                                      now=WORKLOAD.reference_time)
+        meter = CATALOG.meter(event.tenant_id, event.meter)
+        series = (event.tenant_id, event.customer_id, event.meter, group_of(event.dimensions, meter.group_by))
+        if series not in INTENT.late_series:
+            continue
+        sample = UsageSample(event.event_id, event.timestamp, event.value, dict(event.dimensions))
+        start = window_bounds(event.timestamp, timedelta(minutes=1))[0]
+        (on_time[series][start] if kind == RecordKind.ON_TIME else late[series]).append((start, sample))
+    lines = []
+    for series in INTENT.late_series:
+        tenant_id, customer_id, meter_name, group = series
+        meter = CATALOG.meter(tenant_id, meter_name)
+        aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+
+        def window(start, samples, series=series, aggregator=aggregator):
+            return aggregate_window(aggregator, samples, tenant_id=series[0], customer_id=series[1],
+                                    meter=series[2], group=series[3], window_start=start,
+                                    window_end=start + timedelta(minutes=1))
+
+        periods = SeriesPeriods()
+        for start in sorted(on_time[series]):
+            periods, line = bill_window(periods, window(start, [s for _, s in on_time[series][start]]),
+                                        CATALOG.tenant(tenant_id), emitted_at=NOW, max_age=timedelta(days=35))
+            lines.append(json.loads(line.model_dump_json()))
+        for start, sample in late[series]:
+            periods, line = bill_late(periods, window(start, [sample]), CATALOG.tenant(tenant_id), watermark=NOW,
+                                      emitted_at=NOW)
+            if line is not None:
+                lines.append(json.loads(line.model_dump_json()))
+    return lines
 
 
 def test_the_intent_counts_every_kind_the_generator_made():
     assert INTENT.problems == []
     assert sum(INTENT.outcomes.values()) == len(WORKLOAD.records) + 2
-    assert INTENT.outcomes["late"] > 0 and INTENT.outcomes["duplicate_conflicting_payload"] > 0
+    assert INTENT.outcomes["billed_late"] > 0 and INTENT.outcomes["duplicate_conflicting_payload"] > 0
     assert sum(INTENT.dead_letter_reasons.values()) == INTENT.outcomes["dead_lettered"] > 0
-    assert sum(INTENT.late.values()) == INTENT.outcomes["late"]
+    assert sum(INTENT.late.values()) == INTENT.outcomes["billed_late"]
+    assert INTENT.late_series
     assert len(INTENT.line_items) > 100
 
 
@@ -253,10 +303,19 @@ def test_a_faithful_run_matches_the_intent():
 def test_a_record_with_another_outcome_is_reported():
     outputs = faithful_outputs()
     accounting = dict(outputs["accounting"])
-    accounting[("late", "")] -= 1
+    accounting[("billed_late", "")] -= 1
     accounting[("windowed", "")] += 1
     failures = check(accounting=accounting)
-    assert any("records late" in f for f in failures) and any("records windowed" in f for f in failures), failures
+    assert any("records billed_late" in f for f in failures) and any("records windowed" in f for f in failures), \
+        failures
+
+
+def test_late_usage_left_unbilled_is_reported_as_money_missing():
+    """Late usage must be billed: a run that drops a late adjustment line bills less for that customer's period."""
+    lines = faithful_outputs()["line_items"]
+    target = next(i for i, r in enumerate(lines) if r.get("kind") == "late_adjustment" and r["amount"] != "0")
+    failures = check(line_items=lines[:target] + lines[target + 1:])
+    assert any("money per customer and period" in f for f in failures), failures
 
 
 def test_a_dead_letter_with_another_reason_or_bytes_is_reported():

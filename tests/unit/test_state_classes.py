@@ -17,7 +17,7 @@ from schemas.invoice_line_item import InvoiceLineItem, LineItemTier
 from tests.unit.credits.credit_factories import Tick, at, cap, grant, line, run, void
 from tests.unit.test_line_items import KINDS, MARCH, make_window, tenant_catalog
 from tests.unit.test_line_items import run as accumulate
-from udfs.line_items import PeriodState
+from udfs.line_items import SeriesPeriods
 
 
 class _RecordingUnpickler(pickle.Unpickler):
@@ -37,11 +37,14 @@ def classes_in_pickle(value) -> set[str]:
     return unpickler.classes
 
 
-def _period_states() -> list[PeriodState]:
+def _period_states() -> list[SeriesPeriods]:
+    """Per aggregation, a series with two periods (an earlier one late usage can still reach, and the latest)."""
     states = []
     for kind in KINDS:
         state, _ = accumulate([make_window(kind, MARCH, "30", users=("u1", "u2"))], tenant_catalog(kind, "graduated"))
-        states.append(state)
+        earlier = dataclasses.replace(state, period_start=state.period_start.replace(month=2),
+                                      period_end=state.period_start)
+        states.append(SeriesPeriods((earlier, state)))
     return states
 
 
@@ -82,7 +85,7 @@ def test_the_lock_file_matches_the_classes():
 def test_every_pickled_state_in_the_jobs_is_listed_and_has_samples_here():
     in_code = {getattr(uids, constant) for _, _, constant in state_classes.pickled_states_in_code()}
     listed = {state.state_name for state in PICKLED_STATES}
-    assert in_code == listed
+    assert in_code == listed | state_classes.MIGRATED_STATES
     assert set(SAMPLES) == listed
 
 
@@ -119,17 +122,18 @@ def test_every_class_in_a_realistic_pickled_state_is_fingerprinted(state: Pickle
 
 
 def _with_changed_period_state(**changes) -> tuple[PickledState, ...]:
-    """PICKLED_STATES with PeriodState replaced by a look-alike: same module path and name unless changed."""
-    hints = typing.get_type_hints(PeriodState)
-    fields = [(f.name, hints[f.name], f) for f in dataclasses.fields(PeriodState)]
+    """PICKLED_STATES with SeriesPeriods (the stored class of the period-to-date state) replaced by a look-alike:
+    same module path and name unless changed."""
+    hints = typing.get_type_hints(SeriesPeriods)
+    fields = [(f.name, hints[f.name], f) for f in dataclasses.fields(SeriesPeriods)]
     if "extra_field" in changes:
         fields.append((changes["extra_field"], str | None, dataclasses.field(default=None)))
-    namespace = {"__module__": changes.get("module", PeriodState.__module__)}
-    changed = dataclasses.make_dataclass("PeriodState", fields, namespace=namespace, frozen=True)
+    namespace = {"__module__": changes.get("module", SeriesPeriods.__module__)}
+    changed = dataclasses.make_dataclass("SeriesPeriods", fields, namespace=namespace, frozen=True)
     return tuple(
         dataclasses.replace(s, stored=changed, state_name=changes.get("state_name", s.state_name),
                             operator_uid=changes.get("operator_uid", s.operator_uid))
-        if s.stored is PeriodState else s
+        if s.stored is SeriesPeriods else s
         for s in PICKLED_STATES
     )
 
@@ -138,22 +142,22 @@ def test_a_new_field_without_a_new_state_name_fails_and_says_what_to_do():
     message = difference(LOCK_FILE.read_text(), render(_with_changed_period_state(extra_field="discount")))
     assert message is not None
     assert f"state '{PERIOD_TO_DATE}' (operator uid/state name) changed without a new state name" in message
-    assert "fields changed in ['udfs.line_items.PeriodState']" in message
+    assert "fields changed in ['udfs.line_items.SeriesPeriods']" in message
     assert "jobs/uids.py" in message and "migration" in message and state_classes.REGENERATE in message
 
 
 def test_a_moved_class_without_a_new_state_name_fails():
     message = difference(LOCK_FILE.read_text(), render(_with_changed_period_state(module="udfs.periods")))
     assert message is not None
-    assert "added ['udfs.periods.PeriodState'], removed ['udfs.line_items.PeriodState']" in message
+    assert "added ['udfs.periods.SeriesPeriods'], removed ['udfs.line_items.SeriesPeriods']" in message
 
 
 def test_a_bumped_state_name_asks_only_for_the_lock_to_be_regenerated():
-    changed = _with_changed_period_state(extra_field="discount", state_name="period-to-date-v2")
+    changed = _with_changed_period_state(extra_field="discount", state_name="period-to-date-v9")
     message = difference(LOCK_FILE.read_text(), render(changed))
     assert message is not None
     assert "without a new state name" not in message
-    bumped = f"{uids.BILLING_PERIOD_TO_DATE}/period-to-date-v2"
+    bumped = f"{uids.BILLING_PERIOD_TO_DATE}/period-to-date-v9"
     assert f"new since the lock: ['{bumped}'], gone: ['{PERIOD_TO_DATE}']" in message
     assert difference(render(changed), render(changed)) is None
 

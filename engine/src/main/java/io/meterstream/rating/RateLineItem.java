@@ -159,6 +159,48 @@ public class RateLineItem extends ScalarFunction {
         }
         require(after != null, "period_quantity must not be NULL");
 
+        return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity, before,
+                after, windowSizeMs, emittedAtMs == null ? System.currentTimeMillis() : emittedAtMs, NO_WATERMARK);
+    }
+
+    /** {@link #lateAdjustment}'s "not late": a usage line. */
+    static final long NO_WATERMARK = Long.MIN_VALUE;
+
+    /**
+     * The late adjustment line of {@code udfs.line_items.accumulate_late}: the late events of one fired window that
+     * came after watermark {@code watermarkMs} ({@code eventCount} of them, their window-rule {@code quantity}, or
+     * for a last meter their {@code lastKey}), with the quantities of the window's period before and after them
+     * (for a last meter: the values inside the period's last keys). The caller leaves out a group that changed
+     * nothing (no line, as in Python).
+     */
+    public String lateAdjustment(String tenantId, String customerId, String meterName, String groupJson,
+            long windowStartMs, long eventCount, BigDecimal quantity, String lastKey, BigDecimal periodQuantityBefore,
+            BigDecimal periodQuantityAfter, StringData catalogJson, long windowSizeMs, long watermarkMs,
+            long emittedAtMs) {
+        RatingCatalog catalog = catalog(catalogJson);
+        RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
+        RatingCatalog.Meter meter = tenant.meters.get(meterName);
+        require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
+        require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
+                "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
+        require(periodQuantityAfter != null, "period_quantity must not be NULL");
+        group(groupJson);
+        BigDecimal windowQuantity;
+        if (Rules.AGGREGATION_LAST.equals(meter.aggregation)) {
+            windowQuantity = lastKey == null ? BigDecimal.ZERO : lastValue(lastKey);
+        } else if (Rules.AGGREGATION_COUNT.equals(meter.aggregation)) {
+            windowQuantity = BigDecimal.valueOf(eventCount);
+        } else {
+            windowQuantity = quantity == null ? BigDecimal.ZERO : quantity;
+        }
+        return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity,
+                periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs);
+    }
+
+    /** The line item JSON ({@code udfs.line_items.build_line_item}); {@code before} null: the period's first line. */
+    private String write(String tenantId, String customerId, String meterName, RatingCatalog.Tenant tenant,
+            RatingCatalog.Meter meter, long windowStart, long eventCount, BigDecimal windowQuantity,
+            BigDecimal before, BigDecimal after, long windowSizeMs, long emittedAt, long lateWatermarkMs) {
         PriceEntry entry = meter.priceFor(group.keys, group.values, group.size);
         Priced pricedBefore;
         BigDecimal amountBefore;
@@ -173,16 +215,23 @@ public class RateLineItem extends ScalarFunction {
         BigDecimal amountAfter = Money.roundAmount(pricedAfter.amount, tenant.amountPrecision);
         BigDecimal amount = Money.subtract(amountAfter, amountBefore);
 
-        long windowStart = windowStartMs;
         long windowEnd = Math.addExact(windowStart, windowSizeMs);
         RatingCatalog.Period period = tenant.period(windowStart);
-        long emittedAt = emittedAtMs == null ? System.currentTimeMillis() : emittedAtMs;
+        boolean late = lateWatermarkMs != NO_WATERMARK;
 
         StringBuilder sb = out == null ? (out = new StringBuilder(1024)) : out;
         sb.setLength(0);
         sb.append("{\"line_item_id\":\"");
-        lineItemId(sb, tenantId, customerId, meterName, windowStart);
-        sb.append("\",\"tenant_id\":");
+        lineItemId(sb, tenantId, customerId, meterName, windowStart, lateWatermarkMs);
+        if (late) {
+            sb.append("\",\"kind\":\"").append(Rules.LINE_KIND_LATE_ADJUSTMENT)
+                    .append("\",\"adjusts_line_item_id\":\"");
+            lineItemId(sb, tenantId, customerId, meterName, windowStart, NO_WATERMARK);
+            sb.append("\",\"tenant_id\":");
+        } else {
+            sb.append("\",\"kind\":\"").append(Rules.LINE_KIND_USAGE)
+                    .append("\",\"adjusts_line_item_id\":null,\"tenant_id\":");
+        }
         CanonicalJson.appendString(sb, tenantId);
         sb.append(",\"customer_id\":");
         CanonicalJson.appendString(sb, customerId);
@@ -211,7 +260,7 @@ public class RateLineItem extends ScalarFunction {
         BigDecimal tierSum = tierDeltas(sb, pricedBefore, pricedAfter);
         sb.append("],\"rounding_adjustment\":");
         decimal(sb, Money.subtract(amount, tierSum));
-        sb.append(",\"event_count\":").append(eventCount.longValue());
+        sb.append(",\"event_count\":").append(eventCount);
         sb.append(",\"emitted_at\":");
         instant(sb, emittedAt);
         sb.append(",\"price_ref\":");
@@ -273,6 +322,11 @@ public class RateLineItem extends ScalarFunction {
         return catalog(catalogJson).tenant(tenantId).period(instantMs).startMs;
     }
 
+    /** The end (exclusive) of the billing period starting at or containing {@code instantMs}, for the tenant. */
+    public long periodEndMs(StringData catalogJson, String tenantId, long instantMs) {
+        return catalog(catalogJson).tenant(tenantId).period(instantMs).endMs;
+    }
+
     /**
      * The key that orders a `last` meter's events (Python: `udfs.window_rows.last_key`): the event time as 15
      * digits, the event id, NUL, the value; the latest event is the greatest key ({@link #laterLastKey}).
@@ -299,7 +353,7 @@ public class RateLineItem extends ScalarFunction {
     }
 
     /** {@code parse_last_key(key).value}: 15-digit time, event id, NUL, value (split at the last NUL). */
-    static BigDecimal lastValue(String key) {
+    public static BigDecimal lastValue(String key) {
         int nul = key.lastIndexOf(Rules.LAST_KEY_SEPARATOR);
         if (key.length() < LAST_KEY_TIME_DIGITS || nul < LAST_KEY_TIME_DIGITS) {
             throw new IllegalArgumentException("not a last_key: " + key);
@@ -433,7 +487,9 @@ public class RateLineItem extends ScalarFunction {
     }
 
     /** {@code udfs.line_items.line_item_id}: uuid5 over {@code v1|tenant|customer|meter|k=v,...|window_start}. */
-    private void lineItemId(StringBuilder sb, String tenantId, String customerId, String meter, long windowStart) {
+    /** {@code udfs.line_items.line_item_id}: a usage line's id, or with a watermark a late adjustment's. */
+    private void lineItemId(StringBuilder sb, String tenantId, String customerId, String meter, long windowStart,
+            long lateWatermarkMs) {
         StringBuilder n = name == null ? (name = new StringBuilder(256)) : name;
         n.setLength(0);
         n.append(LINE_ITEM_ID_VERSION).append('|');
@@ -444,6 +500,10 @@ public class RateLineItem extends ScalarFunction {
         percentEncode(n, meter);
         n.append('|').append(group.idText).append('|');
         appendInstant(n, windowStart);
+        if (lateWatermarkMs != NO_WATERMARK) {
+            n.append('|').append(Rules.LINE_KIND_LATE_ADJUSTMENT).append('|');
+            appendInstant(n, lateWatermarkMs);
+        }
         MessageDigest md = sha1();
         md.update(LINE_ITEM_NAMESPACE);
         byte[] hash = md.digest(n.toString().getBytes(StandardCharsets.UTF_8));

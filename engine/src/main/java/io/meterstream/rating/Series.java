@@ -9,8 +9,8 @@ import io.meterstream.routing.WindowedUsage;
 
 /**
  * All a billed series (one {@link MeterKey}) keeps between records: who it is (written once, read when a window
- * fires), its period to date after its latest fired window and that window's start (what makes a record late), and
- * its open windows (usually one or two, as parallel arrays in no particular order; unique_count meters keep each
+ * fires), its period to date after its latest fired window and that window's start (what makes a record late), the
+ * earlier periods late usage can still reach, and its open windows (usually one or two, as parallel arrays in no particular order; unique_count meters keep each
  * window's distinct tokens, their period is Python's). One state value per key, so a record costs one state read and one write, and a
  * checkpoint writes the identity once per series instead of once per open window ({@link SeriesStore}).
  */
@@ -37,6 +37,14 @@ public final class Series {
     long periodStartMs = NO_PERIOD;
     BigDecimal periodQuantity;
     String periodLastKey;
+    /**
+     * Earlier periods late usage can still reach ({@code udfs.line_items.SeriesPeriods}), in no particular order:
+     * each period's start, quantity and (last meters) last key. Usually none; at most the periods of the max age.
+     */
+    int priors;
+    long[] priorStarts;
+    BigDecimal[] priorQuantities;
+    String[] priorLastKeys;
     /** Start of the latest window this series fired (windows fire in order): a record for it or an earlier one is
      * late. */
     long lastFiredStartMs = NONE_FIRED;
@@ -130,6 +138,46 @@ public final class Series {
         return due;
     }
 
+    /** The earlier period starting at {@code start}, or -1. */
+    int prior(long start) {
+        for (int i = 0; i < priors; i++) {
+            if (priorStarts[i] == start) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /** Keeps an earlier period (replacing the one of the same start). */
+    void putPrior(long start, BigDecimal quantity, String lastKey) {
+        int i = prior(start);
+        if (i < 0) {
+            if (priorStarts == null) {
+                priorStarts = new long[2];
+                priorQuantities = new BigDecimal[2];
+                priorLastKeys = new String[2];
+            } else if (priors == priorStarts.length) {
+                priorStarts = Arrays.copyOf(priorStarts, priors * 2);
+                priorQuantities = Arrays.copyOf(priorQuantities, priors * 2);
+                priorLastKeys = Arrays.copyOf(priorLastKeys, priors * 2);
+            }
+            i = priors++;
+        }
+        priorStarts[i] = start;
+        priorQuantities[i] = quantity;
+        priorLastKeys[i] = lastKey;
+    }
+
+    /** Forgets earlier period {@code i} (the last one takes its place). */
+    void dropPrior(int i) {
+        int last = --priors;
+        priorStarts[i] = priorStarts[last];
+        priorQuantities[i] = priorQuantities[last];
+        priorLastKeys[i] = priorLastKeys[last];
+        priorQuantities[last] = null;
+        priorLastKeys[last] = null;
+    }
+
     /** Whether a record of window {@code start} comes after this series fired it (or a later window). */
     boolean fired(long start) {
         return start <= lastFiredStartMs;
@@ -146,7 +194,12 @@ public final class Series {
         StringBuilder text = new StringBuilder("Series{").append(tenantId).append('|').append(customerId).append('|')
                 .append(meter).append('|').append(groupJson).append('|').append(WindowedUsage.name(aggregation))
                 .append(", period ").append(periodStartMs).append(' ').append(periodQuantity).append(' ')
-                .append(periodLastKey).append(", fired ").append(lastFiredStartMs).append(", windows");
+                .append(periodLastKey);
+        for (int i = 0; i < priors; i++) {
+            text.append(", prior ").append(priorStarts[i]).append(' ').append(priorQuantities[i]).append(' ')
+                    .append(priorLastKeys[i]);
+        }
+        text.append(", fired ").append(lastFiredStartMs).append(", windows");
         for (int i = 0; i < windows; i++) {
             text.append(" [").append(windowStarts[i]).append(" at ").append(fireAts[i]).append(' ')
                     .append(eventCounts[i]).append(' ')

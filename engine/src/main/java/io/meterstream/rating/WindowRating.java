@@ -5,11 +5,13 @@ import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
 import java.util.TreeSet;
 
 import io.meterstream.routing.CountingOperator;
 import io.meterstream.routing.UsageRouting;
 import io.meterstream.routing.WindowedUsage;
+import io.meterstream.rules.Rules;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -88,7 +90,10 @@ public final class WindowRating extends CountingOperator<String>
         implements OneInputStreamOperator<WindowedUsage, String>, Triggerable<Tuple2<Long, Long>, VoidNamespace> {
     private static final long serialVersionUID = 1L;
 
-    /** A fired unique_count window for the Python period accumulator (tokens: comma-joined, sorted; NULL: none). */
+    /**
+     * A fired unique_count window for the Python period accumulator (tokens: comma-joined, sorted; NULL: none), or
+     * the late events of one that came after the same watermark ({@code late_watermark_ms}; NULL: the window itself).
+     */
     public static final RowType UNIQUE_COUNT_WINDOW_TYPE = new RowType(List.of(
             new RowType.RowField("tenant_id", new VarCharType(false, VarCharType.MAX_LENGTH)),
             new RowType.RowField("customer_id", new VarCharType(false, VarCharType.MAX_LENGTH)),
@@ -98,11 +103,13 @@ public final class WindowRating extends CountingOperator<String>
             new RowType.RowField("window_start_ms", new BigIntType(false)),
             new RowType.RowField("window_end_ms", new BigIntType(false)),
             new RowType.RowField("event_count", new BigIntType(false)),
-            new RowType.RowField("unique_tokens", new VarCharType(true, VarCharType.MAX_LENGTH))));
+            new RowType.RowField("unique_tokens", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("late_watermark_ms", new BigIntType(true))));
 
     private final String catalogJson;
     private final long windowSizeMs;
     private final long stateTtlMs;
+    private final long maxEventAgeMs;
     private final OutputTag<Row> uniqueCountWindows;
     private final OutputTag<Row> late;
     private final OutputTag<Row> accounting;
@@ -113,21 +120,24 @@ public final class WindowRating extends CountingOperator<String>
     private transient RateLineItem rate;
     private transient StringData catalog;
     private transient long pendingWindowed;  // records that came past the watermark, since the last flush
-    private transient long pendingLate;
+    private transient long pendingBilledLate;
 
     /**
      * @param catalogJson {@code udfs.java_catalog.java_catalog_json(catalog)} (its rating view: {@code RatingCatalog})
      * @param windowSizeMs      the tumbling window size
      * @param stateTtlMs        TTL of the series state (longer than the max event age plus a billing period)
+     * @param maxEventAgeMs     the oldest event validation accepts: an earlier period is kept for late usage until it
+     *                          ended this much (plus a day) before the series' latest period began
      * @param uniqueCountWindows side output of fired unique_count windows ({@link #UNIQUE_COUNT_WINDOW_TYPE})
      * @param late              side output of late records ({@code UsageRouting.lateType} of the parsed input)
      * @param accounting        side output of outcome counts ({@code UsageRouting.ACCOUNTING_TYPE})
      */
-    public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs,
+    public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs, long maxEventAgeMs,
             OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting) {
         this.catalogJson = catalogJson;
         this.windowSizeMs = windowSizeMs;
         this.stateTtlMs = stateTtlMs;
+        this.maxEventAgeMs = maxEventAgeMs;
         this.uniqueCountWindows = uniqueCountWindows;
         this.late = late;
         this.accounting = accounting;
@@ -190,9 +200,9 @@ public final class WindowRating extends CountingOperator<String>
             output.collect(accounting, new StreamRecord<>(Row.of(UsageRouting.WINDOWED, "", pendingWindowed)));
             pendingWindowed = 0;
         }
-        if (pendingLate > 0) {
-            output.collect(accounting, new StreamRecord<>(Row.of(UsageRouting.LATE, "", pendingLate)));
-            pendingLate = 0;
+        if (pendingBilledLate > 0) {
+            output.collect(accounting, new StreamRecord<>(Row.of(UsageRouting.BILLED_LATE, "", pendingBilledLate)));
+            pendingBilledLate = 0;
         }
     }
 
@@ -212,31 +222,145 @@ public final class WindowRating extends CountingOperator<String>
         }
         if (record.pastWatermark == null) {
             add(s, record);  // on time: its window cannot have fired (see the class comment)
-        } else if (windowEnds.currentWatermark() >= record.floorMs) {
-            decide(s, record, element.getTimestamp());
         } else {
-            // Records routed before it may still be on their way (another routing subtask): wait for them.
+            // Decided once this operator's watermark is past the one it came after: then every record routed before
+            // it, or after the same watermark, has arrived (whichever routing subtask it came through).
             if (s.pending == null) {
                 s.pending = new ArrayList<>(2);
             }
             s.pending.add(record);
-            windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, record.floorMs);
+            windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
         }
         series.written(s, now);
     }
 
-    /** A record that came past the watermark, once every record routed before it has arrived: late or billed. */
-    private void decide(Series s, WindowedUsage record, long timestamp) {
-        long windowStart = TumblingWindows.start(record.eventTimeMs, windowSizeMs);
-        if (s.window(windowStart) < 0 && s.fired(windowStart)) {
-            WindowedUsage.PastWatermark past = record.pastWatermark;
-            pendingLate++;
-            output.collect(late, new StreamRecord<>(Row.of(past.payload, past.srcTopic, past.srcPartition,
-                    past.srcOffset, windowStart + windowSizeMs, past.watermarkMs), timestamp));
-            return;
+    /** When a record that came after watermark {@code floorMs} is decided: at the first watermark past it. */
+    private static long decideAt(long floorMs) {
+        return floorMs == Long.MAX_VALUE ? floorMs : floorMs + 1;
+    }
+
+    /**
+     * The records that came past watermark {@code floor} ({@code batch}, in arrival order), once every window due by
+     * that watermark has fired and none after: each joins its window if the series has not fired it (opening it if
+     * need be), or is late. The late ones of one window make one late adjustment ({@link #billLate}).
+     */
+    private void decide(Series s, List<WindowedUsage> batch, long floor, long timestamp) {
+        TreeMap<Long, LateGroup> lateByWindow = null;
+        for (WindowedUsage record : batch) {
+            long windowStart = TumblingWindows.start(record.eventTimeMs, windowSizeMs);
+            if (s.window(windowStart) < 0 && s.fired(windowStart)) {
+                if (lateByWindow == null) {
+                    lateByWindow = new TreeMap<>();
+                }
+                lateByWindow.computeIfAbsent(windowStart, LateGroup::new).add(record, s.aggregation);
+            } else {
+                pendingWindowed++;
+                add(s, record);
+            }
         }
-        pendingWindowed++;
-        add(s, record);
+        if (lateByWindow != null) {
+            for (LateGroup group : lateByWindow.values()) {
+                billLate(s, group, floor, timestamp);
+            }
+        }
+    }
+
+    /** The late events of one fired window that came after the same watermark (Python: one late WindowAggregate). */
+    private static final class LateGroup {
+        final long windowStart;
+        final List<WindowedUsage> records = new ArrayList<>(2);
+        BigDecimal quantity;
+        String lastKey;
+        TreeSet<String> tokens;
+
+        LateGroup(long windowStart) {
+            this.windowStart = windowStart;
+        }
+
+        /** The window rule of {@link #add}, over the late events. */
+        void add(WindowedUsage record, byte aggregation) {
+            records.add(record);
+            switch (aggregation) {
+                case WindowedUsage.SUM:
+                case WindowedUsage.MAX:
+                case WindowedUsage.MIN:
+                    quantity = PeriodFold.combine(aggregation, quantity, record.value);
+                    break;
+                case WindowedUsage.LAST:
+                    if (record.value != null) {
+                        lastKey = RateLineItem.laterLastKey(lastKey,
+                                RateLineItem.lastKey(record.eventTimeMs, string(record.eventId), record.value));
+                    }
+                    break;
+                case WindowedUsage.UNIQUE_COUNT:
+                    if (tokens == null) {
+                        tokens = new TreeSet<>();
+                    }
+                    if (record.uniqueToken != null) {
+                        tokens.add(string(record.uniqueToken));
+                    }
+                    break;
+                default: // count
+            }
+        }
+    }
+
+    /**
+     * {@code udfs.line_items.bill_late}: a late group into the state of its window's period (the series' latest or an
+     * earlier one), and its late adjustment line when it changes the period quantity (else it is billed with no
+     * line). unique_count groups go to the Python accumulator, which holds their periods' distinct values. Each late
+     * event is also written to the {@code late} side output, the audit trail of late usage.
+     */
+    private void billLate(Series s, LateGroup group, long floor, long timestamp) {
+        long windowStart = group.windowStart;
+        long count = group.records.size();
+        pendingBilledLate += count;
+        if (s.aggregation == WindowedUsage.UNIQUE_COUNT) {
+            String tokens = group.tokens.isEmpty() ? null : String.join(",", group.tokens);
+            output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
+                    s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
+                    count, tokens, floor), timestamp));
+        } else {
+            long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
+            boolean latest = periodStart == s.periodStartMs;
+            int prior = latest ? -1 : s.prior(periodStart);
+            BigDecimal quantityBefore = latest ? s.periodQuantity : prior < 0 ? null : s.priorQuantities[prior];
+            String lastKeyBefore = latest ? s.periodLastKey : prior < 0 ? null : s.priorLastKeys[prior];
+            BigDecimal quantity = s.aggregation == WindowedUsage.COUNT ? BigDecimal.valueOf(count)
+                    : RateLineItem.compact(group.quantity);
+            BigDecimal quantityAfter;
+            String lastKeyAfter;
+            BigDecimal before;
+            BigDecimal after;
+            if (s.aggregation == WindowedUsage.LAST) {
+                quantityAfter = null;
+                lastKeyAfter = RateLineItem.laterLastKey(lastKeyBefore, group.lastKey);
+                before = lastKeyBefore == null ? null : RateLineItem.lastValue(lastKeyBefore);
+                after = lastKeyAfter == null ? null : RateLineItem.lastValue(lastKeyAfter);
+            } else {
+                quantityAfter = PeriodFold.combine(s.aggregation, quantityBefore, quantity);
+                lastKeyAfter = null;
+                before = quantityBefore;
+                after = quantityAfter;
+            }
+            if (latest) {
+                s.periodQuantity = quantityAfter;
+                s.periodLastKey = lastKeyAfter;
+            } else {
+                s.putPrior(periodStart, quantityAfter, lastKeyAfter);
+            }
+            // Python's unchanged period quantity (a period with no state has quantity 0): billed, no line.
+            if ((before == null ? BigDecimal.ZERO : before).compareTo(after == null ? BigDecimal.ZERO : after) != 0) {
+                output.collect(new StreamRecord<>(rate.lateAdjustment(s.tenantId, s.customerId, s.meter, s.groupJson,
+                        windowStart, count, quantity, group.lastKey, before, after, catalog, windowSizeMs, floor,
+                        System.currentTimeMillis()), timestamp));
+            }
+        }
+        for (WindowedUsage record : group.records) {
+            WindowedUsage.PastWatermark past = record.pastWatermark;
+            output.collect(late, new StreamRecord<>(Row.of(past.payload, past.srcTopic, past.srcPartition,
+                    past.srcOffset, windowStart + windowSizeMs, past.watermarkMs), record.eventTimeMs));
+        }
     }
 
     /** A billed record into its window, which opens if it is not open (its series has not fired it). */
@@ -284,9 +408,10 @@ public final class WindowRating extends CountingOperator<String>
     }
 
     /**
-     * At time {@code t}: first the series' windows due by then fire (in window order), then the records that came
-     * past a watermark of at most {@code t} are decided (in arrival order), against exactly the windows that had to
-     * fire by the watermark each came after.
+     * At time {@code t}, in time order: windows fire when the watermark reaches their fire time (in window order), and
+     * the records that came past watermark f are decided at f + 1/2, after the windows due by f and before those due
+     * at f + 1 (so against exactly the windows that had to fire by the watermark they came after, as
+     * {@code udfs.lateness} decides them).
      */
     @Override
     public void onEventTime(InternalTimer<Tuple2<Long, Long>, VoidNamespace> timer) throws Exception {
@@ -297,21 +422,43 @@ public final class WindowRating extends CountingOperator<String>
             return;
         }
         long t = timer.getTimestamp();
-        for (int w = s.dueWindow(t); w >= 0; w = s.dueWindow(t)) {
-            fire(s, w, timer.getTimestamp());
+        while (true) {
+            long floor = Long.MAX_VALUE;
+            boolean due = false;
+            if (s.pending != null) {
+                for (WindowedUsage record : s.pending) {
+                    if (decideAt(record.floorMs) <= t && record.floorMs <= floor) {
+                        floor = record.floorMs;
+                        due = true;
+                    }
+                }
+            }
+            long fireBy = due ? floor : t;
+            for (int w = s.dueWindow(fireBy); w >= 0; w = s.dueWindow(fireBy)) {
+                fire(s, w, t);
+            }
+            if (!due) {
+                break;
+            }
+            List<WindowedUsage> batch = new ArrayList<>(s.pending.size());
+            ArrayList<WindowedUsage> waiting = null;
+            for (WindowedUsage record : s.pending) {
+                if (record.floorMs == floor) {
+                    batch.add(record);
+                } else {
+                    if (waiting == null) {
+                        waiting = new ArrayList<>(2);
+                    }
+                    waiting.add(record);
+                }
+            }
+            s.pending = waiting;
+            decide(s, batch, floor, t);
         }
         if (s.pending != null) {
-            List<WindowedUsage> waiting = s.pending;
-            s.pending = null;
-            for (WindowedUsage record : waiting) {
-                if (record.floorMs <= t) {
-                    decide(s, record, record.eventTimeMs);
-                } else {
-                    if (s.pending == null) {
-                        s.pending = new ArrayList<>(2);
-                    }
-                    s.pending.add(record);
-                }
+            for (WindowedUsage record : s.pending) {
+                // Idempotent; needed after a restore of format 2, whose records waited for a timer at their floor.
+                windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
             }
         }
         series.written(s, now);
@@ -326,7 +473,7 @@ public final class WindowRating extends CountingOperator<String>
             s.closeWindow(w);
             output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
                     s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
-                    eventCount, tokens), timestamp));
+                    eventCount, tokens, null), timestamp));
             return;
         }
         String lastKey = s.lastKeys[w];
@@ -335,17 +482,49 @@ public final class WindowRating extends CountingOperator<String>
                 : RateLineItem.compact(s.quantities[w]);
         s.closeWindow(w);
         long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
-        boolean samePeriod = s.periodStartMs == periodStart;  // else a new period starts from nothing
-        BigDecimal quantityBefore = samePeriod ? s.periodQuantity : null;
+        if (periodStart != s.periodStartMs) {
+            switchPeriod(s, periodStart);
+        }
+        BigDecimal quantityBefore = s.periodQuantity;
+        String lastKeyBefore = s.periodLastKey;
         BigDecimal quantityAfter = PeriodFold.combine(s.aggregation, quantityBefore, quantity);
+        // The period's last is the latest by (window, event time, event id): a window fired after every window late
+        // usage went to, so its own last (when it has one) is the period's.
+        String lastKeyAfter = RateLineItem.laterLastKey(lastKeyBefore, lastKey);
         String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson,
                 WindowedUsage.name(s.aggregation), windowStart, eventCount, quantity, lastKey, quantityBefore,
-                quantityAfter, samePeriod ? s.periodLastKey : null, catalog, windowSizeMs, null);
-        s.periodStartMs = periodStart;
+                quantityAfter, lastKeyBefore, catalog, windowSizeMs, null);
         s.periodQuantity = quantityAfter;
-        s.periodLastKey = lastKey;
+        s.periodLastKey = lastKeyAfter;
         output.collect(new StreamRecord<>(lineItem, timestamp));
         windowsRated.inc();
+    }
+
+    /**
+     * The series' latest period becomes {@code periodStart} ({@code udfs.line_items.bill_window}): the one it leaves
+     * is kept for late usage, the new one is taken from the earlier periods if late usage started it, else from
+     * nothing; earlier periods that ended the max event age (plus a day) before the new one began are forgotten.
+     */
+    private void switchPeriod(Series s, long periodStart) {
+        if (s.periodStartMs != Series.NO_PERIOD) {
+            s.putPrior(s.periodStartMs, s.periodQuantity, s.periodLastKey);
+        }
+        int kept = s.prior(periodStart);
+        if (kept >= 0) {
+            s.periodQuantity = s.priorQuantities[kept];
+            s.periodLastKey = s.priorLastKeys[kept];
+            s.dropPrior(kept);
+        } else {
+            s.periodQuantity = null;
+            s.periodLastKey = null;
+        }
+        s.periodStartMs = periodStart;
+        long horizon = periodStart - maxEventAgeMs - Rules.PRIOR_PERIOD_MARGIN_MS;
+        for (int i = s.priors - 1; i >= 0; i--) {
+            if (rate.periodEndMs(catalog, s.tenantId, s.priorStarts[i]) <= horizon) {
+                s.dropPrior(i);
+            }
+        }
     }
 
     @Override

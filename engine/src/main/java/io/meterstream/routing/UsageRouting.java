@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 
 import io.meterstream.rating.RateLineItem;
+import io.meterstream.rules.Rules;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.common.state.ListState;
@@ -58,10 +59,10 @@ import org.apache.flink.util.OutputTag;
  *
  * <p>Lateness is decided downstream, per series: a first-seen record goes on to the window operator
  * ({@code io.meterstream.rating.WindowRating}), which bills it unless its own series (tenant, customer, meter, group)
- * has already fired the record's window or a later one; then it is {@code late}. So whether a record is late never
+ * has already fired the record's window or a later one; then it is {@code late} and billed as a late adjustment. So whether a record is late never
  * depends on another series' (another tenant's, another customer's) records, only on its own series' history. What
  * this operator adds: a record whose window the watermark has passed ({@code window_end - 1 <= watermark}) carries
- * its raw payload and coordinates ({@link WindowedUsage.PastWatermark}) so that it can be written out if it is late;
+ * its raw payload and coordinates ({@link WindowedUsage.PastWatermark}) so that it can be written to the late audit trail if it is late;
  * only such a record can be (a series fires a window only once the watermark passes it, and no watermark overtakes a
  * record). The watermark it judges by is the highest it has forwarded, kept in operator union-list state: Flink does
  * not checkpoint watermarks, and a check against the current watermark saw nothing right after a restore. At a
@@ -95,13 +96,14 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         implements OneInputStreamOperator<RowData, WindowedUsage> {
     private static final long serialVersionUID = 1L;
 
-    public static final String DEAD_LETTERED = "dead_lettered";
-    public static final String DUPLICATE_SAME_PAYLOAD = "duplicate_same_payload";
-    public static final String DUPLICATE_CONFLICTING_PAYLOAD = "duplicate_conflicting_payload";
-    public static final String LATE = "late";
-    public static final String WINDOWED = "windowed";
-    /** The outcomes this operator counts ({@link #LATE} is the window operator's, as are windowed records that came
-     * past the watermark). */
+    // The accounting outcomes (udfs.accounting.Outcome, generated into Rules).
+    public static final String DEAD_LETTERED = Rules.OUTCOME_DEAD_LETTERED;
+    public static final String DUPLICATE_SAME_PAYLOAD = Rules.OUTCOME_DUPLICATE_SAME_PAYLOAD;
+    public static final String DUPLICATE_CONFLICTING_PAYLOAD = Rules.OUTCOME_DUPLICATE_CONFLICTING_PAYLOAD;
+    public static final String BILLED_LATE = Rules.OUTCOME_BILLED_LATE;
+    public static final String WINDOWED = Rules.OUTCOME_WINDOWED;
+    /** The outcomes this operator counts ({@link #BILLED_LATE} is the window operator's, as are windowed records that
+     * came past the watermark). */
     private static final String[] OUTCOME_NAMES = {
         DEAD_LETTERED, DUPLICATE_SAME_PAYLOAD, DUPLICATE_CONFLICTING_PAYLOAD, WINDOWED,
     };

@@ -113,9 +113,19 @@ public final class Rules {
     public static final int ANCHOR_DAY_MAX = 31;
     public static final String JAVA_CATALOG_FORMAT = "java-catalog-v1";
 
+    // ---- accounting outcomes (udfs.accounting)
+    public static final String OUTCOME_DEAD_LETTERED = "dead_lettered";
+    public static final String OUTCOME_DUPLICATE_SAME_PAYLOAD = "duplicate_same_payload";
+    public static final String OUTCOME_DUPLICATE_CONFLICTING_PAYLOAD = "duplicate_conflicting_payload";
+    public static final String OUTCOME_WINDOWED = "windowed";
+    public static final String OUTCOME_BILLED_LATE = "billed_late";
+
     // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)
     public static final String LINE_ITEM_NAMESPACE = "7605a076-ac45-5316-afe8-45e0991fb188"; // uuid5 namespace; never change
     public static final String LINE_ITEM_ID_VERSION = "v1";
+    public static final String LINE_KIND_USAGE = "usage";
+    public static final String LINE_KIND_LATE_ADJUSTMENT = "late_adjustment";
+    public static final long PRIOR_PERIOD_MARGIN_MS = 86400000L; // an earlier period is kept until it ended max age + this before the latest period's start
     public static final int LAST_KEY_TIME_DIGITS = 15;
     public static final char LAST_KEY_SEPARATOR = '\u0000';
 }

@@ -40,7 +40,7 @@ class UniqueCountWindowsGoldenTest {
         long windowMs = VECTORS.get("window_size_ms").longValue();
         int index = 0;
         for (JsonNode series : VECTORS.get("series")) {
-            WindowRating operator = new WindowRating(CATALOG, windowMs, 86_400_000L, UNIQUE, LATE, ACCOUNTING);
+            WindowRating operator = new WindowRating(CATALOG, windowMs, 86_400_000L, 35L * 86_400_000L, UNIQUE, LATE, ACCOUNTING);
             MeterKey key = new MeterKey();
             var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
             harness.open();

@@ -20,6 +20,7 @@ import io.meterstream.golden.GoldenVectors;
 import io.meterstream.harness.RawKeyedState;
 import io.meterstream.routing.HashedKey;
 import io.meterstream.routing.UsageRouting;
+import io.meterstream.rules.Rules;
 import io.meterstream.routing.WindowedUsage;
 import io.meterstream.windows.TumblingWindows;
 
@@ -49,6 +50,7 @@ class WindowRatingHarnessTest {
     private static final JsonNode VECTORS = GoldenVectors.load("lateness.json");
     private static final long WINDOW_MS = VECTORS.get("window_size_ms").longValue();
     private static final long TTL_MS = 67L * 24 * 3600 * 1000;
+    private static final long MAX_AGE_MS = 35L * 24 * 3600 * 1000;
     private static final OutputTag<Row> UNIQUE = new OutputTag<>("unique-count-windows", Types.GENERIC(Row.class));
     private static final OutputTag<Row> LATE = new OutputTag<>("late", Types.GENERIC(Row.class));
     private static final OutputTag<Row> ACCOUNTING = new OutputTag<>("accounting", Types.GENERIC(Row.class));
@@ -58,6 +60,8 @@ class WindowRatingHarnessTest {
     private static final class Outcome {
         final Set<String> late = new HashSet<>();
         final Map<Integer, List<long[]>> windows = new TreeMap<>();
+        /** Per series, its late adjustment lines in output order: "start x events # line_item_id". */
+        final Map<Integer, List<String>> adjustments = new TreeMap<>();
         final Map<String, Long> counted = new HashMap<>();
     }
 
@@ -216,7 +220,7 @@ class WindowRatingHarnessTest {
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored, long ttlMs) throws Exception {
         WindowRating operator = new WindowRating(VECTORS.get("java_catalog_json").textValue(), WINDOW_MS, ttlMs,
-                UNIQUE, LATE, ACCOUNTING);
+                MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING);
         MeterKey key = new MeterKey();
         var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
         if (restored != null) {
@@ -283,8 +287,13 @@ class WindowRatingHarnessTest {
             JsonNode line = JSON.readTree(lineItem);
             int index = seriesIndex.get(line.get("tenant_id").textValue() + "|" + line.get("customer_id").textValue());
             long start = Instant.parse(line.get("window_start").textValue()).toEpochMilli();
-            outcome.windows.computeIfAbsent(index, i -> new ArrayList<>())
-                    .add(new long[] {start, line.get("event_count").longValue()});
+            if (line.get("kind").textValue().equals(Rules.LINE_KIND_LATE_ADJUSTMENT)) {
+                outcome.adjustments.computeIfAbsent(index, i -> new ArrayList<>()).add(start + "x"
+                        + line.get("event_count").longValue() + "#" + line.get("line_item_id").textValue());
+            } else {
+                outcome.windows.computeIfAbsent(index, i -> new ArrayList<>())
+                        .add(new long[] {start, line.get("event_count").longValue()});
+            }
         }
         if (harness.getSideOutput(LATE) != null) {
             for (StreamRecord<Row> late : harness.getSideOutput(LATE)) {
@@ -326,10 +335,20 @@ class WindowRatingHarnessTest {
             actual.put(index, text);
         });
         assertEquals(expected, actual, how + ": each series' windows, in the order they fired, and their counts");
-        assertEquals(late.size(), outcome.counted.getOrDefault(UsageRouting.LATE, 0L), how + ": late counted");
+        Map<Integer, List<String>> adjustments = new TreeMap<>();
+        stream.get("adjustments").fields().forEachRemaining(entry -> {
+            List<String> lines = new ArrayList<>();
+            entry.getValue().forEach(a -> lines.add(a.get(0).longValue() + "x" + a.get(1).longValue() + "#"
+                    + a.get(2).textValue()));
+            adjustments.put(Integer.parseInt(entry.getKey()), lines);
+        });
+        assertEquals(adjustments, outcome.adjustments, how + ": each series' late adjustments, in order, their "
+                + "event counts and ids (one per window and watermark the late events came after)");
+        assertEquals(late.size(), outcome.counted.getOrDefault(UsageRouting.BILLED_LATE, 0L),
+                how + ": billed late counted");
         assertEquals(pastBilled, outcome.counted.getOrDefault(UsageRouting.WINDOWED, 0L),
                 how + ": billed past the watermark counted");
-        assertTrue(outcome.counted.keySet().stream().allMatch(k -> k.equals(UsageRouting.LATE)
+        assertTrue(outcome.counted.keySet().stream().allMatch(k -> k.equals(UsageRouting.BILLED_LATE)
                 || k.equals(UsageRouting.WINDOWED)), how);
     }
 
