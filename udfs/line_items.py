@@ -199,24 +199,32 @@ def accumulate_window(
     before = state_for_window(state, window, period, aggregator)
 
     quantity_state = aggregator.period_combine(before.quantity_state, window)
+    return _rated(before, window, aggregator, catalog_tenant, period, quantity_state, window.window_start,
+                  emitted_at=emitted_at, late_watermark=None)
+
+
+def _rated(
+    before: PeriodState, window: WindowAggregate, aggregator: Aggregator, catalog_tenant: TenantCatalog,
+    period: tuple[datetime, datetime], quantity_state: Any, last_window_start: datetime, *, emitted_at: datetime,
+    late_watermark: datetime | None,
+) -> tuple[PeriodState, InvoiceLineItem]:
+    """The state after `window` combined into `before` (`quantity_state`), priced, and the line of the change."""
     period_quantity = aggregator.period_quantity(quantity_state)
     entry = catalog_tenant.price_for(window.meter, window.group)
     priced = price(period_quantity, entry)
-    amount_to_date = round_amount(priced.amount, catalog_tenant.amount_precision)
-
     after = replace(
         before,
         quantity_state=quantity_state,
         period_quantity=period_quantity,
         priced=priced,
-        amount_to_date=amount_to_date,
-        last_window_start=window.window_start,
+        amount_to_date=round_amount(priced.amount, catalog_tenant.amount_precision),
+        last_window_start=last_window_start,
     )
     line = build_line_item(
         window, aggregator, catalog_tenant, entry.id, period,
         priced_before=before.priced, amount_before=before.amount_to_date,
         priced_after=after.priced, amount_after=after.amount_to_date, period_quantity=period_quantity,
-        emitted_at=emitted_at,
+        emitted_at=emitted_at, late_watermark=late_watermark,
     )
     return after, line
 
@@ -339,24 +347,8 @@ def accumulate_late(
         before.last_window_start, late.window_start)
     if period_quantity == before.period_quantity:
         return replace(before, quantity_state=quantity_state, last_window_start=last_start), None
-    entry = catalog_tenant.price_for(late.meter, late.group)
-    priced = price(period_quantity, entry)
-    amount_to_date = round_amount(priced.amount, catalog_tenant.amount_precision)
-    after = replace(
-        before,
-        quantity_state=quantity_state,
-        period_quantity=period_quantity,
-        priced=priced,
-        amount_to_date=amount_to_date,
-        last_window_start=last_start,
-    )
-    line = build_line_item(
-        late, aggregator, catalog_tenant, entry.id, period,
-        priced_before=before.priced, amount_before=before.amount_to_date,
-        priced_after=after.priced, amount_after=after.amount_to_date, period_quantity=period_quantity,
-        emitted_at=emitted_at, late_watermark=watermark,
-    )
-    return after, line
+    return _rated(before, late, aggregator, catalog_tenant, period, quantity_state, last_start, emitted_at=emitted_at,
+                  late_watermark=watermark)
 
 
 @dataclass(frozen=True)
