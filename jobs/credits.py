@@ -65,6 +65,13 @@ def line_item_customer_key(line_item_json: str) -> str:
     return _customer_key(fields["tenant_id"], fields["customer_id"])
 
 
+def upgrade_pending_v1(old) -> tuple[InvoiceLineItem, ...]:
+    """Line items pickled into `uids.CUSTOMER_CREDITS_PENDING_STATE_V1` (before `kind` and `adjusts_line_item_id`):
+    a pickle restores a model's fields without validating, so such an item lacks the new fields; validating its
+    fields again gives them their defaults (a usage line)."""
+    return tuple(InvoiceLineItem.model_validate(dict(item.__dict__)) for item in old)
+
+
 @dataclass
 class CreditOutputs:
     drawdowns: DataStream
@@ -162,7 +169,7 @@ class CreditsFunction(KeyedCoProcessFunction):
             if not old:
                 return ()
             self.pending_v1.clear()
-            pending = tuple(InvoiceLineItem.model_validate(dict(item.__dict__)) for item in old)
+            pending = upgrade_pending_v1(old)
             self.pending.update(pending)
         return pending
 

@@ -179,3 +179,21 @@ def test_the_command_writes_the_lock_and_checks_it(tmp_path, monkeypatch, capsys
     assert state_classes.main(["--write"]) == 0
     assert lock.read_text() == render()
     assert state_classes.main(["--check"]) == 0
+
+
+def test_line_items_held_by_the_previous_credits_version_are_upgraded_to_usage_lines():
+    """`customer-credits-pending-v1` holds line items pickled before `kind`: read back, they lack it; the migration
+    (jobs/credits.py) validates them again into the current model."""
+    import pickle
+
+    from jobs.credits import upgrade_pending_v1
+
+    item = _pending()[0]
+    old = item.model_copy()
+    object.__setattr__(old, "__dict__", {k: v for k, v in item.__dict__.items()
+                                         if k not in ("kind", "adjusts_line_item_id")})
+    (restored,) = pickle.loads(pickle.dumps((old,)))
+    with pytest.raises(AttributeError):
+        _ = restored.kind
+    (upgraded,) = upgrade_pending_v1((restored,))
+    assert upgraded == item and upgraded.kind == "usage" and upgraded.adjusts_line_item_id is None
