@@ -1,0 +1,104 @@
+"""Late usage on a MiniCluster: every aggregation's late adjustments (and the late events that change nothing), one
+line per window and watermark for a burst, late usage of the previous billing period and a tier crossed by it,
+against the expected computation and by hand, at parallelism 1 and 2."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.billing_expectations import expected_outputs
+from tests.job.test_billing_job import CATALOG_PATH, assert_line_items_equal, final_accounting, run_job
+from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS
+from udfs.catalog import load_catalog
+from udfs.windows import to_epoch_ms
+
+pytestmark = pytest.mark.job
+
+OCTOBER = datetime(2026, 10, 1, 4, tzinfo=UTC)  # acme-ai bills from midnight New York: October's period
+NOVEMBER = datetime(2026, 11, 1, 4, tzinfo=UTC)
+W0 = datetime(2026, 11, 1, 3, 55, tzinfo=UTC)  # a window in October's period
+W1 = datetime(2026, 11, 1, 4, 5, tzinfo=UTC)  # a window in November's
+
+
+def usage(event_id: str, meter: str, at: datetime, value: str | None = None, **dimensions: str) -> bytes:
+    record = {"event_id": event_id, "tenant_id": "acme-ai", "customer_id": "late-1", "meter": meter,
+              "timestamp": to_epoch_ms(at), "dimensions": dimensions}
+    if value is not None:
+        record["value"] = value
+    return json.dumps(record).encode()
+
+
+def s(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+RECORDS = [
+    # on time: one window in October's period, one in November's
+    usage("t0", "input_tokens", W0 + s(10), "1000", model="nova-large"),
+    usage("s0", "seats", W0 + s(10), "3"),
+    usage("g0", "storage_gb", W0 + s(20), "10"),
+    usage("u0", "active_users", W0 + s(10), user_id="u1"),
+    usage("r0", "requests", W0 + s(10)),
+    usage("t1", "input_tokens", W1 + s(10), "500", model="nova-large"),
+    usage("s1", "seats", W1 + s(10), "4"),
+    usage("g1", "storage_gb", W1 + s(30), "20"),
+    usage("u1", "active_users", W1 + s(10), user_id="u2"),
+    usage("r1", "requests", W1 + s(10)),
+    usage("tick-1", "requests", W1 + s(120)),  # the customer's clock moves on: both windows fire
+    # late, all after the same watermark
+    usage("late-t1a", "input_tokens", W1 + s(40), "250", model="nova-large"),
+    usage("late-t1b", "input_tokens", W1 + s(50), "250", model="nova-large"),  # same window: same line
+    usage("late-s1", "seats", W1 + s(25), "7"),  # raises November's max past the first tier
+    usage("late-g1", "storage_gb", W1 + s(5), "5"),  # before the window's last: changes nothing
+    usage("late-u1", "active_users", W1 + s(40), user_id="u2"),  # already counted: changes nothing
+    usage("late-r1", "requests", W1 + s(30)),
+    usage("late-t0", "input_tokens", W0 + s(30), "100", model="nova-large"),  # October's period
+    usage("tick-2", "requests", W1 + s(180)),
+    # late, after the next watermark
+    usage("late-s1-low", "seats", W1 + s(20), "2"),  # below the max: changes nothing
+    usage("late-g1-last", "storage_gb", W1 + s(50), "30"),  # the latest of the period now
+    usage("late-u3", "active_users", W1 + s(45), user_id="u3"),  # new in November
+    usage("late-u0", "active_users", W0 + s(40), user_id="u1"),  # already counted in October
+    usage("late-s0", "seats", W0 + s(50), "9"),  # October's max, past the first tier
+]
+LATE = {json.loads(r)["event_id"] for r in RECORDS if json.loads(r)["event_id"].startswith("late-")}
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_late_usage_is_billed_as_adjustments_by_each_aggregations_rule(tmp_path, parallelism):
+    catalog = load_catalog(CATALOG_PATH)
+    expected = expected_outputs(RECORDS, catalog, now=REFERENCE_NOW, window_ms=WINDOW_MS,
+                                out_of_orderness_ms=OUT_OF_ORDERNESS_MS)
+    assert expected.counts["billed_late"] == len(LATE)
+    out = run_job(tmp_path, RECORDS, parallelism)
+
+    assert final_accounting(out["accounting"]) == {"windowed": len(RECORDS) - len(LATE), "billed_late": len(LATE)}
+    assert {e["event_id"] for e in out["late_events"]} == LATE, "every late event is in the audit trail"
+    assert_line_items_equal(out["line_items"], expected.lines)
+
+    # By hand: which late events made which adjustment, and which made none.
+    adjustments = {(li["meter"], li["period_start"], li["event_count"], li["quantity"], li["period_quantity_to_date"])
+                   for li in out["line_items"] if li["kind"] == "late_adjustment"}
+    october, november = (p.isoformat(timespec="milliseconds").replace("+00:00", "Z") for p in (OCTOBER, NOVEMBER))
+    assert adjustments == {
+        ("input_tokens", november, 2, "500", "1000"),  # the burst: one line for both
+        ("input_tokens", october, 1, "100", "1100"),
+        ("seats", november, 1, "7", "7"),
+        ("seats", october, 1, "9", "9"),
+        ("storage_gb", november, 1, "30", "30"),
+        ("active_users", november, 1, "1", "2"),  # u2 and u3 (u1 is October's)
+        ("requests", november, 1, "1", "2"),  # r1 and late-r1: tick-1's window fires after the adjustment
+    }
+    by_id = {li["line_item_id"]: li for li in out["line_items"]}
+    for line in out["line_items"]:
+        if line["kind"] == "late_adjustment":
+            usage_line = by_id[line["adjusts_line_item_id"]]
+            assert (usage_line["kind"], usage_line["window_start"]) == ("usage", line["window_start"])
+    # The seats adjustment of October crossed the flat-fee tier: 9 seats cost 49 + 4 x 20 in all.
+    seats_october = [li for li in out["line_items"] if li["meter"] == "seats" and li["period_start"] == october]
+    assert sum(Decimal(li["amount"]) for li in seats_october) == Decimal(49 + 4 * 20)
+    assert any(t["tier_index"] == 1 for li in seats_october if li["kind"] == "late_adjustment" for t in li["tiers"])
