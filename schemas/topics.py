@@ -15,6 +15,7 @@ from schemas.credits import BillingAlert, CreditDrawdown, CreditGrantDeadLetter,
 from schemas.dead_letter import DeadLetter
 from schemas.invoice_line_item import InvoiceLineItem
 from schemas.late_event import LateUsageEvent
+from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
 
 USAGE_EVENTS = "usage-events"
@@ -26,6 +27,7 @@ CREDIT_GRANT_DEAD_LETTERS = "credit-grant-dead-letters"
 SPEND_CAPS = "spend-caps"
 CREDIT_DRAWDOWNS = "credit-drawdowns"
 BILLING_ALERTS = "billing-alerts"
+USAGE_CORRECTIONS = "usage-corrections"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,14 @@ TOPICS: dict[str, TopicSpec] = {
             "output",
             "Low balance, exhausted balance, recovered balance and spend cap alerts per customer; idempotent by "
             "alert_id.",
+        ),
+        TopicSpec(
+            USAGE_CORRECTIONS,
+            UsageCorrection,
+            "input",
+            "Cancels and amends of earlier usage events by (tenant_id, event_id), idempotent by correction_id; an "
+            "amend replaces value and/or dimensions, never customer, meter or timestamp. Unknown fields are "
+            "rejected.",
         ),
     )
 }
