@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from schemas.correction_dead_letter import CorrectionDeadLetter
 from schemas.credits import BillingAlert, CreditDrawdown, CreditGrantDeadLetter, CreditGrantRecord, SpendCap
 from schemas.dead_letter import DeadLetter
 from schemas.invoice_line_item import InvoiceLineItem
@@ -28,6 +29,7 @@ SPEND_CAPS = "spend-caps"
 CREDIT_DRAWDOWNS = "credit-drawdowns"
 BILLING_ALERTS = "billing-alerts"
 USAGE_CORRECTIONS = "usage-corrections"
+USAGE_CORRECTION_DEAD_LETTERS = "usage-correction-dead-letters"
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,15 @@ TOPICS: dict[str, TopicSpec] = {
             UsageCorrection,
             "input",
             "Cancels and amends of earlier usage events by (tenant_id, event_id), idempotent by correction_id; an "
-            "amend replaces value and/or dimensions, never customer, meter or timestamp. Unknown fields are "
-            "rejected.",
+            "amend replaces value and/or dimensions, never customer, meter or timestamp. Rejected records go to "
+            f"{USAGE_CORRECTION_DEAD_LETTERS}; unknown fields are rejected.",
+        ),
+        TopicSpec(
+            USAGE_CORRECTION_DEAD_LETTERS,
+            CorrectionDeadLetter,
+            "output",
+            f"{USAGE_CORRECTIONS} records that were not applied, as received, with a stable correction reason code "
+            "and the ids they named.",
         ),
     )
 }
