@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from schemas.correction_dead_letter import CorrectionDeadLetter
 from schemas.credits import BillingAlert, CreditDrawdown, CreditGrantDeadLetter, CreditGrantRecord, SpendCap
 from schemas.dead_letter import DeadLetter
+from schemas.invoice import Invoice
 from schemas.invoice_line_item import InvoiceLineItem
 from schemas.late_event import LateUsageEvent
 from schemas.usage_correction import UsageCorrection
@@ -30,6 +31,7 @@ CREDIT_DRAWDOWNS = "credit-drawdowns"
 BILLING_ALERTS = "billing-alerts"
 USAGE_CORRECTIONS = "usage-corrections"
 USAGE_CORRECTION_DEAD_LETTERS = "usage-correction-dead-letters"
+INVOICES = "invoices"
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,13 @@ TOPICS: dict[str, TopicSpec] = {
             "output",
             f"{USAGE_CORRECTIONS} records that were not applied, as received, with a stable correction reason code "
             "and the ids they named.",
+        ),
+        TopicSpec(
+            INVOICES,
+            Invoice,
+            "output",
+            "One invoice per (tenant, customer, billing period, currency) with line items, written when the period "
+            "closes (event time past period end + grace); sums equal its line items exactly; upsert by invoice_id.",
         ),
     )
 }
