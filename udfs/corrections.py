@@ -95,7 +95,7 @@ from udfs.aggregations import (
     run_window_rule,
 )
 from udfs.catalog import Meter
-from udfs.dedup import FirstCopy, dedup, expired
+from udfs.dedup import DUPLICATE_SAME_PAYLOAD, FIRST, FirstCopy, dedup, expired
 from udfs.grouping import canonical_json, group_of
 from udfs.money import exact
 from udfs.validation import MAX_JSON_DEPTH, MAX_RECORD_BYTES, _json_kind, _nesting_exceeds, raw_record_fields
@@ -244,9 +244,9 @@ def check_correction_id(
     """Per (tenant_id, correction_id): the id's new state and None for a first copy (decide it), or the rejection
     of a later copy. `ttl_ms` is the correction horizon."""
     new_state, outcome = dedup(state, correction_fingerprint(correction), now_ms, ttl_ms)
-    if outcome == "first":
+    if outcome == FIRST:
         return new_state, None
-    reason = Reason.DUPLICATE_CORRECTION if outcome == "duplicate_same_payload" else Reason.CONFLICTING_CORRECTION
+    reason = Reason.DUPLICATE_CORRECTION if outcome == DUPLICATE_SAME_PAYLOAD else Reason.CONFLICTING_CORRECTION
     detail = (
         f"correction {correction.correction_id!r} was received before "
         + ("with the same payload: applied once" if reason is Reason.DUPLICATE_CORRECTION else "with another payload")
