@@ -7,12 +7,13 @@ Pure steps on an immutable `OpenInvoice` (Bytewax style, `None` = nothing open):
 - `add_line(state | None, line, *, period=None) -> OpenInvoice`: a line item
   (`schemas.invoice_line_item.InvoiceLineItem` or its dict). Lines are upserts by `line_item_id` (a replayed or
   restored window writes the same id again): the latest version of each id counts, once. The line's `kind` (`usage`
-  | `late_adjustment` | `correction` | `prior_period_adjustment`) is read with a default of `usage` (the model gains
-  the field with issue 17), and so is an `invoice_id` when the line carries one (it must be this invoice's). A
-  `prior_period_adjustment` is usage of a closed period billed on the customer's next open invoice: it belongs to
-  the invoice it is added to whatever its own `period_start`, and when no invoice is open the caller names the open
-  period (`period=`). Any other line must be of the invoice's period. A line of another tenant, customer or currency
-  is an `InvoiceMismatch`.
+  | `late_adjustment` | `correction` | `prior_period_adjustment`) is read with a default of `usage` (the model knows
+  `usage` and `late_adjustment` so far: the other kinds come as dicts until it gains them, and a dict's `kind` and
+  `invoice_id` are read before the rest is validated), and so is an `invoice_id` when the line carries one (it must
+  be this invoice's). A `prior_period_adjustment` is usage of a closed period billed on the customer's next open
+  invoice: it belongs to the invoice it is added to whatever its own `period_start`, and when no invoice is open the
+  caller names the open period (`period=`). Any other line must be of the invoice's period. A line of another
+  tenant, customer or currency is an `InvoiceMismatch`.
 - `apply_drawdown(state, drawdown) -> OpenInvoice`: a credit drawdown (`schemas.credits.CreditDrawdown`) of one of
   the invoice's lines; idempotent by `drawdown_id`. `usage`, `catch_up` and `adjustment` records count (their sum per
   line is what credit paid of it, `udfs/credits/ledger.py`); `expiry` and `void` records belong to no line and

@@ -210,3 +210,14 @@ def test_the_model_refuses_sums_that_do_not_hold():
     subtotal = {**good["subtotals"][0], "amount": "11"}
     with pytest.raises(ValidationError):
         Invoice.model_validate({**good, "subtotals": [subtotal]})
+
+
+def test_the_models_own_kind_is_read_from_a_model_and_a_dict():
+    usage = _line(0, Decimal(2))
+    late = {**_line(1, Decimal("0.5")), "kind": "late_adjustment", "adjusts_line_item_id": usage["line_item_id"]}
+    state = add_line(None, InvoiceLineItem.model_validate(usage))
+    state = add_line(state, InvoiceLineItem.model_validate(late))
+    state = add_line(state, {**_line(2, Decimal(1)), "kind": "late_adjustment"})
+    result = invoice(state, emitted_at=EMITTED)
+    assert (result.usage_total, result.late_adjustment_total) == (Decimal(2), Decimal("1.5"))
+    assert result.subtotals[0].late_adjustment_amount == Decimal("1.5")
