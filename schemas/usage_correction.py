@@ -30,10 +30,9 @@ ledger; rejected corrections go to `usage-correction-dead-letters` (`schemas.cor
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Field, StrictStr, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.usage_event import (
@@ -45,7 +44,7 @@ from schemas.usage_event import (
     EventValue,
     IdString,
 )
-from schemas.wire import loads_exact
+from schemas.wire import ExactJsonModel
 
 # ---- the rules as data ------------------------------------------------------------------------------------
 CORRECTION_ACTIONS = ("cancel", "amend")
@@ -88,7 +87,7 @@ _ACTION_RULES = {
 }
 
 
-class UsageCorrection(BaseModel):
+class UsageCorrection(ExactJsonModel):
     """A validated correction of one usage event (see the module docstring for every rule)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_ACTION_RULES)
@@ -137,21 +136,3 @@ class UsageCorrection(BaseModel):
         if self.action == "amend" and not has_payload:
             raise PydanticCustomError("nothing_to_amend", "an amend must carry a value or dimensions")
         return self
-
-    @classmethod
-    def model_validate_json(
-        cls, json_data: str | bytes | bytearray, *, strict: bool | None = None, context: Any = None, **_: Any
-    ) -> UsageCorrection:
-        """Parse with `loads_exact`: a JSON number value keeps every digit (pydantic's parser would not)."""
-        try:
-            text = json_data if isinstance(json_data, str) else bytes(json_data).decode("utf-8")
-            data = loads_exact(text)
-        except (ValueError, RecursionError) as exc:
-            raise ValidationError.from_exception_data(
-                cls.__name__,
-                [{"type": "json_invalid", "loc": (), "input": json_data, "ctx": {"error": str(exc)}}],
-            ) from None
-        return cls.model_validate(data, strict=strict, context=context)
-
-    def to_wire(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
