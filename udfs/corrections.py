@@ -84,7 +84,7 @@ from schemas.correction_dead_letter import CorrectionDeadLetter, CorrectionRejec
 from schemas.dead_letter import DeadLetterReason
 from schemas.usage_correction import FIELD_ORDER, UsageCorrection
 from schemas.usage_event import ID_MAX_LENGTH, ID_MIN_LENGTH, UsageEvent
-from schemas.wire import decimal_to_wire, loads_exact
+from schemas.wire import decimal_to_wire
 from udfs.aggregations import (
     Aggregator,
     Group,
@@ -98,7 +98,7 @@ from udfs.catalog import Meter
 from udfs.dedup import DUPLICATE_SAME_PAYLOAD, FIRST, FirstCopy, dedup, expired
 from udfs.grouping import canonical_json, group_of
 from udfs.money import exact
-from udfs.validation import MAX_JSON_DEPTH, MAX_RECORD_BYTES, _json_kind, _nesting_exceeds, raw_record_fields
+from udfs.validation import json_object_of, raw_record_fields
 from udfs.windows import window_bounds
 
 Reason = CorrectionRejectionReason
@@ -126,23 +126,9 @@ def validate_correction_record(
     raw: bytes | bytearray | memoryview | None, *, tenants: Collection[str]
 ) -> UsageCorrection | CorrectionRejection:
     """A `UsageCorrection`, or why not. `tenants` holds the catalog's tenant ids (`Catalog.tenants` will do)."""
-    data = b"" if raw is None else bytes(raw)
-    if len(data) > MAX_RECORD_BYTES:
-        return CorrectionRejection(
-            Reason.TOO_LARGE, f"record is {len(data)} bytes, more than the limit of {MAX_RECORD_BYTES}"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return CorrectionRejection(Reason.NOT_UTF8, f"record is not valid UTF-8 (byte {exc.start})")
-    if _nesting_exceeds(text, MAX_JSON_DEPTH):
-        return CorrectionRejection(Reason.MALFORMED_JSON, f"JSON nesting is deeper than {MAX_JSON_DEPTH}")
-    try:
-        obj = loads_exact(text)
-    except (ValueError, RecursionError) as exc:
-        return CorrectionRejection(Reason.MALFORMED_JSON, f"record is not valid JSON: {str(exc)[:200]}")
-    if not isinstance(obj, dict):
-        return CorrectionRejection(Reason.NOT_AN_OBJECT, f"record is a JSON {_json_kind(obj)}, not an object")
+    obj = json_object_of(raw)
+    if isinstance(obj, tuple):
+        return CorrectionRejection(Reason(obj[0]), obj[1])
     ids = _ids_of(obj)
     try:
         correction = UsageCorrection.model_validate(obj)
