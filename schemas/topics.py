@@ -11,10 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from schemas.correction_dead_letter import CorrectionDeadLetter
 from schemas.credits import BillingAlert, CreditDrawdown, CreditGrantDeadLetter, CreditGrantRecord, SpendCap
 from schemas.dead_letter import DeadLetter
+from schemas.invoice import Invoice
 from schemas.invoice_line_item import InvoiceLineItem
 from schemas.late_event import LateUsageEvent
+from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
 
 USAGE_EVENTS = "usage-events"
@@ -26,6 +29,9 @@ CREDIT_GRANT_DEAD_LETTERS = "credit-grant-dead-letters"
 SPEND_CAPS = "spend-caps"
 CREDIT_DRAWDOWNS = "credit-drawdowns"
 BILLING_ALERTS = "billing-alerts"
+USAGE_CORRECTIONS = "usage-corrections"
+USAGE_CORRECTION_DEAD_LETTERS = "usage-correction-dead-letters"
+INVOICES = "invoices"
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,28 @@ TOPICS: dict[str, TopicSpec] = {
             "output",
             "Low balance, exhausted balance, recovered balance and spend cap alerts per customer; idempotent by "
             "alert_id.",
+        ),
+        TopicSpec(
+            USAGE_CORRECTIONS,
+            UsageCorrection,
+            "input",
+            "Cancels and amends of earlier usage events by (tenant_id, event_id), idempotent by correction_id; an "
+            "amend replaces value and/or dimensions, never customer, meter or timestamp. Rejected records go to "
+            f"{USAGE_CORRECTION_DEAD_LETTERS}; unknown fields are rejected.",
+        ),
+        TopicSpec(
+            USAGE_CORRECTION_DEAD_LETTERS,
+            CorrectionDeadLetter,
+            "output",
+            f"{USAGE_CORRECTIONS} records that were not applied, as received, with a stable correction reason code "
+            "and the ids they named.",
+        ),
+        TopicSpec(
+            INVOICES,
+            Invoice,
+            "output",
+            "One invoice per (tenant, customer, billing period, currency) with line items, written when the period "
+            "closes (event time past period end + grace); sums equal its line items exactly; upsert by invoice_id.",
         ),
     )
 }

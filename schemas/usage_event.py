@@ -25,7 +25,6 @@ rule simple enough to state in one line.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -33,20 +32,18 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
     StrictStr,
     StringConstraints,
-    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from schemas.wire import JsonNumber, datetime_to_wire, decimal_to_wire, loads_exact
+from schemas.wire import ExactJsonModel, JsonNumber, datetime_to_wire, decimal_to_wire
 
 # ---- the rules as data (generated into Java by udfs.java_rules; regenerate after a change) ---------------
 ID_FIELDS = ("event_id", "tenant_id", "customer_id", "meter")
@@ -225,7 +222,7 @@ EventValue = Annotated[
 ]
 
 
-class UsageEvent(BaseModel):
+class UsageEvent(ExactJsonModel):
     """A validated, normalised usage event (unknown top-level fields dropped)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -262,21 +259,3 @@ class UsageEvent(BaseModel):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if not (v is None and k in FIELD_ORDER)}
         return data
-
-    @classmethod
-    def model_validate_json(
-        cls, json_data: str | bytes | bytearray, *, strict: bool | None = None, context: Any = None, **_: Any
-    ) -> UsageEvent:
-        """Parse with `loads_exact`: a JSON number value keeps every digit (pydantic's parser would not)."""
-        try:
-            text = json_data if isinstance(json_data, str) else bytes(json_data).decode("utf-8")
-            data = loads_exact(text)
-        except (ValueError, RecursionError) as exc:
-            raise ValidationError.from_exception_data(
-                cls.__name__,
-                [{"type": "json_invalid", "loc": (), "input": json_data, "ctx": {"error": str(exc)}}],
-            ) from None
-        return cls.model_validate(data, strict=strict, context=context)
-
-    def to_wire(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

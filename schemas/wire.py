@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 # Canonical decimal as we write it: plain notation, no trailing fractional zeros, "0" never "-0".
@@ -120,3 +120,26 @@ WireDecimal = Annotated[
     PlainSerializer(decimal_to_wire, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}),
 ]
+
+
+class ExactJsonModel(BaseModel):
+    """Base of the input models whose JSON numbers are money or quantities (`usage-events`, `usage-corrections`):
+    `model_validate_json` parses with `loads_exact`, so a JSON number keeps every digit (pydantic's own parser reads
+    it as a binary float first); `to_wire` writes the canonical JSON form."""
+
+    @classmethod
+    def model_validate_json(
+        cls, json_data: str | bytes | bytearray, *, strict: bool | None = None, context: Any = None, **_: Any
+    ) -> Any:
+        try:
+            text = json_data if isinstance(json_data, str) else bytes(json_data).decode("utf-8")
+            data = loads_exact(text)
+        except (ValueError, RecursionError) as exc:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [{"type": "json_invalid", "loc": (), "input": json_data, "ctx": {"error": str(exc)}}],
+            ) from None
+        return cls.model_validate(data, strict=strict, context=context)
+
+    def to_wire(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

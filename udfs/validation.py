@@ -38,6 +38,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -96,6 +97,7 @@ __all__ = [
     "VALUE_PATTERN",
     "Rejection",
     "dead_letter_for",
+    "json_object_of",
     "raw_record_fields",
     "validate_usage_record",
 ]
@@ -124,25 +126,9 @@ def validate_usage_record(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    data = b"" if raw is None else bytes(raw)
-
-    if len(data) > MAX_RECORD_BYTES:
-        return Rejection(
-            DeadLetterReason.TOO_LARGE,
-            f"record is {len(data)} bytes, more than the limit of {MAX_RECORD_BYTES}",
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection(DeadLetterReason.NOT_UTF8, f"record is not valid UTF-8 (byte {exc.start})")
-    if _nesting_exceeds(text, MAX_JSON_DEPTH):
-        return Rejection(DeadLetterReason.MALFORMED_JSON, f"JSON nesting is deeper than {MAX_JSON_DEPTH}")
-    try:
-        obj = loads_exact(text)
-    except (ValueError, RecursionError) as exc:
-        return Rejection(DeadLetterReason.MALFORMED_JSON, f"record is not valid JSON: {_short(exc)}")
-    if not isinstance(obj, dict):
-        return Rejection(DeadLetterReason.NOT_AN_OBJECT, f"record is a JSON {_json_kind(obj)}, not an object")
+    obj = json_object_of(raw)
+    if isinstance(obj, tuple):
+        return Rejection(DeadLetterReason(obj[0]), obj[1])
 
     try:
         event = UsageEvent.model_validate(obj)
@@ -168,6 +154,28 @@ def validate_usage_record(
     if event.timestamp > now + max_future_skew:
         return Rejection(DeadLetterReason.TOO_FAR_IN_FUTURE, f"timestamp is more than {max_future_skew} after now")
     return event
+
+
+def json_object_of(raw: bytes | bytearray | memoryview | None) -> dict[str, Any] | tuple[str, str]:
+    """The first four checks of every JSON input record (usage events, corrections): the decoded object (numbers
+    as `JsonNumber`, exact), or (reason code, detail) with code `too_large`, `not_utf8`, `malformed_json` or
+    `not_an_object`, the codes both reason enums share. Never raises because of `raw`."""
+    data = b"" if raw is None else bytes(raw)
+    if len(data) > MAX_RECORD_BYTES:
+        return "too_large", f"record is {len(data)} bytes, more than the limit of {MAX_RECORD_BYTES}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "not_utf8", f"record is not valid UTF-8 (byte {exc.start})"
+    if _nesting_exceeds(text, MAX_JSON_DEPTH):
+        return "malformed_json", f"JSON nesting is deeper than {MAX_JSON_DEPTH}"
+    try:
+        obj = loads_exact(text)
+    except (ValueError, RecursionError) as exc:
+        return "malformed_json", f"record is not valid JSON: {_short(exc)}"
+    if not isinstance(obj, dict):
+        return "not_an_object", f"record is a JSON {_json_kind(obj)}, not an object"
+    return obj
 
 
 def _structural_rejection(exc: ValidationError) -> Rejection:
