@@ -19,7 +19,7 @@ RUN mvn -B -q -f flink-conf/pom.xml -P connector dependency:copy-dependencies \
 COPY engine/pom.xml engine/pom.xml
 COPY engine/src engine/src
 RUN mvn -B -q -f engine/pom.xml clean package \
-    && mkdir -p /jars/udf && cp engine/target/meterstream-udf.jar /jars/udf/meterstream-udf.jar
+    && mkdir -p /jars/engine && cp engine/target/meterstream-engine.jar /jars/engine/meterstream-engine.jar
 
 # ---- stage 2: Flink + Python + meterstream ---------------------------------------------------------------------
 FROM flink:2.2.1-scala_2.12-java17
@@ -62,18 +62,18 @@ RUN set -eux; \
     "${VENV}/bin/pip" check
 
 # The jars where meterstream.jars looks for them (METERSTREAM_CACHE/jars/<set>/), each set with the marker that
-# says "complete": the job never needs Maven at run time. The UDF marker records the hash of the sources it was
+# says "complete": the job never needs Maven at run time. The engine marker records the hash of the sources it was
 # built from, as a local build would. The cluster's own classpath gets the Kafka connector and the flink-python jar
 # from opt/ (without it a second THREAD-mode job on a TaskManager fails in pemja, JDK 17: NoSuchFieldException
 # loadedLibraryNames).
 # METERSTREAM_CACHE/var holds runtime state (checkpoints, savepoints, the submitter's client conf): a volume.
 COPY --from=jars --chown=flink:flink /jars/connector/ ${METERSTREAM_CACHE}/jars/connector/
-COPY --from=jars --chown=flink:flink /jars/udf/ ${METERSTREAM_CACHE}/jars/udf/
+COPY --from=jars --chown=flink:flink /jars/engine/ ${METERSTREAM_CACHE}/jars/engine/
 RUN set -eux; \
     echo ok > "${METERSTREAM_CACHE}/jars/connector/.complete"; \
-    "${VENV}/bin/python" -c "from meterstream.jars import udf_source_hash; print(udf_source_hash())" \
-        > "${METERSTREAM_CACHE}/jars/udf/.complete"; \
-    "${VENV}/bin/python" -c "from meterstream.jars import kafka_connector_jar, udf_jar; kafka_connector_jar(); udf_jar()"; \
+    "${VENV}/bin/python" -c "from meterstream.jars import engine_source_hash; print(engine_source_hash())" \
+        > "${METERSTREAM_CACHE}/jars/engine/.complete"; \
+    "${VENV}/bin/python" -c "from meterstream.jars import kafka_connector_jar, engine_jar; kafka_connector_jar(); engine_jar()"; \
     cp "${METERSTREAM_CACHE}/jars/connector/flink-sql-connector-kafka-5.0.0-2.2.jar" /opt/flink/lib/; \
     cp /opt/flink/opt/flink-python-*.jar /opt/flink/lib/; \
     test -f "/opt/flink/lib/flink-dist-${FLINK_VERSION}.jar"; \

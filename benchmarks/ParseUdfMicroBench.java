@@ -1,5 +1,5 @@
 // Single-thread cost of PARSE_USAGE_EVENT outside Flink (no source/sink/scheduling noise). Not a test.
-// java -cp ".cache/jars/udf/meterstream-udf.jar:.venv/lib/python3.11/site-packages/pyflink/lib/*" \
+// java -cp ".cache/jars/engine/meterstream-engine.jar:.venv/lib/python3.11/site-packages/pyflink/lib/*" \
 //     benchmarks/ParseUdfMicroBench.java /tmp/meterstream-bench/events-1000000.jsonl "$(catalog json)"
 import io.meterstream.validation.ParseUsageEvent;
 import java.nio.charset.StandardCharsets;

@@ -1,7 +1,7 @@
 // Single-thread cost of BILLING_LINE_ITEM_JAVA (io.meterstream.rating.RateLineItem) outside Flink. Not a test.
 // .venv/bin/python -c "from udfs.catalog import load_catalog; from udfs.java_catalog import java_catalog_json; \
 //     print(java_catalog_json(load_catalog('catalogs/example-genai.yaml')), end='')" > /tmp/java-catalog.json
-// java -cp ".cache/jars/udf/meterstream-udf.jar:.venv/lib/python3.11/site-packages/pyflink/lib/*" \
+// java -cp ".cache/jars/engine/meterstream-engine.jar:.venv/lib/python3.11/site-packages/pyflink/lib/*" \
 //     benchmarks/RateLineItemMicroBench.java /tmp/java-catalog.json
 import io.meterstream.rating.RateLineItem;
 import java.math.BigDecimal;

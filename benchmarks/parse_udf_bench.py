@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from meterstream.jars import udf_jar  # noqa: E402
+from meterstream.jars import engine_jar  # noqa: E402
 from udfs.catalog import load_catalog  # noqa: E402
 from udfs.java_catalog import java_catalog_json  # noqa: E402
 
@@ -115,7 +115,7 @@ def run_with_sink(ddl: str, sql: str, path: Path, parallelism: int) -> float:
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")
-    config.set("pipeline.jars", udf_jar().as_uri())
+    config.set("pipeline.jars", engine_jar().as_uri())
     config.set("parallelism.default", str(parallelism))
     t_env.create_java_temporary_system_function("PARSE_USAGE_EVENT", "io.meterstream.validation.ParseUsageEvent")
     t_env.execute_sql(

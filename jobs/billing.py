@@ -41,7 +41,6 @@ from jobs.billing_sql import (
     UNIQUE_WINDOWS_TABLE,
     USAGE_DEDUP_KEY_CLASS,
     USAGE_DESERIALIZER_CLASS,
-    USAGE_FILE_LINES_CLASS,
     USAGE_ROUTING_CLASS,
     USAGE_WATERMARKS_CLASS,
     WINDOW_RATING_CLASS,
@@ -168,8 +167,9 @@ class ParsedUsage:
     """The one input type of `build_pipeline`: the parsed usage records, a Java DataStream of Flink's internal rows
     with the columns of `usage_parsed` (`row_type`, `io.meterstream.validation.UsageEventDeserializer.rowType()`:
     the raw record, its coordinates and ingestion time, then the parse columns), event time as each record's
-    timestamp and watermarks from `usage_watermarks`. Production reads Kafka (`kafka_parsed_usage`), job tests a file
-    (`file_parsed_usage`); both build their rows with the same Java code (`io.meterstream.validation.UsageRows`)."""
+    timestamp and watermarks from `usage_watermarks`. Production reads Kafka (`kafka_parsed_usage`), the job tests a
+    file (`tests.usage_files.file_parsed_usage`, test support, not wired here); both build their rows with the same
+    Java code (`io.meterstream.validation.UsageRows`) and take event time and watermarks from `usage_watermarks`."""
 
     stream: object
     row_type: object
@@ -180,46 +180,11 @@ def usage_row_type():
     return java_static(USAGE_DESERIALIZER_CLASS, "rowType")
 
 
-def _internal_type_info(row_type):
+def internal_type_info(row_type):
+    """The Java TypeInformation of Flink's internal rows of `row_type` (what both usage sources produce)."""
     from pyflink.java_gateway import get_gateway
 
     return get_gateway().jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type)
-
-
-# The test-only top-level field of a usage record that stands in for a Kafka record timestamp in a file
-# (`io.meterstream.validation.UsageFileLines.INGESTED_FIELD`).
-INGESTED_FIELD = "_ingested_ms"
-
-
-def file_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, path: str,
-                      topic: str = "usage-events", monitor_interval_ms: int | None = None) -> ParsedUsage:
-    """The job tests' stand-in for `kafka_parsed_usage`: one raw usage record per line of the file `path` (or, with
-    `monitor_interval_ms`, of every file that appears in the directory `path`: a test feeds it in stages), parsed
-    into the same rows by the Kafka deserializer's code (`io.meterstream.validation.UsageFileLines`, sharing
-    `UsageRows`), then event time and watermarks from the same strategy (`usage_watermarks`).
-
-    Lines are read as ISO-8859-1 text, one char per byte, so every record reaches the parser as the bytes in the
-    file (invalid UTF-8 included); Flink's line format ends a line at `\\n`, `\\r\\n` or a lone `\\r`. A file has no
-    offsets or record timestamps: every record is partition 0, offset 0 of `topic` (the job tests identify records
-    by content), and its ingestion time (`src_timestamp`) is its top-level field `_ingested_ms` where a test sets
-    one, else NULL: then no customer is ever idle and nothing caps the clock.
-    """
-    from pyflink.common import Duration
-    from pyflink.common.watermark_strategy import WatermarkStrategy
-    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
-
-    builder = FileSource.for_record_stream_format(StreamFormat.text_line_format("ISO-8859-1"), path)
-    if monitor_interval_ms is not None:
-        builder = builder.monitor_continuously(Duration.of_millis(monitor_interval_ms))
-    lines = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "usage-file")
-    row_type = usage_row_type()
-    parse = java_static(
-        USAGE_FILE_LINES_CLASS, "create", (STRING, settings.java_catalog_json),
-        (BOXED_LONG, settings.reference_now_ms), (LONG, settings.max_age_ms), (LONG, settings.max_future_ms),
-        (STRING, topic), (TYPE_INFORMATION, _internal_type_info(row_type)))
-    parsed = lines._j_data_stream.map(parse).name("parse-usage-lines")
-    with_watermarks = parsed.assignTimestampsAndWatermarks(usage_watermarks(settings, row_type))
-    return ParsedUsage(with_watermarks.name("usage-watermarks"), row_type)
 
 
 def usage_watermarks(settings: BillingSettings, row_type):
@@ -246,7 +211,7 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
     row_type = usage_row_type()
     deserializer = java_new(
         USAGE_DESERIALIZER_CLASS, (STRING, settings.java_catalog_json), (BOXED_LONG, settings.reference_now_ms),
-        (LONG, settings.max_age_ms), (LONG, settings.max_future_ms), (TYPE_INFORMATION, _internal_type_info(row_type)))
+        (LONG, settings.max_age_ms), (LONG, settings.max_future_ms), (TYPE_INFORMATION, internal_type_info(row_type)))
     source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
     stream = (
         env._j_stream_execution_environment.fromSource(
@@ -369,9 +334,9 @@ def build_pipeline(
     env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source: ParsedUsage
 ) -> BillingOutputs:
     """Wire the job on its parsed usage records, whichever source made them: `kafka_parsed_usage` (production) or
-    `file_parsed_usage` (job tests)."""
+    `tests.usage_files.file_parsed_usage` (job tests)."""
     if not isinstance(source, ParsedUsage):
-        raise TypeError(f"build_pipeline takes ParsedUsage (kafka_parsed_usage, file_parsed_usage), not "
+        raise TypeError(f"build_pipeline takes ParsedUsage (kafka_parsed_usage, a test file's), not "
                         f"{type(source).__name__}")
     routed = route_usage(t_env, settings, source)
     line_items = rate_windows(t_env, routed, settings)

@@ -1,6 +1,6 @@
 """The billing job's SQL: the accounting counts over the Java operators' outcome counts, and the file options the
 tests' credit inputs use. The usage records come parsed from the Java sources (`jobs.billing.kafka_parsed_usage`,
-or in job tests `jobs.billing.file_parsed_usage`), never through SQL.
+or in job tests `tests.usage_files.file_parsed_usage`), never through SQL.
 
 Per-event work runs in Flink's Java operators (measured: Python per event is 20-300x slower): SQL and Java UDFs,
 and two keyed Java DataStream operators (`engine/`, wired in `jobs.billing`). Nothing billing-specific is decided
@@ -56,10 +56,9 @@ ACCOUNTING_DELTAS_TABLE = "usage_accounting_deltas"
 USAGE_ROUTING_CLASS = "io.meterstream.routing.UsageRouting"
 USAGE_DEDUP_KEY_CLASS = "io.meterstream.routing.UsageDedupKey"
 WINDOWED_USAGE_CLASS = "io.meterstream.routing.WindowedUsage"
-# The usage sources (jobs.billing.kafka_parsed_usage; the job tests' jobs.billing.file_parsed_usage): raw records
-# parsed into usage_parsed's columns by the same Java code.
+# The usage source (jobs.billing.kafka_parsed_usage): raw records parsed into usage_parsed's columns (the job tests'
+# file source, tests.usage_files, parses with the same Java code).
 USAGE_DESERIALIZER_CLASS = "io.meterstream.validation.UsageEventDeserializer"
-USAGE_FILE_LINES_CLASS = "io.meterstream.validation.UsageFileLines"
 USAGE_WATERMARKS_CLASS = "io.meterstream.watermarks.UsageEventWatermarks"
 
 

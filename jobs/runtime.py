@@ -19,7 +19,7 @@ import urllib.request
 from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 
-from meterstream.jars import kafka_connector_jar, udf_jar
+from meterstream.jars import engine_jar, kafka_connector_jar
 from meterstream.paths import var_dir
 
 DEFAULT_CHECKPOINT_INTERVAL_MS = 5_000
@@ -103,7 +103,7 @@ def stream_environment(
     # Flink SQL operator (safe by design) or serialises its input for Python.
     config.set_string("pipeline.object-reuse", "true")
     # The Kafka connector and our Java UDFs (per-event parsing); `;` separates pipeline.jars entries.
-    config.set_string("pipeline.jars", ";".join(jar.as_uri() for jar in (kafka_connector_jar(), udf_jar())))
+    config.set_string("pipeline.jars", ";".join(jar.as_uri() for jar in (kafka_connector_jar(), engine_jar())))
     if not on_cluster:
         _minicluster_defaults(config, state_backend)
     for key, value in (extra_config or {}).items():

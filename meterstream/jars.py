@@ -5,10 +5,11 @@ Apache Kafka broker with a log4j2 backend (for the local broker). A set is compl
 the marker is written only after Maven succeeded, so an interrupted download is retried, and a present cache costs
 nothing.
 
-A third set, `udf`, is built from our own source (`engine/`, `mvn package`) into `udf/meterstream-udf.jar`. Its
-marker records a hash of `engine/pom.xml` and every file under `engine/src`: the jar is rebuilt only when
-that hash changes (hashing the few sources takes milliseconds). Without the sources (an installed image), a
-present jar is used as is.
+A third set, `engine`, is built from our own source (`engine/`, `mvn package`) into
+`engine/meterstream-engine.jar`. Its marker records a hash of `engine/pom.xml` and every file under `engine/src`: the
+jar is rebuilt only when that hash changes (hashing the few sources takes milliseconds). Without the sources (an
+installed image), a present jar is used as is. A cache from before the jar was named after its module
+(`udf/meterstream-udf.jar`) is never read: the jar is built anew under its name and the old folder removed.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from meterstream.paths import flink_conf_dir, jar_dir, project_home
 
 KAFKA_CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"
 KAFKA_BROKER_JAR = "kafka_2.13-4.3.1.jar"
-UDF_JAR = "meterstream-udf.jar"
-UDF_FOLDER = "udf"
+ENGINE_JAR = "meterstream-engine.jar"
+ENGINE_FOLDER = "engine"
+_LEGACY_ENGINE_FOLDER = "udf"  # the jar was meterstream-udf.jar in .cache/jars/udf/ before
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def _is_complete(jar_set: JarSet) -> bool:
 def ensure_jars(*, quiet: bool = False) -> dict[str, Path]:
     """Make every jar set present; return {profile: folder}. Idempotent and cheap when cached."""
     resolved = {jar_set.profile: _ensure_set(jar_set, quiet=quiet) for jar_set in JAR_SETS}
-    resolved[UDF_FOLDER] = _ensure_udf_jar(quiet=quiet)
+    resolved[ENGINE_FOLDER] = _ensure_engine_jar(quiet=quiet)
     return resolved
 
 
@@ -96,7 +98,7 @@ def _resolve(jar_set: JarSet, folder: Path, *, quiet: bool) -> None:
 
 
 def kafka_connector_jar() -> Path:
-    # Only its own set: an installed image (Dockerfile) carries the connector and UDF jars but no broker jars.
+    # Only its own set: an installed image (Dockerfile) carries the connector and engine jars but no broker jars.
     return _ensure_set(_jar_set("connector"), quiet=True) / KAFKA_CONNECTOR_JAR
 
 
@@ -104,18 +106,18 @@ def kafka_broker_classpath() -> str:
     return str(_ensure_set(_jar_set("broker"), quiet=True) / "*")
 
 
-def udf_jar() -> Path:
+def engine_jar() -> Path:
     """Our jar (the JVM side of the billing core), built from `engine/` when its sources changed."""
-    return _ensure_udf_jar(quiet=True) / UDF_JAR
+    return _ensure_engine_jar(quiet=True) / ENGINE_JAR
 
 
-def _udf_project() -> Path:
+def _engine_project() -> Path:
     return project_home() / "engine"
 
 
-def udf_source_hash(project: Path | None = None) -> str | None:
+def engine_source_hash(project: Path | None = None) -> str | None:
     """SHA-256 over pom.xml and every file under src/ (relative paths and contents); None without sources."""
-    project = project or _udf_project()
+    project = project or _engine_project()
     pom = project / "pom.xml"
     if not pom.is_file():
         return None
@@ -128,31 +130,32 @@ def udf_source_hash(project: Path | None = None) -> str | None:
     return digest.hexdigest()
 
 
-def _ensure_udf_jar(*, quiet: bool) -> Path:
-    folder = jar_dir() / UDF_FOLDER
-    marker, jar = folder / _MARKER, folder / UDF_JAR
-    wanted = udf_source_hash()
+def _ensure_engine_jar(*, quiet: bool) -> Path:
+    folder = jar_dir() / ENGINE_FOLDER
+    marker, jar = folder / _MARKER, folder / ENGINE_JAR
+    wanted = engine_source_hash()
     if jar.exists() and marker.exists() and (wanted is None or marker.read_text().strip() == wanted):
         return folder
     if wanted is None:
-        raise JarResolutionError(f"no UDF jar at {jar} and no sources at {_udf_project()} to build it from")
+        raise JarResolutionError(f"no engine jar at {jar} and no sources at {_engine_project()} to build it from")
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise JarResolutionError("Maven (`mvn`) is not on PATH; it is needed to build the Java UDF jar.")
-    project = _udf_project()
+        raise JarResolutionError("Maven (`mvn`) is not on PATH; it is needed to build the engine jar.")
+    project = _engine_project()
     if not quiet:
-        print(f"building the UDF jar from {project} with Maven into {folder} ...", flush=True)
+        print(f"building the engine jar from {project} with Maven into {folder} ...", flush=True)
     cmd = [mvn, "-B", "-q", "-f", str(project / "pom.xml"), "clean", "package"]  # clean: no stale classes
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    built = project / "target" / UDF_JAR
+    built = project / "target" / ENGINE_JAR
     if proc.returncode != 0 or not built.exists():
         raise JarResolutionError(
-            f"Maven failed to build the UDF jar (exit {proc.returncode}):\n" + (proc.stdout + proc.stderr)[-3000:]
+            f"Maven failed to build the engine jar (exit {proc.returncode}):\n" + (proc.stdout + proc.stderr)[-3000:]
         )
     folder.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
-    tmp = folder / (UDF_JAR + ".tmp")
+    tmp = folder / (ENGINE_JAR + ".tmp")
     shutil.copyfile(built, tmp)
     tmp.replace(jar)  # atomic: a running job never sees half a jar
     marker.write_text(wanted + "\n")
+    shutil.rmtree(jar_dir() / _LEGACY_ENGINE_FOLDER, ignore_errors=True)  # the old name's jar: nothing reads it
     return folder

@@ -20,15 +20,15 @@ def local_jvm():
 
 @pytest.fixture
 def udf_jvm():
-    """The py4j view of the JVM with our UDF jar on its context class loader, for tests that call our Java classes
+    """The py4j view of the JVM with our engine jar on its context class loader, for tests that call our Java classes
     directly. Per test: the context class loader belongs to the gateway thread that served the call, and py4j may
     serve a later test from another thread (CI saw `Could not found the Java class` after the job tests); adding
     the jar again is a no-op where it is already there."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    from meterstream.jars import udf_jar
+    from meterstream.jars import engine_jar
 
     gateway = get_gateway()
-    add_jars_to_context_class_loader([udf_jar().as_uri()])
+    add_jars_to_context_class_loader([engine_jar().as_uri()])
     return gateway.jvm

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import BillingSettings, build_pipeline, file_parsed_usage, table_environment
+from jobs.billing import BillingSettings, build_pipeline, table_environment
 from jobs.runtime import stream_environment
 from tests.billing_expectations import expected_outputs
 from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from tests.usage_files import file_parsed_usage
 from udfs.catalog import load_catalog, parse_catalog
 from udfs.windows import to_epoch_ms
 
@@ -106,13 +107,13 @@ def test_min_meters_equal_the_expected_computation(tmp_path):
 
 
 def test_the_file_source_parses_with_the_kafka_sources_code(tmp_path):
-    """Production reads Kafka (`kafka_parsed_usage`), job tests a file (`file_parsed_usage`): both hand
-    `build_pipeline` a `ParsedUsage` of the Kafka deserializer's row type, and the file's parse step is the Java map
-    that builds its rows with the deserializer's code (`UsageFileLines`; JUnit `UsageFileLinesTest` compares the
-    two row for row), followed by the production watermark strategy."""
-    from jobs.billing import INGESTED_FIELD, ParsedUsage, usage_row_type
-    from jobs.billing_sql import USAGE_FILE_LINES_CLASS
+    """Production reads Kafka (`jobs.billing.kafka_parsed_usage`), job tests a file (`tests.usage_files`): both
+    hand `build_pipeline` a `ParsedUsage` of the Kafka deserializer's row type, and the file's parse step is the Java
+    map that builds its rows with the deserializer's code (`UsageFileLines`; JUnit `UsageFileLinesTest` compares the
+    two row for row), followed by the production watermark strategy (`jobs.billing.usage_watermarks`)."""
+    from jobs.billing import ParsedUsage, usage_row_type
     from jobs.java_interop import java_static_field
+    from tests.usage_files import INGESTED_FIELD, USAGE_FILE_LINES_CLASS
 
     settings = BillingSettings(catalog_yaml=CATALOG_PATH.read_text())
     env = stream_environment(parallelism=1)

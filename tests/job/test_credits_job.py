@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import BillingSettings, build_pipeline, file_parsed_usage, table_environment
+from jobs.billing import BillingSettings, build_pipeline, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
@@ -16,6 +16,7 @@ from schemas.invoice_line_item import InvoiceLineItem
 from tests.credit_files import file_credit_input_ddl
 from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from tests.usage_files import file_parsed_usage
 from udfs.credits import DRAWN_KINDS, ledger_identity
 from udfs.windows import to_epoch_ms
 

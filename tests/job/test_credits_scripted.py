@@ -24,13 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import INGESTED_FIELD, BillingSettings, build_pipeline, file_parsed_usage, table_environment
+from jobs.billing import BillingSettings, build_pipeline, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import BillingAlert, CreditDrawdown
 from schemas.invoice_line_item import InvoiceLineItem
 from tests.credit_files import file_credit_input_ddl
 from tests.job_outputs import tagged_union
+from tests.usage_files import INGESTED_FIELD, file_parsed_usage
 from udfs.credits.ledger import drawdown_id
 from udfs.windows import to_epoch_ms
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from meterstream.jars import udf_jar
+from meterstream.jars import engine_jar
 from schemas.usage_event import UsageEvent
 from tests.strategies import (
     ACME_METERS,
@@ -257,7 +257,7 @@ def _run_java(records: list[bytes | None]) -> dict[int, dict[str, Any]]:
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")
-    config.set("pipeline.jars", udf_jar().as_uri())
+    config.set("pipeline.jars", engine_jar().as_uri())
     config.set("parallelism.default", "2")
     t_env.create_java_temporary_system_function("PARSE_USAGE_EVENT", "io.meterstream.validation.ParseUsageEvent")
     source = t_env.from_elements(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meterstream.jars import udf_jar
+from meterstream.jars import engine_jar
 from udfs.periods import billing_period
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
@@ -42,7 +42,7 @@ def test_java_period_start_equals_python():
 
     cases = _cases()
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    t_env.get_config().set("pipeline.jars", udf_jar().as_uri())
+    t_env.get_config().set("pipeline.jars", engine_jar().as_uri())
     t_env.create_java_temporary_system_function("BILLING_PERIOD_START", "io.meterstream.periods.BillingPeriodStart")
     source = t_env.from_elements(
         [(i, ms, anchor, zone) for i, (ms, anchor, zone) in enumerate(cases)],

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from meterstream.jars import udf_jar
+from meterstream.jars import engine_jar
 from udfs import grouping
 from udfs.catalog import GraduatedPrice, PackagePrice, VolumePrice, parse_catalog
 from udfs.java_catalog import java_catalog_json
@@ -223,7 +223,7 @@ def _run_java(rows: list[dict[str, Any]]) -> dict[int, str]:
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")
-    config.set("pipeline.jars", udf_jar().as_uri())
+    config.set("pipeline.jars", engine_jar().as_uri())
     config.set("parallelism.default", "2")
     t_env.create_java_temporary_system_function("BILLING_LINE_ITEM_JAVA", "io.meterstream.rating.RateLineItem")
     dec = DataTypes.DECIMAL(38, 18)

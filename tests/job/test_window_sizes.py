@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import BillingSettings, build_pipeline, file_parsed_usage, table_environment
+from jobs.billing import BillingSettings, build_pipeline, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
@@ -29,6 +29,7 @@ from tests.billing_expectations import expected_outputs
 from tests.credit_files import file_credit_input_ddl
 from tests.job.test_billing_job import assert_line_items_equal
 from tests.job_outputs import collect_outputs
+from tests.usage_files import file_parsed_usage
 from udfs.catalog import parse_catalog
 from udfs.credits import ledger_identity
 from udfs.periods import billing_period

@@ -350,7 +350,7 @@ def test_the_build_context_keeps_out_local_state_but_not_what_the_image_needs():
 
 
 def test_connector_and_kafka_versions_agree_with_the_pom_and_the_jar_cache():
-    from meterstream.jars import KAFKA_CONNECTOR_JAR, UDF_JAR
+    from meterstream.jars import ENGINE_JAR, KAFKA_CONNECTOR_JAR
 
     root = ET.parse(POM).getroot()
     section = next(el for el in root if el.tag.rpartition("}")[2] == "properties")
@@ -362,7 +362,7 @@ def test_connector_and_kafka_versions_agree_with_the_pom_and_the_jar_cache():
     text = DOCKERFILE.read_text()
     jar_names = set(re.findall(r"flink-sql-connector-kafka-[\w.\-]+?\.jar", text))
     assert jar_names == {KAFKA_CONNECTOR_JAR}
-    assert UDF_JAR in text
+    assert ENGINE_JAR in text
     assert services()["kafka"]["image"] == f"apache/kafka:{properties['kafka.version']}"
 
 
@@ -439,25 +439,89 @@ def test_no_registry_host_names_in_the_docker_files():
 # ---- the image's jar layout ---------------------------------------------------------------------------------
 
 def test_the_image_jar_layout_needs_no_maven(tmp_path, monkeypatch):
-    """Connector and UDF sets as the Dockerfile writes them (no broker set) satisfy meterstream.jars."""
+    """Connector and engine sets as the Dockerfile writes them (no broker set) satisfy meterstream.jars."""
     from meterstream import jars
 
     cache = tmp_path / "cache"
     connector = cache / "jars" / "connector"
-    udf = cache / "jars" / "udf"
+    engine = cache / "jars" / "engine"
     connector.mkdir(parents=True)
-    udf.mkdir(parents=True)
+    engine.mkdir(parents=True)
     (connector / jars.KAFKA_CONNECTOR_JAR).write_bytes(b"jar")
     (connector / ".complete").write_text("ok\n")
-    (udf / jars.UDF_JAR).write_bytes(b"jar")
-    (udf / ".complete").write_text(jars.udf_source_hash(ROOT / "engine") + "\n")
+    (engine / jars.ENGINE_JAR).write_bytes(b"jar")
+    (engine / ".complete").write_text(jars.engine_source_hash(ROOT / "engine") + "\n")
     monkeypatch.setenv("METERSTREAM_HOME", str(ROOT))
     monkeypatch.setenv("METERSTREAM_CACHE", str(cache))
     monkeypatch.setattr(jars.shutil, "which", lambda name: None)  # no Maven in the image
     assert jars.kafka_connector_jar() == connector / jars.KAFKA_CONNECTOR_JAR
-    assert jars.udf_jar() == udf / jars.UDF_JAR
+    assert jars.engine_jar() == engine / jars.ENGINE_JAR
     with pytest.raises(jars.JarResolutionError):
         jars.kafka_broker_classpath()  # only the local broker needs these, never the image
+
+
+def test_the_engine_jar_is_named_after_its_module_in_the_pom_the_cache_and_the_image():
+    from meterstream import jars
+
+    root = ET.parse(ROOT / "engine" / "pom.xml").getroot()
+    children = {el.tag.rpartition("}")[2]: el for el in root}
+    build = {el.tag.rpartition("}")[2]: el.text for el in children["build"]}
+    assert jars.ENGINE_JAR == "meterstream-engine.jar" == f"{build['finalName']}.jar"
+    assert children["artifactId"].text == "meterstream-engine"
+    assert jars.ENGINE_FOLDER == "engine"
+    text = DOCKERFILE.read_text()
+    assert "cp engine/target/meterstream-engine.jar /jars/engine/meterstream-engine.jar" in text
+    assert "${METERSTREAM_CACHE}/jars/engine/" in text
+
+
+def _engine_sources(home):
+    """A minimal engine/ project under `home`: what `engine_source_hash` hashes."""
+    (home / "engine" / "src").mkdir(parents=True)
+    (home / "engine" / "pom.xml").write_text("<project/>\n")
+    (home / "engine" / "src" / "A.java").write_text("class A {}\n")
+
+
+def test_a_cache_holding_only_the_old_jar_name_is_never_used(tmp_path, monkeypatch):
+    """`.cache/jars/udf/meterstream-udf.jar` with a marker that matches the sources: rebuilt under the new name (and
+    the old folder removed), or, without sources to build from, an error rather than the old jar."""
+    from meterstream import jars
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    _engine_sources(home)
+    monkeypatch.setenv("METERSTREAM_HOME", str(home))
+    monkeypatch.setenv("METERSTREAM_CACHE", str(cache))
+    legacy = cache / "jars" / "udf"
+    legacy.mkdir(parents=True)
+    (legacy / "meterstream-udf.jar").write_bytes(b"old jar")
+    (legacy / ".complete").write_text(jars.engine_source_hash() + "\n")
+
+    builds = []
+
+    def fake_maven(cmd, **kwargs):  # what `mvn clean package` leaves behind
+        builds.append(cmd)
+        (home / "engine" / "target").mkdir(exist_ok=True)
+        (home / "engine" / "target" / jars.ENGINE_JAR).write_bytes(b"new jar")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(jars.shutil, "which", lambda name: "/usr/bin/mvn")
+    monkeypatch.setattr(jars.subprocess, "run", fake_maven)
+    jar = jars.engine_jar()
+    assert len(builds) == 1 and builds[0][-2:] == ["clean", "package"]
+    assert jar == cache / "jars" / "engine" / "meterstream-engine.jar"
+    assert jar.read_bytes() == b"new jar"
+    assert not legacy.exists(), "the old name's folder is removed once the new jar is built"
+    assert jars.engine_jar() == jar and len(builds) == 1, "built once: the marker now matches"
+
+    # Without sources (an installed image) an old-name cache is an error, not a silent fallback.
+    image_cache = tmp_path / "image-cache"
+    (image_cache / "jars" / "udf").mkdir(parents=True)
+    (image_cache / "jars" / "udf" / "meterstream-udf.jar").write_bytes(b"old jar")
+    (image_cache / "jars" / "udf" / ".complete").write_text("ok\n")
+    monkeypatch.setenv("METERSTREAM_CACHE", str(image_cache))
+    monkeypatch.setenv("METERSTREAM_HOME", str(tmp_path / "no-sources"))
+    with pytest.raises(jars.JarResolutionError, match="no engine jar"):
+        jars.engine_jar()
+    assert len(builds) == 1
 
 
 # ---- with a Docker client (not on the development machines) ---------------------------------------------------

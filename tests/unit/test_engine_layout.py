@@ -37,8 +37,8 @@ def text_files() -> list[Path]:
 
 def test_the_maven_module_is_the_top_level_engine_folder():
     assert (ENGINE / "pom.xml").is_file()
-    assert jars._udf_project() == ENGINE
-    assert jars.udf_source_hash() is not None  # the jar cache key is taken over engine/'s sources
+    assert jars._engine_project() == ENGINE
+    assert jars.engine_source_hash() is not None  # the jar cache key is taken over engine/'s sources
     assert not list((ROOT / "jobs").rglob("*.java")), "jobs/ only wires: Java sources belong in engine/"
     assert not (ROOT / "jobs" / "java").exists()
 

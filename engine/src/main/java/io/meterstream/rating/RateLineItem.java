@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
+import io.meterstream.catalog.JavaCatalog;
 import io.meterstream.money.Money;
 import io.meterstream.periods.BillingPeriodStart;
 import io.meterstream.pricing.PriceEntry;
@@ -131,7 +132,7 @@ public class RateLineItem extends ScalarFunction {
         require(windowSizeMs != null && windowSizeMs > 0, "window_size_ms must be > 0");
         require(eventCount >= 0, "event_count must be >= 0");
         RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
-        RatingCatalog.Meter meter = tenant.meters.get(meterName);
+        JavaCatalog.Meter meter = tenant.meter(meterName);
         require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
         require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(aggregation)
                 && !Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
@@ -179,7 +180,7 @@ public class RateLineItem extends ScalarFunction {
             long emittedAtMs) {
         RatingCatalog catalog = catalog(catalogJson);
         RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
-        RatingCatalog.Meter meter = tenant.meters.get(meterName);
+        JavaCatalog.Meter meter = tenant.meter(meterName);
         require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
         require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
                 "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
@@ -199,9 +200,9 @@ public class RateLineItem extends ScalarFunction {
 
     /** The line item JSON ({@code udfs.line_items.build_line_item}); {@code before} null: the period's first line. */
     private String write(String tenantId, String customerId, String meterName, RatingCatalog.Tenant tenant,
-            RatingCatalog.Meter meter, long windowStart, long eventCount, BigDecimal windowQuantity,
+            JavaCatalog.Meter meter, long windowStart, long eventCount, BigDecimal windowQuantity,
             BigDecimal before, BigDecimal after, long windowSizeMs, long emittedAt, long lateWatermarkMs) {
-        PriceEntry entry = meter.priceFor(group.keys, group.values, group.size);
+        PriceEntry entry = RatingCatalog.priceFor(meter, group.keys, group.values, group.size);
         Priced pricedBefore;
         BigDecimal amountBefore;
         if (before == null) {
@@ -209,10 +210,10 @@ public class RateLineItem extends ScalarFunction {
             amountBefore = BigDecimal.ZERO;
         } else {
             pricedBefore = Rate.price(before, entry);
-            amountBefore = Money.roundAmount(pricedBefore.amount, tenant.amountPrecision);
+            amountBefore = Money.roundAmount(pricedBefore.amount, tenant.settings.amountPrecision);
         }
         Priced pricedAfter = Rate.price(after, entry);
-        BigDecimal amountAfter = Money.roundAmount(pricedAfter.amount, tenant.amountPrecision);
+        BigDecimal amountAfter = Money.roundAmount(pricedAfter.amount, tenant.settings.amountPrecision);
         BigDecimal amount = Money.subtract(amountAfter, amountBefore);
 
         long windowEnd = Math.addExact(windowStart, windowSizeMs);
@@ -255,7 +256,7 @@ public class RateLineItem extends ScalarFunction {
         sb.append(",\"period_amount_to_date\":");
         decimal(sb, amountAfter);
         sb.append(",\"currency\":");
-        CanonicalJson.appendString(sb, tenant.currency);
+        CanonicalJson.appendString(sb, tenant.settings.currency);
         sb.append(",\"tiers\":[");
         BigDecimal tierSum = tierDeltas(sb, pricedBefore, pricedAfter);
         sb.append("],\"rounding_adjustment\":");

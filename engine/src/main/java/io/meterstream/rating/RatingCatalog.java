@@ -12,32 +12,13 @@ import io.meterstream.periods.BillingPeriodStart;
 import io.meterstream.pricing.PriceEntry;
 
 /**
- * The rating's view of the price catalog: per tenant, currency, amount precision, billing period (anchor day, time
- * zone) and, per meter, the aggregation and the price entries. Built once per catalog from {@link JavaCatalog} (the
- * one JSON form of the catalog, {@code udfs.java_catalog.java_catalog_json}, parsed once per JVM) and shared by
+ * The rating's view of the price catalog: per tenant, the parsed {@link JavaCatalog.Tenant} (currency, amount
+ * precision, billing period's anchor day and time zone, meters with their aggregation and price entries, read from
+ * it, never copied) and a cache of the last billing period computed. Built once per catalog from {@link JavaCatalog}
+ * (the one JSON form of the catalog, {@code udfs.java_catalog.java_catalog_json}, parsed once per JVM) and shared by
  * every task of the JVM.
  */
 final class RatingCatalog {
-    static final class Meter {
-        final String aggregation;
-        /** Entries by descending specificity (stable): the first match is Python's most specific match. */
-        final PriceEntry[] prices;
-
-        Meter(String aggregation, PriceEntry[] prices) {
-            this.aggregation = aggregation;
-            this.prices = prices;
-        }
-
-        PriceEntry priceFor(String[] keys, String[] values, int n) {
-            for (PriceEntry entry : prices) {
-                if (entry.matches(keys, values, n)) {
-                    return entry;
-                }
-            }
-            throw new IllegalStateException("no price entry matches (the catalog must have a catch-all)");
-        }
-    }
-
     /** A billing period [startMs, endMs) in UTC epoch ms. Immutable, so it can be cached across threads. */
     static final class Period {
         final long startMs;
@@ -50,20 +31,18 @@ final class RatingCatalog {
     }
 
     static final class Tenant {
-        final String currency;
-        final int amountPrecision;
-        final int anchorDay;
-        final ZoneId zone;
-        final Map<String, Meter> meters;
+        /** The tenant as the catalog was parsed: its settings and meters are read here, the one place they live. */
+        final JavaCatalog.Tenant settings;
         /** The last period computed: windows of one tenant mostly fall in the same period. */
         private volatile Period lastPeriod;
 
-        Tenant(String currency, int amountPrecision, int anchorDay, ZoneId zone, Map<String, Meter> meters) {
-            this.currency = currency;
-            this.amountPrecision = amountPrecision;
-            this.anchorDay = anchorDay;
-            this.zone = zone;
-            this.meters = meters;
+        Tenant(JavaCatalog.Tenant settings) {
+            this.settings = settings;
+        }
+
+        /** The meter of this name, or null when the tenant has none. */
+        JavaCatalog.Meter meter(String name) {
+            return settings.meters.get(name);
         }
 
         /** Python's {@code udfs.periods.billing_period}, with {@link BillingPeriodStart}'s rules. */
@@ -72,6 +51,8 @@ final class RatingCatalog {
             if (cached != null && cached.startMs <= instantMs && instantMs < cached.endMs) {
                 return cached;
             }
+            ZoneId zone = settings.zone;
+            int anchorDay = settings.anchorDay;
             Instant instant = Instant.ofEpochMilli(instantMs);
             ZonedDateTime local = instant.atZone(zone);
             YearMonth month = YearMonth.of(local.getYear(), local.getMonthValue());
@@ -85,6 +66,19 @@ final class RatingCatalog {
             lastPeriod = period;
             return period;
         }
+    }
+
+    /**
+     * The price entry of {@code meter} for a group (its keys and values, {@code n} of them): the first that matches,
+     * its entries being ordered by descending specificity, which is Python's most specific match.
+     */
+    static PriceEntry priceFor(JavaCatalog.Meter meter, String[] keys, String[] values, int n) {
+        for (PriceEntry entry : meter.prices) {
+            if (entry.matches(keys, values, n)) {
+                return entry;
+            }
+        }
+        throw new IllegalStateException("no price entry matches (the catalog must have a catch-all)");
     }
 
     private final Map<String, Tenant> tenants;
@@ -109,12 +103,7 @@ final class RatingCatalog {
     static RatingCatalog from(JavaCatalog catalog) {
         Map<String, Tenant> tenants = new HashMap<>();
         for (Map.Entry<String, JavaCatalog.Tenant> e : catalog.tenants().entrySet()) {
-            JavaCatalog.Tenant t = e.getValue();
-            Map<String, Meter> meters = new HashMap<>();
-            for (Map.Entry<String, JavaCatalog.Meter> m : t.meters.entrySet()) {
-                meters.put(m.getKey(), new Meter(m.getValue().aggregation, m.getValue().prices));
-            }
-            tenants.put(e.getKey(), new Tenant(t.currency, t.amountPrecision, t.anchorDay, t.zone, meters));
+            tenants.put(e.getKey(), new Tenant(e.getValue()));
         }
         return new RatingCatalog(tenants);
     }

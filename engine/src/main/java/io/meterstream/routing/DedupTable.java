@@ -16,9 +16,11 @@ import java.nio.ByteOrder;
  * as Flink's state TTL on a value written once would.
  *
  * <p>Layout: an int header (occupied slots, expired ones included until the next rebuild), then a power-of-two
- * number of 32-byte slots; a slot whose first-seen time is 0 is empty. Entries are never removed one by one: an
- * expired entry is reused by its own key, and dropped when the table is rebuilt (on growth), so a table holds at
- * most about twice its live entries. The load factor stays at or below 3/4.
+ * number of 32-byte slots; a slot whose first-seen time is 0 is empty. Entries are never removed one by one on the
+ * per-record path: an expired entry is reused by its own key, and dropped when the table is rebuilt (on growth), so
+ * a table holds at most about twice its live entries. The load factor stays at or below 3/4. A checkpoint writes
+ * only the live entries ({@link #packLive}; a restore rebuilds the table from them, {@link #unpacked}), and the
+ * operator forgets a table with none left there, so a snapshot never holds an expired id.
  */
 public final class DedupTable {
     static final int HEADER_BYTES = 8;
@@ -135,27 +137,68 @@ public final class DedupTable {
     static byte[] rebuilt(byte[] table, long nowMs, long ttlMs, int room) {
         int live = live(table, nowMs, ttlMs);
         int slots = slots(table);
-        int newSlots = MIN_SLOTS;
-        while ((live + room) * 4L > newSlots * 3L) {
-            newSlots <<= 1;
-        }
-        byte[] grown = allocate(newSlots);
-        int mask = newSlots - 1;
+        byte[] grown = allocate(slotsFor(live + room));
         for (int slot = 0; slot < slots; slot++) {
             int from = HEADER_BYTES + slot * SLOT_BYTES;
             long firstSeen = (long) LONGS.get(table, from + FIRST_SEEN);
-            if (firstSeen == 0 || expired(firstSeen, nowMs, ttlMs)) {
-                continue;
+            if (firstSeen != 0 && !expired(firstSeen, nowMs, ttlMs)) {
+                place(grown, table, from);
             }
-            long keyLo = (long) LONGS.get(table, from + KEY_LO);
-            int to = (int) keyLo & mask;
-            while ((long) LONGS.get(grown, HEADER_BYTES + to * SLOT_BYTES + FIRST_SEEN) != 0) {
-                to = (to + 1) & mask;
-            }
-            System.arraycopy(table, from, grown, HEADER_BYTES + to * SLOT_BYTES, SLOT_BYTES);
         }
         INTS.set(grown, 0, live);
         return grown;
+    }
+
+    /**
+     * Copies the entries of {@code table} that are live at {@code nowMs} into {@code into} ({@link #SLOT_BYTES}
+     * each, in slot layout and slot order, from offset 0) and returns how many: what a checkpoint writes, so that no
+     * expired entry and no empty slot leaves memory. {@code into} holds at least {@code table.length} bytes. One pass
+     * over the slots, no hashing: a checkpoint already copied every table whole before.
+     */
+    static int packLive(byte[] table, long nowMs, long ttlMs, byte[] into) {
+        int live = 0;
+        int slots = slots(table);
+        for (int slot = 0; slot < slots; slot++) {
+            int from = HEADER_BYTES + slot * SLOT_BYTES;
+            long firstSeen = (long) LONGS.get(table, from + FIRST_SEEN);
+            if (firstSeen != 0 && !expired(firstSeen, nowMs, ttlMs)) {
+                System.arraycopy(table, from, into, live * SLOT_BYTES, SLOT_BYTES);
+                live++;
+            }
+        }
+        return live;
+    }
+
+    /**
+     * The table of {@code count} entries packed by {@link #packLive} (a restore), in the smallest table that holds
+     * them and one more below the load limit, as a rebuild would size it.
+     */
+    static byte[] unpacked(byte[] packed, int count) {
+        byte[] table = allocate(slotsFor(count + 1));
+        for (int i = 0; i < count; i++) {
+            place(table, packed, i * SLOT_BYTES);
+        }
+        INTS.set(table, 0, count);
+        return table;
+    }
+
+    /** The fewest slots (a power of two, at least {@link #MIN_SLOTS}) that hold {@code entries} at load 3/4. */
+    private static int slotsFor(int entries) {
+        int slots = MIN_SLOTS;
+        while (entries * 4L > slots * 3L) {
+            slots <<= 1;
+        }
+        return slots;
+    }
+
+    /** Copies the slot at {@code from} in {@code source} into its probe position in {@code table} (no duplicate). */
+    private static void place(byte[] table, byte[] source, int from) {
+        int mask = slots(table) - 1;
+        int to = (int) (long) LONGS.get(source, from + KEY_LO) & mask;
+        while ((long) LONGS.get(table, HEADER_BYTES + to * SLOT_BYTES + FIRST_SEEN) != 0) {
+            to = (to + 1) & mask;
+        }
+        System.arraycopy(source, from, table, HEADER_BYTES + to * SLOT_BYTES, SLOT_BYTES);
     }
 
     private static void write(byte[] table, int at, long keyHi, long keyLo, long fingerprint, long seenAt) {

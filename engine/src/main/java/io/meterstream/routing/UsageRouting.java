@@ -50,12 +50,13 @@ import org.apache.flink.util.OutputTag;
  * it lands in. The horizon (processing time, from the first copy) is the dedup TTL, 35 days by default: each id
  * expires on its own, exactly as Flink's state TTL would expire it. Event keys live in a {@link DedupTable} per
  * bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key group,
- * its buckets' tables as bytes. Why not managed keyed state: one entry per event id cost a sixth of the CPU in
- * checkpoints, and one value per bucket still spent a tenth on TTL wrappers, copy-on-write and incremental cleanup
- * per record (JFR). Raw keyed state is written in the checkpoint's synchronous phase (a copy of the tables, no
- * per-entry work) and is redistributed by key group on a rescale like managed state. This replaced an SQL
- * {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose accumulator rows, per-record Row conversions and full
- * snapshots were most of the job's CPU (measured with JFR).
+ * its buckets' live entries as bytes. Why not managed keyed state: one entry per event id cost a sixth of the CPU
+ * in checkpoints, and one value per bucket still spent a tenth on TTL wrappers, copy-on-write and incremental
+ * cleanup per record (JFR). Raw keyed state is written in the checkpoint's synchronous phase (a copy of each table's
+ * live entries: one pass over its slots, no hashing; a table with none left is dropped then, so after the horizon
+ * nothing is written and nothing held) and is redistributed by key group on a rescale like managed state. This
+ * replaced an SQL {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose accumulator rows, per-record Row
+ * conversions and full snapshots were most of the job's CPU (measured with JFR).
  *
  * <p>Lateness is decided downstream, per series: a first-seen record goes on to the window operator
  * ({@code io.meterstream.rating.WindowRating}), which bills it unless its own series (tenant, customer, meter, group)
@@ -109,7 +110,14 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     };
     private static final int O_DEAD = 0, O_SAME = 1, O_CONFLICT = 2, O_WINDOWED = 3;
     private static final long NO_WATERMARK = Long.MIN_VALUE;
-    private static final int DEDUP_FORMAT_VERSION = 1;
+    /**
+     * Per key group: this version, then (bucket, live entries, their 32-byte slots) per table that has any, then
+     * {@link #END_OF_TABLES}. Version 1 (each table's bytes whole, expired entries and empty slots included) is
+     * still read.
+     */
+    private static final int DEDUP_FORMAT_VERSION = 2;
+    private static final int DEDUP_FORMAT_WHOLE_TABLES = 1;
+    private static final int END_OF_TABLES = -1;
 
     /** Input columns dead-lettered and late records carry on (they are written out whole). */
     static final String[] RECORD_COLUMNS = {"payload", "src_topic", "src_partition", "src_offset"};
@@ -140,6 +148,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient int[][] bucketsByKeyGroup;  // index: key group - first key group of this subtask
     private transient KeyGroupRange keyGroups;
     private transient DedupTable.Lookup lookup;
+    private transient byte[] packed;  // a snapshot's scratch: one table's live entries
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
     private transient long[] pendingCounts;  // by outcome index, since the last flush
@@ -258,41 +267,75 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         return buckets;
     }
 
-    /** One key group's tables: format version, how many, then (bucket, length, bytes) each. */
-    private void writeTables(DataOutputViewStreamWrapper out, int keyGroup) throws IOException {
-        int[] buckets = bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()];
-        int present = 0;
-        for (int bucket : buckets) {
-            present += dedupTables[bucket] == null ? 0 : 1;
-        }
+    /**
+     * One key group's tables as of {@code nowMs}: the format version, then each table's live entries
+     * ({@code DEDUP_FORMAT_VERSION}). A table with no live entry left is forgotten here, in memory too: after the
+     * horizon, the state is what it was before the first record. The per-record path never pays for expiry.
+     */
+    private void writeTables(DataOutputViewStreamWrapper out, int keyGroup, long nowMs) throws IOException {
         out.writeInt(DEDUP_FORMAT_VERSION);
-        out.writeInt(present);
-        for (int bucket : buckets) {
+        for (int bucket : bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()]) {
             byte[] table = dedupTables[bucket];
-            if (table != null) {
-                out.writeInt(bucket);
-                out.writeInt(table.length);
-                out.write(table);
+            if (table == null) {
+                continue;
             }
+            if (packed == null || packed.length < table.length) {
+                packed = new byte[table.length];
+            }
+            int live = DedupTable.packLive(table, nowMs, dedupTtlMs, packed);
+            if (live == 0) {
+                dedupTables[bucket] = null;
+                continue;
+            }
+            out.writeInt(bucket);
+            out.writeInt(live);
+            out.write(packed, 0, live * DedupTable.SLOT_BYTES);
         }
+        out.writeInt(END_OF_TABLES);
     }
 
     private void readTables(DataInputViewStreamWrapper in, int keyGroup) throws IOException {
         int version = in.readInt();
+        if (version == DEDUP_FORMAT_WHOLE_TABLES) {
+            for (int remaining = in.readInt(); remaining > 0; remaining--) {
+                int bucket = restoredBucket(in.readInt(), keyGroup);
+                byte[] table = new byte[in.readInt()];
+                in.readFully(table);
+                dedupTables[bucket] = table;
+            }
+            return;
+        }
         if (version != DEDUP_FORMAT_VERSION) {
             throw new IOException("dedup state of key group " + keyGroup + " has format " + version
-                    + ", this version reads " + DEDUP_FORMAT_VERSION);
+                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " and " + DEDUP_FORMAT_VERSION);
         }
-        for (int remaining = in.readInt(); remaining > 0; remaining--) {
-            int bucket = in.readInt();
-            if (KeyGroupRangeAssignment.assignToKeyGroup(bucket, getRuntimeContext().getTaskInfo()
-                    .getMaxNumberOfParallelSubtasks()) != keyGroup) {
-                throw new IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
+        for (int next = in.readInt(); next != END_OF_TABLES; next = in.readInt()) {
+            int bucket = restoredBucket(next, keyGroup);
+            int live = in.readInt();
+            if (live <= 0 || live > Integer.MAX_VALUE / (2 * DedupTable.SLOT_BYTES)) {
+                throw new IOException("dedup bucket " + bucket + " restored with " + live + " entries");
             }
-            byte[] table = new byte[in.readInt()];
-            in.readFully(table);
-            dedupTables[bucket] = table;
+            byte[] entries = new byte[live * DedupTable.SLOT_BYTES];
+            in.readFully(entries);
+            dedupTables[bucket] = DedupTable.unpacked(entries, live);
         }
+    }
+
+    private int restoredBucket(int bucket, int keyGroup) throws IOException {
+        if (bucket < 0 || bucket >= UsageDedupKey.BUCKETS || KeyGroupRangeAssignment.assignToKeyGroup(bucket,
+                getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks()) != keyGroup) {
+            throw new IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
+        }
+        return bucket;
+    }
+
+    /** The dedup tables this subtask holds (tests: after the horizon and a snapshot, none). */
+    int tablesHeld() {
+        int held = 0;
+        for (byte[] table : dedupTables) {
+            held += table == null ? 0 : 1;
+        }
+        return held;
     }
 
     /**
@@ -323,9 +366,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         KeyedStateCheckpointOutputStream out = context.getRawKeyedOperatorStateOutput();
         try {
             DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
+            long now = getProcessingTimeService().getCurrentProcessingTime();
             for (int keyGroup : out.getKeyGroupList()) {
                 out.startNewKeyGroup(keyGroup);
-                writeTables(view, keyGroup);
+                writeTables(view, keyGroup, now);
             }
         } finally {
             out.close();  // closes this operator's part only: the checkpoint owns the underlying stream

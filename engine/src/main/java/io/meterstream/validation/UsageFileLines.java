@@ -15,8 +15,8 @@ import org.apache.flink.table.data.StringData;
 /**
  * The job tests' stand-in for the Kafka source's parse: one line of a file (one raw {@code usage-events} record)
  * -> the row of {@link UsageEventDeserializer#rowType()}, built by the same {@link UsageRows} as the Kafka
- * deserializer's, so a job test parses through production's code (wired by {@code jobs.billing.file_parsed_usage},
- * which puts the production watermark strategy after it).
+ * deserializer's, so a job test parses through production's code (wired by the test-support module
+ * {@code tests/usage_files.py}, {@code file_parsed_usage}, which puts the production watermark strategy after it).
  *
  * <p>Lines arrive as text decoded as ISO-8859-1 (Flink's text line format), which maps every byte to one char:
  * {@code getBytes(ISO_8859_1)} gives the record's bytes back unchanged, invalid UTF-8 included. A file has no

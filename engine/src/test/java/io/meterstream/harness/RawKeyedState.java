@@ -22,6 +22,17 @@ public final class RawKeyedState {
         void read(int keyGroup, DataInputView in) throws IOException;
     }
 
+    /** Every byte of the snapshot's raw keyed state, handle after handle (what a checkpoint stores of it). */
+    public static byte[] bytes(OperatorSubtaskState snapshot) throws IOException {
+        java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+        for (KeyedStateHandle handle : snapshot.getRawKeyedState()) {
+            try (FSDataInputStream in = ((KeyGroupsStateHandle) handle).openInputStream()) {
+                in.transferTo(all);
+            }
+        }
+        return all.toByteArray();
+    }
+
     /** Calls {@code block} for every key group in the snapshot, positioned at the start of its block. */
     public static void forEachKeyGroup(OperatorSubtaskState snapshot, Block block) throws IOException {
         for (KeyedStateHandle handle : snapshot.getRawKeyedState()) {

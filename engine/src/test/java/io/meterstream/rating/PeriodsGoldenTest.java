@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Instant;
 import java.time.ZoneId;
-import java.util.Map;
 
+import io.meterstream.catalog.Tenants;
 import io.meterstream.golden.GoldenVectors;
 import io.meterstream.periods.BillingPeriodStart;
 
@@ -28,7 +28,7 @@ class PeriodsGoldenTest {
             ZoneId zone = ZoneId.of(c.get(2).textValue());
             String where = Instant.ofEpochMilli(instant) + " anchor " + anchor + " " + zone;
             // a fresh tenant per case: its one-period cache must not hide a wrong computation
-            RatingCatalog.Tenant tenant = new RatingCatalog.Tenant("USD", 2, anchor, zone, Map.of());
+            RatingCatalog.Tenant tenant = new RatingCatalog.Tenant(Tenants.settingsOnly("USD", 2, anchor, zone));
             RatingCatalog.Period period = tenant.period(instant);
             assertEquals(c.get(3).longValue(), period.startMs, where + ": start");
             assertEquals(c.get(4).longValue(), period.endMs, where + ": end");

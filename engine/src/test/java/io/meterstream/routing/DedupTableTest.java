@@ -9,7 +9,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@link DedupTable}'s memory, beyond the golden outcomes: expired entries stay in a table's bytes (counted by
  * {@link DedupTable#occupied}, not by {@link DedupTable#live}) until the table is rebuilt on growth, which keeps only
- * the live ones.
+ * the live ones. A checkpoint writes only the live entries ({@link DedupTable#packLive}), and a restore rebuilds a
+ * table from them ({@link DedupTable#unpacked}).
  */
 class DedupTableTest {
     private static final long TTL = 1_000L;
@@ -35,5 +36,30 @@ class DedupTableTest {
         DedupTable.recordFirst(lookup, 1, 0x9E3779B97F4A7C15L, 5, 10 + TTL + 1, TTL);
         assertTrue(lookup.seenBefore);
         assertEquals(99, lookup.firstFingerprint);
+    }
+
+    @Test
+    void aPackHoldsOnlyTheLiveEntriesAndUnpacksIntoATableThatFindsEachOfThem() {
+        DedupTable.Lookup lookup = new DedupTable.Lookup();
+        for (long k = 1; k <= 20; k++) {  // 1..10 first seen at 10, 11..20 at 500
+            DedupTable.recordFirst(lookup, k, k * 0x9E3779B97F4A7C15L, 100 + k, k <= 10 ? 10 : 500, TTL);
+        }
+        long now = 10 + TTL;  // the first ten have expired
+        byte[] packed = new byte[lookup.table.length];
+        assertEquals(10, DedupTable.packLive(lookup.table, now, TTL, packed));
+        assertEquals(0, DedupTable.packLive(lookup.table, 500 + TTL, TTL, packed), "all expired: nothing to write");
+
+        DedupTable.Lookup restored = new DedupTable.Lookup();
+        restored.table = DedupTable.unpacked(packed, DedupTable.packLive(lookup.table, now, TTL, packed));
+        assertEquals(10, restored.occupied());
+        assertEquals(10, DedupTable.live(restored.table, now, TTL));
+        assertTrue(restored.occupied() * 4 < restored.slots() * 3, "room for one more without a rebuild");
+        for (long k = 11; k <= 20; k++) {
+            DedupTable.recordFirst(restored, k, k * 0x9E3779B97F4A7C15L, 0, now, TTL);
+            assertTrue(restored.seenBefore, "live entry " + k);
+            assertEquals(100 + k, restored.firstFingerprint);
+        }
+        DedupTable.recordFirst(restored, 3, 3 * 0x9E3779B97F4A7C15L, 7, now, TTL);
+        assertFalse(restored.seenBefore, "an expired entry was not packed");
     }
 }

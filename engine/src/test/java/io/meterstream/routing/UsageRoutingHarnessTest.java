@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayOutputStream;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -21,8 +22,13 @@ import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
+import org.apache.flink.runtime.state.KeyGroupRangeOffsets;
+import org.apache.flink.runtime.state.KeyGroupsStateHandle;
+import org.apache.flink.runtime.state.memory.ByteStreamStateHandle;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.AbstractStreamOperatorTestHarness;
@@ -47,7 +53,9 @@ import org.junit.jupiter.api.Test;
  * ({@code golden/dedup.json}, each copy at its processing time); the watermark floor each first-seen record is stamped
  * with and which records carry what a late event needs; the accounting counts; snapshot and restore (the dedup tables
  * as raw keyed state, the floor as union list state), also into two subtasks and back into one; and the dedup
- * horizon: after it an id is new again, and the state written at the next snapshot remembers nothing.
+ * horizon: after it an id is new again, and the next snapshot writes only the ids still within it (after the last
+ * one's horizon, byte for byte what an operator that saw nothing writes, and nothing is held in memory, also after
+ * a restore); state written in the former format (whole tables) is still restored.
  */
 class UsageRoutingHarnessTest {
     private static final long WINDOW_MS = 60_000;
@@ -187,7 +195,7 @@ class UsageRoutingHarnessTest {
         List<String> ids = new ArrayList<>();
         for (int i = 0; i < 300; i++) {
             ids.add("evt-" + i);
-            harness.processElement(valid(i % 2 == 0 ? "acme-ai" : "zeta-test", "evt-" + i, FP_A, T0), T0);
+            harness.processElement(valid(tenantOf(i), "evt-" + i, FP_A, T0), T0);
         }
         long floor = T0 + 3 * WINDOW_MS;
         harness.processWatermark(floor);
@@ -242,6 +250,7 @@ class UsageRoutingHarnessTest {
     @Test
     void afterTheHorizonAnIdIsNewAgainAndTheNextSnapshotRemembersNothing() throws Exception {
         long ttl = 10_000L;
+        byte[] empty = emptyDedupState(ttl);
         var harness = open(ttl, null, 1, 0);
         harness.setProcessingTime(T0);
         harness.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
@@ -250,9 +259,12 @@ class UsageRoutingHarnessTest {
         assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.DUPLICATE_SAME_PAYLOAD, 1L), flush(harness));
         OperatorSubtaskState before = harness.snapshot(1L, T0 + ttl - 1);
         assertEquals(1, liveIds(before, T0 + ttl - 1, ttl));
+        assertEquals(1, entries(before));
 
         harness.setProcessingTime(T0 + ttl);
-        assertEquals(0, liveIds(harness.snapshot(2L, T0 + ttl), T0 + ttl, ttl), "nothing remembered at the horizon");
+        OperatorSubtaskState atHorizon = harness.snapshot(2L, T0 + ttl);
+        assertEquals(0, entries(atHorizon), "nothing remembered at the horizon");
+        assertBackToZero(harness, atHorizon, empty);
         harness.getOutput().clear();
         harness.processElement(valid("acme-ai", "e1", FP_B, T0), T0);  // first again, with its own content
         assertEquals(1, harness.extractOutputValues().size());
@@ -261,14 +273,100 @@ class UsageRoutingHarnessTest {
                 flush(harness));
         assertEquals(1, liveIds(harness.snapshot(3L, T0 + ttl), T0 + ttl, ttl));
         harness.setProcessingTime(T0 + 2 * ttl);
-        assertEquals(0, liveIds(harness.snapshot(4L, T0 + 2 * ttl), T0 + 2 * ttl, ttl));
+        OperatorSubtaskState after = harness.snapshot(4L, T0 + 2 * ttl);
+        assertBackToZero(harness, after, empty);
         harness.close();
+
+        // restored from the snapshot taken after the horizon: nothing held, nothing written, the id new again
+        var fromAfter = open(ttl, after, 1, 0);
+        fromAfter.setProcessingTime(T0 + 2 * ttl);
+        assertBackToZero(fromAfter, fromAfter.snapshot(5L, T0 + 2 * ttl), empty);
+        fromAfter.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
+        assertEquals(1, fromAfter.extractOutputValues().size(), "new after a restore past the horizon");
+        fromAfter.close();
 
         // restored from the snapshot taken before the horizon, the id expires there all the same
         var restored = open(ttl, before, 1, 0);
         restored.setProcessingTime(T0 + ttl);
+        assertBackToZero(restored, restored.snapshot(6L, T0 + ttl), empty);
         restored.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
         assertEquals(1, restored.extractOutputValues().size(), "new again after the horizon");
+        restored.close();
+    }
+
+    @Test
+    void aSnapshotWritesOnlyTheIdsStillWithinTheirHorizonAndARestoreHoldsJustThose() throws Exception {
+        long ttl = 10_000L;
+        var harness = open(ttl, null, 1, 0);
+        harness.setProcessingTime(T0);
+        for (int i = 0; i < 200; i++) {
+            harness.processElement(valid("acme-ai", "old-" + i, FP_A, T0), T0);
+        }
+        harness.setProcessingTime(T0 + ttl / 2);
+        List<String> young = new ArrayList<>();
+        for (int i = 0; i < 100; i++) {
+            young.add("young-" + i);
+            harness.processElement(valid(tenantOf(i), "young-" + i, FP_A, T0), T0);
+        }
+        harness.setProcessingTime(T0 + ttl);  // the old ids' horizon; the young ones' is half a horizon later
+        OperatorSubtaskState snapshot = harness.snapshot(1L, T0 + ttl);
+        harness.close();
+        assertEquals(100, entries(snapshot), "only the young ids are written");
+        assertEquals(100, liveIds(snapshot, T0 + ttl, ttl));
+
+        var restored = open(ttl, snapshot, 1, 0);
+        restored.setProcessingTime(T0 + ttl);
+        assertEveryIdRemembered(List.of(restored), young);
+        restored.getOutput().clear();
+        restored.processElement(valid("acme-ai", "old-7", FP_A, T0), T0);
+        assertEquals(1, restored.extractOutputValues().size(), "an expired id was not restored");
+        restored.close();
+    }
+
+    @Test
+    void stateWrittenInTheFormerFormatWholeTablesIsStillRestored() throws Exception {
+        long ttl = 1_000_000L;
+        List<String> ids = new ArrayList<>();
+        Map<Integer, DedupTable.Lookup> tables = new HashMap<>();
+        for (int i = 0; i < 50; i++) {
+            ids.add("evt-" + i);
+            Tuple2<Long, Long> key = UsageDedupKey.eventKey(StringData.fromString(tenantOf(i)),
+                    StringData.fromString("evt-" + i));
+            DedupTable.Lookup lookup = tables.computeIfAbsent(UsageDedupKey.bucket(key.f0),
+                    bucket -> new DedupTable.Lookup());
+            DedupTable.recordFirst(lookup, key.f0, key.f1, UsageRouting.fingerprint64(StringData.fromString(FP_A)),
+                    T0, ttl);
+        }
+        // format 1, per key group: version, how many tables, then (bucket, length, the table's bytes) each
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        DataOutputViewStreamWrapper out = new DataOutputViewStreamWrapper(bytes);
+        long[] offsets = new long[MAX_PARALLELISM];
+        for (int keyGroup = 0; keyGroup < MAX_PARALLELISM; keyGroup++) {
+            offsets[keyGroup] = bytes.size();
+            List<Integer> buckets = new ArrayList<>();
+            for (int bucket : tables.keySet()) {
+                if (KeyGroupRangeAssignment.assignToKeyGroup(bucket, MAX_PARALLELISM) == keyGroup) {
+                    buckets.add(bucket);
+                }
+            }
+            out.writeInt(1);
+            out.writeInt(buckets.size());
+            for (int bucket : buckets) {
+                out.writeInt(bucket);
+                out.writeInt(tables.get(bucket).table.length);
+                out.write(tables.get(bucket).table);
+            }
+        }
+        OperatorSubtaskState formerFormat = OperatorSubtaskState.builder()
+                .setRawKeyedState(new KeyGroupsStateHandle(
+                        new KeyGroupRangeOffsets(KeyGroupRange.of(0, MAX_PARALLELISM - 1), offsets),
+                        new ByteStreamStateHandle("dedup-format-1", bytes.toByteArray())))
+                .build();
+
+        var restored = open(ttl, formerFormat, 1, 0);
+        restored.setProcessingTime(T0 + 1);
+        assertEveryIdRemembered(List.of(restored), ids);
+        assertEquals(50, entries(restored.snapshot(1L, T0 + 1)), "written again in the current format");
         restored.close();
     }
 
@@ -286,12 +384,20 @@ class UsageRoutingHarnessTest {
         return harness;
     }
 
-    /** Every id again, each to the subtask owning its key group, as the same payload: all duplicates. */
+    /** The tenant of the i-th id of a list: two tenants, so that ids spread over both. */
+    private static String tenantOf(int i) {
+        return i % 2 == 0 ? "acme-ai" : "zeta-test";
+    }
+
+    /**
+     * Every id again (the i-th of tenant {@link #tenantOf}), each to the subtask owning its key group, as the same
+     * payload: all duplicates.
+     */
     private void assertEveryIdRemembered(
             List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> subtasks, List<String> ids)
             throws Exception {
         for (int i = 0; i < ids.size(); i++) {
-            RowData row = valid(i % 2 == 0 ? "acme-ai" : "zeta-test", ids.get(i), FP_A, T0);
+            RowData row = valid(tenantOf(i), ids.get(i), FP_A, T0);
             int keyGroup = KeyGroupRangeAssignment.assignToKeyGroup(new UsageDedupKey(INPUT).getKey(row),
                     MAX_PARALLELISM);
             subtasks.get(KeyGroupRangeAssignment.computeOperatorIndexForKeyGroup(MAX_PARALLELISM, subtasks.size(),
@@ -343,17 +449,56 @@ class UsageRoutingHarnessTest {
     /** Ids the dedup tables in a snapshot still remember at {@code now}. */
     static int liveIds(OperatorSubtaskState snapshot, long now, long ttl) throws Exception {
         int[] live = {0};
+        forEachTable(snapshot, (table, count) -> live[0] += DedupTable.live(table, now, ttl));
+        return live[0];
+    }
+
+    /** Ids written into a snapshot's dedup tables, whatever their age. */
+    static int entries(OperatorSubtaskState snapshot) throws Exception {
+        int[] entries = {0};
+        forEachTable(snapshot, (table, count) -> {
+            assertEquals(count, DedupTable.occupied(table));
+            entries[0] += count;
+        });
+        return entries[0];
+    }
+
+    private interface TableVisitor {
+        void visit(byte[] table, int count);
+    }
+
+    /** Each table in a snapshot (format 2: per key group, (bucket, entries, slots) until the end mark). */
+    private static void forEachTable(OperatorSubtaskState snapshot, TableVisitor visitor) throws Exception {
         RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
-            assertEquals(1, in.readInt(), "dedup format version");
-            for (int remaining = in.readInt(); remaining > 0; remaining--) {
-                int bucket = in.readInt();
+            assertEquals(2, in.readInt(), "dedup format version");
+            for (int bucket = in.readInt(); bucket != -1; bucket = in.readInt()) {
                 assertEquals(keyGroup, KeyGroupRangeAssignment.assignToKeyGroup(bucket, MAX_PARALLELISM));
-                byte[] table = new byte[in.readInt()];
-                in.readFully(table);
-                live[0] += DedupTable.live(table, now, ttl);
+                int count = in.readInt();
+                assertTrue(count > 0, "a table without entries is not written");
+                byte[] slots = new byte[count * DedupTable.SLOT_BYTES];
+                in.readFully(slots);
+                visitor.visit(DedupTable.unpacked(slots, count), count);
             }
         });
-        return live[0];
+    }
+
+    /** The raw keyed state of an operator that has seen nothing: per key group, the version and the end mark. */
+    private static byte[] emptyDedupState(long ttl) throws Exception {
+        var fresh = open(ttl, null, 1, 0);
+        fresh.setProcessingTime(T0);
+        byte[] empty = RawKeyedState.bytes(fresh.snapshot(0L, T0));
+        fresh.close();
+        assertEquals(MAX_PARALLELISM * 2 * Integer.BYTES, empty.length);
+        return empty;
+    }
+
+    /** State and timers back to zero: the snapshot's dedup part is an empty operator's, byte for byte; no table. */
+    private static void assertBackToZero(KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>
+            harness, OperatorSubtaskState snapshot, byte[] empty) throws Exception {
+        assertArrayEquals(empty, RawKeyedState.bytes(snapshot), "the dedup state of an operator that saw nothing");
+        assertEquals(0, ((UsageRouting) harness.getOneInputOperator()).tablesHeld(), "no table held in memory");
+        assertEquals(0, harness.numKeyedStateEntries(), "no managed keyed state");
+        assertEquals(0, harness.numProcessingTimeTimers() + harness.numEventTimeTimers(), "no timers");
     }
 
     /** A valid parsed record of a count meter: its payload is its event id. */
