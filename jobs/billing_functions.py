@@ -118,7 +118,9 @@ class PeriodToDateFunction(KeyedProcessFunction):
                                            emitted_at=utc_now())
         else:
             try:
-                periods, line_item = bill_window(periods, window, tenant, emitted_at=utc_now(), max_age=self.max_age)
+                opened_after = None if row.opened_after_ms is None else from_epoch_ms(row.opened_after_ms)
+                periods, line_item = bill_window(periods, window, tenant, emitted_at=utc_now(), max_age=self.max_age,
+                                                 opened_after=opened_after)
             except StaleWindowError as exc:
                 # Cannot happen while windows fire in order per key; if it does, it must be loud, never billed twice.
                 self.stale_windows.inc()

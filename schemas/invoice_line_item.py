@@ -76,9 +76,10 @@ class LineItemTier(BaseModel):
     amount: WireDecimal = Field(description="change of the tier's exact (unrounded) amount")
 
 
-LineItemKind = Literal["usage", "late_adjustment"]
+LineItemKind = Literal["usage", "late_adjustment", "prior_period_adjustment"]
 """What a line bills: `usage`, the on-time usage of its window; `late_adjustment`, usage of an already fired window
-(issue 17 adds `correction` and `prior_period_adjustment`)."""
+of a period still open; `prior_period_adjustment`, usage of a period already closed (its invoice final), billed on
+the customer's next open invoice (`udfs.line_items.line_kind`; issue 17 adds `correction`)."""
 
 
 class InvoiceLineItem(BaseModel):
@@ -92,6 +93,10 @@ class InvoiceLineItem(BaseModel):
                                "that came after the window had fired")
     adjusts_line_item_id: str | None = Field(
         default=None, description="an adjustment's window: the line_item_id of that window's usage line; null for usage"
+    )
+    invoice_id: str | None = Field(
+        default=None, description="the invoice this line is on (udfs.invoices.invoice_id): its own period's, or for a "
+        "prior_period_adjustment the customer's next open one; null only in lines written before invoices existed"
     )
     tenant_id: str = Field(min_length=1)
     customer_id: str = Field(min_length=1)

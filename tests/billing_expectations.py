@@ -37,6 +37,7 @@ END_OF_INPUT = 2**62  # the watermark a bounded job ends with: every open window
 class ExpectedLine:
     line_item_id: str
     kind: str
+    invoice_id: str
     tenant_id: str
     customer_id: str
     meter: str
@@ -71,12 +72,13 @@ def expected_outputs(
     processing_ms = to_epoch_ms(now)
     size = timedelta(milliseconds=window_ms)
     windows: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    # per series, what it decides, in order: ("fire", window start) or ("late", window start, watermark, event)
+    # per series, what it decides, in order: ("fire", window start, the watermark it was opened after if it was
+    # opened past the watermark, else None) or ("late", window start, watermark, event)
     decided: dict[tuple, list[tuple]] = defaultdict(list)
 
     def advance(watermark: int | None) -> None:
         for series, start in lateness.advance(watermark):
-            decided[series].append(("fire", start))
+            decided[series].append(("fire", start, lateness.opened_after.pop((series, start), None)))
 
     for index, raw in enumerate(records):
         out.counts["received"] += 1
@@ -126,9 +128,10 @@ def expected_outputs(
         index = 0
         while index < len(steps):
             if steps[index][0] == "fire":
-                start_ms = steps[index][1]
+                start_ms, opened_after = steps[index][1], steps[index][2]
                 periods, line = bill_window(periods, window_of(start_ms, windows[series][start_ms]), tenant,
-                                            emitted_at=now, max_age=MAX_AGE)
+                                            emitted_at=now, max_age=MAX_AGE,
+                                            opened_after=None if opened_after is None else from_epoch_ms(opened_after))
                 out.lines.append(_expected(line))
                 index += 1
                 continue
@@ -148,7 +151,7 @@ def expected_outputs(
 
 def _expected(line) -> ExpectedLine:
     return ExpectedLine(
-        line.line_item_id, line.kind, line.tenant_id, line.customer_id, line.meter, dict(line.group),
+        line.line_item_id, line.kind, line.invoice_id, line.tenant_id, line.customer_id, line.meter, dict(line.group),
         line.window_start, line.quantity, line.period_quantity_to_date, line.amount, line.period_amount_to_date,
         line.event_count,
     )

@@ -58,15 +58,14 @@ def with_skewed_client(
 
 
 def lines_of_others(line_items: list[dict], *, tenant: str | None = None, customer: tuple[str, str] | None = None):
-    """The line items, keyed by (tenant, customer, meter, group, window), all fields but `emitted_at`, leaving out
-    those of `tenant` and of `customer` ((tenant, customer))."""
+    """The line items, keyed by id (a usage line per series and window, a late adjustment per series, window and
+    watermark), all fields but `emitted_at`, leaving out those of `tenant` and of `customer` ((tenant, customer))."""
     lines = {}
     for item in line_items:
         if item["tenant_id"] == tenant or (item["tenant_id"], item["customer_id"]) == customer:
             continue
-        key = (item["tenant_id"], item["customer_id"], item["meter"], tuple(sorted(item["group"].items())),
-               item["window_start"])
-        assert key not in lines, f"two line items for {key}"
+        key = item["line_item_id"]
+        assert key not in lines, f"two line items {key}"
         lines[key] = {k: v for k, v in item.items() if k != "emitted_at"}
     return lines
 

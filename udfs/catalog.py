@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,6 +83,9 @@ class BillingPeriod(_Model):
     interval: Literal["monthly"] = "monthly"
     anchor_day: int = Field(default=1, ge=1, le=31)
     time_zone: str = "UTC"
+    # A period closes (its invoice is final) once the event-time clock reaches its end + grace; usage of it after
+    # that is billed on the next open invoice (`udfs.line_items`, `udfs.invoices`). ISO 8601 in YAML: PT1H.
+    grace: timedelta = Field(default=timedelta(hours=1), ge=timedelta(0), le=timedelta(days=28))
 
     @field_validator("time_zone")
     @classmethod

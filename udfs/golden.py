@@ -696,8 +696,11 @@ def lateness_stream(rng: random.Random, records: int) -> dict[str, Any]:
 
 
 def _late_line_id(series: tuple[str, str, str], window_start_ms: int, watermark_ms: int) -> str:
-    return line_items.line_item_id(*series, {}, from_epoch_ms(window_start_ms), kind=line_items.LATE_ADJUSTMENT,
-                                   watermark=from_epoch_ms(watermark_ms))
+    tenant = catalog().tenant(series[0])
+    start = from_epoch_ms(window_start_ms)
+    period = billing_period(start, tenant.billing_period.anchor_day, tenant.billing_period.zone)
+    kind, _ = line_items.line_kind(period, tenant, late=True, decided_after=from_epoch_ms(watermark_ms))
+    return line_items.line_item_id(*series, {}, start, kind=kind, watermark=from_epoch_ms(watermark_ms))
 
 
 def lateness_vectors() -> dict[str, Any]:

@@ -8,8 +8,9 @@ parse, `PARSE_USAGE_EVENT`: meters, their aggregation, group_by and unique dimen
 Canonical JSON (compact, keys sorted, non-ASCII raw; `udfs.grouping.canonical_json`), so the same catalog always
 gives the same text:
 
-    {"format": "java-catalog-v1", "tenants": {"<tenant>": {
+    {"format": "java-catalog-v2", "tenants": {"<tenant>": {
         "currency": "USD", "amount_precision": 2, "anchor_day": 1, "time_zone": "America/New_York",
+        "period_grace_ms": 3600000,
         "meters": {"<meter>": {"aggregation": "sum", "group_by": ["model"], "unique_dimension": null}},
         "prices": {"<meter>": [{"id": "...", "match": {"model": "nova-large"}, "model": "graduated",
                                 "tiers": [{"up_to": "1000000", "unit_price": "0.000003", "flat_fee": "0"}]}]}}}}
@@ -37,7 +38,7 @@ from udfs.catalog import Catalog, GraduatedPrice, PackagePrice, PerUnitPrice, Pr
 from udfs.grouping import canonical_json
 from udfs.money import to_wire
 
-JAVA_CATALOG_FORMAT = "java-catalog-v1"
+JAVA_CATALOG_FORMAT = "java-catalog-v2"  # v2 added period_grace_ms
 
 
 def _tier(tier: Tier) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def java_catalog(catalog: Catalog) -> dict[str, Any]:
             "amount_precision": tenant.amount_precision,
             "anchor_day": tenant.billing_period.anchor_day,
             "time_zone": tenant.billing_period.time_zone,
+            "period_grace_ms": int(tenant.billing_period.grace.total_seconds() * 1000),
             "meters": {
                 name: {"aggregation": meter.aggregation, "group_by": list(meter.group_by),
                        "unique_dimension": meter.unique_dimension}

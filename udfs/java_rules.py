@@ -35,8 +35,16 @@ from schemas.usage_event import (
 from udfs import catalog
 from udfs.accounting import Outcome
 from udfs.generated import write_or_check
+from udfs.invoices import INVOICE_ID_VERSION, INVOICE_NAMESPACE
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
-from udfs.line_items import LATE_ADJUSTMENT, LINE_ITEM_ID_VERSION, LINE_ITEM_NAMESPACE, PRIOR_PERIOD_MARGIN, USAGE
+from udfs.line_items import (
+    LATE_ADJUSTMENT,
+    LINE_ITEM_ID_VERSION,
+    LINE_ITEM_NAMESPACE,
+    PRIOR_PERIOD_ADJUSTMENT,
+    PRIOR_PERIOD_MARGIN,
+    USAGE,
+)
 from udfs.money import MAX_AMOUNT_PRECISION, MONEY_PRECISION_DIGITS
 from udfs.validation import (
     DEFAULT_MAX_AGE,
@@ -206,6 +214,9 @@ def java_source() -> str:
         _const("String", "LINE_ITEM_ID_VERSION", _string(LINE_ITEM_ID_VERSION)),
         _const("String", "LINE_KIND_USAGE", _string(USAGE)),
         _const("String", "LINE_KIND_LATE_ADJUSTMENT", _string(LATE_ADJUSTMENT)),
+        _const("String", "LINE_KIND_PRIOR_PERIOD_ADJUSTMENT", _string(PRIOR_PERIOD_ADJUSTMENT)),
+        _const("String", "INVOICE_NAMESPACE", _string(str(INVOICE_NAMESPACE)), "uuid5 namespace; never change"),
+        _const("String", "INVOICE_ID_VERSION", _string(INVOICE_ID_VERSION)),
         _const("long", "PRIOR_PERIOD_MARGIN_MS", f"{int(PRIOR_PERIOD_MARGIN.total_seconds() * 1000)}L",
                "an earlier period is kept until it ended max age + this before the latest period's start"),
         _const("int", "LAST_KEY_TIME_DIGITS", str(LAST_KEY_TIME_DIGITS)),

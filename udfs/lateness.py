@@ -40,6 +40,9 @@ class SeriesLateness:
     open_windows: dict[Hashable, dict[int, int]] = field(default_factory=lambda: defaultdict(dict))  # start -> fire
     last_fired: dict[Hashable, int] = field(default_factory=dict)
     watermark: int | None = None
+    # (series, window start) -> the watermark its first record came after, for a window opened past the watermark:
+    # if that had reached its period's end + grace, its line is a prior-period adjustment (`udfs.line_items`)
+    opened_after: dict[tuple[Hashable, int], int] = field(default_factory=dict)
 
     def offer(self, series: Hashable, event_time_ms: int) -> bool:
         """A first-seen valid record of `series`: True when it is billed (its window is or becomes open), False when
@@ -50,8 +53,9 @@ class SeriesLateness:
         if series in self.last_fired and start <= self.last_fired[series]:
             return False
         fire_at = start + self.window_ms - 1
-        if self.watermark is not None:
-            fire_at = max(fire_at, self.watermark + 1)
+        if self.watermark is not None and self.watermark + 1 > fire_at:
+            fire_at = self.watermark + 1
+            self.opened_after[(series, start)] = self.watermark
         self.open_windows[series][start] = fire_at
         return True
 

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from schemas.invoice_line_item import InvoiceLineItem, LineItemTier, datetime_to_wire
 from udfs.aggregations import Aggregator, Group, WindowAggregate, aggregator_for, normalize_group
 from udfs.catalog import TenantCatalog
+from udfs.invoices import closes_at, invoice_id
 from udfs.money import exact, round_amount
 from udfs.periods import billing_period
 from udfs.pricing.priced import ZERO, Priced, TierCharge
@@ -40,6 +41,7 @@ LINE_ITEM_NAMESPACE = uuid.UUID("7605a076-ac45-5316-afe8-45e0991fb188")
 LINE_ITEM_ID_VERSION = "v1"
 USAGE = "usage"
 LATE_ADJUSTMENT = "late_adjustment"
+PRIOR_PERIOD_ADJUSTMENT = "prior_period_adjustment"
 # An earlier period's state is kept until its end is this much older than the oldest event validation accepts
 # (`max_age`), counted from the start of the series' latest period: past that, no event can reach it.
 PRIOR_PERIOD_MARGIN = timedelta(days=1)
@@ -190,8 +192,11 @@ def accumulate_window(
     catalog_tenant: TenantCatalog,
     *,
     emitted_at: datetime,
+    opened_after: datetime | None = None,
 ) -> tuple[PeriodState, InvoiceLineItem]:
-    """Apply one fired window to the period-to-date state and emit its line item."""
+    """Apply one fired window to the period-to-date state and emit its line item. `opened_after`: the watermark its
+    first record came after, when that had passed the window already (`udfs.lateness`): if its period had closed by
+    then, the line is a prior-period adjustment on the next open invoice (`line_kind`)."""
     meter = catalog_tenant.meter(window.meter)
     aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
     schedule = catalog_tenant.billing_period
@@ -200,13 +205,14 @@ def accumulate_window(
 
     quantity_state = aggregator.period_combine(before.quantity_state, window)
     return _rated(before, window, aggregator, catalog_tenant, period, quantity_state, window.window_start,
-                  emitted_at=emitted_at, late_watermark=None)
+                  emitted_at=emitted_at, decided_after=opened_after, late=False)
 
 
 def _rated(
     before: PeriodState, window: WindowAggregate, aggregator: Aggregator, catalog_tenant: TenantCatalog,
     period: tuple[datetime, datetime], quantity_state: Any, last_window_start: datetime, *, emitted_at: datetime,
-    late_watermark: datetime | None,
+    decided_after: datetime | None,
+    late: bool,
 ) -> tuple[PeriodState, InvoiceLineItem]:
     """The state after `window` combined into `before` (`quantity_state`), priced, and the line of the change."""
     period_quantity = aggregator.period_quantity(quantity_state)
@@ -224,7 +230,7 @@ def _rated(
         window, aggregator, catalog_tenant, entry.id, period,
         priced_before=before.priced, amount_before=before.amount_to_date,
         priced_after=after.priced, amount_after=after.amount_to_date, period_quantity=period_quantity,
-        emitted_at=emitted_at, late_watermark=late_watermark,
+        emitted_at=emitted_at, decided_after=decided_after, late=late,
     )
     return after, line
 
@@ -265,6 +271,25 @@ def rate_window(
     )
 
 
+def open_period(catalog_tenant: TenantCatalog, clock: datetime) -> tuple[datetime, datetime]:
+    """The customer's earliest open billing period at event-time `clock`: the one containing clock - grace (every
+    earlier one ended by then, so closed at its end + grace <= clock; `udfs.invoices.closes_at`)."""
+    schedule = catalog_tenant.billing_period
+    return billing_period(clock - schedule.grace, schedule.anchor_day, schedule.zone)
+
+
+def line_kind(
+    period: tuple[datetime, datetime], catalog_tenant: TenantCatalog, *, late: bool, decided_after: datetime | None
+) -> tuple[str, datetime]:
+    """What a line of a window of `period` is, and the start of the period whose invoice it goes on: usage that
+    came after the watermark had reached the period's end + grace (`decided_after`; its invoice is final) is a
+    `prior_period_adjustment` on the customer's next open invoice (`open_period`), rated against the closed period's
+    own total; other late usage is a `late_adjustment`, on-time usage `usage`, both on their own period's invoice."""
+    if decided_after is not None and decided_after >= closes_at(period[1], catalog_tenant.billing_period.grace):
+        return PRIOR_PERIOD_ADJUSTMENT, open_period(catalog_tenant, decided_after)[0]
+    return (LATE_ADJUSTMENT if late else USAGE), period[0]
+
+
 def build_line_item(
     window: WindowAggregate,
     aggregator: Aggregator,
@@ -278,20 +303,22 @@ def build_line_item(
     amount_after: Decimal,
     period_quantity: Decimal,
     emitted_at: datetime,
-    late_watermark: datetime | None = None,
+    decided_after: datetime | None = None,
+    late: bool = False,
 ) -> InvoiceLineItem:
-    """`late_watermark`: None for the window's usage line; for a late adjustment, the watermark its events came
-    after."""
+    """`late`: the line bills late events of a fired window; `decided_after`: the watermark they came after (for a
+    window's own line: the one its first record came after, when that had passed the window; else None)."""
     amount = exact(lambda: amount_after - amount_before)
     tiers = tier_deltas(priced_before, priced_after)
     adjustment = exact(lambda: amount - sum((tier.amount for tier in tiers), ZERO))
     usage_id = line_item_id(*window_key(window), window.window_start)
-    late = late_watermark is not None
+    kind, invoice_period_start = line_kind(period, catalog_tenant, late=late, decided_after=decided_after)
     return InvoiceLineItem(
-        line_item_id=line_item_id(*window_key(window), window.window_start, kind=LATE_ADJUSTMENT,
-                                  watermark=late_watermark) if late else usage_id,
-        kind=LATE_ADJUSTMENT if late else USAGE,
-        adjusts_line_item_id=usage_id if late else None,
+        line_item_id=usage_id if kind == USAGE else line_item_id(
+            *window_key(window), window.window_start, kind=kind, watermark=decided_after),
+        kind=kind,
+        adjusts_line_item_id=None if kind == USAGE else usage_id,
+        invoice_id=invoice_id(window.tenant_id, window.customer_id, invoice_period_start, catalog_tenant.currency),
         tenant_id=window.tenant_id,
         customer_id=window.customer_id,
         meter=window.meter,
@@ -348,7 +375,7 @@ def accumulate_late(
     if period_quantity == before.period_quantity:
         return replace(before, quantity_state=quantity_state, last_window_start=last_start), None
     return _rated(before, late, aggregator, catalog_tenant, period, quantity_state, last_start, emitted_at=emitted_at,
-                  late_watermark=watermark)
+                  decided_after=watermark, late=True)
 
 
 @dataclass(frozen=True)
@@ -368,13 +395,13 @@ class SeriesPeriods:
 
 def bill_window(
     series: SeriesPeriods, window: WindowAggregate, catalog_tenant: TenantCatalog, *, emitted_at: datetime,
-    max_age: timedelta,
+    max_age: timedelta, opened_after: datetime | None = None,
 ) -> tuple[SeriesPeriods, InvoiceLineItem]:
     """A fired window into its series' latest period (`accumulate_window`, which starts a new one from nothing when
     the window is of a later period); then the earlier periods no event can reach any more are forgotten: those
     that ended `max_age` + `PRIOR_PERIOD_MARGIN` or more before the latest period's start."""
     latest = series.periods[-1] if series.periods else None
-    state, line = accumulate_window(latest, window, catalog_tenant, emitted_at=emitted_at)
+    state, line = accumulate_window(latest, window, catalog_tenant, emitted_at=emitted_at, opened_after=opened_after)
     horizon = state.period_start - max_age - PRIOR_PERIOD_MARGIN
     kept = tuple(p for p in series.periods if p.period_start != state.period_start and p.period_end > horizon)
     return SeriesPeriods((*kept, state)), line

@@ -81,7 +81,7 @@ def assert_line_items_equal(line_items: list[dict], expected_lines) -> None:
     for line in expected_lines:
         item = got[line.line_item_id]
         key = (line.kind, line.tenant_id, line.customer_id, line.meter, line.group, line.window_start)
-        assert item["kind"] == line.kind, key
+        assert (item["kind"], item["invoice_id"]) == (line.kind, line.invoice_id), key
         assert (item["tenant_id"], item["customer_id"], item["meter"], item["group"]) == key[1:5], key
         assert item["window_start"] == line.window_start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert Decimal(item["quantity"]) == line.quantity, key

@@ -102,3 +102,38 @@ def test_late_usage_is_billed_as_adjustments_by_each_aggregations_rule(tmp_path,
     seats_october = [li for li in out["line_items"] if li["meter"] == "seats" and li["period_start"] == october]
     assert sum(Decimal(li["amount"]) for li in seats_october) == Decimal(49 + 4 * 20)
     assert any(t["tier_index"] == 1 for li in seats_october if li["kind"] == "late_adjustment" for t in li["tiers"])
+
+
+def test_usage_of_a_closed_period_is_billed_on_the_next_open_invoice(tmp_path):
+    """With a grace of 2 minutes, October's period closes when the clock reaches 04:02 on November 1st: its late
+    usage after that (and a series first seen after that with October usage) becomes prior-period adjustments,
+    rated against October's own total and put on November's invoice."""
+    from udfs.catalog import parse_catalog
+    from udfs.invoices import invoice_id
+
+    catalog_yaml = CATALOG_PATH.read_text().replace(
+        "billing_period: {interval: monthly, anchor_day: 1, time_zone: America/New_York}",
+        "billing_period: {interval: monthly, anchor_day: 1, time_zone: America/New_York, grace: PT2M}", 1)
+    assert "grace: PT2M" in catalog_yaml
+    records = [*RECORDS, usage("new-o0", "output_tokens", W0 + s(30), "100", model="nova-large")]
+    expected = expected_outputs(records, parse_catalog(catalog_yaml), now=REFERENCE_NOW, window_ms=WINDOW_MS,
+                                out_of_orderness_ms=OUT_OF_ORDERNESS_MS)
+    out = run_job(tmp_path, records, 2, catalog_yaml)
+    assert_line_items_equal(out["line_items"], expected.lines)
+
+    october, november = (p.isoformat(timespec="milliseconds").replace("+00:00", "Z") for p in (OCTOBER, NOVEMBER))
+    november_invoice = invoice_id("acme-ai", "late-1", NOVEMBER, "USD")
+    prior = {(li["meter"], li["event_count"], li["quantity"], li["period_quantity_to_date"])
+             for li in out["line_items"] if li["kind"] == "prior_period_adjustment"}
+    assert prior == {
+        ("input_tokens", 1, "100", "1100"),  # late-t0, on top of October's 1000
+        ("seats", 1, "9", "9"),  # late-s0: October's max, its tiers
+        ("output_tokens", 1, "100", "100"),  # a new series' first window, of a closed period
+    }
+    for line in out["line_items"]:
+        if line["kind"] == "prior_period_adjustment":
+            assert (line["period_start"], line["invoice_id"]) == (october, november_invoice)
+        else:
+            assert line["invoice_id"] == invoice_id("acme-ai", "late-1", datetime.fromisoformat(
+                line["period_start"].replace("Z", "+00:00")), "USD")
+    assert {li["kind"] for li in out["line_items"] if li["period_start"] == november} == {"usage", "late_adjustment"}

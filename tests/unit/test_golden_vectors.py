@@ -184,7 +184,7 @@ def test_java_catalog_example_replays():
     data = golden.load("java-catalog.json")
     cat = golden.catalog()
     assert data == golden.java_catalog_vectors()
-    assert json.loads(data["java_catalog_json"])["format"] == "java-catalog-v1"
+    assert json.loads(data["java_catalog_json"])["format"] == "java-catalog-v2"
     assert set(data["parser_view"]) == set(cat.tenants) == set(data["rating_view"])
     assert any(m["unique_dimension"] for t in data["parser_view"].values() for m in t.values())
     assert any(m["group_by"] for t in data["parser_view"].values() for m in t.values())

@@ -39,10 +39,10 @@ tenants:
 def test_small_catalog_exact_text():
     text = java_catalog_json(parse_catalog(SMALL))
     assert text == (
-        '{"format":"java-catalog-v1","tenants":{"t":{"amount_precision":3,"anchor_day":31,"currency":"EUR",'
+        '{"format":"java-catalog-v2","tenants":{"t":{"amount_precision":3,"anchor_day":31,"currency":"EUR",'
         '"meters":{"tokens":{"aggregation":"sum","group_by":["model"],"unique_dimension":null},'
         '"users":{"aggregation":"unique_count","group_by":[],"unique_dimension":"user_id"}},'
-        '"prices":{"tokens":['
+        '"period_grace_ms":3600000,"prices":{"tokens":['
         '{"id":"big","match":{"model":"é\\"x"},"model":"volume","tiers":['
         '{"flat_fee":"5","unit_price":"0.1","up_to":"1000"},'
         '{"flat_fee":"0","unit_price":"0.000000001","up_to":null}]},'

@@ -56,7 +56,7 @@ def _literals() -> dict[str, str]:
     names = {reason.value: f"REASON_{reason.name}" for reason in DeadLetterReason}
     names.update({name: f"AGGREGATION_{name.upper()}" for name in Aggregation.__args__})
     names.update({name: f"PRICE_MODEL_{name.upper()}" for name in ("per_unit", "package", "graduated", "volume")})
-    names.update({"java-catalog-v1": "JAVA_CATALOG_FORMAT",
+    names.update({"java-catalog-v2": "JAVA_CATALOG_FORMAT",
                   "7605a076-ac45-5316-afe8-45e0991fb188": "LINE_ITEM_NAMESPACE"})
     return names
 

@@ -15,6 +15,7 @@ from tests.unit.test_line_items import EMITTED, HOUR, KINDS, MARCH, assert_line_
 from udfs.aggregations import LastObservation, WindowAggregate
 from udfs.line_items import (
     LATE_ADJUSTMENT,
+    PRIOR_PERIOD_ADJUSTMENT,
     SeriesPeriods,
     accumulate_late,
     accumulate_window,
@@ -168,3 +169,39 @@ def test_a_periods_money_is_the_price_of_all_its_usage_in_any_billing_order(kind
     assert series.periods[-1].period_quantity == everything.period_quantity
     assert sum((line.amount for line in lines), D(0)) == everything.amount_to_date
     assert len({line.line_item_id for line in lines}) == len(lines)
+
+
+def test_usage_of_a_closed_period_is_a_prior_period_adjustment_on_the_next_open_invoice():
+    """March closes at April 1st 04:00Z + grace (1 h): late usage decided after that is billed on April's invoice,
+    rated against March's own total; decided before it, it stays a late adjustment on March's invoice."""
+    from udfs.invoices import invoice_id
+
+    tenant = tenant_catalog("sum", "graduated")
+    april = datetime(2025, 4, 1, 4, tzinfo=UTC)
+    state, usage = accumulate_window(None, make_window("sum", MARCH, "9"), tenant, emitted_at=EMITTED)
+    assert usage.invoice_id == invoice_id("acme-ai", "cust-1", MARCH, "USD")
+    before_close = april + HOUR - timedelta(milliseconds=1)
+    _, still_open = accumulate_late(state, late("sum", MARCH, "3"), tenant, watermark=before_close, emitted_at=EMITTED)
+    _, closed = accumulate_late(state, late("sum", MARCH, "3"), tenant, watermark=april + HOUR, emitted_at=EMITTED)
+    assert (still_open.kind, still_open.invoice_id) == (LATE_ADJUSTMENT, usage.invoice_id)
+    assert (closed.kind, closed.invoice_id) == (PRIOR_PERIOD_ADJUSTMENT, invoice_id("acme-ai", "cust-1", april, "USD"))
+    assert (closed.period_start, closed.period_quantity_to_date, closed.amount) == (
+        still_open.period_start, still_open.period_quantity_to_date, still_open.amount)  # March's tiers either way
+    assert closed.line_item_id != still_open.line_item_id and closed.adjusts_line_item_id == usage.line_item_id
+    # a window first opened after March closed: its own line is a prior-period adjustment too
+    _, opened_late = accumulate_window(None, make_window("sum", MARCH + HOUR, "2"), tenant, emitted_at=EMITTED,
+                                       opened_after=april + 2 * HOUR)
+    assert opened_late.kind == PRIOR_PERIOD_ADJUSTMENT and opened_late.invoice_id == closed.invoice_id
+    _, opened_open = accumulate_window(None, make_window("sum", MARCH + HOUR, "2"), tenant, emitted_at=EMITTED,
+                                       opened_after=MARCH + 2 * HOUR)
+    assert opened_open.kind == "usage" and opened_open.line_item_id == line_item_id(
+        "acme-ai", "cust-1", "m", {"model": "nova"}, MARCH + HOUR)
+
+
+def test_the_open_period_is_the_one_whose_end_plus_grace_the_clock_has_not_reached():
+    from udfs.line_items import open_period
+
+    tenant = tenant_catalog("sum")
+    april = datetime(2025, 4, 1, 4, tzinfo=UTC)
+    assert open_period(tenant, april + HOUR - timedelta(milliseconds=1))[0] == MARCH
+    assert open_period(tenant, april + HOUR)[0] == april

@@ -60,13 +60,17 @@ public final class JavaCatalog {
         public final int amountPrecision;
         public final int anchorDay;
         public final ZoneId zone;
+        /** A period closes (its invoice is final) once the event-time clock reaches its end + this. */
+        public final long periodGraceMs;
         public final Map<String, Meter> meters;
 
-        Tenant(String currency, int amountPrecision, int anchorDay, ZoneId zone, Map<String, Meter> meters) {
+        Tenant(String currency, int amountPrecision, int anchorDay, ZoneId zone, long periodGraceMs,
+                Map<String, Meter> meters) {
             this.currency = currency;
             this.amountPrecision = amountPrecision;
             this.anchorDay = anchorDay;
             this.zone = zone;
+            this.periodGraceMs = periodGraceMs;
             this.meters = meters;
         }
     }
@@ -155,8 +159,12 @@ public final class JavaCatalog {
             throw new IllegalArgumentException(where + ": amount_precision 0.." + Rules.MAX_AMOUNT_PRECISION
                     + " and anchor_day " + Rules.ANCHOR_DAY_MIN + ".." + Rules.ANCHOR_DAY_MAX + " required");
         }
+        JsonNode grace = node.get("period_grace_ms");
+        if (grace == null || !grace.canConvertToLong() || grace.longValue() < 0) {
+            throw new IllegalArgumentException(where + ".period_grace_ms: a whole number >= 0 is required");
+        }
         return new Tenant(text(node, "currency"), precision.intValue(), anchor.intValue(),
-                ZoneId.of(text(node, "time_zone")), Collections.unmodifiableMap(meters));
+                ZoneId.of(text(node, "time_zone")), grace.longValue(), Collections.unmodifiableMap(meters));
     }
 
     private static Meter parseMeter(JsonNode node, String where, PriceEntry[] prices) {

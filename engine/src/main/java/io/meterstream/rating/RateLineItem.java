@@ -79,6 +79,8 @@ public class RateLineItem extends ScalarFunction {
 
     /** uuid5(NAMESPACE_URL, "urn:meterstream:invoice-line-item"): {@code udfs.line_items.LINE_ITEM_NAMESPACE}. */
     static final byte[] LINE_ITEM_NAMESPACE = uuidBytes(Rules.LINE_ITEM_NAMESPACE);
+    /** uuid5(NAMESPACE_URL, "urn:meterstream:invoice"): {@code udfs.invoices.INVOICE_NAMESPACE}. */
+    static final byte[] INVOICE_NAMESPACE = uuidBytes(Rules.INVOICE_NAMESPACE);
     static final String LINE_ITEM_ID_VERSION = Rules.LINE_ITEM_ID_VERSION;
     static final int LAST_KEY_TIME_DIGITS = Rules.LAST_KEY_TIME_DIGITS;
     private static final char[] HEX_LOWER = "0123456789abcdef".toCharArray();
@@ -123,6 +125,21 @@ public class RateLineItem extends ScalarFunction {
             Long windowStartMs, Long eventCount, BigDecimal quantity, String lastKey,
             BigDecimal periodQuantityBefore, BigDecimal periodQuantityAfter, String lastKeyBefore,
             StringData catalogJson, Long windowSizeMs, Long emittedAtMs) {
+        return windowLine(tenantId, customerId, meterName, groupJson, aggregation, windowStartMs, eventCount, quantity,
+                lastKey, periodQuantityBefore, periodQuantityAfter, lastKeyBefore, catalogJson, windowSizeMs,
+                emittedAtMs, NO_WATERMARK);
+    }
+
+    /**
+     * {@link #eval}'s line of a fired window, and {@code openedAfterMs}: the watermark its first record came after,
+     * when that had passed the window already ({@link #NO_WATERMARK}: it had not). If the window's period had closed
+     * by then (that watermark at or after its end + the tenant's grace), the line is a prior-period adjustment on
+     * the customer's next open invoice ({@code udfs.line_items.line_kind}).
+     */
+    public String windowLine(String tenantId, String customerId, String meterName, String groupJson,
+            String aggregation, Long windowStartMs, Long eventCount, BigDecimal quantity, String lastKey,
+            BigDecimal periodQuantityBefore, BigDecimal periodQuantityAfter, String lastKeyBefore,
+            StringData catalogJson, Long windowSizeMs, Long emittedAtMs, long openedAfterMs) {
         RatingCatalog catalog = catalog(catalogJson);
         require(tenantId != null && !tenantId.isEmpty(), "tenant_id must be a non-empty string");
         require(customerId != null && !customerId.isEmpty(), "customer_id must be a non-empty string");
@@ -161,11 +178,12 @@ public class RateLineItem extends ScalarFunction {
         require(after != null, "period_quantity must not be NULL");
 
         return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity, before,
-                after, windowSizeMs, emittedAtMs == null ? System.currentTimeMillis() : emittedAtMs, NO_WATERMARK);
+                after, windowSizeMs, emittedAtMs == null ? System.currentTimeMillis() : emittedAtMs, openedAfterMs,
+                false);
     }
 
-    /** {@link #lateAdjustment}'s "not late": a usage line. */
-    static final long NO_WATERMARK = Long.MIN_VALUE;
+    /** No watermark: a window whose first record came before the watermark passed it. */
+    public static final long NO_WATERMARK = Long.MIN_VALUE;
 
     /**
      * The late adjustment line of {@code udfs.line_items.accumulate_late}: the late events of one fired window that
@@ -195,13 +213,18 @@ public class RateLineItem extends ScalarFunction {
             windowQuantity = quantity == null ? BigDecimal.ZERO : quantity;
         }
         return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity,
-                periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs);
+                periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs, true);
     }
 
-    /** The line item JSON ({@code udfs.line_items.build_line_item}); {@code before} null: the period's first line. */
+    /**
+     * The line item JSON ({@code udfs.line_items.build_line_item}); {@code before} null: the period's first line.
+     * {@code decidedAfterMs}: the watermark the billed events came after ({@link #NO_WATERMARK}: a window's on-time
+     * usage); {@code late}: they came after the series had fired the window.
+     */
     private String write(String tenantId, String customerId, String meterName, RatingCatalog.Tenant tenant,
             JavaCatalog.Meter meter, long windowStart, long eventCount, BigDecimal windowQuantity,
-            BigDecimal before, BigDecimal after, long windowSizeMs, long emittedAt, long lateWatermarkMs) {
+            BigDecimal before, BigDecimal after, long windowSizeMs, long emittedAt, long decidedAfterMs,
+            boolean late) {
         PriceEntry entry = RatingCatalog.priceFor(meter, group.keys, group.values, group.size);
         Priced pricedBefore;
         BigDecimal amountBefore;
@@ -218,21 +241,36 @@ public class RateLineItem extends ScalarFunction {
 
         long windowEnd = Math.addExact(windowStart, windowSizeMs);
         RatingCatalog.Period period = tenant.period(windowStart);
-        boolean late = lateWatermarkMs != NO_WATERMARK;
+        long periodStart = period.startMs;
+        long periodEnd = period.endMs;
+        // udfs.line_items.line_kind: usage of a period whose invoice is final goes on the next open one.
+        String kind;
+        long invoicePeriodStart;
+        long grace = tenant.settings.periodGraceMs;
+        if (decidedAfterMs != NO_WATERMARK && decidedAfterMs - grace >= periodEnd) {
+            kind = Rules.LINE_KIND_PRIOR_PERIOD_ADJUSTMENT;
+            invoicePeriodStart = tenant.period(decidedAfterMs - grace).startMs;
+        } else {
+            kind = late ? Rules.LINE_KIND_LATE_ADJUSTMENT : Rules.LINE_KIND_USAGE;
+            invoicePeriodStart = periodStart;
+        }
+        boolean usage = kind.equals(Rules.LINE_KIND_USAGE);
 
         StringBuilder sb = out == null ? (out = new StringBuilder(1024)) : out;
         sb.setLength(0);
         sb.append("{\"line_item_id\":\"");
-        lineItemId(sb, tenantId, customerId, meterName, windowStart, lateWatermarkMs);
-        if (late) {
-            sb.append("\",\"kind\":\"").append(Rules.LINE_KIND_LATE_ADJUSTMENT)
-                    .append("\",\"adjusts_line_item_id\":\"");
-            lineItemId(sb, tenantId, customerId, meterName, windowStart, NO_WATERMARK);
-            sb.append("\",\"tenant_id\":");
+        lineItemId(sb, tenantId, customerId, meterName, windowStart, usage ? null : kind, decidedAfterMs);
+        sb.append("\",\"kind\":\"").append(kind);
+        if (usage) {
+            sb.append("\",\"adjusts_line_item_id\":null");
         } else {
-            sb.append("\",\"kind\":\"").append(Rules.LINE_KIND_USAGE)
-                    .append("\",\"adjusts_line_item_id\":null,\"tenant_id\":");
+            sb.append("\",\"adjusts_line_item_id\":\"");
+            lineItemId(sb, tenantId, customerId, meterName, windowStart, null, NO_WATERMARK);
+            sb.append('"');
         }
+        sb.append(",\"invoice_id\":\"");
+        invoiceId(sb, tenantId, customerId, invoicePeriodStart, tenant.settings.currency);
+        sb.append("\",\"tenant_id\":");
         CanonicalJson.appendString(sb, tenantId);
         sb.append(",\"customer_id\":");
         CanonicalJson.appendString(sb, customerId);
@@ -244,9 +282,9 @@ public class RateLineItem extends ScalarFunction {
         sb.append(",\"window_end\":");
         instant(sb, windowEnd);
         sb.append(",\"period_start\":");
-        instant(sb, period.startMs);
+        instant(sb, periodStart);
         sb.append(",\"period_end\":");
-        instant(sb, period.endMs);
+        instant(sb, periodEnd);
         sb.append(",\"quantity\":");
         decimal(sb, windowQuantity);
         sb.append(",\"period_quantity_to_date\":");
@@ -487,10 +525,12 @@ public class RateLineItem extends ScalarFunction {
         sb.append(s);
     }
 
-    /** {@code udfs.line_items.line_item_id}: uuid5 over {@code v1|tenant|customer|meter|k=v,...|window_start}. */
-    /** {@code udfs.line_items.line_item_id}: a usage line's id, or with a watermark a late adjustment's. */
+    /**
+     * {@code udfs.line_items.line_item_id}: uuid5 over {@code v1|tenant|customer|meter|k=v,...|window_start}, and
+     * for an adjustment ({@code kind} not null) {@code |kind|watermark}.
+     */
     private void lineItemId(StringBuilder sb, String tenantId, String customerId, String meter, long windowStart,
-            long lateWatermarkMs) {
+            String kind, long watermarkMs) {
         StringBuilder n = name == null ? (name = new StringBuilder(256)) : name;
         n.setLength(0);
         n.append(LINE_ITEM_ID_VERSION).append('|');
@@ -501,13 +541,33 @@ public class RateLineItem extends ScalarFunction {
         percentEncode(n, meter);
         n.append('|').append(group.idText).append('|');
         appendInstant(n, windowStart);
-        if (lateWatermarkMs != NO_WATERMARK) {
-            n.append('|').append(Rules.LINE_KIND_LATE_ADJUSTMENT).append('|');
-            appendInstant(n, lateWatermarkMs);
+        if (kind != null) {
+            n.append('|').append(kind).append('|');
+            appendInstant(n, watermarkMs);
         }
+        uuid5(sb, LINE_ITEM_NAMESPACE, n);
+    }
+
+    /** {@code udfs.invoices.invoice_id}: uuid5 over {@code v1|tenant|customer|period_start|currency}. */
+    private void invoiceId(StringBuilder sb, String tenantId, String customerId, long periodStartMs, String currency) {
+        StringBuilder n = name == null ? (name = new StringBuilder(256)) : name;
+        n.setLength(0);
+        n.append(Rules.INVOICE_ID_VERSION).append('|');
+        percentEncode(n, tenantId);
+        n.append('|');
+        percentEncode(n, customerId);
+        n.append('|');
+        appendInstant(n, periodStartMs);
+        n.append('|');
+        percentEncode(n, currency);
+        uuid5(sb, INVOICE_NAMESPACE, n);
+    }
+
+    /** RFC 4122 version 5 (SHA-1) of {@code name} in {@code namespace}, appended in its text form. */
+    private void uuid5(StringBuilder sb, byte[] namespace, CharSequence name) {
         MessageDigest md = sha1();
-        md.update(LINE_ITEM_NAMESPACE);
-        byte[] hash = md.digest(n.toString().getBytes(StandardCharsets.UTF_8));
+        md.update(namespace);
+        byte[] hash = md.digest(name.toString().getBytes(StandardCharsets.UTF_8));
         hash[6] = (byte) ((hash[6] & 0x0f) | 0x50); // version 5
         hash[8] = (byte) ((hash[8] & 0x3f) | 0x80); // RFC 4122 variant
         for (int i = 0; i < 16; i++) {

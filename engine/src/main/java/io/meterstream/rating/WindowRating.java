@@ -92,7 +92,8 @@ public final class WindowRating extends CountingOperator<String>
 
     /**
      * A fired unique_count window for the Python period accumulator (tokens: comma-joined, sorted; NULL: none), or
-     * the late events of one that came after the same watermark ({@code late_watermark_ms}; NULL: the window itself).
+     * the late events of one that came after the same watermark ({@code late_watermark_ms}; NULL: the window itself;
+     * {@code opened_after_ms}: for a window, the watermark its first record came after if that had passed it).
      */
     public static final RowType UNIQUE_COUNT_WINDOW_TYPE = new RowType(List.of(
             new RowType.RowField("tenant_id", new VarCharType(false, VarCharType.MAX_LENGTH)),
@@ -104,7 +105,8 @@ public final class WindowRating extends CountingOperator<String>
             new RowType.RowField("window_end_ms", new BigIntType(false)),
             new RowType.RowField("event_count", new BigIntType(false)),
             new RowType.RowField("unique_tokens", new VarCharType(true, VarCharType.MAX_LENGTH)),
-            new RowType.RowField("late_watermark_ms", new BigIntType(true))));
+            new RowType.RowField("late_watermark_ms", new BigIntType(true)),
+            new RowType.RowField("opened_after_ms", new BigIntType(true))));
 
     private final String catalogJson;
     private final long windowSizeMs;
@@ -319,7 +321,7 @@ public final class WindowRating extends CountingOperator<String>
             String tokens = group.tokens.isEmpty() ? null : String.join(",", group.tokens);
             output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
                     s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
-                    count, tokens, floor), timestamp));
+                    count, tokens, floor, null), timestamp));
         } else {
             long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
             boolean latest = periodStart == s.periodStartMs;
@@ -468,12 +470,16 @@ public final class WindowRating extends CountingOperator<String>
         long windowStart = s.windowStarts[w];
         long eventCount = s.eventCounts[w];
         s.lastFiredStartMs = windowStart;
+        // A window opened by a record that came after the watermark had passed it fires at that watermark + 1: if its
+        // period had closed by that watermark, its line is a prior-period adjustment (RateLineItem.windowLine).
+        long openedAfter = s.fireAts[w] > windowStart + windowSizeMs - 1 ? s.fireAts[w] - 1 : RateLineItem.NO_WATERMARK;
         if (s.aggregation == WindowedUsage.UNIQUE_COUNT) {
             String tokens = s.uniqueTokens[w].isEmpty() ? null : String.join(",", new TreeSet<>(s.uniqueTokens[w]));
             s.closeWindow(w);
             output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
                     s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
-                    eventCount, tokens, null), timestamp));
+                    eventCount, tokens, null, openedAfter == RateLineItem.NO_WATERMARK ? null : openedAfter),
+                    timestamp));
             return;
         }
         String lastKey = s.lastKeys[w];
@@ -491,9 +497,9 @@ public final class WindowRating extends CountingOperator<String>
         // The period's last is the latest by (window, event time, event id): a window fired after every window late
         // usage went to, so its own last (when it has one) is the period's.
         String lastKeyAfter = RateLineItem.laterLastKey(lastKeyBefore, lastKey);
-        String lineItem = rate.eval(s.tenantId, s.customerId, s.meter, s.groupJson,
+        String lineItem = rate.windowLine(s.tenantId, s.customerId, s.meter, s.groupJson,
                 WindowedUsage.name(s.aggregation), windowStart, eventCount, quantity, lastKey, quantityBefore,
-                quantityAfter, lastKeyBefore, catalog, windowSizeMs, null);
+                quantityAfter, lastKeyBefore, catalog, windowSizeMs, null, openedAfter);
         s.periodQuantity = quantityAfter;
         s.periodLastKey = lastKeyAfter;
         output.collect(new StreamRecord<>(lineItem, timestamp));

@@ -111,7 +111,7 @@ public final class Rules {
     public static final int MAX_AMOUNT_PRECISION = 8; // a tenant's amount_precision: 0 .. this
     public static final int ANCHOR_DAY_MIN = 1;
     public static final int ANCHOR_DAY_MAX = 31;
-    public static final String JAVA_CATALOG_FORMAT = "java-catalog-v1";
+    public static final String JAVA_CATALOG_FORMAT = "java-catalog-v2";
 
     // ---- accounting outcomes (udfs.accounting)
     public static final String OUTCOME_DEAD_LETTERED = "dead_lettered";
@@ -125,6 +125,9 @@ public final class Rules {
     public static final String LINE_ITEM_ID_VERSION = "v1";
     public static final String LINE_KIND_USAGE = "usage";
     public static final String LINE_KIND_LATE_ADJUSTMENT = "late_adjustment";
+    public static final String LINE_KIND_PRIOR_PERIOD_ADJUSTMENT = "prior_period_adjustment";
+    public static final String INVOICE_NAMESPACE = "abbc75e6-0c62-540b-ab54-e0524486a1b6"; // uuid5 namespace; never change
+    public static final String INVOICE_ID_VERSION = "v1";
     public static final long PRIOR_PERIOD_MARGIN_MS = 86400000L; // an earlier period is kept until it ended max age + this before the latest period's start
     public static final int LAST_KEY_TIME_DIGITS = 15;
     public static final char LAST_KEY_SEPARATOR = '\u0000';

@@ -8,8 +8,8 @@ public final class Tenants {
     private Tenants() {
     }
 
-    /** A tenant with these settings and no meters. */
+    /** A tenant with these settings, a grace of one hour and no meters. */
     public static JavaCatalog.Tenant settingsOnly(String currency, int amountPrecision, int anchorDay, ZoneId zone) {
-        return new JavaCatalog.Tenant(currency, amountPrecision, anchorDay, zone, Map.of());
+        return new JavaCatalog.Tenant(currency, amountPrecision, anchorDay, zone, 3_600_000L, Map.of());
     }
 }
