@@ -23,16 +23,12 @@ CATALOG = "catalogs/example-genai.yaml"
 
 
 def period_to_date_by_customer(line_items: list[dict]) -> dict[tuple[str, str, str], Decimal]:
-    """(tenant, customer, currency) -> amount to date, from the latest line of each meter/group/period."""
-    latest: dict[tuple, dict] = {}
-    for item in line_items:
-        key = (item["tenant_id"], item["customer_id"], item["meter"], json.dumps(item["group"], sort_keys=True),
-               item["period_start"])
-        if key not in latest or item["window_start"] > latest[key]["window_start"]:
-            latest[key] = item
+    """(tenant, customer, currency) -> amount to date: the sum of the lines' amounts. The lines of a period
+    telescope to its rounded price whatever order they come in (late adjustments included), so no line has to be
+    "the latest"."""
     totals: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
-    for (tenant, customer, *_), item in latest.items():
-        totals[(tenant, customer, item["currency"])] += Decimal(item["period_amount_to_date"])
+    for item in line_items:
+        totals[(item["tenant_id"], item["customer_id"], item["currency"])] += Decimal(item["amount"])
     return dict(totals)
 
 
@@ -50,6 +46,16 @@ def print_summary(line_items: list[dict], *, top: int = 5) -> None:
             print(f"  {tenant:12s} {customer:14s} {amount:>14,} {currency}")
         tenant_total = sum(amount for amount, _, _ in rows)
         print(f"  {tenant:12s} {'(all ' + str(len(rows)) + ')':14s} {tenant_total:>14,} {rows[0][2]}")
+    adjustments: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    for item in line_items:
+        if item.get("kind", "usage") != "usage":
+            entry = adjustments[(item["kind"], item["currency"])]
+            entry[0] += 1
+            entry[1] += item["event_count"]
+            entry[2] += Decimal(item["amount"])
+    print("[demo] late usage billed (included above):" if adjustments else "[demo] no late usage billed")
+    for (kind, currency), (lines, events, amount) in sorted(adjustments.items()):
+        print(f"  {kind:24s} {lines:>6,} lines {events:>7,} events {amount:>14,} {currency}")
 
 
 def demo_grants(start: datetime) -> list[dict]:
