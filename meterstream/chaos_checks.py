@@ -273,7 +273,7 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
     return Intent(outcomes, dict(reasons), dead, late, lines, frozenset(late_series), line_totals(every_line), problems)
 
 
-def _series_key(line: dict) -> tuple:
+def series_key(line: dict) -> tuple:
     """(tenant, customer, meter, group as sorted items): `udfs.grouping.group_of`'s form."""
     return (line["tenant_id"], line["customer_id"], line["meter"], tuple(sorted(line["group"].items())))
 
@@ -314,7 +314,7 @@ def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], 
     for r in line_items:
         if r["customer_id"] not in skip_customers:
             every_line.append(r)
-            if _series_key(r) not in intent.late_series:
+            if series_key(r) not in intent.late_series:
                 got[r["line_item_id"]] = {k: v for k, v in r.items() if k != "emitted_at"}
     expected = intent.line_items
     missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
