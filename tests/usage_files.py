@@ -31,7 +31,8 @@ def file_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings
     file (invalid UTF-8 included); Flink's line format ends a line at `\\n`, `\\r\\n` or a lone `\\r`. A file has no
     offsets or record timestamps: every record is partition 0, offset 0 of `topic` (the job tests identify records
     by content), and its ingestion time (`src_timestamp`) is its top-level field `_ingested_ms` where a test sets
-    one, else NULL: then no customer is ever idle and nothing caps the clock.
+    one, else NULL: then no customer is ever idle and nothing caps the clock. The file is read, parsed and given
+    watermarks at parallelism 1 (one partition's stream); the job's operators after it run at the job's.
     """
     from pyflink.common import Duration
     from pyflink.common.watermark_strategy import WatermarkStrategy
@@ -40,12 +41,14 @@ def file_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings
     builder = FileSource.for_record_stream_format(StreamFormat.text_line_format("ISO-8859-1"), path)
     if monitor_interval_ms is not None:
         builder = builder.monitor_continuously(Duration.of_millis(monitor_interval_ms))
-    lines = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "usage-file")
+    # One reader, like one partition: at parallelism 2 a second reader would have no split and hold the watermark
+    # back until Flink declared it idle, so which records are late would depend on how fast that happened.
+    lines = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "usage-file").set_parallelism(1)
     row_type = usage_row_type()
     parse = java_static(
         USAGE_FILE_LINES_CLASS, "create", (STRING, settings.java_catalog_json),
         (BOXED_LONG, settings.reference_now_ms), (LONG, settings.max_age_ms), (LONG, settings.max_future_ms),
         (STRING, topic), (TYPE_INFORMATION, internal_type_info(row_type)))
-    parsed = lines._j_data_stream.map(parse).name("parse-usage-lines")
-    with_watermarks = parsed.assignTimestampsAndWatermarks(usage_watermarks(settings, row_type))
+    parsed = lines._j_data_stream.map(parse).setParallelism(1).name("parse-usage-lines")
+    with_watermarks = parsed.assignTimestampsAndWatermarks(usage_watermarks(settings, row_type)).setParallelism(1)
     return ParsedUsage(with_watermarks.name("usage-watermarks"), row_type)
