@@ -714,7 +714,8 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
         report.failures.append("line item totals per customer and period differ from the baseline")
 
     report.failures += chaos_checks.compare_credits(out["baseline"]["credit_drawdowns"],
-                                                    out["trial"]["credit_drawdowns"])
+                                                    out["trial"]["credit_drawdowns"],
+                                                    frozenset(series[:2] for series in intent.late_series))
     report.failures += chaos_checks.compare_alerts(out["baseline"]["billing_alerts"], out["trial"]["billing_alerts"])
     report.failures += chaos_checks.compare_dead_letters(
         chaos_checks.dead_letter_keys(out["baseline"]["dead_letters"]),
