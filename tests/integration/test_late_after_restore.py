@@ -1,8 +1,9 @@
 """A window that fired before a failure stays closed after the restore.
 
-Flink does not checkpoint watermarks: a restored job starts without one. The billing job must still route an event
-whose window fired before the failure to `usage-late-events` (the window's line item was already committed), and
-never bill it into a second line item with the same id. Here the job is killed right after that line item was
+Flink does not checkpoint watermarks: a restored job starts without one. The billing job must still treat an event
+whose window fired before the failure as late (the window's line item was already committed): billed as a late
+adjustment of that window, with its own id, written to the `usage-late-events` audit trail, and never billed into a
+second usage line item with the same id. Here the job is killed right after that line item was
 committed; the late event is the first record the restored job reads.
 """
 
@@ -111,7 +112,9 @@ def test_an_event_for_a_window_fired_before_the_failure_is_routed_late(kafka_boo
     ids = [r["line_item_id"] for r in items]
     assert len(ids) == len(set(ids)), f"a line item was emitted twice: {items}"
     fired = [r for r in items if r["window_start"] == FIRED_WINDOW_START]
-    assert len(fired) == 1 and fired[0]["event_count"] == 1
+    assert sorted((r["kind"], r["event_count"]) for r in fired) == [("late_adjustment", 1), ("usage", 1)], fired
+    usage_line, adjustment = (next(r for r in fired if r["kind"] == kind) for kind in ("usage", "late_adjustment"))
+    assert adjustment["adjusts_line_item_id"] == usage_line["line_item_id"]
     late = committed(kafka_bootstrap, topics["late_events"])
     assert [r["event_id"] for r in late] == ["r-late"], late
     assert late[0]["watermark"] >= f"{DAY}10:02:50.000Z"

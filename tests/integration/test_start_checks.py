@@ -88,6 +88,6 @@ def test_missing_topics_are_named_at_once_then_created_on_request(kafka_bootstra
         # The outputs it created stamp records at append (retention counts from the write); inputs keep the defaults.
         assert topic_config(kafka_bootstrap, absent["credit_drawdowns"])["message.timestamp.type"] == "LogAppendTime"
         assert topic_config(kafka_bootstrap, absent["spend_caps"])["message.timestamp.type"] == "CreateTime"
-        assert re.search(r"windowed \(billed\) +1\n", out), out
+        assert re.search(r"billed on time \(windowed\) +1\n", out), out
     finally:
         delete_topics(kafka_bootstrap, absent.values())
