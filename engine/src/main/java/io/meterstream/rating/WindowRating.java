@@ -58,27 +58,32 @@ import org.apache.flink.util.OutputTag;
  * through two more shuffles. Here the key is a 128-bit hash and a fired window is rated at once.
  *
  * <p>Order and lateness, per series (the rule's specification is {@code udfs/lateness.py}): a series' windows fire
- * in window order, so its period state moves forward only; a window of a new period starts the period from nothing.
- * A first-seen record is late when its series has already fired its window or a later one ({@link Series#fired}):
- * billing it would need a second line item for a fired window, or a window before one already rated (issue 17 bills
- * those as adjustments). Every other record is billed, even one whose window the watermark has passed (a new
- * series, or one that has not reached that window yet). So a record's outcome depends only on its own series'
- * history, never on another tenant's or customer's clock.
+ * in window order; a window of a new period starts the period from nothing (or from what late usage put there), and
+ * the period it leaves is kept for late usage. A first-seen record is late when its series has already fired its
+ * window or a later one ({@link Series#fired}); it is billed as a late adjustment ({@link #billLate},
+ * {@code udfs.line_items.accumulate_late}): the late records of one window decided together fold into the state of
+ * the window's period by the order-free period rules, and make one line when they move its quantity. Every other
+ * record is billed in its window, even one whose window the watermark has passed (a new series, or one that has not
+ * reached that window yet). So a record's outcome depends only on its own series' history, never on another
+ * tenant's or customer's clock.
  *
  * <p>Made independent of timing and parallelism: each record carries the watermark the routing operator had
  * forwarded before it ({@link WindowedUsage#floorMs}, its place in the stream's time). A window opened by a record
  * routed after the watermark had passed it fires at that watermark + 1 ms (the first watermark after it), not at its
  * end; every other window at its end - 1. A record whose window the watermark had passed at routing (only such a
  * record can be late; routing marks it, with what a late event is written out with, {@link
- * WindowedUsage.PastWatermark}) is decided only once this operator's watermark has reached the one it came after:
- * then every record routed before it has arrived, whichever routing subtask it came through, and every window that
- * had to fire by then has fired, and none after; until then it waits in its series' state with a timer. A timer at t
- * first fires the series' windows due by t, then decides the records waiting for t. A record that was not past the
+ * WindowedUsage.PastWatermark}) is decided only once this operator's watermark is past the one it came after: then
+ * every record routed before it, or after the same watermark, has arrived, whichever routing subtask it came
+ * through; until then it waits in its series' state with a timer at that watermark + 1. The records that came after
+ * watermark f are decided together, after the windows due by f have fired and before those due at f + 1 (so against
+ * exactly the windows that had to fire by the watermark they came after). A record that was not past the
  * watermark at routing cannot find its window fired; if one does, an invariant in money is broken and the job fails,
- * loudly. Late records go to the {@code late} side output; both outcomes of the records that came past the watermark
- * are counted on the {@code accounting} side output (the routing operator counts the rest).
+ * loudly. Late records are also written to the {@code late} side output (the audit trail); both outcomes of the
+ * records that came past the watermark are counted on the {@code accounting} side output (the routing operator counts
+ * the rest).
  *
- * <p>State: one {@link Series} per key (identity, period to date after its latest fired window, open windows),
+ * <p>State: one {@link Series} per key (identity, period to date after its latest fired window, earlier periods late
+ * usage can reach, open windows),
  * with a TTL (processing time, from the last write) that outlives the oldest event validation accepts plus a billing
  * period (a late record must never find its series forgotten while its period can still be billed), kept by
  * {@link SeriesStore} in
