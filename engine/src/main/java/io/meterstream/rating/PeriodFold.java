@@ -12,8 +12,8 @@ import io.meterstream.routing.WindowedUsage;
  * {@code RateLineItem.lastKey}, its period the latest window's) and gives null here. Bound to Python by the golden
  * vectors ({@code aggregations.json}).
  *
- * <p>{@link WindowRating} holds the same rule in its own {@code combine}; it should call this instead (issue 16,
- * wired by the owner of WindowRating). {@code PeriodFoldGoldenTest} checks both against the vectors meanwhile.
+ * <p>{@link WindowRating} folds windows, periods and late groups with it; {@code PeriodFoldGoldenTest} holds it to
+ * the vectors.
  */
 public final class PeriodFold {
     private PeriodFold() {}
