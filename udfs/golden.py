@@ -16,7 +16,9 @@ Each file: the rule (Python) -> its Java twin.
 - `pricing-<model>.json`: `udfs/pricing/<model>.py` -> `io.meterstream.pricing.<Model>Model`.
 - `rounding.json`: `udfs.money.round_amount` -> `io.meterstream.money.Money.roundAmount`.
 - `line-items.json`: `udfs.window_rows.line_item_from_period_row` (price entry, tier deltas, rounding adjustment,
-  period, line item id, the JSON) -> `RateLineItem.eval`.
+  period, line item id, the JSON; kind and invoice id of a window's own line, of one first opened after a watermark
+  and of late events after one, around each period's close) -> `RateLineItem.eval` / `windowLine` /
+  `lateAdjustment`.
 - `unique-windows.json`: the unique_count window rule of `udfs.aggregations` (distinct values, as the parser's
   tokens) -> `io.meterstream.rating.WindowRating`'s fired unique_count windows (`UniqueCountWindowsGoldenTest`).
 - `lateness.json`: `udfs.lateness.SeriesLateness` over streams of records, each after the watermark it came after
@@ -546,7 +548,9 @@ def line_item_case(cat: Catalog, row: dict[str, Any]) -> str | None:
             cat, row["tenant_id"], row["customer_id"], row["meter"], row["group_json"], row["aggregation"],
             row["window_start_ms"], row["event_count"], _parse(row["quantity"]), row["last_key"],
             _parse(row["period_quantity_before"]), _parse(row["period_quantity"]), row["last_key_before"],
-            window_size=timedelta(milliseconds=row["window_size_ms"]), emitted_at=from_epoch_ms(EMITTED_MS))
+            window_size=timedelta(milliseconds=row["window_size_ms"]), emitted_at=from_epoch_ms(EMITTED_MS),
+            decided_after=None if row["decided_after_ms"] is None else from_epoch_ms(row["decided_after_ms"]),
+            late=row["late"])
     except ExactnessError:
         return None
     return item.model_dump_json()
@@ -587,9 +591,23 @@ def _line_rows(cat: Catalog) -> list[dict[str, Any]]:
                     for start in _window_starts(cat, tenant_id, size, rng):
                         after = rng.choice(points)
                         before = rng.choice([None, Decimal(0), *points])
-                        rows.append(_row(tenant_id, meter_name, meter.aggregation, group, before, after, start,
-                                         size, rng.choice(customers), rng))
+                        row = _row(tenant_id, meter_name, meter.aggregation, group, before, after, start, size,
+                                   rng.choice(customers), rng)
+                        rows.append({**row, **_decision(tenant, start, size, rng)})
     return rows
+
+
+def _decision(tenant, start: int, size: int, rng: random.Random) -> dict[str, Any]:
+    """How the line came about: a window's own line (most), a window first opened after a watermark, or late events
+    that came after one; the watermarks around the period's close (its end + grace), so both kinds of each occur."""
+    roll = rng.random()
+    if roll < 0.5:
+        return {"decided_after_ms": None, "late": False}
+    end = to_epoch_ms(billing_period(from_epoch_ms(start), tenant.billing_period.anchor_day,
+                                     tenant.billing_period.time_zone)[1])
+    grace = int(tenant.billing_period.grace.total_seconds() * 1000)
+    watermark = rng.choice([start + size, end + grace - 1, end + grace, end + grace + 3 * 86_400_000])
+    return {"decided_after_ms": max(watermark, start + size), "late": roll >= 0.75}
 
 
 def _row(tenant_id: str, meter: str, aggregation: str, group: dict[str, str], before: Decimal | None,

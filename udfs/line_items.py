@@ -242,6 +242,8 @@ def rate_window(
     period_quantity_before: Decimal | None,
     period_quantity_after: Decimal,
     emitted_at: datetime,
+    decided_after: datetime | None = None,
+    late: bool = False,
 ) -> InvoiceLineItem:
     """The line item of one window from the period quantities before and after it, without state.
 
@@ -267,7 +269,7 @@ def rate_window(
         window, aggregator, catalog_tenant, entry.id, period,
         priced_before=priced_before, amount_before=amount_before,
         priced_after=priced_after, amount_after=round_amount(priced_after.amount, catalog_tenant.amount_precision),
-        period_quantity=period_quantity_after, emitted_at=emitted_at,
+        period_quantity=period_quantity_after, emitted_at=emitted_at, decided_after=decided_after, late=late,
     )
 
 

@@ -99,12 +99,16 @@ def line_item_from_period_row(
     *,
     window_size: timedelta,
     emitted_at: datetime,
+    decided_after: datetime | None = None,
+    late: bool = False,
 ) -> InvoiceLineItem:
     """The line item of one fired window and its period quantities before and after it (the arguments the window
     operator `WindowRating` passes to the Java `BILLING_LINE_ITEM_JAVA`): the Python reference of that function,
     which must produce the same JSON (tests/job/test_rating_parity.py).
 
     For `last` meters the period quantities are the windows' last values, read from their `last_key`s.
+    `decided_after` and `late` as in `udfs.line_items.build_line_item` (the Java `RateLineItem.windowLine` and
+    `lateAdjustment`): a window first opened after that watermark, or late events that came after it.
     """
     window_start = from_epoch_ms(window_start_ms)
     window = window_aggregate_from_row(
@@ -117,5 +121,5 @@ def line_item_from_period_row(
         quantity_before = parse_last_key(last_key_before).value if last_key_before else None
     return rate_window(
         window, catalog.tenant(tenant_id), period_quantity_before=quantity_before,
-        period_quantity_after=quantity_after, emitted_at=emitted_at,
+        period_quantity_after=quantity_after, emitted_at=emitted_at, decided_after=decided_after, late=late,
     )
