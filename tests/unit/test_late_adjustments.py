@@ -205,3 +205,33 @@ def test_the_open_period_is_the_one_whose_end_plus_grace_the_clock_has_not_reach
     april = datetime(2025, 4, 1, 4, tzinfo=UTC)
     assert open_period(tenant, april + HOUR - timedelta(milliseconds=1))[0] == MARCH
     assert open_period(tenant, april + HOUR)[0] == april
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("window_start", "period_start", "period_end"), [
+    # October ends at November's local midnight, still daylight time (EDT, UTC-4); November ends in standard time
+    (_utc(2026, 10, 31, 12), _utc(2026, 10, 1, 4), _utc(2026, 11, 1, 4)),
+    (_utc(2026, 11, 30, 12), _utc(2026, 11, 1, 4), _utc(2026, 12, 1, 5)),
+    # March's period starts in standard time and ends in daylight time (the clocks go forward on March 8th)
+    (_utc(2026, 3, 20, 12), _utc(2026, 3, 1, 5), _utc(2026, 4, 1, 4)),
+])
+def test_a_period_closes_at_its_own_end_plus_grace_across_a_dst_change(window_start, period_start, period_end):
+    """The close is the period's end in UTC (local midnight, whatever the offset that day) + grace: one millisecond
+    before it late usage is a late adjustment on the period's invoice, at it a prior-period adjustment on the next."""
+    from udfs.invoices import invoice_id
+    from udfs.line_items import open_period
+
+    tenant = tenant_catalog("sum")
+    state, usage = accumulate_window(None, make_window("sum", window_start, "5"), tenant, emitted_at=EMITTED)
+    assert (usage.period_start, usage.period_end) == (period_start, period_end)
+    close = period_end + tenant.billing_period.grace
+    _, before = accumulate_late(state, late("sum", window_start, "1"), tenant,
+                                watermark=close - timedelta(milliseconds=1), emitted_at=EMITTED)
+    _, after = accumulate_late(state, late("sum", window_start, "1"), tenant, watermark=close, emitted_at=EMITTED)
+    assert (before.kind, before.invoice_id) == (LATE_ADJUSTMENT, invoice_id("acme-ai", "cust-1", period_start, "USD"))
+    assert (after.kind, after.invoice_id) == (PRIOR_PERIOD_ADJUSTMENT,
+                                              invoice_id("acme-ai", "cust-1", period_end, "USD"))
+    assert open_period(tenant, close)[0] == period_end
