@@ -125,6 +125,7 @@ class PeriodToDateFunction(KeyedProcessFunction):
                 # Cannot happen while windows fire in order per key; if it does, it must be loud, never billed twice.
                 self.stale_windows.inc()
                 log.error("stale window not billed: %s (%s)", window, exc)
+                self.state.update(periods)  # unchanged, but maybe just moved over from the previous state version
                 return
             self.windows_rated.inc()
         self.state.update(periods)
