@@ -1,19 +1,22 @@
-"""The `invoice-line-items` record: one priced tumbling window of one (tenant, customer, meter, group), or a
-late adjustment of one (`kind`).
+"""The `invoice-line-items` record: one priced tumbling window of one (tenant, customer, meter, group), a late
+adjustment of one, or usage of a closed period billed on the next invoice (`kind`).
 
 Wire rules: decimals are canonical strings (plain notation, no exponent, no trailing fractional zeros, "0" not
 "-0"; `schemas.wire.decimal_to_wire`, which `udfs.money.to_wire` also uses);
 datetimes are RFC 3339 UTC with milliseconds and a `Z` (`2025-03-01T05:00:00.000Z`), sub-millisecond
 digits are truncated. Invariants a consumer may rely on:
 - `sum(t.amount for t in tiers) + rounding_adjustment == amount`, exactly;
-- the `amount`s of all lines of one period and key sum exactly to the last line's `period_amount_to_date`;
+- the `amount`s of all lines of one period and key sum exactly to the `period_amount_to_date` of the last one
+  written (the window operator writes a series' lines in order; a late adjustment can come after a later window's);
 - `line_item_id` is a pure function of (tenant, customer, meter, group, window_start) for a `usage` line, and of
-  those plus the watermark its late events came after for a `late_adjustment` (`udfs.line_items.line_item_id`), so a
-  replayed window or adjustment produces the same id and sinks can upsert;
+  those plus its kind and the watermark its usage came after for an adjustment (`udfs.line_items.line_item_id`), so
+  a replayed window or adjustment produces the same id and sinks can upsert;
 - a `late_adjustment` bills valid usage that arrived after its series had fired the window (or a later one): it
   changes the period to date of the window's billing period like any line (`amount` = rounded to-date price after
   minus before), and `adjusts_line_item_id` is the id the window's `usage` line has (or would have, had the window
-  had on-time usage).
+  had on-time usage);
+- a `prior_period_adjustment` is the same for a period already closed (its end + the tenant's grace reached): rated
+  against that period's own total, its `invoice_id` is the customer's next open invoice (`udfs.line_items.line_kind`).
 `amount` may be negative (volume tiers, `last`/`min` meters, price changes); it is never clamped.
 """
 
@@ -90,7 +93,8 @@ class InvoiceLineItem(BaseModel):
         "an adjustment"
     )
     kind: LineItemKind = Field(default="usage", description="usage: the window's on-time usage; late_adjustment: usage "
-                               "that came after the window had fired")
+                               "that came after the window had fired; prior_period_adjustment: usage of a closed "
+                               "period, on the next open invoice")
     adjusts_line_item_id: str | None = Field(
         default=None, description="an adjustment's window: the line_item_id of that window's usage line; null for usage"
     )

@@ -7,8 +7,9 @@ fire time: its end - 1, or, when the watermark the record came after had already
 after it (that watermark + 1 ms). Windows of a series fire in window order. A first-seen record:
 
 - joins its window if the series has it open;
-- is **late** if the series has already fired that window or a later one: billing it would take a second line item
-  for a fired window, or a window before one already rated into the period to date;
+- is **late** if the series has already fired that window or a later one: it cannot join that window's line, so
+  it is billed as a late adjustment of it (`udfs.line_items.accumulate_late`; the late records of one window that
+  came after the same watermark make one);
 - otherwise opens its window and is billed, even when the watermark has passed the window already (a new series, or
   one that has not reached that window yet): the window then fires at the next watermark advance.
 
