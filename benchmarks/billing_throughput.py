@@ -528,6 +528,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "late_events": f"bench-late-events-{tag}",
             "line_items": f"bench-line-items-{tag}",
             "accounting": f"bench-accounting-{tag}",
+            "invoices": f"bench-invoices-{tag}",
         }
         create_bench_topics(bootstrap, topics["usage_events"],
                             {k: v for k, v in topics.items() if k != "usage_events"}, args.partitions)

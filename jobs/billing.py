@@ -1,11 +1,13 @@
-"""The billing job: raw usage events -> validated, deduplicated, windowed, rated invoice line items.
+"""The billing job: raw usage events -> validated, deduplicated, windowed, rated invoice line items -> invoices.
 
 Kafka in, Kafka out (exactly-once). Per-event and per-window work runs in Java inside Flink: a Kafka source that
 parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the keyed operators
 `io.meterstream.routing.UsageRouting` (dedup, lateness, outcome counts) and `io.meterstream.rating.WindowRating`
 (windows, period to date, rating). Flink SQL (`jobs/billing_sql.py`) windows the unique_count meters and sums the
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
-events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`).
+events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`). The keyed Java operator
+`io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into invoices,
+written to `invoices` when a billing period closes.
 
     python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
 """
@@ -76,6 +78,7 @@ class Topics:
     late_events: str = "usage-late-events"
     line_items: str = "invoice-line-items"
     accounting: str = "billing-accounting"
+    invoices: str = "invoices"
     credit_grants: str = "credit-grants"
     spend_caps: str = "spend-caps"
     credit_drawdowns: str = "credit-drawdowns"
@@ -403,7 +406,8 @@ def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, 
 def attach_credits(
     t_env: StreamTableEnvironment, settings: BillingSettings, outputs: BillingOutputs, topics: Topics, *,
     bootstrap: str, job_name: str, bounded: bool,
-) -> None:
+) -> DataStream:
+    """Wire the credits stage and its sinks; returns the drawdowns (the invoice stage counts them)."""
     from jobs.credits import build_credits, credit_input_ddl
 
     def ddl(table: str, topic: str) -> str:
@@ -423,6 +427,15 @@ def attach_credits(
     ):
         sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
         stream.sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
+    return credit_outputs.drawdowns
+
+
+def invoices_of(settings: BillingSettings, outputs: BillingOutputs, drawdowns: DataStream | None) -> DataStream:
+    """The invoice stage on the job's line items (and the credits stage's drawdowns, when it runs)."""
+    from jobs.invoices import build_invoices
+
+    return build_invoices(settings.java_catalog_json, [outputs.line_items, outputs.unique_count_line_items],
+                          drawdowns=drawdowns, state_ttl_ms=settings.period_state_ttl_days() * MS_PER_DAY)
 
 
 def build_job(
@@ -446,8 +459,12 @@ def build_job(
         env, settings, bootstrap=bootstrap, topic=topics.usage_events, group_id=job_name, bounded=bounded)
     outputs = build_pipeline(env, t_env, settings, source)
     attach_kafka_sinks(outputs, topics, bootstrap, job_name)
+    drawdowns = None
     if credits:
-        attach_credits(t_env, settings, outputs, topics, bootstrap=bootstrap, job_name=job_name, bounded=bounded)
+        drawdowns = attach_credits(t_env, settings, outputs, topics, bootstrap=bootstrap, job_name=job_name,
+                                   bounded=bounded)
+    sink = exactly_once_string_sink(bootstrap, topics.invoices, transactional_id_prefix=f"{job_name}-invoices")
+    invoices_of(settings, outputs, drawdowns).sink_to(sink).name("kafka-invoices").uid(uids.BILLING_SINK_INVOICES)
     return env
 
 

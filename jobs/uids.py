@@ -14,11 +14,13 @@ BILLING_PERIOD_TO_DATE = "billing-period-to-date-v1"  # keyed Python accumulator
 BILLING_DEAD_LETTER_FORMAT = "billing-dead-letter-format-v1"
 BILLING_LATE_FORMAT = "billing-late-format-v1"
 BILLING_ACCOUNTING = "billing-accounting-v1"
+BILLING_INVOICES = "billing-invoices-v1"  # keyed Java operator: open invoices per customer, closed at end + grace
 BILLING_SINK_LINE_ITEMS = "billing-sink-line-items-v1"
 BILLING_SINK_UNIQUE_COUNT_LINE_ITEMS = "billing-sink-unique-count-line-items-v1"
 BILLING_SINK_DEAD_LETTERS = "billing-sink-dead-letters-v1"
 BILLING_SINK_LATE = "billing-sink-late-events-v1"
 BILLING_SINK_ACCOUNTING = "billing-sink-accounting-v1"
+BILLING_SINK_INVOICES = "billing-sink-invoices-v1"
 
 # State names (the state's identity inside its operator). The classes a pickled state holds are listed in
 # jobs/state_classes.py and locked in jobs/state_classes.txt: changing one of them needs a new -vN here.

@@ -170,6 +170,7 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
             "late_events": f"demo-usage-late-events-{suffix}",
             "line_items": f"demo-invoice-line-items-{suffix}",
             "accounting": f"demo-billing-accounting-{suffix}",
+            "invoices": f"demo-invoices-{suffix}",
             "credit_grants": f"demo-credit-grants-{suffix}",
             "spend_caps": f"demo-spend-caps-{suffix}",
             "credit_drawdowns": f"demo-credit-drawdowns-{suffix}",

@@ -21,7 +21,7 @@ OUTPUT_TOPIC_CONFIG: Mapping[str, str] = {"message.timestamp.type": "LogAppendTi
 # The billing job's topics by `jobs.billing.Topics` field name: what it reads, what it writes.
 JOB_INPUT_TOPICS = ("usage_events", "credit_grants", "spend_caps")
 JOB_OUTPUT_TOPICS = ("dead_letters", "late_events", "line_items", "accounting", "credit_drawdowns", "billing_alerts",
-                     "credit_grant_dead_letters")
+                     "credit_grant_dead_letters", "invoices")
 
 
 def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdminClient:

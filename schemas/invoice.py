@@ -1,19 +1,23 @@
 """The `invoices` record (output): one customer's bill for one billing period in one currency.
 
-One invoice per (tenant, customer, period, currency) that has at least one line item; `udfs.invoices` folds the line
-items (and the credit drawdowns of those lines) into it and closes it when the event-time clock reaches period end +
-grace. Wire rules are the house rules (`schemas/wire.py`): decimals as canonical strings, UTC milliseconds with `Z`.
+One invoice per (tenant, customer, period, currency) that has at least one line item or credit movement;
+`udfs.invoices` folds the line items (and the credit drawdowns) into it and closes it when the event-time clock
+reaches period end + grace (the job's invoice stage, `io.meterstream.invoices.InvoiceFolding`). Wire rules are the
+house rules (`schemas/wire.py`): decimals as canonical strings, UTC milliseconds with `Z`.
 
-Invariants a consumer may rely on (the model checks them, exactly):
+Invariants a consumer may rely on (the model checks the sums, exactly):
 - `invoice_id` = uuid5(`INVOICE_NAMESPACE`, `v1|tenant|customer|period_start|currency`), parts percent-encoded,
   `period_start` as written on the wire: stable across replays and restores, so sinks can upsert;
-- `lines_total` = the sum of the `amount` of every line item of the invoice (each `line_item_id` once, its latest
-  version) = `usage_total + late_adjustment_total + correction_total + prior_period_adjustment_total`;
+- every line item carries the `invoice_id` of the one invoice it is on; `lines_total` = the sum of the `amount` of
+  the line items that name this invoice
+  = `usage_total + late_adjustment_total + correction_total + prior_period_adjustment_total`;
 - the `amount`s of `subtotals` sum to `usage_total + late_adjustment_total + correction_total` (lines of this
   period; prior-period adjustments belong to a closed period's series and are only in their total);
 - `charges_total` = sum of `charges[].amount`; `total` = `lines_total + charges_total`;
 - `amount_due` = `total - credits_applied`, where `credits_applied` is the sum of the credit drawdowns (`usage`,
-  `catch_up` and `adjustment` records) of the invoice's lines; it may be negative when credit was given back;
+  `catch_up` and `adjustment` records) of the lines of this invoice's period, plus those that moved after their own
+  invoice had closed (a final invoice never changes: they count on the customer's open invoice); it may be
+  negative when credit was given back;
 - `line_count` = the number of distinct line items.
 
 Minimums and flat fees (a later issue) fit as `charges`: invoice-level amounts computed at close from the
@@ -80,7 +84,8 @@ class Invoice(BaseModel):
     period_start: UtcMillis
     period_end: UtcMillis
     status: Literal["open", "final"] = Field(
-        description="final: closed, never changes again; open: a preview of a period still open (same invoice_id)"
+        description="final: closed, never changes again; open: a preview of a period still open when a bounded input "
+                    "ended (same invoice_id)"
     )
     subtotals: tuple[InvoiceSubtotal, ...] = Field(description="per (meter, group) of this period, sorted")
     usage_total: WireDecimal

@@ -29,6 +29,10 @@ Each file: the rule (Python) -> its Java twin.
 - `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
   duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
   DedupTable` (`DedupTableGoldenTest`) and `UsageRouting` in a keyed operator harness (`UsageRoutingHarnessTest`).
+- `invoices.json`: `udfs.invoices` over one customer's line items and credit drawdowns (wire JSON) with the clock
+  advancing to, just before and just after each close, and the end of a bounded input: the invoices written, byte
+  for byte, and the lines refused because their invoice had closed -> `io.meterstream.invoices.CustomerInvoices`
+  (`InvoicesGoldenTest`, with a state write and read between steps).
 - `java-catalog.json`: `udfs.java_catalog.java_catalog_json` of the golden catalog (the checked-in example of the
   one JSON form in which the catalog reaches Java) and what the parser's and the rating's views read from it ->
   `io.meterstream.catalog.JavaCatalog` (`JavaCatalogGoldenTest`).
@@ -54,8 +58,10 @@ from typing import Any
 
 import yaml
 
+from schemas.credits import CreditDrawdown
+from schemas.invoice_line_item import InvoiceLineItem
 from schemas.usage_event import UsageEvent
-from udfs import grouping, line_items
+from udfs import grouping, invoices, line_items
 from udfs.aggregations import UsageSample, WindowAggregate, aggregator_for, run_window_rule
 from udfs.catalog import (
     Catalog,
@@ -796,6 +802,117 @@ def java_catalog_vectors() -> dict[str, Any]:
     return {"java_catalog_json": java_catalog_json(cat), "parser_view": parser_view, "rating_view": rating_view}
 
 
+# ---- invoices ------------------------------------------------------------------------------------------------
+
+INVOICE_CUSTOMERS = ["cust-1", "a|b", "é😀", 'q"uote']
+
+
+def invoices_catalog() -> Catalog:
+    """The golden catalog with a grace of its own for one tenant (the others keep the default hour)."""
+    cat = catalog()
+    zeta = cat.tenants["zeta-test"]
+    zeta = zeta.model_copy(update={"billing_period": zeta.billing_period.model_copy(
+        update={"grace": timedelta(hours=2, minutes=30, milliseconds=7)})})
+    return cat.model_copy(update={"tenants": {**cat.tenants, "zeta-test": zeta}})
+
+
+def _invoice_line(rng: random.Random, tenant_id: str, tenant, customer: str, kind: str,
+                  own: tuple[datetime, datetime], named: tuple[datetime, datetime], n: int) -> str:
+    meter = rng.choice(sorted(tenant.meters))
+    group = rng.choice([{}, {"model": "nova-large"}, {"model": "b", "region": "eu"}, {TRICKY[0]: TRICKY[6]},
+                        {"z": "1", "a": TRICKY[1]}])
+    window_start = own[0] + timedelta(minutes=rng.randrange(0, 600))
+    amount = Decimal(rng.randrange(-5000, 100000)).scaleb(-rng.choice([0, 2, 3, 4]))
+    quantity = Decimal(rng.randrange(0, 10**9)).scaleb(-rng.choice([0, 3, 18]))
+    line = InvoiceLineItem(
+        line_item_id=f"line-{n}", kind=kind, adjusts_line_item_id=None if kind == "usage" else f"line-{n - 1}",
+        invoice_id=invoices.invoice_id(tenant_id, customer, named[0], tenant.currency),
+        tenant_id=tenant_id, customer_id=customer, meter=meter, group=group,
+        window_start=window_start, window_end=window_start + timedelta(minutes=1),
+        period_start=own[0], period_end=own[1], quantity=quantity, period_quantity_to_date=quantity,
+        amount=amount, period_amount_to_date=amount, currency=tenant.currency, tiers=(),
+        rounding_adjustment=amount, event_count=1, emitted_at=window_start, price_ref="p",
+    )
+    return line.model_dump_json()
+
+
+def _invoice_drawdown(rng: random.Random, tenant_id: str, tenant, customer: str,
+                      period_start: datetime, n: int) -> str:
+    kind = rng.choice(["usage", "usage", "catch_up", "adjustment", "expiry", "void"])
+    of_line = kind in ("usage", "catch_up", "adjustment")
+    amount = Decimal(rng.randrange(-3000, 20000)).scaleb(-rng.choice([0, 2, 4]))
+    return CreditDrawdown(
+        drawdown_id=f"dd-{n}", tenant_id=tenant_id, customer_id=customer, kind=kind,
+        line_item_id=f"line-{n}" if of_line else None, grant_id="g-1",
+        meter="m" if of_line else None, period_start=period_start if of_line else None, currency=tenant.currency,
+        amount=amount, grant_balance_after=Decimal(0), customer_balance_after=Decimal(0),
+        uncovered_amount=Decimal(0), event_time=period_start, emitted_at=period_start,
+    ).model_dump_json()
+
+
+def invoices_case(rng: random.Random, cat: Catalog) -> dict[str, Any]:
+    """One customer's lines and credit movements over a few periods, with the clock advancing to, just before and
+    just after each close; the invoices each close (and the end of the input) writes, as `udfs.invoices` writes
+    them."""
+    tenant_id = rng.choice(sorted(cat.tenants))
+    tenant = cat.tenants[tenant_id]
+    customer = rng.choice(INVOICE_CUSTOMERS)
+    grace = tenant.billing_period.grace
+    schedule = tenant.billing_period
+
+    def period_of(instant: datetime) -> tuple[datetime, datetime]:
+        return billing_period(instant, schedule.anchor_day, schedule.zone)
+
+    start = NOW - timedelta(days=rng.randrange(0, 400))
+    clock = period_of(start)[0] + timedelta(days=rng.randrange(0, 28))
+    state: invoices.CustomerInvoices | None = None
+    steps: list[dict[str, Any]] = []
+    for n in range(rng.randrange(3, 40)):
+        roll = rng.random()
+        current = period_of(clock - grace)  # the open period
+        if roll < 0.55:
+            kind = rng.choice(["usage", "usage", "late_adjustment", "prior_period_adjustment"])
+            if kind == "prior_period_adjustment":
+                own = period_of(current[0] - timedelta(days=rng.choice([1, 1, 40])))
+                named = current
+            else:
+                own = named = period_of(clock) if rng.random() < 0.5 else current
+            if rng.random() < 0.05:  # a line for an invoice that has closed: refused loudly
+                own = named = period_of(current[0] - timedelta(days=1))
+                kind = "usage"
+            text = _invoice_line(rng, tenant_id, tenant, customer, kind, own, named, n)
+            step: dict[str, Any] = {"line": text, "clock_ms": to_epoch_ms(clock)}
+            try:
+                state = invoices.add_line(state, InvoiceLineItem.model_validate_json(text), tenant, clock=clock)
+            except invoices.InvoiceClosed:
+                step["error"] = "closed"
+        elif roll < 0.75:
+            period_start = period_of(clock - timedelta(days=rng.choice([0, 0, 20, 45])))[0]
+            text = _invoice_drawdown(rng, tenant_id, tenant, customer, period_start, n)
+            step = {"drawdown": text, "clock_ms": to_epoch_ms(clock)}
+            state = invoices.add_drawdown(state, CreditDrawdown.model_validate_json(text), tenant, clock=clock)
+        else:
+            due = invoices.next_close(state)
+            if due is not None and rng.random() < 0.7:
+                clock = max(clock, due + timedelta(milliseconds=rng.choice([-1, 0, 0, 1, 3_600_000])))
+            else:
+                clock += timedelta(hours=rng.randrange(0, 24 * 20))
+            state, out = invoices.close_due(state, clock, emitted_at=from_epoch_ms(EMITTED_MS))
+            step = {"close_ms": to_epoch_ms(clock), "invoices": [i.model_dump_json() for i in out]}
+        steps.append(step)
+    steps.append({"end_of_input": True,
+                  "invoices": [i.model_dump_json() for i in invoices.end_of_input(
+                      state, emitted_at=from_epoch_ms(EMITTED_MS))]})
+    return {"tenant_id": tenant_id, "customer_id": customer, "steps": steps}
+
+
+def invoices_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 17)
+    cat = invoices_catalog()
+    return {"java_catalog_json": java_catalog_json(cat), "emitted_at_ms": EMITTED_MS,
+            "cases": [invoices_case(rng, cat) for _ in range(80)]}
+
+
 # ---- the files ----------------------------------------------------------------------------------------------
 
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -811,6 +928,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "unique-windows.json": unique_windows_vectors,
     "dedup.json": dedup_vectors,
     "java-catalog.json": java_catalog_vectors,
+    "invoices.json": invoices_vectors,
 }
 
 

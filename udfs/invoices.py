@@ -1,41 +1,41 @@
-"""Invoices: line items of one (tenant, customer, period, currency) folded into an open invoice, closed into an
+"""Invoices: the line items of one (tenant, customer, period, currency) folded into an open invoice, closed into an
 `invoices` record (`schemas.invoice.Invoice`) when the event-time clock reaches period end + grace. The
-specification; no job runs it yet (issue 17: the invoice stage is wired later).
+specification of the job's invoice stage (`io.meterstream.invoices.InvoiceFolding`, keyed per (tenant, customer);
+bound to this module by `golden/invoices.json`).
 
-Pure steps on an immutable `OpenInvoice` (Bytewax style, `None` = nothing open):
+Pure steps on an immutable `CustomerInvoices` (Bytewax style, `None` = nothing open), the open invoices of one
+customer by `invoice_id`:
 
-- `add_line(state | None, line, *, period=None) -> OpenInvoice`: a line item
-  (`schemas.invoice_line_item.InvoiceLineItem` or its dict). Lines are upserts by `line_item_id` (a replayed or
-  restored window writes the same id again): the latest version of each id counts, once. The line's `kind` (`usage`
-  | `late_adjustment` | `correction` | `prior_period_adjustment`) is read with a default of `usage` (the model knows
-  `usage` and `late_adjustment` so far: the other kinds come as dicts until it gains them, and a dict's `kind` and
-  `invoice_id` are read before the rest is validated), and so is an `invoice_id` when the line carries one (it must
-  be this invoice's). A `prior_period_adjustment` is usage of a closed period billed on the customer's next open
-  invoice: it belongs to the invoice it is added to whatever its own `period_start`, and when no invoice is open the
-  caller names the open period (`period=`). Any other line must be of the invoice's period. A line of another
-  tenant, customer or currency is an `InvoiceMismatch`.
-- `apply_drawdown(state, drawdown) -> OpenInvoice`: a credit drawdown (`schemas.credits.CreditDrawdown`) of one of
-  the invoice's lines; idempotent by `drawdown_id`. `usage`, `catch_up` and `adjustment` records count (their sum per
-  line is what credit paid of it, `udfs/credits/ledger.py`); `expiry` and `void` records belong to no line and
-  change nothing.
-- `closes_at(period_end, grace)` and `close_due(state, clock, grace)`: the close rule. A period closes once the
-  event-time clock (the watermark of the stage that folds the lines) reaches `period_end + grace`, grace 1 h by
-  default (the tenant's catalog setting comes later). Inclusive, as Flink fires a timer at its timestamp: every
-  line of the period has a window that ended by `period_end`, and the grace is how long the stream waits for late
-  lines of it; a line after the close is billed as a `prior_period_adjustment` on the next invoice, never by
-  changing a final invoice.
-- `on_clock(state, clock, *, grace, emitted_at) -> (state | None, Invoice | None)`: closes when due (state None,
-  a `final` invoice), else nothing. `invoice(state, status=..., emitted_at=...)` renders any state (`open` for a
-  preview).
+- `add_line(state, line, tenant, *, clock)`: a line item (`schemas.invoice_line_item.InvoiceLineItem`). It goes on
+  the invoice it names (`invoice_id`, which `udfs.line_items` decided): its own period's for `usage`,
+  `late_adjustment` and `correction` lines, the customer's next open period's for a `prior_period_adjustment` (usage
+  of a closed period, rated against that period's own total, `udfs.line_items.line_kind`). A line names an invoice
+  that is still open: every line of a period is decided before the clock reaches the period's end + grace, and
+  reaches this step ahead of that clock (Flink forwards a watermark after the records emitted before it). A line
+  whose invoice has closed breaks that invariant in money and raises `InvoiceClosed`: the job fails loudly rather
+  than change a final invoice or drop the line. Each line is folded once: the job's state and its input rewind
+  together on a restore, so no line item id reaches the stage twice (the fold keeps no per-line memory: an invoice of
+  a month holds one entry per series, not per line).
+- `add_drawdown(state, drawdown, tenant, *, clock)`: a credit movement (`schemas.credits.CreditDrawdown`) of a line
+  (`usage`, `catch_up` and `adjustment` records; `expiry` and `void` belong to no line and change nothing). It counts
+  in `credits_applied` of the invoice of its line's period (`period_start`) while that invoice is open; once that
+  one has closed (a prior-period adjustment's drawdown, or credit moved by a grant or void that came after the
+  close), on the customer's open invoice at `clock`: a final invoice never changes. The credits stage computes a
+  line's drawdowns from the line before the clock passes the line's window, so the drawdowns of a period's own lines
+  reach its invoice before it closes (`jobs/credits.py`, `udfs.credits.event_order`).
+- `close_due(state, clock, *, emitted_at) -> (state | None, [Invoice])`: the invoices whose period end + grace
+  (`closes_at`, the tenant's `billing_period.grace`, default 1 h) is at or before `clock`, as `final` records, in
+  (closes_at, invoice_id) order. Inclusive, as Flink fires a timer at its timestamp.
+- `end_of_input(state, *, emitted_at) -> [Invoice]`: a bounded input ended (the job's watermark jumps to its maximum,
+  which is not time passing): the invoices still open, as `open` previews (same `invoice_id`; a later run over more
+  input finalizes them).
 
-Sums are exact (Decimal, no rounding: each line's amount is already rounded money, `udfs.line_items`): the invoice's
-totals equal the sums of its lines' amounts. A series' `quantity` is the `period_quantity_to_date` of its line folded
-last (one keyed operator writes a series' lines in order, each carrying the period quantity after it). A close with a
-drawdown for a line the invoice does not hold raises `InvoiceMismatch`: the lines must reach this step before their
-drawdowns, which are computed from them.
+Sums are exact (Decimal, no rounding: each line's amount is already rounded money, `udfs.line_items`): an invoice's
+totals are the sums of its lines' amounts. A series' `quantity` is the `period_quantity_to_date` of its line folded
+last (one keyed operator writes a series' lines in order, each carrying the period quantity after it).
 
-State size: per line 1 entry (kind, series, amount, quantity; ~100 B) and per drawdown 1 entry (~60 B) until the
-close, then nothing. The state holds plain dicts treated as immutable (copied on write, never mutated in place).
+State size: per open invoice one entry per (meter, group) series of the period (~150 B) plus its totals; nothing
+once it has closed.
 """
 
 from __future__ import annotations
@@ -45,28 +45,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from urllib.parse import quote
 
 from schemas.credits import CreditDrawdown
-from schemas.invoice import LINE_KINDS, Invoice, InvoiceCharge, InvoiceSubtotal
+from schemas.invoice import Invoice, InvoiceCharge, InvoiceSubtotal
 from schemas.invoice_line_item import InvoiceLineItem
 from schemas.wire import datetime_to_wire
 from udfs.aggregations import Group, normalize_group
+from udfs.catalog import TenantCatalog
 from udfs.money import exact
+from udfs.periods import billing_period
 
 # Fixed forever: uuid5(NAMESPACE_URL, "urn:meterstream:invoice"). Changing it changes every id.
 INVOICE_NAMESPACE = uuid.UUID("abbc75e6-0c62-540b-ab54-e0524486a1b6")
 INVOICE_ID_VERSION = "v1"
 DEFAULT_GRACE = timedelta(hours=1)
 PRIOR_PERIOD = "prior_period_adjustment"
-_THIS_PERIOD_KINDS = ("usage", "late_adjustment", "correction")
 _CREDIT_KINDS = ("usage", "catch_up", "adjustment")
+# A prior-period adjustment's invoice is a few periods after the line's own at most (usage older than the max event
+# age is never billed); a line naming none of these breaks the id rule.
+MAX_PERIODS_AHEAD = 64
 ZERO = Decimal(0)
 
 
 class InvoiceMismatch(ValueError):
-    """A line or drawdown that does not belong to this invoice; the state was not changed."""
+    """A line or drawdown that does not belong to this customer, or names an invoice its period does not give."""
+
+
+class InvoiceClosed(InvoiceMismatch):
+    """A line for an invoice that has closed: the invariant that lines reach the stage before its close is broken."""
 
 
 def invoice_id(tenant_id: str, customer_id: str, period_start: datetime, currency: str) -> str:
@@ -76,14 +83,21 @@ def invoice_id(tenant_id: str, customer_id: str, period_start: datetime, currenc
     return str(uuid.uuid5(INVOICE_NAMESPACE, "|".join([*parts, quote(currency, safe="")])))
 
 
+def closes_at(period_end: datetime, grace: timedelta = DEFAULT_GRACE) -> datetime:
+    if grace < timedelta(0):
+        raise ValueError(f"grace must not be negative, got {grace}")
+    return period_end + grace
+
+
 @dataclass(frozen=True, slots=True)
-class LineEntry:
-    kind: str
-    meter: str
-    group: Group
-    amount: Decimal
-    period_quantity_to_date: Decimal
-    sequence: int  # fold order of its latest version: the series' quantity is that of its latest line
+class SeriesTotal:
+    """One (meter, group) series of an open invoice: its lines of this period, by kind."""
+
+    quantity: Decimal  # period_quantity_to_date of the series' line folded last
+    usage: Decimal = ZERO
+    late_adjustment: Decimal = ZERO
+    correction: Decimal = ZERO
+    line_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,162 +107,173 @@ class OpenInvoice:
     currency: str
     period_start: datetime
     period_end: datetime
-    lines: Mapping[str, LineEntry] = field(default_factory=dict)
-    drawdowns: Mapping[str, tuple[str, Decimal]] = field(default_factory=dict)  # drawdown_id -> (line, amount)
-    sequence: int = 0
+    closes_at: datetime
+    series: Mapping[tuple[str, Group], SeriesTotal] = field(default_factory=dict)
+    prior_period_adjustment_total: Decimal = ZERO
+    prior_period_line_count: int = 0
+    credits_applied: Decimal = ZERO
 
     @property
     def invoice_id(self) -> str:
         return invoice_id(self.tenant_id, self.customer_id, self.period_start, self.currency)
 
 
-def closes_at(period_end: datetime, grace: timedelta = DEFAULT_GRACE) -> datetime:
-    if grace < timedelta(0):
-        raise ValueError(f"grace must not be negative, got {grace}")
-    return period_end + grace
+@dataclass(frozen=True)
+class CustomerInvoices:
+    """A customer's open invoices by invoice_id (one per open period and currency)."""
+
+    open: Mapping[str, OpenInvoice] = field(default_factory=dict)
 
 
-def close_due(state: OpenInvoice, clock: datetime, grace: timedelta = DEFAULT_GRACE) -> bool:
-    return clock >= closes_at(state.period_end, grace)
+def _period_of(tenant: TenantCatalog, instant: datetime) -> tuple[datetime, datetime]:
+    schedule = tenant.billing_period
+    return billing_period(instant, schedule.anchor_day, schedule.zone)
 
 
-def _line_fields(line: InvoiceLineItem | Mapping[str, Any]) -> tuple[InvoiceLineItem, str, str | None]:
-    """The line as the model knows it today, its kind (default usage) and its invoice_id, if it carries them."""
-    if isinstance(line, Mapping):
-        kind, carried_id = line.get("kind", "usage"), line.get("invoice_id")
-        model = InvoiceLineItem.model_validate({k: v for k, v in line.items() if k not in ("kind", "invoice_id")})
-    else:
-        model = line
-        kind, carried_id = getattr(line, "kind", "usage"), getattr(line, "invoice_id", None)
-    if kind not in LINE_KINDS:
-        raise ValueError(f"unknown line kind {kind!r}")
-    return model, kind, carried_id
+def _opened(state: CustomerInvoices | None, tenant_id: str, customer_id: str, currency: str,
+            period: tuple[datetime, datetime], tenant: TenantCatalog) -> tuple[CustomerInvoices, OpenInvoice]:
+    state = state or CustomerInvoices()
+    key = invoice_id(tenant_id, customer_id, period[0], currency)
+    current = state.open.get(key)
+    if current is None:
+        current = OpenInvoice(tenant_id, customer_id, currency, period[0], period[1],
+                              closes_at(period[1], tenant.billing_period.grace))
+    return state, current
+
+
+def _with(state: CustomerInvoices, current: OpenInvoice) -> CustomerInvoices:
+    return replace(state, open={**state.open, current.invoice_id: current})
+
+
+def invoice_period(line: InvoiceLineItem, tenant: TenantCatalog) -> tuple[datetime, datetime]:
+    """The period of the invoice the line names: its own for lines of this period; for a prior-period adjustment the
+    first later period whose invoice id it is."""
+    own = (line.period_start, line.period_end)
+    named = line.invoice_id
+    if line.kind != PRIOR_PERIOD:
+        if named is not None and named != invoice_id(line.tenant_id, line.customer_id, own[0], line.currency):
+            raise InvoiceMismatch(f"{line.kind} line {line.line_item_id} names invoice {named}, not its period's")
+        return own
+    if named is None:
+        raise InvoiceMismatch(f"prior-period line {line.line_item_id} names no invoice")
+    period = own
+    for _ in range(MAX_PERIODS_AHEAD):
+        period = _period_of(tenant, period[1])
+        if invoice_id(line.tenant_id, line.customer_id, period[0], line.currency) == named:
+            return period
+    raise InvoiceMismatch(f"prior-period line {line.line_item_id} names invoice {named}, of no period within "
+                          f"{MAX_PERIODS_AHEAD} after its own")
 
 
 def add_line(
-    state: OpenInvoice | None,
-    line: InvoiceLineItem | Mapping[str, Any],
-    *,
-    period: tuple[datetime, datetime] | None = None,
-) -> OpenInvoice:
-    """The open invoice with this line (its latest version, if the id was seen). See the module docstring."""
-    model, kind, carried_id = _line_fields(line)
-    if state is None:
-        if kind == PRIOR_PERIOD:
-            if period is None:
-                raise ValueError("a prior_period_adjustment opens an invoice only with the open period given")
-            start, end = period
-        else:
-            start, end = model.period_start, model.period_end
-        state = OpenInvoice(model.tenant_id, model.customer_id, model.currency, start, end)
-    _check_belongs(state, model, kind, carried_id)
-    entry = LineEntry(
-        kind, model.meter, normalize_group(model.group), model.amount, model.period_quantity_to_date, state.sequence
-    )
-    return replace(state, lines={**state.lines, model.line_item_id: entry}, sequence=state.sequence + 1)
+    state: CustomerInvoices | None, line: InvoiceLineItem, tenant: TenantCatalog, *, clock: datetime | None
+) -> CustomerInvoices:
+    """The customer's open invoices with this line folded into the one it names (see the module docstring)."""
+    period = invoice_period(line, tenant)
+    state, current = _opened(state, line.tenant_id, line.customer_id, line.currency, period, tenant)
+    if clock is not None and current.closes_at <= clock:
+        raise InvoiceClosed(f"line {line.line_item_id} ({line.kind}) is for invoice {current.invoice_id}, which closed "
+                            f"at {current.closes_at.isoformat()} (clock {clock.isoformat()})")
+    if line.kind == PRIOR_PERIOD:
+        current = replace(current, prior_period_adjustment_total=exact(
+            lambda: current.prior_period_adjustment_total + line.amount),
+            prior_period_line_count=current.prior_period_line_count + 1)
+        return _with(state, current)
+    key = (line.meter, normalize_group(line.group))
+    before = current.series.get(key) or SeriesTotal(quantity=ZERO)
+    amounts = {"usage": before.usage, "late_adjustment": before.late_adjustment, "correction": before.correction}
+    amounts[line.kind] = exact(lambda: amounts[line.kind] + line.amount)
+    after = SeriesTotal(line.period_quantity_to_date, amounts["usage"], amounts["late_adjustment"],
+                        amounts["correction"], before.line_count + 1)
+    return _with(state, replace(current, series={**current.series, key: after}))
 
 
-def _check_belongs(state: OpenInvoice, line: InvoiceLineItem, kind: str, carried_id: str | None) -> None:
-    owner = (line.tenant_id, line.customer_id, line.currency)
-    if owner != (state.tenant_id, state.customer_id, state.currency):
-        raise InvoiceMismatch(f"line {line.line_item_id} is for {owner}, the invoice for "
-                              f"{(state.tenant_id, state.customer_id, state.currency)}")
-    if carried_id is not None and carried_id != state.invoice_id:
-        raise InvoiceMismatch(f"line {line.line_item_id} names invoice {carried_id}, not {state.invoice_id}")
-    if kind == PRIOR_PERIOD:
-        if line.period_start >= state.period_start:
-            raise InvoiceMismatch(f"prior-period line {line.line_item_id} is not of an earlier period")
-    elif (line.period_start, line.period_end) != (state.period_start, state.period_end):
-        raise InvoiceMismatch(f"{kind} line {line.line_item_id} is of period {line.period_start}, the invoice's "
-                              f"is {state.period_start}")
-
-
-def apply_drawdown(state: OpenInvoice, drawdown: CreditDrawdown) -> OpenInvoice:
-    """The invoice with this credit movement (upsert by drawdown_id); records of no line change nothing."""
-    if drawdown.kind not in _CREDIT_KINDS or drawdown.line_item_id is None:
+def add_drawdown(
+    state: CustomerInvoices | None, drawdown: CreditDrawdown, tenant: TenantCatalog, *, clock: datetime | None
+) -> CustomerInvoices | None:
+    """The customer's open invoices with this credit movement counted (see the module docstring)."""
+    if drawdown.kind not in _CREDIT_KINDS or drawdown.line_item_id is None or drawdown.period_start is None:
         return state
-    if (drawdown.tenant_id, drawdown.customer_id, drawdown.currency) != (
-        state.tenant_id, state.customer_id, state.currency
-    ):
-        raise InvoiceMismatch(f"drawdown {drawdown.drawdown_id} is not for this invoice's customer and currency")
-    entry = (drawdown.line_item_id, drawdown.amount)
-    return replace(state, drawdowns={**state.drawdowns, drawdown.drawdown_id: entry})
+    own = _period_of(tenant, drawdown.period_start)
+    period = own
+    if clock is not None and closes_at(own[1], tenant.billing_period.grace) <= clock:
+        period = _period_of(tenant, clock - tenant.billing_period.grace)  # udfs.line_items.open_period
+    state, current = _opened(state, drawdown.tenant_id, drawdown.customer_id, drawdown.currency, period, tenant)
+    current = replace(current, credits_applied=exact(lambda: current.credits_applied + drawdown.amount))
+    return _with(state, current)
 
 
-def _sum(amounts: Any) -> Decimal:
+def _sum(amounts) -> Decimal:
     return exact(lambda: sum(amounts, ZERO))
 
 
 def invoice(
-    state: OpenInvoice,
-    *,
-    status: str = "open",
-    emitted_at: datetime,
-    grace: timedelta = DEFAULT_GRACE,
-    charges: tuple[InvoiceCharge, ...] = (),
+    current: OpenInvoice, *, status: str, emitted_at: datetime, charges: tuple[InvoiceCharge, ...] = ()
 ) -> Invoice:
-    """The `invoices` record of this state (`final` when it closes)."""
-    unknown = sorted({line for line, _ in state.drawdowns.values() if line not in state.lines})
-    if unknown:
-        raise InvoiceMismatch(f"drawdowns for lines the invoice does not hold: {', '.join(unknown)}")
-    by_kind = {kind: _sum(e.amount for e in state.lines.values() if e.kind == kind) for kind in LINE_KINDS}
-    series: dict[tuple[str, Group], list[LineEntry]] = {}
-    for entry in state.lines.values():
-        if entry.kind in _THIS_PERIOD_KINDS:
-            series.setdefault((entry.meter, entry.group), []).append(entry)
-    subtotals = tuple(_subtotal(meter, group, entries) for (meter, group), entries in sorted(series.items()))
-    lines_total = _sum(by_kind.values())
+    """The `invoices` record of an open invoice (`final` when it closes, `open` for a preview)."""
+    subtotals = tuple(
+        InvoiceSubtotal(
+            meter=meter, group=dict(group), quantity=s.quantity, usage_amount=s.usage,
+            late_adjustment_amount=s.late_adjustment, correction_amount=s.correction,
+            amount=_sum((s.usage, s.late_adjustment, s.correction)), line_count=s.line_count,
+        )
+        for (meter, group), s in sorted(current.series.items())
+    )
+    usage = _sum(s.usage for s in current.series.values())
+    late = _sum(s.late_adjustment for s in current.series.values())
+    correction = _sum(s.correction for s in current.series.values())
+    lines_total = _sum((usage, late, correction, current.prior_period_adjustment_total))
     charges_total = _sum(c.amount for c in charges)
     total = exact(lambda: lines_total + charges_total)
-    credits = _sum(amount for _, amount in state.drawdowns.values())
     return Invoice(
-        invoice_id=state.invoice_id,
-        tenant_id=state.tenant_id,
-        customer_id=state.customer_id,
-        currency=state.currency,
-        period_start=state.period_start,
-        period_end=state.period_end,
+        invoice_id=current.invoice_id,
+        tenant_id=current.tenant_id,
+        customer_id=current.customer_id,
+        currency=current.currency,
+        period_start=current.period_start,
+        period_end=current.period_end,
         status=status,
         subtotals=subtotals,
-        usage_total=by_kind["usage"],
-        late_adjustment_total=by_kind["late_adjustment"],
-        correction_total=by_kind["correction"],
-        prior_period_adjustment_total=by_kind[PRIOR_PERIOD],
+        usage_total=usage,
+        late_adjustment_total=late,
+        correction_total=correction,
+        prior_period_adjustment_total=current.prior_period_adjustment_total,
         lines_total=lines_total,
         charges=charges,
         charges_total=charges_total,
         total=total,
-        credits_applied=credits,
-        amount_due=exact(lambda: total - credits),
-        line_count=len(state.lines),
-        closes_at=closes_at(state.period_end, grace),
+        credits_applied=current.credits_applied,
+        amount_due=exact(lambda: total - current.credits_applied),
+        line_count=sum(s.line_count for s in current.series.values()) + current.prior_period_line_count,
+        closes_at=current.closes_at,
         emitted_at=emitted_at,
     )
 
 
-def _subtotal(meter: str, group: Group, entries: list[LineEntry]) -> InvoiceSubtotal:
-    amounts = {kind: _sum(e.amount for e in entries if e.kind == kind) for kind in _THIS_PERIOD_KINDS}
-    return InvoiceSubtotal(
-        meter=meter,
-        group=dict(group),
-        quantity=max(entries, key=lambda e: e.sequence).period_quantity_to_date,
-        usage_amount=amounts["usage"],
-        late_adjustment_amount=amounts["late_adjustment"],
-        correction_amount=amounts["correction"],
-        amount=_sum(amounts.values()),
-        line_count=len(entries),
-    )
+def _in_close_order(invoices) -> list[OpenInvoice]:
+    return sorted(invoices, key=lambda i: (i.closes_at, i.invoice_id))
 
 
-def on_clock(
-    state: OpenInvoice | None,
-    clock: datetime,
-    *,
-    emitted_at: datetime,
-    grace: timedelta = DEFAULT_GRACE,
-    charges: tuple[InvoiceCharge, ...] = (),
-) -> tuple[OpenInvoice | None, Invoice | None]:
-    """The event-time clock advanced to `clock`: close the invoice when due (state None + the final invoice)."""
-    if state is None or not close_due(state, clock, grace):
-        return state, None
-    return None, invoice(state, status="final", emitted_at=emitted_at, grace=grace, charges=charges)
+def close_due(
+    state: CustomerInvoices | None, clock: datetime, *, emitted_at: datetime
+) -> tuple[CustomerInvoices | None, list[Invoice]]:
+    """The event-time clock reached `clock`: every invoice due closes (`final`), the rest stay open."""
+    if state is None:
+        return None, []
+    due = _in_close_order(i for i in state.open.values() if i.closes_at <= clock)
+    if not due:
+        return state, []
+    rest = {key: i for key, i in state.open.items() if i.closes_at > clock}
+    return (CustomerInvoices(rest) if rest else None), [invoice(i, status="final", emitted_at=emitted_at) for i in due]
+
+
+def end_of_input(state: CustomerInvoices | None, *, emitted_at: datetime) -> list[Invoice]:
+    """A bounded input ended: the invoices still open, as `open` previews (nothing closes: no time passed)."""
+    if state is None:
+        return []
+    return [invoice(i, status="open", emitted_at=emitted_at) for i in _in_close_order(state.open.values())]
+
+
+def next_close(state: CustomerInvoices | None) -> datetime | None:
+    """When the earliest open invoice closes (the stage keeps one event-time timer per open invoice)."""
+    return min((i.closes_at for i in state.open.values()), default=None) if state else None

@@ -14,6 +14,7 @@ import pytest
 
 from meterstream.topics import produce, read_committed
 from tests.billing_expectations import expected_outputs
+from tests.invoice_checks import assert_invoices_exact
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.catalog import load_catalog
 from udfs.money import round_amount
@@ -49,6 +50,7 @@ def make_topics(kafka_topic, input_partitions: int) -> dict[str, str]:
         "late_events": kafka_topic("late", partitions=2),
         "line_items": kafka_topic("lines", partitions=2),
         "accounting": kafka_topic("acct", partitions=2),
+        "invoices": kafka_topic("invoices", partitions=2),
     }
 
 
@@ -73,6 +75,9 @@ def test_single_partition_matches_the_expected_computation(kafka_bootstrap, kafk
     assert len(dead) == expected.counts["dead_lettered"]
     late = read_json(kafka_bootstrap, topics["late_events"])
     assert {(e["tenant_id"], e["event_id"]) for e in late} == expected.late_event_ids
+    # Through Kafka: one invoice per (customer, period), each the exact sum of the lines that name it.
+    invoices = assert_invoices_exact(read_json(kafka_bootstrap, topics["invoices"]), lines)
+    assert len(invoices) == len({li["invoice_id"] for li in lines})
 
 
 def test_two_partitions_account_for_every_record_and_periods_sum(kafka_bootstrap, kafka_topic):
@@ -123,3 +128,4 @@ def test_two_partitions_account_for_every_record_and_periods_sum(kafka_bootstrap
             total = round_amount(price(final_quantity, tenant.price_for(meter, group)).amount, tenant.amount_precision)
             assert billed == total
     assert growing > 100
+    assert_invoices_exact(read_json(kafka_bootstrap, topics["invoices"]), lines)

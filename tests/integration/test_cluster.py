@@ -62,6 +62,7 @@ def test_billing_job_on_a_standalone_cluster(flink_cluster, kafka_bootstrap, kaf
         "late_events": kafka_topic("late", partitions=1),
         "line_items": kafka_topic("lines", partitions=2),
         "accounting": kafka_topic("acct", partitions=1),
+        "invoices": kafka_topic("invoices", partitions=1),
     }
     records = scripted_usage(seed=23, events=2000)
     produce(kafka_bootstrap, topics["usage_events"], records)

@@ -27,7 +27,7 @@ def test_the_test_brokers_accept_the_sinks_transactions(kafka_bootstrap):
 
 def test_a_checkpoint_interval_the_sinks_cannot_work_under_fails_at_start(kafka_bootstrap, kafka_topic):
     topics = {name: kafka_topic(name.replace("_", "-"))
-              for name in ("usage_events", "dead_letters", "late_events", "line_items", "accounting")}
+              for name in ("usage_events", "dead_letters", "late_events", "line_items", "accounting", "invoices")}
     run = subprocess.run(
         [sys.executable, "-m", "jobs.billing", "--bootstrap", kafka_bootstrap, "--catalog", str(CATALOG_PATH),
          "--bounded", "--checkpoint-interval-ms", str(SINK_TRANSACTION_TIMEOUT_MS),

@@ -153,6 +153,7 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bo
         "late_events": kafka_topic("late", partitions=1),
         "line_items": kafka_topic("lines", partitions=2),
         "accounting": kafka_topic("acct", partitions=1),
+        "invoices": kafka_topic("invoices", partitions=1),
     }
     job_args = [
         "--bootstrap", kafka_bootstrap, "--catalog", str(CATALOG_PATH), "--reference-time", REFERENCE_NOW.isoformat(),

@@ -59,7 +59,8 @@ def test_a_wrong_bootstrap_fails_fast_naming_the_address(address, bounded):
 def test_missing_topics_are_named_at_once_then_created_on_request(kafka_bootstrap, kafka_topic):
     usage = kafka_topic("usage", partitions=1)
     existing = {"usage_events": usage, "dead_letters": kafka_topic("dead"), "line_items": kafka_topic("lines"),
-                "accounting": kafka_topic("acct"), "credit_grants": kafka_topic("grants")}
+                "accounting": kafka_topic("acct"), "credit_grants": kafka_topic("grants"),
+                "invoices": kafka_topic("invoices")}
     suffix = uuid.uuid4().hex[:10]
     absent = {name: f"absent-{name.replace('_', '-')}-{suffix}" for name in
               ("late_events", "spend_caps", "credit_drawdowns", "billing_alerts", "credit_grant_dead_letters")}

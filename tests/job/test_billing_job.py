@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.billing import BillingSettings, build_pipeline, table_environment
+from jobs.billing import BillingSettings, build_pipeline, invoices_of, table_environment
 from jobs.runtime import stream_environment
 from tests.billing_expectations import expected_outputs
+from tests.invoice_checks import assert_invoices_exact
 from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from tests.usage_files import file_parsed_usage
@@ -37,7 +38,7 @@ def run_job(
     t_env = table_environment(env, settings)
     source = file_parsed_usage(env, settings, path=str(source_file))
     outputs = build_pipeline(env, t_env, settings, source)
-    return collect_outputs(vars(outputs))
+    return collect_outputs({**vars(outputs), "invoices": invoices_of(settings, outputs, None)})
 
 
 def final_accounting(records: list[dict]) -> dict[str, int]:
@@ -70,6 +71,7 @@ def test_outputs_equal_the_expected_computation(tmp_path, parallelism):
     assert {(e["tenant_id"], e["event_id"]) for e in out["late_events"]} == expected.late_event_ids
 
     assert_line_items_equal(out["line_items"], expected.lines)
+    assert_invoices_exact(out["invoices"], out["line_items"])
 
 
 def assert_line_items_equal(line_items: list[dict], expected_lines) -> None:

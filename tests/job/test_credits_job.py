@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from jobs.billing import BillingSettings, build_pipeline, table_environment
+from jobs.billing import BillingSettings, build_pipeline, invoices_of, table_environment
 from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
 from tests.credit_files import file_credit_input_ddl
+from tests.invoice_checks import assert_invoices_exact
 from tests.job_outputs import collect_outputs
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from tests.usage_files import file_parsed_usage
@@ -101,6 +103,7 @@ def run_job(tmp_path: Path, parallelism: int, *, grants_after_line_items: int | 
     streams = {
         "line_items": outputs.line_items, "unique_count_line_items": outputs.unique_count_line_items,
         "drawdowns": credits.drawdowns, "alerts": credits.alerts, "grant_dead_letters": credits.grant_dead_letters,
+        "invoices": invoices_of(settings, outputs, credits.drawdowns),
     }
 
     def let_grants_through_after_the_line_items(collected: dict[str, list[dict]]) -> None:
@@ -125,6 +128,12 @@ def test_every_line_item_is_paid_or_uncovered_and_balances_add_up(tmp_path, para
     assert {li.line_item_id for li in lines} == {d.line_item_id for d in drawdowns if d.kind == "usage"}
     assert len({d.drawdown_id for d in drawdowns}) == len(drawdowns), "deterministic, unique drawdown ids"
     assert [d["reason"] for d in out["grant_dead_letters"]] == ["invalid_amount"]
+    # Each customer's invoice: its lines exactly, and the credit its lines drew (every drawdown counted once).
+    invoices = assert_invoices_exact(out["invoices"], out["line_items"], out["drawdowns"])
+    for invoice in invoices.values():
+        own = {li.line_item_id for li in lines if li.invoice_id == invoice.invoice_id}
+        drawn = sum((d.amount for d in drawdowns if d.line_item_id in own and d.kind in DRAWN_KINDS), Decimal(0))
+        assert invoice.credits_applied == drawn, invoice.customer_id
 
     for key, check in ledger_identity(grants, drawdowns, lines).items():
         assert check.usage_identity_holds, key

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from tests.billing_expectations import expected_outputs
+from tests.invoice_checks import assert_invoices_exact
 from tests.job.test_billing_job import CATALOG_PATH, assert_line_items_equal, final_accounting, run_job
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS
 from udfs.catalog import load_catalog
@@ -79,6 +80,9 @@ def test_late_usage_is_billed_as_adjustments_by_each_aggregations_rule(tmp_path,
     assert final_accounting(out["accounting"]) == {"windowed": len(RECORDS) - len(LATE), "billed_late": len(LATE)}
     assert {e["event_id"] for e in out["late_events"]} == LATE, "every late event is in the audit trail"
     assert_line_items_equal(out["line_items"], expected.lines)
+    # The input ends before October closes (04:00 + 1 h grace): both invoices are open previews, exact.
+    invoices = assert_invoices_exact(out["invoices"], out["line_items"])
+    assert sorted((i.period_start, i.status) for i in invoices.values()) == [(OCTOBER, "open"), (NOVEMBER, "open")]
 
     # By hand: which late events made which adjustment, and which made none.
     adjustments = {(li["meter"], li["period_start"], li["event_count"], li["quantity"], li["period_quantity_to_date"])
@@ -137,3 +141,16 @@ def test_usage_of_a_closed_period_is_billed_on_the_next_open_invoice(tmp_path):
             assert line["invoice_id"] == invoice_id("acme-ai", "late-1", datetime.fromisoformat(
                 line["period_start"].replace("Z", "+00:00")), "USD")
     assert {li["kind"] for li in out["line_items"] if li["period_start"] == november} == {"usage", "late_adjustment"}
+
+    # October closed at 04:02 (after the DST-free end of its New York month, at 04:00 UTC): its invoice is final and
+    # holds October's usage decided before the close; what came after is on November's (open at the end).
+    invoices = assert_invoices_exact(out["invoices"], out["line_items"])
+    by_period = {i.period_start: i for i in invoices.values()}
+    assert (by_period[OCTOBER].status, by_period[NOVEMBER].status) == ("final", "open")
+    assert by_period[OCTOBER].closes_at == OCTOBER.replace(month=11) + timedelta(minutes=2)
+    assert by_period[OCTOBER].prior_period_adjustment_total == 0
+    prior_total = sum(Decimal(li["amount"]) for li in out["line_items"] if li["kind"] == "prior_period_adjustment")
+    assert prior_total > 0 and by_period[NOVEMBER].prior_period_adjustment_total == prior_total
+    october_usage = sum(Decimal(li["amount"]) for li in out["line_items"]
+                        if li["period_start"] == october and li["kind"] != "prior_period_adjustment")
+    assert by_period[OCTOBER].total == october_usage

@@ -109,7 +109,7 @@ def test_catalog_errors_name_the_file(tmp_path):
 def test_a_run_uses_its_outputs_and_with_credits_the_credit_topics():
     topics = billing.Topics(usage_events="u", line_items="l")
     plain = billing.topics_used(topics, credits=False)
-    assert plain == ["u", "usage-dead-letters", "usage-late-events", "l", "billing-accounting"]
+    assert plain == ["u", "usage-dead-letters", "usage-late-events", "l", "billing-accounting", "invoices"]
     assert billing.topics_used(topics, credits=True) == [
         *plain, "credit-grants", "spend-caps", "credit-drawdowns", "billing-alerts", "credit-grant-dead-letters"]
 

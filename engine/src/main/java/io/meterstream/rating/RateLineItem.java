@@ -445,12 +445,12 @@ public class RateLineItem extends ScalarFunction {
     }
 
     /** The wire decimal ({@code schemas.wire.decimal_to_wire}): plain, no trailing fractional zeros, "0". */
-    static void decimal(StringBuilder sb, BigDecimal value) {
+    public static void decimal(StringBuilder sb, BigDecimal value) {
         sb.append('"').append(CanonicalJson.wireDecimal(value)).append('"');
     }
 
     /** {@code "yyyy-MM-ddTHH:mm:ss.SSSZ"} in UTC, quoted (Python's datetime range: years 1..9999). */
-    static void instant(StringBuilder sb, long epochMs) {
+    public static void instant(StringBuilder sb, long epochMs) {
         sb.append('"');
         appendInstant(sb, epochMs);
         sb.append('"');
@@ -546,6 +546,13 @@ public class RateLineItem extends ScalarFunction {
             appendInstant(n, watermarkMs);
         }
         uuid5(sb, LINE_ITEM_NAMESPACE, n);
+    }
+
+    /** {@code udfs.invoices.invoice_id} as text (the invoice stage's). */
+    public String invoiceId(String tenantId, String customerId, long periodStartMs, String currency) {
+        StringBuilder sb = new StringBuilder(36);
+        invoiceId(sb, tenantId, customerId, periodStartMs, currency);
+        return sb.toString();
     }
 
     /** {@code udfs.invoices.invoice_id}: uuid5 over {@code v1|tenant|customer|period_start|currency}. */
