@@ -1,7 +1,9 @@
 """`meterstream demo`: the billing job end to end on the embedded default, printing what happened.
 
-Local Kafka broker -> topics -> a generated GenAI workload (duplicates, late and malformed records included) ->
-the billing job, bounded, on the MiniCluster -> per-customer period-to-date summary and the accounting table.
+Local Kafka broker -> topics -> a generated GenAI workload (duplicates, late and malformed records included), plus
+each tenant's usage of the end of its previous billing period (uploaded earlier) -> the billing job, bounded, on the
+MiniCluster -> per-customer period-to-date summary, the accounting table, credits, and the invoices: the previous
+periods' final ones (their periods closed during the run) and the current periods' open previews.
 """
 
 from __future__ import annotations
@@ -56,6 +58,33 @@ def print_summary(line_items: list[dict], *, top: int = 5) -> None:
     print("[demo] late usage billed (included above):" if adjustments else "[demo] no late usage billed")
     for (kind, currency), (lines, events, amount) in sorted(adjustments.items()):
         print(f"  {kind:24s} {lines:>6,} lines {events:>7,} events {amount:>14,} {currency}")
+
+
+def print_invoices(invoices: list[dict], line_items: list[dict], drawdowns: list[dict], *, top: int = 3) -> bool:
+    """The final invoices (periods that closed during the run), top customers per tenant, and how many open
+    previews; returns whether every invoice is exact against its lines and the drawdowns."""
+    from meterstream.invoice_checks import invoice_problems
+
+    by_id, problems = invoice_problems(invoices, line_items, drawdowns)
+    final = [i for i in by_id.values() if i.status == "final"]
+    print(f"\n[demo] invoices: {len(final)} final (their periods closed during the run), "
+          f"{len(by_id) - len(final)} open previews (periods still open when the input ended); "
+          f"top {top} final per tenant:")
+    print(f"  {'tenant':12s} {'customer':12s} {'period start':24s} {'lines':>5s} {'late':>10s} {'prior':>8s}"
+          f" {'total':>12s} {'credits':>10s} {'due':>12s}")
+    by_tenant: dict[str, list] = defaultdict(list)
+    for invoice in final:
+        by_tenant[invoice.tenant_id].append(invoice)
+    for tenant in sorted(by_tenant):
+        for i in sorted(by_tenant[tenant], key=lambda i: (-i.total, i.customer_id))[:top]:
+            print(f"  {tenant:12s} {i.customer_id:12s} {i.period_start.strftime('%Y-%m-%d %H:%M UTC'):24s} "
+                  f"{i.line_count:>5,} "
+                  f"{i.late_adjustment_total:>10,} {i.prior_period_adjustment_total:>8,} {i.total:>12,} "
+                  f"{i.credits_applied:>10,} {i.amount_due:>12,} {i.currency}")
+    print(f"[demo] every line item on exactly one invoice, sums exact: {'HOLDS' if not problems else 'BROKEN'}")
+    for problem in problems[:10]:
+        print(f"  {problem}")
+    return not problems
 
 
 def demo_grants(start: datetime) -> list[dict]:
@@ -115,6 +144,30 @@ def print_credits(drawdowns: list[dict], alerts: list[dict], grant_dead_letters:
               f"threshold {alert['threshold']} value {alert['value']} {alert.get('action') or ''}")
 
 
+def previous_period_workloads(*, events: int, seed: int, customers_per_tenant: int, now: datetime) -> list[Workload]:
+    """Per tenant, usage of the last 10 minutes of its previous billing period (the period before the one
+    containing `now` - grace - 1 h, so its close lies an hour or more before `now`): the job closes those periods
+    while it reads the current usage, and writes their final invoices. Within the max age (a month is < 35 days);
+    clean records (no duplicates, late or malformed ones: the current workload has those). Oldest period first:
+    the watermark never goes back, so a tenant's tail sent after a later one would come after the watermark had
+    passed its close, and be billed as prior-period adjustments on the next invoice (right, but not this demo)."""
+    from meterstream.workload import WorkloadSpec, generate_workload
+    from udfs.catalog import load_catalog
+    from udfs.periods import billing_period
+
+    catalog = load_catalog(project_home() / CATALOG)
+    workloads = []
+    for offset, (tenant_id, tenant) in enumerate(sorted(catalog.tenants.items()), start=1):
+        schedule = tenant.billing_period
+        current_start, _ = billing_period(now - schedule.grace - timedelta(hours=1), schedule.anchor_day,
+                                          schedule.zone)
+        workloads.append((current_start, generate_workload(WorkloadSpec(
+            seed=seed + offset, events=events, tenants=(tenant_id,), customers_per_tenant=customers_per_tenant,
+            start=current_start - timedelta(minutes=11), duration=timedelta(minutes=10), duplicate_rate=0.0,
+            late_rate=0.0, malformed_rate=0.0))))
+    return [workload for _, workload in sorted(workloads, key=lambda pair: pair[0])]
+
+
 def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: datetime) -> Workload:
     """The demo's usage: a generated workload of the 12 minutes before `now` (10 minutes of events)."""
     from meterstream.workload import WorkloadSpec, generate_workload
@@ -138,10 +191,19 @@ def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: dateti
 def produce_inputs(
     bootstrap: str, topics: dict[str, str], *, events: int, seed: int, customers_per_tenant: int
 ) -> Workload:
-    """The demo's inputs: a generated workload of the last 12 minutes into `usage_events`, the demo grants into
-    `credit_grants` and one spend cap into `spend_caps` (topics by `jobs.billing.Topics` field name)."""
+    """The demo's inputs: the previous periods' tail (`previous_period_workloads`) and a generated workload of the
+    last 12 minutes into `usage_events`, the demo grants into `credit_grants` and one spend cap into `spend_caps`
+    (topics by `jobs.billing.Topics` field name). Returns the current workload."""
     now = datetime.now(UTC).replace(microsecond=0)
     workload = demo_workload(events=events, seed=seed, customers_per_tenant=customers_per_tenant, now=now)
+    # First the previous periods' usage, sent half an hour earlier (an upload of last month's tail): its customers
+    # go idle by ingestion time once the current usage arrives, so they stop holding the watermark, which then
+    # passes those periods' end + grace and closes them.
+    for previous in previous_period_workloads(events=max(events // 20, 100), seed=seed,
+                                              customers_per_tenant=max(customers_per_tenant // 10, 5), now=now):
+        produce(bootstrap, topics["usage_events"], previous.records,
+                keys=[str(key).encode() for key in previous.partition_keys],
+                timestamps_ms=[int(now.timestamp() * 1000) - 30 * 60_000] * len(previous.records))
     # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
     # decided by arrival order within that partition.
     keys = [str(key).encode() for key in workload.partition_keys]
@@ -197,8 +259,12 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
         def read(topic: str) -> list[dict]:
             return [json.loads(v) for v in read_committed(bootstrap, topics[topic])]
 
-        print_summary(read("line_items"))
-        print_credits(read("credit_drawdowns"), read("billing_alerts"), read("credit_grant_dead_letters"))
+        line_items, drawdowns = read("line_items"), read("credit_drawdowns")
+        print_summary(line_items)
+        print_credits(drawdowns, read("billing_alerts"), read("credit_grant_dead_letters"))
+        if not print_invoices(read("invoices"), line_items, drawdowns):
+            print("[demo] the invoices do not match their line items", file=sys.stderr)
+            return 1
         print(f"\n[demo] done in {time.monotonic() - started:.1f} s; outputs stay in topics "
               f"{', '.join(topics[t] for t in ('line_items', 'dead_letters', 'late_events'))}"
               + (f" on {bootstrap}" if keep_broker else ""))
