@@ -3,8 +3,10 @@ committed outputs compared with the same workload processed without failures and
 to be.
 
 One trial, on a real broker:
-1. Inputs: the demo's generated workload (duplicates, late and malformed records), grants and a spend cap. The first
-   part of the workload is in the input topic before the trial starts; a producer writes the rest while the trial
+1. Inputs: the demo's generated workload (duplicates, late and malformed records), grants and a spend cap, after
+   each tenant's tail of its previous billing period (the demo's, sent half an hour earlier by record time), so
+   those periods close during the trial. The tails and the first part of the workload are in the input topic
+   before the trial starts; a producer writes the rest while the trial
    runs (through the kills and the broker outage), then one flush event per partition two minutes later in event
    time, with a record timestamp ten minutes ahead (every workload customer is idle by then, so it closes the
    workload's last windows in an unbounded run). Each record goes to the partition of its (tenant, event_id)
@@ -26,6 +28,9 @@ One trial, on a real broker:
 3. Baseline: the same job, bounded, without failures, into its own output topics, once all input is there.
 4. Checks, on what `read_committed` consumers see (`meterstream.chaos_checks`):
    - every line item, drawdown and alert id exactly once in the trial;
+   - invoices: the baseline's (final for the closed periods, open previews at its end of input) exact against its
+     line items and drawdowns; the trial's final invoices equal the baseline's (all fields but `emitted_at`), each
+     exact against the trial's lines that name it, and no open preview (its input never ends);
    - trial = baseline: each line item (all fields but `emitted_at`), totals per customer and period; per grant and
      per customer and currency: drawn, expired, voided, uncovered and the final balance; the alerts (by id and
      content but `emitted_at`); the dead letters by (source partition, offset, reason, raw bytes); as many late
@@ -124,6 +129,7 @@ class ChaosReport:
     baseline_seconds: float = 0.0
     trial_seconds: float = 0.0
     line_items: int = 0
+    invoices: int = 0  # final ones the trial wrote (the previous periods closed during it)
     drawdowns: int = 0
     alerts: int = 0
     failures: list[str] = field(default_factory=list)
@@ -144,7 +150,8 @@ class ChaosReport:
             f"  trial {self.trial_seconds:.1f} s, baseline {self.baseline_seconds:.1f} s; time to recover "
             f"(kill or broker outage -> the job's next completed checkpoint): median {median:.1f} s, "
             f"max {max(recovery, default=float('nan')):.1f} s",
-            f"  outputs: {self.line_items:,} line items, {self.drawdowns:,} drawdowns, {self.alerts:,} alerts",
+            f"  outputs: {self.line_items:,} line items, {self.invoices:,} final invoices, {self.drawdowns:,} "
+            f"drawdowns, {self.alerts:,} alerts",
             "  checks (baseline, workload intent, identities): " + ("ALL HOLD" if self.ok else "BROKEN"),
             *[f"    - {failure}" for failure in self.failures],
         ]
@@ -384,7 +391,12 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     """One trial (see the module docstring). `broker`: a `kafka_local.BrokerInfo` this process may restart and
     kill; `cluster`: a running `meterstream.cluster.ClusterInfo` to run the trial on, killing its TaskManager."""
     from jobs.billing import BillingSettings
-    from meterstream.demo import demo_workload, produce_credit_inputs
+    from meterstream.demo import (
+        PREVIOUS_TAIL_SENT_BEFORE,
+        demo_workload,
+        previous_period_workloads,
+        produce_credit_inputs,
+    )
     from udfs.catalog import load_catalog
 
     run_id = f"chaos-{uuid.uuid4().hex[:8]}"
@@ -399,11 +411,20 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     create_topics(bootstrap, [*inputs.values(), *outputs], partitions=PARTITIONS,
                   configs=output_topic_configs(outputs))
     now = datetime.now(UTC).replace(microsecond=0)
-    workload = demo_workload(events=spec.events, seed=spec.seed, customers_per_tenant=100, now=now)
+    current = demo_workload(events=spec.events, seed=spec.seed, customers_per_tenant=100, now=now)
+    # Each tenant's previous-period tail first (the demo's): those periods close during the trial.
+    previous = previous_period_workloads(events=max(spec.events // 40, 50), seed=spec.seed, customers_per_tenant=10,
+                                         now=now)
+    workload = current.after(previous)
+    tail = len(workload.records) - len(current.records)
     placement = place(workload)
-    head = len(workload.records) - int(len(workload.records) * spec.live_share)
+    head = len(workload.records) - int(len(current.records) * spec.live_share)
     trial_inputs = TrialInputs(workload, placement, head, flush_events(workload.max_event_time + timedelta(minutes=2)))
-    produce(bootstrap, inputs["usage_events"], workload.records[:head], partitions=[p for p, _ in placement[:head]])
+    sent_before = int(now.timestamp() * 1000) - PREVIOUS_TAIL_SENT_BEFORE // timedelta(milliseconds=1)
+    produce(bootstrap, inputs["usage_events"], workload.records[:tail], partitions=[p for p, _ in placement[:tail]],
+            timestamps_ms=[sent_before] * tail)
+    produce(bootstrap, inputs["usage_events"], workload.records[tail:head],
+            partitions=[p for p, _ in placement[tail:head]])
     produce_credit_inputs(bootstrap, inputs, now=now)
     reference = workload.reference_time.isoformat()
     window = timedelta(milliseconds=BillingSettings(catalog_yaml="").window_size_ms)
@@ -680,7 +701,8 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
 
     trial = runs["trial"]  # the baseline's own identities were checked by its bounded run (exit code 0)
     out = {kind: {topic: _read_in_place(bootstrap, runs[kind][topic])
-                  for topic in ("line_items", "credit_drawdowns", "billing_alerts", "dead_letters", "late_events")}
+                  for topic in ("line_items", "credit_drawdowns", "billing_alerts", "dead_letters", "late_events",
+                                "invoices")}
            for kind in runs}
     lines = {kind: out[kind]["line_items"] for kind in runs}
     report.line_items, report.drawdowns, report.alerts = (len(out["trial"][t]) for t in
@@ -688,6 +710,10 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     _unique(lines["trial"], "line_item_id", "line item", report)
     _unique(out["trial"]["credit_drawdowns"], "drawdown_id", "drawdown", report)
     _unique(out["trial"]["billing_alerts"], "alert_id", "alert", report)
+    report.invoices = sum(1 for r in out["trial"]["invoices"] if r["status"] == "final")
+    report.failures += chaos_checks.compare_invoices(
+        out["baseline"]["invoices"], out["trial"]["invoices"], baseline_lines=lines["baseline"],
+        trial_lines=lines["trial"], baseline_drawdowns=out["baseline"]["credit_drawdowns"])
     for kind in runs:  # the flush customer's line item exists in the bounded baseline only: so do its drawdowns
         for topic in ("credit_drawdowns", "billing_alerts"):
             out[kind][topic] = [r for r in out[kind][topic] if r["customer_id"] != FLUSH_CUSTOMER]

@@ -163,6 +163,35 @@ def compare_alerts(baseline: Sequence[dict], trial: Sequence[dict]) -> list[str]
     return failures
 
 
+def compare_invoices(baseline: Sequence[dict], trial: Sequence[dict], *, baseline_lines: Sequence[dict],
+                     trial_lines: Sequence[dict], baseline_drawdowns: Sequence[dict]) -> list[str]:
+    """The baseline's invoices (final ones for the periods that closed, open previews at its end of input) are
+    exact against its lines and drawdowns; the trial, which never ends its input, wrote the same final invoices
+    (every field but `emitted_at`), each exact against the trial's lines that name it, and nothing else."""
+    from meterstream.invoice_checks import invoice_problems
+
+    failures = [f"baseline invoices: {p}" for p in invoice_problems(
+        list(baseline), list(baseline_lines), list(baseline_drawdowns))[1][:5]]
+
+    def finals(records: Sequence[dict]) -> dict[str, dict]:
+        return {r["invoice_id"]: {k: v for k, v in r.items() if k != "emitted_at"} for r in records
+                if r["status"] == "final"}
+
+    expected, got = finals(baseline), finals(trial)
+    if not expected:
+        failures.append("invoices: no billing period closed in the baseline (no final invoice)")
+    for what, ids in (("missing", expected.keys() - got.keys()), ("unexpected", got.keys() - expected.keys()),
+                      ("different", {k for k in expected.keys() & got.keys() if expected[k] != got[k]})):
+        if ids:
+            failures.append(f"final invoices: {len(ids)} {what} against the baseline, e.g. {_examples(ids)}")
+    if len(got) != len(trial):
+        failures.append(f"the trial wrote {len(trial) - len(got)} open previews (its input never ended)")
+    named = [line for line in trial_lines if line["invoice_id"] in got]
+    failures += [f"trial invoices: {p}" for p in invoice_problems(
+        [r for r in trial if r["status"] == "final"], named)[1][:5]]
+    return failures
+
+
 def raw_bytes(dead_letter: dict) -> bytes:
     raw = dead_letter["raw"]
     return base64.b64decode(raw) if dead_letter["raw_encoding"] == "base64" else raw.encode()

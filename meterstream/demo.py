@@ -22,6 +22,9 @@ from meterstream.topics import create_topics, job_topic_configs, produce, read_c
 from meterstream.workload import Workload
 
 CATALOG = "catalogs/example-genai.yaml"
+# How much earlier than the current usage the previous periods' tail is sent (its Kafka record time): its customers
+# are idle by ingestion time once the current usage arrives, and stop holding the watermark.
+PREVIOUS_TAIL_SENT_BEFORE = timedelta(minutes=30)
 
 
 def period_to_date_by_customer(line_items: list[dict]) -> dict[tuple[str, str, str], Decimal]:
@@ -203,7 +206,7 @@ def produce_inputs(
                                               customers_per_tenant=max(customers_per_tenant // 10, 5), now=now):
         produce(bootstrap, topics["usage_events"], previous.records,
                 keys=[str(key).encode() for key in previous.partition_keys],
-                timestamps_ms=[int(now.timestamp() * 1000) - 30 * 60_000] * len(previous.records))
+                timestamps_ms=[int((now - PREVIOUS_TAIL_SENT_BEFORE).timestamp() * 1000)] * len(previous.records))
     # Keyed by (tenant, event_id): every copy of an event lands in one partition, so "first copy wins" is
     # decided by arrival order within that partition.
     keys = [str(key).encode() for key in workload.partition_keys]

@@ -38,7 +38,7 @@ import random
 import zlib
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -232,6 +232,18 @@ class Workload:
 
     def partition(self, index: int, partitions: int) -> int:
         return self.partition_keys[index] % partitions
+
+    def after(self, earlier: Sequence[Workload]) -> Workload:
+        """This workload's records preceded by those of `earlier` (each in order): one input with, say, last
+        month's tail first. Spec and ground truth stay this workload's (its reference time, its intended
+        duplicates, late and malformed records); the earlier records' kinds and dead-letter reasons come along."""
+        records, kinds, keys, reasons = [], bytearray(), array("I"), {}
+        for part in (*earlier, self):
+            reasons.update({len(records) + i: reason for i, reason in part.malformed_reasons.items()})
+            records += part.records
+            kinds += part.kinds
+            keys += part.partition_keys
+        return Workload(self.spec, records, kinds, keys, reasons, self.truth)
 
 
 # ---- generation ----------------------------------------------------------------------------------------------
