@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +24,8 @@ CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai
 
 
 def run_job(
-    tmp_path: Path, records: list[bytes], parallelism: int, catalog_yaml: str | None = None
+    tmp_path: Path, records: list[bytes], parallelism: int, catalog_yaml: str | None = None, *,
+    reference_now: datetime = REFERENCE_NOW,
 ) -> dict[str, list[dict]]:
     source_file = tmp_path / "usage.jsonl"
     source_file.write_bytes(b"\n".join(records) + b"\n")
@@ -31,7 +33,7 @@ def run_job(
         catalog_yaml=catalog_yaml or CATALOG_PATH.read_text(),
         window_size_ms=WINDOW_MS,
         out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
-        reference_now_ms=to_epoch_ms(REFERENCE_NOW),
+        reference_now_ms=to_epoch_ms(reference_now),
         watermark_on_every_event=True,
     )
     env = stream_environment(parallelism=parallelism)

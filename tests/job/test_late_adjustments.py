@@ -108,7 +108,8 @@ def test_late_usage_is_billed_as_adjustments_by_each_aggregations_rule(tmp_path,
     assert any(t["tier_index"] == 1 for li in seats_october if li["kind"] == "late_adjustment" for t in li["tiers"])
 
 
-def test_usage_of_a_closed_period_is_billed_on_the_next_open_invoice(tmp_path):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_usage_of_a_closed_period_is_billed_on_the_next_open_invoice(tmp_path, parallelism):
     """With a grace of 2 minutes, October's period closes when the clock reaches 04:02 on November 1st: its late
     usage after that (and a series first seen after that with October usage) becomes prior-period adjustments,
     rated against October's own total and put on November's invoice."""
@@ -122,7 +123,7 @@ def test_usage_of_a_closed_period_is_billed_on_the_next_open_invoice(tmp_path):
     records = [*RECORDS, usage("new-o0", "output_tokens", W0 + s(30), "100", model="nova-large")]
     expected = expected_outputs(records, parse_catalog(catalog_yaml), now=REFERENCE_NOW, window_ms=WINDOW_MS,
                                 out_of_orderness_ms=OUT_OF_ORDERNESS_MS)
-    out = run_job(tmp_path, records, 2, catalog_yaml)
+    out = run_job(tmp_path, records, parallelism, catalog_yaml)
     assert_line_items_equal(out["line_items"], expected.lines)
 
     october, november = (p.isoformat(timespec="milliseconds").replace("+00:00", "Z") for p in (OCTOBER, NOVEMBER))
@@ -154,3 +155,43 @@ def test_usage_of_a_closed_period_is_billed_on_the_next_open_invoice(tmp_path):
     october_usage = sum(Decimal(li["amount"]) for li in out["line_items"]
                         if li["period_start"] == october and li["kind"] != "prior_period_adjustment")
     assert by_period[OCTOBER].total == october_usage
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_period_closes_at_its_end_plus_grace_after_the_dst_change(tmp_path, parallelism):
+    """New York falls back at 06:00 UTC on November 1st, 2026. With a grace of 2 h 30 min, October's period (ending
+    at midnight EDT, 04:00 UTC) closes at 06:30 UTC, 01:30 EST (the second 01:30 of that night): October usage that
+    comes late before then is a late adjustment on October's invoice, after then a prior-period adjustment on
+    November's; each invoice sums exactly its lines."""
+    from udfs.catalog import parse_catalog
+
+    catalog_yaml = CATALOG_PATH.read_text().replace(
+        "billing_period: {interval: monthly, anchor_day: 1, time_zone: America/New_York}",
+        "billing_period: {interval: monthly, anchor_day: 1, time_zone: America/New_York, grace: PT2H30M}", 1)
+    closes = NOVEMBER + timedelta(hours=2, minutes=30)
+    records = [
+        *RECORDS[:11],  # on time in October's and November's periods; tick-1 fires both windows
+        usage("late-before", "input_tokens", W0 + s(40), "100000", model="nova-large"),
+        usage("tick-dst", "requests", closes - s(60)),  # 06:29 UTC: the clock stops just short of the close
+        usage("late-just-before", "input_tokens", W0 + s(45), "200000", model="nova-large"),
+        usage("tick-closed", "requests", closes + s(60)),  # 06:31 UTC: October has closed
+        usage("late-after", "input_tokens", W0 + s(50), "400000", model="nova-large"),
+        usage("late-november", "input_tokens", W1 + s(40), "50", model="nova-large"),
+        usage("tick-end", "requests", closes + s(180)),
+    ]
+    expected = expected_outputs(records, parse_catalog(catalog_yaml), now=closes + timedelta(minutes=4),
+                                window_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS)
+    out = run_job(tmp_path, records, parallelism, catalog_yaml, reference_now=closes + timedelta(minutes=4))
+    assert_line_items_equal(out["line_items"], expected.lines)
+
+    october = OCTOBER.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    kinds = {(li["kind"], li["quantity"]) for li in out["line_items"]
+             if li["meter"] == "input_tokens" and li["period_start"] == october}
+    assert kinds == {("usage", "1000"), ("late_adjustment", "100000"), ("late_adjustment", "200000"),
+                     ("prior_period_adjustment", "400000")}
+    invoices = assert_invoices_exact(out["invoices"], out["line_items"])
+    by_period = {i.period_start: i for i in invoices.values()}
+    assert (by_period[OCTOBER].status, by_period[OCTOBER].closes_at) == ("final", closes)
+    assert by_period[NOVEMBER].status == "open"
+    assert by_period[NOVEMBER].prior_period_adjustment_total > 0
+    assert by_period[OCTOBER].late_adjustment_total > 0
