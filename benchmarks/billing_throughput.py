@@ -475,6 +475,24 @@ def write_partition_files(spec: WorkloadSpec, partitions: int, workdir: Path) ->
     return files, truth
 
 
+def output_counts(bootstrap: str, topics: dict[str, str]) -> dict:
+    """What the billing run wrote that the throughput depends on (line items, invoices, distinct series), and
+    whether its invoices are exact against its line items (`meterstream.invoice_checks`)."""
+    from meterstream.invoice_checks import invoice_problems
+    from meterstream.topics import read_committed
+
+    lines = [json.loads(v) for v in read_committed(bootstrap, topics["line_items"])]
+    invoices = [json.loads(v) for v in read_committed(bootstrap, topics["invoices"])]
+    _, problems = invoice_problems(invoices, lines)
+    kinds: dict[str, int] = {}
+    for line in lines:
+        kinds[line["kind"]] = kinds.get(line["kind"], 0) + 1
+    series = {(li["tenant_id"], li["customer_id"], li["meter"], json.dumps(li["group"], sort_keys=True))
+              for li in lines}
+    return {"line_items": len(lines), "line_items_by_kind": kinds, "series": len(series),
+            "invoices": len(invoices), "invoice_problems": len(problems), "invoice_problem_examples": problems[:3]}
+
+
 def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], reference: datetime) -> list:
     return [
         sys.executable, "-m", "jobs.billing",
@@ -487,6 +505,7 @@ def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, 
         "--topic-late-events", topics["late_events"],
         "--topic-line-items", topics["line_items"],
         "--topic-accounting", topics["accounting"],
+        "--topic-invoices", topics["invoices"],
         "--reference-time", reference.isoformat().replace("+00:00", "Z"),
         *args.job_arg,
     ]
@@ -606,6 +625,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             with contextlib.suppress(Exception):
                 last_append = last_committed_append_ms(bootstrap, topics["line_items"])
             accounting = parse_accounting(output)
+            outputs = output_counts(bootstrap, topics) if code == 0 else {}
             result["billing"] = {
                 "ok": code == 0 and job_seconds is not None,
                 "exit_code": code,
@@ -620,6 +640,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 "peak_rss_mb": peak,
                 "load_average_before": [round(x, 2) for x in load],
                 "accounting": accounting,
+                "outputs": outputs,
                 "accounting_mismatches": {
                     label: list(pair) for label, pair in
                     accounting_mismatches(accounting, result["workload"]["ground_truth"]).items()

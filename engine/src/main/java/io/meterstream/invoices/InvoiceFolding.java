@@ -9,9 +9,6 @@ import io.meterstream.rating.RatingPeriods;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
-import org.apache.flink.core.memory.DataInputDeserializer;
-import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -31,7 +28,8 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * <p>Why Java: the stage sees every line item (several per customer and minute), and a Python operator per line
  * item cost more than the rest of the job's line-item path. The state is one value per customer, its open invoices
  * with one entry per series (nothing per line), with a TTL that outlives a billing period and its grace; it is
- * cleared when the last open invoice closes.
+ * cleared when the last open invoice closes. It is changed in place ({@link CustomerInvoicesSerializer} says why
+ * that is safe).
  */
 public final class InvoiceFolding extends AbstractStreamOperator<String>
         implements OneInputStreamOperator<String, String>, Triggerable<String, VoidNamespace> {
@@ -42,11 +40,10 @@ public final class InvoiceFolding extends AbstractStreamOperator<String>
     private final String catalogJson;
     private final long stateTtlMs;
 
-    private transient ValueState<byte[]> invoices;
+    private transient ValueState<CustomerInvoices> invoices;
     private transient InternalTimerService<VoidNamespace> closes;
     private transient RatingPeriods periods;
     private transient RateLineItem ids;
-    private transient DataOutputSerializer buffer;
 
     /**
      * @param catalogJson {@code udfs.java_catalog.java_catalog_json(catalog)}
@@ -60,14 +57,13 @@ public final class InvoiceFolding extends AbstractStreamOperator<String>
     @Override
     public void open() throws Exception {
         super.open();
-        ValueStateDescriptor<byte[]> descriptor = new ValueStateDescriptor<>(
-                STATE_NAME, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+        ValueStateDescriptor<CustomerInvoices> descriptor = new ValueStateDescriptor<>(
+                STATE_NAME, CustomerInvoicesSerializer.INSTANCE);
         descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(stateTtlMs)).build());
         invoices = getRuntimeContext().getState(descriptor);
         closes = getInternalTimerService("invoice-closes", VoidNamespaceSerializer.INSTANCE, this);
         periods = RatingPeriods.of(catalogJson);
         ids = new RateLineItem();
-        buffer = new DataOutputSerializer(256);
     }
 
     @Override
@@ -86,11 +82,10 @@ public final class InvoiceFolding extends AbstractStreamOperator<String>
 
     @Override
     public void onEventTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
-        byte[] bytes = invoices.value();
-        if (bytes == null) {
+        CustomerInvoices state = invoices.value();
+        if (state == null) {
             return;
         }
-        CustomerInvoices state = CustomerInvoices.read(new DataInputDeserializer(bytes));
         long emittedAt = System.currentTimeMillis();
         List<String> out = closes.currentWatermark() == Long.MAX_VALUE
                 ? state.endOfInput(emittedAt)
@@ -106,9 +101,9 @@ public final class InvoiceFolding extends AbstractStreamOperator<String>
     }
 
     private CustomerInvoices load() throws Exception {
-        byte[] bytes = invoices.value();
-        if (bytes != null) {
-            return CustomerInvoices.read(new DataInputDeserializer(bytes));
+        CustomerInvoices state = invoices.value();
+        if (state != null) {
+            return state;
         }
         String[] owner = InvoiceKey.owner((String) getCurrentKey());
         return new CustomerInvoices(owner[0], owner[1]);
@@ -119,8 +114,6 @@ public final class InvoiceFolding extends AbstractStreamOperator<String>
             invoices.clear();
             return;
         }
-        buffer.clear();
-        state.write(buffer);
-        invoices.update(buffer.getCopyOfBuffer());
+        invoices.update(state);  // the same object on the heap backend: refreshes its TTL
     }
 }
