@@ -1,6 +1,7 @@
 """Corrections of usage events (`usage-corrections`): validation, the correction ledger and what a correction does
 to a window. The specification. The billing job runs validation and correction-id idempotency with
-`--corrections` (`jobs/corrections.py`); the ledger and the window side are not wired yet (issue 17).
+`--corrections` (`jobs/corrections.py`); the ledger has its Java twin (`io.meterstream.corrections.CorrectionLedger`,
+bound by the golden vectors `corrections.json`), not wired into the job yet, nor is the window side (issue 17).
 
 **Validation** (`validate_correction_record`): bytes in, a `schemas.usage_correction.UsageCorrection` or a
 `CorrectionRejection` out, never raising because of the input. Checks run top to bottom and the first failing one
