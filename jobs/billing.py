@@ -6,10 +6,10 @@ parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the key
 (windows, period to date, rating). Flink SQL (`jobs/billing_sql.py`) windows the unique_count meters and sums the
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
 events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`), `--corrections` the
-`usage-corrections` input (`jobs/corrections.py`: validation, correction-id idempotency, dead letters, counts; the
-correction ledger is not wired yet, so accepted corrections do not change the bill yet). The keyed Java operator
-`io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into invoices,
-written to `invoices` when a billing period closes.
+`usage-corrections` input (`jobs/corrections.py`: validation and correction-id idempotency in Python, the correction
+ledger in `UsageRouting`; dead letters, counts; applied corrections do not change the bill yet). The keyed Java
+operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into
+invoices, written to `invoices` when a billing period closes.
 
     python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
 """
@@ -76,6 +76,7 @@ MS_PER_DAY = 24 * 3600 * 1000
 # The corrections source's format and the counts' retyping map (engine/, io.meterstream.corrections).
 RAW_CORRECTION_DESERIALIZER_CLASS = "io.meterstream.corrections.RawCorrectionDeserializer"
 CORRECTION_COUNTS_CLASS = "io.meterstream.corrections.CorrectionCounts"
+CORRECTION_KEY_CLASS = "io.meterstream.routing.CorrectionKey"
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class RoutedUsage:
     windowed: object
     accounting: object
     late_row_type: object
+    correction_rejects: object = None  # with corrections: the ledger's rejections (Java DataStream of Rows)
 
 
 def _external_tag(name: str, rows):
@@ -276,7 +278,8 @@ def _external_tag(name: str, rows):
         name, jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(to_data_type(rows)))
 
 
-def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage: ParsedUsage) -> RoutedUsage:
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage: ParsedUsage,
+                corrections=None) -> RoutedUsage:
     """Dedup and route the parsed usage records in the keyed Java operator `UsageRouting`. Its main output, every
     first-seen valid record (`io.meterstream.routing.WindowedUsage`, with its series key; event time as timestamps),
     goes to `rate_windows`, which decides lateness; registers its dead letters as the table `usage_dead_letters`.
@@ -285,6 +288,10 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     trip) was most of the job's CPU (JFR); this is one keyed operator on Flink's internal rows, remembering each event
     id as one slot of a per-bucket hash table. It keeps the watermark it has forwarded in operator state (SQL's
     CURRENT_WATERMARK restarts from nothing after a restore; see the operator's class comment).
+
+    With `corrections` (a Java DataStream of `jobs.corrections.LEDGER_ROW_TYPE` rows: accepted corrections), the
+    operator gets them as its second input, keyed by the bucket of their (tenant_id, event_id)
+    (`io.meterstream.routing.CorrectionKey`), and keeps the correction ledger beside the dedup memory.
     """
     parsed, parsed_type = parsed_usage.stream, parsed_usage.row_type
 
@@ -293,18 +300,30 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
 
     dead_lettered = _external_tag("dead-lettered", row_type("deadLetterType"))
     accounting = _external_tag("accounting", java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE"))
-    routing = java_new(
-        USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
-        (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting))
     key = java_new(USAGE_DEDUP_KEY_CLASS, (ROW_TYPE, parsed_type))
-    j_routed = (
-        parsed.keyBy(key, key.getProducedType())
-        .transform("route-usage-events", java_static_field(WINDOWED_USAGE_CLASS, "TYPE"), routing)
-        .uid(uids.BILLING_USAGE_ROUTING)
-    )
+    windowed_type = java_static_field(WINDOWED_USAGE_CLASS, "TYPE")
+    correction_rejects = None
+    if corrections is None:
+        routing = java_new(
+            USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
+            (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting))
+        j_routed = parsed.keyBy(key, key.getProducedType()).transform("route-usage-events", windowed_type, routing)
+    else:
+        rejects_tag = java_static(USAGE_ROUTING_CLASS, "correctionRejectTag")
+        routing = java_new(
+            USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
+            (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting),
+            (STRING, settings.java_catalog_json), (LONG, settings.correction_horizon_ms), (OUTPUT_TAG, rejects_tag))
+        correction_key = java_new(CORRECTION_KEY_CLASS)
+        j_routed = (
+            parsed.connect(corrections).keyBy(key, correction_key, key.getProducedType())
+            .transform("route-usage-events", windowed_type, routing)
+        )
+        correction_rejects = j_routed.getSideOutput(rejects_tag)
+    j_routed = j_routed.uid(uids.BILLING_USAGE_ROUTING)  # the same state, with or without corrections
     j_tenv = t_env._j_tenv
     j_tenv.createTemporaryView(DEAD_LETTERS_TABLE, j_tenv.fromDataStream(j_routed.getSideOutput(dead_lettered)))
-    return RoutedUsage(j_routed, j_routed.getSideOutput(accounting), row_type("lateType"))
+    return RoutedUsage(j_routed, j_routed.getSideOutput(accounting), row_type("lateType"), correction_rejects)
 
 
 def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: BillingSettings,
@@ -390,13 +409,24 @@ def build_pipeline(
     if not isinstance(source, ParsedUsage):
         raise TypeError(f"build_pipeline takes ParsedUsage (kafka_parsed_usage, a test file's), not "
                         f"{type(source).__name__}")
-    routed = route_usage(t_env, settings, source)
-    correction_outputs = None
+    correction_outputs = correction_dead_letters = None
     if corrections is not None:
         from jobs.corrections import build_corrections
 
         correction_outputs = build_corrections(corrections, settings.catalog_yaml,
                                                horizon_ms=settings.correction_horizon_ms)
+    routed = route_usage(t_env, settings, source,
+                         None if correction_outputs is None else correction_outputs.accepted._j_data_stream)
+    if correction_outputs is not None:
+        from jobs.corrections import LedgerRejectFormatter
+
+        ledger_rejects = (
+            DataStream(routed.correction_rejects)
+            .map(LedgerRejectFormatter(), output_type=Types.STRING())
+            .name("format-correction-ledger-rejects")
+            .uid(uids.BILLING_CORRECTION_LEDGER_REJECTS)
+        )
+        correction_dead_letters = correction_outputs.dead_letters.union(ledger_rejects)
     more_counts = () if correction_outputs is None else (correction_counts(correction_outputs.counts),)
     line_items = rate_windows(t_env, routed, settings, more_counts)
     for view in output_views():
@@ -440,7 +470,7 @@ def build_pipeline(
         .uid(uids.BILLING_ACCOUNTING)
     )
     return BillingOutputs(line_items, unique_count_line_items, dead_letters, late_events, accounting,
-                          None if correction_outputs is None else correction_outputs.dead_letters)
+                          correction_dead_letters)
 
 
 # output stream -> (topic field of Topics, sink uid)
@@ -588,10 +618,10 @@ def accounting_table(counts: dict[tuple[str, str], int], received: int,
         holds = holds and corrections_hold
         lines += [
             f"{'corrections in the input (offsets)':34s} {corrections_received:>12,}",
-            f"{'  accepted (ledger not wired yet)':34s} {corrections.accepted:>12,}",
+            f"{'  applied (bill not changed yet)':34s} {corrections.applied:>12,}",
             f"{'  rejected':34s} {corrections.rejected:>12,}",
             *[f"{'    ' + reason:34s} {n:>12,}" for reason, n in corrections.rejected_by_reason.items()],
-            f"identity corrections = accepted + rejected: {'HOLDS' if corrections_hold else 'BROKEN'}",
+            f"identity corrections = applied + rejected: {'HOLDS' if corrections_hold else 'BROKEN'}",
         ]
     return "\n".join(lines), holds
 
@@ -624,8 +654,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--credits", action="store_true",
                         help="also run prepaid credits: read credit-grants and spend-caps, write drawdowns and alerts")
     parser.add_argument("--corrections", action="store_true",
-                        help="also read usage-corrections: validate, dedup by correction id, dead-letter and count "
-                             "them (the correction ledger is not wired yet: accepted corrections change no bill)")
+                        help="also read usage-corrections: validate, dedup by correction id, decide each against the "
+                             "correction ledger, dead-letter and count them (applied corrections change no bill yet)")
     parser.add_argument("--correction-horizon-hours", type=float, default=24,
                         help="processing time after an event was first seen within which it may be corrected "
                              "(at most --dedup-ttl-days)")

@@ -1,5 +1,5 @@
-"""Corrections in the billing job (`usage-corrections`): validation and correction-id idempotency, rejects to
-`usage-correction-dead-letters`, every record counted (issue 17, first slice).
+"""Corrections in the billing job (`usage-corrections`): validation and correction-id idempotency in Python, the
+ledger decision in Java, rejects to `usage-correction-dead-letters`, every record counted (issue 17).
 
 Wiring only; the rules are `udfs.corrections` (the specification). Corrections are rare (about half a percent of
 the usage traffic), so both stages run the Python spec itself:
@@ -9,11 +9,14 @@ the usage traffic), so both stages run the Python spec itself:
 2. `CorrectionIdFunction`, keyed by (tenant_id, correction_id): `check_correction_id`, first copy by arrival wins; a
    later copy is `duplicate_correction` or `conflicting_correction` (a dead letter and a count). The id is remembered
    for the correction horizon of processing time from its first copy (one processing-time timer clears it then).
-   A first copy is `correction_accepted` (`udfs.accounting.CorrectionOutcome`) and is the stage's main output, for
-   the correction ledger beside the dedup memory (`io.meterstream.routing.UsageRouting`), which is not wired yet:
-   an accepted correction does not change the bill yet.
+   A first copy goes on (`to_ledger_row`, `LEDGER_ROW_TYPE`) to the correction ledger beside the dedup memory:
+   `jobs.billing.route_usage` gives the routing operator (`io.meterstream.routing.UsageRouting`, keyed by the
+   bucket of (tenant_id, event_id)) a second input, where `io.meterstream.corrections.CorrectionLedger` decides it
+   (`udfs.corrections.decide`): applied (`correction_applied`) or rejected by reason (its side output, formatted
+   here by `LedgerRejectFormatter`). An applied correction's remove/add contributions do not reach the window
+   operator yet: the bill does not change yet.
 
-Both stages also emit (outcome, detail, 1) rows (`COUNTS`), which `jobs.billing` retypes in Java
+Both Python stages also emit (outcome, detail, 1) rows (`COUNTS`), which `jobs.billing` retypes in Java
 (`io.meterstream.corrections.CorrectionCounts`) and adds to the operators' outcome counts: the accounting topic
 then carries corrections beside usage records (`udfs.accounting.CorrectionAccounting`).
 """
@@ -25,11 +28,14 @@ from datetime import UTC, datetime
 
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
-from pyflink.datastream.functions import ProcessFunction
+from pyflink.datastream.functions import MapFunction, ProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
 from jobs import uids
+from schemas.correction_dead_letter import CorrectionRejectionReason
+from schemas.dead_letter import DeadLetterReason
 from schemas.usage_correction import UsageCorrection
+from schemas.wire import decimal_to_wire
 from udfs.accounting import CorrectionOutcome
 from udfs.catalog import parse_catalog
 from udfs.corrections import (
@@ -47,6 +53,13 @@ RAW_CORRECTION_TYPE = Types.ROW_NAMED(
 COUNT_TYPE = Types.ROW_NAMED(["outcome", "detail", "records"], [Types.STRING(), Types.STRING(), Types.LONG()])
 DEAD_LETTERS = OutputTag("correction-dead-letters", Types.STRING())
 COUNTS = OutputTag("correction-counts", COUNT_TYPE)
+# The ledger's input: io.meterstream.routing.UsageRouting.CORRECTION_COLUMNS, by position.
+LEDGER_COLUMNS = ["tenant_id", "event_id", "correction_id", "action", "value", "dimensions", "payload", "src_topic",
+                  "src_partition", "src_offset"]
+LEDGER_ROW_TYPE = Types.ROW_NAMED(LEDGER_COLUMNS, [
+    Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(),
+    Types.MAP(Types.STRING(), Types.STRING()), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.INT(),
+    Types.LONG()])
 _ID_STATE_TYPE = Types.ROW_NAMED(["fingerprint", "first_seen_ms"], [Types.STRING(), Types.LONG()])
 
 
@@ -122,8 +135,7 @@ class CorrectionIdFunction(KeyedProcessFunction):
             return
         self.state.update(Row(fingerprint=first.fingerprint, first_seen_ms=first.first_seen_ms))
         ctx.timer_service().register_processing_time_timer(first.first_seen_ms + self.horizon_ms)
-        yield COUNTS, Row(outcome=CorrectionOutcome.ACCEPTED.value, detail="", records=1)
-        yield received
+        yield received  # counted by the ledger: applied or rejected
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         stored = self.state.value()
@@ -133,9 +145,31 @@ class CorrectionIdFunction(KeyedProcessFunction):
         return iter(())
 
 
+def to_ledger_row(received: ReceivedCorrection) -> Row:
+    """An accepted correction as the ledger's row (`LEDGER_ROW_TYPE`): the value as its exact wire decimal."""
+    c = received.correction
+    return Row(tenant_id=c.tenant_id, event_id=c.event_id, correction_id=c.correction_id, action=c.action,
+               value=None if c.value is None else decimal_to_wire(c.value),
+               dimensions=None if c.dimensions is None else dict(c.dimensions), payload=received.payload,
+               src_topic=received.src_topic, src_partition=received.src_partition, src_offset=received.src_offset)
+
+
+class LedgerRejectFormatter(MapFunction):
+    """A correction the ledger rejected (`UsageRouting.CORRECTION_REJECT_COLUMNS`) -> its dead letter."""
+
+    def map(self, row: Row) -> str:
+        rejection = CorrectionRejection(
+            CorrectionRejectionReason(row.reason), row.detail or "", row.correction_id, row.tenant_id, row.event_id,
+            None if row.event_dead_letter_reason is None else DeadLetterReason(row.event_dead_letter_reason))
+        payload = None if row.payload is None else bytes(row.payload)
+        letter = correction_dead_letter_for(payload, rejection, source_topic=row.src_topic,
+                                            partition=row.src_partition, offset=row.src_offset, received_at=utc_now())
+        return letter.model_dump_json()
+
+
 @dataclass
 class CorrectionOutputs:
-    accepted: DataStream  # ReceivedCorrection (pickled), for the correction ledger (not wired yet)
+    accepted: DataStream  # LEDGER_ROW_TYPE rows, for the correction ledger in the routing operator
     dead_letters: DataStream  # usage-correction-dead-letters JSON
     counts: DataStream  # COUNT_TYPE rows
 
@@ -153,6 +187,11 @@ def build_corrections(raw: DataStream, catalog_yaml: str, *, horizon_ms: int) ->
         .name("correction-ids")
         .uid(uids.BILLING_CORRECTION_IDS)
     )
+    ledger_rows = (
+        accepted.map(to_ledger_row, output_type=LEDGER_ROW_TYPE)
+        .name("corrections-to-ledger")
+        .uid(uids.BILLING_CORRECTION_TO_LEDGER)
+    )
     dead_letters = validated.get_side_output(DEAD_LETTERS).union(accepted.get_side_output(DEAD_LETTERS))
     counts = validated.get_side_output(COUNTS).union(accepted.get_side_output(COUNTS))
-    return CorrectionOutputs(accepted, dead_letters, counts)
+    return CorrectionOutputs(ledger_rows, dead_letters, counts)

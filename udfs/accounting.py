@@ -9,10 +9,11 @@ line, and counted here all the same. The Java operators count with the generated
 (`io.meterstream.rules.Rules.OUTCOME_*`, written by `udfs.java_rules`).
 
 Corrections (`usage-corrections`, `udfs.corrections`) are counted beside usage records, on the same topic, with their
-own outcomes (`CorrectionOutcome`) and their own identity: corrections received = accepted + rejected, rejected
-counted by reason (the detail: a `CorrectionRejectionReason`, as on `usage-correction-dead-letters`). `accepted` is a
-valid correction that is the first copy of its correction id: it goes on to the correction ledger, which is not wired
-yet (issue 17), so an accepted correction does not change the bill yet.
+own outcomes (`CorrectionOutcome`) and their own identity: corrections received = applied + rejected, rejected
+counted by reason (the detail: a `CorrectionRejectionReason`, as on `usage-correction-dead-letters`). `applied` is a
+correction the ledger applied (`udfs.corrections.decide`, in the job `io.meterstream.corrections.CorrectionLedger`);
+its contributions do not reach the window operator yet (issue 17), so an applied correction does not change the bill
+yet.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Outcome(StrEnum):
 
 
 class CorrectionOutcome(StrEnum):
-    ACCEPTED = "correction_accepted"  # valid and the first copy of its correction id: handed on to the ledger
+    APPLIED = "correction_applied"  # applied by the ledger (the bill does not change yet: issue 17)
     REJECTED = "correction_rejected"  # written to usage-correction-dead-letters; detail: the reason
 
 
@@ -39,7 +40,7 @@ class CorrectionOutcome(StrEnum):
 class CorrectionAccounting:
     """Corrections per outcome, from the same counts per (outcome, detail) (usage outcomes are ignored here)."""
 
-    accepted: int
+    applied: int
     rejected_by_reason: Mapping[str, int]
 
     @classmethod
@@ -48,8 +49,8 @@ class CorrectionAccounting:
         for (outcome, detail), n in counts.items():
             if outcome == CorrectionOutcome.REJECTED:
                 rejected[detail] = rejected.get(detail, 0) + n
-        accepted = sum(n for (outcome, _), n in counts.items() if outcome == CorrectionOutcome.ACCEPTED)
-        return cls(accepted, dict(sorted(rejected.items())))
+        applied = sum(n for (outcome, _), n in counts.items() if outcome == CorrectionOutcome.APPLIED)
+        return cls(applied, dict(sorted(rejected.items())))
 
     @property
     def rejected(self) -> int:
@@ -57,10 +58,10 @@ class CorrectionAccounting:
 
     @property
     def total(self) -> int:
-        return self.accepted + self.rejected
+        return self.applied + self.rejected
 
     def holds(self, received: int) -> bool:
-        """corrections received = accepted + rejected."""
+        """corrections received = applied + rejected."""
         return received == self.total
 
 

@@ -210,7 +210,7 @@ def java_source() -> str:
         "",
         "    // ---- accounting outcomes (udfs.accounting)",
         *[_const("String", f"OUTCOME_{_upper(o.name)}", _string(o.value)) for o in Outcome],
-        *[_const("String", f"OUTCOME_{_upper(o.name)}", _string(o.value)) for o in CorrectionOutcome],
+        *[_const("String", f"OUTCOME_CORRECTION_{_upper(o.name)}", _string(o.value)) for o in CorrectionOutcome],
         "",
         "    // ---- corrections: rejection reasons (schemas.correction_dead_letter), actions (usage_correction)",
         *[_const("String", f"CORRECTION_{_upper(r.name)}", _string(r.value)) for r in CorrectionRejectionReason],

@@ -9,6 +9,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.LongToIntFunction;
 
 import io.meterstream.catalog.JavaCatalog;
 import io.meterstream.rules.Rules;
@@ -38,9 +39,9 @@ import org.apache.flink.core.memory.DataOutputView;
  * {@code unknown_event} stay apart) until the dedup horizon; a dead-letter marker lives for the correction horizon.
  *
  * <p>Layout: one object per key here (strings of the billed version: customer, meter, group JSON, the unique
- * dimension's value); the docstring's 80-byte slot layout (hashes instead of strings) is not done yet. What a
- * key costs here: about 150-250 bytes of heap for the correction horizon, then one small entry until the dedup
- * horizon.
+ * dimension's value, as Java objects in a HashMap); the docstring's 80-byte slot layout (hashes instead of strings,
+ * raw bytes in tables per key bucket, as {@code DedupTable}) is not done yet, so a key costs more than 80 bytes here
+ * (not measured yet), for the correction horizon; then one small entry until the dedup horizon.
  */
 public final class CorrectionLedger {
     /** The correction rejection reasons the ledger decides ({@code schemas.correction_dead_letter}, generated). */
@@ -169,6 +170,7 @@ public final class CorrectionLedger {
     private final long horizonMs;
     private final long dedupTtlMs;
     private final Map<Key, Entry> entries = new HashMap<>();
+    private Map<Integer, List<Map.Entry<Key, Entry>>> byKeyGroup;  // the last prepareSnapshot's
 
     public CorrectionLedger(long windowSizeMs, long horizonMs, long dedupTtlMs) {
         if (!(0 < horizonMs && horizonMs <= dedupTtlMs)) {
@@ -322,14 +324,22 @@ public final class CorrectionLedger {
 
     // ---- snapshot -------------------------------------------------------------------------------------------
 
-    /** The keys whose hi part satisfies {@code select} (a key group's buckets), as bytes. */
-    public void write(DataOutputView out, java.util.function.LongPredicate select) throws IOException {
-        List<Map.Entry<Key, Entry>> chosen = new ArrayList<>();
+    /**
+     * Before a snapshot: forgets what has expired at {@code nowMs} and sorts the rest by key group
+     * ({@code keyGroupOfHi}: the key group of a key's hi part), for {@link #write}.
+     */
+    public void prepareSnapshot(long nowMs, LongToIntFunction keyGroupOfHi) {
+        expireAll(nowMs);
+        byKeyGroup = new HashMap<>();
         for (Map.Entry<Key, Entry> e : entries.entrySet()) {
-            if (select.test(e.getKey().hi)) {
-                chosen.add(e);
-            }
+            byKeyGroup.computeIfAbsent(keyGroupOfHi.applyAsInt(e.getKey().hi), k -> new ArrayList<>()).add(e);
         }
+    }
+
+    /** One key group's keys as bytes (after {@link #prepareSnapshot}). */
+    public void write(DataOutputView out, int keyGroup) throws IOException {
+        List<Map.Entry<Key, Entry>> chosen = byKeyGroup == null ? List.of()
+                : byKeyGroup.getOrDefault(keyGroup, List.of());
         out.writeInt(FORMAT_VERSION);
         out.writeInt(chosen.size());
         for (Map.Entry<Key, Entry> e : chosen) {

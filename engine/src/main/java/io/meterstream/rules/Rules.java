@@ -119,8 +119,8 @@ public final class Rules {
     public static final String OUTCOME_DUPLICATE_CONFLICTING_PAYLOAD = "duplicate_conflicting_payload";
     public static final String OUTCOME_WINDOWED = "windowed";
     public static final String OUTCOME_BILLED_LATE = "billed_late";
-    public static final String OUTCOME_ACCEPTED = "correction_accepted";
-    public static final String OUTCOME_REJECTED = "correction_rejected";
+    public static final String OUTCOME_CORRECTION_APPLIED = "correction_applied";
+    public static final String OUTCOME_CORRECTION_REJECTED = "correction_rejected";
 
     // ---- corrections: rejection reasons (schemas.correction_dead_letter), actions (usage_correction)
     public static final String CORRECTION_TOO_LARGE = "too_large";

@@ -96,7 +96,8 @@ class CorrectionLedgerGoldenTest {
     private static CorrectionLedger roundTrip(CorrectionLedger ledger, long windowMs, long horizon, long ttl)
             throws Exception {
         DataOutputSerializer out = new DataOutputSerializer(256);
-        ledger.write(out, hi -> true);
+        ledger.prepareSnapshot(Long.MIN_VALUE / 2, hi -> 0);
+        ledger.write(out, 0);
         CorrectionLedger restored = new CorrectionLedger(windowMs, horizon, ttl);
         restored.read(new DataInputDeserializer(out.getCopyOfBuffer()));
         assertEquals(ledger.size(), restored.size());
