@@ -2,6 +2,7 @@ package io.meterstream.corrections;
 
 import java.io.IOException;
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -351,14 +352,14 @@ public final class CorrectionLedger {
                     : entry.current == null ? (byte) 3 : (byte) 0;
             out.writeByte(kind);
             if (kind == 1) {
-                out.writeUTF(entry.deadLetterReason);
+                writeString(out, entry.deadLetterReason);
             } else if (kind == 0) {
                 Version v = entry.current;
-                out.writeUTF(v.customerId);
-                out.writeUTF(v.meter);
+                writeString(out, v.customerId);
+                writeString(out, v.meter);
                 out.writeLong(v.eventTimeMs);
                 writeNullable(out, v.value == null ? null : v.value.toPlainString());
-                out.writeUTF(v.groupJson);
+                writeString(out, v.groupJson);
                 writeNullable(out, v.uniqueValue);
             }
         }
@@ -376,15 +377,15 @@ public final class CorrectionLedger {
             entry.firstSeenMs = in.readLong();
             byte kind = in.readByte();
             if (kind == 1) {
-                entry.deadLetterReason = in.readUTF();
+                entry.deadLetterReason = readString(in);
             } else if (kind == 2) {
                 entry.pastHorizon = true;
             } else if (kind == 0) {
-                String customer = in.readUTF();
-                String meter = in.readUTF();
+                String customer = readString(in);
+                String meter = readString(in);
                 long eventTime = in.readLong();
                 String value = readNullable(in);
-                String group = in.readUTF();
+                String group = readString(in);
                 String unique = readNullable(in);
                 entry.current = new Version(customer, meter, eventTime, value == null ? null : new BigDecimal(value),
                         group, unique);
@@ -398,12 +399,29 @@ public final class CorrectionLedger {
     private static void writeNullable(DataOutputView out, String s) throws IOException {
         out.writeBoolean(s != null);
         if (s != null) {
-            out.writeUTF(s);
+            writeString(out, s);
         }
     }
 
     private static String readNullable(DataInputView in) throws IOException {
-        return in.readBoolean() ? in.readUTF() : null;
+        return in.readBoolean() ? readString(in) : null;
+    }
+
+    /** Length-prefixed UTF-8 (a {@code writeUTF} string stops at 64 KiB, which an escaped group JSON can pass). */
+    private static void writeString(DataOutputView out, String s) throws IOException {
+        byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
+        out.writeInt(bytes.length);
+        out.write(bytes);
+    }
+
+    private static String readString(DataInputView in) throws IOException {
+        int length = in.readInt();
+        if (length < 0) {
+            throw new IOException("correction ledger string of length " + length);
+        }
+        byte[] bytes = new byte[length];
+        in.readFully(bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
     }
 
     private static final class Key {

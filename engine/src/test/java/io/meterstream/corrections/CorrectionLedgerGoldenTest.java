@@ -161,6 +161,20 @@ class CorrectionLedgerGoldenTest {
     }
 
     @Test
+    void aGroupLongerThan64KiBSurvivesTheSnapshot() throws Exception {
+        String group = "{\"model\":\"" + "\\u0000".repeat(12_000) + "\"}";  // an escaped group: > 64 KiB
+        CorrectionLedger ledger = new CorrectionLedger(60_000, 1_000, 5_000);
+        ledger.observeEvent(1L, 2L, 10L, new CorrectionLedger.Version("c", "input_tokens", 0L, BigDecimal.TEN, group,
+                null));
+        CorrectionLedger restored = roundTrip(ledger, 60_000, 1_000, 5_000);
+        JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
+        CorrectionLedger.Decision decision = restored.decide(1L, 2L, 11L, new CorrectionLedger.Correction("acme-ai",
+                "e", CorrectionLedger.CANCEL, null, null), catalog.tenants().get("acme-ai").meters);
+        assertTrue(group.length() > 65_536);
+        assertEquals(group, decision.remove.groupJson);
+    }
+
+    @Test
     void aTokenDecodesToItsValue() {
         assertEquals("a,b%2C%", CorrectionLedger.decodeToken("a%2Cb%252C%25"));
         assertNull(CorrectionLedger.decodeToken(null));
