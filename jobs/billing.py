@@ -5,9 +5,11 @@ parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the key
 `io.meterstream.routing.UsageRouting` (dedup, lateness, outcome counts) and `io.meterstream.rating.WindowRating`
 (windows, period to date, rating). Flink SQL (`jobs/billing_sql.py`) windows the unique_count meters and sums the
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
-events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`). The keyed Java operator
-`io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into invoices,
-written to `invoices` when a billing period closes.
+events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`), `--corrections` the
+`usage-corrections` input (`jobs/corrections.py`: validation and correction-id idempotency in Python, the correction
+ledger in `UsageRouting`; dead letters, counts; applied corrections do not change the bill yet). The keyed Java
+operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into
+invoices, written to `invoices` when a billing period closes.
 
     python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
 """
@@ -19,7 +21,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -63,12 +65,18 @@ from jobs.java_interop import (
 )
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
-from udfs.accounting import Accounting, Outcome
+from udfs.accounting import Accounting, CorrectionAccounting, Outcome
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
+from udfs.corrections import DEFAULT_CORRECTION_HORIZON, check_horizon
 from udfs.java_catalog import java_catalog_json
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
 
 JOB_NAME = "meterstream-billing"
+MS_PER_DAY = 24 * 3600 * 1000
+# The corrections source's format and the counts' retyping map (engine/, io.meterstream.corrections).
+RAW_CORRECTION_DESERIALIZER_CLASS = "io.meterstream.corrections.RawCorrectionDeserializer"
+CORRECTION_COUNTS_CLASS = "io.meterstream.corrections.CorrectionCounts"
+CORRECTION_KEY_CLASS = "io.meterstream.routing.CorrectionKey"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ class Topics:
     credit_drawdowns: str = "credit-drawdowns"
     billing_alerts: str = "billing-alerts"
     credit_grant_dead_letters: str = "credit-grant-dead-letters"
+    usage_corrections: str = "usage-corrections"
+    correction_dead_letters: str = "usage-correction-dead-letters"
 
     def outputs(self) -> list[str]:
         """The names of the topics the job writes (`meterstream.topics.JOB_OUTPUT_TOPICS`)."""
@@ -95,6 +105,8 @@ class Topics:
 # The fields of Topics that only a run with --credits reads or writes.
 CREDIT_TOPICS = frozenset({"credit_grants", "spend_caps", "credit_drawdowns", "billing_alerts",
                            "credit_grant_dead_letters"})
+# The fields of Topics that only a run with --corrections reads or writes.
+CORRECTION_TOPICS = frozenset({"usage_corrections", "correction_dead_letters"})
 
 
 @dataclass(frozen=True)
@@ -108,10 +120,13 @@ class BillingSettings:
     max_future_ms: int = 5 * 60 * 1000
     reference_now_ms: int | None = None
     watermark_on_every_event: bool = False
+    # Processing time after an event was first seen within which it may be corrected (udfs.corrections).
+    correction_horizon_ms: int = DEFAULT_CORRECTION_HORIZON // timedelta(milliseconds=1)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
         check_window_size_ms(self.window_size_ms)  # the rule is udfs.windows.window_seconds
+        check_horizon(self.correction_horizon_ms, self.dedup_ttl_days * MS_PER_DAY)  # at most the dedup horizon
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -136,14 +151,16 @@ class BillingSettings:
 
 @dataclass
 class BillingOutputs:
-    """The job's five output streams, each of JSON strings in its topic's contract: four topics, the two streams of
-    line items (Java-rated, unique_count) each with its own sink into `invoice-line-items`."""
+    """The job's output streams, each of JSON strings in its topic's contract: four topics, the two streams of
+    line items (Java-rated, unique_count) each with its own sink into `invoice-line-items`, and with corrections
+    their dead letters (else None)."""
 
     line_items: DataStream
     unique_count_line_items: DataStream
     dead_letters: DataStream
     late_events: DataStream
     accounting: DataStream
+    correction_dead_letters: DataStream | None = None
 
 
 
@@ -224,6 +241,22 @@ def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSetting
     return ParsedUsage(stream, row_type)
 
 
+def kafka_raw_corrections(env: StreamExecutionEnvironment, *, bootstrap: str, topic: str, group_id: str,
+                          bounded: bool) -> DataStream:
+    """The raw `usage-corrections` records with their coordinates (`io.meterstream.corrections.
+    RawCorrectionDeserializer`, the rows of `jobs.corrections.RAW_CORRECTION_TYPE`). No watermarks: corrections are
+    decided in processing time (on arrival), and their counts join the accounting union, which reads none."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    source = java_deserializer_source(bootstrap, [topic], java_new(RAW_CORRECTION_DESERIALIZER_CLASS),
+                                      group_id=group_id, bounded=bounded)
+    j_stream = env._j_stream_execution_environment.fromSource(
+        source.get_java_function(), jvm.org.apache.flink.api.common.eventtime.WatermarkStrategy.noWatermarks(),
+        "usage-corrections").uid(uids.BILLING_CORRECTION_SOURCE)
+    return DataStream(j_stream)
+
+
 @dataclass(frozen=True)
 class RoutedUsage:
     """What the routing operator hands on: its main output (Java DataStream of `WindowedUsage`), its outcome counts
@@ -232,6 +265,7 @@ class RoutedUsage:
     windowed: object
     accounting: object
     late_row_type: object
+    correction_rejects: object = None  # with corrections: the ledger's rejections (Java DataStream of Rows)
 
 
 def _external_tag(name: str, rows):
@@ -244,7 +278,8 @@ def _external_tag(name: str, rows):
         name, jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(to_data_type(rows)))
 
 
-def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage: ParsedUsage) -> RoutedUsage:
+def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage: ParsedUsage,
+                corrections=None) -> RoutedUsage:
     """Dedup and route the parsed usage records in the keyed Java operator `UsageRouting`. Its main output, every
     first-seen valid record (`io.meterstream.routing.WindowedUsage`, with its series key; event time as timestamps),
     goes to `rate_windows`, which decides lateness; registers its dead letters as the table `usage_dead_letters`.
@@ -253,6 +288,10 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
     trip) was most of the job's CPU (JFR); this is one keyed operator on Flink's internal rows, remembering each event
     id as one slot of a per-bucket hash table. It keeps the watermark it has forwarded in operator state (SQL's
     CURRENT_WATERMARK restarts from nothing after a restore; see the operator's class comment).
+
+    With `corrections` (a Java DataStream of `jobs.corrections.LEDGER_ROW_TYPE` rows: accepted corrections), the
+    operator gets them as its second input, keyed by the bucket of their (tenant_id, event_id)
+    (`io.meterstream.routing.CorrectionKey`), and keeps the correction ledger beside the dedup memory.
     """
     parsed, parsed_type = parsed_usage.stream, parsed_usage.row_type
 
@@ -261,25 +300,39 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
 
     dead_lettered = _external_tag("dead-lettered", row_type("deadLetterType"))
     accounting = _external_tag("accounting", java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE"))
-    routing = java_new(
-        USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
-        (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting))
     key = java_new(USAGE_DEDUP_KEY_CLASS, (ROW_TYPE, parsed_type))
-    j_routed = (
-        parsed.keyBy(key, key.getProducedType())
-        .transform("route-usage-events", java_static_field(WINDOWED_USAGE_CLASS, "TYPE"), routing)
-        .uid(uids.BILLING_USAGE_ROUTING)
-    )
+    windowed_type = java_static_field(WINDOWED_USAGE_CLASS, "TYPE")
+    correction_rejects = None
+    if corrections is None:
+        routing = java_new(
+            USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
+            (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting))
+        j_routed = parsed.keyBy(key, key.getProducedType()).transform("route-usage-events", windowed_type, routing)
+    else:
+        rejects_tag = java_static(USAGE_ROUTING_CLASS, "correctionRejectTag")
+        routing = java_new(
+            USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
+            (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting),
+            (STRING, settings.java_catalog_json), (LONG, settings.correction_horizon_ms), (OUTPUT_TAG, rejects_tag))
+        correction_key = java_new(CORRECTION_KEY_CLASS)
+        j_routed = (
+            parsed.connect(corrections).keyBy(key, correction_key, key.getProducedType())
+            .transform("route-usage-events", windowed_type, routing)
+        )
+        correction_rejects = j_routed.getSideOutput(rejects_tag)
+    j_routed = j_routed.uid(uids.BILLING_USAGE_ROUTING)  # the same state, with or without corrections
     j_tenv = t_env._j_tenv
     j_tenv.createTemporaryView(DEAD_LETTERS_TABLE, j_tenv.fromDataStream(j_routed.getSideOutput(dead_lettered)))
-    return RoutedUsage(j_routed, j_routed.getSideOutput(accounting), row_type("lateType"))
+    return RoutedUsage(j_routed, j_routed.getSideOutput(accounting), row_type("lateType"), correction_rejects)
 
 
-def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: BillingSettings) -> DataStream:
+def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: BillingSettings,
+                 more_counts=()) -> DataStream:
     """The line items of every meter but unique_count ones: the routing operator's records through the keyed Java
     operator `WindowRating` (tumbling windows, lateness per series, period to date, rating; see its class comment
     for why not SQL). Registers its side outputs as tables: `usage_unique_windows` (fired unique_count windows, for
-    the Python accumulator), `usage_late` and, with the routing operator's counts, `usage_accounting_deltas`."""
+    the Python accumulator), `usage_late` and, with the routing operator's counts (and `more_counts`, Java streams of
+    ACCOUNTING_TYPE rows: the corrections'), `usage_accounting_deltas`."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
@@ -312,7 +365,8 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
                                j_tenv.fromDataStream(j_rated.getSideOutput(unique_windows), with_watermarks))
     for table, stream in (
         (LATE_TABLE, j_rated.getSideOutput(late)),
-        (ACCOUNTING_DELTAS_TABLE, routed.accounting.union(java_stream_array(j_rated.getSideOutput(accounting)))),
+        (ACCOUNTING_DELTAS_TABLE,
+         routed.accounting.union(java_stream_array(j_rated.getSideOutput(accounting), *more_counts))),
     ):
         j_tenv.createTemporaryView(table, j_tenv.fromDataStream(stream))
     return DataStream(j_rated)
@@ -329,20 +383,52 @@ def java_stream_array(*streams):
     return array
 
 
-MS_PER_DAY = 24 * 3600 * 1000
 WINDOW_ROWTIME = "fired_rt"  # the rowtime column of `usage_unique_windows` (the fired window's timer time)
 
 
+def correction_counts(counts: DataStream):
+    """The corrections' (outcome, detail, records) rows as a Java stream of the operators' accounting rows
+    (`io.meterstream.corrections.CorrectionCounts`), for the union behind `usage_accounting_deltas`."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    to_data_type = jvm.org.apache.flink.table.types.utils.TypeConversions.fromLogicalToDataType
+    accounting_type = jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(
+        to_data_type(java_static_field(USAGE_ROUTING_CLASS, "ACCOUNTING_TYPE")))
+    retype = java_new(CORRECTION_COUNTS_CLASS, (TYPE_INFORMATION, accounting_type))
+    return counts._j_data_stream.map(retype).name("correction-counts").uid(uids.BILLING_CORRECTION_COUNTS)
+
+
 def build_pipeline(
-    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source: ParsedUsage
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source: ParsedUsage,
+    corrections: DataStream | None = None,
 ) -> BillingOutputs:
     """Wire the job on its parsed usage records, whichever source made them: `kafka_parsed_usage` (production) or
-    `tests.usage_files.file_parsed_usage` (job tests)."""
+    `tests.usage_files.file_parsed_usage` (job tests); and, when given, on the raw `usage-corrections` records
+    (`jobs.corrections.RAW_CORRECTION_TYPE` rows: `kafka_raw_corrections`, or a test's collection)."""
     if not isinstance(source, ParsedUsage):
         raise TypeError(f"build_pipeline takes ParsedUsage (kafka_parsed_usage, a test file's), not "
                         f"{type(source).__name__}")
-    routed = route_usage(t_env, settings, source)
-    line_items = rate_windows(t_env, routed, settings)
+    correction_outputs = correction_dead_letters = None
+    if corrections is not None:
+        from jobs.corrections import build_corrections
+
+        correction_outputs = build_corrections(corrections, settings.catalog_yaml,
+                                               horizon_ms=settings.correction_horizon_ms)
+    routed = route_usage(t_env, settings, source,
+                         None if correction_outputs is None else correction_outputs.accepted._j_data_stream)
+    if correction_outputs is not None:
+        from jobs.corrections import LedgerRejectFormatter
+
+        ledger_rejects = (
+            DataStream(routed.correction_rejects)
+            .map(LedgerRejectFormatter(), output_type=Types.STRING())
+            .name("format-correction-ledger-rejects")
+            .uid(uids.BILLING_CORRECTION_LEDGER_REJECTS)
+        )
+        correction_dead_letters = correction_outputs.dead_letters.union(ledger_rejects)
+    more_counts = () if correction_outputs is None else (correction_counts(correction_outputs.counts),)
+    line_items = rate_windows(t_env, routed, settings, more_counts)
     for view in output_views():
         t_env.execute_sql(view)
 
@@ -383,7 +469,8 @@ def build_pipeline(
         .name("accounting")
         .uid(uids.BILLING_ACCOUNTING)
     )
-    return BillingOutputs(line_items, unique_count_line_items, dead_letters, late_events, accounting)
+    return BillingOutputs(line_items, unique_count_line_items, dead_letters, late_events, accounting,
+                          correction_dead_letters)
 
 
 # output stream -> (topic field of Topics, sink uid)
@@ -393,11 +480,14 @@ SINKS = {
     "dead_letters": ("dead_letters", uids.BILLING_SINK_DEAD_LETTERS),
     "late_events": ("late_events", uids.BILLING_SINK_LATE),
     "accounting": ("accounting", uids.BILLING_SINK_ACCOUNTING),
+    "correction_dead_letters": ("correction_dead_letters", uids.BILLING_SINK_CORRECTION_DEAD_LETTERS),
 }
 
 
 def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, job_name: str) -> None:
     for name, (topic_field, sink_uid) in SINKS.items():
+        if getattr(outputs, name) is None:
+            continue  # an optional stage that is off (corrections)
         topic = getattr(topics, topic_field)
         sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
         getattr(outputs, name).sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
@@ -448,6 +538,7 @@ def build_job(
     job_name: str = JOB_NAME,
     checkpoint_interval_ms: int = 5_000,
     credits: bool = False,
+    corrections: bool = False,
     flink_conf: dict[str, str] | None = None,
 ) -> StreamExecutionEnvironment:
     """The whole job graph, wired and not executed (`run` executes it; `jobs.operator_uids` reads its uids)."""
@@ -457,7 +548,11 @@ def build_job(
     t_env = table_environment(env, settings)
     source = kafka_parsed_usage(
         env, settings, bootstrap=bootstrap, topic=topics.usage_events, group_id=job_name, bounded=bounded)
-    outputs = build_pipeline(env, t_env, settings, source)
+    raw_corrections = None
+    if corrections:
+        raw_corrections = kafka_raw_corrections(env, bootstrap=bootstrap, topic=topics.usage_corrections,
+                                                group_id=job_name, bounded=bounded)
+    outputs = build_pipeline(env, t_env, settings, source, raw_corrections)
     attach_kafka_sinks(outputs, topics, bootstrap, job_name)
     drawdowns = None
     if credits:
@@ -494,11 +589,13 @@ def read_accounting(bootstrap: str, topic: str, run_id: str) -> dict[tuple[str, 
     return counts
 
 
-def accounting_table(counts: dict[tuple[str, str], int], received: int) -> tuple[str, bool]:
+def accounting_table(counts: dict[tuple[str, str], int], received: int,
+                     corrections_received: int | None = None) -> tuple[str, bool]:
     """Render the accounting identity; returns (text, holds).
 
     `received` is counted independently of the job (the input topic's offsets at start), so the identity checks
-    that every record that entered came out with exactly one outcome.
+    that every record that entered came out with exactly one outcome. With `corrections_received` (the corrections
+    topic's offsets, for a run with --corrections) the corrections' identity is rendered and checked too.
     """
     totals = Accounting.of(counts, received)
     holds = totals.holds
@@ -515,6 +612,17 @@ def accounting_table(counts: dict[tuple[str, str], int], received: int) -> tuple
         f"identity received = dead-lettered + duplicates + billed on time + billed late: "
         f"{'HOLDS' if holds else 'BROKEN'}",
     ]
+    if corrections_received is not None:
+        corrections = CorrectionAccounting.of(counts)
+        corrections_hold = corrections.holds(corrections_received)
+        holds = holds and corrections_hold
+        lines += [
+            f"{'corrections in the input (offsets)':34s} {corrections_received:>12,}",
+            f"{'  applied (bill not changed yet)':34s} {corrections.applied:>12,}",
+            f"{'  rejected':34s} {corrections.rejected:>12,}",
+            *[f"{'    ' + reason:34s} {n:>12,}" for reason, n in corrections.rejected_by_reason.items()],
+            f"identity corrections = applied + rejected: {'HOLDS' if corrections_hold else 'BROKEN'}",
+        ]
     return "\n".join(lines), holds
 
 
@@ -545,6 +653,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference-time", help="RFC 3339 instant used as 'now' for age checks (replays, tests)")
     parser.add_argument("--credits", action="store_true",
                         help="also run prepaid credits: read credit-grants and spend-caps, write drawdowns and alerts")
+    parser.add_argument("--corrections", action="store_true",
+                        help="also read usage-corrections: validate, dedup by correction id, decide each against the "
+                             "correction ledger, dead-letter and count them (applied corrections change no bill yet)")
+    parser.add_argument("--correction-horizon-hours", type=float, default=24,
+                        help="processing time after an event was first seen within which it may be corrected "
+                             "(at most --dedup-ttl-days)")
     parser.add_argument("--watermark-on-every-event", action="store_true",
                         help="emit a watermark after every record (replays and tests: with one input partition, "
                              "lateness then depends on the topic's contents alone)")
@@ -579,6 +693,10 @@ def settings_from_args(args: argparse.Namespace) -> BillingSettings:
         load_catalog(args.catalog)
     except CatalogError as exc:
         raise SystemExit(str(exc)) from None
+    try:
+        check_horizon(int(args.correction_horizon_hours * 3600 * 1000), args.dedup_ttl_days * MS_PER_DAY)
+    except ValueError as exc:
+        raise SystemExit(f"--correction-horizon-hours {args.correction_horizon_hours}: {exc}") from None
     reference = None
     if args.reference_time:
         reference = to_epoch_ms(datetime.fromisoformat(args.reference_time.replace("Z", "+00:00")))
@@ -593,6 +711,7 @@ def settings_from_args(args: argparse.Namespace) -> BillingSettings:
         max_future_ms=int(args.max_future_minutes * 60 * 1000),
         reference_now_ms=reference,
         watermark_on_every_event=args.watermark_on_every_event,
+        correction_horizon_ms=int(args.correction_horizon_hours * 3600 * 1000),
         **extra,
     )
 
@@ -603,9 +722,11 @@ def settings_from_args(args: argparse.Namespace) -> BillingSettings:
 BROKER_CHECK_TIMEOUT_S = 12.0
 
 
-def topics_used(topics: Topics, *, credits: bool) -> list[str]:
-    """Every topic a run reads or writes: usage and the outputs; with credits also the credit inputs and outputs."""
-    return [name for field, name in vars(topics).items() if credits or field not in CREDIT_TOPICS]
+def topics_used(topics: Topics, *, credits: bool, corrections: bool = False) -> list[str]:
+    """Every topic a run reads or writes: usage and the outputs; with credits also the credit inputs and outputs,
+    with corrections the corrections topic and its dead letters."""
+    return [name for field, name in vars(topics).items()
+            if (credits or field not in CREDIT_TOPICS) and (corrections or field not in CORRECTION_TOPICS)]
 
 
 def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: int,
@@ -637,19 +758,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from_args(args)  # validates the catalog before anything starts
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
-    created = check_kafka(args.bootstrap, topics_used(topics, credits=args.credits), create=args.create_topics,
-                          partitions=args.parallelism, outputs=frozenset(topics.outputs()))
+    created = check_kafka(args.bootstrap, topics_used(topics, credits=args.credits, corrections=args.corrections),
+                          create=args.create_topics, partitions=args.parallelism,
+                          outputs=frozenset(topics.outputs()))
     if created:
         print(f"{args.job_name}: created topics {', '.join(created)} ({args.parallelism} partitions each)")
     try:
         check_sink_settings(args.bootstrap, checkpoint_interval_ms=args.checkpoint_interval_ms)
     except SinkSettingsError as exc:
         raise SystemExit(f"{args.job_name}: cannot start: {exc}") from None
-    received = None
+    received = corrections_received = None
     if args.bounded:
         from meterstream.topics import topic_record_count
 
         received = topic_record_count(args.bootstrap, topics.usage_events)
+        corrections_received = (topic_record_count(args.bootstrap, topics.usage_corrections)
+                                if args.corrections else None)
     try:
         seconds = run(
             bootstrap=args.bootstrap,
@@ -660,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
             job_name=args.job_name,
             checkpoint_interval_ms=args.checkpoint_interval_ms,
             credits=args.credits,
+            corrections=args.corrections,
             flink_conf=flink_conf_options(args.flink_conf),
         )
     except JobFailed:
@@ -671,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.job_name}: run {settings.run_id} finished in {seconds:.1f} s")
     if args.bounded:
         counts = read_accounting(args.bootstrap, topics.accounting, settings.run_id)
-        table, holds = accounting_table(counts, received)
+        table, holds = accounting_table(counts, received, corrections_received)
         print(table)
         if args.credits:
             credit_table, credit_holds = credit_identity_check(args.bootstrap, topics, settings)

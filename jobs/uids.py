@@ -21,11 +21,20 @@ BILLING_SINK_DEAD_LETTERS = "billing-sink-dead-letters-v1"
 BILLING_SINK_LATE = "billing-sink-late-events-v1"
 BILLING_SINK_ACCOUNTING = "billing-sink-accounting-v1"
 BILLING_SINK_INVOICES = "billing-sink-invoices-v1"
+# Corrections (--corrections; jobs/corrections.py).
+BILLING_CORRECTION_SOURCE = "billing-correction-source-v1"  # Kafka source of usage-corrections (offsets)
+BILLING_CORRECTION_VALIDATE = "billing-correction-validate-v1"
+BILLING_CORRECTION_IDS = "billing-correction-ids-v1"  # keyed Python: correction-id idempotency
+BILLING_CORRECTION_TO_LEDGER = "billing-correction-to-ledger-v1"  # accepted corrections as the ledger's rows
+BILLING_CORRECTION_LEDGER_REJECTS = "billing-correction-ledger-rejects-v1"  # the ledger's rejections, formatted
+BILLING_CORRECTION_COUNTS = "billing-correction-counts-v1"  # Java: counts retyped for the accounting union
+BILLING_SINK_CORRECTION_DEAD_LETTERS = "billing-sink-correction-dead-letters-v1"
 
 # State names (the state's identity inside its operator). The classes a pickled state holds are listed in
 # jobs/state_classes.py and locked in jobs/state_classes.txt: changing one of them needs a new -vN here.
 PERIOD_TO_DATE_STATE = "period-to-date-v2"  # SeriesPeriods (a period state per billing period late usage can reach)
 PERIOD_TO_DATE_STATE_V1 = "period-to-date-v1"  # PeriodState (the latest period only); read once, moved to v2
+CORRECTION_ID_STATE = "correction-id-v1"  # a correction id's first copy: (fingerprint, first seen ms), no pickle
 
 # Credits (jobs/credits.py).
 CREDITS_VALIDATE_GRANTS = "credits-validate-grants-v1"

@@ -19,9 +19,9 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 # the payload.
 OUTPUT_TOPIC_CONFIG: Mapping[str, str] = {"message.timestamp.type": "LogAppendTime"}
 # The billing job's topics by `jobs.billing.Topics` field name: what it reads, what it writes.
-JOB_INPUT_TOPICS = ("usage_events", "credit_grants", "spend_caps")
+JOB_INPUT_TOPICS = ("usage_events", "credit_grants", "spend_caps", "usage_corrections")
 JOB_OUTPUT_TOPICS = ("dead_letters", "late_events", "line_items", "accounting", "credit_drawdowns", "billing_alerts",
-                     "credit_grant_dead_letters", "invoices")
+                     "credit_grant_dead_letters", "invoices", "correction_dead_letters")
 
 
 def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdminClient:

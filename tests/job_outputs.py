@@ -22,7 +22,9 @@ def collect_outputs(
     streams: dict[str, DataStream], on_record: Callable[[dict[str, list[dict]]], None] | None = None
 ) -> dict[str, list[dict]]:
     """Run the job and return each stream's records (parsed JSON) by name; `on_record(collected)` is called after
-    each one. The unique_count line items, if collected, join the line items."""
+    each one. The unique_count line items, if collected, join the line items. A stream that is None (an optional
+    output that is off, such as the correction dead letters without corrections) is left out."""
+    streams = {tag: stream for tag, stream in streams.items() if stream is not None}
     collected: dict[str, list[dict]] = {tag: [] for tag in streams}
     with tagged_union(streams).execute_and_collect() as results:
         for item in results:

@@ -7,6 +7,13 @@ A late record (its series had already fired its window) is billed as a late adju
 accumulate_late`); one that changes nothing (a max below the period's, a value already counted) is billed with no
 line, and counted here all the same. The Java operators count with the generated twins of these names
 (`io.meterstream.rules.Rules.OUTCOME_*`, written by `udfs.java_rules`).
+
+Corrections (`usage-corrections`, `udfs.corrections`) are counted beside usage records, on the same topic, with their
+own outcomes (`CorrectionOutcome`) and their own identity: corrections received = applied + rejected, rejected
+counted by reason (the detail: a `CorrectionRejectionReason`, as on `usage-correction-dead-letters`). `applied` is a
+correction the ledger applied (`udfs.corrections.decide`, in the job `io.meterstream.corrections.CorrectionLedger`);
+its contributions do not reach the window operator yet (issue 17), so an applied correction does not change the bill
+yet.
 """
 
 from __future__ import annotations
@@ -24,9 +31,44 @@ class Outcome(StrEnum):
     BILLED_LATE = "billed_late"  # billed as a late adjustment (or changed nothing)
 
 
+class CorrectionOutcome(StrEnum):
+    APPLIED = "correction_applied"  # applied by the ledger (the bill does not change yet: issue 17)
+    REJECTED = "correction_rejected"  # written to usage-correction-dead-letters; detail: the reason
+
+
+@dataclass(frozen=True)
+class CorrectionAccounting:
+    """Corrections per outcome, from the same counts per (outcome, detail) (usage outcomes are ignored here)."""
+
+    applied: int
+    rejected_by_reason: Mapping[str, int]
+
+    @classmethod
+    def of(cls, counts: Mapping[tuple[str, str], int]) -> CorrectionAccounting:
+        rejected: dict[str, int] = {}
+        for (outcome, detail), n in counts.items():
+            if outcome == CorrectionOutcome.REJECTED:
+                rejected[detail] = rejected.get(detail, 0) + n
+        applied = sum(n for (outcome, _), n in counts.items() if outcome == CorrectionOutcome.APPLIED)
+        return cls(applied, dict(sorted(rejected.items())))
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    @property
+    def total(self) -> int:
+        return self.applied + self.rejected
+
+    def holds(self, received: int) -> bool:
+        """corrections received = applied + rejected."""
+        return received == self.total
+
+
 @dataclass(frozen=True)
 class Accounting:
-    """Totals per outcome, from counts per (outcome, detail) (detail: the dead-letter reason, else "")."""
+    """Usage records per outcome, from counts per (outcome, detail) (detail: the dead-letter reason, else "");
+    corrections' outcomes are counted by `CorrectionAccounting`."""
 
     received: int
     dead_lettered: int
@@ -37,9 +79,10 @@ class Accounting:
 
     @classmethod
     def of(cls, counts: Mapping[tuple[str, str], int], received: int) -> Accounting:
-        unknown = sorted({outcome for outcome, _ in counts} - set(Outcome))
+        known = {*Outcome, *CorrectionOutcome}
+        unknown = sorted({outcome for outcome, _ in counts} - known)
         if unknown:
-            raise ValueError(f"unknown accounting outcome(s) {unknown}; known: {[o.value for o in Outcome]}")
+            raise ValueError(f"unknown accounting outcome(s) {unknown}; known: {sorted(o.value for o in known)}")
         totals = {o: sum(n for (name, _), n in counts.items() if name == o) for o in Outcome}
         return cls(received, *(totals[o] for o in Outcome))
 

@@ -1,5 +1,8 @@
 """Corrections of usage events (`usage-corrections`): validation, the correction ledger and what a correction does
-to a window. The specification; no job runs it yet (issue 17: the corrections stage is wired later).
+to a window. The specification. The billing job runs validation and correction-id idempotency with
+`--corrections` (`jobs/corrections.py`); the ledger runs as its Java twin (`io.meterstream.corrections.
+CorrectionLedger`, bound by the golden vectors `corrections.json`) inside the routing operator. The window side
+(`WindowContents`, `apply_to_window`) is not wired yet: an applied correction does not change the bill yet (issue 17).
 
 **Validation** (`validate_correction_record`): bytes in, a `schemas.usage_correction.UsageCorrection` or a
 `CorrectionRejection` out, never raising because of the input. Checks run top to bottom and the first failing one

@@ -33,6 +33,11 @@ Each file: the rule (Python) -> its Java twin.
   advancing to, just before and just after each close, and the end of a bounded input: the invoices written, byte
   for byte, and the lines refused because their invoice had closed -> `io.meterstream.invoices.CustomerInvoices`
   (`InvoicesGoldenTest`, with a state write and read between steps).
+- `corrections.json`: the correction ledger of `udfs.corrections` (`observe_event`, `observe_dead_letter`,
+  `expire_entry`, `decide`) over streams of first-seen events, dead-lettered ids and corrections (cancels, amends of
+  value and/or dimensions, unknown ids, horizon edges, a meter gone from the catalog), each at its processing time:
+  every correction's rejection reason or its remove/add contributions -> `io.meterstream.corrections.
+  CorrectionLedger` (`CorrectionLedgerGoldenTest`).
 - `java-catalog.json`: `udfs.java_catalog.java_catalog_json` of the golden catalog (the checked-in example of the
   one JSON form in which the catalog reaches Java) and what the parser's and the rating's views read from it ->
   `io.meterstream.catalog.JavaCatalog` (`JavaCatalogGoldenTest`).
@@ -59,9 +64,11 @@ from typing import Any
 import yaml
 
 from schemas.credits import CreditDrawdown
+from schemas.dead_letter import DeadLetterReason
 from schemas.invoice_line_item import InvoiceLineItem
+from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
-from udfs import grouping, invoices, line_items
+from udfs import corrections, grouping, invoices, line_items
 from udfs.aggregations import UsageSample, WindowAggregate, aggregator_for, run_window_rule
 from udfs.catalog import (
     Catalog,
@@ -778,6 +785,112 @@ def dedup_stream(rng: random.Random, records: int, ttl_ms: int) -> dict[str, Any
 def dedup_vectors() -> dict[str, Any]:
     rng = random.Random(SEED + 16)
     return {"streams": [dedup_stream(rng, rng.randrange(5, 120), ttl) for ttl in DEDUP_TTLS_MS for _ in range(12)]}
+# (correction horizon, dedup horizon) in ms: short ones put many decisions on both horizons' edges.
+LEDGER_HORIZONS_MS = ((1_000, 5_000), (60_000, 60_000), (7, 9))
+LEDGER_EVENT_IDS = ("e-1", "e-2", "e-3", "e-4", "e-5", "e-6")
+LEDGER_WINDOW_MS = 60_000
+
+
+def _ledger_contribution(c: corrections.Contribution | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    dims = c.sample.dimensions
+    return {"customer_id": c.customer_id, "meter": c.meter, "group_json": grouping.group_json(c.group),
+            "window_start_ms": grouping.epoch_millis(c.window_start), "window_end_ms": grouping.epoch_millis(
+                c.window_end), "event_id": c.sample.event_id, "event_time_ms": grouping.epoch_millis(
+                c.sample.event_time), "value": _dec(c.sample.value),
+            "unique_value": next(iter(dims.values())) if dims else None}
+
+
+def _ledger_dimensions(rng: random.Random, tenant) -> dict[str, str]:
+    keys = sorted({k for m in tenant.meters.values() for k in (*m.group_by, m.unique_dimension or "")} - {""})
+    dims = {k: rng.choice(["a", "b", rng.choice(TRICKY)]) for k in keys if rng.random() < 0.7}
+    if rng.random() < 0.2:
+        dims["other"] = "x"
+    return dims
+
+
+def ledger_stream(rng: random.Random, ops: int, horizon_ms: int, dedup_ttl_ms: int) -> dict[str, Any]:
+    """First-seen events, dead-lettered ids and corrections of a few ids in arrival order, each at its processing
+    time (some right before, at and after an id's horizons), with what the ledger decides for each correction."""
+    cat = catalog()
+    tenants = sorted(t for t in cat.tenants if t != "kathmandu") + ["kathmandu"]
+    states: dict[tuple[str, str], Any] = {}
+    now = 1_795_000_000_000 + rng.randrange(0, 1000)
+    out = []
+    for _ in range(ops):
+        if states and rng.random() < 0.25:
+            state = states[rng.choice(sorted(states))]
+            if state is not None:
+                now = max(now, state.first_seen_ms + rng.choice([horizon_ms, dedup_ttl_ms]) + rng.choice([-1, 0, 1]))
+        else:
+            now += rng.choice([0, 1, rng.randrange(0, horizon_ms + 1)])
+        op = rng.random()
+        if op >= 0.45 and states and rng.random() < 0.75:
+            key = rng.choice(sorted(states))  # mostly corrections of ids the ledger has seen
+        else:
+            key = (rng.choice(tenants), rng.choice(LEDGER_EVENT_IDS))
+        tenant_id = key[0]
+        tenant = cat.tenants[tenant_id]
+        if op < 0.35:
+            meter_name = rng.choice(sorted(tenant.meters))
+            meter = tenant.meters[meter_name]
+            event_time_ms = grouping.epoch_millis(NOW) + rng.randrange(-3 * LEDGER_WINDOW_MS, 3 * LEDGER_WINDOW_MS)
+            value = _sample_value(rng)
+            if value is None and meter.aggregation not in ("count", "unique_count"):
+                value = Decimal(rng.randrange(0, 1000))
+            record = {"event_id": key[1], "tenant_id": tenant_id, "customer_id": rng.choice(["c-1", "c-2"]),
+                      "meter": meter_name, "timestamp": event_time_ms, "dimensions": _ledger_dimensions(rng, tenant)}
+            if value is not None:
+                record["value"] = _dec(value)
+            event = UsageEvent.model_validate(record)
+            states[key] = corrections.observe_event(states.get(key), event, now, meter)
+            group = grouping.group_of(event.dimensions, meter.group_by)
+            unique = event.dimensions.get(meter.unique_dimension) if meter.unique_dimension else None
+            out.append({"op": "event", "tenant_id": tenant_id, "event_id": key[1], "now_ms": now,
+                        "customer_id": event.customer_id, "meter": meter_name, "event_time_ms": event_time_ms,
+                        "value": _dec(event.value), "group_json": grouping.group_json(group),
+                        "unique_token": None if unique is None else grouping.unique_token(unique)})
+        elif op < 0.45:
+            reason = rng.choice([DeadLetterReason.INVALID_VALUE, DeadLetterReason.TOO_OLD,
+                                 DeadLetterReason.UNKNOWN_METER])
+            state = corrections.expire_entry(states.get(key), now, horizon_ms, dedup_ttl_ms)
+            states[key] = corrections.observe_dead_letter(state, reason, now)
+            out.append({"op": "dead_letter", "tenant_id": tenant_id, "event_id": key[1], "now_ms": now,
+                        "reason": reason.value})
+        else:
+            record = {"correction_id": f"k-{len(out)}", "tenant_id": tenant_id, "event_id": key[1],
+                      "action": "cancel" if rng.random() < 0.4 else "amend", "sent_at": 1_795_000_000_000}
+            if record["action"] == "amend":
+                choice = rng.random()
+                if choice < 0.7:
+                    record["value"] = _dec(_sample_value(rng) or Decimal(rng.randrange(0, 50)))
+                if choice > 0.5 or "value" not in record:
+                    record["dimensions"] = _ledger_dimensions(rng, tenant)
+            correction = UsageCorrection.model_validate(record)
+            removed = [m for m in sorted(tenant.meters) if rng.random() < 0.05]
+            meters = {n: m for n, m in tenant.meters.items() if n not in removed}
+            states[key], outcome = corrections.decide(
+                states.get(key), correction, now, meters=meters, window_size=timedelta(milliseconds=LEDGER_WINDOW_MS),
+                horizon_ms=horizon_ms, dedup_ttl_ms=dedup_ttl_ms)
+            if isinstance(outcome, corrections.CorrectionRejection):
+                expect = {"reason": outcome.reason.value, "event_dead_letter_reason":
+                          None if outcome.event_dead_letter_reason is None else outcome.event_dead_letter_reason.value}
+            else:
+                expect = {"remove": _ledger_contribution(outcome.remove), "add": _ledger_contribution(outcome.add)}
+            out.append({"op": "correct", "tenant_id": tenant_id, "event_id": key[1], "now_ms": now,
+                        "action": correction.action, "value": _dec(correction.value),
+                        "dimensions": correction.dimensions, "removed_meters": removed, "expect": expect})
+    return {"horizon_ms": horizon_ms, "dedup_ttl_ms": dedup_ttl_ms, "ops": out}
+
+
+def corrections_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 17)
+    return {"java_catalog_json": java_catalog_json(catalog()), "window_size_ms": LEDGER_WINDOW_MS,
+            "streams": [ledger_stream(rng, rng.randrange(10, 100), horizon, ttl)
+                        for horizon, ttl in LEDGER_HORIZONS_MS for _ in range(10)]}
+
+
 def java_catalog_vectors() -> dict[str, Any]:
     """The golden catalog's Java document (`udfs.java_catalog`, the checked-in example of the format) and what each
     Java view must read from it: the parser's (meters: aggregation, group_by in code point order, the unique
@@ -927,6 +1040,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "lateness.json": lateness_vectors,
     "unique-windows.json": unique_windows_vectors,
     "dedup.json": dedup_vectors,
+    "corrections.json": corrections_vectors,
     "java-catalog.json": java_catalog_vectors,
     "invoices.json": invoices_vectors,
 }

@@ -18,7 +18,9 @@ import json
 import typing
 from pathlib import Path
 
+from schemas.correction_dead_letter import CorrectionRejectionReason
 from schemas.dead_letter import DeadLetterReason
+from schemas.usage_correction import CORRECTION_ACTIONS
 from schemas.usage_event import (
     DECIMAL_PRECISION,
     DECIMAL_SCALE,
@@ -33,7 +35,7 @@ from schemas.usage_event import (
     VALUE_MAX_INTEGER_DIGITS,
 )
 from udfs import catalog
-from udfs.accounting import Outcome
+from udfs.accounting import CorrectionOutcome, Outcome
 from udfs.generated import write_or_check
 from udfs.invoices import INVOICE_ID_VERSION, INVOICE_NAMESPACE
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
@@ -208,6 +210,11 @@ def java_source() -> str:
         "",
         "    // ---- accounting outcomes (udfs.accounting)",
         *[_const("String", f"OUTCOME_{_upper(o.name)}", _string(o.value)) for o in Outcome],
+        *[_const("String", f"OUTCOME_CORRECTION_{_upper(o.name)}", _string(o.value)) for o in CorrectionOutcome],
+        "",
+        "    // ---- corrections: rejection reasons (schemas.correction_dead_letter), actions (usage_correction)",
+        *[_const("String", f"CORRECTION_{_upper(r.name)}", _string(r.value)) for r in CorrectionRejectionReason],
+        *[_const("String", f"CORRECTION_ACTION_{_upper(a)}", _string(a)) for a in CORRECTION_ACTIONS],
         "",
         "    // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)",
         _const("String", "LINE_ITEM_NAMESPACE", _string(str(LINE_ITEM_NAMESPACE)), "uuid5 namespace; never change"),

@@ -112,6 +112,26 @@ def test_a_run_uses_its_outputs_and_with_credits_the_credit_topics():
     assert plain == ["u", "usage-dead-letters", "usage-late-events", "l", "billing-accounting", "invoices"]
     assert billing.topics_used(topics, credits=True) == [
         *plain, "credit-grants", "spend-caps", "credit-drawdowns", "billing-alerts", "credit-grant-dead-letters"]
+    assert billing.topics_used(topics, credits=False, corrections=True) == [
+        *plain, "usage-corrections", "usage-correction-dead-letters"]
+
+
+def test_corrections_are_off_by_default_and_their_horizon_is_at_most_the_dedup_horizon():
+    args = billing.parse_args(GOOD)
+    assert (args.corrections, args.correction_horizon_hours) == (False, 24)
+    assert billing.settings_from_args(args).correction_horizon_ms == 24 * 3600 * 1000
+    args = billing.parse_args([*GOOD, "--corrections", "--correction-horizon-hours", "48",
+                               "--topic-usage-corrections", "c", "--topic-correction-dead-letters", "cd"])
+    assert (args.corrections, args.topic_usage_corrections, args.topic_correction_dead_letters) == (True, "c", "cd")
+    assert billing.settings_from_args(args).correction_horizon_ms == 48 * 3600 * 1000
+    for hours in ("0", str(35 * 24 + 1)):
+        with pytest.raises(SystemExit) as caught:
+            billing.settings_from_args(billing.parse_args([*GOOD, "--correction-horizon-hours", hours]))
+        assert "--correction-horizon-hours" in str(exit_code(caught))
+    assert billing.settings_from_args(billing.parse_args(
+        [*GOOD, "--dedup-ttl-days", "2", "--correction-horizon-hours", "48"])).correction_horizon_ms == 48 * 3600_000
+    with pytest.raises(ValueError, match="correction horizon"):
+        billing.BillingSettings(catalog_yaml="", dedup_ttl_days=1, correction_horizon_ms=2 * 24 * 3600_000)
 
 
 def test_missing_topics_are_named_all_at_once_or_created_on_request(monkeypatch):

@@ -8,12 +8,15 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
+import io.meterstream.catalog.JavaCatalog;
+import io.meterstream.corrections.CorrectionLedger;
 import io.meterstream.rating.RateLineItem;
 import io.meterstream.rules.Rules;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataInputViewStreamWrapper;
 import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
@@ -24,6 +27,7 @@ import org.apache.flink.runtime.state.KeyedStateCheckpointOutputStream;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.operators.TwoInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
@@ -92,9 +96,25 @@ import org.apache.flink.util.OutputTag;
  *       exactly those of the records before it; duplicates, which leave no record, show up only here.</li>
  * </ul>
  * Side outputs carry external {@link Row}s (String, BigDecimal, byte[]): Python reads them.
+ *
+ * <p>Corrections (the job's {@code --corrections}; issue 17): built with a correction horizon, the operator also
+ * keeps the correction ledger ({@link CorrectionLedger}, the twin of {@code udfs.corrections}) beside the dedup
+ * memory, keyed alike: every first-seen valid record is observed, and a second input of accepted corrections
+ * ({@link #CORRECTION_COLUMNS}: valid, first copies of their correction ids, keyed by the bucket of their
+ * (tenant_id, event_id), {@link CorrectionKey}) is decided against it at the task's
+ * processing time. A rejection goes to the side output {@link #correctionRejectTag()} and is counted
+ * {@code correction_rejected} by reason; an applied correction is counted {@code correction_applied}. Its remove/add
+ * contributions are not yet sent on to the window operator: the bill does not change yet. The corrections input
+ * carries no watermarks and holds none back (its watermarks are ignored; the usage input's go on as above). Watermark
+ * statuses of a two-input operator go through Flink's final combining methods: an idle status is forwarded when both
+ * inputs are idle (a corrections subtask without a partition while usage pauses), which the one-input operator never
+ * does (see Idleness above); not fixed yet. Dead-lettered usage records leave no marker yet (they are not keyed by their ids here), so
+ * {@code event_dead_lettered} is not decided: such a correction is {@code unknown_event}. The ledger is written
+ * with the dedup tables, per key group, in format {@link #DEDUP_FORMAT_WITH_LEDGER}; state without it (formats 1 and
+ * 2) restores with an empty ledger, and a ledger restored into an operator without corrections is dropped.
  */
 public final class UsageRouting extends CountingOperator<WindowedUsage>
-        implements OneInputStreamOperator<RowData, WindowedUsage> {
+        implements OneInputStreamOperator<RowData, WindowedUsage>, TwoInputStreamOperator<RowData, Row, WindowedUsage> {
     private static final long serialVersionUID = 1L;
 
     // The accounting outcomes (udfs.accounting.Outcome, generated into Rules).
@@ -117,6 +137,16 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      */
     private static final int DEDUP_FORMAT_VERSION = 2;
     private static final int DEDUP_FORMAT_WHOLE_TABLES = 1;
+    /** Format 2 followed by the key group's correction ledger ({@link CorrectionLedger#write}). */
+    static final int DEDUP_FORMAT_WITH_LEDGER = 3;
+    /** The accepted corrections' columns (Python's {@code jobs.corrections.LEDGER_ROW_TYPE}), by position. */
+    public static final String[] CORRECTION_COLUMNS = {"tenant_id", "event_id", "correction_id", "action", "value",
+        "dimensions", "payload", "src_topic", "src_partition", "src_offset"};
+    /** The rejected corrections' columns ({@link #correctionRejectTag()}). */
+    public static final String[] CORRECTION_REJECT_COLUMNS = {"payload", "src_topic", "src_partition", "src_offset",
+        "reason", "detail", "event_dead_letter_reason", "correction_id", "tenant_id", "event_id"};
+    public static final String CORRECTION_REJECTED = Rules.OUTCOME_CORRECTION_REJECTED;
+    public static final String CORRECTION_APPLIED = Rules.OUTCOME_CORRECTION_APPLIED;
     private static final int END_OF_TABLES = -1;
 
     /** Input columns dead-lettered and late records carry on (they are written out whole). */
@@ -143,6 +173,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private final UsageDedupKey dedupKey;
     private final OutputTag<Row> deadLettered;
     private final OutputTag<Row> accounting;
+    private final String catalogJson;  // null: no corrections
+    private final long correctionHorizonMs;  // 0: no corrections
+    private final OutputTag<Row> correctionRejects;
 
     private transient byte[][] dedupTables;  // by bucket, null while empty; only this subtask's key groups' buckets
     private transient int[][] bucketsByKeyGroup;  // index: key group - first key group of this subtask
@@ -153,6 +186,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient long watermarkFloor;
     private transient long[] pendingCounts;  // by outcome index, since the last flush
     private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
+    private transient CorrectionLedger ledger;  // null: no corrections
+    private transient JavaCatalog catalog;
+    private transient long pendingApplied;
+    private transient Map<String, long[]> pendingCorrectionRejects;  // by reason
 
     /**
      * @param input        the row type of the parsed usage records ({@code UsageEventDeserializer.rowType()})
@@ -163,6 +200,26 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      */
     public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<Row> deadLettered,
             OutputTag<Row> accounting) {
+        this(input, windowSizeMs, dedupTtlMs, deadLettered, accounting, null, 0, null);
+    }
+
+    /**
+     * With corrections (see the class comment).
+     *
+     * @param catalogJson         {@code udfs.java_catalog.java_catalog_json(catalog)}: the meters a correction reads
+     * @param correctionHorizonMs processing time after an event's first copy within which it may be corrected, in
+     *                            (0, dedupTtlMs]
+     * @param correctionRejects   {@link #correctionRejectTag()}
+     */
+    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<Row> deadLettered,
+            OutputTag<Row> accounting, String catalogJson, long correctionHorizonMs,
+            OutputTag<Row> correctionRejects) {
+        if (catalogJson != null) {
+            new CorrectionLedger(windowSizeMs, correctionHorizonMs, dedupTtlMs);  // checks the horizon now
+        }
+        this.catalogJson = catalogJson;
+        this.correctionHorizonMs = correctionHorizonMs;
+        this.correctionRejects = correctionRejects;
         this.recordGetters = getters(input, RECORD_COLUMNS);
         this.rejectGetters = getters(input, REJECT_COLUMNS);
         this.reasonIndex = Columns.indexOf(input, "reason");
@@ -184,6 +241,13 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         this.dedupKey = new UsageDedupKey(input);
         this.deadLettered = deadLettered;
         this.accounting = accounting;
+    }
+
+    /** The side output of rejected corrections: {@link #CORRECTION_REJECT_COLUMNS}. */
+    public static OutputTag<Row> correctionRejectTag() {
+        return new OutputTag<>("correction-rejects", Types.ROW_NAMED(CORRECTION_REJECT_COLUMNS,
+                Types.PRIMITIVE_ARRAY(Types.BYTE), Types.STRING, Types.INT, Types.LONG, Types.STRING, Types.STRING,
+                Types.STRING, Types.STRING, Types.STRING, Types.STRING));
     }
 
     /** Dead-lettered records: RECORD_COLUMNS and REJECT_COLUMNS with the input's types. */
@@ -224,6 +288,11 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         super.initializeState(context);
         pendingCounts = new long[OUTCOME_NAMES.length];
         pendingRejects = new HashMap<>();
+        pendingCorrectionRejects = new HashMap<>();
+        if (catalogJson != null) {
+            ledger = new CorrectionLedger(windowSizeMs, correctionHorizonMs, dedupTtlMs);
+            catalog = JavaCatalog.of(catalogJson);
+        }
         lookup = new DedupTable.Lookup();
         dedupTables = new byte[UsageDedupKey.BUCKETS][];
         int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
@@ -273,7 +342,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      * horizon, the state is what it was before the first record. The per-record path never pays for expiry.
      */
     private void writeTables(DataOutputViewStreamWrapper out, int keyGroup, long nowMs) throws IOException {
-        out.writeInt(DEDUP_FORMAT_VERSION);
+        out.writeInt(ledger == null ? DEDUP_FORMAT_VERSION : DEDUP_FORMAT_WITH_LEDGER);
         for (int bucket : bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()]) {
             byte[] table = dedupTables[bucket];
             if (table == null) {
@@ -292,6 +361,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             out.write(packed, 0, live * DedupTable.SLOT_BYTES);
         }
         out.writeInt(END_OF_TABLES);
+        if (ledger != null) {
+            ledger.write(out, keyGroup);
+        }
     }
 
     private void readTables(DataInputViewStreamWrapper in, int keyGroup) throws IOException {
@@ -305,9 +377,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             }
             return;
         }
-        if (version != DEDUP_FORMAT_VERSION) {
+        if (version != DEDUP_FORMAT_VERSION && version != DEDUP_FORMAT_WITH_LEDGER) {
             throw new IOException("dedup state of key group " + keyGroup + " has format " + version
-                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " and " + DEDUP_FORMAT_VERSION);
+                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " to " + DEDUP_FORMAT_WITH_LEDGER);
         }
         for (int next = in.readInt(); next != END_OF_TABLES; next = in.readInt()) {
             int bucket = restoredBucket(next, keyGroup);
@@ -318,6 +390,12 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             byte[] entries = new byte[live * DedupTable.SLOT_BYTES];
             in.readFully(entries);
             dedupTables[bucket] = DedupTable.unpacked(entries, live);
+        }
+        if (version == DEDUP_FORMAT_WITH_LEDGER) {
+            // Without corrections now, the restored ledger is read past and dropped.
+            CorrectionLedger into = ledger != null ? ledger
+                    : new CorrectionLedger(windowSizeMs, dedupTtlMs, dedupTtlMs);
+            into.read(in);
         }
     }
 
@@ -367,6 +445,11 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         try {
             DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
             long now = getProcessingTimeService().getCurrentProcessingTime();
+            if (ledger != null) {
+                int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
+                ledger.prepareSnapshot(now, hi -> KeyGroupRangeAssignment.assignToKeyGroup(
+                        UsageDedupKey.bucket(hi), maxParallelism));
+            }
             for (int keyGroup : out.getKeyGroupList()) {
                 out.startNewKeyGroup(keyGroup);
                 writeTables(view, keyGroup, now);
@@ -387,6 +470,53 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     /** Never forwarded (see the class comment); this operator's outputs stay active. */
     @Override
     public void processWatermarkStatus(WatermarkStatus status) {
+    }
+
+    // ---- with corrections: input 1 is the usage records, input 2 the accepted corrections ----------------------
+
+    @Override
+    public void processElement1(StreamRecord<RowData> element) throws Exception {
+        processElement(element);
+    }
+
+    @Override
+    public void processWatermark1(Watermark mark) throws Exception {
+        processWatermark(mark);
+    }
+
+    /** The corrections carry no event time: their input never holds the usage watermark back. */
+    @Override
+    public void processWatermark2(Watermark mark) {
+    }
+
+    @Override
+    public void processElement2(StreamRecord<Row> element) throws Exception {
+        Row in = element.getValue();
+        String tenant = (String) in.getField(0);
+        String eventId = (String) in.getField(1);
+        Tuple2<Long, Long> key = UsageDedupKey.eventKey(StringData.fromString(tenant), StringData.fromString(eventId));
+        String value = (String) in.getField(4);
+        @SuppressWarnings("unchecked")
+        Map<String, String> dimensions = (Map<String, String>) in.getField(5);
+        CorrectionLedger.Correction correction = new CorrectionLedger.Correction(tenant, eventId,
+                (String) in.getField(3), value == null ? null : new BigDecimal(value), dimensions);
+        JavaCatalog.Tenant meters = catalog.tenants().get(tenant);
+        CorrectionLedger.Decision decision = ledger.decide(key.f0, key.f1,
+                getProcessingTimeService().getCurrentProcessingTime(), correction,
+                meters == null ? null : meters.meters);
+        if (decision.applied()) {
+            pendingApplied++;
+            return;
+        }
+        pendingCorrectionRejects.computeIfAbsent(decision.rejection, reason -> new long[1])[0]++;
+        output.collect(correctionRejects, new StreamRecord<>(Row.of(in.getField(6), in.getField(7), in.getField(8),
+                in.getField(9), decision.rejection, decision.detail, decision.eventDeadLetterReason, in.getField(2),
+                tenant, eventId)));
+    }
+
+    /** The correction ledger's keys held (tests). */
+    int ledgerSize() {
+        return ledger == null ? 0 : ledger.size();
     }
 
     @Override
@@ -413,6 +543,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             return;
         }
         dedupTables[bucket] = lookup.table;
+        if (ledger != null) {
+            observe(eventKey, now, in);
+        }
         long eventTime = in.getLong(eventTimeIndex);
         long windowEnd = TumblingWindows.end(eventTime, windowSizeMs);
         WindowedUsage out = windowed(in, in.getString(aggregationIndex));
@@ -423,6 +556,16 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             pendingCounts[O_WINDOWED]++;
         }
         output.collect(element.replace(out));
+    }
+
+    /** A first copy, remembered in the correction ledger as it is billed. */
+    private void observe(Tuple2<Long, Long> eventKey, long now, RowData in) {
+        BigDecimal value = in.isNullAt(valueIndex) ? null
+                : in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
+        ledger.observeEvent(eventKey.f0, eventKey.f1, now, new CorrectionLedger.Version(
+                in.getString(customerIndex).toString(), in.getString(meterIndex).toString(),
+                in.getLong(eventTimeIndex), value, in.isNullAt(groupIndex) ? "{}" : in.getString(groupIndex).toString(),
+                in.isNullAt(tokenIndex) ? null : CorrectionLedger.decodeToken(in.getString(tokenIndex).toString())));
     }
 
     private WindowedUsage.PastWatermark pastWatermark(RowData in) {
@@ -477,6 +620,14 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             emitCount(DEAD_LETTERED, reject.getKey(), reject.getValue()[0]);
         }
         pendingRejects.clear();
+        if (pendingApplied > 0) {
+            emitCount(CORRECTION_APPLIED, "", pendingApplied);
+            pendingApplied = 0;
+        }
+        for (Map.Entry<String, long[]> reject : pendingCorrectionRejects.entrySet()) {
+            emitCount(CORRECTION_REJECTED, reject.getKey(), reject.getValue()[0]);
+        }
+        pendingCorrectionRejects.clear();
     }
 
     private void emitCount(String outcome, String detail, long records) {

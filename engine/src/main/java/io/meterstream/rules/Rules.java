@@ -119,6 +119,32 @@ public final class Rules {
     public static final String OUTCOME_DUPLICATE_CONFLICTING_PAYLOAD = "duplicate_conflicting_payload";
     public static final String OUTCOME_WINDOWED = "windowed";
     public static final String OUTCOME_BILLED_LATE = "billed_late";
+    public static final String OUTCOME_CORRECTION_APPLIED = "correction_applied";
+    public static final String OUTCOME_CORRECTION_REJECTED = "correction_rejected";
+
+    // ---- corrections: rejection reasons (schemas.correction_dead_letter), actions (usage_correction)
+    public static final String CORRECTION_TOO_LARGE = "too_large";
+    public static final String CORRECTION_NOT_UTF8 = "not_utf8";
+    public static final String CORRECTION_MALFORMED_JSON = "malformed_json";
+    public static final String CORRECTION_NOT_AN_OBJECT = "not_an_object";
+    public static final String CORRECTION_UNAMENDABLE_FIELD = "unamendable_field";
+    public static final String CORRECTION_MISSING_FIELD = "missing_field";
+    public static final String CORRECTION_INVALID_FIELD = "invalid_field";
+    public static final String CORRECTION_INVALID_TIMESTAMP = "invalid_timestamp";
+    public static final String CORRECTION_INVALID_VALUE = "invalid_value";
+    public static final String CORRECTION_NEGATIVE_VALUE = "negative_value";
+    public static final String CORRECTION_PAYLOAD_ON_CANCEL = "payload_on_cancel";
+    public static final String CORRECTION_NOTHING_TO_AMEND = "nothing_to_amend";
+    public static final String CORRECTION_UNKNOWN_TENANT = "unknown_tenant";
+    public static final String CORRECTION_DUPLICATE_CORRECTION = "duplicate_correction";
+    public static final String CORRECTION_CONFLICTING_CORRECTION = "conflicting_correction";
+    public static final String CORRECTION_EVENT_DEAD_LETTERED = "event_dead_lettered";
+    public static final String CORRECTION_UNKNOWN_EVENT = "unknown_event";
+    public static final String CORRECTION_OUTSIDE_HORIZON = "outside_horizon";
+    public static final String CORRECTION_ALREADY_CANCELLED = "already_cancelled";
+    public static final String CORRECTION_UNKNOWN_METER = "unknown_meter";
+    public static final String CORRECTION_ACTION_CANCEL = "cancel";
+    public static final String CORRECTION_ACTION_AMEND = "amend";
 
     // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)
     public static final String LINE_ITEM_NAMESPACE = "7605a076-ac45-5316-afe8-45e0991fb188"; // uuid5 namespace; never change

@@ -1,0 +1,182 @@
+package io.meterstream.corrections;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.math.BigDecimal;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.Map;
+
+import io.meterstream.catalog.JavaCatalog;
+import io.meterstream.golden.GoldenVectors;
+import io.meterstream.routing.HashedKey;
+
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.table.data.StringData;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link CorrectionLedger} against {@code udfs.corrections} ({@code golden/corrections.json}): every step of every
+ * stream, at its processing time, keyed by the {@code HashedKey} of (tenant_id, event_id) as the dedup memory keys
+ * events; each correction gets the specified rejection reason (and the event's dead-letter reason) or the specified
+ * remove/add contributions. Replayed twice: straight, and with the ledger written and read back before every
+ * correction (the snapshot format keeps every decision).
+ */
+class CorrectionLedgerGoldenTest {
+    static final JsonNode VECTORS = GoldenVectors.load("corrections.json");
+
+    @Test
+    void everyCorrectionIsDecidedAsTheSpecificationDecidesIt() throws Exception {
+        replay(false);
+    }
+
+    @Test
+    void decisionsSurviveASnapshotBeforeEveryCorrection() throws Exception {
+        replay(true);
+    }
+
+    private static void replay(boolean snapshots) throws Exception {
+        JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
+        long windowMs = VECTORS.get("window_size_ms").longValue();
+        int applied = 0;
+        int rejected = 0;
+        for (JsonNode stream : VECTORS.get("streams")) {
+            long horizon = stream.get("horizon_ms").longValue();
+            long ttl = stream.get("dedup_ttl_ms").longValue();
+            CorrectionLedger ledger = new CorrectionLedger(windowMs, horizon, ttl);
+            long last = 0;
+            for (JsonNode op : stream.get("ops")) {
+                Tuple2<Long, Long> key = key(op);
+                long now = op.get("now_ms").longValue();
+                last = now;
+                switch (op.get("op").textValue()) {
+                    case "event":
+                        ledger.observeEvent(key.f0, key.f1, now, new CorrectionLedger.Version(
+                                text(op, "customer_id"), text(op, "meter"), op.get("event_time_ms").longValue(),
+                                GoldenVectors.decimal(op.get("value")), text(op, "group_json"),
+                                CorrectionLedger.decodeToken(text(op, "unique_token"))));
+                        break;
+                    case "dead_letter":
+                        ledger.observeDeadLetter(key.f0, key.f1, now, text(op, "reason"));
+                        break;
+                    default:
+                        if (snapshots) {
+                            ledger = roundTrip(ledger, windowMs, horizon, ttl);
+                        }
+                        CorrectionLedger.Decision decision = ledger.decide(key.f0, key.f1, now, correction(op),
+                                meters(catalog, op));
+                        JsonNode expect = op.get("expect");
+                        if (expect.has("reason")) {
+                            rejected++;
+                            assertEquals(text(expect, "reason"), decision.rejection, op.toString());
+                            assertEquals(text(expect, "event_dead_letter_reason"), decision.eventDeadLetterReason,
+                                    op.toString());
+                            assertFalse(decision.applied());
+                        } else {
+                            applied++;
+                            assertTrue(decision.applied(), op.toString());
+                            assertContribution(expect.get("remove"), decision.remove, op);
+                            assertContribution(expect.get("add"), decision.add, op);
+                        }
+                }
+            }
+            ledger.expireAll(last + ttl);
+            assertEquals(0, ledger.size(), "nothing is held after the dedup horizon");
+        }
+        assertTrue(applied > 50 && rejected > 50, "the vectors exercise both outcomes");
+    }
+
+    private static CorrectionLedger roundTrip(CorrectionLedger ledger, long windowMs, long horizon, long ttl)
+            throws Exception {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        ledger.prepareSnapshot(Long.MIN_VALUE / 2, hi -> 0);
+        ledger.write(out, 0);
+        CorrectionLedger restored = new CorrectionLedger(windowMs, horizon, ttl);
+        restored.read(new DataInputDeserializer(out.getCopyOfBuffer()));
+        assertEquals(ledger.size(), restored.size());
+        return restored;
+    }
+
+    private static void assertContribution(JsonNode expected, CorrectionLedger.Contribution got, JsonNode op) {
+        if (expected == null || expected.isNull()) {
+            assertNull(got, op.toString());
+            return;
+        }
+        String where = op.toString();
+        assertEquals(text(op, "tenant_id"), got.tenantId, where);
+        assertEquals(text(expected, "customer_id"), got.customerId, where);
+        assertEquals(text(expected, "meter"), got.meter, where);
+        assertEquals(text(expected, "group_json"), got.groupJson, where);
+        assertEquals(expected.get("window_start_ms").longValue(), got.windowStartMs, where);
+        assertEquals(expected.get("window_end_ms").longValue(), got.windowEndMs, where);
+        assertEquals(text(expected, "event_id"), got.eventId, where);
+        assertEquals(expected.get("event_time_ms").longValue(), got.eventTimeMs, where);
+        assertEquals(text(expected, "value"), GoldenVectors.wire(got.value), where);
+        assertEquals(text(expected, "unique_value"), got.uniqueValue, where);
+    }
+
+    private static CorrectionLedger.Correction correction(JsonNode op) {
+        Map<String, String> dimensions = null;
+        JsonNode dims = op.get("dimensions");
+        if (dims != null && !dims.isNull()) {
+            dimensions = new HashMap<>();
+            for (Iterator<Map.Entry<String, JsonNode>> it = dims.fields(); it.hasNext(); ) {
+                Map.Entry<String, JsonNode> e = it.next();
+                dimensions.put(e.getKey(), e.getValue().textValue());
+            }
+        }
+        BigDecimal value = GoldenVectors.decimal(op.get("value"));
+        return new CorrectionLedger.Correction(text(op, "tenant_id"), text(op, "event_id"), text(op, "action"),
+                value, dimensions);
+    }
+
+    private static Map<String, JavaCatalog.Meter> meters(JavaCatalog catalog, JsonNode op) {
+        Map<String, JavaCatalog.Meter> meters = new HashMap<>(catalog.tenants().get(text(op, "tenant_id")).meters);
+        for (JsonNode removed : op.get("removed_meters")) {
+            meters.remove(removed.textValue());
+        }
+        return meters;
+    }
+
+    static Tuple2<Long, Long> key(JsonNode op) {
+        return new HashedKey().part(StringData.fromString(text(op, "tenant_id")))
+                .part(StringData.fromString(text(op, "event_id"))).key();
+    }
+
+    private static String text(JsonNode node, String field) {
+        return GoldenVectors.text(node.get(field));
+    }
+
+    @Test
+    void theHorizonIsAtMostTheDedupHorizon() {
+        assertThrows(IllegalArgumentException.class, () -> new CorrectionLedger(60_000, 0, 10));
+        assertThrows(IllegalArgumentException.class, () -> new CorrectionLedger(60_000, 11, 10));
+    }
+
+    @Test
+    void aGroupLongerThan64KiBSurvivesTheSnapshot() throws Exception {
+        String group = "{\"model\":\"" + "\\u0000".repeat(12_000) + "\"}";  // an escaped group: > 64 KiB
+        CorrectionLedger ledger = new CorrectionLedger(60_000, 1_000, 5_000);
+        ledger.observeEvent(1L, 2L, 10L, new CorrectionLedger.Version("c", "input_tokens", 0L, BigDecimal.TEN, group,
+                null));
+        CorrectionLedger restored = roundTrip(ledger, 60_000, 1_000, 5_000);
+        JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
+        CorrectionLedger.Decision decision = restored.decide(1L, 2L, 11L, new CorrectionLedger.Correction("acme-ai",
+                "e", CorrectionLedger.CANCEL, null, null), catalog.tenants().get("acme-ai").meters);
+        assertTrue(group.length() > 65_536);
+        assertEquals(group, decision.remove.groupJson);
+    }
+
+    @Test
+    void aTokenDecodesToItsValue() {
+        assertEquals("a,b%2C%", CorrectionLedger.decodeToken("a%2Cb%252C%25"));
+        assertNull(CorrectionLedger.decodeToken(null));
+    }
+}

@@ -1,0 +1,176 @@
+"""The `usage-corrections` input of the billing job on a MiniCluster (issue 17): every correction is validated by the
+spec (`udfs.corrections.validate_correction_record`), deduplicated by correction id (`check_correction_id`) and
+decided against the correction ledger of the events the job billed (`decide`, in Java beside the dedup memory);
+rejects are written to the correction dead letters with their reason, and every record is counted on the accounting
+output (applied + rejected by reason), beside unchanged usage accounting; at parallelism 1 and 2. The corrections
+are let in once the usage is billed (a correction that comes before its event is `unknown_event`, by design): they
+are read from a directory the source watches, and the test writes their file there once it has collected the usage's
+line item; the job, unbounded then, is cancelled once every correction's outcome is out. The expected outcomes are
+the spec's (`udfs.corrections.CorrectionLedger`), computed here over the same records."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from jobs.billing import BillingSettings, build_pipeline, table_environment
+from jobs.corrections import RAW_CORRECTION_TYPE
+from jobs.runtime import stream_environment
+from schemas.correction_dead_letter import CorrectionDeadLetter
+from schemas.usage_event import UsageEvent
+from tests.job.test_billing_job import CATALOG_PATH, final_accounting
+from tests.job_outputs import tagged_union
+from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS
+from tests.usage_files import file_parsed_usage
+from udfs.catalog import load_catalog
+from udfs.corrections import CorrectionLedger, CorrectionRejection, validate_correction_record
+from udfs.windows import to_epoch_ms
+
+pytestmark = pytest.mark.job
+
+TOPIC = "usage-corrections"
+HORIZON_MS = 24 * 3600 * 1000
+
+
+def usage(event_id: str, value: str) -> bytes:
+    return json.dumps({"event_id": event_id, "tenant_id": "acme-ai", "customer_id": "corr-1", "meter": "input_tokens",
+                       "timestamp": to_epoch_ms(REFERENCE_NOW) - 3_600_000, "value": value,
+                       "dimensions": {"model": "nova-large"}}).encode()
+
+
+def correction(correction_id: str, event_id: str, action: str, tenant: str = "acme-ai", **fields) -> bytes:
+    return json.dumps({"correction_id": correction_id, "tenant_id": tenant, "event_id": event_id, "action": action,
+                       "sent_at": "2026-11-01T05:00:00Z", **fields}).encode()
+
+
+USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300")]
+CORRECTIONS = [
+    correction("c-cancel", "e1", "cancel"),
+    correction("c-cancel-2", "e1", "cancel"),  # already_cancelled (whichever of the two cancels comes second)
+    correction("c-unknown", "e-never-sent", "cancel"),  # unknown_event
+    correction("c-cancel", "e1", "cancel", note="a retry: the note changes nothing"),  # duplicate_correction
+    correction("c-amend", "e2", "amend", value="150"),
+    correction("c-amend", "e2", "amend", value="175"),  # same id, other payload: conflicting_correction
+    correction("c-dims", "e3", "amend", dimensions={"model": "nova-small"}),
+    correction("c-tenant", "e3", "cancel", tenant="nobody"),  # unknown_tenant
+    correction("c-payload", "e3", "cancel", value="1"),  # payload_on_cancel
+    correction("c-nothing", "e3", "amend"),  # nothing_to_amend
+    correction("c-neg", "e3", "amend", value="-1"),  # negative_value
+    correction("c-meter", "e3", "amend", meter="x", value="1"),  # unamendable_field
+    b"{not json",  # malformed_json
+    b"\xff\xfe",  # not_utf8
+    b"[1, 2]",  # not_an_object
+    b"",  # empty: malformed_json (a tombstone, no value at all, is the unit tier's: a file has no such line)
+]
+
+
+def spec_outcomes(raws: list[bytes | None], usage: list[bytes] = USAGE) -> tuple[int, Counter]:
+    """(applied, rejected by reason) by the spec, the usage billed first, then the corrections in this order (the
+    outcomes asserted do not depend on the order: a pair of copies of one id gives one first copy and one
+    rejection, two cancels of one event one applied and one already_cancelled, whichever comes first)."""
+    catalog = load_catalog(CATALOG_PATH)
+    meters = {tenant_id: tenant.meters for tenant_id, tenant in catalog.tenants.items()}
+    ledger = CorrectionLedger(meters, timedelta(milliseconds=WINDOW_MS), horizon_ms=HORIZON_MS)
+    for raw in usage:
+        ledger.observe_event(UsageEvent.model_validate_json(raw), 1)
+    applied, rejected = 0, Counter()
+    for raw in raws:
+        result = validate_correction_record(raw, tenants=catalog.tenants)
+        outcome = result if isinstance(result, CorrectionRejection) else ledger.correct(result, 2)
+        if isinstance(outcome, CorrectionRejection):
+            rejected[outcome.reason.value] += 1
+        else:
+            applied += 1
+    return applied, rejected
+
+
+def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> dict[str, list[dict]]:
+    """The job on USAGE, then CORRECTIONS once the usage's line item is out; returns every output collected until
+    the accounting shows `applied` + `rejected` corrections and `rejected` dead letters are out."""
+    from pyflink.common import Duration, WatermarkStrategy
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+
+    usage_file = tmp_path / "usage.jsonl"
+    usage_file.write_bytes(b"\n".join(USAGE) + b"\n")
+    settings = BillingSettings(
+        catalog_yaml=CATALOG_PATH.read_text(), window_size_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+        reference_now_ms=to_epoch_ms(REFERENCE_NOW), watermark_on_every_event=True, correction_horizon_ms=HORIZON_MS,
+    )
+    env = stream_environment(parallelism=parallelism)
+    t_env = table_environment(env, settings)
+    def raw_correction(line: str, topic=TOPIC):
+        """A line of the corrections file, `offset<TAB>record` (ISO-8859-1: one char per byte), as a source row (a
+        closure: the Python workers cannot import this test module)."""
+        from pyflink.common import Row
+
+        offset, payload = line.split("\t", 1)
+        return Row(payload=payload.encode("iso-8859-1"), src_topic=topic, src_partition=0, src_offset=int(offset))
+
+    watched = tmp_path / "corrections"
+    watched.mkdir()
+    source = (FileSource.for_record_stream_format(StreamFormat.text_line_format("ISO-8859-1"), str(watched))
+              .monitor_continuously(Duration.of_millis(100)).build())
+    raw = (env.from_source(source, WatermarkStrategy.no_watermarks(), "corrections-file").set_parallelism(1)
+           .map(raw_correction, output_type=RAW_CORRECTION_TYPE))
+    outputs = build_pipeline(env, t_env, settings, file_parsed_usage(env, settings, path=str(usage_file)), raw)
+
+    streams = {tag: stream for tag, stream in vars(outputs).items() if stream is not None}
+    collected: dict[str, list[dict]] = {tag: [] for tag in streams}
+    written = False
+    with tagged_union(streams).execute_and_collect() as results:
+        for item in results:
+            tag, value = item.split("\t", 1)
+            collected[tag].append(json.loads(value))
+            if collected["line_items"] and not written:
+                lines = b"".join(f"{i}\t".encode() + raw + b"\n" for i, raw in enumerate(CORRECTIONS))
+                (tmp_path / "corrections.part").write_bytes(lines)
+                (tmp_path / "corrections.part").rename(watched / "corrections.txt")  # whole, at once
+                written = True
+            totals = final_accounting(collected["accounting"])
+            if (len(collected["correction_dead_letters"]) == rejected and totals.get("correction_applied", 0)
+                    + totals.get("correction_rejected", 0) == applied + rejected):
+                break  # every correction is out: closing the results cancels the (unbounded) job
+    return collected
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_path, parallelism):
+    applied, rejected = spec_outcomes(CORRECTIONS)
+    assert (applied, sum(rejected.values())) == (3, len(CORRECTIONS) - 3)
+    assert all(b"\n" not in raw and b"\r" not in raw for raw in CORRECTIONS), "one record per line"
+    assert {"duplicate_correction", "conflicting_correction", "not_utf8", "malformed_json", "already_cancelled",
+            "unknown_event"} <= set(rejected)
+
+    out = run_job(tmp_path, parallelism, applied, sum(rejected.values()))
+
+    counts: dict[tuple[str, str], int] = {}
+    for record in out["accounting"]:
+        counts[(record["outcome"], record["detail"])] = record["records"]
+    assert counts[("correction_applied", "")] == applied
+    assert {d: n for (o, d), n in counts.items() if o == "correction_rejected"} == dict(rejected)
+    totals = final_accounting(out["accounting"])
+    assert totals == {"windowed": len(USAGE), "correction_applied": applied,
+                      "correction_rejected": sum(rejected.values())}, "usage accounting is unchanged"
+
+    letters = [CorrectionDeadLetter.model_validate(letter) for letter in out["correction_dead_letters"]]
+    assert Counter(letter.reason.value for letter in letters) == rejected
+    for letter in letters:
+        assert (letter.source_topic, letter.source_partition) == (TOPIC, 0)
+        assert letter.raw_size_bytes == len(CORRECTIONS[letter.source_offset]), "the record it names"
+    by_reason = {letter.reason.value: letter for letter in letters}
+    assert (by_reason["duplicate_correction"].correction_id, by_reason["duplicate_correction"].event_id) == (
+        "c-cancel", "e1")
+    assert by_reason["conflicting_correction"].correction_id == "c-amend"
+    assert CORRECTIONS[by_reason["conflicting_correction"].source_offset] in (
+        correction("c-amend", "e2", "amend", value="150"), correction("c-amend", "e2", "amend", value="175"))
+    assert by_reason["unknown_tenant"].tenant_id == "nobody"
+    assert by_reason["not_utf8"].raw_encoding == "base64"
+    assert by_reason["malformed_json"].correction_id is None
+    assert (by_reason["already_cancelled"].event_id, by_reason["already_cancelled"].correction_id in (
+        "c-cancel", "c-cancel-2")) == ("e1", True)
+    assert (by_reason["unknown_event"].correction_id, by_reason["unknown_event"].event_id) == ("c-unknown",
+                                                                                             "e-never-sent")
+    assert by_reason["unknown_event"].detail.startswith("event 'e-never-sent' is not known")
