@@ -6,6 +6,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -116,7 +117,7 @@ public final class CustomerInvoices {
         long periodStartMs;
         long periodEndMs;
         long closesAtMs;
-        final TreeMap<SeriesKey, SeriesTotal> series = new TreeMap<>();
+        final HashMap<SeriesKey, SeriesTotal> series = new HashMap<>();  // sorted when written out
         BigDecimal priorPeriodTotal = BigDecimal.ZERO;
         long priorPeriodLines;
         BigDecimal creditsApplied = BigDecimal.ZERO;
@@ -160,14 +161,21 @@ public final class CustomerInvoices {
         require(!line.drawdown, "not a line item: " + json);
         checkOwner(line);
         JavaCatalog.Tenant tenant = periods.tenant(tenantId);
-        long[] period = invoicePeriod(line, periods, ids);
+        OpenInvoice named = line.invoiceId == null ? null : open.get(line.invoiceId);
+        // The invoice the line names is open already (most lines): its id was computed from its period when it
+        // opened, so a line of that same period (or, for a prior-period adjustment, of an earlier one) names it
+        // rightly; no id to compute again.
+        boolean known = named != null && named.currency.equals(line.currency) && (PRIOR_PERIOD.equals(line.kind)
+                ? line.periodStartMs < named.periodStartMs
+                : named.periodStartMs == line.periodStartMs && named.periodEndMs == line.periodEndMs);
+        long[] period = known ? new long[] {named.periodStartMs, named.periodEndMs} : invoicePeriod(line, periods, ids);
         long closesAt = period[1] + tenant.periodGraceMs;
         if (clockMs != NO_CLOCK && closesAt <= clockMs) {
             throw new IllegalStateException("line " + line.lineItemId + " (" + line.kind + ") is for invoice "
                     + ids.invoiceId(tenantId, customerId, period[0], line.currency) + ", which closed at "
                     + Instant.ofEpochMilli(closesAt) + " (clock " + Instant.ofEpochMilli(clockMs) + ")");
         }
-        OpenInvoice invoice = opened(line.currency, period, tenant, ids);
+        OpenInvoice invoice = known ? named : opened(line.currency, period, tenant, ids);
         if (PRIOR_PERIOD.equals(line.kind)) {
             invoice.priorPeriodTotal = invoice.priorPeriodTotal.add(line.amount);
             invoice.priorPeriodLines++;
@@ -212,7 +220,16 @@ public final class CustomerInvoices {
             long openAt = clockMs - tenant.periodGraceMs;  // udfs.line_items.open_period
             period = new long[] {periods.startMs(tenantId, openAt), periods.endMs(tenantId, openAt)};
         }
-        OpenInvoice invoice = opened(d.currency, period, tenant, ids);
+        OpenInvoice invoice = null;
+        for (OpenInvoice candidate : open.values()) {  // the few open ones: no id to compute
+            if (candidate.periodStartMs == period[0] && candidate.currency.equals(d.currency)) {
+                invoice = candidate;
+                break;
+            }
+        }
+        if (invoice == null) {
+            invoice = opened(d.currency, period, tenant, ids);
+        }
         invoice.creditsApplied = invoice.creditsApplied.add(d.amount);
         return invoice.closesAtMs;
     }
@@ -309,7 +326,7 @@ public final class CustomerInvoices {
         BigDecimal correction = BigDecimal.ZERO;
         long lines = invoice.priorPeriodLines;
         boolean first = true;
-        for (Map.Entry<SeriesKey, SeriesTotal> e : invoice.series.entrySet()) {
+        for (Map.Entry<SeriesKey, SeriesTotal> e : new TreeMap<>(invoice.series).entrySet()) {
             SeriesKey key = e.getKey();
             SeriesTotal s = e.getValue();
             usage = usage.add(s.usage);
@@ -371,8 +388,16 @@ public final class CustomerInvoices {
 
     // ---- reading the wire records -----------------------------------------------------------------------------
 
+    /** The fields a line item needs, as bits; a line is read up to the last of them (its tiers and the rest after). */
+    private static final int TENANT = 1, CUSTOMER = 2, METER = 4, GROUP = 8, PERIOD_START = 16, PERIOD_END = 32,
+            PERIOD_QUANTITY = 64, AMOUNT = 128, CURRENCY = 256, KIND = 512, LINE = 1024;
+    private static final int LINE_NEEDS = TENANT | CUSTOMER | METER | GROUP | PERIOD_START | PERIOD_END
+            | PERIOD_QUANTITY | AMOUNT | CURRENCY;
+    private static final int DRAWDOWN_NEEDS = TENANT | CUSTOMER | KIND | LINE | PERIOD_START | AMOUNT | CURRENCY;
+
     static Record parse(String json) {
         Record r = new Record();
+        int seen = 0;
         try (JsonParser p = ParseUsageEvent.JSON.createParser(json)) {
             require(p.nextToken() == JsonToken.START_OBJECT, "not a JSON object: " + json);
             while (p.nextToken() == JsonToken.FIELD_NAME) {
@@ -383,46 +408,61 @@ public final class CustomerInvoices {
                         r.drawdown = true;
                         break;
                     case "line_item_id":
+                        seen |= LINE;
                         r.lineItemId = t == JsonToken.VALUE_NULL ? null : p.getText();
                         break;
                     case "kind":
+                        seen |= KIND;
                         r.kind = p.getText();
                         break;
                     case "invoice_id":
                         r.invoiceId = t == JsonToken.VALUE_NULL ? null : p.getText();
                         break;
                     case "tenant_id":
+                        seen |= TENANT;
                         r.tenantId = p.getText();
                         break;
                     case "customer_id":
+                        seen |= CUSTOMER;
                         r.customerId = p.getText();
                         break;
                     case "meter":
+                        seen |= METER;
                         r.meter = t == JsonToken.VALUE_NULL ? null : p.getText();
                         break;
                     case "group":
+                        seen |= GROUP;
                         readGroup(p, r);
                         break;
                     case "period_start":
+                        seen |= PERIOD_START;
                         if (t != JsonToken.VALUE_NULL) {
                             r.periodStartMs = instantMs(p.getText());
                             r.hasPeriodStart = true;
                         }
                         break;
                     case "period_end":
+                        seen |= PERIOD_END;
                         r.periodEndMs = instantMs(p.getText());
                         break;
                     case "period_quantity_to_date":
+                        seen |= PERIOD_QUANTITY;
                         r.periodQuantity = new BigDecimal(p.getText());
                         break;
                     case "amount":
+                        seen |= AMOUNT;
                         r.amount = new BigDecimal(p.getText());
                         break;
                     case "currency":
+                        seen |= CURRENCY;
                         r.currency = p.getText();
                         break;
                     default:
                         p.skipChildren();
+                }
+                int needs = r.drawdown ? DRAWDOWN_NEEDS : LINE_NEEDS;
+                if ((seen & needs) == needs) {
+                    break;  // the rest (tiers, rounding, counts, times) is not read
                 }
             }
         } catch (IOException e) {

@@ -59,7 +59,11 @@ public final class InvoiceFolding extends AbstractStreamOperator<String>
         super.open();
         ValueStateDescriptor<CustomerInvoices> descriptor = new ValueStateDescriptor<>(
                 STATE_NAME, CustomerInvoicesSerializer.INSTANCE);
-        descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(stateTtlMs)).build());
+        // The TTL is a safety net (a customer's state is cleared when its last open invoice closes): expired values
+        // are dropped when read or when a full snapshot is written, never by the incremental cleanup that visits
+        // entries on every access (5 % of the job's CPU in a JFR profile).
+        descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(stateTtlMs))
+                .disableCleanupInBackground().cleanupFullSnapshot().build());
         invoices = getRuntimeContext().getState(descriptor);
         closes = getInternalTimerService("invoice-closes", VoidNamespaceSerializer.INSTANCE, this);
         periods = RatingPeriods.of(catalogJson);
