@@ -21,6 +21,40 @@ public final class InvoiceKey implements KeySelector<String, String> {
 
     @Override
     public String getKey(String json) {
+        // Our writers put both ids early, without spaces: read them straight from the text when neither holds an
+        // escape (the key is read twice per record, and a parser cost 3 % of the job's CPU); else parse.
+        String tenant = plainString(json, "\"tenant_id\":\"");
+        String customer = tenant == null ? null : plainString(json, "\"customer_id\":\"");
+        if (tenant != null && customer != null) {
+            return tenant + SEPARATOR + customer;
+        }
+        return parsedKey(json);
+    }
+
+    /** The string value after {@code marker} (a field name, colon and opening quote) up to the next quote, or null
+     * when the field is not there, not surely at the top level (an object or array opens before it), or its value
+     * holds a backslash (an escape): then the parser decides. */
+    static String plainString(String json, String marker) {
+        int at = json.indexOf(marker);
+        if (at < 0) {
+            return null;
+        }
+        for (int i = 1; i < at; i++) {
+            char c = json.charAt(i);
+            if (c == '{' || c == '[') {
+                return null;
+            }
+        }
+        int start = at + marker.length();
+        int end = json.indexOf('"', start);
+        int slash = json.indexOf('\\', start);
+        if (end < 0 || (slash >= 0 && slash < end)) {
+            return null;
+        }
+        return json.substring(start, end);
+    }
+
+    static String parsedKey(String json) {
         String tenant = null;
         String customer = null;
         try (JsonParser p = ParseUsageEvent.JSON.createParser(json)) {
