@@ -3,8 +3,9 @@ to a window. The specification. The billing job runs validation and correction-i
 `--corrections` (`jobs/corrections.py`); the ledger runs as its Java twin (`io.meterstream.corrections.
 CorrectionLedger`, bound by the golden vectors `corrections.json`) inside the routing operator. The window side
 (`WindowContents`, `apply_to_window`, `correct_window`) is specified here and its lines by
-`udfs.line_items.accumulate_correction`; it is not wired into the job yet: an applied correction does not change
-the bill yet (issue 17).
+`udfs.line_items.accumulate_correction`; the job runs it in `io.meterstream.rating.WindowRating` for sum and count
+meters (bound by golden `correction-lines.json`); for max, min, last and unique_count an applied correction does not
+change the bill yet (issue 17: their windows' contents are not kept yet).
 
 **What a correction does to its series** (`correct_window`, per series and window, for the corrections of that
 window that came after the same watermark): its `Contribution`s are keyed by series (an amend that changes a group-by
