@@ -33,7 +33,8 @@ Each file: the rule (Python) -> its Java twin.
 - `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
   duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
   DedupTable` (`DedupTableGoldenTest`) and `UsageRouting` in a keyed operator harness (`UsageRoutingHarnessTest`).
-- `invoices.json`: `udfs.invoices` over one customer's line items and credit drawdowns (wire JSON) with the clock
+- `invoices.json`: `udfs.invoices` over one customer's line items of every kind, negative amounts included, and
+  credit drawdowns (wire JSON) with the clock
   advancing to, just before and just after each close, and the end of a bounded input: the invoices written, byte
   for byte, and the lines refused because their invoice had closed -> `io.meterstream.invoices.CustomerInvoices`
   (`InvoicesGoldenTest`, with a state write and read between steps).
@@ -1070,7 +1071,7 @@ def invoices_case(rng: random.Random, cat: Catalog) -> dict[str, Any]:
         roll = rng.random()
         current = period_of(clock - grace)  # the open period
         if roll < 0.55:
-            kind = rng.choice(["usage", "usage", "late_adjustment", "prior_period_adjustment"])
+            kind = rng.choice(["usage", "usage", "late_adjustment", "correction", "prior_period_adjustment"])
             if kind == "prior_period_adjustment":
                 own = period_of(current[0] - timedelta(days=rng.choice([1, 1, 40])))
                 named = current
