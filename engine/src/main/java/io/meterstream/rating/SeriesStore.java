@@ -64,6 +64,23 @@ public final class SeriesStore {
         this.windowSizeMs = windowSizeMs;
     }
 
+    /** Visits each series held (expired ones included: the caller reads them through {@link #get}). */
+    public interface Visitor {
+        void visit(long hi, long lo) throws Exception;
+    }
+
+    /** Calls {@code visitor} with the key of every series held, on a copy of the keys (it may add series). */
+    public void forEachKey(Visitor visitor) throws Exception {
+        long[] h = his.clone();
+        long[] l = los.clone();
+        Series[] v = values.clone();
+        for (int i = 0; i < v.length; i++) {
+            if (v[i] != null) {
+                visitor.visit(h[i], l[i]);
+            }
+        }
+    }
+
     /** The live series of key ({@code hi}, {@code lo}), or null (never kept, or expired: then forgotten). */
     public Series get(long hi, long lo, long now) {
         int i = slot(hi, lo);

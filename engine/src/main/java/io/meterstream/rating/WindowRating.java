@@ -241,15 +241,41 @@ public final class WindowRating extends CountingOperator<String>
                 s.pending = new ArrayList<>(2);
             }
             s.pending.add(record);
-            if (decideAt(record.floorMs) <= windowEnds.currentWatermark()) {
-                // Only a correction after the end of the usage input (watermark at its maximum), which comes after the
-                // last watermark below it (UsageRouting): no watermark will come to fire a timer, decide it now.
-                runDue(s, windowEnds.currentWatermark());
-            } else {
+            if (decideAt(record.floorMs) > windowEnds.currentWatermark()) {
                 windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
             }
+            // Else only a correction after the end of the usage input (watermark at its maximum), which comes after
+            // the last watermark below it (UsageRouting): no watermark will come to fire a timer. It waits for the
+            // end of the input ({@link #finish}), so that those after the same watermark make one line per window.
         }
         series.written(s, now);
+    }
+
+    /**
+     * At the end of the input (a bounded run): the corrections that came after the usage input had ended (the
+     * watermark at its maximum, no timer left to fire) are decided now, per series, those after the same watermark
+     * together, as a timer would have ({@link #runDue}).
+     */
+    @Override
+    public void finish() throws Exception {
+        long watermark = windowEnds.currentWatermark();
+        long now = now();
+        series.forEachKey((hi, lo) -> {
+            Series s = series.get(hi, lo, now);
+            if (s == null || s.pending == null) {
+                return;
+            }
+            boolean due = false;
+            for (WindowedUsage record : s.pending) {
+                due |= decideAt(record.floorMs) <= watermark;
+            }
+            if (due) {
+                setCurrentKey(Tuple2.of(hi, lo));
+                runDue(s, watermark);
+                series.written(s, now);
+            }
+        });
+        super.finish();
     }
 
     /** When a record that came after watermark {@code floorMs} is decided: at the first watermark past it. */

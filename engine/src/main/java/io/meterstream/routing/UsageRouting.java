@@ -576,7 +576,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         out.eventTimeMs = c.eventTimeMs;
         out.value = aggregation == WindowedUsage.COUNT ? null : value;
         // After the end of the usage input (a bounded run) the watermark is at its maximum, which no period closes at:
-        // the correction comes after the last watermark below it (the window operator decides it at once then).
+        // the correction comes after the last watermark below it (the window operator decides it at the end).
         out.floorMs = watermarkFloor == Long.MAX_VALUE ? finiteFloor : watermarkFloor;
         out.correction = kind;
         return out;

@@ -170,20 +170,28 @@ class WindowRatingCorrectionsTest {
     }
 
     @Test
-    void aCorrectionAfterTheEndOfTheUsageIsDecidedAtOnce() throws Exception {
-        // a bounded run: the watermark is at its maximum when the correction comes (after the last one below it)
-        var harness = open(null);
+    void correctionsAfterTheEndOfTheUsageAreDecidedAtTheEndTogether() throws Exception {
+        // a bounded run: the watermark is at its maximum when the corrections come (after the last one below it)
+        WindowRating operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING);
+        var harness = open(null, operator);
         harness.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "7")
                 .record, T + 1_000));
+        harness.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 2_000, "5")
+                .record, T + 2_000));
         harness.processWatermark(Long.MAX_VALUE);
         harness.processElement(new StreamRecord<>(correction(WindowedUsage.AMEND, "input_tokens", NOVA,
                 WindowedUsage.SUM, T + 1_000, "-4", T + WINDOW_MS + 10_000).record, T + 1_000));
+        harness.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "input_tokens", NOVA,
+                WindowedUsage.SUM, T + 2_000, "5", T + WINDOW_MS + 10_000).record, T + 2_000));
+        assertEquals(1, harness.extractOutputValues().size(), "the usage line; the corrections wait for the end");
+        operator.finish();
         List<String> out = harness.extractOutputValues();
         assertEquals(2, out.size(), out.toString());
         JsonNode line = JSON.readTree(out.get(1));
         assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue());
         assertEquals("3", line.get("period_quantity_to_date").textValue());
-        assertEquals(1, line.get("event_count").longValue());
+        assertEquals("-9", line.get("quantity").textValue());
+        assertEquals(2, line.get("event_count").longValue(), "one line for both: one id per window and watermark");
         assertEquals(0, harness.numEventTimeTimers());
         harness.close();
     }
@@ -261,7 +269,11 @@ class WindowRatingCorrectionsTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored) throws Exception {
-        WindowRating operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING);
+        return open(restored, new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING));
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
+            OperatorSubtaskState restored, WindowRating operator) throws Exception {
         MeterKey key = new MeterKey();
         var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
         if (restored != null) {
