@@ -7,7 +7,8 @@ parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the key
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
 events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`), `--corrections` the
 `usage-corrections` input (`jobs/corrections.py`: validation and correction-id idempotency in Python, the correction
-ledger in `UsageRouting`; dead letters, counts; applied corrections do not change the bill yet). The keyed Java
+ledger in `UsageRouting`; dead letters, counts; applied corrections of sum and count meters change the bill in
+`WindowRating`, those of the other aggregations not yet). The keyed Java
 operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into
 invoices, written to `invoices` when a billing period closes.
 

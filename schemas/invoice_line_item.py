@@ -15,8 +15,13 @@ digits are truncated. Invariants a consumer may rely on:
   changes the period to date of the window's billing period like any line (`amount` = rounded to-date price after
   minus before), and `adjusts_line_item_id` is the id the window's `usage` line has (or would have, had the window
   had on-time usage);
+- a `correction` bills cancels and amends (`usage-corrections`) of events of an already fired window the same way:
+  the change of the rounded period-to-date price (often negative), `quantity` the change of the window's quantity,
+  `event_count` the corrections it bills, its id naming the kind `correction` and the watermark the corrections came
+  after (`udfs.line_items.accumulate_correction`);
 - a `prior_period_adjustment` is the same for a period already closed (its end + the tenant's grace reached): rated
-  against that period's own total, its `invoice_id` is the customer's next open invoice (`udfs.line_items.line_kind`).
+  against that period's own total, its `invoice_id` is the customer's next open invoice (`udfs.line_items.line_kind`);
+  one that bills corrections has an id naming the kind `correction`.
 `amount` may be negative (volume tiers, `last`/`min` meters, price changes); it is never clamped.
 """
 
@@ -79,10 +84,11 @@ class LineItemTier(BaseModel):
     amount: WireDecimal = Field(description="change of the tier's exact (unrounded) amount")
 
 
-LineItemKind = Literal["usage", "late_adjustment", "prior_period_adjustment"]
+LineItemKind = Literal["usage", "late_adjustment", "correction", "prior_period_adjustment"]
 """What a line bills: `usage`, the on-time usage of its window; `late_adjustment`, usage of an already fired window
-of a period still open; `prior_period_adjustment`, usage of a period already closed (its invoice final), billed on
-the customer's next open invoice (`udfs.line_items.line_kind`; issue 17 adds `correction`)."""
+of a period still open; `correction`, cancels and amends (`usage-corrections`) of an already fired window of a
+period still open; `prior_period_adjustment`, usage or corrections of a period already closed (its invoice final),
+billed on the customer's next open invoice (`udfs.line_items.line_kind`)."""
 
 
 class InvoiceLineItem(BaseModel):
@@ -93,8 +99,9 @@ class InvoiceLineItem(BaseModel):
         "an adjustment"
     )
     kind: LineItemKind = Field(default="usage", description="usage: the window's on-time usage; late_adjustment: usage "
-                               "that came after the window had fired; prior_period_adjustment: usage of a closed "
-                               "period, on the next open invoice")
+                               "that came after the window had fired; correction: cancels and amends of events of a "
+                               "fired window; prior_period_adjustment: usage or corrections of a closed period, on "
+                               "the next open invoice")
     adjusts_line_item_id: str | None = Field(
         default=None, description="an adjustment's window: the line_item_id of that window's usage line; null for usage"
     )

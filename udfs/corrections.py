@@ -2,7 +2,29 @@
 to a window. The specification. The billing job runs validation and correction-id idempotency with
 `--corrections` (`jobs/corrections.py`); the ledger runs as its Java twin (`io.meterstream.corrections.
 CorrectionLedger`, bound by the golden vectors `corrections.json`) inside the routing operator. The window side
-(`WindowContents`, `apply_to_window`) is not wired yet: an applied correction does not change the bill yet (issue 17).
+(`WindowContents`, `apply_to_window`, `correct_window`) is specified here and its lines by
+`udfs.line_items.accumulate_correction`; the job runs it in `io.meterstream.rating.WindowRating` for sum and count
+meters (bound by golden `correction-lines.json`); for max, min, last and unique_count an applied correction does not
+change the bill yet (issue 17: their windows' contents are not kept yet).
+
+**What a correction does to its series** (`correct_window`, per series and window, for the corrections of that
+window that came after the same watermark): its `Contribution`s are keyed by series (an amend that changes a group-by
+dimension removes from one series and adds to another), and each side is one of three cases, by the lateness rule of
+`udfs.lateness` (a series has fired a window when it fired that window or a later one):
+
+- the window is **open** (not fired): the correction changes the open window's contents and nothing else; the
+  window's `usage` line, when it fires, bills the corrected contents (no line of its own);
+- the window has **fired** and its period is open: the window's contents and aggregate are recomputed
+  (`recompute_window`), the period-to-date state follows (`accumulate_correction`: sum and count by the difference,
+  max/min/last/unique_count folded again over the period's windows) and the change of the rounded period-to-date
+  price is a `correction` line, its id `line_item_id(..., kind="correction", watermark=...)`, its
+  `adjusts_line_item_id` the window's usage line; no line when the period quantity does not move;
+- the window's **period has closed** (the watermark the corrections came after had reached its end + grace): the
+  same line is a `prior_period_adjustment` on the customer's next open invoice, rated against the closed period's
+  own total (`udfs.line_items.line_kind`).
+
+The period still sums exactly: every line is rounded-after minus rounded-before of the period to date. Negative
+lines (a cancel, an amend down) are ordinary lines for credits and invoices.
 
 **Validation** (`validate_correction_record`): bytes in, a `schemas.usage_correction.UsageCorrection` or a
 `CorrectionRejection` out, never raising because of the input. Checks run top to bottom and the first failing one
@@ -75,7 +97,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Collection, Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -95,11 +117,13 @@ from udfs.aggregations import (
     SumAggregator,
     UsageSample,
     WindowAggregate,
+    aggregator_for,
     run_window_rule,
 )
-from udfs.catalog import Meter
+from udfs.catalog import Meter, TenantCatalog
 from udfs.dedup import DUPLICATE_SAME_PAYLOAD, FIRST, FirstCopy, dedup, expired
 from udfs.grouping import canonical_json, group_of
+from udfs.line_items import SeriesPeriods, bill_correction
 from udfs.money import exact
 from udfs.validation import json_object_of, raw_record_fields
 from udfs.windows import window_bounds
@@ -581,11 +605,64 @@ def recompute_window(
     return after, replace(window, event_count=after.event_count, **{**empty, **window_payload(after, aggregator)})
 
 
+Change = tuple[UsageSample | None, UsageSample | None]  # (remove, add) of one applied correction in one series
+
+
+@dataclass(frozen=True)
+class CorrectedWindow:
+    """One series' window after the corrections of it that came after one watermark: its contents and aggregate,
+    the series' period states, and the line (None when the window was open, or the period quantity did not move)."""
+
+    contents: WindowContents
+    window: WindowAggregate
+    series: SeriesPeriods
+    line: Any = None  # schemas.invoice_line_item.InvoiceLineItem | None
+
+
+def correct_window(
+    series: SeriesPeriods,
+    window: WindowAggregate | None,
+    contents: WindowContents | None,
+    changes: Sequence[Change],
+    catalog_tenant: TenantCatalog,
+    *,
+    key: tuple[str, str, str, Group],
+    window_start: datetime,
+    window_end: datetime,
+    fired: bool,
+    period_windows: Iterable[WindowAggregate] = (),
+    watermark: datetime,
+    emitted_at: datetime,
+) -> CorrectedWindow:
+    """The corrections `changes` of one window of series `key` that came after `watermark` (module docstring, "What
+    a correction does to its series"). `window` / `contents`: the window as it stands (None, None: the series has no
+    usage in it); `fired`: the series has fired it (or a later window); `period_windows`: the series' other windows
+    of the same period, which max/min/last/unique_count need (`accumulate_correction`)."""
+    meter = catalog_tenant.meter(key[2])
+    aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+    if contents is None:
+        contents = window_contents(aggregator, ())
+    before = window
+    if window is None:
+        window = WindowAggregate(*key, window_start, window_end, 0, **window_payload(contents, aggregator))
+    for remove, add in changes:
+        contents = apply_to_window(contents, aggregator, remove=remove, add=add)
+    empty = {"quantity": None, "last": None, "distinct_values": None}
+    after = replace(window, event_count=contents.event_count, **{**empty, **window_payload(contents, aggregator)})
+    if not fired:
+        return CorrectedWindow(contents, after, series)
+    series, line = bill_correction(series, before, after, catalog_tenant, period_windows=period_windows,
+                                   corrections=len(changes), watermark=watermark, emitted_at=emitted_at)
+    return CorrectedWindow(contents, after, series, line)
+
+
 __all__ = [
     "DEFAULT_CORRECTION_HORIZON",
     "DEFAULT_DEDUP_TTL",
     "AppliedCorrection",
     "BilledEvent",
+    "Change",
+    "CorrectedWindow",
     "Contribution",
     "CorrectionLedger",
     "CorrectionRejection",
@@ -598,6 +675,7 @@ __all__ = [
     "check_correction_id",
     "check_horizon",
     "contribution",
+    "correct_window",
     "correction_dead_letter_for",
     "correction_fingerprint",
     "decide",

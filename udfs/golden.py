@@ -19,6 +19,10 @@ Each file: the rule (Python) -> its Java twin.
   period, line item id, the JSON; kind and invoice id of a window's own line, of one first opened after a watermark
   and of late events after one, around each period's close) -> `RateLineItem.eval` / `windowLine` /
   `lateAdjustment`.
+- `correction-lines.json`: `udfs.line_items.accumulate_correction` (corrections of one fired window after one
+  watermark, with the series' period before them: one or two fired windows, or none; the period quantities before and
+  after, the change of the window's quantity, the line's kind, id, invoice id, tier deltas; watermarks around each
+  period's close) -> `RateLineItem.correctionLine`.
 - `unique-windows.json`: the unique_count window rule of `udfs.aggregations` (distinct values, as the parser's
   tokens) -> `io.meterstream.rating.WindowRating`'s fired unique_count windows (`UniqueCountWindowsGoldenTest`).
 - `lateness.json`: `udfs.lateness.SeriesLateness` over streams of records, each after the watermark it came after
@@ -29,7 +33,8 @@ Each file: the rule (Python) -> its Java twin.
 - `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
   duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
   DedupTable` (`DedupTableGoldenTest`) and `UsageRouting` in a keyed operator harness (`UsageRoutingHarnessTest`).
-- `invoices.json`: `udfs.invoices` over one customer's line items and credit drawdowns (wire JSON) with the clock
+- `invoices.json`: `udfs.invoices` over one customer's line items of every kind, negative amounts included, and
+  credit drawdowns (wire JSON) with the clock
   advancing to, just before and just after each close, and the end of a bounded input: the invoices written, byte
   for byte, and the lines refused because their invoice had closed -> `io.meterstream.invoices.CustomerInvoices`
   (`InvoicesGoldenTest`, with a state write and read between steps).
@@ -69,7 +74,7 @@ from schemas.invoice_line_item import InvoiceLineItem
 from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
 from udfs import corrections, grouping, invoices, line_items
-from udfs.aggregations import UsageSample, WindowAggregate, aggregator_for, run_window_rule
+from udfs.aggregations import LastObservation, UsageSample, WindowAggregate, aggregator_for, run_window_rule
 from udfs.catalog import (
     Catalog,
     DecimalLoader,
@@ -654,6 +659,88 @@ def line_items_vectors() -> dict[str, Any]:
             "cases": [{**row, "line_item": line_item_case(cat, row)} for row in _line_rows(cat)]}
 
 
+def _correction_window(aggregator: Any, key: tuple[str, str, str, Any], start: int, size: int, count: int,
+                       value: Decimal, rng: random.Random) -> WindowAggregate:
+    bounds = (from_epoch_ms(start), from_epoch_ms(start + size))
+    if aggregator.kind == "last":
+        observation = LastObservation(value, from_epoch_ms(start + rng.randrange(size)), rng.choice(["e1", "é"]))
+        return WindowAggregate(*key, *bounds, count, last=observation)
+    quantity = Decimal(count) if aggregator.kind == "count" else value
+    return WindowAggregate(*key, *bounds, count, quantity=quantity)
+
+
+def correction_line_case(cat: Catalog, tenant_id: str, meter_name: str, group: dict[str, str], start: int, size: int,
+                         customer: str, points: list[Decimal], rng: random.Random) -> dict[str, Any] | None:
+    """Corrections of one fired window after one watermark (`udfs.line_items.accumulate_correction`): the series'
+    period before (one or two fired windows, or none: an amend moved usage into a series without it), the window
+    after, and the line; None when the spec makes no line or refuses the numbers (the 50-digit context)."""
+    tenant = cat.tenant(tenant_id)
+    meter = tenant.meter(meter_name)
+    aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+    key = (tenant_id, customer, meter_name, tuple(sorted(group.items())))
+    count_before = rng.choice([1, 3, 1000])
+    fresh = rng.random() < 0.15
+    emitted = from_epoch_ms(EMITTED_MS)
+    try:
+        before = None if fresh else _correction_window(aggregator, key, start, size, count_before, rng.choice(points),
+                                                       rng)
+        corrections = rng.randrange(1, 4)
+        count_after = (0 if before is None else before.event_count) + rng.choice([-1, 0, 1]) * (
+            corrections if aggregator.kind == "count" else 0)
+        after = _correction_window(aggregator, key, start, size, max(count_after, 0), rng.choice(points), rng)
+        state, others = None, []
+        if before is not None:
+            state, _ = line_items.accumulate_window(None, before, tenant, emitted_at=emitted)
+            schedule = tenant.billing_period
+            nxt = from_epoch_ms(start + size)
+            if rng.random() < 0.5 and billing_period(nxt, schedule.anchor_day, schedule.zone)[0] == state.period_start:
+                other = _correction_window(aggregator, key, start + size, size, 1, rng.choice(points), rng)
+                state, _ = line_items.accumulate_window(state, other, tenant, emitted_at=emitted)
+                others = [other]
+        decided = _decision(tenant, start, size, rng)["decided_after_ms"] or start + size
+        new_state, line = line_items.accumulate_correction(
+            state, before, after, tenant, period_windows=others, corrections=corrections,
+            watermark=from_epoch_ms(decided), emitted_at=emitted)
+    except ExactnessError:
+        return None
+    if line is None:
+        return None
+    last = aggregator.kind == "last"
+    return {
+        "tenant_id": tenant_id, "customer_id": customer, "meter": meter_name,
+        "group_json": grouping.group_json(key[3]), "aggregation": meter.aggregation, "window_start_ms": start,
+        "window_size_ms": size, "corrections": corrections, "quantity": to_wire(line.quantity),
+        "period_quantity_before": None if state is None else to_wire(state.period_quantity),
+        "period_quantity": to_wire(new_state.period_quantity), "watermark_ms": decided,
+        "last": last, "line_item": line.model_dump_json(),
+    }
+
+
+def correction_lines_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 23)
+    cat = catalog()
+    cases = []
+    customers = ["cust-42", "cüst/ö|,=%", 'c"q']
+    for tenant_id, tenant in cat.tenants.items():
+        for meter_name, meter in tenant.meters.items():
+            if meter.aggregation == "unique_count":
+                continue  # rated in Python only
+            for entry in tenant.prices[meter_name]:
+                group = {key: entry.match.get(key, rng.choice(TRICKY)) for key in meter.group_by}
+                marks = [t.up_to for t in getattr(entry, "tiers", ()) if t.up_to is not None]
+                if isinstance(entry, PackagePrice):
+                    marks.append(entry.package_size)
+                points = [Decimal(0), TINY, Decimal(1), LARGE, *(m + d for m in marks for d in (-TINY, 0, TINY))]
+                for size in (60_000, 3_600_000):
+                    for start in _window_starts(cat, tenant_id, size, rng):
+                        for _ in range(2):
+                            case = correction_line_case(cat, tenant_id, meter_name, group, start, size,
+                                                        rng.choice(customers), points, rng)
+                            if case is not None:
+                                cases.append(case)
+    return {"java_catalog_json": java_catalog_json(cat), "emitted_at_ms": EMITTED_MS, "cases": cases}
+
+
 def unique_window_series(rng: random.Random) -> dict[str, Any]:
     """Events of one unique_count series over a few windows: [event_time_ms, event_id, the counted value or None,
     its token as the parser writes it]; per window the event count and the distinct values' tokens (the window rule
@@ -984,7 +1071,7 @@ def invoices_case(rng: random.Random, cat: Catalog) -> dict[str, Any]:
         roll = rng.random()
         current = period_of(clock - grace)  # the open period
         if roll < 0.55:
-            kind = rng.choice(["usage", "usage", "late_adjustment", "prior_period_adjustment"])
+            kind = rng.choice(["usage", "usage", "late_adjustment", "correction", "prior_period_adjustment"])
             if kind == "prior_period_adjustment":
                 own = period_of(current[0] - timedelta(days=rng.choice([1, 1, 40])))
                 named = current
@@ -1037,6 +1124,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     **{f"pricing-{model}.json": (lambda model=model: pricing_vectors(model)) for model in MODELS},
     "rounding.json": rounding_vectors,
     "line-items.json": line_items_vectors,
+    "correction-lines.json": correction_lines_vectors,
     "lateness.json": lateness_vectors,
     "unique-windows.json": unique_windows_vectors,
     "dedup.json": dedup_vectors,

@@ -40,6 +40,7 @@ from udfs.generated import write_or_check
 from udfs.invoices import INVOICE_ID_VERSION, INVOICE_NAMESPACE
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
 from udfs.line_items import (
+    CORRECTION,
     LATE_ADJUSTMENT,
     LINE_ITEM_ID_VERSION,
     LINE_ITEM_NAMESPACE,
@@ -221,6 +222,7 @@ def java_source() -> str:
         _const("String", "LINE_ITEM_ID_VERSION", _string(LINE_ITEM_ID_VERSION)),
         _const("String", "LINE_KIND_USAGE", _string(USAGE)),
         _const("String", "LINE_KIND_LATE_ADJUSTMENT", _string(LATE_ADJUSTMENT)),
+        _const("String", "LINE_KIND_CORRECTION", _string(CORRECTION)),
         _const("String", "LINE_KIND_PRIOR_PERIOD_ADJUSTMENT", _string(PRIOR_PERIOD_ADJUSTMENT)),
         _const("String", "INVOICE_NAMESPACE", _string(str(INVOICE_NAMESPACE)), "uuid5 namespace; never change"),
         _const("String", "INVOICE_ID_VERSION", _string(INVOICE_ID_VERSION)),

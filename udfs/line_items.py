@@ -20,7 +20,7 @@ re-rates the whole period at the current price and carries the difference.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,6 +41,7 @@ LINE_ITEM_NAMESPACE = uuid.UUID("7605a076-ac45-5316-afe8-45e0991fb188")
 LINE_ITEM_ID_VERSION = "v1"
 USAGE = "usage"
 LATE_ADJUSTMENT = "late_adjustment"
+CORRECTION = "correction"
 PRIOR_PERIOD_ADJUSTMENT = "prior_period_adjustment"
 # An earlier period's state is kept until its end is this much older than the oldest event validation accepts
 # (`max_age`), counted from the start of the series' latest period: past that, no event can reach it.
@@ -281,14 +282,18 @@ def open_period(catalog_tenant: TenantCatalog, clock: datetime) -> tuple[datetim
 
 
 def line_kind(
-    period: tuple[datetime, datetime], catalog_tenant: TenantCatalog, *, late: bool, decided_after: datetime | None
+    period: tuple[datetime, datetime], catalog_tenant: TenantCatalog, *, late: bool, decided_after: datetime | None,
+    correction: bool = False,
 ) -> tuple[str, datetime]:
-    """What a line of a window of `period` is, and the start of the period whose invoice it goes on: usage that
-    came after the watermark had reached the period's end + grace (`decided_after`; its invoice is final) is a
-    `prior_period_adjustment` on the customer's next open invoice (`open_period`), rated against the closed period's
-    own total; other late usage is a `late_adjustment`, on-time usage `usage`, both on their own period's invoice."""
+    """What a line of a window of `period` is, and the start of the period whose invoice it goes on: usage (or a
+    correction) that came after the watermark had reached the period's end + grace (`decided_after`; its invoice is
+    final) is a `prior_period_adjustment` on the customer's next open invoice (`open_period`), rated against the
+    closed period's own total; a correction of a fired window of an open period is a `correction`, other late usage
+    a `late_adjustment`, on-time usage `usage`, all three on their own period's invoice."""
     if decided_after is not None and decided_after >= closes_at(period[1], catalog_tenant.billing_period.grace):
         return PRIOR_PERIOD_ADJUSTMENT, open_period(catalog_tenant, decided_after)[0]
+    if correction:
+        return CORRECTION, period[0]
     return (LATE_ADJUSTMENT if late else USAGE), period[0]
 
 
@@ -307,17 +312,26 @@ def build_line_item(
     emitted_at: datetime,
     decided_after: datetime | None = None,
     late: bool = False,
+    correction: bool = False,
+    quantity: Decimal | None = None,
+    event_count: int | None = None,
 ) -> InvoiceLineItem:
     """`late`: the line bills late events of a fired window; `decided_after`: the watermark they came after (for a
-    window's own line: the one its first record came after, when that had passed the window; else None)."""
+    window's own line: the one its first record came after, when that had passed the window; else None).
+    `correction`: the line bills corrections of a fired window (`quantity`: the change of the window's quantity,
+    `event_count`: the corrections; else both are the window's). A correction's line id names the kind
+    `correction` also when the line is a prior-period adjustment, so that it never equals the id of the late usage
+    of the same window after the same watermark."""
     amount = exact(lambda: amount_after - amount_before)
     tiers = tier_deltas(priced_before, priced_after)
     adjustment = exact(lambda: amount - sum((tier.amount for tier in tiers), ZERO))
     usage_id = line_item_id(*window_key(window), window.window_start)
-    kind, invoice_period_start = line_kind(period, catalog_tenant, late=late, decided_after=decided_after)
+    kind, invoice_period_start = line_kind(period, catalog_tenant, late=late, decided_after=decided_after,
+                                           correction=correction)
     return InvoiceLineItem(
         line_item_id=usage_id if kind == USAGE else line_item_id(
-            *window_key(window), window.window_start, kind=kind, watermark=decided_after),
+            *window_key(window), window.window_start, kind=CORRECTION if correction else kind,
+            watermark=decided_after),
         kind=kind,
         adjusts_line_item_id=None if kind == USAGE else usage_id,
         invoice_id=invoice_id(window.tenant_id, window.customer_id, invoice_period_start, catalog_tenant.currency),
@@ -329,14 +343,14 @@ def build_line_item(
         window_end=window.window_end,
         period_start=period[0],
         period_end=period[1],
-        quantity=aggregator.window_quantity(window),
+        quantity=aggregator.window_quantity(window) if quantity is None else quantity,
         period_quantity_to_date=period_quantity,
         amount=amount,
         period_amount_to_date=amount_after,
         currency=catalog_tenant.currency,
         tiers=tiers,
         rounding_adjustment=adjustment,
-        event_count=window.event_count,
+        event_count=window.event_count if event_count is None else event_count,
         emitted_at=emitted_at,
         price_ref=price_ref,
     )
@@ -380,10 +394,85 @@ def accumulate_late(
                   decided_after=watermark, late=True)
 
 
+def accumulate_correction(
+    state: PeriodState | None,
+    before: WindowAggregate | None,
+    after: WindowAggregate,
+    catalog_tenant: TenantCatalog,
+    *,
+    period_windows: Iterable[WindowAggregate] = (),
+    corrections: int,
+    watermark: datetime,
+    emitted_at: datetime,
+) -> tuple[PeriodState, InvoiceLineItem | None]:
+    """Corrections of one fired window that came after the same `watermark` (`corrections` of them), into the state
+    of the window's billing period (`state`: that period's, None when the series has none): the correction line.
+
+    `before` is the window's aggregate before them (late usage and earlier corrections included; None when the series
+    had no usage in it, as when an amend moved usage into this series), `after` the same window after them
+    (`udfs.corrections.recompute_window`). Sum and count periods take the difference of the window's quantity; max,
+    min, last and unique_count cannot, so their period accumulator is folded again with `period_combine` over
+    `period_windows` (every other window of the series in that period, as they stand) and `after`. The line is the
+    change of the rounded period-to-date price, as for every line, so the period still sums exactly; its `quantity`
+    is the change of the window's quantity, its `event_count` the corrections. A `correction` line, or a
+    `prior_period_adjustment` on the next open invoice when `watermark` had reached the period's end + grace
+    (`line_kind`); its id is `line_item_id(..., kind="correction", watermark=watermark)` either way and
+    `adjusts_line_item_id` the window's usage line. Corrections that leave the period quantity unchanged make no
+    line (None); the state still takes them."""
+    meter = catalog_tenant.meter(after.meter)
+    aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
+    schedule = catalog_tenant.billing_period
+    period = billing_period(after.window_start, schedule.anchor_day, schedule.zone)
+    if before is not None and (window_key(before), before.window_start) != (window_key(after), after.window_start):
+        raise ValueError("a correction changes one window: before and after must be the same series and window")
+    if state is None:
+        current = fresh_state(after, period, aggregator)
+    elif state.key != window_key(after) or state.period_start != period[0]:
+        raise ValueError(f"state of {state.key} from {state.period_start.isoformat()} given a correction of "
+                         f"{window_key(after)} in the period from {period[0].isoformat()}")
+    else:
+        current = state
+    quantity_before = ZERO if before is None else aggregator.window_quantity(before)
+    window_delta = exact(lambda: aggregator.window_quantity(after) - quantity_before)
+    if meter.aggregation in ("sum", "count"):
+        quantity_state = aggregator.period_combine(current.quantity_state, replace(after, quantity=window_delta))
+    else:
+        quantity_state = aggregator.period_initialize()
+        for window in sorted(period_windows, key=lambda w: w.window_start):
+            if window_key(window) != window_key(after) or window.window_start == after.window_start:
+                raise ValueError("period_windows are the other windows of the corrected window's series")
+            quantity_state = aggregator.period_combine(quantity_state, window)
+        quantity_state = aggregator.period_combine(quantity_state, after)
+    period_quantity = aggregator.period_quantity(quantity_state)
+    last_start = after.window_start if current.last_window_start is None else max(
+        current.last_window_start, after.window_start)
+    if period_quantity == current.period_quantity:
+        return replace(current, quantity_state=quantity_state, last_window_start=last_start), None
+    entry = catalog_tenant.price_for(after.meter, after.group)
+    priced = price(period_quantity, entry)
+    new_state = replace(
+        current,
+        quantity_state=quantity_state,
+        period_quantity=period_quantity,
+        priced=priced,
+        amount_to_date=round_amount(priced.amount, catalog_tenant.amount_precision),
+        last_window_start=last_start,
+    )
+    line = build_line_item(
+        after, aggregator, catalog_tenant, entry.id, period,
+        priced_before=current.priced, amount_before=current.amount_to_date,
+        priced_after=new_state.priced, amount_after=new_state.amount_to_date, period_quantity=period_quantity,
+        emitted_at=emitted_at, decided_after=watermark, late=True, correction=True, quantity=window_delta,
+        event_count=corrections,
+    )
+    return new_state, line
+
+
 @dataclass(frozen=True)
 class SeriesPeriods:
     """The period-to-date states of one series: its latest period's and the earlier ones late usage can still
-    reach (oldest first). What the window operator keeps per series; `bill_window` and `bill_late` are its steps."""
+    reach (oldest first). What the window operator keeps per series; `bill_window`, `bill_late` and
+    `bill_correction` are its steps."""
 
     periods: tuple[PeriodState, ...] = ()
 
@@ -418,4 +507,18 @@ def bill_late(
     period_start = billing_period(late.window_start, schedule.anchor_day, schedule.zone)[0]
     state, line = accumulate_late(series.period(period_start), late, catalog_tenant, watermark=watermark,
                                   emitted_at=emitted_at)
+    return series.with_period(state), line
+
+
+def bill_correction(
+    series: SeriesPeriods, before: WindowAggregate | None, after: WindowAggregate, catalog_tenant: TenantCatalog,
+    *, period_windows: Iterable[WindowAggregate] = (), corrections: int, watermark: datetime, emitted_at: datetime,
+) -> tuple[SeriesPeriods, InvoiceLineItem | None]:
+    """Corrections of one fired window into the state of its period, whichever period it is
+    (`accumulate_correction`)."""
+    schedule = catalog_tenant.billing_period
+    period_start = billing_period(after.window_start, schedule.anchor_day, schedule.zone)[0]
+    state, line = accumulate_correction(
+        series.period(period_start), before, after, catalog_tenant, period_windows=period_windows,
+        corrections=corrections, watermark=watermark, emitted_at=emitted_at)
     return series.with_period(state), line

@@ -5,14 +5,21 @@ rejects are written to the correction dead letters with their reason, and every 
 output (applied + rejected by reason), beside unchanged usage accounting; at parallelism 1 and 2. The corrections
 are let in once the usage is billed (a correction that comes before its event is `unknown_event`, by design): they
 are read from a directory the source watches, and the test writes their file there once it has collected the usage's
-line item; the job, unbounded then, is cancelled once every correction's outcome is out. The expected outcomes are
-the spec's (`udfs.corrections.CorrectionLedger`), computed here over the same records."""
+line item; the job, unbounded then, is cancelled once every correction's outcome is out and their lines are billed.
+The expected outcomes are the spec's (`udfs.corrections.CorrectionLedger`), computed here over the same records.
+
+The applied corrections change the bill (sum meter; `udfs.corrections.correct_window`): they come after the watermark
+the usage's clock had reached (a later event of the customer, `TICKS[0]`, fired the window), and are decided when the
+watermark passes it (the next one, `TICKS[1]`, written once every correction's outcome is out): the fired window of
+series nova-large gets one correction line (the cancel, the amend of the value and the amend that moves e3 to
+nova-small), the series nova-small, which had not fired that window, gets it opened and billed as its usage line."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -20,6 +27,7 @@ from jobs.billing import BillingSettings, build_pipeline, table_environment
 from jobs.corrections import RAW_CORRECTION_TYPE
 from jobs.runtime import stream_environment
 from schemas.correction_dead_letter import CorrectionDeadLetter
+from schemas.invoice_line_item import InvoiceLineItem
 from schemas.usage_event import UsageEvent
 from tests.job.test_billing_job import CATALOG_PATH, final_accounting
 from tests.job_outputs import tagged_union
@@ -27,6 +35,8 @@ from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS
 from tests.usage_files import file_parsed_usage
 from udfs.catalog import load_catalog
 from udfs.corrections import CorrectionLedger, CorrectionRejection, validate_correction_record
+from udfs.money import round_amount
+from udfs.pricing.rate import price as rate_price
 from udfs.windows import to_epoch_ms
 
 pytestmark = pytest.mark.job
@@ -35,9 +45,9 @@ TOPIC = "usage-corrections"
 HORIZON_MS = 24 * 3600 * 1000
 
 
-def usage(event_id: str, value: str) -> bytes:
+def usage(event_id: str, value: str, minutes: int = 0) -> bytes:
     return json.dumps({"event_id": event_id, "tenant_id": "acme-ai", "customer_id": "corr-1", "meter": "input_tokens",
-                       "timestamp": to_epoch_ms(REFERENCE_NOW) - 3_600_000, "value": value,
+                       "timestamp": to_epoch_ms(REFERENCE_NOW) - 3_600_000 + minutes * 60_000, "value": value,
                        "dimensions": {"model": "nova-large"}}).encode()
 
 
@@ -47,6 +57,9 @@ def correction(correction_id: str, event_id: str, action: str, tenant: str = "ac
 
 
 USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300")]
+# Later events of the same customer and series: the first fires the usage's window, the second moves the watermark
+# past the one the corrections came after.
+TICKS = [usage("tick-1", "1", minutes=5), usage("tick-2", "1", minutes=10)]
 CORRECTIONS = [
     correction("c-cancel", "e1", "cancel"),
     correction("c-cancel-2", "e1", "cancel"),  # already_cancelled (whichever of the two cancels comes second)
@@ -87,14 +100,17 @@ def spec_outcomes(raws: list[bytes | None], usage: list[bytes] = USAGE) -> tuple
     return applied, rejected
 
 
-def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> dict[str, list[dict]]:
-    """The job on USAGE, then CORRECTIONS once the usage's line item is out; returns every output collected until
-    the accounting shows `applied` + `rejected` corrections and `rejected` dead letters are out."""
+def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """The job on USAGE and TICKS[0], then CORRECTIONS once the usage's line item is out, then TICKS[1] once the
+    accounting shows `applied` + `rejected` corrections and `rejected` dead letters are out; returns every output
+    collected until the corrections' lines are out (a correction line and nova-small's usage line), and the
+    accounting totals when the corrections were all counted."""
     from pyflink.common import Duration, WatermarkStrategy
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 
-    usage_file = tmp_path / "usage.jsonl"
-    usage_file.write_bytes(b"\n".join(USAGE) + b"\n")
+    usage_dir = tmp_path / "usage"
+    usage_dir.mkdir()
+    (usage_dir / "usage.jsonl").write_bytes(b"\n".join([*USAGE, TICKS[0]]) + b"\n")
     settings = BillingSettings(
         catalog_yaml=CATALOG_PATH.read_text(), window_size_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
         reference_now_ms=to_epoch_ms(REFERENCE_NOW), watermark_on_every_event=True, correction_horizon_ms=HORIZON_MS,
@@ -115,11 +131,13 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> dict[str
               .monitor_continuously(Duration.of_millis(100)).build())
     raw = (env.from_source(source, WatermarkStrategy.no_watermarks(), "corrections-file").set_parallelism(1)
            .map(raw_correction, output_type=RAW_CORRECTION_TYPE))
-    outputs = build_pipeline(env, t_env, settings, file_parsed_usage(env, settings, path=str(usage_file)), raw)
+    outputs = build_pipeline(env, t_env, settings, file_parsed_usage(
+        env, settings, path=str(usage_dir), monitor_interval_ms=100), raw)
 
     streams = {tag: stream for tag, stream in vars(outputs).items() if stream is not None}
     collected: dict[str, list[dict]] = {tag: [] for tag in streams}
     written = False
+    counted: dict[str, int] | None = None
     with tagged_union(streams).execute_and_collect() as results:
         for item in results:
             tag, value = item.split("\t", 1)
@@ -130,10 +148,16 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> dict[str
                 (tmp_path / "corrections.part").rename(watched / "corrections.txt")  # whole, at once
                 written = True
             totals = final_accounting(collected["accounting"])
-            if (len(collected["correction_dead_letters"]) == rejected and totals.get("correction_applied", 0)
-                    + totals.get("correction_rejected", 0) == applied + rejected):
-                break  # every correction is out: closing the results cancels the (unbounded) job
-    return collected
+            if counted is None and (len(collected["correction_dead_letters"]) == rejected and totals.get(
+                    "correction_applied", 0) + totals.get("correction_rejected", 0) == applied + rejected):
+                counted = totals  # every correction is decided: now move the watermark past them
+                (tmp_path / "tick.part").write_bytes(TICKS[1] + b"\n")
+                (tmp_path / "tick.part").rename(usage_dir / "tick.jsonl")
+            billed = {"nova-small" if line["group"] == {"model": "nova-small"} else "tick" if line["quantity"] == "1"
+                      else line["kind"] for line in collected["line_items"]}
+            if counted is not None and {"correction", "nova-small", "tick"} <= billed:
+                break  # the corrections (and the window after them) are billed: closing the results cancels the job
+    return collected, counted
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
@@ -144,15 +168,14 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert {"duplicate_correction", "conflicting_correction", "not_utf8", "malformed_json", "already_cancelled",
             "unknown_event"} <= set(rejected)
 
-    out = run_job(tmp_path, parallelism, applied, sum(rejected.values()))
+    out, totals = run_job(tmp_path, parallelism, applied, sum(rejected.values()))
 
     counts: dict[tuple[str, str], int] = {}
     for record in out["accounting"]:
         counts[(record["outcome"], record["detail"])] = record["records"]
     assert counts[("correction_applied", "")] == applied
     assert {d: n for (o, d), n in counts.items() if o == "correction_rejected"} == dict(rejected)
-    totals = final_accounting(out["accounting"])
-    assert totals == {"windowed": len(USAGE), "correction_applied": applied,
+    assert totals == {"windowed": len(USAGE) + 1, "correction_applied": applied,
                       "correction_rejected": sum(rejected.values())}, "usage accounting is unchanged"
 
     letters = [CorrectionDeadLetter.model_validate(letter) for letter in out["correction_dead_letters"]]
@@ -174,3 +197,31 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert (by_reason["unknown_event"].correction_id, by_reason["unknown_event"].event_id) == ("c-unknown",
                                                                                              "e-never-sent")
     assert by_reason["unknown_event"].detail.startswith("event 'e-never-sent' is not known")
+
+    # the bill: the spec's lines of the corrected usage (udfs.corrections.correct_window)
+    lines = [InvoiceLineItem.model_validate(line) for line in out["line_items"]]
+    tenant = load_catalog(CATALOG_PATH).tenant("acme-ai")
+    window_start = min(x.window_start for x in lines)
+    # which of the two copies of c-amend came first (and applied) is arrival order: the other one's dead letter says
+    lost = CORRECTIONS[by_reason["conflicting_correction"].source_offset]
+    amended = Decimal(175) if lost == correction("c-amend", "e2", "amend", value="150") else Decimal(150)
+    after = amended  # e1 cancelled, e2 amended, e3 moved to nova-small: e2 alone is left
+    large = [x for x in lines if x.group == {"model": "nova-large"} and x.window_start == window_start]
+    assert [(x.kind, x.quantity, x.event_count) for x in large] == [
+        ("usage", Decimal(600), 3), ("correction", after - 600, 3)]
+    tick = next(x for x in lines if x.group == {"model": "nova-large"} and x.kind == "usage" and x.quantity == 1)
+    correction_line = large[1]
+    assert correction_line.adjusts_line_item_id == large[0].line_item_id
+    assert correction_line.line_item_id != large[0].line_item_id and correction_line.invoice_id == large[0].invoice_id
+    # decided after the watermark the corrections came after, before the tick's window fired
+    assert (correction_line.period_quantity_to_date, tick.period_quantity_to_date) == (after, after + 1)
+    price = tenant.price_for("input_tokens", (("model", "nova-large"),))
+    for line, quantity in ((correction_line, after), (tick, after + 1)):
+        assert line.period_amount_to_date == round_amount(rate_price(Decimal(quantity), price).amount,
+                                                          tenant.amount_precision)
+    assert large[0].amount + correction_line.amount + tick.amount == tick.period_amount_to_date
+    small = [x for x in lines if x.group == {"model": "nova-small"}]
+    assert [(x.kind, x.window_start, x.quantity, x.event_count) for x in small] == [
+        ("usage", window_start, Decimal(300), 1)]
+    small_price = tenant.price_for("input_tokens", (("model", "nova-small"),))
+    assert small[0].amount == round_amount(rate_price(Decimal(300), small_price).amount, tenant.amount_precision)

@@ -238,3 +238,33 @@ def test_correction_ledger_streams_reach_every_ledger_decision():
                             "unknown_meter"}
     assert {("cancel", True, False, False), ("amend", True, True, False), ("amend", True, True, True),
             ("amend", False, False, False)} <= set(applied)
+
+
+def test_correction_line_cases_are_the_specs_and_reach_every_case():
+    """`correction-lines.json` (replayed in Java by `CorrectionLinesGoldenTest`): every line is
+    `accumulate_correction`'s, named by kind `correction` and its watermark, adjusting the window's usage line; the
+    cases reach both kinds for every folded aggregation, negative lines, tier crossings and a series without a
+    period state before."""
+    from udfs.line_items import line_item_id
+
+    data = golden.load("correction-lines.json")
+    assert data == golden.correction_lines_vectors()
+    assert data["java_catalog_json"] == golden.load("line-items.json")["java_catalog_json"]
+    reached = set()
+    for case in data["cases"]:
+        item = json.loads(case["line_item"])
+        group = json.loads(case["group_json"] or "{}")
+        start = golden.from_epoch_ms(case["window_start_ms"])
+        key = (case["tenant_id"], case["customer_id"], case["meter"], group)
+        assert item["line_item_id"] == line_item_id(*key, start, kind="correction",
+                                                    watermark=golden.from_epoch_ms(case["watermark_ms"]))
+        assert item["adjusts_line_item_id"] == line_item_id(*key, start)
+        assert (item["quantity"], item["event_count"]) == (case["quantity"], case["corrections"])
+        assert item["period_quantity_to_date"] == case["period_quantity"]
+        reached.add((case["aggregation"], item["kind"]))
+    aggregations = {"sum", "count", "max", "min", "last"}
+    assert reached == {(a, k) for a in aggregations for k in ("correction", "prior_period_adjustment")}
+    items = [json.loads(case["line_item"]) for case in data["cases"]]
+    assert any(Decimal(i["amount"]) < 0 for i in items) and any(Decimal(i["quantity"]) < 0 for i in items)
+    assert any(len(i["tiers"]) >= 2 for i in items)
+    assert any(case["period_quantity_before"] is None for case in data["cases"])

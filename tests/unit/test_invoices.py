@@ -37,7 +37,7 @@ PERIOD = (datetime(2026, 11, 1, 4, tzinfo=UTC), datetime(2026, 12, 1, 5, tzinfo=
 PRIOR = (datetime(2026, 10, 1, 4, tzinfo=UTC), PERIOD[0])
 NEXT = (PERIOD[1], datetime(2027, 1, 1, 5, tzinfo=UTC))
 EMITTED = datetime(2026, 12, 1, 6, 0, 1, tzinfo=UTC)
-KINDS = ("usage", "late_adjustment", "prior_period_adjustment")
+KINDS = ("usage", "late_adjustment", "correction", "prior_period_adjustment")
 
 
 def _line(n: int, amount: Decimal, *, kind: str = "usage", meter: str = "input_tokens", group: dict | None = None,
@@ -102,6 +102,7 @@ def test_each_invoice_sums_exactly_the_lines_that_name_it(specs, credits):
     assert result.line_count == len(lines)
     assert result.lines_total == sum((line.amount for line in lines), Decimal(0))
     for kind, total in [("usage", result.usage_total), ("late_adjustment", result.late_adjustment_total),
+                        ("correction", result.correction_total),
                         ("prior_period_adjustment", result.prior_period_adjustment_total)]:
         assert total == sum((line.amount for line in lines if line.kind == kind), Decimal(0))
     this_period = [line for line in lines if line.kind != "prior_period_adjustment"]

@@ -120,6 +120,13 @@ public final class CorrectionLedger {
                     && (value == null ? other.value == null : other.value != null && value.compareTo(other.value) == 0)
                     && Objects.equals(uniqueValue, other.uniqueValue);
         }
+
+        /** The same series (tenant, customer, meter, group) and window: an amend there changes one window. */
+        public boolean sameSeriesAndWindow(Contribution other) {
+            return tenantId.equals(other.tenantId) && customerId.equals(other.customerId)
+                    && meter.equals(other.meter) && groupJson.equals(other.groupJson)
+                    && windowStartMs == other.windowStartMs;
+        }
     }
 
     /** A correction, as validated by {@code udfs.corrections.validate_correction_record}. */

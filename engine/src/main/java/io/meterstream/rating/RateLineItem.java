@@ -179,7 +179,7 @@ public class RateLineItem extends ScalarFunction {
 
         return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity, before,
                 after, windowSizeMs, emittedAtMs == null ? System.currentTimeMillis() : emittedAtMs, openedAfterMs,
-                false);
+                false, false);
     }
 
     /** No watermark: a window whose first record came before the watermark passed it. */
@@ -213,18 +213,47 @@ public class RateLineItem extends ScalarFunction {
             windowQuantity = quantity == null ? BigDecimal.ZERO : quantity;
         }
         return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity,
-                periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs, true);
+                periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs, true, false);
+    }
+
+    /**
+     * The line of {@code udfs.line_items.accumulate_correction}: {@code corrections} corrections of one fired window
+     * that came after watermark {@code watermarkMs}, {@code windowQuantityChange} the change of the window's quantity
+     * (after minus before, by the meter's window rule), with the quantities of the window's period before them
+     * ({@code null}: the series had no state in that period) and after them (for a last meter: the values inside the
+     * period's last keys). A {@code correction} line, or a prior-period adjustment on the next open invoice once the
+     * period had closed by that watermark; its id names the kind {@code correction} either way. The caller leaves
+     * out corrections that left the period quantity unchanged (no line, as in Python).
+     */
+    public String correctionLine(String tenantId, String customerId, String meterName, String groupJson,
+            long windowStartMs, long corrections, BigDecimal windowQuantityChange, BigDecimal periodQuantityBefore,
+            BigDecimal periodQuantityAfter, StringData catalogJson, long windowSizeMs, long watermarkMs,
+            long emittedAtMs) {
+        RatingCatalog catalog = catalog(catalogJson);
+        RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
+        JavaCatalog.Meter meter = tenant.meter(meterName);
+        require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
+        require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
+                "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
+        require(periodQuantityAfter != null && windowQuantityChange != null,
+                "period_quantity and the window's change must not be NULL");
+        require(watermarkMs != NO_WATERMARK, "a correction line needs the watermark its corrections came after");
+        require(corrections > 0, "a correction line bills at least one correction");
+        group(groupJson);
+        return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, corrections, windowQuantityChange,
+                periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs, true, true);
     }
 
     /**
      * The line item JSON ({@code udfs.line_items.build_line_item}); {@code before} null: the period's first line.
      * {@code decidedAfterMs}: the watermark the billed events came after ({@link #NO_WATERMARK}: a window's on-time
-     * usage); {@code late}: they came after the series had fired the window.
+     * usage); {@code late}: they came after the series had fired the window; {@code correction}: the line bills
+     * corrections of a fired window (its id names the kind {@code correction}, also as a prior-period adjustment).
      */
     private String write(String tenantId, String customerId, String meterName, RatingCatalog.Tenant tenant,
             JavaCatalog.Meter meter, long windowStart, long eventCount, BigDecimal windowQuantity,
             BigDecimal before, BigDecimal after, long windowSizeMs, long emittedAt, long decidedAfterMs,
-            boolean late) {
+            boolean late, boolean correction) {
         PriceEntry entry = RatingCatalog.priceFor(meter, group.keys, group.values, group.size);
         Priced pricedBefore;
         BigDecimal amountBefore;
@@ -251,7 +280,8 @@ public class RateLineItem extends ScalarFunction {
             kind = Rules.LINE_KIND_PRIOR_PERIOD_ADJUSTMENT;
             invoicePeriodStart = tenant.period(decidedAfterMs - grace).startMs;
         } else {
-            kind = late ? Rules.LINE_KIND_LATE_ADJUSTMENT : Rules.LINE_KIND_USAGE;
+            kind = correction ? Rules.LINE_KIND_CORRECTION
+                    : late ? Rules.LINE_KIND_LATE_ADJUSTMENT : Rules.LINE_KIND_USAGE;
             invoicePeriodStart = periodStart;
         }
         boolean usage = kind.equals(Rules.LINE_KIND_USAGE);
@@ -259,7 +289,8 @@ public class RateLineItem extends ScalarFunction {
         StringBuilder sb = out == null ? (out = new StringBuilder(1024)) : out;
         sb.setLength(0);
         sb.append("{\"line_item_id\":\"");
-        lineItemId(sb, tenantId, customerId, meterName, windowStart, usage ? null : kind, decidedAfterMs);
+        lineItemId(sb, tenantId, customerId, meterName, windowStart,
+                usage ? null : correction ? Rules.LINE_KIND_CORRECTION : kind, decidedAfterMs);
         sb.append("\",\"kind\":\"").append(kind);
         if (usage) {
             sb.append("\",\"adjusts_line_item_id\":null");

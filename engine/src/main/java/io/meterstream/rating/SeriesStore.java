@@ -28,17 +28,20 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * a cache miss each, a tenth of the operator's CPU (JFR); here the keys sit in two long arrays.
  *
  * <p>Expiry is Flink's TTL rule for keyed state (updated on create and write, never returned once expired):
- * processing time from the last write; expired series are dropped at the next checkpoint. Format version 3 per key
+ * processing time from the last write; expired series are dropped at the next checkpoint. Format version 4 per key
  * group: version, count, then per series key (two longs), last write time and the series' fields (after the
  * period's, the earlier periods: a count and each one's start, quantity and last key; then the start of the
  * latest fired window; per open window its fire time after its start and its unique_count tokens
  * at its end, a count (-1: none) and the tokens; then the pending records, a count and each in
- * {@link WindowedUsage.Serializer}'s form); strings as UTF-8 byte runs and decimals in {@link Codec}'s forms.
+ * {@link WindowedUsage.Serializer}'s form, its correction code included); strings as UTF-8 byte runs and decimals
+ * in {@link Codec}'s forms. Version 3 (pending records without a correction code) is still read, as usage.
  * Version 2 (no earlier periods) is still read, as none. Version 1 (no fired window, fire times, tokens or pending records) is still read: its series take
  * {@link Series#FIRED_UNKNOWN}, its windows fire at their end - 1 (as their timers were registered).
  */
 public final class SeriesStore {
-    static final int FORMAT_VERSION = 3;
+    static final int FORMAT_VERSION = 4;
+    /** Before pending records carried a correction code; still read (restores of older state). */
+    static final int FORMAT_VERSION_3 = 3;
     /** Before earlier periods were kept for late usage; still read (restores of older state). */
     static final int FORMAT_VERSION_2 = 2;
     /** Before the latest fired window and unique_count token sets were kept; still read (restores of older state). */
@@ -59,6 +62,23 @@ public final class SeriesStore {
     public SeriesStore(long ttlMs, long windowSizeMs) {
         this.ttlMs = ttlMs;
         this.windowSizeMs = windowSizeMs;
+    }
+
+    /** Visits each series held (expired ones included: the caller reads them through {@link #get}). */
+    public interface Visitor {
+        void visit(long hi, long lo) throws Exception;
+    }
+
+    /** Calls {@code visitor} with the key of every series held, on a copy of the keys (it may add series). */
+    public void forEachKey(Visitor visitor) throws Exception {
+        long[] h = his.clone();
+        long[] l = los.clone();
+        Series[] v = values.clone();
+        for (int i = 0; i < v.length; i++) {
+            if (v[i] != null) {
+                visitor.visit(h[i], l[i]);
+            }
+        }
     }
 
     /** The live series of key ({@code hi}, {@code lo}), or null (never kept, or expired: then forgotten). */
@@ -205,7 +225,8 @@ public final class SeriesStore {
     /** Restores one key group's block. */
     public void readKeyGroup(DataInputView in, int keyGroup) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_3 && version != FORMAT_VERSION_2
+                && version != FORMAT_VERSION_1) {
             throw new IOException("series state of key group " + keyGroup + " has format " + version
                     + ", this version reads " + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
         }
@@ -269,7 +290,7 @@ public final class SeriesStore {
         s.periodStartMs = in.readLong();
         s.periodQuantity = Codec.readDecimal(in);
         s.periodLastKey = readString(in);
-        int priors = version >= FORMAT_VERSION ? in.readInt() : 0;
+        int priors = version >= FORMAT_VERSION_3 ? in.readInt() : 0;
         for (int i = 0; i < priors; i++) {
             long start = in.readLong();
             BigDecimal quantity = Codec.readDecimal(in);
@@ -294,7 +315,8 @@ public final class SeriesStore {
             if (s.pending == null) {
                 s.pending = new ArrayList<>();
             }
-            s.pending.add(RECORDS.deserialize(in));
+            s.pending.add(version == FORMAT_VERSION ? RECORDS.deserialize(in)
+                    : RECORDS.deserializeWithoutCorrection(in));
         }
         return s;
     }

@@ -78,7 +78,12 @@ import org.apache.flink.util.OutputTag;
  * watermark f are decided together, after the windows due by f have fired and before those due at f + 1 (so against
  * exactly the windows that had to fire by the watermark they came after). A record that was not past the
  * watermark at routing cannot find its window fired; if one does, an invariant in money is broken and the job fails,
- * loudly. Late records are also written to the {@code late} side output (the audit trail); both outcomes of the
+ * loudly. Corrections (with {@code --corrections}; sum and count meters so far) come as records of their own
+ * ({@link WindowedUsage#correction}: remove, add or amend of one event's contribution to this series) after the
+ * watermark the correction came after, and are decided like records that came past it, after the usage of the same
+ * watermark ({@link #correct}, {@code udfs.corrections.correct_window}): an open window changes, a fired one gets
+ * a {@code correction} line (a prior-period adjustment once its period had closed). Late records are also written
+ * to the {@code late} side output (the audit trail); both outcomes of the
  * records that came past the watermark are counted on the {@code accounting} side output (the routing operator counts
  * the rest).
  *
@@ -227,7 +232,7 @@ public final class WindowRating extends CountingOperator<String>
                     string(record.customerId), string(record.meter), string(record.groupJson),
                     record.aggregationName()), now);
         }
-        if (record.pastWatermark == null) {
+        if (record.pastWatermark == null && record.correction == WindowedUsage.NOT_A_CORRECTION) {
             add(s, record);  // on time: its window cannot have fired (see the class comment)
         } else {
             // Decided once this operator's watermark is past the one it came after: then every record routed before
@@ -236,9 +241,41 @@ public final class WindowRating extends CountingOperator<String>
                 s.pending = new ArrayList<>(2);
             }
             s.pending.add(record);
-            windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
+            if (decideAt(record.floorMs) > windowEnds.currentWatermark()) {
+                windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
+            }
+            // Else only a correction after the end of the usage input (watermark at its maximum), which comes after
+            // the last watermark below it (UsageRouting): no watermark will come to fire a timer. It waits for the
+            // end of the input ({@link #finish}), so that those after the same watermark make one line per window.
         }
         series.written(s, now);
+    }
+
+    /**
+     * At the end of the input (a bounded run): the corrections that came after the usage input had ended (the
+     * watermark at its maximum, no timer left to fire) are decided now, per series, those after the same watermark
+     * together, as a timer would have ({@link #runDue}).
+     */
+    @Override
+    public void finish() throws Exception {
+        long watermark = windowEnds.currentWatermark();
+        long now = now();
+        series.forEachKey((hi, lo) -> {
+            Series s = series.get(hi, lo, now);
+            if (s == null || s.pending == null) {
+                return;
+            }
+            boolean due = false;
+            for (WindowedUsage record : s.pending) {
+                due |= decideAt(record.floorMs) <= watermark;
+            }
+            if (due) {
+                setCurrentKey(Tuple2.of(hi, lo));
+                runDue(s, watermark);
+                series.written(s, now);
+            }
+        });
+        super.finish();
     }
 
     /** When a record that came after watermark {@code floorMs} is decided: at the first watermark past it. */
@@ -253,7 +290,15 @@ public final class WindowRating extends CountingOperator<String>
      */
     private void decide(Series s, List<WindowedUsage> batch, long floor, long timestamp) {
         TreeMap<Long, LateGroup> lateByWindow = null;
+        List<WindowedUsage> corrections = null;
         for (WindowedUsage record : batch) {
+            if (record.correction != WindowedUsage.NOT_A_CORRECTION) {
+                if (corrections == null) {
+                    corrections = new ArrayList<>(2);
+                }
+                corrections.add(record);
+                continue;
+            }
             long windowStart = TumblingWindows.start(record.eventTimeMs, windowSizeMs);
             if (s.window(windowStart) < 0 && s.fired(windowStart)) {
                 if (lateByWindow == null) {
@@ -269,6 +314,102 @@ public final class WindowRating extends CountingOperator<String>
             for (LateGroup group : lateByWindow.values()) {
                 billLate(s, group, floor, timestamp);
             }
+        }
+        if (corrections != null) {
+            correct(s, corrections, floor, timestamp);
+        }
+    }
+
+    /**
+     * The correction records of this series that came after watermark {@code floor} (after its usage that came after
+     * the same watermark), {@code udfs.corrections.correct_window} for sum and count meters: one that meets its window
+     * open changes the window (an add opens it, as a record would); those of a fired window make one line per window
+     * ({@link #billCorrections}). A remove or amend whose window is neither open nor fired breaks an invariant in
+     * money (the ledger only removes what was billed, and the event came through this series before): fail loudly.
+     */
+    private void correct(Series s, List<WindowedUsage> records, long floor, long timestamp) {
+        if (s.aggregation != WindowedUsage.SUM && s.aggregation != WindowedUsage.COUNT) {
+            // max, min, last and unique_count need the windows' retained contents (not kept yet): the routing
+            // operator sends none of theirs.
+            throw new IllegalStateException("corrections of " + WindowedUsage.name(s.aggregation)
+                    + " meters are not applied to windows yet: " + s);
+        }
+        TreeMap<Long, CorrectionGroup> byWindow = null;
+        for (WindowedUsage record : records) {
+            long windowStart = TumblingWindows.start(record.eventTimeMs, windowSizeMs);
+            int w = s.window(windowStart);
+            if (w >= 0) {
+                s.eventCounts[w] += CorrectionGroup.events(record);
+                if (s.aggregation == WindowedUsage.SUM && record.value != null) {
+                    s.quantities[w] = PeriodFold.combine(WindowedUsage.SUM, s.quantities[w],
+                            record.correction == WindowedUsage.REMOVE ? record.value.negate() : record.value);
+                }
+            } else if (s.fired(windowStart)) {
+                if (byWindow == null) {
+                    byWindow = new TreeMap<>();
+                }
+                byWindow.computeIfAbsent(windowStart, CorrectionGroup::new).add(record, s.aggregation);
+            } else if (record.correction == WindowedUsage.ADD) {
+                add(s, record);
+            } else {
+                throw new IllegalStateException("a correction removes usage from a window its series neither holds "
+                        + "open nor has fired (event time " + record.eventTimeMs + "): " + s);
+            }
+        }
+        if (byWindow != null) {
+            for (CorrectionGroup group : byWindow.values()) {
+                billCorrections(s, group, floor, timestamp);
+            }
+        }
+    }
+
+    /** The corrections of one fired window that came after the same watermark (Python: one correct_window). */
+    private static final class CorrectionGroup {
+        final long windowStart;
+        long corrections;
+        BigDecimal change = BigDecimal.ZERO;  // of the window's quantity
+
+        CorrectionGroup(long windowStart) {
+            this.windowStart = windowStart;
+        }
+
+        /** The change of the window's event count. */
+        static int events(WindowedUsage record) {
+            return record.correction == WindowedUsage.REMOVE ? -1 : record.correction == WindowedUsage.ADD ? 1 : 0;
+        }
+
+        void add(WindowedUsage record, byte aggregation) {
+            corrections++;
+            if (aggregation == WindowedUsage.COUNT) {
+                change = change.add(BigDecimal.valueOf(events(record)));
+            } else if (record.value != null) {
+                change = change.add(record.correction == WindowedUsage.REMOVE ? record.value.negate() : record.value);
+            }
+        }
+    }
+
+    /**
+     * {@code udfs.line_items.bill_correction} for sum and count: the change of a fired window into the state of its
+     * period (the series' latest or an earlier one; none yet: from nothing), and its correction line when the period
+     * quantity moves ({@link RateLineItem#correctionLine}: a prior-period adjustment once the period had closed).
+     */
+    private void billCorrections(Series s, CorrectionGroup group, long floor, long timestamp) {
+        long windowStart = group.windowStart;
+        long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
+        boolean latest = periodStart == s.periodStartMs;
+        int prior = latest ? -1 : s.prior(periodStart);
+        BigDecimal before = latest ? s.periodQuantity : prior < 0 ? null : s.priorQuantities[prior];
+        BigDecimal change = RateLineItem.compact(group.change);
+        BigDecimal after = PeriodFold.combine(s.aggregation, before, change);
+        if (latest) {
+            s.periodQuantity = after;
+        } else {
+            s.putPrior(periodStart, after, null);
+        }
+        if ((before == null ? BigDecimal.ZERO : before).compareTo(after) != 0) {
+            output.collect(new StreamRecord<>(rate.correctionLine(s.tenantId, s.customerId, s.meter, s.groupJson,
+                    windowStart, group.corrections, change, before, after, catalog, windowSizeMs, floor,
+                    System.currentTimeMillis()), timestamp));
         }
     }
 
@@ -428,7 +569,12 @@ public final class WindowRating extends CountingOperator<String>
         if (s == null) {
             return;
         }
-        long t = timer.getTimestamp();
+        runDue(s, timer.getTimestamp());
+        series.written(s, now);
+    }
+
+    /** What is due at time {@code t} (see {@link #onEventTime}). */
+    private void runDue(Series s, long t) {
         while (true) {
             long floor = Long.MAX_VALUE;
             boolean due = false;
@@ -468,7 +614,6 @@ public final class WindowRating extends CountingOperator<String>
                 windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
             }
         }
-        series.written(s, now);
     }
 
     private void fire(Series s, int w, long timestamp) {

@@ -3,6 +3,7 @@ package io.meterstream.routing;
 import java.io.IOException;
 import java.io.InputStream;
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -104,7 +105,9 @@ import org.apache.flink.util.OutputTag;
  * (tenant_id, event_id), {@link CorrectionKey}) is decided against it at the task's
  * processing time. A rejection goes to the side output {@link #correctionRejectTag()} and is counted
  * {@code correction_rejected} by reason; an applied correction is counted {@code correction_applied}. Its remove/add
- * contributions are not yet sent on to the window operator: the bill does not change yet. The corrections input
+ * contributions go on to the window operator as correction records ({@link WindowedUsage#correction}) of their
+ * series, after the watermark this operator had forwarded, for sum and count meters (max, min, last and unique_count:
+ * not yet, their bill does not change yet). The corrections input
  * carries no watermarks and holds none back (its watermarks are ignored; the usage input's go on as above). Watermark
  * statuses of a two-input operator go through Flink's final combining methods: an idle status is forwarded when both
  * inputs are idle (a corrections subtask without a partition while usage pauses), which the one-input operator never
@@ -184,6 +187,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient byte[] packed;  // a snapshot's scratch: one table's live entries
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
+    /** The highest watermark below the maximum forwarded (or restored): what a correction after the end comes after. */
+    private transient long finiteFloor;
     private transient long[] pendingCounts;  // by outcome index, since the last flush
     private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
     private transient CorrectionLedger ledger;  // null: no corrections
@@ -310,6 +315,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         floorState = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>("late-routing-watermark-floor", Long.class));
         watermarkFloor = lowestRestoredFloor(floorState.get());
+        finiteFloor = watermarkFloor == Long.MAX_VALUE ? NO_WATERMARK : watermarkFloor;
     }
 
     /** The buckets of each key group in {@code range}, by the same key-to-key-group rule as the keyed stream's. */
@@ -463,6 +469,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     public void processWatermark(Watermark mark) throws Exception {
         if (mark.getTimestamp() > watermarkFloor) {
             watermarkFloor = mark.getTimestamp();
+            if (watermarkFloor != Long.MAX_VALUE) {
+                finiteFloor = watermarkFloor;
+            }
         }
         super.processWatermark(mark);
     }
@@ -506,12 +515,71 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 meters == null ? null : meters.meters);
         if (decision.applied()) {
             pendingApplied++;
+            if (decision.changed()) {
+                JavaCatalog.Meter meter = meters.meters.get(decision.remove != null ? decision.remove.meter
+                        : decision.add.meter);
+                sendCorrection(decision.remove, decision.add, WindowedUsage.code(meter.aggregation));
+            }
             return;
         }
         pendingCorrectionRejects.computeIfAbsent(decision.rejection, reason -> new long[1])[0]++;
         output.collect(correctionRejects, new StreamRecord<>(Row.of(in.getField(6), in.getField(7), in.getField(8),
                 in.getField(9), decision.rejection, decision.detail, decision.eventDeadLetterReason, in.getField(2),
                 tenant, eventId)));
+    }
+
+    /**
+     * An applied correction's contributions to the window operator (sum and count meters: the others need window
+     * contents it does not keep yet, so theirs are not sent), each keyed by its series, after the watermark this
+     * operator had forwarded ({@code floorMs}): a remove and an add of the same series and window travel as one
+     * amend (the change of the value), otherwise each on its own (an amend of a group-by dimension moves usage from
+     * one series to another).
+     */
+    private void sendCorrection(CorrectionLedger.Contribution remove, CorrectionLedger.Contribution add,
+            byte aggregation) {
+        if (aggregation != WindowedUsage.SUM && aggregation != WindowedUsage.COUNT) {
+            return;
+        }
+        if (remove != null && add != null && remove.sameSeriesAndWindow(add)) {
+            BigDecimal change = aggregation == WindowedUsage.COUNT ? null
+                    : RateLineItem.compact(orZero(add.value).subtract(orZero(remove.value)));
+            output.collect(new StreamRecord<>(correctionRecord(add, aggregation, WindowedUsage.AMEND, change)));
+            return;
+        }
+        if (remove != null) {
+            output.collect(new StreamRecord<>(correctionRecord(remove, aggregation, WindowedUsage.REMOVE,
+                    RateLineItem.compact(remove.value))));
+        }
+        if (add != null) {
+            output.collect(new StreamRecord<>(correctionRecord(add, aggregation, WindowedUsage.ADD,
+                    RateLineItem.compact(add.value))));
+        }
+    }
+
+    private static BigDecimal orZero(BigDecimal value) {
+        return value == null ? BigDecimal.ZERO : value;
+    }
+
+    private WindowedUsage correctionRecord(CorrectionLedger.Contribution c, byte aggregation, byte kind,
+            BigDecimal value) {
+        WindowedUsage out = new WindowedUsage();
+        StringData group = StringData.fromString(c.groupJson);
+        Tuple2<Long, Long> series = new HashedKey().part(StringData.fromString(c.tenantId))
+                .part(StringData.fromString(c.customerId)).part(StringData.fromString(c.meter)).part(group).key();
+        out.seriesHi = series.f0;
+        out.seriesLo = series.f1;
+        out.tenantId = c.tenantId.getBytes(StandardCharsets.UTF_8);
+        out.customerId = c.customerId.getBytes(StandardCharsets.UTF_8);
+        out.meter = c.meter.getBytes(StandardCharsets.UTF_8);
+        out.groupJson = group.toBytes();
+        out.aggregation = aggregation;
+        out.eventTimeMs = c.eventTimeMs;
+        out.value = aggregation == WindowedUsage.COUNT ? null : value;
+        // After the end of the usage input (a bounded run) the watermark is at its maximum, which no period closes at:
+        // the correction comes after the last watermark below it (the window operator decides it at the end).
+        out.floorMs = watermarkFloor == Long.MAX_VALUE ? finiteFloor : watermarkFloor;
+        out.correction = kind;
+        return out;
     }
 
     /** The correction ledger's keys held (tests). */

@@ -33,9 +33,18 @@ import org.apache.flink.table.data.StringData;
  * place in the stream's time, {@link Long#MIN_VALUE}: none yet); {@code pastWatermark}: NULL, unless that watermark
  * had already passed the record's window: then the record carries what a late event is written out with, and the
  * window operator decides, by its series' own windows, whether it is still billed (see {@code WindowRating}).
+ *
+ * <p>{@code correction}: {@link #NOT_A_CORRECTION} for usage; otherwise the record is one side of an applied
+ * correction in this series ({@code udfs.corrections.Contribution}, sum and count meters): {@link #REMOVE} takes
+ * out an event's billed version ({@code value}: its value), {@link #ADD} puts one in, {@link #AMEND} replaces one in
+ * the same window of the same series ({@code value}: new minus old). {@code eventTimeMs} places it in its window,
+ * {@code floorMs} is the watermark the correction came after; the window operator decides it once its own watermark
+ * is past that one, like a record that came past the watermark.
  */
 public final class WindowedUsage {
     public static final byte SUM = 1, COUNT = 2, MAX = 3, MIN = 4, LAST = 5, UNIQUE_COUNT = 6;
+    /** {@link #correction} codes. */
+    public static final byte NOT_A_CORRECTION = 0, REMOVE = 1, ADD = 2, AMEND = 3;
     private static final String[] AGGREGATIONS = {
         null, Rules.AGGREGATION_SUM, Rules.AGGREGATION_COUNT, Rules.AGGREGATION_MAX, Rules.AGGREGATION_MIN,
         Rules.AGGREGATION_LAST, Rules.AGGREGATION_UNIQUE_COUNT,
@@ -54,6 +63,7 @@ public final class WindowedUsage {
     public byte[] uniqueToken;
     public long floorMs = Long.MIN_VALUE;
     public PastWatermark pastWatermark;
+    public byte correction = NOT_A_CORRECTION;
 
     /**
      * What a record routed after the watermark had passed its window carries (the columns of a late event, as
@@ -206,6 +216,7 @@ public final class WindowedUsage {
             copy.uniqueToken = from.uniqueToken;
             copy.floorMs = from.floorMs;
             copy.pastWatermark = from.pastWatermark;
+            copy.correction = from.correction;
             return copy;
         }
 
@@ -248,10 +259,21 @@ public final class WindowedUsage {
                 }
                 out.writeLong(past.watermarkMs);
             }
+            out.writeByte(record.correction);
         }
 
         @Override
         public WindowedUsage deserialize(DataInputView in) throws IOException {
+            WindowedUsage record = deserializeWithoutCorrection(in);
+            record.correction = in.readByte();
+            return record;
+        }
+
+        /**
+         * A record as written before corrections existed (no correction byte): the pending records of a series
+         * state of format 3 or earlier ({@code io.meterstream.rating.SeriesStore}).
+         */
+        public WindowedUsage deserializeWithoutCorrection(DataInputView in) throws IOException {
             WindowedUsage record = new WindowedUsage();
             record.seriesHi = in.readLong();
             record.seriesLo = in.readLong();

@@ -151,6 +151,7 @@ public final class Rules {
     public static final String LINE_ITEM_ID_VERSION = "v1";
     public static final String LINE_KIND_USAGE = "usage";
     public static final String LINE_KIND_LATE_ADJUSTMENT = "late_adjustment";
+    public static final String LINE_KIND_CORRECTION = "correction";
     public static final String LINE_KIND_PRIOR_PERIOD_ADJUSTMENT = "prior_period_adjustment";
     public static final String INVOICE_NAMESPACE = "abbc75e6-0c62-540b-ab54-e0524486a1b6"; // uuid5 namespace; never change
     public static final String INVOICE_ID_VERSION = "v1";

@@ -36,7 +36,7 @@ import org.junit.jupiter.api.Test;
  * at the task's processing time, rejections go to their side output with the record's coordinates, both are counted;
  * the ledger survives a snapshot and restore (raw keyed state, format 3), also into two subtasks; state of format 2
  * (before corrections) restores with an empty ledger; after the horizons nothing is held; the corrections input holds
- * no watermark back.
+ * no watermark back; an applied correction's contributions go on to the window operator as correction records.
  */
 class UsageRoutingCorrectionsTest {
     private static final long WINDOW_MS = 60_000;
@@ -77,7 +77,17 @@ class UsageRoutingCorrectionsTest {
         assertEquals(Rules.CORRECTION_ALREADY_CANCELLED, first.getField(4));
         assertNull(first.getField(6));
         assertEquals(List.of("acme-ai", "e1"), List.of(first.getField(8), first.getField(9)));
-        assertEquals(2, harness.extractOutputValues().size(), "corrections send nothing on to the windows yet");
+        // the applied cancel goes on to the window operator: a remove of e1's contribution, in e1's series
+        List<WindowedUsage> out = harness.extractOutputValues();
+        assertEquals(3, out.size());
+        WindowedUsage usage = out.get(0);
+        WindowedUsage remove = out.get(2);
+        assertEquals(WindowedUsage.NOT_A_CORRECTION, usage.correction);
+        assertEquals(WindowedUsage.REMOVE, remove.correction);
+        assertEquals(List.of(usage.seriesHi, usage.seriesLo, usage.eventTimeMs, usage.aggregation),
+                List.of(remove.seriesHi, remove.seriesLo, remove.eventTimeMs, remove.aggregation));
+        assertEquals(0, new java.math.BigDecimal("10").compareTo(remove.value));
+        assertEquals(usage.floorMs, remove.floorMs);
 
         OperatorSubtaskState snapshot = harness.snapshot(1L, T0 + 1);
         harness.close();
@@ -98,6 +108,11 @@ class UsageRoutingCorrectionsTest {
         }
         assertEquals(Map.of(UsageRouting.CORRECTION_APPLIED, 1L, UsageRouting.CORRECTION_REJECTED + "/"
                 + Rules.CORRECTION_ALREADY_CANCELLED, 1L), counts);
+        // the amend of e2 (20 -> 1) in its own series and window travels as one amend record: the change
+        List<WindowedUsage> amended = owner(two, "acme-ai", "e2").extractOutputValues();
+        assertEquals(1, amended.size());
+        assertEquals(WindowedUsage.AMEND, amended.get(0).correction);
+        assertEquals(0, new java.math.BigDecimal("-19").compareTo(amended.get(0).value));
 
         // past the correction horizon, then past the dedup horizon
         var e2Owner = owner(two, "acme-ai", "e2");

@@ -1,0 +1,289 @@
+package io.meterstream.rating;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+import io.meterstream.golden.GoldenVectors;
+import io.meterstream.routing.HashedKey;
+import io.meterstream.routing.WindowedUsage;
+import io.meterstream.rules.Rules;
+
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Corrections of sum and count meters in {@link WindowRating} ({@code udfs.corrections.correct_window}): each stream
+ * with corrections is held against the same operator run on the corrected usage alone (the money of a period after
+ * its corrections is that of its corrected usage, the spec's rule), and the correction lines against what the spec
+ * says of their kind, id and invoice: a correction of an open window changes it (no line of its own), one of a fired
+ * window is a {@code correction} line adjusting the window's usage line, one decided after the period closed is a
+ * prior-period adjustment; an amend of a group-by dimension moves usage between two series; a correction waiting
+ * for its watermark survives a snapshot and restore. The line JSON is {@link RateLineItem#correctionLine}'s, bound to
+ * the spec byte for byte by {@code CorrectionLinesGoldenTest}.
+ */
+class WindowRatingCorrectionsTest {
+    private static final JsonNode VECTORS = GoldenVectors.load("lateness.json");
+    private static final String CATALOG = VECTORS.get("java_catalog_json").textValue();
+    private static final long WINDOW_MS = 60_000;
+    private static final long TTL_MS = 67L * 24 * 3600 * 1000;
+    private static final long MAX_AGE_MS = 35L * 24 * 3600 * 1000;
+    private static final OutputTag<Row> UNIQUE = new OutputTag<>("unique-count-windows", Types.GENERIC(Row.class));
+    private static final OutputTag<Row> LATE = new OutputTag<>("late", Types.GENERIC(Row.class));
+    private static final OutputTag<Row> ACCOUNTING = new OutputTag<>("accounting", Types.GENERIC(Row.class));
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** 2026-03-10T12:00Z: mid-March, New York's period runs to April 1st 04:00Z. */
+    private static final long T = 1_773_144_000_000L;
+    private static final String NOVA = "{\"model\":\"nova-large\"}";
+    private static final String ECHO = "{\"model\":\"echo\"}";
+
+    @Test
+    void aCancelInAFiredSumWindowIsANegativeCorrectionLineAndLeavesThePeriodAtTheCorrectedUsage() throws Exception {
+        List<JsonNode> lines = run(List.of(
+                usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "8000000"),
+                usage("input_tokens", NOVA, WindowedUsage.SUM, T + 2_000, "5000000"),
+                watermark(T + WINDOW_MS + 10_000),
+                correction(WindowedUsage.REMOVE, "input_tokens", NOVA, WindowedUsage.SUM, T + 2_000, "5000000",
+                        T + WINDOW_MS + 10_000)));
+        List<JsonNode> corrected = run(List.of(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "8000000")));
+        assertEquals(2, lines.size(), lines.toString());
+        JsonNode usage = lines.get(0);
+        JsonNode line = lines.get(1);
+        assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue());
+        assertEquals(usage.get("line_item_id").textValue(), line.get("adjusts_line_item_id").textValue());
+        assertEquals(usage.get("invoice_id").textValue(), line.get("invoice_id").textValue());
+        assertEquals("-5000000", line.get("quantity").textValue());
+        assertEquals(1, line.get("event_count").longValue());
+        assertTrue(new BigDecimal(line.get("amount").textValue()).signum() < 0, line.toString());
+        assertEquals(corrected.get(0).get("period_quantity_to_date"), line.get("period_quantity_to_date"));
+        assertEquals(corrected.get(0).get("period_amount_to_date"), line.get("period_amount_to_date"));
+        assertEquals(0, new BigDecimal(corrected.get(0).get("amount").textValue()).compareTo(
+                new BigDecimal(usage.get("amount").textValue()).add(new BigDecimal(line.get("amount").textValue()))));
+    }
+
+    @Test
+    void aCorrectionOfAnOpenWindowChangesItsUsageLineAndMakesNoLineOfItsOwn() throws Exception {
+        List<JsonNode> lines = run(List.of(
+                usage("requests", "{}", WindowedUsage.COUNT, T + 1_000, null),
+                usage("requests", "{}", WindowedUsage.COUNT, T + 2_000, null),
+                usage("requests", "{}", WindowedUsage.COUNT, T + 3_000, null),
+                correction(WindowedUsage.REMOVE, "requests", "{}", WindowedUsage.COUNT, T + 2_000, null,
+                        T + 5_000)));
+        List<JsonNode> corrected = run(List.of(
+                usage("requests", "{}", WindowedUsage.COUNT, T + 1_000, null),
+                usage("requests", "{}", WindowedUsage.COUNT, T + 3_000, null)));
+        assertEquals(1, lines.size(), lines.toString());
+        assertEquals(withoutEmittedAt(corrected.get(0)), withoutEmittedAt(lines.get(0)));
+        assertEquals(2, lines.get(0).get("event_count").longValue());
+    }
+
+    @Test
+    void anAmendOfAGroupByDimensionMovesUsageFromOneSeriesToAnother() throws Exception {
+        List<JsonNode> lines = run(List.of(
+                usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "300"),
+                usage("input_tokens", ECHO, WindowedUsage.SUM, T + WINDOW_MS + 1_000, "200"),
+                watermark(T + 2 * WINDOW_MS + 10_000),
+                correction(WindowedUsage.REMOVE, "input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "300",
+                        T + 2 * WINDOW_MS + 10_000),
+                correction(WindowedUsage.ADD, "input_tokens", ECHO, WindowedUsage.SUM, T + 1_000, "300",
+                        T + 2 * WINDOW_MS + 10_000)));
+        List<JsonNode> corrections = new ArrayList<>();
+        for (JsonNode line : lines) {
+            if (line.get("kind").textValue().equals(Rules.LINE_KIND_CORRECTION)) {
+                corrections.add(line);
+            }
+        }
+        assertEquals(2, corrections.size(), lines.toString());
+        JsonNode removed = corrections.get(0).get("group").get("model").textValue().equals("nova-large")
+                ? corrections.get(0) : corrections.get(1);
+        JsonNode added = removed == corrections.get(0) ? corrections.get(1) : corrections.get(0);
+        assertEquals("-300", removed.get("quantity").textValue());
+        assertEquals("0", removed.get("period_quantity_to_date").textValue());
+        assertEquals("300", added.get("quantity").textValue());
+        assertEquals("500", added.get("period_quantity_to_date").textValue());
+        assertEquals(removed.get("window_start"), added.get("window_start"));
+        assertNotEquals(removed.get("line_item_id"), added.get("line_item_id"));
+    }
+
+    @Test
+    void aCorrectionDecidedAfterThePeriodClosedIsAPriorPeriodAdjustment() throws Exception {
+        long periodEnd = new RateLineItem().periodEndMs(StringData.fromString(CATALOG), "acme-ai", T);
+        long closed = periodEnd + 3_600_000;  // end + the tenant's grace (1 h)
+        List<JsonNode> lines = run(List.of(
+                usage("requests", "{}", WindowedUsage.COUNT, T + 1_000, null),
+                usage("requests", "{}", WindowedUsage.COUNT, T + 2_000, null),
+                watermark(closed),
+                correction(WindowedUsage.REMOVE, "requests", "{}", WindowedUsage.COUNT, T + 2_000, null, closed)));
+        List<JsonNode> open = run(List.of(
+                usage("requests", "{}", WindowedUsage.COUNT, T + 1_000, null),
+                usage("requests", "{}", WindowedUsage.COUNT, T + 2_000, null),
+                watermark(closed - 1),
+                correction(WindowedUsage.REMOVE, "requests", "{}", WindowedUsage.COUNT, T + 2_000, null,
+                        closed - 1)));
+        JsonNode prior = lines.get(1);
+        JsonNode stillOpen = open.get(1);
+        assertEquals(Rules.LINE_KIND_PRIOR_PERIOD_ADJUSTMENT, prior.get("kind").textValue());
+        assertEquals(Rules.LINE_KIND_CORRECTION, stillOpen.get("kind").textValue());
+        assertNotEquals(lines.get(0).get("invoice_id"), prior.get("invoice_id"));
+        assertEquals(open.get(0).get("invoice_id"), stillOpen.get("invoice_id"));
+        assertEquals(stillOpen.get("amount"), prior.get("amount"));
+        assertEquals("1", prior.get("period_quantity_to_date").textValue());
+    }
+
+    @Test
+    void aCorrectionWaitingForItsWatermarkSurvivesASnapshotAndRestore() throws Exception {
+        var harness = open(null);
+        harness.processElement(new StreamRecord<>(usage("requests", "{}", WindowedUsage.COUNT, T + 1_000, null)
+                .record, T + 1_000));
+        harness.processElement(new StreamRecord<>(usage("requests", "{}", WindowedUsage.COUNT, T + 2_000, null)
+                .record, T + 2_000));
+        harness.processWatermark(T + WINDOW_MS + 10_000);
+        harness.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "requests", "{}",
+                WindowedUsage.COUNT, T + 2_000, null, T + WINDOW_MS + 10_000).record, T + 2_000));
+        List<String> before = new ArrayList<>(harness.extractOutputValues());
+        OperatorSubtaskState snapshot = harness.snapshot(1L, 0L);
+        harness.close();
+        var restored = open(snapshot);
+        restored.processWatermark(Long.MAX_VALUE);
+        List<String> after = restored.extractOutputValues();
+        restored.close();
+        assertEquals(1, before.size());
+        assertEquals(1, after.size(), after.toString());
+        JsonNode line = JSON.readTree(after.get(0));
+        assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue());
+        assertEquals("1", line.get("period_quantity_to_date").textValue());
+    }
+
+    @Test
+    void correctionsAfterTheEndOfTheUsageAreDecidedAtTheEndTogether() throws Exception {
+        // a bounded run: the watermark is at its maximum when the corrections come (after the last one below it)
+        WindowRating operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING);
+        var harness = open(null, operator);
+        harness.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "7")
+                .record, T + 1_000));
+        harness.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 2_000, "5")
+                .record, T + 2_000));
+        harness.processWatermark(Long.MAX_VALUE);
+        harness.processElement(new StreamRecord<>(correction(WindowedUsage.AMEND, "input_tokens", NOVA,
+                WindowedUsage.SUM, T + 1_000, "-4", T + WINDOW_MS + 10_000).record, T + 1_000));
+        harness.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "input_tokens", NOVA,
+                WindowedUsage.SUM, T + 2_000, "5", T + WINDOW_MS + 10_000).record, T + 2_000));
+        assertEquals(1, harness.extractOutputValues().size(), "the usage line; the corrections wait for the end");
+        operator.finish();
+        List<String> out = harness.extractOutputValues();
+        assertEquals(2, out.size(), out.toString());
+        JsonNode line = JSON.readTree(out.get(1));
+        assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue());
+        assertEquals("3", line.get("period_quantity_to_date").textValue());
+        assertEquals("-9", line.get("quantity").textValue());
+        assertEquals(2, line.get("event_count").longValue(), "one line for both: one id per window and watermark");
+        assertEquals(0, harness.numEventTimeTimers());
+        harness.close();
+    }
+
+    /** One input of a stream: a record (with the watermark it came after) or a watermark. */
+    private static final class Step {
+        final WindowedUsage record;
+        final long watermark;
+
+        Step(WindowedUsage record, long watermark) {
+            this.record = record;
+            this.watermark = watermark;
+        }
+    }
+
+    private static Step watermark(long ms) {
+        return new Step(null, ms);
+    }
+
+    private static Step usage(String meter, String group, byte aggregation, long eventTimeMs, String value) {
+        return new Step(record(meter, group, aggregation, eventTimeMs, value, Long.MIN_VALUE), 0);
+    }
+
+    private static Step correction(byte kind, String meter, String group, byte aggregation, long eventTimeMs,
+            String value, long floorMs) {
+        WindowedUsage record = record(meter, group, aggregation, eventTimeMs, value, floorMs);
+        record.correction = kind;
+        return new Step(record, 0);
+    }
+
+    private static WindowedUsage record(String meter, String group, byte aggregation, long eventTimeMs, String value,
+            long floorMs) {
+        WindowedUsage out = new WindowedUsage();
+        Tuple2<Long, Long> key = new HashedKey().part(StringData.fromString("acme-ai"))
+                .part(StringData.fromString("c1")).part(StringData.fromString(meter))
+                .part(StringData.fromString(group)).key();
+        out.seriesHi = key.f0;
+        out.seriesLo = key.f1;
+        out.tenantId = bytes("acme-ai");
+        out.customerId = bytes("c1");
+        out.meter = bytes(meter);
+        out.groupJson = bytes(group);
+        out.aggregation = aggregation;
+        out.eventTimeMs = eventTimeMs;
+        out.value = value == null ? null : new BigDecimal(value);
+        out.floorMs = floorMs;
+        return out;
+    }
+
+    /** The line items of a stream, in output order, after a final watermark. */
+    private static List<JsonNode> run(List<Step> steps) throws Exception {
+        var harness = open(null);
+        for (Step step : steps) {
+            if (step.record == null) {
+                harness.processWatermark(step.watermark);
+            } else {
+                harness.processElement(new StreamRecord<>(step.record, step.record.eventTimeMs));
+            }
+        }
+        harness.processWatermark(Long.MAX_VALUE);
+        List<JsonNode> lines = new ArrayList<>();
+        for (String line : harness.extractOutputValues()) {
+            lines.add(JSON.readTree(line));
+        }
+        assertEquals(0, harness.numEventTimeTimers());
+        harness.close();
+        return lines;
+    }
+
+    private static JsonNode withoutEmittedAt(JsonNode line) {
+        ObjectNode copy = line.deepCopy();
+        copy.remove("emitted_at");
+        return copy;
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
+            OperatorSubtaskState restored) throws Exception {
+        return open(restored, new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING));
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
+            OperatorSubtaskState restored, WindowRating operator) throws Exception {
+        MeterKey key = new MeterKey();
+        var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
+        if (restored != null) {
+            harness.initializeState(restored);
+        }
+        harness.open();
+        return harness;
+    }
+
+    private static byte[] bytes(String text) {
+        return text.getBytes(StandardCharsets.UTF_8);
+    }
+}
