@@ -576,8 +576,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         out.eventTimeMs = c.eventTimeMs;
         out.value = aggregation == WindowedUsage.COUNT ? null : value;
         // After the end of the usage input (a bounded run) the watermark is at its maximum, which no period closes at:
-        // the correction comes after the last watermark below it (the window operator decides it at the end).
-        out.floorMs = watermarkFloor == Long.MAX_VALUE ? finiteFloor : watermarkFloor;
+        // the correction comes after the last watermark below it, or after the first that fired its window if that is
+        // later (none may have come before the maximum), and the window operator decides it at the end.
+        out.floorMs = watermarkFloor == Long.MAX_VALUE
+                ? Math.max(finiteFloor, TumblingWindows.end(c.eventTimeMs, windowSizeMs) - 1) : watermarkFloor;
         out.correction = kind;
         return out;
     }
