@@ -7,10 +7,10 @@ parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the key
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
 events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`), `--corrections` the
 `usage-corrections` input (`jobs/corrections.py`: validation and correction-id idempotency in Python, the correction
-ledger in `UsageRouting`; dead letters, counts; applied corrections of sum and count meters change the bill in
-`WindowRating`, those of the other aggregations not yet). The keyed Java
-operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and drawdowns) into
-invoices, written to `invoices` when a billing period closes.
+ledger in `UsageRouting`; dead letters, counts; applied corrections (sum and count meters) change the bill in
+`WindowRating`; those of max, min, last and unique_count meters are rejected, `aggregation_not_correctable`). The
+keyed Java operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and
+drawdowns) into invoices, written to `invoices` when a billing period closes.
 
     python -m jobs.billing --bootstrap 127.0.0.1:9092 --catalog catalogs/example-genai.yaml --bounded
 """

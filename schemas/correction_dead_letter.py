@@ -27,7 +27,7 @@ class CorrectionRejectionReason(StrEnum):
 
     A record is checked top to bottom and the first failing check decides. 1-12 depend on the record alone (the
     JSON Schema and the model reject those records, except `too_large` and, for the JSON Schema, `not_utf8`);
-    13 needs the catalog, 14-15 the memory of correction ids, 16-19 the correction ledger, 20 the ledger
+    13 needs the catalog, 14-15 the memory of correction ids, 16-19 the correction ledger, 20-21 the ledger
     and the catalog (`udfs.corrections`).
     Kept apart from `DeadLetterReason`, whose order the Java usage parser mirrors; equal meanings use equal codes.
     """
@@ -52,6 +52,9 @@ class CorrectionRejectionReason(StrEnum):
     OUTSIDE_HORIZON = "outside_horizon"  # the event was first seen more than the correction horizon ago
     ALREADY_CANCELLED = "already_cancelled"  # the event is cancelled: a second cancel, or an amend after it
     UNKNOWN_METER = "unknown_meter"  # the event's meter is no longer in the tenant's catalog
+    # the event's meter aggregates by max, min, last or unique_count, whose corrections the job does not bill yet:
+    # rejected, so that no correction is counted as applied while the bill stays as it was
+    AGGREGATION_NOT_CORRECTABLE = "aggregation_not_correctable"
 
     @property
     def precedence(self) -> int:

@@ -130,6 +130,10 @@ from udfs.windows import window_bounds
 
 Reason = CorrectionRejectionReason
 DEFAULT_CORRECTION_HORIZON = timedelta(hours=24)
+# The aggregations whose corrections the job bills (the window operator changes their windows). The others need the
+# retained window contents below (`WindowContents`), which the job does not keep yet: `decide` rejects their
+# corrections (`aggregation_not_correctable`) rather than count them applied with the bill unchanged.
+BILLED_CORRECTION_AGGREGATIONS = ("sum", "count")
 DEFAULT_DEDUP_TTL = timedelta(days=35)  # the billing job's --dedup-ttl-days default
 _MS = timedelta(milliseconds=1)
 _FIELD_RANK = {name: index for index, name in enumerate(FIELD_ORDER)}
@@ -401,9 +405,12 @@ def decide(
     window_size: timedelta,
     horizon_ms: int = DEFAULT_CORRECTION_HORIZON // _MS,
     dedup_ttl_ms: int = DEFAULT_DEDUP_TTL // _MS,
+    correctable: Collection[str] = BILLED_CORRECTION_AGGREGATIONS,
 ) -> tuple[LedgerState, AppliedCorrection | CorrectionRejection]:
     """One correction (a first copy of its id) against its event's state at processing time `now_ms`: the new
-    state and the delta, or the rejection (the state then only aged). `meters` is the tenant's catalog meters."""
+    state and the delta, or the rejection (the state then only aged). `meters` is the tenant's catalog meters;
+    `correctable` the aggregations whose corrections are applied (the job's: `BILLED_CORRECTION_AGGREGATIONS`; the
+    window rules below are specified for all six)."""
     check_horizon(horizon_ms, dedup_ttl_ms)
     state = expire_entry(state, now_ms, horizon_ms, dedup_ttl_ms)
     event = repr(correction.event_id)
@@ -424,6 +431,10 @@ def decide(
         detail = f"meter {state.current.meter!r} of event {event} is no longer in the tenant's catalog"
         return state, _rejection(Reason.UNKNOWN_METER, detail, correction)
 
+    if meter.aggregation not in correctable:
+        detail = (f"event {event} is usage of meter {state.current.meter!r} ({meter.aggregation}): only corrections "
+                  f"of {' and '.join(correctable)} meters are billed so far")
+        return state, _rejection(Reason.AGGREGATION_NOT_CORRECTABLE, detail, correction)
     before = contribution(state, state.current, meter, window_size)
     if correction.action == "cancel":
         after_version, after = None, None
@@ -468,6 +479,7 @@ class CorrectionLedger:
     window_size: timedelta
     horizon_ms: int = DEFAULT_CORRECTION_HORIZON // _MS
     dedup_ttl_ms: int = DEFAULT_DEDUP_TTL // _MS
+    correctable: Collection[str] = BILLED_CORRECTION_AGGREGATIONS
     events: dict[tuple[str, str], LedgerState] = field(default_factory=dict)
     correction_ids: dict[tuple[str, str], FirstCopy] = field(default_factory=dict)
 
@@ -500,6 +512,7 @@ class CorrectionLedger:
             window_size=self.window_size,
             horizon_ms=self.horizon_ms,
             dedup_ttl_ms=self.dedup_ttl_ms,
+            correctable=self.correctable,
         )
         return outcome
 
@@ -657,6 +670,7 @@ def correct_window(
 
 
 __all__ = [
+    "BILLED_CORRECTION_AGGREGATIONS",
     "DEFAULT_CORRECTION_HORIZON",
     "DEFAULT_DEDUP_TTL",
     "AppliedCorrection",

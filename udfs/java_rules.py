@@ -36,6 +36,7 @@ from schemas.usage_event import (
 )
 from udfs import catalog
 from udfs.accounting import CorrectionOutcome, Outcome
+from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS
 from udfs.generated import write_or_check
 from udfs.invoices import INVOICE_ID_VERSION, INVOICE_NAMESPACE
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
@@ -216,6 +217,11 @@ def java_source() -> str:
         "    // ---- corrections: rejection reasons (schemas.correction_dead_letter), actions (usage_correction)",
         *[_const("String", f"CORRECTION_{_upper(r.name)}", _string(r.value)) for r in CorrectionRejectionReason],
         *[_const("String", f"CORRECTION_ACTION_{_upper(a)}", _string(a)) for a in CORRECTION_ACTIONS],
+        "    /** Whether corrections of a meter with this aggregation are billed (udfs.corrections). */",
+        "    public static boolean correctionBilled(String aggregation) {",
+        "        return " + " || ".join(f"AGGREGATION_{_upper(name)}.equals(aggregation)"
+                                  for name in BILLED_CORRECTION_AGGREGATIONS) + ";",
+        "    }",
         "",
         "    // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)",
         _const("String", "LINE_ITEM_NAMESPACE", _string(str(LINE_ITEM_NAMESPACE)), "uuid5 namespace; never change"),

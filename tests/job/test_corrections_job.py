@@ -45,8 +45,8 @@ TOPIC = "usage-corrections"
 HORIZON_MS = 24 * 3600 * 1000
 
 
-def usage(event_id: str, value: str, minutes: int = 0) -> bytes:
-    return json.dumps({"event_id": event_id, "tenant_id": "acme-ai", "customer_id": "corr-1", "meter": "input_tokens",
+def usage(event_id: str, value: str, minutes: int = 0, meter: str = "input_tokens") -> bytes:
+    return json.dumps({"event_id": event_id, "tenant_id": "acme-ai", "customer_id": "corr-1", "meter": meter,
                        "timestamp": to_epoch_ms(REFERENCE_NOW) - 3_600_000 + minutes * 60_000, "value": value,
                        "dimensions": {"model": "nova-large"}}).encode()
 
@@ -56,7 +56,7 @@ def correction(correction_id: str, event_id: str, action: str, tenant: str = "ac
                        "sent_at": "2026-11-01T05:00:00Z", **fields}).encode()
 
 
-USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300")]
+USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300"), usage("s1", "4", meter="seats")]
 # Later events of the same customer and series: the first fires the usage's window, the second moves the watermark
 # past the one the corrections came after.
 TICKS = [usage("tick-1", "1", minutes=5), usage("tick-2", "1", minutes=10)]
@@ -73,6 +73,7 @@ CORRECTIONS = [
     correction("c-nothing", "e3", "amend"),  # nothing_to_amend
     correction("c-neg", "e3", "amend", value="-1"),  # negative_value
     correction("c-meter", "e3", "amend", meter="x", value="1"),  # unamendable_field
+    correction("c-seats", "s1", "cancel"),  # aggregation_not_correctable (seats is a max meter)
     b"{not json",  # malformed_json
     b"\xff\xfe",  # not_utf8
     b"[1, 2]",  # not_an_object
@@ -166,7 +167,7 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert (applied, sum(rejected.values())) == (3, len(CORRECTIONS) - 3)
     assert all(b"\n" not in raw and b"\r" not in raw for raw in CORRECTIONS), "one record per line"
     assert {"duplicate_correction", "conflicting_correction", "not_utf8", "malformed_json", "already_cancelled",
-            "unknown_event"} <= set(rejected)
+            "unknown_event", "aggregation_not_correctable"} <= set(rejected)
 
     out, totals = run_job(tmp_path, parallelism, applied, sum(rejected.values()))
 
@@ -197,6 +198,8 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert (by_reason["unknown_event"].correction_id, by_reason["unknown_event"].event_id) == ("c-unknown",
                                                                                              "e-never-sent")
     assert by_reason["unknown_event"].detail.startswith("event 'e-never-sent' is not known")
+    assert (by_reason["aggregation_not_correctable"].event_id, by_reason["aggregation_not_correctable"].detail) == (
+        "s1", "event 's1' is usage of meter 'seats' (max): only corrections of sum and count meters are billed so far")
 
     # the bill: the spec's lines of the corrected usage (udfs.corrections.correct_window)
     lines = [InvoiceLineItem.model_validate(line) for line in out["line_items"]]
@@ -220,6 +223,8 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
         assert line.period_amount_to_date == round_amount(rate_price(Decimal(quantity), price).amount,
                                                           tenant.amount_precision)
     assert large[0].amount + correction_line.amount + tick.amount == tick.period_amount_to_date
+    seats = [(x.kind, x.quantity, x.event_count) for x in lines if x.meter == "seats"]
+    assert seats == [("usage", Decimal(4), 1)], "a rejected correction leaves the bill as it was"
     small = [x for x in lines if x.group == {"model": "nova-small"}]
     assert [(x.kind, x.window_start, x.quantity, x.event_count) for x in small] == [
         ("usage", window_start, Decimal(300), 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,7 @@ from schemas.dead_letter import DeadLetterReason
 from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
 from udfs.aggregations import UsageSample, aggregate_window, aggregator_for, run_window_rule
-from udfs.catalog import Meter
+from udfs.catalog import Aggregation, Meter
 from udfs.corrections import (
     AppliedCorrection,
     Contribution,
@@ -54,6 +55,7 @@ METERS = {
     "users": Meter(aggregation="unique_count", unique_dimension="user"),
 }
 MEMBERS = {"acme-ai": METERS}
+ALL_AGGREGATIONS = typing.get_args(Aggregation)  # the window rules are specified for all six
 
 
 def _raw(**fields) -> bytes:
@@ -239,8 +241,19 @@ def test_an_amend_that_changes_nothing_the_aggregation_reads_is_applied_without_
     assert not same_group.changed  # region is no group-by dimension
 
 
-def test_unique_count_contribution_is_the_counted_value_only():
+def test_corrections_of_meters_the_job_cannot_bill_yet_are_rejected_not_applied():
     ledger = _ledger()
+    for meter, value in (("balance", "5"), ("floor", "5"), ("seats", "5"), ("users", None)):
+        ledger.observe_event(_event(meter, value=value, event_id=f"e-{meter}", user="u1"), now_ms=1_000)
+        rejected = ledger.correct(_correction(event_id=f"e-{meter}", correction_id=f"c-{meter}"), now_ms=2_000)
+        assert rejected.reason is R.AGGREGATION_NOT_CORRECTABLE, meter
+        assert repr(meter) in rejected.detail and "sum and count" in rejected.detail
+    assert {METERS[m].aggregation for m in ("balance", "floor", "seats", "users")} == {
+        "max", "min", "last", "unique_count"}
+
+
+def test_unique_count_contribution_is_the_counted_value_only():
+    ledger = _ledger(correctable=ALL_AGGREGATIONS)
     ledger.observe_event(_event("users", value=None, user="u1", other="x"), now_ms=1_000)
     applied = ledger.correct(_correction("amend", dimensions={"user": "u2"}), now_ms=2_000)
     assert applied.remove.sample.dimensions == {"user": "u1"} and applied.add.sample.dimensions == {"user": "u2"}
@@ -384,7 +397,7 @@ def test_ledger_delta_applied_to_the_window_equals_the_window_of_the_corrected_e
         _event(meter, value=str(v) if needs_value else None, event_id=f"e-{i}", user=f"u{i}")
         for i, v in enumerate((5, 9, 2))
     ]
-    ledger = _ledger()
+    ledger = _ledger(correctable=ALL_AGGREGATIONS)
     for event in events:
         ledger.observe_event(event, now_ms=1)
     window_start = T0.replace(second=0, microsecond=0)

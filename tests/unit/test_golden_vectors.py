@@ -235,7 +235,7 @@ def test_correction_ledger_streams_reach_every_ledger_decision():
             moved = remove is not None and add is not None and remove["group_json"] != add["group_json"]
             applied[(op["action"], remove is not None, add is not None, moved)] += 1
     assert set(reasons) == {"event_dead_lettered", "unknown_event", "outside_horizon", "already_cancelled",
-                            "unknown_meter"}
+                            "unknown_meter", "aggregation_not_correctable"}
     assert {("cancel", True, False, False), ("amend", True, True, False), ("amend", True, True, True),
             ("amend", False, False, False)} <= set(applied)
 

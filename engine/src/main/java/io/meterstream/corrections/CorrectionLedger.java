@@ -33,8 +33,9 @@ import org.apache.flink.core.memory.DataOutputView;
  *   <li>{@link #observeDeadLetter}: a dead-lettered record with these ids, unless the key holds something;</li>
  *   <li>{@link #decide}: one correction (a first copy of its correction id: the Python stage before this checks
  *       those) against the key's state: {@code event_dead_lettered}, {@code unknown_event}, {@code outside_horizon},
- *       {@code already_cancelled}, {@code unknown_meter}, or applied with the contribution removed and the one
- *       added (none when the aggregation reads nothing that changed).</li>
+ *       {@code already_cancelled}, {@code unknown_meter}, {@code aggregation_not_correctable} (max, min, last and
+ *       unique_count: not billed yet, {@code udfs.corrections.BILLED_CORRECTION_AGGREGATIONS}), or applied with the
+ *       contribution removed and the one added (none when the aggregation reads nothing that changed).</li>
  * </ul>
  * After the correction horizon an event's entry keeps only its first-seen time (so {@code outside_horizon} and
  * {@code unknown_event} stay apart) until the dedup horizon; a dead-letter marker lives for the correction horizon.
@@ -51,6 +52,7 @@ public final class CorrectionLedger {
     public static final String OUTSIDE_HORIZON = Rules.CORRECTION_OUTSIDE_HORIZON;
     public static final String ALREADY_CANCELLED = Rules.CORRECTION_ALREADY_CANCELLED;
     public static final String UNKNOWN_METER = Rules.CORRECTION_UNKNOWN_METER;
+    public static final String AGGREGATION_NOT_CORRECTABLE = Rules.CORRECTION_AGGREGATION_NOT_CORRECTABLE;
     public static final String CANCEL = Rules.CORRECTION_ACTION_CANCEL;
     public static final String AMEND = Rules.CORRECTION_ACTION_AMEND;
 
@@ -262,6 +264,11 @@ public final class CorrectionLedger {
         if (meter == null) {
             return rejected(UNKNOWN_METER, "meter '" + entry.current.meter + "' of event " + event
                     + " is no longer in the tenant's catalog");
+        }
+        if (!Rules.correctionBilled(meter.aggregation)) {
+            return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '"
+                    + entry.current.meter + "' (" + meter.aggregation + "): only corrections of sum and count meters"
+                    + " are billed so far");
         }
         Contribution before = contribution(correction, entry.current, meter);
         Version after = CANCEL.equals(correction.action) ? null : amended(entry.current, correction, meter);

@@ -78,7 +78,7 @@ import org.apache.flink.util.OutputTag;
  * watermark f are decided together, after the windows due by f have fired and before those due at f + 1 (so against
  * exactly the windows that had to fire by the watermark they came after). A record that was not past the
  * watermark at routing cannot find its window fired; if one does, an invariant in money is broken and the job fails,
- * loudly. Corrections (with {@code --corrections}; sum and count meters so far) come as records of their own
+ * loudly. Corrections (with {@code --corrections}; sum and count meters: the ledger rejects the others') come as records of their own
  * ({@link WindowedUsage#correction}: remove, add or amend of one event's contribution to this series) after the
  * watermark the correction came after, and are decided like records that came past it, after the usage of the same
  * watermark ({@link #correct}, {@code udfs.corrections.correct_window}): an open window changes, a fired one gets
@@ -329,8 +329,8 @@ public final class WindowRating extends CountingOperator<String>
      */
     private void correct(Series s, List<WindowedUsage> records, long floor, long timestamp) {
         if (s.aggregation != WindowedUsage.SUM && s.aggregation != WindowedUsage.COUNT) {
-            // max, min, last and unique_count need the windows' retained contents (not kept yet): the routing
-            // operator sends none of theirs.
+            // max, min, last and unique_count need the windows' retained contents (not kept yet): the ledger
+            // rejects their corrections (aggregation_not_correctable), so none may come.
             throw new IllegalStateException("corrections of " + WindowedUsage.name(s.aggregation)
                     + " meters are not applied to windows yet: " + s);
         }

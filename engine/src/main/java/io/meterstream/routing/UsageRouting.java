@@ -529,8 +529,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     }
 
     /**
-     * An applied correction's contributions to the window operator (sum and count meters: the others need window
-     * contents it does not keep yet, so theirs are not sent), each keyed by its series, after the watermark this
+     * An applied correction's contributions to the window operator (sum and count meters: the ledger rejects the
+     * others' corrections, {@code aggregation_not_correctable}), each keyed by its series, after the watermark this
      * operator had forwarded ({@code floorMs}): a remove and an add of the same series and window travel as one
      * amend (the change of the value), otherwise each on its own (an amend of a group-by dimension moves usage from
      * one series to another).
@@ -538,7 +538,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private void sendCorrection(CorrectionLedger.Contribution remove, CorrectionLedger.Contribution add,
             byte aggregation) {
         if (aggregation != WindowedUsage.SUM && aggregation != WindowedUsage.COUNT) {
-            return;
+            // Applied and counted, so it must change the bill: the ledger lets no other aggregation through.
+            throw new IllegalStateException("an applied correction of a " + WindowedUsage.name(aggregation)
+                    + " meter, which the window operator cannot bill");
         }
         if (remove != null && add != null && remove.sameSeriesAndWindow(add)) {
             BigDecimal change = aggregation == WindowedUsage.COUNT ? null

@@ -143,8 +143,13 @@ public final class Rules {
     public static final String CORRECTION_OUTSIDE_HORIZON = "outside_horizon";
     public static final String CORRECTION_ALREADY_CANCELLED = "already_cancelled";
     public static final String CORRECTION_UNKNOWN_METER = "unknown_meter";
+    public static final String CORRECTION_AGGREGATION_NOT_CORRECTABLE = "aggregation_not_correctable";
     public static final String CORRECTION_ACTION_CANCEL = "cancel";
     public static final String CORRECTION_ACTION_AMEND = "amend";
+    /** Whether corrections of a meter with this aggregation are billed (udfs.corrections). */
+    public static boolean correctionBilled(String aggregation) {
+        return AGGREGATION_SUM.equals(aggregation) || AGGREGATION_COUNT.equals(aggregation);
+    }
 
     // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)
     public static final String LINE_ITEM_NAMESPACE = "7605a076-ac45-5316-afe8-45e0991fb188"; // uuid5 namespace; never change
