@@ -12,29 +12,41 @@ The applied corrections change the bill (sum meter; `udfs.corrections.correct_wi
 the usage's clock had reached (a later event of the customer, `TICKS[0]`, fired the window), and are decided when the
 watermark passes it (the next one, `TICKS[1]`, written once every correction's outcome is out): the fired window of
 series nova-large gets one correction line (the cancel, the amend of the value and the amend that moves e3 to
-nova-small), the series nova-small, which had not fired that window, gets it opened and billed as its usage line."""
+nova-small), the series nova-small, which had not fired that window, gets it opened and billed as its usage line.
+A cancel of a max meter's event is rejected (`aggregation_not_correctable`) and leaves its line as it was.
+
+With credits: a cancel's negative correction line gives credit back, which pays the usage the grant had left
+uncovered at once, and the period's invoice, closed by a later event, holds the correction line and the credit its
+lines drew, net (`test_a_cancel_gives_credit_back_...`)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from jobs.billing import BillingSettings, build_pipeline, table_environment
+from jobs.billing import BillingSettings, build_pipeline, invoices_of, table_environment
 from jobs.corrections import RAW_CORRECTION_TYPE
+from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.correction_dead_letter import CorrectionDeadLetter
+from schemas.credits import CreditDrawdown, CreditGrantRecord
+from schemas.invoice import Invoice
 from schemas.invoice_line_item import InvoiceLineItem
 from schemas.usage_event import UsageEvent
+from tests.credit_files import file_credit_input_ddl
+from tests.invoice_checks import assert_invoices_exact
 from tests.job.test_billing_job import CATALOG_PATH, final_accounting
+from tests.job.test_credits_job import grant
 from tests.job_outputs import tagged_union
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS
 from tests.usage_files import file_parsed_usage
 from udfs.catalog import load_catalog
 from udfs.corrections import CorrectionLedger, CorrectionRejection, validate_correction_record
+from udfs.credits import DRAWN_KINDS, ledger_identity
 from udfs.money import round_amount
 from udfs.pricing.rate import price as rate_price
 from udfs.windows import to_epoch_ms
@@ -106,15 +118,34 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> tuple[di
     accounting shows `applied` + `rejected` corrections and `rejected` dead letters are out; returns every output
     collected until the corrections' lines are out (a correction line and nova-small's usage line), and the
     accounting totals when the corrections were all counted."""
+
+    def billed(collected: dict[str, list[dict]]) -> bool:
+        kinds = {"nova-small" if line["group"] == {"model": "nova-small"} else "tick" if line["quantity"] == "1"
+                 else line["kind"] for line in collected["line_items"]}
+        return {"correction", "nova-small", "tick"} <= kinds
+
+    return run_corrected(tmp_path, parallelism, usage=[*USAGE, TICKS[0]], corrections=CORRECTIONS, then=[TICKS[1]],
+                         decided=(applied, rejected), done=billed)
+
+
+def run_corrected(tmp_path, parallelism: int, *, usage: list[bytes], corrections: list[bytes], then: list[bytes],
+                  decided: tuple[int, int], done, reference_now=REFERENCE_NOW, grants: list[dict] | None = None,
+                  ) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """The job on `usage`, then `corrections` once a line item is out, then `then` once the accounting shows
+    `decided` = (applied, rejected) corrections and the rejected ones' dead letters are out; until `done(collected)`
+    (closing the results cancels the job). With `grants`: the credits stage (a replay of them) and the invoice
+    stage on its drawdowns too. Returns every output collected and the accounting totals when the corrections were
+    all counted."""
     from pyflink.common import Duration, WatermarkStrategy
     from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 
+    applied, rejected = decided
     usage_dir = tmp_path / "usage"
     usage_dir.mkdir()
-    (usage_dir / "usage.jsonl").write_bytes(b"\n".join([*USAGE, TICKS[0]]) + b"\n")
+    (usage_dir / "usage.jsonl").write_bytes(b"\n".join(usage) + b"\n")
     settings = BillingSettings(
         catalog_yaml=CATALOG_PATH.read_text(), window_size_ms=WINDOW_MS, out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
-        reference_now_ms=to_epoch_ms(REFERENCE_NOW), watermark_on_every_event=True, correction_horizon_ms=HORIZON_MS,
+        reference_now_ms=to_epoch_ms(reference_now), watermark_on_every_event=True, correction_horizon_ms=HORIZON_MS,
     )
     env = stream_environment(parallelism=parallelism)
     t_env = table_environment(env, settings)
@@ -136,6 +167,17 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> tuple[di
         env, settings, path=str(usage_dir), monitor_interval_ms=100), raw)
 
     streams = {tag: stream for tag, stream in vars(outputs).items() if stream is not None}
+    if grants is not None:
+        grants_file, caps_file = tmp_path / "grants.jsonl", tmp_path / "caps.jsonl"
+        grants_file.write_text("\n".join(json.dumps(g) for g in grants) + "\n")
+        caps_file.write_text("")
+        credits = build_credits(
+            t_env, settings.catalog_yaml, [outputs.line_items, outputs.unique_count_line_items],
+            grants_ddl=file_credit_input_ddl("credit_grants_raw", path=str(grants_file), topic="credit-grants"),
+            spend_caps_ddl=file_credit_input_ddl("spend_caps_raw", path=str(caps_file), topic="spend-caps"),
+            replay=True,
+        )
+        streams.update(drawdowns=credits.drawdowns, invoices=invoices_of(settings, outputs, credits.drawdowns))
     collected: dict[str, list[dict]] = {tag: [] for tag in streams}
     written = False
     counted: dict[str, int] | None = None
@@ -144,7 +186,7 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> tuple[di
             tag, value = item.split("\t", 1)
             collected[tag].append(json.loads(value))
             if collected["line_items"] and not written:
-                lines = b"".join(f"{i}\t".encode() + raw + b"\n" for i, raw in enumerate(CORRECTIONS))
+                lines = b"".join(f"{i}\t".encode() + raw + b"\n" for i, raw in enumerate(corrections))
                 (tmp_path / "corrections.part").write_bytes(lines)
                 (tmp_path / "corrections.part").rename(watched / "corrections.txt")  # whole, at once
                 written = True
@@ -152,12 +194,10 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> tuple[di
             if counted is None and (len(collected["correction_dead_letters"]) == rejected and totals.get(
                     "correction_applied", 0) + totals.get("correction_rejected", 0) == applied + rejected):
                 counted = totals  # every correction is decided: now move the watermark past them
-                (tmp_path / "tick.part").write_bytes(TICKS[1] + b"\n")
-                (tmp_path / "tick.part").rename(usage_dir / "tick.jsonl")
-            billed = {"nova-small" if line["group"] == {"model": "nova-small"} else "tick" if line["quantity"] == "1"
-                      else line["kind"] for line in collected["line_items"]}
-            if counted is not None and {"correction", "nova-small", "tick"} <= billed:
-                break  # the corrections (and the window after them) are billed: closing the results cancels the job
+                (tmp_path / "then.part").write_bytes(b"\n".join(then) + b"\n")
+                (tmp_path / "then.part").rename(usage_dir / "then.jsonl")
+            if counted is not None and done(collected):
+                break
     return collected, counted
 
 
@@ -230,3 +270,58 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
         ("usage", window_start, Decimal(300), 1)]
     small_price = tenant.price_for("input_tokens", (("model", "nova-small"),))
     assert small[0].amount == round_amount(rate_price(Decimal(300), small_price).amount, tenant.amount_precision)
+
+
+# A cancel after the usage drew credit, then a closed period: the customer's prepaid grant (less than the usage, more
+# than the usage left after the cancel) pays what it can; the cancel's negative correction line gives credit back,
+# which pays the usage left uncovered at once (udfs.credits.ledger); October's invoice closes (a later event moves the
+# clock past its end + grace) with the correction line on it and the credit its lines drew, net: all of it.
+CLOSE_NOW = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)  # the reference clock: the closing event is not in the future
+CREDIT_USAGE = [usage("k1", "400000"), usage("k2", "600000"), usage("k-tick", "1", minutes=5)]
+CREDIT_CORRECTIONS = [correction("c-k1", "k1", "cancel")]
+# 05:30 UTC: November for acme-ai (New York), past October's end (04:00 UTC) + the 1 h grace
+CLOSING = [usage("k-close", "1", minutes=120)]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_cancel_gives_credit_back_and_the_closed_invoice_holds_its_lines_and_credit(tmp_path, parallelism):
+    tenant = load_catalog(CATALOG_PATH).tenant("acme-ai")
+    price = tenant.price_for("input_tokens", (("model", "nova-large"),))
+
+    def amount(quantity: int) -> Decimal:
+        return round_amount(rate_price(Decimal(quantity), price).amount, tenant.amount_precision)
+
+    granted = amount(800_000)
+    assert amount(600_001) < granted < amount(1_000_001), "the grant covers the corrected usage, not the first"
+    grants = [grant("g-corr", "acme-ai", "corr-1", str(granted), tenant.currency)]
+
+    def closed(collected: dict[str, list[dict]]) -> bool:
+        return any(invoice["status"] == "final" for invoice in collected["invoices"])
+
+    out, _ = run_corrected(tmp_path, parallelism, usage=CREDIT_USAGE, corrections=CREDIT_CORRECTIONS, then=CLOSING,
+                           decided=(1, 0), done=closed, reference_now=CLOSE_NOW, grants=grants)
+
+    october = next(Invoice.model_validate(i) for i in out["invoices"] if i["status"] == "final")
+    lines = [InvoiceLineItem.model_validate(li) for li in out["line_items"] if li["invoice_id"] == october.invoice_id]
+    assert sorted((x.kind, x.quantity) for x in lines) == [
+        ("correction", Decimal(-400_000)), ("usage", Decimal(1)), ("usage", Decimal(1_000_000))]
+    cancel = next(x for x in lines if x.kind == "correction")
+    # decided after the watermark it came after, before the tick's window fired (as in the test above)
+    assert cancel.amount == amount(600_000) - amount(1_000_000) < 0 and cancel.period_quantity_to_date == 600_000
+    drawdowns = [CreditDrawdown.model_validate(d) for d in out["drawdowns"]]
+    own = {x.line_item_id for x in lines}
+    drawn = [d for d in drawdowns if d.line_item_id in own and d.kind in DRAWN_KINDS]
+    assert sum(d.amount for d in drawn if d.line_item_id == cancel.line_item_id) < 0, "the cancel gives credit back"
+    assert any(d.kind == "catch_up" for d in drawn), "the credit given back pays the usage left uncovered at once"
+
+    assert_invoices_exact([october.model_dump(mode="json")], [li.model_dump(mode="json") for li in lines],
+                          [d.model_dump(mode="json") for d in drawdowns if d.line_item_id in own])
+    assert october.total == amount(600_001) and october.correction_total == cancel.amount
+    assert october.credits_applied == sum((d.amount for d in drawn), Decimal(0)) == october.total, (
+        "the grant pays the corrected total, net of the credit the cancel gave back")
+    assert october.amount_due == 0
+    grant_records = [CreditGrantRecord.model_validate(g).root for g in grants]
+    for key, check in ledger_identity(grant_records, drawdowns, [InvoiceLineItem.model_validate(li)
+                                                                 for li in out["line_items"]]).items():
+        assert check.usage_identity_holds, key
+        assert check.balance == granted - october.total, key
