@@ -46,7 +46,8 @@ past its own horizon too (the event was first seen before the correction), so it
 - `observe_event(state, event, now_ms, meter)` for each first copy (`udfs.dedup` outcome `first`): the ledger
   remembers the billed version of the event (`BilledEvent`: customer, meter, event time, value, the group it was
   billed in and, for unique_count, the counted value) and the processing time it was first seen.
-  `observe_dead_letter` remembers that a record with these ids was dead-lettered (a valid copy seen first wins).
+  `observe_dead_letter` remembers that a record with these ids was dead-lettered (a valid copy seen first wins); the
+  ids are `udfs.validation.rejected_record_ids` (both valid, whatever else failed; a record without them leaves none).
 - `decide(state, correction, now_ms, ...)`: the event is looked up at processing time `now_ms` (`expire_entry`):
   `event_dead_lettered`, `unknown_event`, `outside_horizon` (first seen + horizon <= now, Flink's TTL rule as
   `udfs.dedup.expired` states it), `already_cancelled` (a second cancel, or an amend after a cancel),

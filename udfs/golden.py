@@ -6,8 +6,9 @@ on each case, give the recorded answer) and by JUnit (`engine/src/test/java/...G
 it too). So parity is checked in seconds, without a Flink job; the MiniCluster parity tests stay as end-to-end guards.
 
 Each file: the rule (Python) -> its Java twin.
-- `validation.json`: `udfs.validation.validate_usage_record` (reason, the field a detail names) and
-  `udfs.grouping` (ids, event time, value, group_json, unique_token, fingerprint) -> `UsageEventParser`.
+- `validation.json`: `udfs.validation.validate_usage_record` (reason, the field a detail names, a reject's ids by
+  `rejected_record_ids`) and `udfs.grouping` (ids, event time, value, group_json, unique_token, fingerprint)
+  -> `UsageEventParser`.
 - `canonical.json`: `udfs.grouping.canonical_json` of flat string maps, `udfs.money.to_wire` -> `CanonicalJson`.
 - `windows.json`: `udfs.windows.window_bounds` -> `io.meterstream.windows.TumblingWindows`.
 - `periods.json`: `udfs.periods.billing_period` -> `RatingCatalog.Tenant.period` (`BillingPeriodStart`).
@@ -92,7 +93,7 @@ from udfs.money import ExactnessError, round_amount, to_wire
 from udfs.periods import billing_period
 from udfs.pricing import graduated, package, per_unit, volume
 from udfs.pricing.priced import Priced
-from udfs.validation import Rejection, validate_usage_record
+from udfs.validation import Rejection, rejected_record_ids, validate_usage_record
 from udfs.window_rows import last_key, line_item_from_period_row
 from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
 
@@ -340,7 +341,9 @@ def validation_case(raw: bytes | None, cat: Catalog, meters_by_tenant: Any = Non
     result = validate_usage_record(raw, meters_by_tenant=meters_by_tenant or cat.meters_by_tenant(), now=NOW,
                                    max_age=MAX_AGE, max_future_skew=MAX_FUTURE_SKEW)
     if isinstance(result, Rejection):
-        return {"reason": result.reason.value, "detail_field": _detail_field(result)}
+        ids = rejected_record_ids(raw)
+        return {"reason": result.reason.value, "detail_field": _detail_field(result),
+                "ids": None if ids is None else list(ids)}
     assert isinstance(result, UsageEvent)
     meter = cat.meter(result.tenant_id, result.meter)
     unique = None

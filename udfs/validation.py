@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.usage_event import (
@@ -60,6 +60,7 @@ from schemas.usage_event import (
     TIMESTAMP_PATTERN,
     VALUE_MAX_INTEGER_DIGITS,
     VALUE_PATTERN,
+    IdString,
     UsageEvent,
 )
 from schemas.wire import loads_exact
@@ -99,11 +100,13 @@ __all__ = [
     "dead_letter_for",
     "json_object_of",
     "raw_record_fields",
+    "rejected_record_ids",
     "validate_usage_record",
 ]
 # ----------------------------------------------------------------------------------------------------------
 
 _FIELD_RANK = {name: index for index, name in enumerate(FIELD_ORDER)}
+_ID = TypeAdapter(IdString)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,19 @@ def validate_usage_record(
     if event.timestamp > now + max_future_skew:
         return Rejection(DeadLetterReason.TOO_FAR_IN_FUTURE, f"timestamp is more than {max_future_skew} after now")
     return event
+
+
+def rejected_record_ids(raw: bytes | bytearray | memoryview | None) -> tuple[str, str] | None:
+    """The (tenant_id, event_id) a record names when it is a JSON object whose two ids are both valid (the id rule of
+    `schemas.usage_event.IdString`), whatever else made it a dead letter; else None. The correction ledger remembers a
+    dead-lettered record by them, so that a correction of it is `event_dead_lettered`, not `unknown_event`."""
+    obj = json_object_of(raw)
+    if isinstance(obj, tuple):
+        return None
+    try:
+        return _ID.validate_python(obj.get("tenant_id")), _ID.validate_python(obj.get("event_id"))
+    except ValidationError:
+        return None
 
 
 def json_object_of(raw: bytes | bytearray | memoryview | None) -> dict[str, Any] | tuple[str, str]:

@@ -3,8 +3,8 @@
 rejects on the correction dead-letter topic (read_committed) with the coordinates they were read at, and the
 corrections' identity in the job's own check. Usage and corrections are read at once here, so whether a correction
 finds its event billed first depends on timing: the ledger's outcomes are checked as a whole (applied, or
-`already_cancelled` / `unknown_event` / `aggregation_not_correctable`), the Python stages' reasons exactly (the job
-test pins the ledger's)."""
+`already_cancelled` / `unknown_event` / `aggregation_not_correctable` / `event_dead_lettered`), the Python stages'
+reasons exactly (the job test pins the ledger's)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_corrections_from_kafka_are_dead_lettered_and_counted(kafka_bootstrap, k
     letters = [CorrectionDeadLetter.model_validate(d)
                for d in read_json(kafka_bootstrap, topics["correction_dead_letters"])]
     got = Counter(letter.reason.value for letter in letters)
-    ledger = ("already_cancelled", "unknown_event", "aggregation_not_correctable")
+    ledger = ("already_cancelled", "unknown_event", "aggregation_not_correctable", "event_dead_lettered")
     assert {r: n for r, n in got.items() if r not in ledger} == {r: n for r, n in rejected.items() if r not in ledger}
     assert len(corrections) - sum(got.values()) + sum(got[r] for r in ledger) == applied + sum(
         rejected[r] for r in ledger), "what reached the ledger: applied or rejected there"

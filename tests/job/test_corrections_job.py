@@ -13,7 +13,8 @@ the usage's clock had reached (a later event of the customer, `TICKS[0]`, fired 
 watermark passes it (the next one, `TICKS[1]`, written once every correction's outcome is out): the fired window of
 series nova-large gets one correction line (the cancel, the amend of the value and the amend that moves e3 to
 nova-small), the series nova-small, which had not fired that window, gets it opened and billed as its usage line.
-A cancel of a max meter's event is rejected (`aggregation_not_correctable`) and leaves its line as it was.
+A cancel of a max meter's event is rejected (`aggregation_not_correctable`) and leaves its line as it was; one of a
+dead-lettered event (too old) is `event_dead_lettered`, with the event's reason.
 
 With credits: a cancel's negative correction line gives credit back, which pays the usage the grant had left
 uncovered at once, and the period's invoice, closed by a later event, holds the correction line and the credit its
@@ -34,9 +35,9 @@ from jobs.credits import build_credits
 from jobs.runtime import stream_environment
 from schemas.correction_dead_letter import CorrectionDeadLetter
 from schemas.credits import CreditDrawdown, CreditGrantRecord
+from schemas.dead_letter import DeadLetterReason
 from schemas.invoice import Invoice
 from schemas.invoice_line_item import InvoiceLineItem
-from schemas.usage_event import UsageEvent
 from tests.credit_files import file_credit_input_ddl
 from tests.invoice_checks import assert_invoices_exact
 from tests.job.test_billing_job import CATALOG_PATH, final_accounting
@@ -49,6 +50,7 @@ from udfs.corrections import CorrectionLedger, CorrectionRejection, validate_cor
 from udfs.credits import DRAWN_KINDS, ledger_identity
 from udfs.money import round_amount
 from udfs.pricing.rate import price as rate_price
+from udfs.validation import Rejection, rejected_record_ids, validate_usage_record
 from udfs.windows import to_epoch_ms
 
 pytestmark = pytest.mark.job
@@ -68,7 +70,8 @@ def correction(correction_id: str, event_id: str, action: str, tenant: str = "ac
                        "sent_at": "2026-11-01T05:00:00Z", **fields}).encode()
 
 
-USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300"), usage("s1", "4", meter="seats")]
+USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300"), usage("s1", "4", meter="seats"),
+         usage("old-1", "7", minutes=-36 * 24 * 60)]  # too_old: dead-lettered, remembered by its ids
 # Later events of the same customer and series: the first fires the usage's window, the second moves the watermark
 # past the one the corrections came after.
 TICKS = [usage("tick-1", "1", minutes=5), usage("tick-2", "1", minutes=10)]
@@ -86,6 +89,7 @@ CORRECTIONS = [
     correction("c-neg", "e3", "amend", value="-1"),  # negative_value
     correction("c-meter", "e3", "amend", meter="x", value="1"),  # unamendable_field
     correction("c-seats", "s1", "cancel"),  # aggregation_not_correctable (seats is a max meter)
+    correction("c-old", "old-1", "cancel"),  # event_dead_lettered (too_old)
     b"{not json",  # malformed_json
     b"\xff\xfe",  # not_utf8
     b"[1, 2]",  # not_an_object
@@ -101,7 +105,12 @@ def spec_outcomes(raws: list[bytes | None], usage: list[bytes] = USAGE) -> tuple
     meters = {tenant_id: tenant.meters for tenant_id, tenant in catalog.tenants.items()}
     ledger = CorrectionLedger(meters, timedelta(milliseconds=WINDOW_MS), horizon_ms=HORIZON_MS)
     for raw in usage:
-        ledger.observe_event(UsageEvent.model_validate_json(raw), 1)
+        event = validate_usage_record(raw, meters_by_tenant=catalog.meters_by_tenant(), now=REFERENCE_NOW)
+        if isinstance(event, Rejection):
+            if (ids := rejected_record_ids(raw)) is not None:
+                ledger.observe_dead_letter(*ids, event.reason, 1)
+        else:
+            ledger.observe_event(event, 1)
     applied, rejected = 0, Counter()
     for raw in raws:
         result = validate_correction_record(raw, tenants=catalog.tenants)
@@ -207,7 +216,7 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert (applied, sum(rejected.values())) == (3, len(CORRECTIONS) - 3)
     assert all(b"\n" not in raw and b"\r" not in raw for raw in CORRECTIONS), "one record per line"
     assert {"duplicate_correction", "conflicting_correction", "not_utf8", "malformed_json", "already_cancelled",
-            "unknown_event", "aggregation_not_correctable"} <= set(rejected)
+            "unknown_event", "aggregation_not_correctable", "event_dead_lettered"} <= set(rejected)
 
     out, totals = run_job(tmp_path, parallelism, applied, sum(rejected.values()))
 
@@ -216,7 +225,7 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
         counts[(record["outcome"], record["detail"])] = record["records"]
     assert counts[("correction_applied", "")] == applied
     assert {d: n for (o, d), n in counts.items() if o == "correction_rejected"} == dict(rejected)
-    assert totals == {"windowed": len(USAGE) + 1, "correction_applied": applied,
+    assert totals == {"windowed": len(USAGE), "dead_lettered": 1, "correction_applied": applied,
                       "correction_rejected": sum(rejected.values())}, "usage accounting is unchanged"
 
     letters = [CorrectionDeadLetter.model_validate(letter) for letter in out["correction_dead_letters"]]
@@ -238,6 +247,8 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert (by_reason["unknown_event"].correction_id, by_reason["unknown_event"].event_id) == ("c-unknown",
                                                                                              "e-never-sent")
     assert by_reason["unknown_event"].detail.startswith("event 'e-never-sent' is not known")
+    assert (by_reason["event_dead_lettered"].event_id, by_reason["event_dead_lettered"].event_dead_letter_reason) == (
+        "old-1", DeadLetterReason.TOO_OLD)
     assert (by_reason["aggregation_not_correctable"].event_id, by_reason["aggregation_not_correctable"].detail) == (
         "s1", "event 's1' is usage of meter 'seats' (max): only corrections of sum and count meters are billed so far")
 

@@ -28,7 +28,13 @@ from tests.strategies import (
     valid_usage_records,
 )
 from udfs import validation
-from udfs.validation import MAX_RECORD_BYTES, Rejection, dead_letter_for, validate_usage_record
+from udfs.validation import (
+    MAX_RECORD_BYTES,
+    Rejection,
+    dead_letter_for,
+    rejected_record_ids,
+    validate_usage_record,
+)
 
 R = DeadLetterReason
 BASE: dict[str, Any] = {
@@ -316,3 +322,17 @@ def test_rejections_become_valid_dead_letters(raw: bytes):
 @given(near_valid_usage_records())
 def test_reason_is_deterministic(raw: bytes):
     assert check(raw) == check(raw)
+
+
+@pytest.mark.parametrize(("raw", "ids"), [
+    (b'{"event_id":"e-1","tenant_id":"acme-ai","timestamp":"yesterday"}', ("acme-ai", "e-1")),  # invalid_timestamp
+    (b'{"event_id":"e-1","tenant_id":"acme-ai","customer_id":7}', ("acme-ai", "e-1")),  # invalid customer_id
+    (b'{"event_id":1,"tenant_id":"acme-ai"}', None),  # a number is not an id
+    (b'{"event_id":"","tenant_id":"acme-ai"}', None),  # too short
+    (b'{"event_id":"e-1"}', None),  # no tenant
+    (b'{"event_id":"\\ud800","tenant_id":"acme-ai"}', None),  # a lone surrogate
+    (b'["e-1","acme-ai"]', None),  # not an object
+    (b'{"event_id":"e-1",', None),  # malformed
+])
+def test_rejected_record_ids_are_named_only_when_both_are_valid(raw: bytes, ids):
+    assert rejected_record_ids(raw) == ids

@@ -12,8 +12,9 @@ import org.apache.flink.table.types.logical.RowType;
 /**
  * The dedup key of a parsed usage record. The event key of a valid record is the {@link HashedKey} of
  * (tenant_id, event_id); its keyed-state key is the event key's bucket, the top {@link #BUCKET_BITS} bits: the
- * routing operator keeps one {@link DedupTable} per bucket (why: see there). A rejected record has no trustworthy
- * key and keeps no state: it is keyed by its source partition, so rejects spread over a handful of keys.
+ * routing operator keeps one {@link DedupTable} per bucket (why: see there). A rejected record whose two ids are
+ * valid has the same key (the correction ledger remembers it as dead-lettered there); one without them has no
+ * trustworthy key and keeps no state: it is keyed by its source partition.
  *
  * <p>{@link #BUCKET_BITS} is part of the state layout: changing it needs a new routing operator uid.
  */
@@ -37,13 +38,13 @@ public final class UsageDedupKey implements KeySelector<RowData, Integer>, Resul
 
     @Override
     public Integer getKey(RowData row) {
-        if (!row.isNullAt(reasonIndex)) {
+        if (!row.isNullAt(reasonIndex) && row.isNullAt(keyHiIndex)) {
             return row.isNullAt(partitionIndex) ? -1 : row.getInt(partitionIndex);
         }
         return bucket(row.getLong(keyHiIndex));
     }
 
-    /** The 128-bit event key of a valid record, as the parse computed it (columns event_key_hi, event_key_lo). */
+    /** The 128-bit event key of a record with valid ids, as the parse computed it (event_key_hi, event_key_lo). */
     public Tuple2<Long, Long> eventKey(RowData row) {
         return Tuple2.of(row.getLong(keyHiIndex), row.getLong(keyLoIndex));
     }

@@ -106,13 +106,14 @@ import org.apache.flink.util.OutputTag;
  * processing time. A rejection goes to the side output {@link #correctionRejectTag()} and is counted
  * {@code correction_rejected} by reason; an applied correction is counted {@code correction_applied}. Its remove/add
  * contributions go on to the window operator as correction records ({@link WindowedUsage#correction}) of their
- * series, after the watermark this operator had forwarded, for sum and count meters (max, min, last and unique_count:
- * not yet, their bill does not change yet). The corrections input
+ * series, after the watermark this operator had forwarded (sum and count meters: the ledger rejects the others',
+ * {@code aggregation_not_correctable}). The corrections input
  * carries no watermarks and holds none back (its watermarks are ignored; the usage input's go on as above). Watermark
  * statuses of a two-input operator go through Flink's final combining methods: an idle status is forwarded when both
  * inputs are idle (a corrections subtask without a partition while usage pauses), which the one-input operator never
- * does (see Idleness above); not fixed yet. Dead-lettered usage records leave no marker yet (they are not keyed by their ids here), so
- * {@code event_dead_lettered} is not decided: such a correction is {@code unknown_event}. The ledger is written
+ * does (see Idleness above); not fixed yet. A dead-lettered usage record whose two ids are valid is keyed by them
+ * ({@link UsageDedupKey}) and leaves a marker in the ledger, so a correction of it is {@code event_dead_lettered}
+ * (with the record's reason); one without valid ids cannot be named by a correction. The ledger is written
  * with the dedup tables, per key group, in format {@link #DEDUP_FORMAT_WITH_LEDGER}; state without it (formats 1 and
  * 2) restores with an empty ledger, and a ledger restored into an operator without corrections is dropped.
  */
@@ -166,6 +167,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private final RowData.FieldGetter[] recordGetters;
     private final RowData.FieldGetter[] rejectGetters;
     private final int reasonIndex;
+    private final int keyHiIndex;
     private final int fingerprintIndex;
     private final int eventTimeIndex;
     private final int aggregationIndex;
@@ -228,6 +230,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         this.recordGetters = getters(input, RECORD_COLUMNS);
         this.rejectGetters = getters(input, REJECT_COLUMNS);
         this.reasonIndex = Columns.indexOf(input, "reason");
+        this.keyHiIndex = Columns.indexOf(input, "event_key_hi");
         this.fingerprintIndex = Columns.indexOf(input, "fingerprint");
         this.eventTimeIndex = Columns.indexOf(input, "event_time_ms");
         this.aggregationIndex = Columns.indexOf(input, "aggregation");
@@ -598,7 +601,14 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             Row out = new Row(RECORD_COLUMNS.length + REJECT_COLUMNS.length);
             copyExternal(in, recordGetters, out, 0);
             copyExternal(in, rejectGetters, out, RECORD_COLUMNS.length);
-            pendingRejects.computeIfAbsent(in.getString(reasonIndex).toString(), reason -> new long[1])[0]++;
+            String reason = in.getString(reasonIndex).toString();
+            pendingRejects.computeIfAbsent(reason, r -> new long[1])[0]++;
+            if (ledger != null && !in.isNullAt(keyHiIndex)) {
+                // Its ids are valid: a correction of it is event_dead_lettered (udfs.corrections.observe_dead_letter).
+                Tuple2<Long, Long> eventKey = dedupKey.eventKey(in);
+                ledger.observeDeadLetter(eventKey.f0, eventKey.f1, getProcessingTimeService()
+                        .getCurrentProcessingTime(), reason);
+            }
             output.collect(deadLettered, element.replace(out));
             return;
         }

@@ -48,7 +48,8 @@ import org.apache.flink.table.functions.ScalarFunction;
  * {@code %} -> {@code %25} then {@code ,} -> {@code %2C}; NULL when absent. {@code fingerprint}: see
  * {@link UsageEventParser} (hex SHA-256 of a canonical JSON rendering of the event content).
  * {@code event_key_hi}/{@code event_key_lo}: the dedup key of a valid record, the {@code HashedKey} of
- * (tenant_id, event_id) ({@code UsageDedupKey#eventKey}); NULL for a rejected one.
+ * (tenant_id, event_id) ({@code UsageDedupKey#eventKey}); for a rejected one the same when both ids are valid
+ * ({@code udfs.validation.rejected_record_ids}: the correction ledger remembers the dead letter by it), else NULL.
  *
  * <p>The same payload is often evaluated twice per record (watermark computed column and projection, or once per
  * projected field when the planner expands {@code p.reason, p.meter, ...}), so the last result per thread is
@@ -167,7 +168,7 @@ public class ParseUsageEvent extends ScalarFunction {
         row.setField(at + 9, str(r.groupJson));
         row.setField(at + 10, str(r.uniqueToken));
         row.setField(at + 11, str(r.fingerprint));
-        if (r.reasonCode() == null) {
+        if (r.reasonCode() == null || (r.eventId != null && r.tenantId != null)) {
             // The dedup key, hashed once here rather than on both sides of the shuffle and again in the operator.
             Tuple2<Long, Long> key = UsageDedupKey.eventKey(row.getString(at + 3), row.getString(at + 2));
             row.setField(at + 12, key.f0);

@@ -151,6 +151,26 @@ class UsageRoutingCorrectionsTest {
     }
 
     @Test
+    void aCorrectionOfADeadLetteredEventSaysSoAndWhy() throws Exception {
+        var harness = open(null, 1, 0);
+        harness.setProcessingTime(T0);
+        // e1 was too old (its ids valid: the parse keyed it by them); x1 malformed (no ids: nothing to remember)
+        GenericRowData tooOld = usage("acme-ai", "e1", "10");
+        tooOld.setField(5, StringData.fromString(Rules.reasonCode(Rules.REASON_TOO_OLD)));
+        tooOld.setField(6, StringData.fromString("timestamp is older than 35 days before now"));
+        harness.processElement1(tooOld, T0);
+        harness.processElement2(correction("acme-ai", "e1", "k1", "cancel", null), T0);
+        harness.processElement2(correction("acme-ai", "x1", "k2", "cancel", null), T0);
+        assertEquals(Map.of(UsageRouting.CORRECTION_REJECTED + "/" + Rules.CORRECTION_EVENT_DEAD_LETTERED, 1L,
+                UsageRouting.CORRECTION_REJECTED + "/" + Rules.CORRECTION_UNKNOWN_EVENT, 1L,
+                Rules.OUTCOME_DEAD_LETTERED, 1L), flush(harness));
+        Row rejected = rejects(harness).get(0);
+        assertEquals(List.of(Rules.CORRECTION_EVENT_DEAD_LETTERED, Rules.reasonCode(Rules.REASON_TOO_OLD)),
+                List.of(rejected.getField(4), rejected.getField(6)));
+        assertEquals(0, harness.extractOutputValues().size(), "nothing billed, nothing corrected");
+    }
+
+    @Test
     void aCorrectionAfterTheEndOfTheUsageComesAfterTheWatermarkThatFiredItsWindow() throws Exception {
         // a bounded run whose usage ended before any finite watermark: only the maximum came (none below it)
         var harness = open(null, 1, 0);

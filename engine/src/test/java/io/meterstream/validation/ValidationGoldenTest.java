@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Base64;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -22,7 +23,8 @@ import org.junit.jupiter.api.Test;
  * {@link UsageEventParser} (the parser of {@code PARSE_USAGE_EVENT} and of the Kafka source) against
  * {@code udfs.validation.validate_usage_record} and {@code udfs.grouping} ({@code golden/validation.json}: every
  * example message, hand-written edges where Jackson and Python's {@code json} could differ, and seeded near-valid
- * records reaching every reason). Per record: the same reason, the same field named by a structural detail, and for
+ * records reaching every reason). Per record: the same reason, the same field named by a structural detail, a
+ * rejected record's (tenant_id, event_id) when both are valid, and for
  * a valid record the same ids, event time, value, aggregation, group_json, unique_token and fingerprint.
  */
 class ValidationGoldenTest {
@@ -49,6 +51,11 @@ class ValidationGoldenTest {
                 assertNotNull(r.detail, where);
                 Matcher m = DETAIL_FIELD.matcher(r.detail);
                 assertEquals(text(c.get("detail_field")), m.find() ? m.group(1) : null, where + ": detail field");
+                // the ids the correction ledger remembers a dead letter by (udfs.validation.rejected_record_ids)
+                JsonNode ids = c.get("ids");
+                assertEquals(ids.isNull() ? null : List.of(ids.get(0).textValue(), ids.get(1).textValue()),
+                        r.tenantId == null || r.eventId == null ? null : List.of(r.tenantId, r.eventId),
+                        where + ": ids");
             } else {
                 assertEquals(text(c.get("event_id")), r.eventId, where);
                 assertEquals(text(c.get("tenant_id")), r.tenantId, where);
