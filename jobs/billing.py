@@ -280,7 +280,7 @@ def _external_tag(name: str, rows):
 
 
 def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed_usage: ParsedUsage,
-                corrections=None) -> RoutedUsage:
+                corrections=None, *, replay: bool = False) -> RoutedUsage:
     """Dedup and route the parsed usage records in the keyed Java operator `UsageRouting`. Its main output, every
     first-seen valid record (`io.meterstream.routing.WindowedUsage`, with its series key; event time as timestamps),
     goes to `rate_windows`, which decides lateness; registers its dead letters as the table `usage_dead_letters`.
@@ -292,7 +292,10 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
 
     With `corrections` (a Java DataStream of `jobs.corrections.LEDGER_ROW_TYPE` rows: accepted corrections), the
     operator gets them as its second input, keyed by the bucket of their (tenant_id, event_id)
-    (`io.meterstream.routing.CorrectionKey`), and keeps the correction ledger beside the dedup memory.
+    (`io.meterstream.routing.CorrectionKey`), and keeps the correction ledger beside the dedup memory. With `replay`
+    (a bounded run, which reads the two topics at once) it holds the corrections in keyed state until the usage input
+    has ended, then decides them: each finds the events it names, whichever topic was read faster. A streaming run
+    decides each on arrival (one that comes before its event is `unknown_event`).
     """
     parsed, parsed_type = parsed_usage.stream, parsed_usage.row_type
 
@@ -314,7 +317,8 @@ def route_usage(t_env: StreamTableEnvironment, settings: BillingSettings, parsed
         routing = java_new(
             USAGE_ROUTING_CLASS, (ROW_TYPE, parsed_type), (LONG, settings.window_size_ms),
             (LONG, settings.dedup_ttl_days * MS_PER_DAY), (OUTPUT_TAG, dead_lettered), (OUTPUT_TAG, accounting),
-            (STRING, settings.java_catalog_json), (LONG, settings.correction_horizon_ms), (OUTPUT_TAG, rejects_tag))
+            (STRING, settings.java_catalog_json), (LONG, settings.correction_horizon_ms), (OUTPUT_TAG, rejects_tag),
+            (BOOLEAN, replay))
         correction_key = java_new(CORRECTION_KEY_CLASS)
         j_routed = (
             parsed.connect(corrections).keyBy(key, correction_key, key.getProducedType())
@@ -402,11 +406,12 @@ def correction_counts(counts: DataStream):
 
 def build_pipeline(
     env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: BillingSettings, source: ParsedUsage,
-    corrections: DataStream | None = None,
+    corrections: DataStream | None = None, *, replay: bool = False,
 ) -> BillingOutputs:
     """Wire the job on its parsed usage records, whichever source made them: `kafka_parsed_usage` (production) or
     `tests.usage_files.file_parsed_usage` (job tests); and, when given, on the raw `usage-corrections` records
-    (`jobs.corrections.RAW_CORRECTION_TYPE` rows: `kafka_raw_corrections`, or a test's collection)."""
+    (`jobs.corrections.RAW_CORRECTION_TYPE` rows: `kafka_raw_corrections`, or a test's collection). `replay`: the
+    usage input is bounded (`--bounded`), and the corrections wait until it has ended (`route_usage`)."""
     if not isinstance(source, ParsedUsage):
         raise TypeError(f"build_pipeline takes ParsedUsage (kafka_parsed_usage, a test file's), not "
                         f"{type(source).__name__}")
@@ -417,7 +422,8 @@ def build_pipeline(
         correction_outputs = build_corrections(corrections, settings.catalog_yaml,
                                                horizon_ms=settings.correction_horizon_ms)
     routed = route_usage(t_env, settings, source,
-                         None if correction_outputs is None else correction_outputs.accepted._j_data_stream)
+                         None if correction_outputs is None else correction_outputs.accepted._j_data_stream,
+                         replay=replay)
     if correction_outputs is not None:
         from jobs.corrections import LedgerRejectFormatter
 
@@ -553,7 +559,7 @@ def build_job(
     if corrections:
         raw_corrections = kafka_raw_corrections(env, bootstrap=bootstrap, topic=topics.usage_corrections,
                                                 group_id=job_name, bounded=bounded)
-    outputs = build_pipeline(env, t_env, settings, source, raw_corrections)
+    outputs = build_pipeline(env, t_env, settings, source, raw_corrections, replay=bounded)
     attach_kafka_sinks(outputs, topics, bootstrap, job_name)
     drawdowns = None
     if credits:

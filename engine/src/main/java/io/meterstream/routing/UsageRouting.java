@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -17,6 +18,7 @@ import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataInputViewStreamWrapper;
@@ -27,6 +29,8 @@ import org.apache.flink.runtime.state.KeyGroupStatePartitionStreamProvider;
 import org.apache.flink.runtime.state.KeyedStateCheckpointOutputStream;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.operators.TwoInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
@@ -103,7 +107,11 @@ import org.apache.flink.util.OutputTag;
  * memory, keyed alike: every first-seen valid record is observed, and a second input of accepted corrections
  * ({@link #CORRECTION_COLUMNS}: valid, first copies of their correction ids, keyed by the bucket of their
  * (tenant_id, event_id), {@link CorrectionKey}) is decided against it at the task's
- * processing time. A rejection goes to the side output {@link #correctionRejectTag()} and is counted
+ * processing time: on arrival in a streaming run; in a bounded run (a replay of recorded topics, which reads both
+ * inputs at once) held in keyed state ({@link #HELD_CORRECTIONS}, checkpointed) until the usage input has ended
+ * (the maximum watermark), then decided in arrival order per key, so each finds the events it names whichever input
+ * was read faster. (Flink's {@code InputSelectable}, reading one input to its end first, cannot be checkpointed.)
+ * A rejection goes to the side output {@link #correctionRejectTag()} and is counted
  * {@code correction_rejected} by reason; an applied correction is counted {@code correction_applied}. Its remove/add
  * contributions go on to the window operator as correction records ({@link WindowedUsage#correction}) of their
  * series, after the watermark this operator had forwarded (sum and count meters: the ledger rejects the others',
@@ -146,6 +154,12 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     /** The accepted corrections' columns (Python's {@code jobs.corrections.LEDGER_ROW_TYPE}), by position. */
     public static final String[] CORRECTION_COLUMNS = {"tenant_id", "event_id", "correction_id", "action", "value",
         "dimensions", "payload", "src_topic", "src_partition", "src_offset"};
+    private static final int CORRECTION_FIELDS = CORRECTION_COLUMNS.length;
+    /** The keyed state of corrections held until the usage input ends (bounded runs), and its row type. */
+    static final String HELD_CORRECTIONS = "corrections-held-until-usage-ends-v1";
+    private static final org.apache.flink.api.common.typeinfo.TypeInformation<Row> HELD_CORRECTION_TYPE = Types.ROW(
+            Types.STRING, Types.STRING, Types.STRING, Types.STRING, Types.STRING, Types.MAP(Types.STRING, Types.STRING),
+            Types.PRIMITIVE_ARRAY(Types.BYTE), Types.STRING, Types.INT, Types.LONG);
     /** The rejected corrections' columns ({@link #correctionRejectTag()}). */
     public static final String[] CORRECTION_REJECT_COLUMNS = {"payload", "src_topic", "src_partition", "src_offset",
         "reason", "detail", "event_dead_letter_reason", "correction_id", "tenant_id", "event_id"};
@@ -193,6 +207,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient long finiteFloor;
     private transient long[] pendingCounts;  // by outcome index, since the last flush
     private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
+    private final boolean holdCorrectionsUntilUsageEnds;
+    /** Bounded runs: corrections read before the usage input ended, per key, in arrival order. */
+    private transient ListState<Row> heldCorrections;
     private transient CorrectionLedger ledger;  // null: no corrections
     private transient JavaCatalog catalog;
     private transient long pendingApplied;
@@ -221,6 +238,19 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<Row> deadLettered,
             OutputTag<Row> accounting, String catalogJson, long correctionHorizonMs,
             OutputTag<Row> correctionRejects) {
+        this(input, windowSizeMs, dedupTtlMs, deadLettered, accounting, catalogJson, correctionHorizonMs,
+                correctionRejects, false);
+    }
+
+    /**
+     * With corrections, and for a bounded run (a replay of recorded topics) {@code holdCorrectionsUntilUsageEnds}:
+     * the corrections wait (in keyed state) until the usage input has ended, then are decided, so every correction
+     * finds the events it names, whatever order the two topics are read in (see the class comment).
+     */
+    public UsageRouting(RowType input, long windowSizeMs, long dedupTtlMs, OutputTag<Row> deadLettered,
+            OutputTag<Row> accounting, String catalogJson, long correctionHorizonMs,
+            OutputTag<Row> correctionRejects, boolean holdCorrectionsUntilUsageEnds) {
+        this.holdCorrectionsUntilUsageEnds = holdCorrectionsUntilUsageEnds;
         if (catalogJson != null) {
             new CorrectionLedger(windowSizeMs, correctionHorizonMs, dedupTtlMs);  // checks the horizon now
         }
@@ -300,6 +330,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         if (catalogJson != null) {
             ledger = new CorrectionLedger(windowSizeMs, correctionHorizonMs, dedupTtlMs);
             catalog = JavaCatalog.of(catalogJson);
+            ListStateDescriptor<Row> held = new ListStateDescriptor<>(HELD_CORRECTIONS, HELD_CORRECTION_TYPE);
+            held.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(dedupTtlMs)).build());
+            heldCorrections = getKeyedStateBackend().getPartitionedState(VoidNamespace.INSTANCE,
+                    VoidNamespaceSerializer.INSTANCE, held);
         }
         lookup = new DedupTable.Lookup();
         dedupTables = new byte[UsageDedupKey.BUCKETS][];
@@ -477,6 +511,32 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             }
         }
         super.processWatermark(mark);
+        if (watermarkFloor == Long.MAX_VALUE && heldCorrections != null) {
+            releaseHeldCorrections();
+        }
+    }
+
+    /** The usage input has ended: the corrections held until then are decided, key by key, in arrival order. */
+    private void releaseHeldCorrections() throws Exception {
+        @SuppressWarnings("unchecked")
+        org.apache.flink.runtime.state.KeyedStateBackend<Integer> backend =
+                (org.apache.flink.runtime.state.KeyedStateBackend<Integer>) (Object) getKeyedStateBackend();
+        List<Integer> keys;
+        try (java.util.stream.Stream<Integer> held = backend.getKeys(HELD_CORRECTIONS, VoidNamespace.INSTANCE)) {
+            keys = held.collect(java.util.stream.Collectors.toList());
+        }
+        for (Integer key : keys) {
+            setCurrentKey(key);
+            Iterable<Row> rows = heldCorrections.get();
+            List<Row> copy = new ArrayList<>();
+            if (rows != null) {
+                rows.forEach(copy::add);
+            }
+            heldCorrections.clear();
+            for (Row row : copy) {
+                decideCorrection(row);
+            }
+        }
     }
 
     /** Never forwarded (see the class comment); this operator's outputs stay active. */
@@ -504,6 +564,19 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     @Override
     public void processElement2(StreamRecord<Row> element) throws Exception {
         Row in = element.getValue();
+        if (holdCorrectionsUntilUsageEnds && watermarkFloor != Long.MAX_VALUE) {
+            Row copy = new Row(CORRECTION_FIELDS);
+            for (int i = 0; i < CORRECTION_FIELDS; i++) {
+                copy.setField(i, in.getField(i));
+            }
+            heldCorrections.add(copy);
+            return;
+        }
+        decideCorrection(in);
+    }
+
+    /** One accepted correction against the ledger: applied (its contributions go on) or rejected. */
+    private void decideCorrection(Row in) {
         String tenant = (String) in.getField(0);
         String eventId = (String) in.getField(1);
         Tuple2<Long, Long> key = UsageDedupKey.eventKey(StringData.fromString(tenant), StringData.fromString(eventId));

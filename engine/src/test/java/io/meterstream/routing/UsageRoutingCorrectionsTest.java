@@ -151,6 +151,34 @@ class UsageRoutingCorrectionsTest {
     }
 
     @Test
+    void inABoundedRunCorrectionsWaitForTheEndOfTheUsageThroughARestore() throws Exception {
+        // the corrections topic is read before the usage it corrects (a replay reads both at once)
+        var harness = open(null, 1, 0, true);
+        harness.setProcessingTime(T0);
+        harness.processElement2(correction("acme-ai", "e1", "k1", "cancel", null), T0);
+        harness.processElement2(correction("acme-ai", "e1", "k2", "amend", "5"), T0);
+        assertEquals(Map.of(), flush(harness), "held: not decided, not counted yet");
+        OperatorSubtaskState snapshot = harness.snapshot(1L, T0);
+        harness.close();
+
+        var restored = open(snapshot, 1, 0, true);
+        restored.setProcessingTime(T0);
+        restored.processElement1(usage("acme-ai", "e1", "10"), T0);
+        restored.processWatermark1(new Watermark(T0 + 5 * WINDOW_MS));
+        assertEquals(1, restored.extractOutputValues().size(), "a finite watermark releases nothing: only usage");
+        restored.processWatermark1(new Watermark(Long.MAX_VALUE));
+        // decided in arrival order once the usage ended: the cancel applies, the amend finds e1 cancelled
+        assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.CORRECTION_APPLIED, 1L,
+                UsageRouting.CORRECTION_REJECTED + "/" + Rules.CORRECTION_ALREADY_CANCELLED, 1L), flush(restored));
+        List<WindowedUsage> out = restored.extractOutputValues();
+        assertEquals(WindowedUsage.REMOVE, out.get(1).correction);
+        assertEquals(T0 + 5 * WINDOW_MS, out.get(1).floorMs, "after the last finite watermark below the maximum");
+        restored.processElement2(correction("acme-ai", "e1", "k3", "cancel", null), T0);
+        assertEquals(Map.of(UsageRouting.CORRECTION_REJECTED + "/" + Rules.CORRECTION_ALREADY_CANCELLED, 1L),
+                flush(restored), "after the end of the usage: decided at once");
+    }
+
+    @Test
     void aCorrectionOfADeadLetteredEventSaysSoAndWhy() throws Exception {
         var harness = open(null, 1, 0);
         harness.setProcessingTime(T0);
@@ -205,8 +233,13 @@ class UsageRoutingCorrectionsTest {
 
     private static KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage> open(
             OperatorSubtaskState restored, int parallelism, int subtask) throws Exception {
+        return open(restored, parallelism, subtask, false);
+    }
+
+    private static KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage> open(
+            OperatorSubtaskState restored, int parallelism, int subtask, boolean bounded) throws Exception {
         UsageRouting operator = new UsageRouting(UsageRoutingHarnessTest.INPUT, WINDOW_MS, TTL_MS, DEAD, ACCOUNTING,
-                CATALOG, HORIZON_MS, REJECTS);
+                CATALOG, HORIZON_MS, REJECTS, bounded);
         var harness = new KeyedTwoInputStreamOperatorTestHarness<>(operator,
                 new UsageDedupKey(UsageRoutingHarnessTest.INPUT), new CorrectionKey(), Types.INT, MAX_PARALLELISM,
                 parallelism, subtask);
