@@ -625,7 +625,7 @@ def accounting_table(counts: dict[tuple[str, str], int], received: int,
         holds = holds and corrections_hold
         lines += [
             f"{'corrections in the input (offsets)':34s} {corrections_received:>12,}",
-            f"{'  applied (bill not changed yet)':34s} {corrections.applied:>12,}",
+            f"{'  applied (billed)':34s} {corrections.applied:>12,}",
             f"{'  rejected':34s} {corrections.rejected:>12,}",
             *[f"{'    ' + reason:34s} {n:>12,}" for reason, n in corrections.rejected_by_reason.items()],
             f"identity corrections = applied + rejected: {'HOLDS' if corrections_hold else 'BROKEN'}",

@@ -1,9 +1,10 @@
 """`meterstream demo`: the billing job end to end on the embedded default, printing what happened.
 
 Local Kafka broker -> topics -> a generated GenAI workload (duplicates, late and malformed records included), plus
-each tenant's usage of the end of its previous billing period (uploaded earlier) -> the billing job, bounded, on the
-MiniCluster -> per-customer period-to-date summary, the accounting table, credits, and the invoices: the previous
-periods' final ones (their periods closed during the run) and the current periods' open previews.
+each tenant's usage of the end of its previous billing period (uploaded earlier), and one cancel and one amend of
+usage events -> the billing job, bounded, on the MiniCluster -> per-customer period-to-date summary, the accounting
+table (usage and corrections), credits, the corrections' lines, and the invoices: the previous periods' final ones
+(their periods closed during the run) and the current periods' open previews.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def print_summary(line_items: list[dict], *, top: int = 5) -> None:
             entry[0] += 1
             entry[1] += item["event_count"]
             entry[2] += Decimal(item["amount"])
-    print("[demo] late usage billed (included above):" if adjustments else "[demo] no late usage billed")
+    print("[demo] late usage and corrections billed (included above):" if adjustments
+          else "[demo] no late usage or corrections billed")
     for (kind, currency), (lines, events, amount) in sorted(adjustments.items()):
         print(f"  {kind:24s} {lines:>6,} lines {events:>7,} events {amount:>14,} {currency}")
 
@@ -181,6 +183,66 @@ def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: dat
     )
 
 
+def demo_corrections(workload: Workload, *, now: datetime) -> list[dict]:
+    """One cancel and one amend (the value tripled) of the two largest on-time input_tokens events of different
+    series (tenant, customer, model). Sent after the usage (a bounded run decides them once it has all been read):
+    each changes its window's line with a `correction` line."""
+    largest: dict[tuple, dict] = {}
+    for event in _on_time_events(workload):
+        key = (event["tenant_id"], event["customer_id"], event.get("dimensions", {}).get("model"))  # the series
+        if event["meter"] != "input_tokens" or key[2] is None:
+            continue
+        if key not in largest or Decimal(str(event["value"])) > Decimal(str(largest[key]["value"])):
+            largest[key] = event
+    cancel, amend = sorted(largest.values(), key=lambda e: (-Decimal(str(e["value"])), e["event_id"]))[:2]
+    sent_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [
+        {"correction_id": f"demo-cancel-{cancel['event_id']}", "tenant_id": cancel["tenant_id"],
+         "event_id": cancel["event_id"], "action": "cancel", "sent_at": sent_at, "note": "sent in error"},
+        {"correction_id": f"demo-amend-{amend['event_id']}", "tenant_id": amend["tenant_id"],
+         "event_id": amend["event_id"], "action": "amend", "value": str(Decimal(str(amend["value"])) * 3),
+         "sent_at": sent_at, "note": "the client under-reported: three times the tokens"},
+    ]
+
+
+def _on_time_events(workload: Workload):
+    """The workload's on-time events (first copies, valid), parsed with exact values."""
+    from meterstream.workload import RecordKind
+
+    for index, record in enumerate(workload.records):
+        if workload.kind(index) == RecordKind.ON_TIME:
+            yield json.loads(record, parse_float=Decimal)
+
+
+def print_corrections(corrections: list[dict], workload: Workload, line_items: list[dict],
+                      rejected: list[dict]) -> bool:
+    """What each demo correction did: its correction line (window quantity change, amount); returns whether both
+    were applied and billed."""
+    events = {(event["tenant_id"], event["event_id"]): event for event in _on_time_events(workload)}
+    print("\n[demo] corrections (usage-corrections):")
+    ok = True
+    for correction in corrections:
+        event = events[(correction["tenant_id"], correction["event_id"])]
+        what = (f"{correction['action']:6s} {event['tenant_id']}/{event['customer_id']} {event['event_id']} "
+                f"({event['meter']} {event['value']})")
+        letter = next((r for r in rejected if r.get("correction_id") == correction["correction_id"]), None)
+        if letter is not None:
+            print(f"  {what}: REJECTED ({letter['reason']}: {letter['detail']})")
+            ok = False
+            continue
+        lines = [li for li in line_items if li["kind"] == "correction" and li["tenant_id"] == event["tenant_id"]
+                 and li["customer_id"] == event["customer_id"] and li["meter"] == event["meter"]
+                 and li["group"] == {"model": event.get("dimensions", {}).get("model")}]
+        if not lines:
+            print(f"  {what}: applied, but no correction line was billed")
+            ok = False
+            continue
+        for line in lines:
+            print(f"  {what}: applied -> correction line: window {line['window_start']} quantity "
+                  f"{Decimal(line['quantity']):+,} amount {Decimal(line['amount']):+,} {line['currency']}")
+    return ok
+
+
 def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: datetime) -> None:
     """The demo grants into `credit_grants` and one spend cap into `spend_caps`."""
     grants = demo_grants(now - timedelta(minutes=12))
@@ -193,10 +255,11 @@ def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: dateti
 
 def produce_inputs(
     bootstrap: str, topics: dict[str, str], *, events: int, seed: int, customers_per_tenant: int
-) -> Workload:
+) -> tuple[Workload, list[dict]]:
     """The demo's inputs: the previous periods' tail (`previous_period_workloads`) and a generated workload of the
-    last 12 minutes into `usage_events`, the demo grants into `credit_grants` and one spend cap into `spend_caps`
-    (topics by `jobs.billing.Topics` field name). Returns the current workload."""
+    last 12 minutes into `usage_events`, the demo grants into `credit_grants` and one spend cap into `spend_caps`,
+    one cancel and one amend into `usage_corrections` (topics by `jobs.billing.Topics` field name). Returns the
+    current workload and the corrections."""
     now = datetime.now(UTC).replace(microsecond=0)
     workload = demo_workload(events=events, seed=seed, customers_per_tenant=customers_per_tenant, now=now)
     # First the previous periods' usage, sent half an hour earlier (an upload of last month's tail): its customers
@@ -219,7 +282,9 @@ def produce_inputs(
     produce(bootstrap, topics["usage_events"], workload.records, keys=keys,
             timestamps_ms=[sent_at] * len(workload.records))
     produce_credit_inputs(bootstrap, topics, now=now)
-    return workload
+    corrections = demo_corrections(workload, now=now)
+    produce(bootstrap, topics["usage_corrections"], [json.dumps(c).encode() for c in corrections])
+    return workload, corrections
 
 
 def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
@@ -241,16 +306,18 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
             "credit_drawdowns": f"demo-credit-drawdowns-{suffix}",
             "billing_alerts": f"demo-billing-alerts-{suffix}",
             "credit_grant_dead_letters": f"demo-credit-grant-dead-letters-{suffix}",
+            "usage_corrections": f"demo-usage-corrections-{suffix}",
+            "correction_dead_letters": f"demo-usage-correction-dead-letters-{suffix}",
         }
         create_topics(bootstrap, list(topics.values()), partitions=2, configs=job_topic_configs(topics))
-        workload = produce_inputs(bootstrap, topics, events=events, seed=42, customers_per_tenant=200)
+        workload, corrections = produce_inputs(bootstrap, topics, events=events, seed=42, customers_per_tenant=200)
         print(f"[demo] produced {len(workload.records):,} usage events to {topics['usage_events']} "
               f"(intended: ~{workload.intended_duplicates:,} duplicates, ~{workload.intended_late:,} late, "
               f"~{workload.intended_malformed:,} malformed)")
         print("[demo] produced the demo's grant records (one expiring mid-run, one void, one invalid) "
-              "and one spend cap")
-        args = [sys.executable, "-m", "jobs.billing", "--credits", "--bootstrap", bootstrap, "--catalog",
-                str(project_home() / CATALOG), "--bounded", "--parallelism", str(parallelism),
+              "and one spend cap; one cancel and one amend of usage events")
+        args = [sys.executable, "-m", "jobs.billing", "--credits", "--corrections", "--bootstrap", bootstrap,
+                "--catalog", str(project_home() / CATALOG), "--bounded", "--parallelism", str(parallelism),
                 "--reference-time", workload.reference_time.isoformat(), "--watermark-on-every-event"]
         for name, topic in topics.items():
             args += [f"--topic-{name.replace('_', '-')}", topic]
@@ -265,6 +332,9 @@ def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
         line_items, drawdowns = read("line_items"), read("credit_drawdowns")
         print_summary(line_items)
         print_credits(drawdowns, read("billing_alerts"), read("credit_grant_dead_letters"))
+        if not print_corrections(corrections, workload, line_items, read("correction_dead_letters")):
+            print("[demo] a demo correction was not applied and billed", file=sys.stderr)
+            return 1
         if not print_invoices(read("invoices"), line_items, drawdowns):
             print("[demo] the invoices do not match their line items", file=sys.stderr)
             return 1

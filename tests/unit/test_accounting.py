@@ -56,6 +56,6 @@ def test_the_table_checks_the_corrections_identity_when_the_run_read_corrections
     counts = {**COUNTS, **CORRECTIONS}
     text, holds = accounting_table(counts, 21, corrections_received=9)
     assert holds and text.endswith("identity corrections = applied + rejected: HOLDS")
-    assert "unknown_tenant" in text and "applied (bill not changed yet)" in text
+    assert "unknown_tenant" in text and "applied (billed)" in text
     assert accounting_table(counts, 21, corrections_received=10)[1] is False
     assert accounting_table(counts, 21)[0] == accounting_table(COUNTS, 21)[0], "no corrections: the usage table only"
