@@ -1,8 +1,9 @@
 """The bill after corrections, end to end through Kafka: what every (tenant, customer, meter, group) series costs per
 billing period, summed over all its line items (usage, late adjustments, corrections), is the price of the period
-quantity of the events as corrected: the valid first copies (late ones included), with each applied cancel removing
-its event and each applied amend replacing its value or dimensions (a changed `model` moves the usage to another
-series). The expected side is computed here from the records with the specification alone (`udfs.validation`,
+quantity of the events as corrected, for all six aggregations: the valid first copies (late ones included), with
+each applied cancel removing its event and each applied amend replacing its value or dimensions (a changed `model`
+moves the usage to another series; only sum and count meters' events are corrected, the job rejects the others').
+The expected side is computed here from the records with the specification alone (`udfs.validation`,
 `udfs.corrections.CorrectionLedger` for which corrections apply, `udfs.pricing`), never from the job's output.
 
 The run is bounded (a replay), so the job holds the corrections until the usage input has ended: every correction
@@ -98,25 +99,38 @@ def corrected(events: dict[tuple[str, str], UsageEvent], corrections: list[dict]
 
 
 def expected_period_amounts(events: dict[tuple[str, str], UsageEvent], catalog) -> dict[tuple, Decimal]:
-    """Per (tenant, customer, meter, group, period start) of a sum or count meter: the price of the period
-    quantity, rounded as the tenant's amounts are."""
-    quantities: dict[tuple, Decimal] = defaultdict(Decimal)
+    """Per (tenant, customer, meter, group, period start): the price of the period quantity over the events of the
+    period, however they were windowed or late, rounded as the tenant's amounts are. The period rule of each
+    aggregation, on events: sum adds values, count counts, max and min keep the extreme, last the value of the latest
+    (timestamp, event_id), unique_count counts distinct values of the unique dimension."""
+    by_period: dict[tuple, list[UsageEvent]] = defaultdict(list)
     for event in events.values():
         tenant = catalog.tenant(event.tenant_id)
         meter = tenant.meters[event.meter]
-        if meter.aggregation not in ("sum", "count"):
-            continue
         schedule = tenant.billing_period
         period_start = billing_period(event.timestamp, schedule.anchor_day, schedule.zone)[0]
-        key = (event.tenant_id, event.customer_id, event.meter, group_of(event.dimensions, meter.group_by),
-               period_start)
-        quantities[key] += 1 if meter.aggregation == "count" else event.value
+        by_period[(event.tenant_id, event.customer_id, event.meter, group_of(event.dimensions, meter.group_by),
+                   period_start)].append(event)
     amounts = {}
-    for key, quantity in quantities.items():
+    for key, period_events in by_period.items():
         tenant = catalog.tenant(key[0])
-        entry = tenant.price_for(key[2], key[3])
-        amounts[key] = round_amount(price(quantity, entry).amount, tenant.amount_precision)
+        quantity = period_quantity(tenant.meters[key[2]], period_events)
+        amounts[key] = round_amount(price(quantity, tenant.price_for(key[2], key[3])).amount, tenant.amount_precision)
     return amounts
+
+
+def period_quantity(meter, events: list[UsageEvent]) -> Decimal:
+    values = [e.value for e in events if e.value is not None]
+    if meter.aggregation == "sum":
+        return sum(values, Decimal(0))
+    if meter.aggregation == "count":
+        return Decimal(len(events))
+    if meter.aggregation in ("max", "min"):
+        return (max if meter.aggregation == "max" else min)(values, default=Decimal(0))
+    if meter.aggregation == "last":
+        return max(events, key=lambda e: (e.timestamp, e.event_id)).value or Decimal(0)
+    return Decimal(len({e.dimensions[meter.unique_dimension] for e in events
+                        if meter.unique_dimension in e.dimensions}))
 
 
 def test_the_bill_after_corrections_is_the_price_of_the_corrected_usage(kafka_bootstrap, kafka_topic):
@@ -140,10 +154,8 @@ def test_the_bill_after_corrections_is_the_price_of_the_corrected_usage(kafka_bo
     assert len({li["line_item_id"] for li in lines}) == len(lines), "exactly once, unique ids"
     assert sum(1 for li in lines if li["kind"] == "correction") >= 20
     billed: dict[tuple, Decimal] = defaultdict(Decimal)
-    for line in lines:
+    for line in lines:  # every aggregation's, unique_count's (rated in Python) included
         tenant = catalog.tenant(line["tenant_id"])
-        if tenant.meters[line["meter"]].aggregation not in ("sum", "count"):
-            continue
         schedule = tenant.billing_period
         window_start = datetime.fromisoformat(line["window_start"].replace("Z", "+00:00"))
         period_start = billing_period(window_start, schedule.anchor_day, schedule.zone)[0]
