@@ -599,7 +599,12 @@ def write_partition_files(spec: WorkloadSpec, partitions: int, workdir: Path
     corrections: list[CorrectionRecord] = []
     index = InputIndex.empty(partitions)
     series_ids: dict[tuple, int] = {}
-    customer_ids: dict[tuple[str, str], int] = {}
+    customer_ids: dict[tuple, int] = {}
+    # The generator gives an event exactly its meter's group_by + unique_dimension: without unique dimensions the
+    # record's own bytes name its series (a third of the generation time saved at 5M events, against json.loads).
+    fast = not any(meter.unique_dimension for tenant_id, tenant in catalog.tenants.items()
+                   if spec.tenants is None or tenant_id in spec.tenants
+                   for name, meter in tenant.meters.items() if spec.meters is None or name in spec.meters)
     group_by: dict[tuple[str, str], tuple[str, ...]] = {}
     written = [0] * partitions
     first_seen_kinds = (RecordKind.ON_TIME, RecordKind.LATE)
@@ -610,21 +615,34 @@ def write_partition_files(spec: WorkloadSpec, partitions: int, workdir: Path
             partition = key % partitions
             writers[partition](record + b"\n")
             if kind in first_seen_kinds:
-                event = json.loads(record)
-                tenant, customer, meter = event["tenant_id"], event["customer_id"], event["meter"]
-                dims = group_by.get((tenant, meter))
-                if dims is None:
-                    dims = group_by[(tenant, meter)] = tuple(catalog.meter(tenant, meter).group_by)
-                values = event.get("dimensions") or {}
-                series = (tenant, customer, meter, tuple(values.get(d) for d in dims))
+                if fast:
+                    series, customer = _series_bytes(record)
+                else:
+                    event = json.loads(record)
+                    tenant, meter = event["tenant_id"], event["meter"]
+                    dims = group_by.get((tenant, meter))
+                    if dims is None:
+                        dims = group_by[(tenant, meter)] = tuple(catalog.meter(tenant, meter).group_by)
+                    values = event.get("dimensions") or {}
+                    customer = (tenant, event["customer_id"])
+                    series = (*customer, meter, tuple(values.get(d) for d in dims))
                 series_id = series_ids.setdefault(series, len(series_ids))
-                customer_id = customer_ids.setdefault((tenant, customer), len(customer_ids))
+                customer_id = customer_ids.setdefault(customer, len(customer_ids))
                 index.add_first_seen(partition, written[partition], series_id, customer_id)
             written[partition] += 1
     finally:
         for handle in handles:
             handle.close()
     return files, truth, corrections, index
+
+
+def _series_bytes(record: bytes) -> tuple[tuple[bytes, bytes], bytes]:
+    """(series, customer) keys of a valid generated record, as bytes: `"tenant_id":..,"customer_id":..,"meter":..`
+    and its `"dimensions":{..}` (the generator writes the fields in this order; `meterstream.workload._render`)."""
+    start, end = record.index(b',"tenant_id":'), record.index(b',"timestamp":')
+    dims_at = record.find(b',"dimensions":{', end)
+    dims = record[dims_at:record.index(b"}", dims_at)] if dims_at >= 0 else b""
+    return (record[start:end], dims), record[start:record.index(b',"meter":', start)]
 
 
 def write_correction_files(corrections: list[CorrectionRecord], partitions: int, workdir: Path) -> list[Path]:
@@ -756,6 +774,7 @@ class CheckpointSampler(threading.Thread):
                 "name": vertex["name"],
                 "id": vertex["id"],
                 "status_when_read": vertex["status"],
+                "subtasks_running_when_read": (vertex.get("tasks") or {}).get("RUNNING"),
                 "parallelism": vertex["parallelism"],
                 "state_size_bytes": task.get("state_size"),
                 "checkpointed_size_bytes": task.get("checkpointed_size"),
@@ -792,12 +811,14 @@ def _vertex(snapshot: dict, operator: str) -> dict | None:
 
 def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputIndex, total_records: int,
                        port: int, errors: Counter | None = None) -> dict:
-    """The figures of the last checkpoint taken while the reported operators still ran (not FINISHED when read):
+    """The figures of the last checkpoint taken while the reported operators still ran (every subtask RUNNING when
+    read, so none had finished its input when the checkpoint was taken):
     state bytes of the routing, window-rating and invoice vertices, per first-seen event, per series and per customer
     covered by its offsets."""
     def running(snap: dict) -> bool:
         reported = [_vertex(snap, operator) for operator in (ROUTING_VERTEX, WINDOW_VERTEX, INVOICE_VERTEX)]
-        return all(v is not None and v["status_when_read"] == "RUNNING" for v in reported)
+        return all(v is not None and v["status_when_read"] == "RUNNING"
+                   and v.get("subtasks_running_when_read") == v["parallelism"] for v in reported)
 
     usable = [snap for snap in snapshots if running(snap) and snap["committed_offsets"].get(usage_topic)]
     result: dict = {

@@ -114,6 +114,7 @@ def _snapshot(checkpoint: int, offsets: dict[int, int], status: str = "RUNNING")
         "checkpoint_id": checkpoint, "trigger_timestamp": 0, "latest_ack_timestamp": 0, "end_to_end_duration_ms": 5,
         "state_size_bytes": 6_000, "committed_offsets": {"usage": offsets},
         "vertices": [{"name": name, "id": str(i), "status_when_read": status, "parallelism": 2,
+                      "subtasks_running_when_read": 2 if status == "RUNNING" else 0,
                       "state_size_bytes": 1_000 * (i + 1), "checkpointed_size_bytes": 1_000 * (i + 1),
                       "subtask_state_size_bytes": [500 * (i + 1), 500 * (i + 1)], "read_records_when_read": 7}
                      for i, name in enumerate(names)],
@@ -125,7 +126,10 @@ def test_state_figures_come_from_the_last_checkpoint_taken_while_the_operators_r
     index = bench.InputIndex.empty(2)
     for offset in range(4):
         index.add_first_seen(offset % 2, offset // 2, series_id=offset % 3, customer_id=0)
-    snapshots = [_snapshot(1, {0: 1, 1: 1}), _snapshot(2, {0: 2, 1: 1}), _snapshot(3, {0: 2, 1: 2}, "FINISHED")]
+    snapshots = [_snapshot(1, {0: 1, 1: 1}), _snapshot(2, {0: 2, 1: 1}), _snapshot(3, {0: 2, 1: 2}, "FINISHED"),
+                 _snapshot(4, {0: 2, 1: 2})]
+    for vertex in snapshots[3]["vertices"]:
+        vertex["subtasks_running_when_read"] = 1  # one subtask had finished: its state is no longer in the checkpoint
     figures = bench.state_size_figures(snapshots, "usage", index, total_records=4, port=1)
     assert figures["checkpoint"]["checkpoint_id"] == 2
     assert figures["input_covered"]["records"] == 3 and figures["input_covered"]["first_seen"] == 3
@@ -135,3 +139,14 @@ def test_state_figures_come_from_the_last_checkpoint_taken_while_the_operators_r
     assert figures["routing"]["bytes_per_first_seen_event"] == round(2_000 / 3, 1)
     assert figures["invoices"]["bytes_per_customer"] == 4_000.0
     assert "error" in bench.state_size_figures(snapshots[2:], "usage", index, total_records=4, port=1)
+
+
+def test_series_keys_read_from_the_record_bytes_are_those_of_its_fields():
+    bench = _bench()
+    record = (b'{"event_id":"e1","tenant_id":"acme-ai","customer_id":"c-1","meter":"input_tokens","timestamp":1,'
+              b'"value":"5","dimensions":{"model":"nova-large"},"sdk":"x"}')
+    series, customer = bench._series_bytes(record)
+    assert customer == b',"tenant_id":"acme-ai","customer_id":"c-1"'
+    assert series == (b',"tenant_id":"acme-ai","customer_id":"c-1","meter":"input_tokens"',
+                      b',"dimensions":{"model":"nova-large"')
+    assert bench._series_bytes(record.replace(b',"dimensions":{"model":"nova-large"}', b""))[0][1] == b""
