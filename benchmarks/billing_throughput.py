@@ -55,7 +55,7 @@ TARGET_RATIO_TO_CEILING = 0.7
 BENCH_METERS = ("input_tokens", "requests", "gpu_seconds", "seats")  # the 4 meters every example tenant has
 BENCH_START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 DEFAULT_CORRECTION_RATE = 0.005  # issue 17: 0.5 % of the first-seen events get a correction
-JOB_GROUP_ID = "meterstream-billing"  # jobs.billing.JOB_NAME: the group its Kafka sources commit offsets under
+JOB_GROUP_ID = "meterstream-billing"  # jobs.billing.JOB_NAME, the default group its Kafka sources commit under
 # The job vertices whose checkpointed state is reported per unit (jobs/billing.py, jobs/invoices.py operator names).
 ROUTING_VERTEX, WINDOW_VERTEX, INVOICE_VERTEX = "route-usage-events", "window-and-rate", "fold-invoices"
 
@@ -697,6 +697,17 @@ def output_counts(bootstrap: str, topics: dict[str, str]) -> dict:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def job_group_id(job_args: list[str]) -> str:
+    """The consumer group the job's sources commit under: its job name (`--job-name`, passed by --job-arg)."""
+    name = JOB_GROUP_ID
+    for i, arg in enumerate(job_args):
+        if arg.startswith("--job-name="):
+            name = arg.split("=", 1)[1]
+        elif arg == "--job-name" and i + 1 < len(job_args):
+            name = job_args[i + 1]
+    return name
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -823,7 +834,7 @@ def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputInde
     usable = [snap for snap in snapshots if running(snap) and snap["committed_offsets"].get(usage_topic)]
     result: dict = {
         "method": f"REST http://127.0.0.1:{port}/jobs/<id>/checkpoints/details/<checkpoint> (state_size per job "
-                  f"vertex and subtask); input covered: offsets committed by group {JOB_GROUP_ID!r} on completion",
+                  f"vertex and subtask); input covered: the offsets the job's sources committed on its completion",
         "rest_port": port,
         "checkpoints_read": [snap["checkpoint_id"] for snap in snapshots],
         "rest_errors": dict(errors or {}),
@@ -1019,7 +1030,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             cmd = billing_command(args, bootstrap, topics, reference, rest_port)
             sampler = None
             if rest_port is not None:
-                sampler = CheckpointSampler(rest_port, bootstrap, JOB_GROUP_ID)
+                sampler = CheckpointSampler(rest_port, bootstrap, job_group_id(args.job_arg))
                 sampler.start()
             started_epoch = time.time()
             try:
@@ -1186,7 +1197,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-billing", action="store_true")
     parser.add_argument("--keep-broker", action="store_true", help="leave the started broker running")
     parser.add_argument("--timeout", type=float, default=3600, help="per Flink job, seconds")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.correction_rate <= 1:
+        parser.error(f"--correction-rate must be in [0, 1], got {args.correction_rate}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

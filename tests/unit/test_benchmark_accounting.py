@@ -150,3 +150,10 @@ def test_series_keys_read_from_the_record_bytes_are_those_of_its_fields():
     assert series == (b',"tenant_id":"acme-ai","customer_id":"c-1","meter":"input_tokens"',
                       b',"dimensions":{"model":"nova-large"')
     assert bench._series_bytes(record.replace(b',"dimensions":{"model":"nova-large"}', b""))[0][1] == b""
+
+
+def test_the_job_name_passed_through_is_the_group_whose_offsets_are_read():
+    bench = _bench()
+    assert bench.job_group_id([]) == "meterstream-billing"
+    assert bench.job_group_id(["--checkpoint-interval-ms=60000", "--job-name=bench-b"]) == "bench-b"
+    assert bench.job_group_id(["--job-name", "bench-c"]) == "bench-c"
