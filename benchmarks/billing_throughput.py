@@ -724,28 +724,32 @@ class CheckpointSampler(threading.Thread):
     MiniCluster's REST API (the job runs with `rest.bind-port` set to `port`), with the input offsets it covers.
 
     A checkpoint's state is what the job's operators held when its barrier passed them; the offsets are those the
-    job's Kafka sources commit under `group_id` when that checkpoint completes. They are read once the checkpoint
-    is at least `settle_ms` old (the commit is asynchronous) and kept only if no newer checkpoint completed in the
-    meantime, so the offsets belong to that checkpoint. Vertex statuses at the same moment tell whether any task
-    had already reached the end of its input (its state is then no longer all there).
+    job's Kafka sources commit under `group_id` when that checkpoint completes (asynchronously, just after). They
+    are taken as that checkpoint's once they differ from those first read after it completed (those may still be
+    the previous checkpoint's), or `settle_ms` after its completion, and only if no newer checkpoint completed
+    while they were read. Vertex statuses and subtask counts at the same moment tell whether a task had
+    already reached the end of its input (its state is then no longer all there). `outcomes` counts what each poll
+    found (for a run that reports no checkpoint).
     """
 
-    def __init__(self, port: int, bootstrap: str, group_id: str, interval: float = 0.5, settle_ms: int = 1_000
-                 ) -> None:
+    def __init__(self, port: int, bootstrap: str, group_id: str, usage_topic: str, interval: float = 0.5,
+                 settle_ms: int = 1_500) -> None:
         super().__init__(daemon=True)
-        self.port, self.bootstrap, self.group_id = port, bootstrap, group_id
+        self.port, self.bootstrap, self.group_id, self.usage_topic = port, bootstrap, group_id, usage_topic
         self.interval, self.settle_ms = interval, settle_ms
         self.job_id: str | None = None
         self.snapshots: list[dict] = []
         self.errors: Counter = Counter()
+        self.outcomes: Counter = Counter()
         self._stop_event = threading.Event()
         self._admin = None
+        self._first_read: dict[int, dict | None] = {}  # checkpoint id -> the usage offsets first read after it
 
     def run(self) -> None:
         try:
             while not self._stop_event.is_set():
                 try:
-                    self._poll()
+                    self.outcomes[self._poll()] += 1
                 except Exception as exc:  # the REST endpoint is absent before the job starts and after it ends
                     self.errors[f"{type(exc).__name__}: {str(exc)[:160]}"] += 1
                 self._stop_event.wait(self.interval)
@@ -758,24 +762,31 @@ class CheckpointSampler(threading.Thread):
         self._stop_event.set()
         self.join()
 
-    def _poll(self) -> None:
+    def _poll(self) -> str:
         if self.job_id is None:
             running = [job for job in _rest(self.port, "/jobs/overview")["jobs"] if job["state"] == "RUNNING"]
             if not running:
-                return
+                return "no running job"
             self.job_id = running[0]["jid"]
         stats = _rest(self.port, f"/jobs/{self.job_id}/checkpoints")
         completed = (stats.get("latest") or {}).get("completed")
-        if not completed or any(snap["checkpoint_id"] == completed["id"] for snap in self.snapshots):
-            return
-        if time.time() * 1000 - completed["latest_ack_timestamp"] < self.settle_ms:
-            return
+        if not completed:
+            return "no completed checkpoint"
+        if any(snap["checkpoint_id"] == completed["id"] for snap in self.snapshots):
+            return "checkpoint already read"
         offsets = self._committed_offsets()
+        usage = offsets.get(self.usage_topic)
+        # The first read after the checkpoint showed up may still hold the previous checkpoint's offsets (the
+        # commit follows the completion): take a later read that differs from it, or the same once it settled.
+        first_read = self._first_read.setdefault(completed["id"], usage)
+        settled = time.time() * 1000 - completed["latest_ack_timestamp"] >= self.settle_ms
+        if not usage or (usage == first_read and not settled):
+            return "offsets not committed yet"
         job = _rest(self.port, f"/jobs/{self.job_id}")
         details = _rest(self.port, f"/jobs/{self.job_id}/checkpoints/details/{completed['id']}")
         again = (_rest(self.port, f"/jobs/{self.job_id}/checkpoints").get("latest") or {}).get("completed") or {}
         if again.get("id") != completed["id"]:
-            return  # a newer checkpoint completed meanwhile: the offsets read may be its own; take that one next
+            return "superseded while read"  # the offsets read may be the newer one's: take that one next
         vertices = []
         for vertex in job["vertices"]:
             task = details["tasks"].get(vertex["id"]) or {}
@@ -790,7 +801,7 @@ class CheckpointSampler(threading.Thread):
                 "state_size_bytes": task.get("state_size"),
                 "checkpointed_size_bytes": task.get("checkpointed_size"),
                 "subtask_state_size_bytes": [sub.get("state_size") for sub in subtasks],
-                # Records in/out so far, read >= settle_ms after the checkpoint completed: more than its state saw.
+                # Records in/out as the REST metrics showed them (they lag): context, not what the state saw.
                 "read_records_when_read": (vertex.get("metrics") or {}).get("read-records"),
                 "write_records_when_read": (vertex.get("metrics") or {}).get("write-records"),
             })
@@ -803,6 +814,7 @@ class CheckpointSampler(threading.Thread):
             "committed_offsets": offsets,
             "vertices": vertices,
         })
+        return "checkpoint read"
 
     def _committed_offsets(self) -> dict[str, dict[int, int]]:
         from meterstream.topics import admin_client
@@ -821,7 +833,7 @@ def _vertex(snapshot: dict, operator: str) -> dict | None:
 
 
 def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputIndex, total_records: int,
-                       port: int, errors: Counter | None = None) -> dict:
+                       port: int, errors: Counter | None = None, outcomes: Counter | None = None) -> dict:
     """The figures of the last checkpoint taken while the reported operators still ran (every subtask RUNNING when
     read, so none had finished its input when the checkpoint was taken):
     state bytes of the routing, window-rating and invoice vertices, per first-seen event, per series and per customer
@@ -838,6 +850,7 @@ def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputInde
         "rest_port": port,
         "checkpoints_read": [snap["checkpoint_id"] for snap in snapshots],
         "rest_errors": dict(errors or {}),
+        "poll_outcomes": dict(outcomes or {}),
     }
     if not usable:
         result["error"] = ("no completed checkpoint was read while every task still had input (a run shorter than "
@@ -1030,7 +1043,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             cmd = billing_command(args, bootstrap, topics, reference, rest_port)
             sampler = None
             if rest_port is not None:
-                sampler = CheckpointSampler(rest_port, bootstrap, job_group_id(args.job_arg))
+                sampler = CheckpointSampler(rest_port, bootstrap, job_group_id(args.job_arg), topics["usage_events"])
                 sampler.start()
             started_epoch = time.time()
             try:
@@ -1062,7 +1075,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             state = None
             if sampler is not None:
                 state = state_size_figures(sampler.snapshots, topics["usage_events"], input_index, args.events,
-                                           rest_port, sampler.errors)
+                                           rest_port, sampler.errors, sampler.outcomes)
             result["billing"] = {
                 "ok": code == 0 and job_seconds is not None and not problems,
                 "identity_problems": problems,
