@@ -780,6 +780,8 @@ class CheckpointSampler(threading.Thread):
         # commit follows the completion): take a later read that differs from it, or the same once it settled.
         first_read = self._first_read.setdefault(completed["id"], usage)
         settled = time.time() * 1000 - completed["latest_ack_timestamp"] >= self.settle_ms
+        if not usage and settled:
+            return "no offsets committed for it"  # a checkpoint before the sources were assigned their partitions
         if not usage or (usage == first_read and not settled):
             return "offsets not committed yet"
         job = _rest(self.port, f"/jobs/{self.job_id}")
