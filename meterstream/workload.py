@@ -655,11 +655,12 @@ class _Generator:
 class _Corrector:
     """Picks the corrections while the usage is generated (module docstring), from a random stream of its own.
 
-    Per first-seen event, two draws whatever happens (so the choices are a function of the seed and the stream):
-    whether this event is corrected, and whether an extra rejectable correction (unknown event, or a re-send of an
-    earlier correction) follows. The probabilities make each kind's expected share of `correction_rate` x first-seen
-    events the spec's: the event's meter decides which share it serves (sum and count: applicable; the others:
-    `aggregation_not_correctable`), scaled by how often the workload's meters are of each kind.
+    Per first-seen event: one draw decides whether this event is corrected (further draws then say how), one
+    whether an extra rejectable correction (unknown event, or a re-send of an earlier correction) follows; all from
+    this stream alone, so the corrections are a function of the seed and the usage. The probabilities make each
+    kind's expected share of `correction_rate` x first-seen events the spec's: the event's meter decides which share
+    it serves (sum and count: applicable; the others: `aggregation_not_correctable`), scaled by how often the
+    workload's meters are of each kind.
     """
 
     RESEND_WINDOW = 1_000  # a re-send repeats one of the last this many first copies
