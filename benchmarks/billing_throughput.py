@@ -855,8 +855,9 @@ def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputInde
         "poll_outcomes": dict(outcomes or {}),
     }
     if not usable:
-        result["error"] = ("no completed checkpoint was read while every task still had input (a run shorter than "
-                           "about two checkpoint intervals, or the REST API was unreachable)")
+        result["error"] = ("no checkpoint with committed offsets was read while the reported operators ran (a run "
+                           "shorter than about two checkpoint intervals: --job-arg=--checkpoint-interval-ms=2000 "
+                           "gives it more; or the REST API was unreachable): see poll_outcomes and rest_errors")
         return result
     snap = max(usable, key=lambda s: (sum(s["committed_offsets"][usage_topic].values()), s["checkpoint_id"]))
     offsets = {int(p): o for p, o in snap["committed_offsets"][usage_topic].items()}
