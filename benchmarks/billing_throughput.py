@@ -5,9 +5,11 @@
     .venv/bin/python benchmarks/billing_throughput.py --skip-billing     # the ceiling only
 
 Steps: start a local broker (or use `--bootstrap`), create fresh topics (input with 2 partitions), generate the
-workload (`meterstream.workload`) into one file per partition, produce it, then run (a) the ceiling: a bare
-Flink SQL dedup + 1-minute TUMBLE SUM/COUNT into `blackhole`, and (b) the billing job (`python -m jobs.billing
---bounded`), each in its own process tree whose RSS is sampled from /proc every 0.5 s. Results go to
+workload (`meterstream.workload`) into one file per partition, produce it (then its corrections, `--correction-rate`,
+to a `usage-corrections` topic), then run (a) the ceiling: a bare Flink SQL dedup + 1-minute TUMBLE SUM/COUNT into
+`blackhole`, and (b) the billing job (`python -m jobs.billing --bounded`, with `--corrections` when there are any),
+each in its own process tree whose RSS is sampled from /proc every 0.5 s; while (b) runs, its checkpoints' state
+sizes per job vertex are read from the MiniCluster's REST API. Results go to
 `benchmarks/results/billing_throughput-<timestamp>.json` and `benchmarks/results/latest.json`; see README.md.
 """
 
@@ -20,12 +22,17 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict
+import urllib.request
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,13 +40,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(ROOT))
 
-from meterstream.workload import GroundTruth, WorkloadSpec, iter_workload  # noqa: E402
+from meterstream.workload import (  # noqa: E402
+    APPLIED,
+    CorrectionRecord,
+    GroundTruth,
+    RecordKind,
+    WorkloadSpec,
+    iter_workload,
+)
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 TARGET_EVENTS_PER_SECOND = 100_000
 TARGET_RATIO_TO_CEILING = 0.7
 BENCH_METERS = ("input_tokens", "requests", "gpu_seconds", "seats")  # the 4 meters every example tenant has
 BENCH_START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+DEFAULT_CORRECTION_RATE = 0.005  # issue 17: 0.5 % of the first-seen events get a correction
+JOB_GROUP_ID = "meterstream-billing"  # jobs.billing.JOB_NAME, the default group its Kafka sources commit under
+# The job vertices whose checkpointed state is reported per unit (jobs/billing.py, jobs/invoices.py operator names).
+ROUTING_VERTEX, WINDOW_VERTEX, INVOICE_VERTEX = "route-usage-events", "window-and-rate", "fold-invoices"
 
 # --------------------------------------------------------------------------------------------------------------
 # (a) the ceiling: what Flink SQL alone does with the same topic (run in a child process: `_ceiling`)
@@ -294,14 +312,15 @@ def last_committed_append_ms(bootstrap: str, topic: str, *, tail: int = 500, tim
         consumer.close()
 
 
-def create_bench_topics(bootstrap: str, usage_topic: str, outputs: dict[str, str], partitions: int) -> None:
+def create_bench_topics(bootstrap: str, usage_topic: str, outputs: dict[str, str], partitions: int,
+                        more_inputs: tuple[str, ...] = ()) -> None:
     from kafka.admin import NewTopic
 
     from meterstream.topics import admin_client
 
     admin = admin_client(bootstrap)
     try:
-        topics = [NewTopic(usage_topic, partitions, 1)]
+        topics = [NewTopic(name, partitions, 1) for name in (usage_topic, *more_inputs)]
         for role, name in outputs.items():
             # LogAppendTime on line items: the broker stamps arrival, so the last record tells when output ended.
             configs = {"message.timestamp.type": "LogAppendTime"} if role == "line_items" else {}
@@ -432,14 +451,78 @@ def accounting_mismatches(accounting: dict[str, int], truth: dict) -> dict[str, 
     return {label: (accounting.get(label), want) for label, want in expected.items() if accounting.get(label) != want}
 
 
+_COUNT_LINE = re.compile(r"(\s*)(\S.*?\S)\s{2,}([0-9][0-9,]*)")
+_CORRECTIONS_HEADER = "corrections in the input (offsets)"
+
+
 def parse_accounting(output: str) -> dict[str, int]:
-    """The billing job's accounting table (`label   1,234` lines) as {label: count}; empty if not printed."""
+    """The billing job's usage accounting table (`label   1,234` lines) as {label: count}; empty if not printed.
+    Stops at the corrections' section (`parse_correction_accounting`), whose reason labels can repeat usage ones."""
     counts = {}
     for line in output.splitlines():
-        match = re.fullmatch(r"(\S.*?\S|\s+\S.*?\S)\s{2,}([0-9][0-9,]*)", line.rstrip())
+        match = _COUNT_LINE.fullmatch(line.rstrip())
         if match:
-            counts[match.group(1).strip()] = int(match.group(2).replace(",", ""))
+            if match.group(2) == _CORRECTIONS_HEADER:
+                break
+            counts[match.group(2)] = int(match.group(3).replace(",", ""))
     return counts
+
+
+def parse_correction_accounting(output: str) -> dict | None:
+    """The corrections' section of the job's accounting table (a run with --corrections): {"received", "applied",
+    "rejected", "rejected_by_reason"}, as the job counted them on its accounting output; None if not printed."""
+    section: dict | None = None
+    for line in output.splitlines():
+        match = _COUNT_LINE.fullmatch(line.rstrip())
+        if section is None:
+            if match and match.group(2) == _CORRECTIONS_HEADER:
+                section = {"received": int(match.group(3).replace(",", "")), "applied": None, "rejected": None,
+                           "rejected_by_reason": {}}
+            continue
+        if match is None:
+            break  # the identity line ends the section
+        indent, label, count = len(match.group(1)), match.group(2), int(match.group(3).replace(",", ""))
+        if indent >= 4:
+            section["rejected_by_reason"][label] = count
+        elif label.startswith("applied"):
+            section["applied"] = count
+        elif label.startswith("rejected"):
+            section["rejected"] = count
+    return section
+
+
+def usage_identity_problems(accounting: dict[str, int], produced: int) -> list[str]:
+    """What breaks the usage identity in the job's table: every produced record in the input, and records =
+    dead-lettered + duplicates + billed on time + billed late. Empty when it holds."""
+    parts = ("dead-lettered", "duplicates (same payload)", "duplicates (conflicting)", "billed on time (windowed)",
+             "billed late (adjustments)")
+    missing = [label for label in ("records in the input (offsets)", *parts) if label not in accounting]
+    if missing:
+        return [f"the job printed no count for {', '.join(missing)}"]
+    received = accounting["records in the input (offsets)"]
+    problems = [] if received == produced else [f"the input held {received:,} records, {produced:,} were produced"]
+    accounted = sum(accounting[label] for label in parts)
+    if accounted != received:
+        problems.append(f"records {received:,} != dead-lettered + duplicates + billed on time + billed late "
+                        f"{accounted:,}")
+    return problems
+
+
+def correction_identity_problems(section: dict | None, produced: int) -> list[str]:
+    """What breaks the corrections identity: every produced correction in the input, and produced = applied +
+    rejected (by reason too). Empty when it holds."""
+    if section is None or section["applied"] is None or section["rejected"] is None:
+        return ["the job printed no corrections accounting"]
+    problems = []
+    if section["received"] != produced:
+        problems.append(f"the corrections input held {section['received']:,} records, {produced:,} were produced")
+    if section["applied"] + section["rejected"] != produced:
+        problems.append(f"corrections produced {produced:,} != applied {section['applied']:,} + rejected "
+                        f"{section['rejected']:,}")
+    if sum(section["rejected_by_reason"].values()) != section["rejected"]:
+        problems.append(f"rejected {section['rejected']:,} != the sum of its reasons "
+                        f"{sum(section['rejected_by_reason'].values()):,}")
+    return problems
 
 
 def workload_spec(args: argparse.Namespace) -> WorkloadSpec:
@@ -457,22 +540,133 @@ def workload_spec(args: argparse.Namespace) -> WorkloadSpec:
         late_rate=0.01,
         malformed_rate=0.01,
         catalog_path=Path(args.catalog).resolve(),
+        correction_rate=args.correction_rate,
     )
 
 
-def write_partition_files(spec: WorkloadSpec, partitions: int, workdir: Path) -> tuple[list[Path], GroundTruth]:
-    """Stream the workload into one file per Kafka partition (all copies of an event share one partition)."""
+@dataclass
+class InputIndex:
+    """Where each partition's first-seen events, series and customers first occur (by offset: the topic is fresh
+    and written by one idempotent producer without transactions, so a record's offset is its line in the partition
+    file). Turns the offsets a checkpoint covers into what the job's state then held (`covered`)."""
+
+    first_seen_offsets: list[array]  # per partition, ascending
+    series_first: list[array]  # per partition: series id -> first offset (NEVER when absent)
+    customer_first: list[array]  # per partition: (tenant, customer) id -> first offset
+    NEVER = 2**32 - 1
+
+    @classmethod
+    def empty(cls, partitions: int) -> InputIndex:
+        return cls([array("I") for _ in range(partitions)], [array("I") for _ in range(partitions)],
+                   [array("I") for _ in range(partitions)])
+
+    @staticmethod
+    def _first(table: list[array], partition: int, ident: int, offset: int) -> None:
+        for firsts in table:
+            while len(firsts) <= ident:
+                firsts.append(InputIndex.NEVER)
+        if table[partition][ident] == InputIndex.NEVER:
+            table[partition][ident] = offset
+
+    def add_first_seen(self, partition: int, offset: int, series_id: int, customer_id: int) -> None:
+        self.first_seen_offsets[partition].append(offset)
+        self._first(self.series_first, partition, series_id, offset)
+        self._first(self.customer_first, partition, customer_id, offset)
+
+    def covered(self, offsets: dict[int, int]) -> dict[str, int]:
+        """First-seen events, distinct series and customers among the records before `offsets` (partition -> next
+        offset, as committed)."""
+        def distinct(table: list[array]) -> int:
+            count = len(table[0]) if table else 0
+            return sum(any(table[p][i] < offsets.get(p, 0) for p in range(len(table))) for i in range(count))
+
+        return {
+            "first_seen": sum(bisect_left(fs, offsets.get(p, 0)) for p, fs in enumerate(self.first_seen_offsets)),
+            "series": distinct(self.series_first),
+            "customers": distinct(self.customer_first),
+        }
+
+
+def write_partition_files(spec: WorkloadSpec, partitions: int, workdir: Path
+                          ) -> tuple[list[Path], GroundTruth, list[CorrectionRecord], InputIndex]:
+    """Stream the workload into one file per Kafka partition (all copies of an event share one partition), and
+    collect its corrections and the input index of the state-size figures."""
+    from udfs.catalog import load_catalog
+
+    catalog = load_catalog(spec.catalog_path)
     files = [workdir / f"partition-{p}.jsonl" for p in range(partitions)]
     truth = GroundTruth()
+    corrections: list[CorrectionRecord] = []
+    index = InputIndex.empty(partitions)
+    series_ids: dict[tuple, int] = {}
+    customer_ids: dict[tuple, int] = {}
+    # The generator gives an event exactly its meter's group_by + unique_dimension: without unique dimensions the
+    # record's own bytes name its series (a third of the generation time saved at 5M events, against json.loads).
+    fast = not any(meter.unique_dimension for tenant_id, tenant in catalog.tenants.items()
+                   if spec.tenants is None or tenant_id in spec.tenants
+                   for name, meter in tenant.meters.items() if spec.meters is None or name in spec.meters)
+    group_by: dict[tuple[str, str], tuple[str, ...]] = {}
+    written = [0] * partitions
+    first_seen_kinds = (RecordKind.ON_TIME, RecordKind.LATE)
     handles = [open(path, "wb", buffering=1 << 22) for path in files]  # noqa: SIM115 - closed below
     try:
         writers = [h.write for h in handles]
-        for _, record, key, _ in iter_workload(spec, truth=truth):
-            writers[key % partitions](record + b"\n")
+        for kind, record, key, _ in iter_workload(spec, truth=truth, corrections=corrections):
+            partition = key % partitions
+            writers[partition](record + b"\n")
+            if kind in first_seen_kinds:
+                if fast:
+                    series, customer = _series_bytes(record)
+                else:
+                    event = json.loads(record)
+                    tenant, meter = event["tenant_id"], event["meter"]
+                    dims = group_by.get((tenant, meter))
+                    if dims is None:
+                        dims = group_by[(tenant, meter)] = tuple(catalog.meter(tenant, meter).group_by)
+                    values = event.get("dimensions") or {}
+                    customer = (tenant, event["customer_id"])
+                    series = (*customer, meter, tuple(values.get(d) for d in dims))
+                series_id = series_ids.setdefault(series, len(series_ids))
+                customer_id = customer_ids.setdefault(customer, len(customer_ids))
+                index.add_first_seen(partition, written[partition], series_id, customer_id)
+            written[partition] += 1
     finally:
         for handle in handles:
             handle.close()
-    return files, truth
+    return files, truth, corrections, index
+
+
+def _series_bytes(record: bytes) -> tuple[tuple[bytes, bytes], bytes]:
+    """(series, customer) keys of a valid generated record, as bytes: `"tenant_id":..,"customer_id":..,"meter":..`
+    and its `"dimensions":{..}` (the generator writes the fields in this order; `meterstream.workload._render`)."""
+    start, end = record.index(b',"tenant_id":'), record.index(b',"timestamp":')
+    dims_at = record.find(b',"dimensions":{', end)
+    dims = record[dims_at:record.index(b"}", dims_at)] if dims_at >= 0 else b""
+    return (record[start:end], dims), record[start:record.index(b',"meter":', start)]
+
+
+def write_correction_files(corrections: list[CorrectionRecord], partitions: int, workdir: Path) -> list[Path]:
+    """The corrections, one file per partition of the corrections topic (every copy of an id in one partition)."""
+    files = [workdir / f"corrections-{p}.jsonl" for p in range(partitions)]
+    handles = [open(path, "wb") for path in files]  # noqa: SIM115 - closed below
+    try:
+        for correction in corrections:
+            handles[correction.partition_key % partitions].write(correction.record + b"\n")
+    finally:
+        for handle in handles:
+            handle.close()
+    return files
+
+
+def correction_truth(corrections: list[CorrectionRecord]) -> dict:
+    """What the generator meant the corrections to be (their outcomes if every event were seen before them)."""
+    intended = Counter(c.intended for c in corrections)
+    return {
+        "produced": len(corrections),
+        "by_kind": dict(sorted(Counter(c.kind.value for c in corrections).items())),
+        "intended_applied": intended.pop(APPLIED, 0),
+        "intended_rejected_by_reason": dict(sorted(intended.items())),
+    }
 
 
 def output_counts(bootstrap: str, topics: dict[str, str]) -> dict:
@@ -489,11 +683,216 @@ def output_counts(bootstrap: str, topics: dict[str, str]) -> dict:
         kinds[line["kind"]] = kinds.get(line["kind"], 0) + 1
     series = {(li["tenant_id"], li["customer_id"], li["meter"], json.dumps(li["group"], sort_keys=True))
               for li in lines}
-    return {"line_items": len(lines), "line_items_by_kind": kinds, "series": len(series),
-            "invoices": len(invoices), "invoice_problems": len(problems), "invoice_problem_examples": problems[:3]}
+    counts = {"line_items": len(lines), "line_items_by_kind": kinds, "series": len(series),
+              "invoices": len(invoices), "invoice_problems": len(problems), "invoice_problem_examples": problems[:3]}
+    if "correction_dead_letters" in topics:
+        reasons = Counter(json.loads(v)["reason"] for v in read_committed(bootstrap, topics["correction_dead_letters"]))
+        counts["correction_dead_letters"] = sum(reasons.values())
+        counts["correction_dead_letters_by_reason"] = dict(sorted(reasons.items()))
+    return counts
 
 
-def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], reference: datetime) -> list:
+# --------------------------------------------------------------------------------------------------------------
+# state size per job vertex, from the checkpoints the running job completes
+# --------------------------------------------------------------------------------------------------------------
+
+
+def job_group_id(job_args: list[str]) -> str:
+    """The consumer group the job's sources commit under: its job name (`--job-name`, passed by --job-arg)."""
+    name = JOB_GROUP_ID
+    for i, arg in enumerate(job_args):
+        if arg.startswith("--job-name="):
+            name = arg.split("=", 1)[1]
+        elif arg == "--job-name" and i + 1 < len(job_args):
+            name = job_args[i + 1]
+    return name
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _rest(port: int, path: str, timeout: float = 3.0):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class CheckpointSampler(threading.Thread):
+    """Reads, while the job runs, every completed checkpoint's state size per job vertex and subtask from the
+    MiniCluster's REST API (the job runs with `rest.bind-port` set to `port`), with the input offsets it covers.
+
+    A checkpoint's state is what the job's operators held when its barrier passed them; the offsets are those the
+    job's Kafka sources commit under `group_id` when that checkpoint completes (asynchronously, just after). They
+    are taken as that checkpoint's once they differ from those first read after it completed (those may still be
+    the previous checkpoint's), or `settle_ms` after its completion, and only if no newer checkpoint completed
+    while they were read. Vertex statuses and subtask counts at the same moment tell whether a task had
+    already reached the end of its input (its state is then no longer all there). `outcomes` counts what each poll
+    found (for a run that reports no checkpoint).
+    """
+
+    def __init__(self, port: int, bootstrap: str, group_id: str, usage_topic: str, interval: float = 0.5,
+                 settle_ms: int = 1_500) -> None:
+        super().__init__(daemon=True)
+        self.port, self.bootstrap, self.group_id, self.usage_topic = port, bootstrap, group_id, usage_topic
+        self.interval, self.settle_ms = interval, settle_ms
+        self.job_id: str | None = None
+        self.snapshots: list[dict] = []
+        self.errors: Counter = Counter()
+        self.outcomes: Counter = Counter()
+        self._stop_event = threading.Event()
+        self._admin = None
+        self._first_read: dict[int, dict | None] = {}  # checkpoint id -> the usage offsets first read after it
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    self.outcomes[self._poll()] += 1
+                except Exception as exc:  # the REST endpoint is absent before the job starts and after it ends
+                    self.errors[f"{type(exc).__name__}: {str(exc)[:160]}"] += 1
+                self._stop_event.wait(self.interval)
+        finally:
+            if self._admin is not None:
+                with contextlib.suppress(Exception):
+                    self._admin.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def _poll(self) -> str:
+        if self.job_id is None:
+            running = [job for job in _rest(self.port, "/jobs/overview")["jobs"] if job["state"] == "RUNNING"]
+            if not running:
+                return "no running job"
+            self.job_id = running[0]["jid"]
+        stats = _rest(self.port, f"/jobs/{self.job_id}/checkpoints")
+        completed = (stats.get("latest") or {}).get("completed")
+        if not completed:
+            return "no completed checkpoint"
+        if any(snap["checkpoint_id"] == completed["id"] for snap in self.snapshots):
+            return "checkpoint already read"
+        offsets = self._committed_offsets()
+        usage = offsets.get(self.usage_topic)
+        # The first read after the checkpoint showed up may still hold the previous checkpoint's offsets (the
+        # commit follows the completion): take a later read that differs from it, or the same once it settled.
+        first_read = self._first_read.setdefault(completed["id"], usage)
+        settled = time.time() * 1000 - completed["latest_ack_timestamp"] >= self.settle_ms
+        if not usage and settled:
+            return "no offsets committed for it"  # a checkpoint before the sources were assigned their partitions
+        if not usage or (usage == first_read and not settled):
+            return "offsets not committed yet"
+        job = _rest(self.port, f"/jobs/{self.job_id}")
+        details = _rest(self.port, f"/jobs/{self.job_id}/checkpoints/details/{completed['id']}")
+        again = (_rest(self.port, f"/jobs/{self.job_id}/checkpoints").get("latest") or {}).get("completed") or {}
+        if again.get("id") != completed["id"]:
+            return "superseded while read"  # the offsets read may be the newer one's: take that one next
+        vertices = []
+        for vertex in job["vertices"]:
+            task = details["tasks"].get(vertex["id"]) or {}
+            subtasks = _rest(self.port, f"/jobs/{self.job_id}/checkpoints/details/{completed['id']}/subtasks/"
+                                        f"{vertex['id']}").get("subtasks", [])
+            vertices.append({
+                "name": vertex["name"],
+                "id": vertex["id"],
+                "status_when_read": vertex["status"],
+                "subtasks_running_when_read": (vertex.get("tasks") or {}).get("RUNNING"),
+                "parallelism": vertex["parallelism"],
+                "state_size_bytes": task.get("state_size"),
+                "checkpointed_size_bytes": task.get("checkpointed_size"),
+                "subtask_state_size_bytes": [sub.get("state_size") for sub in subtasks],
+                # Records in/out as the REST metrics showed them (they lag): context, not what the state saw.
+                "read_records_when_read": (vertex.get("metrics") or {}).get("read-records"),
+                "write_records_when_read": (vertex.get("metrics") or {}).get("write-records"),
+            })
+        self.snapshots.append({
+            "checkpoint_id": completed["id"],
+            "trigger_timestamp": completed["trigger_timestamp"],
+            "latest_ack_timestamp": completed["latest_ack_timestamp"],
+            "end_to_end_duration_ms": completed.get("end_to_end_duration"),
+            "state_size_bytes": completed.get("state_size"),
+            "committed_offsets": offsets,
+            "vertices": vertices,
+        })
+        return "checkpoint read"
+
+    def _committed_offsets(self) -> dict[str, dict[int, int]]:
+        from meterstream.topics import admin_client
+
+        if self._admin is None:
+            self._admin = admin_client(self.bootstrap, timeout=5)
+        offsets: dict[str, dict[int, int]] = {}
+        for tp, meta in self._admin.list_group_offsets({self.group_id: None}).get(self.group_id, {}).items():
+            offsets.setdefault(tp.topic, {})[tp.partition] = meta.offset
+        return offsets
+
+
+def _vertex(snapshot: dict, operator: str) -> dict | None:
+    """The job vertex that runs `operator` (a vertex name lists its chained operators)."""
+    return next((v for v in snapshot["vertices"] if operator in v["name"]), None)
+
+
+def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputIndex, total_records: int,
+                       port: int, errors: Counter | None = None, outcomes: Counter | None = None) -> dict:
+    """The figures of the last checkpoint taken while the reported operators still ran (every subtask RUNNING when
+    read, so none had finished its input when the checkpoint was taken):
+    state bytes of the routing, window-rating and invoice vertices, per first-seen event, per series and per customer
+    covered by its offsets."""
+    def running(snap: dict) -> bool:
+        reported = [_vertex(snap, operator) for operator in (ROUTING_VERTEX, WINDOW_VERTEX, INVOICE_VERTEX)]
+        return all(v is not None and v["status_when_read"] == "RUNNING"
+                   and v.get("subtasks_running_when_read") == v["parallelism"] for v in reported)
+
+    usable = [snap for snap in snapshots if running(snap) and snap["committed_offsets"].get(usage_topic)]
+    result: dict = {
+        "method": f"REST http://127.0.0.1:{port}/jobs/<id>/checkpoints/details/<checkpoint> (state_size per job "
+                  f"vertex and subtask); input covered: the offsets the job's sources committed on its completion",
+        "rest_port": port,
+        "checkpoints_read": [snap["checkpoint_id"] for snap in snapshots],
+        "rest_errors": dict(errors or {}),
+        "poll_outcomes": dict(outcomes or {}),
+    }
+    if not usable:
+        result["error"] = ("no checkpoint with committed offsets was read while the reported operators ran (a run "
+                           "shorter than about two checkpoint intervals: --job-arg=--checkpoint-interval-ms=2000 "
+                           "gives it more; or the REST API was unreachable): see poll_outcomes and rest_errors")
+        return result
+    snap = max(usable, key=lambda s: (sum(s["committed_offsets"][usage_topic].values()), s["checkpoint_id"]))
+    offsets = {int(p): o for p, o in snap["committed_offsets"][usage_topic].items()}
+    covered = index.covered(offsets)
+    records = sum(offsets.values())
+
+    def per(operator: str, units: str, unit: str, count: int) -> dict:
+        vertex = _vertex(snap, operator)
+        size = None if vertex is None else vertex["state_size_bytes"]
+        return {
+            "vertex": None if vertex is None else vertex["name"],
+            "state_bytes": size,
+            "subtask_state_bytes": None if vertex is None else vertex["subtask_state_size_bytes"],
+            "read_records_when_read": None if vertex is None else vertex.get("read_records_when_read"),
+            units: count,
+            f"bytes_per_{unit}": round(size / count, 1) if size and count else None,
+        }
+
+    result.update({
+        "checkpoint": {key: snap[key] for key in ("checkpoint_id", "trigger_timestamp", "end_to_end_duration_ms",
+                                                  "state_size_bytes")},
+        "input_covered": {"usage_offsets": offsets, "records": records,
+                          "share_of_input": round(records / total_records, 4) if total_records else None, **covered},
+        "window_rating": per(WINDOW_VERTEX, "series", "series", covered["series"]),
+        "routing": per(ROUTING_VERTEX, "first_seen_events", "first_seen_event", covered["first_seen"]),
+        "invoices": per(INVOICE_VERTEX, "customers", "customer", covered["customers"]),
+        "vertices": [{k: v.get(k) for k in ("name", "parallelism", "state_size_bytes", "subtask_state_size_bytes",
+                                            "read_records_when_read", "write_records_when_read")}
+                     for v in snap["vertices"]],
+    })
+    return result
+
+
+def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], reference: datetime,
+                    rest_port: int | None = None) -> list:
     return [
         sys.executable, "-m", "jobs.billing",
         "--bootstrap", bootstrap,
@@ -507,6 +906,10 @@ def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, 
         "--topic-accounting", topics["accounting"],
         "--topic-invoices", topics["invoices"],
         "--reference-time", reference.isoformat().replace("+00:00", "Z"),
+        *(["--corrections", "--topic-usage-corrections", topics["usage_corrections"],
+            "--topic-correction-dead-letters", topics["correction_dead_letters"]] if "usage_corrections" in topics
+          else []),
+        *(["--flink-conf", f"rest.bind-port={rest_port}"] if rest_port else []),
         *args.job_arg,
     ]
 
@@ -549,13 +952,19 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "accounting": f"bench-accounting-{tag}",
             "invoices": f"bench-invoices-{tag}",
         }
+        inputs = ("usage_events",)
+        if spec.correction_rate > 0:  # rate 0: the topics, workload and job command of the run without corrections
+            topics["usage_corrections"] = f"bench-usage-corrections-{tag}"
+            topics["correction_dead_letters"] = f"bench-correction-dead-letters-{tag}"
+            inputs = ("usage_events", "usage_corrections")
         create_bench_topics(bootstrap, topics["usage_events"],
-                            {k: v for k, v in topics.items() if k != "usage_events"}, args.partitions)
+                            {k: v for k, v in topics.items() if k not in inputs}, args.partitions,
+                            more_inputs=tuple(topics[k] for k in inputs[1:]))
         result["topics"] = topics
 
         print(f"[bench] generating {args.events:,} events ...", flush=True)
         t0 = time.monotonic()
-        files, truth = write_partition_files(spec, args.partitions, workdir)
+        files, truth, corrections, input_index = write_partition_files(spec, args.partitions, workdir)
         generate_seconds = time.monotonic() - t0
         reference = truth.reference_time(spec)
         result["workload"] = {
@@ -569,6 +978,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "ground_truth": {**asdict(truth), "first_seen": truth.first_seen, "valid": truth.valid},
             "reference_time": reference.isoformat().replace("+00:00", "Z"),
             "generate_seconds": round(generate_seconds, 2),
+            "correction_rate": spec.correction_rate,
+            "corrections": correction_truth(corrections) if spec.correction_rate > 0 else None,
         }
 
         producer = args.producer
@@ -591,6 +1002,20 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "events_per_second": _rate(args.events, produce_seconds),
         }
         print(f"[bench] produced {args.events:,} in {produce_seconds:.1f} s", flush=True)
+        if "usage_corrections" in topics:
+            # After the usage topic is filled (as a tenant corrects what it sent); the job reads both topics at
+            # once and, bounded, holds the corrections until the usage input has ended.
+            correction_files = write_correction_files(corrections, args.partitions, workdir)
+            t0 = time.monotonic()
+            if producer == "java":
+                produce_java(bootstrap, topics["usage_corrections"], correction_files, args.compression, workdir)
+            else:
+                produce_python(bootstrap, topics["usage_corrections"], correction_files, args.compression)
+            result["produce"]["corrections_seconds"] = round(time.monotonic() - t0, 2)
+            in_topic = sum(topic_end_offsets(bootstrap, topics["usage_corrections"]).values())
+            if in_topic != len(corrections):
+                raise RuntimeError(f"the corrections topic holds {in_topic} records, expected {len(corrections)}")
+            print(f"[bench] produced {len(corrections):,} corrections", flush=True)
 
         result["ceiling"] = None
         if not args.skip_ceiling:
@@ -616,9 +1041,18 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         if not args.skip_billing:
             print("[bench] (b) billing job ...", flush=True)
             load = os.getloadavg()
-            cmd = billing_command(args, bootstrap, topics, reference)
+            rest_port = None if args.skip_state_sizes else free_port()
+            cmd = billing_command(args, bootstrap, topics, reference, rest_port)
+            sampler = None
+            if rest_port is not None:
+                sampler = CheckpointSampler(rest_port, bootstrap, job_group_id(args.job_arg), topics["usage_events"])
+                sampler.start()
             started_epoch = time.time()
-            code, wall, peak, output = run_measured(cmd, logs / f"billing-{tag}.log", timeout_s=args.timeout)
+            try:
+                code, wall, peak, output = run_measured(cmd, logs / f"billing-{tag}.log", timeout_s=args.timeout)
+            finally:
+                if sampler is not None:
+                    sampler.stop()
             match = re.search(r"finished in ([0-9.]+) s", output)
             job_seconds = float(match.group(1)) if match else None
             last_append = None
@@ -626,8 +1060,27 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 last_append = last_committed_append_ms(bootstrap, topics["line_items"])
             accounting = parse_accounting(output)
             outputs = output_counts(bootstrap, topics) if code == 0 else {}
+            problems = usage_identity_problems(accounting, args.events)
+            correction_accounting = None
+            if "usage_corrections" in topics:
+                correction_accounting = parse_correction_accounting(output)
+                problems += correction_identity_problems(correction_accounting, len(corrections))
+                if correction_accounting and outputs.get("correction_dead_letters") is not None:
+                    correction_accounting["dead_letters_in_topic"] = outputs["correction_dead_letters"]
+                if correction_accounting:
+                    # Derived, not counted by the job: unknown_event beyond the generator's own (events never sent)
+                    # are corrections the job decided before their event was seen (0 when held until the usage ended).
+                    intended_unknown = result["workload"]["corrections"]["intended_rejected_by_reason"].get(
+                        "unknown_event", 0)
+                    correction_accounting["decided_before_their_event"] = (
+                        correction_accounting["rejected_by_reason"].get("unknown_event", 0) - intended_unknown)
+            state = None
+            if sampler is not None:
+                state = state_size_figures(sampler.snapshots, topics["usage_events"], input_index, args.events,
+                                           rest_port, sampler.errors, sampler.outcomes)
             result["billing"] = {
-                "ok": code == 0 and job_seconds is not None,
+                "ok": code == 0 and job_seconds is not None and not problems,
+                "identity_problems": problems,
                 "exit_code": code,
                 "command": cmd,
                 "seconds": job_seconds,
@@ -640,6 +1093,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 "peak_rss_mb": peak,
                 "load_average_before": [round(x, 2) for x in load],
                 "accounting": accounting,
+                "corrections": correction_accounting,
+                "state": state,
                 "outputs": outputs,
                 "accounting_mismatches": {
                     label: list(pair) for label, pair in
@@ -691,6 +1146,30 @@ def print_table(result: dict) -> None:
         mismatches = billing["accounting_mismatches"]
         print("billing: accounting matches the workload's ground truth" if not mismatches
               else f"billing: ACCOUNTING DIFFERS from the ground truth (job, intended): {mismatches}")
+    if billing.get("identity_problems"):
+        print(f"billing: IDENTITY BROKEN: {'; '.join(billing['identity_problems'])}")
+    corrections = billing.get("corrections")
+    if corrections:
+        intended = (result["workload"].get("corrections") or {})
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in corrections["rejected_by_reason"].items())
+        print(f"corrections: {corrections['received']:,} in the input, applied {fmt(corrections['applied'])}, "
+              f"rejected {fmt(corrections['rejected'])} ({reasons or 'none'}); intended (every event seen first): "
+              f"applied {intended.get('intended_applied', 0):,}, "
+              f"rejected {intended.get('intended_rejected_by_reason')}")
+    state = billing.get("state")
+    if state and state.get("error"):
+        print(f"state sizes: {state['error']}")
+    elif state:
+        covered = state["input_covered"]
+        print(f"state sizes (checkpoint {state['checkpoint']['checkpoint_id']}, covering {covered['records']:,} "
+              f"records = {covered['share_of_input']:.0%} of the input):")
+        for name, units, unit in (("window_rating", "series", "series"),
+                                  ("routing", "first_seen_events", "first_seen_event"),
+                                  ("invoices", "customers", "customer")):
+            part = state[name]
+            per = part.get(f"bytes_per_{unit}")
+            print(f"  {name:14s} {fmt(part['state_bytes']):>14s} B  {fmt(part[units]):>10s} {units:18s} "
+                  f"{fmt(per, ',.1f'):>10s} B each   [{part['vertex']}]")
     targets = result["targets"]
     print(f"ratio billing/ceiling: {fmt(result['ratio_billing_to_ceiling'], '.2f')}   "
           f"target >= {targets['min_events_per_second']:,} ev/s: {targets['billing_meets_throughput']}   "
@@ -721,13 +1200,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--producer", choices=("auto", "java", "python"), default="auto")
     parser.add_argument("--compression", choices=("none", "lz4", "snappy", "zstd", "gzip"), default="none")
+    parser.add_argument("--correction-rate", type=float, default=DEFAULT_CORRECTION_RATE,
+                        help="corrections as a share of the first-seen events, produced to a usage-corrections topic "
+                             "after the usage and read by the job with --corrections; 0: no corrections topic, no "
+                             "--corrections (the run as before corrections existed)")
+    parser.add_argument("--skip-state-sizes", action="store_true",
+                        help="do not read checkpoint state sizes over the job's REST API (nor set rest.bind-port)")
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--job-arg", action="append", default=[],
                         help="extra billing job argument, repeatable: --job-arg=--checkpoint-interval-ms=60000")
     parser.add_argument("--skip-billing", action="store_true")
     parser.add_argument("--keep-broker", action="store_true", help="leave the started broker running")
     parser.add_argument("--timeout", type=float, default=3600, help="per Flink job, seconds")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.correction_rate <= 1:
+        parser.error(f"--correction-rate must be in [0, 1], got {args.correction_rate}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

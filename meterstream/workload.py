@@ -30,10 +30,29 @@ What the stream looks like (and why):
 
 `Workload.partition_keys[i]` is a CRC-32 of `tenant_id \\0 event_id`: partitioning by it keeps every copy of an
 event in one Kafka partition, so "first copy wins by arrival order" is well defined across partitions too.
+
+**Corrections** (`spec.correction_rate` > 0; the `usage-corrections` input, `schemas.usage_correction`): about
+`correction_rate` x the first-seen (valid, non-duplicate) events, as `CorrectionRecord`s in `Workload.corrections`
+(or the list given to `iter_workload`), meant to be produced after the usage. They come from a random stream of
+their own (seeded by `seed`), so the usage records are byte for byte those of the same spec without corrections
+(A/B). Each first-seen event is corrected at most once, so the intended outcome of each correction is the spec's
+(`udfs.corrections.CorrectionLedger`) when it is decided after every usage event was seen:
+- `1 - correction_reject_share` of them are applied: a **cancel** (`correction_cancel_share`), an **amend of a
+  group-by dimension** (`correction_dimension_share`, meters with a `group_by`; it moves the event to another series)
+  or else an **amend of the value** (a sum meter's new value; a count meter's amend changes nothing it counts, applied
+  with no delta) of an earlier event of a sum or count meter (`BILLED_CORRECTION_AGGREGATIONS`);
+- `correction_reject_share` of them are rejectable, a third each: `duplicate_correction` (a re-send of an earlier
+  correction's id and payload, byte-identical or with another `sent_at`/`note`, which the fingerprint ignores),
+  `unknown_event` (an event id never sent) and `aggregation_not_correctable` (a cancel or amend of a max, min, last
+  or unique_count meter's event; when the spec's meters have none, `unknown_event` takes that share too).
+The partition key of a correction is a CRC-32 of `tenant_id \\0 correction_id` (every copy of an id in one
+partition). A job that reads corrections and usage at once decides a correction that arrives before its event as
+`unknown_event`: the intended outcome assumes the event came first.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from array import array
@@ -41,11 +60,14 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum
+from decimal import Decimal
+from enum import IntEnum, StrEnum
 from pathlib import Path
 
+from schemas.correction_dead_letter import CorrectionRejectionReason
 from schemas.dead_letter import DeadLetterReason
 from udfs.catalog import Catalog, Meter, load_catalog
+from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalogs" / "example-genai.yaml"
 DEFAULT_START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -99,6 +121,39 @@ class RecordKind(IntEnum):
     MALFORMED = 4
 
 
+class CorrectionKind(StrEnum):
+    """What the generator meant a correction to be (`CorrectionRecord.kind`)."""
+
+    CANCEL = "cancel"
+    AMEND_VALUE = "amend_value"
+    AMEND_DIMENSIONS = "amend_dimensions"  # a group-by dimension: the event moves to another series
+    DUPLICATE = "duplicate_correction"  # a re-send of an earlier correction (same id, same fingerprint)
+    UNKNOWN_EVENT = "unknown_event"  # of an event id never sent
+    NOT_CORRECTABLE = "aggregation_not_correctable"  # of a max/min/last/unique_count meter's event
+
+
+APPLIED = "applied"  # `CorrectionRecord.intended` of a correction meant to be applied
+_CORRECTION_OUTCOME = {
+    CorrectionKind.CANCEL: APPLIED,
+    CorrectionKind.AMEND_VALUE: APPLIED,
+    CorrectionKind.AMEND_DIMENSIONS: APPLIED,
+    CorrectionKind.DUPLICATE: CorrectionRejectionReason.DUPLICATE_CORRECTION.value,
+    CorrectionKind.UNKNOWN_EVENT: CorrectionRejectionReason.UNKNOWN_EVENT.value,
+    CorrectionKind.NOT_CORRECTABLE: CorrectionRejectionReason.AGGREGATION_NOT_CORRECTABLE.value,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionRecord:
+    """One `usage-corrections` record and what it is meant to be."""
+
+    record: bytes  # the JSON, one line
+    partition_key: int  # CRC-32 of tenant_id \0 correction_id
+    kind: CorrectionKind
+    intended: str  # APPLIED, or the rejection reason, when decided after every usage event was seen
+    event_index: int  # position in the usage stream of the event it corrects; -1 for none (unknown_event)
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     seed: int = 0
@@ -125,6 +180,11 @@ class WorkloadSpec:
     timestamp_styles: tuple[str, ...] = TIMESTAMP_STYLES
     malformed_reasons: tuple[DeadLetterReason, ...] = MALFORMED_REASONS
     catalog_path: Path = DEFAULT_CATALOG
+    # Corrections (module docstring): their number as a share of the first-seen events, and their mix.
+    correction_rate: float = 0.0
+    correction_reject_share: float = 0.1  # of the corrections: meant to be rejected (a third per reason)
+    correction_cancel_share: float = 0.4  # of the applicable ones: cancels
+    correction_dimension_share: float = 0.15  # of the applicable ones: group-by dimension amends (else value amends)
 
     def __post_init__(self) -> None:
         # Lists are accepted for convenience; stored as tuples so the spec stays hashable.
@@ -151,6 +211,11 @@ class WorkloadSpec:
         unsupported = set(self.malformed_reasons) - set(MALFORMED_REASONS)
         if unsupported:
             raise ValueError(f"cannot generate reasons {sorted(unsupported)}")
+        shares = (self.correction_reject_share, self.correction_cancel_share, self.correction_dimension_share)
+        if not 0 <= self.correction_rate <= 1 or any(not 0 <= share <= 1 for share in shares):
+            raise ValueError("correction_rate and the correction shares must be in [0, 1]")
+        if self.correction_cancel_share + self.correction_dimension_share > 1:
+            raise ValueError("correction_cancel_share + correction_dimension_share must be at most 1")
 
     @property
     def start_ms(self) -> int:
@@ -206,6 +271,7 @@ class Workload:
     partition_keys: array  # 'I': CRC-32 of tenant_id \0 event_id per record
     malformed_reasons: dict[int, DeadLetterReason]  # record index -> the reason it must be rejected with
     truth: GroundTruth
+    corrections: list[CorrectionRecord] = field(default_factory=list)  # to produce after the records
 
     @property
     def intended_duplicates(self) -> int:
@@ -243,7 +309,7 @@ class Workload:
             records += part.records
             kinds += part.kinds
             keys += part.partition_keys
-        return Workload(self.spec, records, kinds, keys, reasons, self.truth)
+        return Workload(self.spec, records, kinds, keys, reasons, self.truth, self.corrections)
 
 
 # ---- generation ----------------------------------------------------------------------------------------------
@@ -316,6 +382,8 @@ class _Generator:
         self.truth = GroundTruth()
         self._prefix_cache: dict[tuple[int, bool], str] = {}
         self._dims_cache: dict[tuple[tuple[str, str], ...], str] = {}
+        self.corrections: list[CorrectionRecord] = []
+        self._corrector = _Corrector(spec, self.plans, self.corrections) if spec.correction_rate > 0 else None
 
     # -- rendering ------------------------------------------------------------------------------------------
 
@@ -524,6 +592,7 @@ class _Generator:
         crc32 = zlib.crc32
         max_ts = None
         seed = spec.seed
+        corrector = self._corrector
 
         for i in range(n):
             base = start_ms + span_ms * i // n
@@ -573,21 +642,143 @@ class _Generator:
                     tenant.past.append((ts, args, meter))
             record = self._render(args).encode()
             self._remember(tenant, args, meter, record)
+            if corrector is not None:
+                corrector.observe(i, tenant, args, meter, ts)
             yield kind, record, crc32(f"{tenant.tenant_id}\0{event_id}".encode()), None
         truth.records = n
         truth.max_event_time_ms = max_ts
 
 
+# ---- corrections ---------------------------------------------------------------------------------------------
+
+
+class _Corrector:
+    """Picks the corrections while the usage is generated (module docstring), from a random stream of its own.
+
+    Per first-seen event: one draw decides whether this event is corrected (further draws then say how), one
+    whether an extra rejectable correction (unknown event, or a re-send of an earlier correction) follows; all from
+    this stream alone, so the corrections are a function of the seed and the usage. The probabilities make each
+    kind's expected share of `correction_rate` x first-seen events the spec's: the event's meter decides which share
+    it serves (sum and count: applicable; the others: `aggregation_not_correctable`), scaled by how often the
+    workload's meters are of each kind.
+    """
+
+    RESEND_WINDOW = 1_000  # a re-send repeats one of the last this many first copies
+
+    def __init__(self, spec: WorkloadSpec, plans: list[_TenantPlan], out: list[CorrectionRecord]) -> None:
+        self.spec = spec
+        self.out = out
+        self.rng = random.Random(f"meterstream-corrections-{spec.seed}")
+        self.first_copies: deque = deque(maxlen=self.RESEND_WINDOW)  # (tenant_id, correction_id, payload dict)
+        self.count = 0
+        # Share of first-seen events whose meter is not correctable: tenants are drawn uniformly, meters uniformly
+        # from the weighted list; late events repeat sampled on-time series, so they follow the same mix.
+        share_nc = sum(
+            sum(m.aggregation not in BILLED_CORRECTION_AGGREGATIONS for m in plan.meters) / len(plan.meters)
+            for plan in plans
+        ) / len(plans)
+        rate, reject = spec.correction_rate, spec.correction_reject_share
+        third = rate * reject / 3
+        self.p_applicable = min(1.0, rate * (1 - reject) / (1 - share_nc)) if share_nc < 1 else 0.0
+        self.p_not_correctable = min(1.0, third / share_nc) if share_nc > 0 else 0.0
+        self.p_unknown = third if share_nc > 0 else 2 * third
+        self.p_resend = third
+
+    def observe(self, index: int, tenant: _TenantPlan, args: tuple, meter: _MeterPlan, ts_ms: int) -> None:
+        """A first-seen event (on time or late) at stream position `index`, rendered from `args`."""
+        rng = self.rng
+        correctable = meter.aggregation in BILLED_CORRECTION_AGGREGATIONS
+        if rng.random() < (self.p_applicable if correctable else self.p_not_correctable):
+            self._correct(index, tenant, args, meter, ts_ms, correctable)
+        extra = rng.random()
+        if extra < self.p_unknown:
+            payload = {"tenant_id": tenant.tenant_id, "event_id": f"e{self.spec.seed}-never-{self.count}",
+                       "action": "cancel", "sent_at": _rfc3339(ts_ms + 60_000)}
+            self._emit(CorrectionKind.UNKNOWN_EVENT, payload, -1)
+        elif extra < self.p_unknown + self.p_resend and self.first_copies:
+            tenant_id, correction_id, payload = self.first_copies[int(rng.random() * len(self.first_copies))]
+            if rng.random() < 0.5:  # another sent_at and a note: the fingerprint ignores both, still a duplicate
+                payload = {**payload, "sent_at": _rfc3339(ts_ms + 120_000), "note": "re-sent by the client"}
+            record = _correction_json(correction_id, payload)
+            self.out.append(CorrectionRecord(
+                record, zlib.crc32(f"{tenant_id}\0{correction_id}".encode()), CorrectionKind.DUPLICATE,
+                _CORRECTION_OUTCOME[CorrectionKind.DUPLICATE], -1))
+
+    def _correct(self, index: int, tenant: _TenantPlan, args: tuple, meter: _MeterPlan, ts_ms: int,
+                 correctable: bool) -> None:
+        rng, spec = self.rng, self.spec
+        payload: dict = {"tenant_id": tenant.tenant_id, "event_id": args[0]}
+        group_by = [d for d in meter.dimensions if d != meter.unique_dimension]
+        r = rng.random()
+        if r < spec.correction_cancel_share:
+            kind, payload["action"] = CorrectionKind.CANCEL, "cancel"
+        elif r < spec.correction_cancel_share + spec.correction_dimension_share and group_by and args[7]:
+            kind, payload["action"] = CorrectionKind.AMEND_DIMENSIONS, "amend"
+            dims = dict(args[7])
+            name = group_by[int(rng.random() * len(group_by))]
+            pool = DIMENSION_POOLS.get(name) or tuple(f"{name}-{k}" for k in range(4))
+            dims[name] = next(v for v in (pool[int(rng.random() * len(pool))], *pool) if v != dims[name])
+            payload["dimensions"] = dims  # the whole map: a dimension amend replaces it
+        else:
+            kind, payload["action"] = CorrectionKind.AMEND_VALUE, "amend"
+            payload["value"] = self._new_value(meter, args[5])
+        if not correctable:
+            kind = CorrectionKind.NOT_CORRECTABLE
+        payload["sent_at"] = _rfc3339(ts_ms + 60_000 + int(rng.random() * 3_600_000))
+        if rng.random() < 0.1:
+            payload["note"] = "customer dispute" if payload["action"] == "cancel" else "metering fix"
+        self._emit(kind, payload, index)
+
+    def _new_value(self, meter: _MeterPlan, old: str | None) -> str | int:
+        """A replacement value unlike the old one: a decimal string or an integer JSON number."""
+        rng = self.rng
+        if meter.aggregation == "count":
+            return "2"  # a count meter counts events: its value is not read (applied with no delta)
+        while True:
+            if meter.name.endswith("tokens") or meter.aggregation in ("max", "min") or meter.name == "seats":
+                value: str | int = 1 + int(rng.random() * 4000)
+            else:
+                scaled = int(rng.random() * 600_000)
+                value = f"{scaled // 1000}.{scaled % 1000:03d}"
+            if old is None or Decimal(str(value)) != Decimal(old):
+                return str(value) if rng.random() < 0.5 else value
+
+    def _emit(self, kind: CorrectionKind, payload: dict, event_index: int) -> None:
+        correction_id = f"c{self.spec.seed}-{self.count}"
+        self.count += 1
+        tenant_id = payload["tenant_id"]
+        self.out.append(CorrectionRecord(
+            _correction_json(correction_id, payload), zlib.crc32(f"{tenant_id}\0{correction_id}".encode()), kind,
+            _CORRECTION_OUTCOME[kind], event_index))
+        self.first_copies.append((tenant_id, correction_id, payload))
+
+
+def _correction_json(correction_id: str, payload: dict) -> bytes:
+    return json.dumps({"correction_id": correction_id, **payload}, separators=(",", ":")).encode()
+
+
+def _rfc3339(ms: int) -> str:
+    second, millis = divmod(ms, 1000)
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
 def iter_workload(
-    spec: WorkloadSpec, *, truth: GroundTruth | None = None, catalog: Catalog | None = None
+    spec: WorkloadSpec,
+    *,
+    truth: GroundTruth | None = None,
+    catalog: Catalog | None = None,
+    corrections: list[CorrectionRecord] | None = None,
 ) -> Iterator[tuple[RecordKind, bytes, int, DeadLetterReason | None]]:
     """Stream `(kind, record, partition_key, malformed_reason)` without keeping the records.
 
-    Pass a `GroundTruth` to have it filled in; its counters are complete once the iterator is exhausted.
+    Pass a `GroundTruth` to have it filled in, and a list to have the corrections (`spec.correction_rate`) appended
+    to it; both are complete once the iterator is exhausted.
     """
     generator = _Generator(spec, catalog)
     if truth is not None:
         generator.truth = truth
+    if corrections is not None and generator._corrector is not None:
+        generator._corrector.out = generator.corrections = corrections
     return iter(generator)
 
 
@@ -597,11 +788,13 @@ def generate_workload(spec: WorkloadSpec, *, catalog: Catalog | None = None) -> 
     keys = array("I")
     reasons: dict[int, DeadLetterReason] = {}
     truth = GroundTruth()
+    corrections: list[CorrectionRecord] = []
     append_record, append_kind, append_key = records.append, kinds.append, keys.append
-    for index, (kind, record, key, reason) in enumerate(iter_workload(spec, truth=truth, catalog=catalog)):
+    stream = iter_workload(spec, truth=truth, catalog=catalog, corrections=corrections)
+    for index, (kind, record, key, reason) in enumerate(stream):
         append_record(record)
         append_kind(kind)
         append_key(key)
         if reason is not None:
             reasons[index] = reason
-    return Workload(spec, records, kinds, keys, reasons, truth)
+    return Workload(spec, records, kinds, keys, reasons, truth, corrections)
