@@ -7,8 +7,8 @@ parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the key
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
 events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`), `--corrections` the
 `usage-corrections` input (`jobs/corrections.py`: validation and correction-id idempotency in Python, the correction
-ledger in `UsageRouting`; dead letters, counts; applied corrections (sum and count meters) change the bill in
-`WindowRating`; those of max, min, last and unique_count meters are rejected, `aggregation_not_correctable`). The
+ledger in `UsageRouting`; dead letters, counts; applied corrections change the bill in `WindowRating`; those of
+unique_count meters are rejected, `aggregation_not_correctable`). The
 keyed Java operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and
 drawdowns) into invoices, written to `invoices` when a billing period closes.
 
@@ -348,7 +348,8 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
     rating = java_new(
         WINDOW_RATING_CLASS, (STRING, settings.java_catalog_json), (LONG, settings.window_size_ms),
         (LONG, settings.period_state_ttl_days() * MS_PER_DAY), (LONG, settings.max_age_ms),
-        (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late), (OUTPUT_TAG, accounting))
+        (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late), (OUTPUT_TAG, accounting),
+        (BOOLEAN, routed.correction_rejects is not None))  # with corrections: max/min/last windows keep contents
     key = java_new(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     j_rated = (

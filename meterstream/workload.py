@@ -39,12 +39,13 @@ their own (seeded by `seed`), so the usage records are byte for byte those of th
 (`udfs.corrections.CorrectionLedger`) when it is decided after every usage event was seen:
 - `1 - correction_reject_share` of them are applied: a **cancel** (`correction_cancel_share`), an **amend of a
   group-by dimension** (`correction_dimension_share`, meters with a `group_by`; it moves the event to another series)
-  or else an **amend of the value** (a sum meter's new value; a count meter's amend changes nothing it counts, applied
-  with no delta) of an earlier event of a sum or count meter (`BILLED_CORRECTION_AGGREGATIONS`);
+  or else an **amend of the value** (a new value; a count meter's amend changes nothing it counts, applied with no
+  delta) of an earlier event of a meter whose corrections the job bills (`BILLED_CORRECTION_AGGREGATIONS`: every
+  aggregation but unique_count);
 - `correction_reject_share` of them are rejectable, a third each: `duplicate_correction` (a re-send of an earlier
   correction's id and payload, byte-identical or with another `sent_at`/`note`, which the fingerprint ignores),
-  `unknown_event` (an event id never sent) and `aggregation_not_correctable` (a cancel or amend of a max, min, last
-  or unique_count meter's event; when the spec's meters have none, `unknown_event` takes that share too).
+  `unknown_event` (an event id never sent) and `aggregation_not_correctable` (a cancel or amend of a unique_count
+  meter's event; when the spec's meters have none, as the benchmark's, `unknown_event` takes that share too).
 The partition key of a correction is a CRC-32 of `tenant_id \\0 correction_id` (every copy of an id in one
 partition). A job that reads corrections and usage at once decides a correction that arrives before its event as
 `unknown_event`: the intended outcome assumes the event came first.
@@ -129,7 +130,7 @@ class CorrectionKind(StrEnum):
     AMEND_DIMENSIONS = "amend_dimensions"  # a group-by dimension: the event moves to another series
     DUPLICATE = "duplicate_correction"  # a re-send of an earlier correction (same id, same fingerprint)
     UNKNOWN_EVENT = "unknown_event"  # of an event id never sent
-    NOT_CORRECTABLE = "aggregation_not_correctable"  # of a max/min/last/unique_count meter's event
+    NOT_CORRECTABLE = "aggregation_not_correctable"  # of a unique_count meter's event
 
 
 APPLIED = "applied"  # `CorrectionRecord.intended` of a correction meant to be applied
@@ -659,7 +660,7 @@ class _Corrector:
     whether an extra rejectable correction (unknown event, or a re-send of an earlier correction) follows; all from
     this stream alone, so the corrections are a function of the seed and the usage. The probabilities make each
     kind's expected share of `correction_rate` x first-seen events the spec's: the event's meter decides which share
-    it serves (sum and count: applicable; the others: `aggregation_not_correctable`), scaled by how often the
+    it serves (billed aggregations: applicable; unique_count: `aggregation_not_correctable`), scaled by how often the
     workload's meters are of each kind.
     """
 

@@ -52,8 +52,8 @@ class CorrectionRejectionReason(StrEnum):
     OUTSIDE_HORIZON = "outside_horizon"  # the event was first seen more than the correction horizon ago
     ALREADY_CANCELLED = "already_cancelled"  # the event is cancelled: a second cancel, or an amend after it
     UNKNOWN_METER = "unknown_meter"  # the event's meter is no longer in the tenant's catalog
-    # the event's meter aggregates by max, min, last or unique_count, whose corrections the job does not bill yet:
-    # rejected, so that no correction is counted as applied while the bill stays as it was
+    # the event's meter is a unique_count one (rated in Python, no window contents kept yet), or a max/min/last one
+    # billed before the job retained window contents: rejected, never counted applied with the bill unchanged
     AGGREGATION_NOT_CORRECTABLE = "aggregation_not_correctable"
 
     @property

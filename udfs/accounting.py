@@ -12,8 +12,8 @@ Corrections (`usage-corrections`, `udfs.corrections`) are counted beside usage r
 own outcomes (`CorrectionOutcome`) and their own identity: corrections received = applied + rejected, rejected
 counted by reason (the detail: a `CorrectionRejectionReason`, as on `usage-correction-dead-letters`). `applied` is a
 correction the ledger applied (`udfs.corrections.decide`, in the job `io.meterstream.corrections.CorrectionLedger`);
-its contributions change the bill in the window operator (a correction line, or the open window); only sum and
-count meters' corrections are applied (the others are rejected, `aggregation_not_correctable`).
+its contributions change the bill in the window operator (a correction line, or the open window); unique_count
+meters' corrections are rejected (`aggregation_not_correctable`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Outcome(StrEnum):
 
 
 class CorrectionOutcome(StrEnum):
-    APPLIED = "correction_applied"  # applied by the ledger, and billed (sum and count meters only)
+    APPLIED = "correction_applied"  # applied by the ledger, and billed (every aggregation but unique_count)
     REJECTED = "correction_rejected"  # written to usage-correction-dead-letters; detail: the reason
 
 

@@ -3,9 +3,11 @@ to a window. The specification. The billing job runs validation and correction-i
 `--corrections` (`jobs/corrections.py`); the ledger runs as its Java twin (`io.meterstream.corrections.
 CorrectionLedger`, bound by the golden vectors `corrections.json`) inside the routing operator. The window side
 (`WindowContents`, `apply_to_window`, `correct_window`) is specified here and its lines by
-`udfs.line_items.accumulate_correction`; the job runs it in `io.meterstream.rating.WindowRating` for sum and count
-meters (bound by golden `correction-lines.json`); for max, min, last and unique_count an applied correction does not
-change the bill yet (issue 17: their windows' contents are not kept yet).
+`udfs.line_items.accumulate_correction`; the job runs it in `io.meterstream.rating.WindowRating` (lines bound by
+golden `correction-lines.json`): sum and count windows by the difference, max, min and last windows from the
+contents it retains for them (`WindowContents` below; what a series held before it began retaining is frozen: those
+events are not correctable, the ledger says so). unique_count windows are rated in Python, which keeps no contents
+yet: `decide` rejects their corrections (`aggregation_not_correctable`).
 
 **What a correction does to its series** (`correct_window`, per series and window, for the corrections of that
 window that came after the same watermark): its `Contribution`s are keyed by series (an amend that changes a group-by
@@ -131,10 +133,18 @@ from udfs.windows import window_bounds
 
 Reason = CorrectionRejectionReason
 DEFAULT_CORRECTION_HORIZON = timedelta(hours=24)
-# The aggregations whose corrections the job bills (the window operator changes their windows). The others need the
-# retained window contents below (`WindowContents`), which the job does not keep yet: `decide` rejects their
-# corrections (`aggregation_not_correctable`) rather than count them applied with the bill unchanged.
-BILLED_CORRECTION_AGGREGATIONS = ("sum", "count")
+# The aggregations whose corrections the job bills: the window operator changes their windows (sum and count by the
+# difference; max, min and last from the window contents it retains, `WindowContents`). unique_count windows are
+# rated in Python, which keeps no contents yet: `decide` rejects their corrections (`aggregation_not_correctable`)
+# rather than count them applied with the bill unchanged.
+BILLED_CORRECTION_AGGREGATIONS = ("sum", "count", "max", "min", "last")
+
+
+def not_billed_detail(correctable: Sequence[str] = BILLED_CORRECTION_AGGREGATIONS) -> str:
+    """The detail of an `aggregation_not_correctable` rejection (after the event and its meter)."""
+    names = list(correctable)
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"only corrections of {listed} meters are billed"
 DEFAULT_DEDUP_TTL = timedelta(days=35)  # the billing job's --dedup-ttl-days default
 _MS = timedelta(milliseconds=1)
 _FIELD_RANK = {name: index for index, name in enumerate(FIELD_ORDER)}
@@ -433,8 +443,8 @@ def decide(
         return state, _rejection(Reason.UNKNOWN_METER, detail, correction)
 
     if meter.aggregation not in correctable:
-        detail = (f"event {event} is usage of meter {state.current.meter!r} ({meter.aggregation}): only corrections "
-                  f"of {' and '.join(correctable)} meters are billed so far")
+        detail = f"event {event} is usage of meter {state.current.meter!r} ({meter.aggregation}): " + (
+            not_billed_detail(tuple(correctable)))
         return state, _rejection(Reason.AGGREGATION_NOT_CORRECTABLE, detail, correction)
     before = contribution(state, state.current, meter, window_size)
     if correction.action == "cancel":
@@ -695,6 +705,7 @@ __all__ = [
     "correction_fingerprint",
     "decide",
     "expire_entry",
+    "not_billed_detail",
     "observe_dead_letter",
     "observe_event",
     "recompute_window",

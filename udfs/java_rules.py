@@ -36,7 +36,7 @@ from schemas.usage_event import (
 )
 from udfs import catalog
 from udfs.accounting import CorrectionOutcome, Outcome
-from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS
+from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS, not_billed_detail
 from udfs.generated import write_or_check
 from udfs.invoices import INVOICE_ID_VERSION, INVOICE_NAMESPACE
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
@@ -217,6 +217,7 @@ def java_source() -> str:
         "    // ---- corrections: rejection reasons (schemas.correction_dead_letter), actions (usage_correction)",
         *[_const("String", f"CORRECTION_{_upper(r.name)}", _string(r.value)) for r in CorrectionRejectionReason],
         *[_const("String", f"CORRECTION_ACTION_{_upper(a)}", _string(a)) for a in CORRECTION_ACTIONS],
+        _const("String", "CORRECTION_NOT_BILLED_DETAIL", _string(not_billed_detail())),
         "    /** Whether corrections of a meter with this aggregation are billed (udfs.corrections). */",
         "    public static boolean correctionBilled(String aggregation) {",
         "        return " + " || ".join(f"AGGREGATION_{_upper(name)}.equals(aggregation)"

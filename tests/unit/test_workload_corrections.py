@@ -31,7 +31,9 @@ from udfs.validation import validate_usage_record
 CATALOG = load_catalog(WorkloadSpec().catalog_path)
 METERS_BY_TENANT = CATALOG.meters_by_tenant()
 BENCH_METERS = ("input_tokens", "requests", "gpu_seconds", "seats")  # benchmarks/billing_throughput.py's
-SPEC = WorkloadSpec(seed=5, events=40_000, customers_per_tenant=40, meters=BENCH_METERS, correction_rate=0.05)
+# the benchmark's meters and a unique_count one, whose corrections the job rejects (aggregation_not_correctable)
+SPEC = WorkloadSpec(seed=5, events=40_000, customers_per_tenant=40, meters=(*BENCH_METERS, "active_users"),
+                    correction_rate=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +161,14 @@ def test_applied_corrections_change_the_bill_as_their_kind_says(
             assert outcome.remove is not None and outcome.add is None
         elif correction.kind is CorrectionKind.AMEND_DIMENSIONS:
             assert outcome.remove.series != outcome.add.series  # moved to another group of the same customer
-        elif aggregation == "sum":
+        elif aggregation in ("sum", "max", "min", "last"):
             assert outcome.remove.sample.value != outcome.add.sample.value
         else:  # a count meter's value amend changes nothing it counts: applied, no delta
             assert aggregation == "count" and not outcome.changed
         seen[(correction.kind, aggregation)] += 1
     assert seen[(CorrectionKind.AMEND_VALUE, "sum")] and seen[(CorrectionKind.CANCEL, "count")]
     assert seen[(CorrectionKind.AMEND_DIMENSIONS, "sum")] and seen[(CorrectionKind.AMEND_VALUE, "count")]
+    assert seen[(CorrectionKind.AMEND_VALUE, "max")] and seen[(CorrectionKind.CANCEL, "max")]
 
 
 def test_without_uncorrectable_meters_unknown_events_take_their_share() -> None:

@@ -56,7 +56,9 @@ public final class CorrectionLedger {
     public static final String CANCEL = Rules.CORRECTION_ACTION_CANCEL;
     public static final String AMEND = Rules.CORRECTION_ACTION_AMEND;
 
-    private static final int FORMAT_VERSION = 1;
+    /** 2: an entry says whether its event's window contents are retained ({@link Entry#contentsRetained}). */
+    private static final int FORMAT_VERSION = 2;
+    private static final int FORMAT_VERSION_1 = 1;
 
     /** The billed version of an event. */
     public static final class Version {
@@ -84,6 +86,12 @@ public final class CorrectionLedger {
         String deadLetterReason;
         boolean pastHorizon;  // only firstSeenMs is meaningful
         Version current;  // null once cancelled (or past the horizon)
+        /**
+         * Observed by a release whose window operator retains max, min and last windows' contents (format 2 on).
+         * False for an entry restored from format 1: its event is in a window's frozen part, so a correction of a
+         * max, min or last event is rejected ({@code aggregation_not_correctable}); sum and count need no contents.
+         */
+        boolean contentsRetained = true;
     }
 
     /** What one event version adds to one window of one series, reduced to what the meter's aggregation reads. */
@@ -267,8 +275,13 @@ public final class CorrectionLedger {
         }
         if (!Rules.correctionBilled(meter.aggregation)) {
             return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '"
-                    + entry.current.meter + "' (" + meter.aggregation + "): only corrections of sum and count meters"
-                    + " are billed so far");
+                    + entry.current.meter + "' (" + meter.aggregation + "): " + Rules.CORRECTION_NOT_BILLED_DETAIL);
+        }
+        if (!entry.contentsRetained && !Rules.AGGREGATION_SUM.equals(meter.aggregation)
+                && !Rules.AGGREGATION_COUNT.equals(meter.aggregation)) {
+            return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '"
+                    + entry.current.meter + "' (" + meter.aggregation + "), billed before this release kept the "
+                    + "window contents its correction needs");
         }
         Contribution before = contribution(correction, entry.current, meter);
         Version after = CANCEL.equals(correction.action) ? null : amended(entry.current, correction, meter);
@@ -375,15 +388,16 @@ public final class CorrectionLedger {
                 writeNullable(out, v.value == null ? null : v.value.toPlainString());
                 writeString(out, v.groupJson);
                 writeNullable(out, v.uniqueValue);
+                out.writeBoolean(entry.contentsRetained);
             }
         }
     }
 
     public void read(DataInputView in) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION) {
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_1) {
             throw new IOException("correction ledger state has format " + version + ", this version reads "
-                    + FORMAT_VERSION);
+                    + FORMAT_VERSION_1 + " and " + FORMAT_VERSION);
         }
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             Key key = new Key(in.readLong(), in.readLong());
@@ -403,6 +417,7 @@ public final class CorrectionLedger {
                 String unique = readNullable(in);
                 entry.current = new Version(customer, meter, eventTime, value == null ? null : new BigDecimal(value),
                         group, unique);
+                entry.contentsRetained = version != FORMAT_VERSION_1 && in.readBoolean();
             } else if (kind != 3) {
                 throw new IOException("correction ledger entry of kind " + kind);
             }

@@ -4,6 +4,7 @@ import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
+import java.util.TreeMap;
 
 import io.meterstream.routing.WindowedUsage;
 
@@ -60,6 +61,16 @@ public final class Series {
     HashSet<String>[] uniqueTokens;
     /** Records that came past the watermark, waiting until every record before them has arrived (arrival order). */
     ArrayList<WindowedUsage> pending;
+    /**
+     * max, min and last series while corrections are on: each window's retained contents by window start (open and
+     * fired windows, until their period is forgotten), what a correction of one of its events needs. Null: not
+     * retaining (corrections off, or not yet: {@code WindowRating} begins on the series' next record, freezing
+     * what it held then).
+     */
+    TreeMap<Long, WindowContents> contents;
+    /** While retaining: each period's frozen part (windows fired before retaining began), by period start. */
+    TreeMap<Long, BigDecimal> frozenPeriodQuantities;
+    TreeMap<Long, String> frozenPeriodKeys;
 
     /** An empty series, for restore. */
     public Series() {

@@ -5,6 +5,8 @@ import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.Map;
+import java.util.TreeMap;
 
 import io.meterstream.routing.Codec;
 import io.meterstream.routing.WindowedUsage;
@@ -34,12 +36,17 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * latest fired window; per open window its fire time after its start and its unique_count tokens
  * at its end, a count (-1: none) and the tokens; then the pending records, a count and each in
  * {@link WindowedUsage.Serializer}'s form, its correction code included); strings as UTF-8 byte runs and decimals
- * in {@link Codec}'s forms. Version 3 (pending records without a correction code) is still read, as usage.
+ * in {@link Codec}'s forms; then, version 5, whether the series retains window contents and if so each retained
+ * window (start, frozen part, values or last keys with their multiplicity) and each period's frozen part. Version 4
+ * (no contents) is still read: a max, min or last series begins retaining on its next record, freezing what it holds
+ * ({@code WindowRating}). Version 3 (pending records without a correction code) is still read, as usage.
  * Version 2 (no earlier periods) is still read, as none. Version 1 (no fired window, fire times, tokens or pending records) is still read: its series take
  * {@link Series#FIRED_UNKNOWN}, its windows fire at their end - 1 (as their timers were registered).
  */
 public final class SeriesStore {
-    static final int FORMAT_VERSION = 4;
+    static final int FORMAT_VERSION = 5;
+    /** Before max, min and last series retained window contents; still read (they begin retaining, frozen). */
+    static final int FORMAT_VERSION_4 = 4;
     /** Before pending records carried a correction code; still read (restores of older state). */
     static final int FORMAT_VERSION_3 = 3;
     /** Before earlier periods were kept for late usage; still read (restores of older state). */
@@ -225,8 +232,8 @@ public final class SeriesStore {
     /** Restores one key group's block. */
     public void readKeyGroup(DataInputView in, int keyGroup) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION && version != FORMAT_VERSION_3 && version != FORMAT_VERSION_2
-                && version != FORMAT_VERSION_1) {
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_4 && version != FORMAT_VERSION_3
+                && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
             throw new IOException("series state of key group " + keyGroup + " has format " + version
                     + ", this version reads " + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
         }
@@ -275,6 +282,36 @@ public final class SeriesStore {
                 RECORDS.serialize(record, out);
             }
         }
+        out.writeBoolean(s.contents != null);
+        if (s.contents != null) {
+            out.writeInt(s.contents.size());
+            for (Map.Entry<Long, WindowContents> e : s.contents.entrySet()) {
+                out.writeLong(e.getKey());
+                WindowContents c = e.getValue();
+                Codec.writeDecimal(out, c.frozenQuantity);
+                writeString(out, c.frozenKey);
+                out.writeInt(c.values.size());
+                for (Map.Entry<BigDecimal, Integer> v : c.values.entrySet()) {
+                    Codec.writeDecimal(out, v.getKey());
+                    out.writeInt(v.getValue());
+                }
+                out.writeInt(c.keys.size());
+                for (Map.Entry<String, Integer> k : c.keys.entrySet()) {
+                    writeString(out, k.getKey());
+                    out.writeInt(k.getValue());
+                }
+            }
+            out.writeInt(s.frozenPeriodQuantities.size());
+            for (Map.Entry<Long, BigDecimal> e : s.frozenPeriodQuantities.entrySet()) {
+                out.writeLong(e.getKey());
+                Codec.writeDecimal(out, e.getValue());
+            }
+            out.writeInt(s.frozenPeriodKeys.size());
+            for (Map.Entry<Long, String> e : s.frozenPeriodKeys.entrySet()) {
+                out.writeLong(e.getKey());
+                writeString(out, e.getValue());
+            }
+        }
     }
 
     private static final WindowedUsage.Serializer RECORDS = new WindowedUsage.Serializer();
@@ -315,8 +352,32 @@ public final class SeriesStore {
             if (s.pending == null) {
                 s.pending = new ArrayList<>();
             }
-            s.pending.add(version == FORMAT_VERSION ? RECORDS.deserialize(in)
+            s.pending.add(version >= FORMAT_VERSION_4 ? RECORDS.deserialize(in)
                     : RECORDS.deserializeWithoutCorrection(in));
+        }
+        if (version >= FORMAT_VERSION && in.readBoolean()) {
+            s.contents = new TreeMap<>();
+            for (int n = in.readInt(); n > 0; n--) {
+                long start = in.readLong();
+                WindowContents c = new WindowContents();
+                c.frozenQuantity = Codec.readDecimal(in);
+                c.frozenKey = readString(in);
+                for (int v = in.readInt(); v > 0; v--) {
+                    c.values.put(Codec.readDecimal(in), in.readInt());
+                }
+                for (int k = in.readInt(); k > 0; k--) {
+                    c.keys.put(readString(in), in.readInt());
+                }
+                s.contents.put(start, c);
+            }
+            s.frozenPeriodQuantities = new TreeMap<>();
+            for (int n = in.readInt(); n > 0; n--) {
+                s.frozenPeriodQuantities.put(in.readLong(), Codec.readDecimal(in));
+            }
+            s.frozenPeriodKeys = new TreeMap<>();
+            for (int n = in.readInt(); n > 0; n--) {
+                s.frozenPeriodKeys.put(in.readLong(), readString(in));
+            }
         }
         return s;
     }

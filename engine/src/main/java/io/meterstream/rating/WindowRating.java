@@ -5,6 +5,7 @@ import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeMap;
 import java.util.TreeSet;
 
@@ -78,7 +79,8 @@ import org.apache.flink.util.OutputTag;
  * watermark f are decided together, after the windows due by f have fired and before those due at f + 1 (so against
  * exactly the windows that had to fire by the watermark they came after). A record that was not past the
  * watermark at routing cannot find its window fired; if one does, an invariant in money is broken and the job fails,
- * loudly. Corrections (with {@code --corrections}; sum and count meters: the ledger rejects the others') come as records of their own
+ * loudly. Corrections (with {@code --corrections}; every aggregation but unique_count: the ledger rejects those; max, min
+ * and last series retain their windows' contents for them, {@link WindowContents}) come as records of their own
  * ({@link WindowedUsage#correction}: remove, add or amend of one event's contribution to this series) after the
  * watermark the correction came after, and are decided like records that came past it, after the usage of the same
  * watermark ({@link #correct}, {@code udfs.corrections.correct_window}): an open window changes, a fired one gets
@@ -118,6 +120,9 @@ public final class WindowRating extends CountingOperator<String>
             new RowType.RowField("late_watermark_ms", new BigIntType(true)),
             new RowType.RowField("opened_after_ms", new BigIntType(true))));
 
+    /** The highest watermark below the maximum this operator has seen (not kept across restores). */
+    private transient long lastFiniteWatermark = RateLineItem.NO_WATERMARK;
+    private final boolean retainContents;
     private final String catalogJson;
     private final long windowSizeMs;
     private final long stateTtlMs;
@@ -146,6 +151,17 @@ public final class WindowRating extends CountingOperator<String>
      */
     public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs, long maxEventAgeMs,
             OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting) {
+        this(catalogJson, windowSizeMs, stateTtlMs, maxEventAgeMs, uniqueCountWindows, late, accounting, false);
+    }
+
+    /**
+     * @param retainContents with corrections: max, min and last series retain their windows' contents
+     *                       ({@link WindowContents}), which their corrections need
+     */
+    public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs, long maxEventAgeMs,
+            OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting,
+            boolean retainContents) {
+        this.retainContents = retainContents;
         this.catalogJson = catalogJson;
         this.windowSizeMs = windowSizeMs;
         this.stateTtlMs = stateTtlMs;
@@ -232,6 +248,7 @@ public final class WindowRating extends CountingOperator<String>
                     string(record.customerId), string(record.meter), string(record.groupJson),
                     record.aggregationName()), now);
         }
+        retaining(s);
         if (record.pastWatermark == null && record.correction == WindowedUsage.NOT_A_CORRECTION) {
             add(s, record);  // on time: its window cannot have fired (see the class comment)
         } else {
@@ -241,24 +258,25 @@ public final class WindowRating extends CountingOperator<String>
                 s.pending = new ArrayList<>(2);
             }
             s.pending.add(record);
-            if (decideAt(record.floorMs) > windowEnds.currentWatermark()) {
+            if (record.floorMs != Long.MAX_VALUE) {
                 windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
             }
-            // Else only a correction after the end of the usage input (watermark at its maximum), which comes after
-            // the last watermark below it (UsageRouting): no watermark will come to fire a timer. It waits for the
-            // end of the input ({@link #finish}), so that those after the same watermark make one line per window.
+            // Else a correction after the end of the usage input (a bounded run; the routing subtask it came through
+            // had forwarded the maximum watermark): it waits for the end of this operator's input ({@link #finish}),
+            // where all of them are decided together, one line per window, whichever routing subtask sent them.
         }
         series.written(s, now);
     }
 
     /**
-     * At the end of the input (a bounded run): the corrections that came after the usage input had ended (the
-     * watermark at its maximum, no timer left to fire) are decided now, per series, those after the same watermark
-     * together, as a timer would have ({@link #runDue}).
+     * At the end of the input (a bounded run): the corrections that came after the usage input had ended (floor at
+     * the maximum) are decided now, per series, all together. Each counts as decided after the later of this
+     * operator's last watermark below the maximum (what the invoice stage last saw: a period it closed by then gets
+     * a prior-period adjustment) and the first watermark that fired its window, so its line has a watermark to be
+     * named by, and those of one window share it: one line per window.
      */
     @Override
     public void finish() throws Exception {
-        long watermark = windowEnds.currentWatermark();
         long now = now();
         series.forEachKey((hi, lo) -> {
             Series s = series.get(hi, lo, now);
@@ -267,15 +285,28 @@ public final class WindowRating extends CountingOperator<String>
             }
             boolean due = false;
             for (WindowedUsage record : s.pending) {
-                due |= decideAt(record.floorMs) <= watermark;
+                if (record.floorMs == Long.MAX_VALUE) {
+                    record.floorMs = Math.max(lastFiniteWatermark,
+                            TumblingWindows.end(record.eventTimeMs, windowSizeMs) - 1);
+                    due = true;
+                }
             }
             if (due) {
                 setCurrentKey(Tuple2.of(hi, lo));
-                runDue(s, watermark);
+                retaining(s);
+                runDue(s, Long.MAX_VALUE);
                 series.written(s, now);
             }
         });
         super.finish();
+    }
+
+    @Override
+    public void processWatermark(org.apache.flink.streaming.api.watermark.Watermark mark) throws Exception {
+        if (mark.getTimestamp() != Long.MAX_VALUE && mark.getTimestamp() > lastFiniteWatermark) {
+            lastFiniteWatermark = mark.getTimestamp();
+        }
+        super.processWatermark(mark);
     }
 
     /** When a record that came after watermark {@code floorMs} is decided: at the first watermark past it. */
@@ -322,17 +353,22 @@ public final class WindowRating extends CountingOperator<String>
 
     /**
      * The correction records of this series that came after watermark {@code floor} (after its usage that came after
-     * the same watermark), {@code udfs.corrections.correct_window} for sum and count meters: one that meets its window
+     * the same watermark), {@code udfs.corrections.correct_window} (sum and count here; a series that retains window
+     * contents, max, min or last, in {@link #correctRetained}): one that meets its window
      * open changes the window (an add opens it, as a record would); those of a fired window make one line per window
      * ({@link #billCorrections}). A remove or amend whose window is neither open nor fired breaks an invariant in
      * money (the ledger only removes what was billed, and the event came through this series before): fail loudly.
      */
     private void correct(Series s, List<WindowedUsage> records, long floor, long timestamp) {
+        if (s.contents != null) {
+            correctRetained(s, records, floor, timestamp);
+            return;
+        }
         if (s.aggregation != WindowedUsage.SUM && s.aggregation != WindowedUsage.COUNT) {
-            // max, min, last and unique_count need the windows' retained contents (not kept yet): the ledger
-            // rejects their corrections (aggregation_not_correctable), so none may come.
-            throw new IllegalStateException("corrections of " + WindowedUsage.name(s.aggregation)
-                    + " meters are not applied to windows yet: " + s);
+            // unique_count windows are rated in Python, which keeps no contents (the ledger rejects their
+            // corrections, aggregation_not_correctable); max, min and last ones retain theirs with corrections on.
+            throw new IllegalStateException("a correction of a " + WindowedUsage.name(s.aggregation)
+                    + " series that retains no window contents: " + s);
         }
         TreeMap<Long, CorrectionGroup> byWindow = null;
         for (WindowedUsage record : records) {
@@ -413,6 +449,140 @@ public final class WindowRating extends CountingOperator<String>
         }
     }
 
+    /**
+     * {@code udfs.corrections.correct_window} for max, min and last series, which retain their windows' contents: the
+     * corrections of each window that came after watermark {@code floor}. An open window's contents and quantity
+     * change (no line: its usage line bills them); a fired one's change, its period is folded again over the period's
+     * fired windows as they now stand and its frozen part ({@code accumulate_correction}), and the change of the
+     * rounded period-to-date price is one correction line (a prior-period adjustment once the period had closed); a
+     * window neither open nor fired is opened by an add, as by a record.
+     */
+    private void correctRetained(Series s, List<WindowedUsage> records, long floor, long timestamp) {
+        TreeMap<Long, List<WindowedUsage>> byWindow = new TreeMap<>();
+        for (WindowedUsage record : records) {
+            byWindow.computeIfAbsent(TumblingWindows.start(record.eventTimeMs, windowSizeMs), k -> new ArrayList<>(2))
+                    .add(record);
+        }
+        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow.entrySet()) {
+            long windowStart = entry.getKey();
+            List<WindowedUsage> group = entry.getValue();
+            int w = s.window(windowStart);
+            if (w >= 0) {
+                WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+                for (WindowedUsage record : group) {
+                    apply(s, c, record);
+                    s.eventCounts[w] += CorrectionGroup.events(record);
+                }
+                s.quantities[w] = s.aggregation == WindowedUsage.LAST ? null : c.quantity(s.aggregation);
+                s.lastKeys[w] = s.aggregation == WindowedUsage.LAST ? c.lastKey() : null;
+            } else if (s.fired(windowStart)) {
+                billRetained(s, windowStart, group, floor, timestamp);
+            } else {
+                for (WindowedUsage record : group) {
+                    if (record.correction != WindowedUsage.ADD) {
+                        throw new IllegalStateException("a correction removes usage from a window its series "
+                                + "neither holds open nor has fired (event time " + record.eventTimeMs + "): " + s);
+                    }
+                    add(s, record);
+                }
+            }
+        }
+    }
+
+    /** One correction record into a window's retained contents (an amend travels as a remove and an add here). */
+    private static void apply(Series s, WindowContents c, WindowedUsage record) {
+        boolean last = s.aggregation == WindowedUsage.LAST;
+        String key = last ? RateLineItem.lastKey(record.eventTimeMs, string(record.eventId), record.value) : null;
+        if (record.correction == WindowedUsage.ADD) {
+            if (last) {
+                c.addKey(key);
+            } else {
+                c.addValue(record.value);
+            }
+        } else if (record.correction != WindowedUsage.REMOVE || !(last ? c.removeKey(key)
+                : c.removeValue(record.value))) {
+            // The ledger removes only what it billed, into this series and window: a broken invariant in money.
+            throw new IllegalStateException("a correction (" + record.correction + ") of " + (last ? key
+                    : record.value) + " that window " + record.eventTimeMs + "'s retained contents " + c
+                    + " cannot take: " + s);
+        }
+    }
+
+    /** The corrections of one fired window of a retaining series (see {@link #correctRetained}). */
+    private void billRetained(Series s, long windowStart, List<WindowedUsage> group, long floor, long timestamp) {
+        boolean last = s.aggregation == WindowedUsage.LAST;
+        WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+        BigDecimal windowBefore = windowQuantity(s, c);
+        for (WindowedUsage record : group) {
+            apply(s, c, record);
+        }
+        BigDecimal windowAfter = windowQuantity(s, c);
+        long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
+        long periodEnd = rate.periodEndMs(catalog, s.tenantId, windowStart);
+        boolean latest = periodStart == s.periodStartMs;
+        int prior = latest ? -1 : s.prior(periodStart);
+        BigDecimal quantityBefore = latest ? s.periodQuantity : prior < 0 ? null : s.priorQuantities[prior];
+        String keyBefore = latest ? s.periodLastKey : prior < 0 ? null : s.priorLastKeys[prior];
+        // accumulate_correction: the period's fold again, over its frozen part and its fired windows as they stand
+        BigDecimal quantity = s.frozenPeriodQuantities.get(periodStart);
+        String key = s.frozenPeriodKeys.get(periodStart);
+        for (Map.Entry<Long, WindowContents> window : s.contents.subMap(periodStart, true, periodEnd, false)
+                .entrySet()) {
+            if (s.window(window.getKey()) >= 0) {
+                continue;  // open: not in the period to date yet
+            }
+            if (last) {
+                key = RateLineItem.laterLastKey(key, window.getValue().lastKey());
+            } else {
+                quantity = PeriodFold.combine(s.aggregation, quantity, window.getValue().quantity(s.aggregation));
+            }
+        }
+        if (last) {
+            quantity = null;
+        } else {
+            key = null;
+        }
+        setPeriod(s, periodStart, quantity, key);
+        BigDecimal before = last ? (keyBefore == null ? null : RateLineItem.lastValue(keyBefore)) : quantityBefore;
+        BigDecimal after = last ? (key == null ? null : RateLineItem.lastValue(key)) : quantity;
+        BigDecimal zero = BigDecimal.ZERO;
+        if ((before == null ? zero : before).compareTo(after == null ? zero : after) != 0) {
+            BigDecimal change = RateLineItem.compact((windowAfter == null ? zero : windowAfter)
+                    .subtract(windowBefore == null ? zero : windowBefore));
+            output.collect(new StreamRecord<>(rate.correctionLine(s.tenantId, s.customerId, s.meter, s.groupJson,
+                    windowStart, corrections(group), change, before, after == null ? zero : after, catalog,
+                    windowSizeMs, floor, System.currentTimeMillis()), timestamp));
+        }
+    }
+
+    /** How many corrections the records are: an amend of a max, min or last event is its remove and its add. */
+    private static long corrections(List<WindowedUsage> group) {
+        java.util.Set<String> events = new java.util.HashSet<>();
+        for (WindowedUsage record : group) {
+            events.add(string(record.eventId));
+        }
+        return events.size();
+    }
+
+    /** The series' state of period {@code periodStart} (its latest, else an earlier one): quantity and last key. */
+    private static void setPeriod(Series s, long periodStart, BigDecimal quantity, String lastKey) {
+        if (periodStart == s.periodStartMs) {
+            s.periodQuantity = quantity;
+            s.periodLastKey = lastKey;
+        } else {
+            s.putPrior(periodStart, quantity, lastKey);
+        }
+    }
+
+    /** A retained window's quantity by its series' rule: max/min over its values, last the value of its last key. */
+    private static BigDecimal windowQuantity(Series s, WindowContents c) {
+        if (s.aggregation == WindowedUsage.LAST) {
+            String key = c.lastKey();
+            return key == null ? null : RateLineItem.lastValue(key);
+        }
+        return c.quantity(s.aggregation);
+    }
+
     /** The late events of one fired window that came after the same watermark (Python: one late WindowAggregate). */
     private static final class LateGroup {
         final long windowStart;
@@ -462,6 +632,19 @@ public final class WindowRating extends CountingOperator<String>
     private void billLate(Series s, LateGroup group, long floor, long timestamp) {
         long windowStart = group.windowStart;
         long count = group.records.size();
+        if (s.contents != null) {
+            WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+            for (WindowedUsage record : group.records) {
+                if (record.value == null) {
+                    continue;
+                }
+                if (s.aggregation == WindowedUsage.LAST) {
+                    c.addKey(RateLineItem.lastKey(record.eventTimeMs, string(record.eventId), record.value));
+                } else {
+                    c.addValue(record.value);
+                }
+            }
+        }
         pendingBilledLate += count;
         if (s.aggregation == WindowedUsage.UNIQUE_COUNT) {
             String tokens = group.tokens.isEmpty() ? null : String.join(",", group.tokens);
@@ -491,12 +674,7 @@ public final class WindowRating extends CountingOperator<String>
                 before = quantityBefore;
                 after = quantityAfter;
             }
-            if (latest) {
-                s.periodQuantity = quantityAfter;
-                s.periodLastKey = lastKeyAfter;
-            } else {
-                s.putPrior(periodStart, quantityAfter, lastKeyAfter);
-            }
+            setPeriod(s, periodStart, quantityAfter, lastKeyAfter);
             // Python's unchanged period quantity (a period with no state has quantity 0): billed, no line.
             if ((before == null ? BigDecimal.ZERO : before).compareTo(after == null ? BigDecimal.ZERO : after) != 0) {
                 output.collect(new StreamRecord<>(rate.lateAdjustment(s.tenantId, s.customerId, s.meter, s.groupJson,
@@ -553,6 +731,14 @@ public final class WindowRating extends CountingOperator<String>
                 break;
             default: // count: the event count is the quantity
         }
+        if (s.contents != null && amount != null) {
+            WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+            if (record.aggregation == WindowedUsage.LAST) {
+                c.addKey(RateLineItem.lastKey(time, string(record.eventId), amount));
+            } else {
+                c.addValue(amount);
+            }
+        }
     }
 
     /**
@@ -569,6 +755,7 @@ public final class WindowRating extends CountingOperator<String>
         if (s == null) {
             return;
         }
+        retaining(s);
         runDue(s, timer.getTimestamp());
         series.written(s, now);
     }
@@ -580,7 +767,8 @@ public final class WindowRating extends CountingOperator<String>
             boolean due = false;
             if (s.pending != null) {
                 for (WindowedUsage record : s.pending) {
-                    if (decideAt(record.floorMs) <= t && record.floorMs <= floor) {
+                    // a correction after the end of the usage (floor at the maximum) waits for finish()
+                    if (record.floorMs != Long.MAX_VALUE && decideAt(record.floorMs) <= t && record.floorMs <= floor) {
                         floor = record.floorMs;
                         due = true;
                     }
@@ -611,7 +799,9 @@ public final class WindowRating extends CountingOperator<String>
         if (s.pending != null) {
             for (WindowedUsage record : s.pending) {
                 // Idempotent; needed after a restore of format 2, whose records waited for a timer at their floor.
-                windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
+                if (record.floorMs != Long.MAX_VALUE) {
+                    windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
+                }
             }
         }
     }
@@ -680,6 +870,53 @@ public final class WindowRating extends CountingOperator<String>
             if (rate.periodEndMs(catalog, s.tenantId, s.priorStarts[i]) <= horizon) {
                 s.dropPrior(i);
             }
+        }
+        if (s.contents != null) {
+            // The retained windows and frozen parts of forgotten periods go with them (no event can reach them).
+            s.contents.keySet().removeIf(start -> !keptPeriod(s, rate.periodStartMs(catalog, s.tenantId, start)));
+            s.frozenPeriodQuantities.keySet().removeIf(start -> !keptPeriod(s, start));
+            s.frozenPeriodKeys.keySet().removeIf(start -> !keptPeriod(s, start));
+        }
+    }
+
+    /** Whether the series keeps period {@code periodStart}: its latest, an earlier one, or a later one not fired yet. */
+    private static boolean keptPeriod(Series s, long periodStart) {
+        return periodStart >= s.periodStartMs || s.prior(periodStart) >= 0;
+    }
+
+    /**
+     * With {@code retainContents}, a max, min or last series retains its windows' contents from now on; what it held
+     * before (open windows' quantities, each period's quantity) is frozen: the ledger holds no correctable event of
+     * it (restored from a release without contents, or billed while corrections were off).
+     */
+    private void retaining(Series s) {
+        if (!retainContents || s.contents != null || (s.aggregation != WindowedUsage.MAX
+                && s.aggregation != WindowedUsage.MIN && s.aggregation != WindowedUsage.LAST)) {
+            return;
+        }
+        s.contents = new java.util.TreeMap<>();
+        s.frozenPeriodQuantities = new java.util.TreeMap<>();
+        s.frozenPeriodKeys = new java.util.TreeMap<>();
+        if (s.periodStartMs != Series.NO_PERIOD) {
+            freezePeriod(s, s.periodStartMs, s.periodQuantity, s.periodLastKey);
+        }
+        for (int i = 0; i < s.priors; i++) {
+            freezePeriod(s, s.priorStarts[i], s.priorQuantities[i], s.priorLastKeys[i]);
+        }
+        for (int w = 0; w < s.windows; w++) {
+            WindowContents c = new WindowContents();
+            c.frozenQuantity = s.quantities[w];
+            c.frozenKey = s.lastKeys[w];
+            s.contents.put(s.windowStarts[w], c);
+        }
+    }
+
+    private static void freezePeriod(Series s, long periodStart, BigDecimal quantity, String lastKey) {
+        if (quantity != null) {
+            s.frozenPeriodQuantities.put(periodStart, quantity);
+        }
+        if (lastKey != null) {
+            s.frozenPeriodKeys.put(periodStart, lastKey);
         }
     }
 

@@ -114,8 +114,9 @@ import org.apache.flink.util.OutputTag;
  * A rejection goes to the side output {@link #correctionRejectTag()} and is counted
  * {@code correction_rejected} by reason; an applied correction is counted {@code correction_applied}. Its remove/add
  * contributions go on to the window operator as correction records ({@link WindowedUsage#correction}) of their
- * series, after the watermark this operator had forwarded (sum and count meters: the ledger rejects the others',
- * {@code aggregation_not_correctable}). The corrections input
+ * series, after the watermark this operator had forwarded (every aggregation but unique_count, whose corrections
+ * the ledger rejects: {@code aggregation_not_correctable}); after the end of the usage input (the maximum forwarded)
+ * with the maximum, which the window operator decides at its own end. The corrections input
  * carries no watermarks and holds none back (its watermarks are ignored; the usage input's go on as above). Watermark
  * statuses of a two-input operator go through Flink's final combining methods: an idle status is forwarded when both
  * inputs are idle (a corrections subtask without a partition while usage pauses), which the one-input operator never
@@ -203,8 +204,6 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient byte[] packed;  // a snapshot's scratch: one table's live entries
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
-    /** The highest watermark below the maximum forwarded (or restored): what a correction after the end comes after. */
-    private transient long finiteFloor;
     private transient long[] pendingCounts;  // by outcome index, since the last flush
     private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
     private final boolean holdCorrectionsUntilUsageEnds;
@@ -352,7 +351,6 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         floorState = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>("late-routing-watermark-floor", Long.class));
         watermarkFloor = lowestRestoredFloor(floorState.get());
-        finiteFloor = watermarkFloor == Long.MAX_VALUE ? NO_WATERMARK : watermarkFloor;
     }
 
     /** The buckets of each key group in {@code range}, by the same key-to-key-group rule as the keyed stream's. */
@@ -506,9 +504,6 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     public void processWatermark(Watermark mark) throws Exception {
         if (mark.getTimestamp() > watermarkFloor) {
             watermarkFloor = mark.getTimestamp();
-            if (watermarkFloor != Long.MAX_VALUE) {
-                finiteFloor = watermarkFloor;
-            }
         }
         super.processWatermark(mark);
         if (watermarkFloor == Long.MAX_VALUE && heldCorrections != null) {
@@ -605,32 +600,37 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     }
 
     /**
-     * An applied correction's contributions to the window operator (sum and count meters: the ledger rejects the
-     * others' corrections, {@code aggregation_not_correctable}), each keyed by its series, after the watermark this
-     * operator had forwarded ({@code floorMs}): a remove and an add of the same series and window travel as one
-     * amend (the change of the value), otherwise each on its own (an amend of a group-by dimension moves usage from
-     * one series to another).
+     * An applied correction's contributions to the window operator (every aggregation but unique_count, whose
+     * corrections the ledger rejects: {@code aggregation_not_correctable}), each keyed by its series, after the
+     * watermark this operator had forwarded ({@code floorMs}): for sum and count a remove and an add of the same
+     * series and window travel as one amend (the change of the value); otherwise each on its own (an amend of a
+     * group-by dimension moves usage from one series to another; max, min and last windows take the two on their
+     * retained contents).
      */
     private void sendCorrection(CorrectionLedger.Contribution remove, CorrectionLedger.Contribution add,
             byte aggregation) {
-        if (aggregation != WindowedUsage.SUM && aggregation != WindowedUsage.COUNT) {
-            // Applied and counted, so it must change the bill: the ledger lets no other aggregation through.
-            throw new IllegalStateException("an applied correction of a " + WindowedUsage.name(aggregation)
-                    + " meter, which the window operator cannot bill");
+        if (aggregation == WindowedUsage.UNIQUE_COUNT) {
+            // Applied and counted, so it must change the bill: the ledger lets no unique_count correction through.
+            throw new IllegalStateException("an applied correction of a unique_count meter, which the window "
+                    + "operator cannot bill");
         }
-        if (remove != null && add != null && remove.sameSeriesAndWindow(add)) {
+        boolean byDifference = aggregation == WindowedUsage.SUM || aggregation == WindowedUsage.COUNT;
+        if (byDifference && remove != null && add != null && remove.sameSeriesAndWindow(add)) {
             BigDecimal change = aggregation == WindowedUsage.COUNT ? null
                     : RateLineItem.compact(orZero(add.value).subtract(orZero(remove.value)));
             output.collect(new StreamRecord<>(correctionRecord(add, aggregation, WindowedUsage.AMEND, change)));
             return;
         }
+        // max, min and last: a remove and an add (their window's retained contents take each); a last meter's
+        // value as billed (its window keys carry it as written, RateLineItem.lastKey), the others' compact
+        boolean asBilled = aggregation == WindowedUsage.LAST;
         if (remove != null) {
             output.collect(new StreamRecord<>(correctionRecord(remove, aggregation, WindowedUsage.REMOVE,
-                    RateLineItem.compact(remove.value))));
+                    asBilled ? remove.value : RateLineItem.compact(remove.value))));
         }
         if (add != null) {
             output.collect(new StreamRecord<>(correctionRecord(add, aggregation, WindowedUsage.ADD,
-                    RateLineItem.compact(add.value))));
+                    asBilled ? add.value : RateLineItem.compact(add.value))));
         }
     }
 
@@ -652,12 +652,11 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         out.groupJson = group.toBytes();
         out.aggregation = aggregation;
         out.eventTimeMs = c.eventTimeMs;
+        out.eventId = c.eventId.getBytes(StandardCharsets.UTF_8);  // last keys; one correction per event id
         out.value = aggregation == WindowedUsage.COUNT ? null : value;
-        // After the end of the usage input (a bounded run) the watermark is at its maximum, which no period closes at:
-        // the correction comes after the last watermark below it, or after the first that fired its window if that is
-        // later (none may have come before the maximum), and the window operator decides it at the end.
-        out.floorMs = watermarkFloor == Long.MAX_VALUE
-                ? Math.max(finiteFloor, TumblingWindows.end(c.eventTimeMs, windowSizeMs) - 1) : watermarkFloor;
+        // After the end of the usage input (a bounded run) the watermark is at its maximum: the window operator decides
+        // such corrections at its own end, all of them together (WindowRating.finish).
+        out.floorMs = watermarkFloor;
         out.correction = kind;
         return out;
     }

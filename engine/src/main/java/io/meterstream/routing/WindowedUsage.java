@@ -25,8 +25,8 @@ import org.apache.flink.table.data.StringData;
  *
  * <p>Fields: {@code seriesHi}/{@code seriesLo}, the {@link HashedKey} of (tenant_id, customer_id, meter,
  * group_json); the identity as UTF-8 (the window operator decodes it once per new series); {@code aggregation}, one
- * of the codes below; {@code eventTimeMs}; {@code eventId}, only for {@code last} meters (their window keeps the
- * latest event); {@code value}: NULL for count and unique_count meters and absent values, for sum, max and min
+ * of the codes below; {@code eventTimeMs}; {@code eventId}, for {@code last} meters (their window keeps the latest
+ * event) and on correction records (a correction counts once per event); {@code value}: NULL for count and unique_count meters and absent values, for sum, max and min
  * compacted ({@code RateLineItem.compact}: equal in value, so every result is), for last exactly as parsed;
  * {@code uniqueToken}: for unique_count meters, the counted dimension's value as the parser encodes it (NULL when
  * the event has none); {@code floorMs}: the watermark the routing operator had forwarded before the record (its
@@ -35,7 +35,8 @@ import org.apache.flink.table.data.StringData;
  * window operator decides, by its series' own windows, whether it is still billed (see {@code WindowRating}).
  *
  * <p>{@code correction}: {@link #NOT_A_CORRECTION} for usage; otherwise the record is one side of an applied
- * correction in this series ({@code udfs.corrections.Contribution}, sum and count meters): {@link #REMOVE} takes
+ * correction in this series ({@code udfs.corrections.Contribution}; max, min and last: a remove and an add, with
+ * the event's id): {@link #REMOVE} takes
  * out an event's billed version ({@code value}: its value), {@link #ADD} puts one in, {@link #AMEND} replaces one in
  * the same window of the same series ({@code value}: new minus old). {@code eventTimeMs} places it in its window,
  * {@code floorMs} is the watermark the correction came after; the window operator decides it once its own watermark

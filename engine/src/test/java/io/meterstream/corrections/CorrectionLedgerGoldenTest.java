@@ -175,6 +175,30 @@ class CorrectionLedgerGoldenTest {
     }
 
     @Test
+    void anEntryOfFormat1IsNotCorrectableForMaxMinAndLastMetersButForSumAndCount() throws Exception {
+        // format 1: the version 1 and, per entry of a billed event, no trailing contents flag (the block's last byte)
+        CorrectionLedger ledger = new CorrectionLedger(60_000, 1_000, 5_000);
+        ledger.observeEvent(1L, 2L, 10L, new CorrectionLedger.Version("c", "seats", 0L, BigDecimal.TEN, "{}", null));
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        ledger.prepareSnapshot(10L, hi -> 0);
+        ledger.write(out, 0);
+        byte[] format2 = out.getCopyOfBuffer();
+        byte[] format1 = java.util.Arrays.copyOf(format2, format2.length - 1);
+        format1[3] = 1;
+        JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
+        CorrectionLedger.Correction cancel = new CorrectionLedger.Correction("acme-ai", "e", CorrectionLedger.CANCEL,
+                null, null);
+        CorrectionLedger old = new CorrectionLedger(60_000, 1_000, 5_000);
+        old.read(new DataInputDeserializer(format1));
+        CorrectionLedger.Decision rejected = old.decide(1L, 2L, 11L, cancel, catalog.tenants().get("acme-ai").meters);
+        assertEquals(CorrectionLedger.AGGREGATION_NOT_CORRECTABLE, rejected.rejection);
+        assertTrue(rejected.detail.contains("before this release kept the window contents"), rejected.detail);
+        CorrectionLedger current = new CorrectionLedger(60_000, 1_000, 5_000);
+        current.read(new DataInputDeserializer(format2));
+        assertTrue(current.decide(1L, 2L, 11L, cancel, catalog.tenants().get("acme-ai").meters).applied());
+    }
+
+    @Test
     void aTokenDecodesToItsValue() {
         assertEquals("a,b%2C%", CorrectionLedger.decodeToken("a%2Cb%252C%25"));
         assertNull(CorrectionLedger.decodeToken(null));

@@ -28,7 +28,8 @@ import org.apache.flink.util.OutputTag;
 import org.junit.jupiter.api.Test;
 
 /**
- * Corrections of sum and count meters in {@link WindowRating} ({@code udfs.corrections.correct_window}): each stream
+ * Corrections in {@link WindowRating} ({@code udfs.corrections.correct_window}; max, min and last windows from the
+ * contents they retain, with what they held before retaining frozen): each stream
  * with corrections is held against the same operator run on the corrected usage alone (the money of a period after
  * its corrections is that of its corrected usage, the spec's rule), and the correction lines against what the spec
  * says of their kind, id and invoice: a correction of an open window changes it (no line of its own), one of a fired
@@ -74,6 +75,90 @@ class WindowRatingCorrectionsTest {
         assertEquals(corrected.get(0).get("period_amount_to_date"), line.get("period_amount_to_date"));
         assertEquals(0, new BigDecimal(corrected.get(0).get("amount").textValue()).compareTo(
                 new BigDecimal(usage.get("amount").textValue()).add(new BigDecimal(line.get("amount").textValue()))));
+    }
+
+    @Test
+    void cancellingAFiredWindowsMaximumFoldsThePeriodAgainOverTheRest() throws Exception {
+        List<JsonNode> lines = run(List.of(
+                usage("seats", "{}", WindowedUsage.MAX, T + 1_000, "5"),
+                usage("seats", "{}", WindowedUsage.MAX, T + 2_000, "9"),
+                usage("seats", "{}", WindowedUsage.MAX, T + WINDOW_MS + 1_000, "7"),
+                watermark(T + 2 * WINDOW_MS + 10_000),
+                correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX, T + 2_000, "9",
+                        T + 2 * WINDOW_MS + 10_000)));
+        List<JsonNode> corrected = run(List.of(
+                usage("seats", "{}", WindowedUsage.MAX, T + 1_000, "5"),
+                usage("seats", "{}", WindowedUsage.MAX, T + WINDOW_MS + 1_000, "7")));
+        assertEquals(3, lines.size(), lines.toString());
+        JsonNode line = lines.get(2);
+        assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue());
+        assertEquals(lines.get(0).get("line_item_id").textValue(), line.get("adjusts_line_item_id").textValue());
+        assertEquals("-4", line.get("quantity").textValue(), "the window's maximum 9 -> 5");
+        assertEquals("7", line.get("period_quantity_to_date").textValue(), "the other window's 7 is the period's now");
+        JsonNode last = corrected.get(corrected.size() - 1);
+        assertEquals(last.get("period_quantity_to_date"), line.get("period_quantity_to_date"));
+        assertEquals(last.get("period_amount_to_date"), line.get("period_amount_to_date"));
+    }
+
+    @Test
+    void anAmendOfALastEventAndACancelOfTheLatestLeaveThePeriodAtTheCorrectedUsage() throws Exception {
+        List<Step> steps = List.of(
+                usage("storage_gb", "{}", WindowedUsage.LAST, T + 1_000, "10"),
+                usage("storage_gb", "{}", WindowedUsage.LAST, T + 2_000, "20"),
+                watermark(T + WINDOW_MS + 10_000),
+                correction(WindowedUsage.REMOVE, "storage_gb", "{}", WindowedUsage.LAST, T + 2_000, "20",
+                        T + WINDOW_MS + 10_000),
+                correction(WindowedUsage.REMOVE, "storage_gb", "{}", WindowedUsage.LAST, T + 1_000, "10",
+                        T + WINDOW_MS + 10_000),
+                correction(WindowedUsage.ADD, "storage_gb", "{}", WindowedUsage.LAST, T + 1_000, "30",
+                        T + WINDOW_MS + 10_000));
+        List<JsonNode> lines = run(steps);
+        List<JsonNode> corrected = run(List.of(usage("storage_gb", "{}", WindowedUsage.LAST, T + 1_000, "30")));
+        assertEquals(2, lines.size(), lines.toString());
+        JsonNode line = lines.get(1);
+        assertEquals("10", line.get("quantity").textValue(), "the window's last 20 -> 30");
+        assertEquals(2, line.get("event_count").longValue(), "a cancel and an amend (its remove and add)");
+        assertEquals(corrected.get(0).get("period_quantity_to_date"), line.get("period_quantity_to_date"));
+        assertEquals(corrected.get(0).get("period_amount_to_date"), line.get("period_amount_to_date"));
+    }
+
+    @Test
+    void aCorrectionOfAnOpenMinWindowChangesItsUsageLine() throws Exception {
+        List<JsonNode> lines = run(List.of(
+                usage("low_water", "{}", WindowedUsage.MIN, T + 1_000, "3"),
+                usage("low_water", "{}", WindowedUsage.MIN, T + 2_000, "1"),
+                correction(WindowedUsage.REMOVE, "low_water", "{}", WindowedUsage.MIN, T + 2_000, "1", T)));
+        List<JsonNode> corrected = run(List.of(usage("low_water", "{}", WindowedUsage.MIN, T + 1_000, "3")));
+        assertEquals(1, lines.size(), lines.toString());
+        assertEquals(withoutEmittedAt(corrected.get(0)).get("quantity"), withoutEmittedAt(lines.get(0)).get("quantity"));
+        assertEquals("3", lines.get(0).get("quantity").textValue());
+    }
+
+    @Test
+    void whatASeriesHeldBeforeItRetainedContentsIsFrozenAndItsCorrectionsStillExact() throws Exception {
+        // a release without contents (or corrections off) held 9 in the open window; the restore retains from then
+        var before = open(null, new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING,
+                false));
+        before.processElement(new StreamRecord<>(usage("seats", "{}", WindowedUsage.MAX, T + 1_000, "9").record,
+                T + 1_000));
+        OperatorSubtaskState snapshot = before.snapshot(1L, 1L);
+        before.close();
+        var after = open(snapshot);
+        after.processElement(new StreamRecord<>(usage("seats", "{}", WindowedUsage.MAX, T + 2_000, "12").record,
+                T + 2_000));
+        after.processWatermark(T + WINDOW_MS + 10_000);
+        OperatorSubtaskState retained = after.snapshot(2L, 2L);  // format 5: contents and frozen parts written
+        after.close();
+        var restored = open(retained);
+        restored.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX,
+                T + 2_000, "12", T + WINDOW_MS + 10_000).record, T + 2_000));
+        restored.processWatermark(Long.MAX_VALUE);
+        List<String> out = restored.extractOutputValues();
+        assertEquals(1, out.size(), out.toString());
+        JsonNode line = JSON.readTree(out.get(0));
+        assertEquals("-3", line.get("quantity").textValue(), "12 removed: the frozen 9 stands");
+        assertEquals("9", line.get("period_quantity_to_date").textValue());
+        restored.close();
     }
 
     @Test
@@ -171,18 +256,21 @@ class WindowRatingCorrectionsTest {
 
     @Test
     void correctionsAfterTheEndOfTheUsageAreDecidedAtTheEndTogether() throws Exception {
-        // a bounded run: the watermark is at its maximum when the corrections come (after the last one below it)
-        WindowRating operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING);
+        // a bounded run: the corrections come after the usage ended (floor at the maximum), from two routing subtasks,
+        // one before this operator's watermark reached the maximum and one after: one line for both, at the end
+        WindowRating operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING,
+                true);
         var harness = open(null, operator);
         harness.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "7")
                 .record, T + 1_000));
         harness.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 2_000, "5")
                 .record, T + 2_000));
-        harness.processWatermark(Long.MAX_VALUE);
+        harness.processWatermark(T + 3 * WINDOW_MS);
         harness.processElement(new StreamRecord<>(correction(WindowedUsage.AMEND, "input_tokens", NOVA,
-                WindowedUsage.SUM, T + 1_000, "-4", T + WINDOW_MS + 10_000).record, T + 1_000));
+                WindowedUsage.SUM, T + 1_000, "-4", Long.MAX_VALUE).record, T + 1_000));
+        harness.processWatermark(Long.MAX_VALUE);
         harness.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "input_tokens", NOVA,
-                WindowedUsage.SUM, T + 2_000, "5", T + WINDOW_MS + 10_000).record, T + 2_000));
+                WindowedUsage.SUM, T + 2_000, "5", Long.MAX_VALUE).record, T + 2_000));
         assertEquals(1, harness.extractOutputValues().size(), "the usage line; the corrections wait for the end");
         operator.finish();
         List<String> out = harness.extractOutputValues();
@@ -196,7 +284,6 @@ class WindowRatingCorrectionsTest {
         harness.close();
     }
 
-    /** One input of a stream: a record (with the watermark it came after) or a watermark. */
     private static final class Step {
         final WindowedUsage record;
         final long watermark;
@@ -225,12 +312,14 @@ class WindowRatingCorrectionsTest {
     private static WindowedUsage record(String meter, String group, byte aggregation, long eventTimeMs, String value,
             long floorMs) {
         WindowedUsage out = new WindowedUsage();
-        Tuple2<Long, Long> key = new HashedKey().part(StringData.fromString("acme-ai"))
+        String tenant = meter.equals("low_water") ? "zeta-test" : "acme-ai";  // the catalog's min meter is zeta's
+        Tuple2<Long, Long> key = new HashedKey().part(StringData.fromString(tenant))
                 .part(StringData.fromString("c1")).part(StringData.fromString(meter))
                 .part(StringData.fromString(group)).key();
         out.seriesHi = key.f0;
         out.seriesLo = key.f1;
-        out.tenantId = bytes("acme-ai");
+        out.eventId = bytes("e" + eventTimeMs);  // one event per event time in these streams
+        out.tenantId = bytes(tenant);
         out.customerId = bytes("c1");
         out.meter = bytes(meter);
         out.groupJson = bytes(group);
@@ -269,7 +358,8 @@ class WindowRatingCorrectionsTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored) throws Exception {
-        return open(restored, new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING));
+        return open(restored, new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING,
+                true));
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
