@@ -258,22 +258,32 @@ public final class WindowRating extends CountingOperator<String>
                 s.pending = new ArrayList<>(2);
             }
             s.pending.add(record);
-            if (record.floorMs != Long.MAX_VALUE) {
-                windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
-            }
-            // Else a correction after the end of the usage input (a bounded run; the routing subtask it came through
-            // had forwarded the maximum watermark): it waits for the end of this operator's input ({@link #finish}),
-            // where all of them are decided together, one line per window, whichever routing subtask sent them.
+            // A correction after the end of the usage input (a bounded run: floor at the maximum) waits for the
+            // timer at the maximum, which fires once every routing subtask has ended (each sends its corrections
+            // before its maximum), before the windows' end of input goes on: all of them together, one line per
+            // window ({@link #runDue}).
+            windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
         }
         series.written(s, now);
     }
 
     /**
-     * At the end of the input (a bounded run): the corrections that came after the usage input had ended (floor at
-     * the maximum) are decided now, per series, all together. Each counts as decided after the later of this
-     * operator's last watermark below the maximum (what the invoice stage last saw: a period it closed by then gets
-     * a prior-period adjustment) and the first watermark that fired its window, so its line has a watermark to be
-     * named by, and those of one window share it: one line per window.
+     * The corrections after the end of the usage input (floor at the maximum) count as decided after the later of
+     * this operator's last watermark below the maximum (what the invoice stage last saw: a period it closed by then
+     * gets a prior-period adjustment) and the first watermark that fired their window: their lines have a watermark
+     * to be named by, and those of one window share it (one line per window).
+     */
+    private void afterTheEnd(Series s) {
+        for (WindowedUsage record : s.pending) {
+            if (record.floorMs == Long.MAX_VALUE) {
+                record.floorMs = Math.max(lastFiniteWatermark, TumblingWindows.end(record.eventTimeMs, windowSizeMs) - 1);
+            }
+        }
+    }
+
+    /**
+     * At the end of the input: a correction that came after this operator's maximum (none should: each routing
+     * subtask sends its own before its maximum) is still decided, late for the invoice stage rather than lost.
      */
     @Override
     public void finish() throws Exception {
@@ -283,20 +293,10 @@ public final class WindowRating extends CountingOperator<String>
             if (s == null || s.pending == null) {
                 return;
             }
-            boolean due = false;
-            for (WindowedUsage record : s.pending) {
-                if (record.floorMs == Long.MAX_VALUE) {
-                    record.floorMs = Math.max(lastFiniteWatermark,
-                            TumblingWindows.end(record.eventTimeMs, windowSizeMs) - 1);
-                    due = true;
-                }
-            }
-            if (due) {
-                setCurrentKey(Tuple2.of(hi, lo));
-                retaining(s);
-                runDue(s, Long.MAX_VALUE);
-                series.written(s, now);
-            }
+            setCurrentKey(Tuple2.of(hi, lo));
+            retaining(s);
+            runDue(s, Long.MAX_VALUE);
+            series.written(s, now);
         });
         super.finish();
     }
@@ -762,13 +762,15 @@ public final class WindowRating extends CountingOperator<String>
 
     /** What is due at time {@code t} (see {@link #onEventTime}). */
     private void runDue(Series s, long t) {
+        if (t == Long.MAX_VALUE && s.pending != null) {
+            afterTheEnd(s);
+        }
         while (true) {
             long floor = Long.MAX_VALUE;
             boolean due = false;
             if (s.pending != null) {
                 for (WindowedUsage record : s.pending) {
-                    // a correction after the end of the usage (floor at the maximum) waits for finish()
-                    if (record.floorMs != Long.MAX_VALUE && decideAt(record.floorMs) <= t && record.floorMs <= floor) {
+                    if (decideAt(record.floorMs) <= t && record.floorMs <= floor) {
                         floor = record.floorMs;
                         due = true;
                     }
@@ -799,9 +801,7 @@ public final class WindowRating extends CountingOperator<String>
         if (s.pending != null) {
             for (WindowedUsage record : s.pending) {
                 // Idempotent; needed after a restore of format 2, whose records waited for a timer at their floor.
-                if (record.floorMs != Long.MAX_VALUE) {
-                    windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
-                }
+                windowEnds.registerEventTimeTimer(VoidNamespace.INSTANCE, decideAt(record.floorMs));
             }
         }
     }

@@ -127,7 +127,8 @@ import org.apache.flink.util.OutputTag;
  * 2) restores with an empty ledger, and a ledger restored into an operator without corrections is dropped.
  */
 public final class UsageRouting extends CountingOperator<WindowedUsage>
-        implements OneInputStreamOperator<RowData, WindowedUsage>, TwoInputStreamOperator<RowData, Row, WindowedUsage> {
+        implements OneInputStreamOperator<RowData, WindowedUsage>, TwoInputStreamOperator<RowData, Row, WindowedUsage>,
+        org.apache.flink.streaming.api.operators.BoundedMultiInput {
     private static final long serialVersionUID = 1L;
 
     // The accounting outcomes (udfs.accounting.Outcome, generated into Rules).
@@ -207,6 +208,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient long[] pendingCounts;  // by outcome index, since the last flush
     private transient Map<String, long[]> pendingRejects;  // dead-lettered, by reason
     private final boolean holdCorrectionsUntilUsageEnds;
+    /** Bounded runs with corrections: their input has ended; the usage's maximum waits for it ({@link #endInput}). */
+    private transient boolean correctionsEnded;
+    private transient boolean heldMaximum;
     /** Bounded runs: corrections read before the usage input ended, per key, in arrival order. */
     private transient ListState<Row> heldCorrections;
     private transient CorrectionLedger ledger;  // null: no corrections
@@ -505,9 +509,29 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         if (mark.getTimestamp() > watermarkFloor) {
             watermarkFloor = mark.getTimestamp();
         }
-        super.processWatermark(mark);
-        if (watermarkFloor == Long.MAX_VALUE && heldCorrections != null) {
+        if (holdCorrectionsUntilUsageEnds && heldCorrections != null && mark.getTimestamp() == Long.MAX_VALUE) {
+            // A bounded run's usage ended: the held corrections are decided now (after the maximum, their floor),
+            // and the maximum goes on only once the corrections input has ended too, so that every correction
+            // reaches the window operator before its end of input (which it decides them at, before its own
+            // maximum goes on to the invoice stage: a line after that would be for a closed invoice).
             releaseHeldCorrections();
+            if (!correctionsEnded) {
+                heldMaximum = true;
+                return;
+            }
+        }
+        super.processWatermark(mark);
+    }
+
+    /** The corrections input ended (a bounded run): a maximum held for it goes on. */
+    @Override
+    public void endInput(int inputId) throws Exception {
+        if (inputId == 2) {
+            correctionsEnded = true;
+            if (heldMaximum) {
+                heldMaximum = false;
+                super.processWatermark(new Watermark(Long.MAX_VALUE));
+            }
         }
     }
 

@@ -255,9 +255,9 @@ class WindowRatingCorrectionsTest {
     }
 
     @Test
-    void correctionsAfterTheEndOfTheUsageAreDecidedAtTheEndTogether() throws Exception {
-        // a bounded run: the corrections come after the usage ended (floor at the maximum), from two routing subtasks,
-        // one before this operator's watermark reached the maximum and one after: one line for both, at the end
+    void correctionsAfterTheEndOfTheUsageAreDecidedTogetherBeforeTheMaximumGoesOn() throws Exception {
+        // a bounded run: the corrections come after the usage ended (floor at the maximum), from two routing subtasks
+        // (each sends its own before its maximum): one line for both, out before this operator's maximum
         WindowRating operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING,
                 true);
         var harness = open(null, operator);
@@ -268,11 +268,10 @@ class WindowRatingCorrectionsTest {
         harness.processWatermark(T + 3 * WINDOW_MS);
         harness.processElement(new StreamRecord<>(correction(WindowedUsage.AMEND, "input_tokens", NOVA,
                 WindowedUsage.SUM, T + 1_000, "-4", Long.MAX_VALUE).record, T + 1_000));
-        harness.processWatermark(Long.MAX_VALUE);
         harness.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "input_tokens", NOVA,
                 WindowedUsage.SUM, T + 2_000, "5", Long.MAX_VALUE).record, T + 2_000));
         assertEquals(1, harness.extractOutputValues().size(), "the usage line; the corrections wait for the end");
-        operator.finish();
+        harness.processWatermark(Long.MAX_VALUE);
         List<String> out = harness.extractOutputValues();
         assertEquals(2, out.size(), out.toString());
         JsonNode line = JSON.readTree(out.get(1));
@@ -280,6 +279,9 @@ class WindowRatingCorrectionsTest {
         assertEquals("3", line.get("period_quantity_to_date").textValue());
         assertEquals("-9", line.get("quantity").textValue());
         assertEquals(2, line.get("event_count").longValue(), "one line for both: one id per window and watermark");
+        Object lastOut = new ArrayList<>(harness.getOutput()).get(harness.getOutput().size() - 1);
+        assertEquals(new org.apache.flink.streaming.api.watermark.Watermark(Long.MAX_VALUE), lastOut,
+                "the line goes out before the maximum (the invoice stage closes at it)");
         assertEquals(0, harness.numEventTimeTimers());
         harness.close();
     }

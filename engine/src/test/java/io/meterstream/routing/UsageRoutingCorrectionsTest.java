@@ -167,6 +167,8 @@ class UsageRoutingCorrectionsTest {
         restored.processWatermark1(new Watermark(T0 + 5 * WINDOW_MS));
         assertEquals(1, restored.extractOutputValues().size(), "a finite watermark releases nothing: only usage");
         restored.processWatermark1(new Watermark(Long.MAX_VALUE));
+        assertEquals(List.of(new Watermark(T0 + 5 * WINDOW_MS)), watermarks(restored),
+                "the maximum waits for the end of the corrections input");
         // decided in arrival order once the usage ended: the cancel applies, the amend finds e1 cancelled
         assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.CORRECTION_APPLIED, 1L,
                 UsageRouting.CORRECTION_REJECTED + "/" + Rules.CORRECTION_ALREADY_CANCELLED, 1L), flush(restored));
@@ -176,6 +178,8 @@ class UsageRoutingCorrectionsTest {
         restored.processElement2(correction("acme-ai", "e1", "k3", "cancel", null), T0);
         assertEquals(Map.of(UsageRouting.CORRECTION_REJECTED + "/" + Rules.CORRECTION_ALREADY_CANCELLED, 1L),
                 flush(restored), "after the end of the usage: decided at once");
+        OPERATORS.get(restored).endInput(2);
+        assertEquals(List.of(new Watermark(T0 + 5 * WINDOW_MS), new Watermark(Long.MAX_VALUE)), watermarks(restored));
     }
 
     @Test
