@@ -43,7 +43,9 @@ import org.apache.flink.core.memory.DataOutputView;
  * <p>Layout: one object per key here (strings of the billed version: customer, meter, group JSON, the unique
  * dimension's value, as Java objects in a HashMap); the docstring's 80-byte slot layout (hashes instead of strings,
  * raw bytes in tables per key bucket, as {@code DedupTable}) is not done yet, so a key costs more than 80 bytes here
- * (not measured yet), for the correction horizon; then one small entry until the dedup horizon.
+ * (measured: 406 heap bytes and 119 checkpoint bytes per event, {@code benchmarks/CorrectionLedgerMemoryBench.java};
+ * at 5M events the routing checkpoint grows 144 -> 632 MB), for the correction horizon; then one small entry until
+ * the dedup horizon.
  */
 public final class CorrectionLedger {
     /** The correction rejection reasons the ledger decides ({@code schemas.correction_dead_letter}, generated). */
