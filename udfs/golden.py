@@ -598,10 +598,23 @@ def _line_rows(cat: Catalog) -> list[dict[str, Any]]:
     rng = random.Random(SEED + 5)
     rows = []
     customers = ["cust-42", "cüst/ö|,=%", 'c"q', "c😀"]
+    for tenant_id, tenant, meter_name, meter, group, points, size, start in _priced_windows(cat, rng):
+        after = rng.choice(points)
+        before = rng.choice([None, Decimal(0), *points])
+        row = _row(tenant_id, meter_name, meter.aggregation, group, before, after, start, size,
+                   rng.choice(customers), rng)
+        rows.append({**row, **_decision(tenant, start, size, rng)})
+    return rows
+
+
+def _priced_windows(cat: Catalog, rng: random.Random):
+    """Every (tenant, meter, price entry) of the catalog rated in Java (not unique_count: Python only), with a group
+    the entry matches, the quantities around its tier and package marks, and window starts of two sizes around its
+    periods' edges: (tenant_id, tenant, meter_name, meter, group, points, size, start), drawing from `rng` lazily."""
     for tenant_id, tenant in cat.tenants.items():
         for meter_name, meter in tenant.meters.items():
             if meter.aggregation == "unique_count":
-                continue  # rated in Python only (BILLING_LINE_ITEM)
+                continue
             for entry in tenant.prices[meter_name]:
                 group = {key: entry.match.get(key, rng.choice(TRICKY)) for key in meter.group_by}
                 marks = [t.up_to for t in getattr(entry, "tiers", ()) if t.up_to is not None]
@@ -610,12 +623,7 @@ def _line_rows(cat: Catalog) -> list[dict[str, Any]]:
                 points = [Decimal(0), TINY, Decimal(1), LARGE, *(m + d for m in marks for d in (-TINY, 0, TINY))]
                 for size in (60_000, 3_600_000):
                     for start in _window_starts(cat, tenant_id, size, rng):
-                        after = rng.choice(points)
-                        before = rng.choice([None, Decimal(0), *points])
-                        row = _row(tenant_id, meter_name, meter.aggregation, group, before, after, start, size,
-                                   rng.choice(customers), rng)
-                        rows.append({**row, **_decision(tenant, start, size, rng)})
-    return rows
+                        yield tenant_id, tenant, meter_name, meter, group, points, size, start
 
 
 def _decision(tenant, start: int, size: int, rng: random.Random) -> dict[str, Any]:
@@ -724,23 +732,12 @@ def correction_lines_vectors() -> dict[str, Any]:
     cat = catalog()
     cases = []
     customers = ["cust-42", "cüst/ö|,=%", 'c"q']
-    for tenant_id, tenant in cat.tenants.items():
-        for meter_name, meter in tenant.meters.items():
-            if meter.aggregation == "unique_count":
-                continue  # rated in Python only
-            for entry in tenant.prices[meter_name]:
-                group = {key: entry.match.get(key, rng.choice(TRICKY)) for key in meter.group_by}
-                marks = [t.up_to for t in getattr(entry, "tiers", ()) if t.up_to is not None]
-                if isinstance(entry, PackagePrice):
-                    marks.append(entry.package_size)
-                points = [Decimal(0), TINY, Decimal(1), LARGE, *(m + d for m in marks for d in (-TINY, 0, TINY))]
-                for size in (60_000, 3_600_000):
-                    for start in _window_starts(cat, tenant_id, size, rng):
-                        for _ in range(2):
-                            case = correction_line_case(cat, tenant_id, meter_name, group, start, size,
-                                                        rng.choice(customers), points, rng)
-                            if case is not None:
-                                cases.append(case)
+    for tenant_id, _, meter_name, _, group, points, size, start in _priced_windows(cat, rng):
+        for _ in range(2):
+            case = correction_line_case(cat, tenant_id, meter_name, group, start, size, rng.choice(customers),
+                                        points, rng)
+            if case is not None:
+                cases.append(case)
     return {"java_catalog_json": java_catalog_json(cat), "emitted_at_ms": EMITTED_MS, "cases": cases}
 
 

@@ -214,8 +214,12 @@ def _rated(
     period: tuple[datetime, datetime], quantity_state: Any, last_window_start: datetime, *, emitted_at: datetime,
     decided_after: datetime | None,
     late: bool,
+    correction: bool = False,
+    quantity: Decimal | None = None,
+    event_count: int | None = None,
 ) -> tuple[PeriodState, InvoiceLineItem]:
-    """The state after `window` combined into `before` (`quantity_state`), priced, and the line of the change."""
+    """The state after `window` combined into `before` (`quantity_state`), priced, and the line of the change
+    (`correction`, `quantity`, `event_count`: as `build_line_item` takes them)."""
     period_quantity = aggregator.period_quantity(quantity_state)
     entry = catalog_tenant.price_for(window.meter, window.group)
     priced = price(period_quantity, entry)
@@ -231,7 +235,8 @@ def _rated(
         window, aggregator, catalog_tenant, entry.id, period,
         priced_before=before.priced, amount_before=before.amount_to_date,
         priced_after=after.priced, amount_after=after.amount_to_date, period_quantity=period_quantity,
-        emitted_at=emitted_at, decided_after=decided_after, late=late,
+        emitted_at=emitted_at, decided_after=decided_after, late=late, correction=correction, quantity=quantity,
+        event_count=event_count,
     )
     return after, line
 
@@ -448,24 +453,9 @@ def accumulate_correction(
         current.last_window_start, after.window_start)
     if period_quantity == current.period_quantity:
         return replace(current, quantity_state=quantity_state, last_window_start=last_start), None
-    entry = catalog_tenant.price_for(after.meter, after.group)
-    priced = price(period_quantity, entry)
-    new_state = replace(
-        current,
-        quantity_state=quantity_state,
-        period_quantity=period_quantity,
-        priced=priced,
-        amount_to_date=round_amount(priced.amount, catalog_tenant.amount_precision),
-        last_window_start=last_start,
-    )
-    line = build_line_item(
-        after, aggregator, catalog_tenant, entry.id, period,
-        priced_before=current.priced, amount_before=current.amount_to_date,
-        priced_after=new_state.priced, amount_after=new_state.amount_to_date, period_quantity=period_quantity,
-        emitted_at=emitted_at, decided_after=watermark, late=True, correction=True, quantity=window_delta,
-        event_count=corrections,
-    )
-    return new_state, line
+    return _rated(current, after, aggregator, catalog_tenant, period, quantity_state, last_start,
+                  emitted_at=emitted_at, decided_after=watermark, late=True, correction=True, quantity=window_delta,
+                  event_count=corrections)
 
 
 @dataclass(frozen=True)

@@ -196,12 +196,8 @@ public class RateLineItem extends ScalarFunction {
             long windowStartMs, long eventCount, BigDecimal quantity, String lastKey, BigDecimal periodQuantityBefore,
             BigDecimal periodQuantityAfter, StringData catalogJson, long windowSizeMs, long watermarkMs,
             long emittedAtMs) {
-        RatingCatalog catalog = catalog(catalogJson);
-        RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
-        JavaCatalog.Meter meter = tenant.meter(meterName);
-        require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
-        require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
-                "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
+        RatingCatalog.Tenant tenant = catalog(catalogJson).tenant(tenantId);
+        JavaCatalog.Meter meter = adjustedMeter(tenant, tenantId, meterName);
         require(periodQuantityAfter != null, "period_quantity must not be NULL");
         group(groupJson);
         BigDecimal windowQuantity;
@@ -214,6 +210,15 @@ public class RateLineItem extends ScalarFunction {
         }
         return write(tenantId, customerId, meterName, tenant, meter, windowStartMs, eventCount, windowQuantity,
                 periodQuantityBefore, periodQuantityAfter, windowSizeMs, emittedAtMs, watermarkMs, true, false);
+    }
+
+    /** The meter of a late or correction line: in the tenant's catalog, and not unique_count (rated in Python). */
+    private static JavaCatalog.Meter adjustedMeter(RatingCatalog.Tenant tenant, String tenantId, String meterName) {
+        JavaCatalog.Meter meter = tenant.meter(meterName);
+        require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
+        require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
+                "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
+        return meter;
     }
 
     /**
@@ -229,12 +234,8 @@ public class RateLineItem extends ScalarFunction {
             long windowStartMs, long corrections, BigDecimal windowQuantityChange, BigDecimal periodQuantityBefore,
             BigDecimal periodQuantityAfter, StringData catalogJson, long windowSizeMs, long watermarkMs,
             long emittedAtMs) {
-        RatingCatalog catalog = catalog(catalogJson);
-        RatingCatalog.Tenant tenant = catalog.tenant(tenantId);
-        JavaCatalog.Meter meter = tenant.meter(meterName);
-        require(meter != null, "unknown meter '" + meterName + "' of tenant '" + tenantId + "'");
-        require(!Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation),
-                "unique_count windows are rated in Python (BILLING_LINE_ITEM)");
+        RatingCatalog.Tenant tenant = catalog(catalogJson).tenant(tenantId);
+        JavaCatalog.Meter meter = adjustedMeter(tenant, tenantId, meterName);
         require(periodQuantityAfter != null && windowQuantityChange != null,
                 "period_quantity and the window's change must not be NULL");
         require(watermarkMs != NO_WATERMARK, "a correction line needs the watermark its corrections came after");

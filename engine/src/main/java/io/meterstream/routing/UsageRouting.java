@@ -110,7 +110,9 @@ import org.apache.flink.util.OutputTag;
  * processing time: on arrival in a streaming run; in a bounded run (a replay of recorded topics, which reads both
  * inputs at once) held in keyed state ({@link #HELD_CORRECTIONS}, checkpointed) until the usage input has ended
  * (the maximum watermark), then decided in arrival order per key, so each finds the events it names whichever input
- * was read faster. (Flink's {@code InputSelectable}, reading one input to its end first, cannot be checkpointed.)
+ * was read faster; the maximum goes on only once the corrections input has ended too ({@link #endInput}), so every
+ * correction reaches the window operator before its end. (Flink's {@code InputSelectable}, reading one input to its
+ * end first, cannot be checkpointed.)
  * A rejection goes to the side output {@link #correctionRejectTag()} and is counted
  * {@code correction_rejected} by reason; an applied correction is counted {@code correction_applied}. Its remove/add
  * contributions go on to the window operator as correction records ({@link WindowedUsage#correction}) of their
