@@ -7,8 +7,8 @@ parses as it reads (`io.meterstream.validation.UsageEventDeserializer`), the key
 outcome counts. The Python stages in `jobs/billing_functions.py` see only unique_count windows, rejects, late
 events and accounting updates; `--credits` adds the credits stage (`jobs/credits.py`), `--corrections` the
 `usage-corrections` input (`jobs/corrections.py`: validation and correction-id idempotency in Python, the correction
-ledger in `UsageRouting`; dead letters, counts; applied corrections change the bill in `WindowRating`; those of
-unique_count meters are rejected, `aggregation_not_correctable`). The
+ledger in `UsageRouting`; dead letters, counts; applied corrections change the bill in `WindowRating`, and those
+of unique_count meters in the Python accumulator, which then retains its fired windows' contents). The
 keyed Java operator `io.meterstream.invoices.InvoiceFolding` (`jobs/invoices.py`) folds the line items (and
 drawdowns) into invoices, written to `invoices` when a billing period closes.
 
@@ -450,7 +450,7 @@ def build_pipeline(
         .key_by(window_key, key_type=Types.STRING())
         .process(
             PeriodToDateFunction(settings.catalog_yaml, state_ttl_days=settings.period_state_ttl_days(),
-                                 max_age_ms=settings.max_age_ms),
+                                 max_age_ms=settings.max_age_ms, retain_contents=corrections is not None),
             output_type=Types.STRING(),
         )
         .name("rate-unique-count-period-to-date")

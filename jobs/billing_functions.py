@@ -19,10 +19,13 @@ from jobs import uids
 from schemas.dead_letter import DeadLetterReason
 from schemas.late_event import LateUsageEvent
 from schemas.usage_event import UsageEvent
+from udfs.aggregations import aggregator_for
 from udfs.catalog import Catalog, parse_catalog
+from udfs.corrections import begin_retaining, correct_retained, retain_late, retain_window
 from udfs.line_items import PeriodState, SeriesPeriods, StaleWindowError, bill_late, bill_window
+from udfs.line_items import window_key as window_key_of
 from udfs.validation import Rejection, dead_letter_for
-from udfs.window_rows import window_aggregate_from_row
+from udfs.window_rows import parse_unique_corrections, unique_window_contents, window_aggregate_from_row
 from udfs.windows import from_epoch_ms
 
 log = logging.getLogger(__name__)
@@ -54,22 +57,29 @@ def state_ttl(days: int) -> StateTtlConfig:
 
 class PeriodToDateFunction(KeyedProcessFunction):
     """unique_count windows of one (tenant, customer, meter, group) in, invoice line items (JSON) out: a fired window
-    (`udfs.line_items.bill_window`) or the late events of one that came after the same watermark (`bill_late`: a
-    late adjustment line, or none when every value was already counted in the period).
+    (`udfs.line_items.bill_window`), the late events of one that came after the same watermark (`bill_late`: a
+    late adjustment line, or none when every value was already counted in the period), or, with corrections, the
+    corrections of a fired window that came after one watermark (`udfs.corrections.correct_retained`: a correction
+    or prior-period adjustment line, or none when the period's distinct values did not change).
 
     State: the series' `SeriesPeriods` (its latest billing period's distinct values and the earlier periods late
     usage can still reach). It is not cleared at period end: a window of the period can come after the watermark passed
     the period's end. Its TTL is the window operator's (BillingSettings.period_state_ttl_days), after the last write.
     State of the previous version (one `PeriodState`, `uids.PERIOD_TO_DATE_STATE_V1`) is read once and moved over.
+    With `retain_contents` (the job's `--corrections`), the series' `RetainedWindows` too: each fired window's values
+    with how many events carry each, for the periods it holds, so that a cancel or amend can take a value out of
+    the period exactly; without, that state is dropped (what a later run with corrections retains begins frozen).
     """
 
-    def __init__(self, catalog_yaml: str, *, state_ttl_days: int, max_age_ms: int):
+    def __init__(self, catalog_yaml: str, *, state_ttl_days: int, max_age_ms: int, retain_contents: bool = False):
         self.catalog_yaml = catalog_yaml
         self.state_ttl_days = state_ttl_days
         self.max_age = timedelta(milliseconds=max_age_ms)
+        self.retain_contents = retain_contents
         self.catalog: Catalog | None = None
         self.state = None
         self.state_v1 = None
+        self.contents = None
 
     def open(self, runtime_context: RuntimeContext):
         # Once per operator instance, and only here: the function is pickled on the client and unpickled in each
@@ -83,6 +93,9 @@ class PeriodToDateFunction(KeyedProcessFunction):
         descriptor_v1 = ValueStateDescriptor(uids.PERIOD_TO_DATE_STATE_V1, Types.PICKLED_BYTE_ARRAY())
         descriptor_v1.enable_time_to_live(state_ttl(self.state_ttl_days))
         self.state_v1 = runtime_context.get_state(descriptor_v1)
+        contents = ValueStateDescriptor(uids.PERIOD_TO_DATE_CONTENTS_STATE, Types.PICKLED_BYTE_ARRAY())
+        contents.enable_time_to_live(state_ttl(self.state_ttl_days))
+        self.contents = runtime_context.get_state(contents)
         metrics = runtime_context.get_metrics_group().add_group("meterstream")
         self.windows_rated = metrics.counter("windows_rated")
         self.stale_windows = metrics.counter("windows_stale")
@@ -113,9 +126,27 @@ class PeriodToDateFunction(KeyedProcessFunction):
         )
         tenant = self.catalog.tenant(window.tenant_id)
         periods = self.series_periods()
-        if row.late_watermark_ms is not None:
+        retained = None
+        if self.retain_contents:
+            retained = self.contents.value() or begin_retaining(periods)
+        if row.corrections is not None:
+            if retained is None:
+                raise ValueError(f"corrections of {window} reached an accumulator that retains no window contents")
+            dimension = tenant.meter(window.meter).unique_dimension
+            changes, corrections = parse_unique_corrections(row.corrections, dimension)
+            periods, retained, line_item = correct_retained(
+                periods, retained, changes, tenant, key=window_key_of(window), window_start=window.window_start,
+                window_end=window.window_end, corrections=corrections,
+                watermark=from_epoch_ms(row.late_watermark_ms), emitted_at=utc_now())
+        elif row.late_watermark_ms is not None:
             periods, line_item = bill_late(periods, window, tenant, watermark=from_epoch_ms(row.late_watermark_ms),
                                            emitted_at=utc_now())
+            if retained is not None:
+                meter = tenant.meter(window.meter)
+                retained = retain_late(
+                    retained, window, unique_window_contents(row.unique_tokens, row.unique_token_counts,
+                                                             row.event_count),
+                    aggregator_for(meter.aggregation, meter.unique_dimension))
         else:
             try:
                 opened_after = None if row.opened_after_ms is None else from_epoch_ms(row.opened_after_ms)
@@ -128,7 +159,15 @@ class PeriodToDateFunction(KeyedProcessFunction):
                 self.state.update(periods)  # unchanged, but maybe just moved over from the previous state version
                 return
             self.windows_rated.inc()
+            if retained is not None:
+                retained = retain_window(
+                    retained, window, unique_window_contents(row.unique_tokens, row.unique_token_counts,
+                                                             row.event_count), periods, tenant)
         self.state.update(periods)
+        if retained is not None:
+            self.contents.update(retained)
+        else:
+            self.contents.clear()
         if line_item is not None:
             yield line_item.model_dump_json()
 

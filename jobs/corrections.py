@@ -15,8 +15,8 @@ the usage traffic), so both stages run the Python spec itself:
    (`udfs.corrections.decide`): applied (`correction_applied`) or rejected by reason (its side output, formatted
    here by `LedgerRejectFormatter`). An applied correction's remove/add contributions go on to the window
    operator (`WindowRating`), which bills them (`udfs.corrections.correct_window`; max, min and last windows from
-   the contents it retains for them). The ledger rejects the corrections of unique_count meters
-   (`aggregation_not_correctable`): their windows are rated in Python, which keeps no contents yet.
+   the contents it retains for them; unique_count ones in the Python accumulator, `PeriodToDateFunction`, which
+   retains its fired windows' contents).
 
 Both Python stages also emit (outcome, detail, 1) rows (`COUNTS`), which `jobs.billing` retypes in Java
 (`io.meterstream.corrections.CorrectionCounts`) and adds to the operators' outcome counts: the accounting topic

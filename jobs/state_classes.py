@@ -40,6 +40,7 @@ from pydantic import BaseModel
 
 from jobs import lock_file, uids
 from udfs.aggregations import LastObservation
+from udfs.corrections import RetainedWindows
 from udfs.credits.event_order import Pending
 from udfs.credits.ledger import CustomerCredits
 from udfs.line_items import SeriesPeriods
@@ -65,6 +66,10 @@ PICKLED_STATES: tuple[PickledState, ...] = (
     # PeriodState.quantity_state is the aggregator's period accumulator: Decimal, frozenset[str] or
     # (window_start, LastObservation) (udfs/aggregations.py, `period_initialize`).
     PickledState(uids.PERIOD_TO_DATE_STATE, uids.BILLING_PERIOD_TO_DATE, SeriesPeriods,
+                 runtime_types=(LastObservation,)),
+    # RetainedWindows.frozen holds period accumulators (frozenset[str] for unique_count, the one series kind that
+    # retains in Python); WindowContents.members (value, multiplicity) pairs of str values.
+    PickledState(uids.PERIOD_TO_DATE_CONTENTS_STATE, uids.BILLING_PERIOD_TO_DATE, RetainedWindows,
                  runtime_types=(LastObservation,)),
     PickledState(uids.CUSTOMER_CREDITS_STATE, uids.CREDITS_LEDGER, CustomerCredits),
     PickledState(uids.CUSTOMER_CREDITS_PENDING_STATE, uids.CREDITS_LEDGER, Pending),

@@ -38,14 +38,15 @@ their own (seeded by `seed`), so the usage records are byte for byte those of th
 (A/B). Each first-seen event is corrected at most once, so the intended outcome of each correction is the spec's
 (`udfs.corrections.CorrectionLedger`) when it is decided after every usage event was seen:
 - `1 - correction_reject_share` of them are applied: a **cancel** (`correction_cancel_share`), an **amend of a
-  group-by dimension** (`correction_dimension_share`, meters with a `group_by`; it moves the event to another series)
-  or else an **amend of the value** (a new value; a count meter's amend changes nothing it counts, applied with no
-  delta) of an earlier event of a meter whose corrections the job bills (`BILLED_CORRECTION_AGGREGATIONS`: every
-  aggregation but unique_count);
+  dimension** (`correction_dimension_share`: a group-by dimension, which moves the event to another series, or a
+  unique_count meter's counted one) or else an **amend of the value** (a new value; a count or unique_count meter's
+  amend changes nothing it reads, applied with no delta) of an earlier event of a meter whose corrections the job
+  bills (`BILLED_CORRECTION_AGGREGATIONS`: all six aggregations);
 - `correction_reject_share` of them are rejectable, a third each: `duplicate_correction` (a re-send of an earlier
   correction's id and payload, byte-identical or with another `sent_at`/`note`, which the fingerprint ignores),
-  `unknown_event` (an event id never sent) and `aggregation_not_correctable` (a cancel or amend of a unique_count
-  meter's event; when the spec's meters have none, as the benchmark's, `unknown_event` takes that share too).
+  `unknown_event` (an event id never sent) and `aggregation_not_correctable` (a cancel or amend of the event of a
+  meter whose corrections the job does not bill; none since it bills all six, so `unknown_event` takes that share
+  too).
 The partition key of a correction is a CRC-32 of `tenant_id \\0 correction_id` (every copy of an id in one
 partition). A job that reads corrections and usage at once decides a correction that arrives before its event as
 `unknown_event`: the intended outcome assumes the event came first.
@@ -130,7 +131,7 @@ class CorrectionKind(StrEnum):
     AMEND_DIMENSIONS = "amend_dimensions"  # a group-by dimension: the event moves to another series
     DUPLICATE = "duplicate_correction"  # a re-send of an earlier correction (same id, same fingerprint)
     UNKNOWN_EVENT = "unknown_event"  # of an event id never sent
-    NOT_CORRECTABLE = "aggregation_not_correctable"  # of a unique_count meter's event
+    NOT_CORRECTABLE = "aggregation_not_correctable"  # of a meter not in BILLED_CORRECTION_AGGREGATIONS
 
 
 APPLIED = "applied"  # `CorrectionRecord.intended` of a correction meant to be applied
@@ -660,8 +661,8 @@ class _Corrector:
     whether an extra rejectable correction (unknown event, or a re-send of an earlier correction) follows; all from
     this stream alone, so the corrections are a function of the seed and the usage. The probabilities make each
     kind's expected share of `correction_rate` x first-seen events the spec's: the event's meter decides which share
-    it serves (billed aggregations: applicable; unique_count: `aggregation_not_correctable`), scaled by how often the
-    workload's meters are of each kind.
+    it serves (billed aggregations: applicable; others, none today: `aggregation_not_correctable`), scaled by how
+    often the workload's meters are of each kind.
     """
 
     RESEND_WINDOW = 1_000  # a re-send repeats one of the last this many first copies
@@ -709,16 +710,16 @@ class _Corrector:
                  correctable: bool) -> None:
         rng, spec = self.rng, self.spec
         payload: dict = {"tenant_id": tenant.tenant_id, "event_id": args[0]}
-        group_by = [d for d in meter.dimensions if d != meter.unique_dimension]
+        amendable = [d for d in meter.dimensions if d != meter.unique_dimension or meter.aggregation == "unique_count"]
         r = rng.random()
         if r < spec.correction_cancel_share:
             kind, payload["action"] = CorrectionKind.CANCEL, "cancel"
-        elif r < spec.correction_cancel_share + spec.correction_dimension_share and group_by and args[7]:
+        elif r < spec.correction_cancel_share + spec.correction_dimension_share and amendable and args[7]:
             kind, payload["action"] = CorrectionKind.AMEND_DIMENSIONS, "amend"
             dims = dict(args[7])
-            name = group_by[int(rng.random() * len(group_by))]
+            name = amendable[int(rng.random() * len(amendable))]
             pool = DIMENSION_POOLS.get(name) or tuple(f"{name}-{k}" for k in range(4))
-            dims[name] = next(v for v in (pool[int(rng.random() * len(pool))], *pool) if v != dims[name])
+            dims[name] = next(v for v in (pool[int(rng.random() * len(pool))], *pool) if v != dims.get(name))
             payload["dimensions"] = dims  # the whole map: a dimension amend replaces it
         else:
             kind, payload["action"] = CorrectionKind.AMEND_VALUE, "amend"

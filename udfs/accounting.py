@@ -12,8 +12,8 @@ Corrections (`usage-corrections`, `udfs.corrections`) are counted beside usage r
 own outcomes (`CorrectionOutcome`) and their own identity: corrections received = applied + rejected, rejected
 counted by reason (the detail: a `CorrectionRejectionReason`, as on `usage-correction-dead-letters`). `applied` is a
 correction the ledger applied (`udfs.corrections.decide`, in the job `io.meterstream.corrections.CorrectionLedger`);
-its contributions change the bill in the window operator (a correction line, or the open window); unique_count
-meters' corrections are rejected (`aggregation_not_correctable`).
+its contributions change the bill in the window operator (a correction line, or the open window; for unique_count
+meters in the Python accumulator).
 """
 
 from __future__ import annotations

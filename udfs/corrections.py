@@ -6,8 +6,10 @@ CorrectionLedger`, bound by the golden vectors `corrections.json`) inside the ro
 `udfs.line_items.accumulate_correction`; the job runs it in `io.meterstream.rating.WindowRating` (lines bound by
 golden `correction-lines.json`): sum and count windows by the difference, max, min and last windows from the
 contents it retains for them (`WindowContents` below; what a series held before it began retaining is frozen: those
-events are not correctable, the ledger says so). unique_count windows are rated in Python, which keeps no contents
-yet: `decide` rejects their corrections (`aggregation_not_correctable`).
+events are not correctable, the ledger says so). unique_count periods are rated by the keyed Python accumulator,
+which retains its fired windows' contents and each period's frozen part (`RetainedWindows`, `correct_retained`); the
+window operator keeps an open unique_count window's value multiplicities and hands the accumulator the corrections
+of fired ones.
 
 **What a correction does to its series** (`correct_window`, per series and window, for the corrections of that
 window that came after the same watermark): its `Contribution`s are keyed by series (an amend that changes a group-by
@@ -94,6 +96,12 @@ The recomputation always goes through `udfs.aggregations`' own window rules (`ru
 so the rules have one home. The period side has the same problem one level up: a period's max/min/last/unique
 accumulator is re-folded from the windows' payloads of the period (`period_combine` over the retained windows;
 for unique_count, token -> number of windows holding it); its state is per window, not per event.
+
+Where the job keeps it: `io.meterstream.rating.WindowRating` keeps every open window's contents and a max, min or
+last series' fired windows' too, for the periods it holds; a unique_count series' fired windows are retained by the
+keyed Python accumulator that rates its periods (`RetainedWindows`: each window's aggregate and contents, and each
+period's frozen part, ~ its distinct values' bytes per window), whose steps are `begin_retaining`, `retain_window`,
+`retain_late` and `correct_retained`.
 """
 
 from __future__ import annotations
@@ -128,16 +136,19 @@ from udfs.dedup import DUPLICATE_SAME_PAYLOAD, FIRST, FirstCopy, dedup, expired
 from udfs.grouping import canonical_json, group_of
 from udfs.line_items import SeriesPeriods, bill_correction
 from udfs.money import exact
+from udfs.periods import billing_period
 from udfs.validation import json_object_of, raw_record_fields
 from udfs.windows import window_bounds
 
 Reason = CorrectionRejectionReason
 DEFAULT_CORRECTION_HORIZON = timedelta(hours=24)
-# The aggregations whose corrections the job bills: the window operator changes their windows (sum and count by the
-# difference; max, min and last from the window contents it retains, `WindowContents`). unique_count windows are
-# rated in Python, which keeps no contents yet: `decide` rejects their corrections (`aggregation_not_correctable`)
-# rather than count them applied with the bill unchanged.
-BILLED_CORRECTION_AGGREGATIONS = ("sum", "count", "max", "min", "last")
+# The aggregations whose corrections the job bills: all six. The window operator changes their windows (sum and
+# count by the difference; max, min and last from the window contents it retains, `WindowContents`); unique_count
+# periods are rated by the Python accumulator, which retains its fired windows' contents (`RetainedWindows`). A
+# subset here would make `decide` reject the others (`aggregation_not_correctable`) rather than count them applied
+# with the bill unchanged; the job still rejects so the corrections of events billed before their windows' contents
+# were retained (state restored from an earlier release).
+BILLED_CORRECTION_AGGREGATIONS = ("sum", "count", "max", "min", "last", "unique_count")
 
 
 def not_billed_detail(correctable: Sequence[str] = BILLED_CORRECTION_AGGREGATIONS) -> str:
@@ -655,13 +666,18 @@ def correct_window(
     window_end: datetime,
     fired: bool,
     period_windows: Iterable[WindowAggregate] = (),
+    frozen: Any = None,
+    corrections: int | None = None,
     watermark: datetime,
     emitted_at: datetime,
 ) -> CorrectedWindow:
     """The corrections `changes` of one window of series `key` that came after `watermark` (module docstring, "What
     a correction does to its series"). `window` / `contents`: the window as it stands (None, None: the series has no
     usage in it); `fired`: the series has fired it (or a later window); `period_windows`: the series' other windows
-    of the same period, which max/min/last/unique_count need (`accumulate_correction`)."""
+    of the same period, which max/min/last/unique_count need, and `frozen` the period accumulator of its windows
+    fired before the series retained contents (`accumulate_correction`); `corrections`: how many corrections the
+    changes are (the line's event count; default one per change: the window operator sends an amend as a remove
+    and an add of one event, which is one correction)."""
     meter = catalog_tenant.meter(key[2])
     aggregator = aggregator_for(meter.aggregation, meter.unique_dimension)
     if contents is None:
@@ -676,8 +692,98 @@ def correct_window(
     if not fired:
         return CorrectedWindow(contents, after, series)
     series, line = bill_correction(series, before, after, catalog_tenant, period_windows=period_windows,
-                                   corrections=len(changes), watermark=watermark, emitted_at=emitted_at)
+                                   frozen=frozen, corrections=len(changes) if corrections is None else corrections,
+                                   watermark=watermark, emitted_at=emitted_at)
     return CorrectedWindow(contents, after, series, line)
+
+
+# ---- what a series' accumulator retains when it rates its own periods (unique_count) --------------------
+
+
+@dataclass(frozen=True)
+class RetainedWindows:
+    """What a series whose periods are rated apart from its windows (unique_count: the keyed Python accumulator,
+    which receives fired windows) keeps so that corrections of its fired windows can be billed with `correct_window`:
+    each fired window of the periods it still holds (its aggregate and contents, by window start), and per period a
+    frozen part, the period accumulator of the windows fired before it began to retain (restored from a release
+    without contents, or billed while corrections were off). The correction ledger holds no correctable event of a
+    frozen window, so the frozen part only ever takes part in the period's fold, as it stands."""
+
+    windows: Mapping[datetime, tuple[WindowAggregate, WindowContents]] = field(default_factory=dict)
+    frozen: Mapping[datetime, Any] = field(default_factory=dict)
+
+
+def begin_retaining(series: SeriesPeriods) -> RetainedWindows:
+    """The retained state of a series that had none: every period it holds is frozen as it stands."""
+    return RetainedWindows({}, {p.period_start: p.quantity_state for p in series.periods})
+
+
+def _period_start(window_start: datetime, catalog_tenant: TenantCatalog) -> datetime:
+    schedule = catalog_tenant.billing_period
+    return billing_period(window_start, schedule.anchor_day, schedule.zone)[0]
+
+
+def retain_window(
+    retained: RetainedWindows, window: WindowAggregate, contents: WindowContents, series: SeriesPeriods,
+    catalog_tenant: TenantCatalog,
+) -> RetainedWindows:
+    """A fired window (after `bill_window`) and its contents; the windows and frozen parts of the periods `series`
+    no longer holds are forgotten with them (no event can reach them)."""
+    kept = {p.period_start for p in series.periods}
+    windows = {start: held for start, held in retained.windows.items()
+               if _period_start(start, catalog_tenant) in kept}
+    windows[window.window_start] = (window, contents)
+    return RetainedWindows(windows, {start: acc for start, acc in retained.frozen.items() if start in kept})
+
+
+def retain_late(
+    retained: RetainedWindows, late: WindowAggregate, late_contents: WindowContents, aggregator: Aggregator,
+) -> RetainedWindows:
+    """Late events of a fired window (after `bill_late`) into its retained contents. A window fired before the series
+    retained has none: it is retained from these on (what it held before is in its period's frozen part)."""
+    held = retained.windows.get(late.window_start)
+    window, contents = held if held is not None else (None, window_contents(aggregator, ()))
+    members = Counter(dict(contents.members))
+    members.update(dict(late_contents.members))
+    total = contents.total
+    if late_contents.total is not None:
+        total = late_contents.total if total is None else SumAggregator().merge(total, late_contents.total)
+    merged = WindowContents(contents.aggregation, contents.event_count + late_contents.event_count, total,
+                            frozenset(members.items()))
+    base = late if window is None else window
+    empty = {"quantity": None, "last": None, "distinct_values": None}
+    window = replace(base, event_count=merged.event_count, **{**empty, **window_payload(merged, aggregator)})
+    return replace(retained, windows={**retained.windows, late.window_start: (window, merged)})
+
+
+def correct_retained(
+    series: SeriesPeriods,
+    retained: RetainedWindows,
+    changes: Sequence[Change],
+    catalog_tenant: TenantCatalog,
+    *,
+    key: tuple[str, str, str, Group],
+    window_start: datetime,
+    window_end: datetime,
+    corrections: int,
+    watermark: datetime,
+    emitted_at: datetime,
+) -> tuple[SeriesPeriods, RetainedWindows, Any]:
+    """The corrections of one fired window of a retaining series (`correct_window` over its retained window, the
+    period's other retained windows and its frozen part): the new period states, retained windows, and the line
+    (None when the period quantity did not move). A window it does not retain had no usage of this series since it
+    began to retain: an amend may move usage into it."""
+    held = retained.windows.get(window_start)
+    window, contents = held if held is not None else (None, None)
+    period_start = _period_start(window_start, catalog_tenant)
+    others = [w for start, (w, _) in retained.windows.items()
+              if start != window_start and _period_start(start, catalog_tenant) == period_start]
+    corrected = correct_window(
+        series, window, contents, changes, catalog_tenant, key=key, window_start=window_start, window_end=window_end,
+        fired=True, period_windows=others, frozen=retained.frozen.get(period_start), corrections=corrections,
+        watermark=watermark, emitted_at=emitted_at)
+    windows = {**retained.windows, window_start: (corrected.window, corrected.contents)}
+    return corrected.series, replace(retained, windows=windows), corrected.line
 
 
 __all__ = [
@@ -694,12 +800,15 @@ __all__ = [
     "DeadLetteredEvent",
     "LedgerEntry",
     "PastHorizon",
+    "RetainedWindows",
     "WindowContents",
     "apply_to_window",
+    "begin_retaining",
     "billed_event",
     "check_correction_id",
     "check_horizon",
     "contribution",
+    "correct_retained",
     "correct_window",
     "correction_dead_letter_for",
     "correction_fingerprint",
@@ -709,6 +818,8 @@ __all__ = [
     "observe_dead_letter",
     "observe_event",
     "recompute_window",
+    "retain_late",
+    "retain_window",
     "validate_correction_record",
     "window_contents",
     "window_payload",

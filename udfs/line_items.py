@@ -406,6 +406,7 @@ def accumulate_correction(
     catalog_tenant: TenantCatalog,
     *,
     period_windows: Iterable[WindowAggregate] = (),
+    frozen: Any = None,
     corrections: int,
     watermark: datetime,
     emitted_at: datetime,
@@ -417,7 +418,9 @@ def accumulate_correction(
     had no usage in it, as when an amend moved usage into this series), `after` the same window after them
     (`udfs.corrections.recompute_window`). Sum and count periods take the difference of the window's quantity; max,
     min, last and unique_count cannot, so their period accumulator is folded again with `period_combine` over
-    `period_windows` (every other window of the series in that period, as they stand) and `after`. The line is the
+    `period_windows` (every other window of the series in that period, as they stand) and `after`, starting from
+    `frozen` (None: nothing), the period accumulator of the period's windows fired before the series began to retain
+    them, whose events cannot be corrected (`udfs.corrections.RetainedWindows`). The line is the
     change of the rounded period-to-date price, as for every line, so the period still sums exactly; its `quantity`
     is the change of the window's quantity, its `event_count` the corrections. A `correction` line, or a
     `prior_period_adjustment` on the next open invoice when `watermark` had reached the period's end + grace
@@ -442,7 +445,7 @@ def accumulate_correction(
     if meter.aggregation in ("sum", "count"):
         quantity_state = aggregator.period_combine(current.quantity_state, replace(after, quantity=window_delta))
     else:
-        quantity_state = aggregator.period_initialize()
+        quantity_state = aggregator.period_initialize() if frozen is None else frozen
         for window in sorted(period_windows, key=lambda w: w.window_start):
             if window_key(window) != window_key(after) or window.window_start == after.window_start:
                 raise ValueError("period_windows are the other windows of the corrected window's series")
@@ -502,13 +505,14 @@ def bill_late(
 
 def bill_correction(
     series: SeriesPeriods, before: WindowAggregate | None, after: WindowAggregate, catalog_tenant: TenantCatalog,
-    *, period_windows: Iterable[WindowAggregate] = (), corrections: int, watermark: datetime, emitted_at: datetime,
+    *, period_windows: Iterable[WindowAggregate] = (), frozen: Any = None, corrections: int, watermark: datetime,
+    emitted_at: datetime,
 ) -> tuple[SeriesPeriods, InvoiceLineItem | None]:
     """Corrections of one fired window into the state of its period, whichever period it is
     (`accumulate_correction`)."""
     schedule = catalog_tenant.billing_period
     period_start = billing_period(after.window_start, schedule.anchor_day, schedule.zone)[0]
     state, line = accumulate_correction(
-        series.period(period_start), before, after, catalog_tenant, period_windows=period_windows,
+        series.period(period_start), before, after, catalog_tenant, period_windows=period_windows, frozen=frozen,
         corrections=corrections, watermark=watermark, emitted_at=emitted_at)
     return series.with_period(state), line

@@ -6,7 +6,11 @@ knows how those columns encode each aggregation:
 - sum / max / min: `quantity` (DECIMAL), count: `event_count`;
 - last: `last_key` = 15-digit zero-padded event time ms + event_id + NUL + value, so that the greatest key is the
   latest event by time, ties broken by the larger event_id;
-- unique_count: `unique_tokens` = comma-joined distinct percent-encoded dimension values (`udfs.grouping`).
+- unique_count: `unique_tokens` = comma-joined distinct percent-encoded dimension values (`udfs.grouping`);
+  with corrections on, `unique_token_counts` = comma-joined multiplicities in the same order (how many events of the
+  window carry each value: its `udfs.corrections.WindowContents`), and the corrections of a fired window as
+  `corrections` = a JSON array of `[event_id, "remove" | "add", token | null]` in arrival order (an amend is a
+  remove and an add of one event).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas.invoice_line_item import InvoiceLineItem
-from udfs.aggregations import LastObservation, WindowAggregate
+from udfs.aggregations import LastObservation, UsageSample, WindowAggregate
 from udfs.catalog import Catalog
+from udfs.corrections import Change, WindowContents
 from udfs.grouping import decode_unique_token
 from udfs.line_items import rate_window
 from udfs.windows import from_epoch_ms
@@ -43,6 +48,39 @@ def parse_unique_tokens(joined: str | None) -> frozenset[str]:
     if joined is None:
         return frozenset()
     return frozenset(decode_unique_token(token) for token in joined.split(","))
+
+
+def unique_window_contents(joined: str | None, counts: str | None, event_count: int) -> WindowContents:
+    """The contents of a unique_count window (or of late events of one) from its `unique_tokens` and
+    `unique_token_counts` columns: each value with the number of its events that carry it."""
+    tokens = [] if joined is None else joined.split(",")
+    multiplicities = [] if counts is None else [int(n) for n in counts.split(",")]
+    if len(tokens) != len(multiplicities):
+        raise ValueError(f"{len(tokens)} unique tokens with {len(multiplicities)} multiplicities")
+    members = frozenset((decode_unique_token(t), n) for t, n in zip(tokens, multiplicities, strict=True))
+    return WindowContents("unique_count", int(event_count), None, members)
+
+
+def parse_unique_corrections(text: str, dimension: str) -> tuple[list[Change], int]:
+    """The `corrections` column of a fired unique_count window: its changes in arrival order, each record a remove
+    or an add of one event's value (none when the event had no value of `dimension`), and how many corrections they
+    are (distinct events)."""
+    changes: list[Change] = []
+    events: set[str] = set()
+    for event_id, action, token in json.loads(text):
+        dims = {} if token is None else {dimension: decode_unique_token(token)}
+        sample = UsageSample(event_id, _EPOCH, None, dims)
+        if action == "remove":
+            changes.append((sample, None))
+        elif action == "add":
+            changes.append((None, sample))
+        else:
+            raise ValueError(f"correction record action {action!r}")
+        events.add(event_id)
+    return changes, len(events)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(value: datetime) -> datetime:

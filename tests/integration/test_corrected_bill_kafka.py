@@ -2,8 +2,9 @@
 billing period, summed over all its line items (usage, late adjustments, corrections), is the price of the period
 quantity of the events as corrected, for all six aggregations: the valid first copies (late ones included), with
 each applied cancel removing its event and each applied amend replacing its value or dimensions (a changed `model`
-moves the usage to another series; max, min and last windows are corrected from the contents they retain; the job
-rejects unique_count meters' corrections).
+moves the usage to another series; max, min and last windows are corrected from the contents the window operator
+retains, unique_count ones from those the Python accumulator retains, where an amended user id may join or leave the
+period's distinct users).
 The expected side is computed here from the records with the specification alone (`udfs.validation`,
 `udfs.corrections.CorrectionLedger` for which corrections apply, `udfs.pricing`), never from the job's output.
 
@@ -49,8 +50,9 @@ def billed_events(records: list[bytes], catalog) -> dict[tuple[str, str], UsageE
 
 
 def corrections_for(events: dict[tuple[str, str], UsageEvent], catalog) -> list[dict]:
-    """Every 20th billed event of a meter whose corrections are billed (all but unique_count) gets a correction, in
-    turn: a cancel, an amend of the value (doubled, plus 1), an amend of the dimensions (another model), a cancel
+    """Every 20th billed event of a meter whose corrections are billed (all six aggregations) gets a correction, in
+    turn: a cancel, an amend of the value (doubled, plus 1), an amend of the dimensions (another model, and for a
+    unique_count meter another user: one shared by every such amend, so several events come to carry it), a cancel
     followed by an amend (already cancelled, or applied and then cancelled: the bill is the same); plus a retry of a
     correction id and a correction of an unknown event."""
     out: list[dict] = []
@@ -66,6 +68,9 @@ def corrections_for(events: dict[tuple[str, str], UsageEvent], catalog) -> list[
         if kind == 2 or kind == 3:
             dims = {**event.dimensions, "model": "nova-small" if event.dimensions.get("model") != "nova-small"
                     else "nova-large"}
+            unique = catalog.tenant(event.tenant_id).meters[event.meter].unique_dimension
+            if unique is not None:
+                dims[unique] = "amended-user"
             out.append({**base, "correction_id": f"cx-{i}-d", "action": "amend", "dimensions": dims})
     out.append(dict(out[0]))  # a retry: duplicate_correction
     out.append({"tenant_id": "acme-ai", "event_id": "never-sent", "sent_at": SENT_AT, "correction_id": "cx-none",
@@ -155,6 +160,9 @@ def test_the_bill_after_corrections_is_the_price_of_the_corrected_usage(kafka_bo
     twice = [li for li, n in Counter(x["line_item_id"] for x in lines).items() if n > 1]
     assert not twice, f"exactly once, unique ids: {twice[:3]}"
     assert sum(1 for li in lines if li["kind"] == "correction") >= 20
+    corrected_kinds = {catalog.tenant(li["tenant_id"]).meters[li["meter"]].aggregation for li in lines
+                       if li["kind"] in ("correction", "prior_period_adjustment") and li.get("adjusts_line_item_id")}
+    assert "unique_count" in corrected_kinds, corrected_kinds
     billed: dict[tuple, Decimal] = defaultdict(Decimal)
     for line in lines:  # every aggregation's, unique_count's (rated in Python) included
         tenant = catalog.tenant(line["tenant_id"])

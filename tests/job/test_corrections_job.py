@@ -14,8 +14,9 @@ watermark passes it (the next one, `TICKS[1]`, written once every correction's o
 series nova-large gets one correction line (the cancel, the amend of the value and the amend that moves e3 to
 nova-small), the series nova-small, which had not fired that window, gets it opened and billed as its usage line.
 A cancel of a max meter's only event empties its fired window (a correction line back to 0, from the contents the
-window retains); one of a unique_count meter's event is rejected (`aggregation_not_correctable`), one of a
-dead-lettered event (too old) `event_dead_lettered`, with the event's reason.
+window retains), and so does one of a unique_count meter's only event (the Python accumulator retains its fired
+windows' values with how many events carry each, `udfs.corrections.correct_retained`); one of a dead-lettered event
+(too old) is `event_dead_lettered`, with the event's reason.
 
 With credits: a cancel's negative correction line gives credit back, which pays the usage the grant had left
 uncovered at once, and the period's invoice, closed by a later event, holds the correction line and the credit its
@@ -72,7 +73,7 @@ def correction(correction_id: str, event_id: str, action: str, tenant: str = "ac
 
 
 USAGE = [usage("e1", "100"), usage("e2", "200"), usage("e3", "300"), usage("s1", "4", meter="seats"),
-         usage("u1", "1", meter="active_users"),  # unique_count: its corrections are rejected
+         usage("u1", "1", meter="active_users"),  # unique_count: the accumulator retains its windows' values
          usage("old-1", "7", minutes=-36 * 24 * 60)]  # too_old: dead-lettered, remembered by its ids
 # Later events of the same customer and series: the first fires the usage's window, the second moves the watermark
 # past the one the corrections came after.
@@ -91,7 +92,7 @@ CORRECTIONS = [
     correction("c-neg", "e3", "amend", value="-1"),  # negative_value
     correction("c-meter", "e3", "amend", meter="x", value="1"),  # unamendable_field
     correction("c-seats", "s1", "cancel"),  # a max meter's: applied from the window's retained contents
-    correction("c-users", "u1", "cancel"),  # aggregation_not_correctable (active_users counts unique users)
+    correction("c-users", "u1", "cancel"),  # a unique_count meter's: applied, the value leaves the period
     correction("c-old", "old-1", "cancel"),  # event_dead_lettered (too_old)
     b"{not json",  # malformed_json
     b"\xff\xfe",  # not_utf8
@@ -135,7 +136,8 @@ def run_job(tmp_path, parallelism: int, applied: int, rejected: int) -> tuple[di
         kinds = {"nova-small" if line["group"] == {"model": "nova-small"} else "seats-" + line["kind"]
                  if line["meter"] == "seats" else "tick" if line["quantity"] == "1" else line["kind"]
                  for line in collected["line_items"] if line["meter"] in ("input_tokens", "seats")}
-        return {"correction", "nova-small", "tick", "seats-correction"} <= kinds
+        users = {line["kind"] for line in collected["unique_count_line_items"]}
+        return {"correction", "nova-small", "tick", "seats-correction"} <= kinds and "correction" in users
 
     return run_corrected(tmp_path, parallelism, usage=[*USAGE, TICKS[0]], corrections=CORRECTIONS, then=[TICKS[1]],
                          decided=(applied, rejected), done=billed)
@@ -217,10 +219,10 @@ def run_corrected(tmp_path, parallelism: int, *, usage: list[bytes], corrections
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_path, parallelism):
     applied, rejected = spec_outcomes(CORRECTIONS)
-    assert (applied, sum(rejected.values())) == (4, len(CORRECTIONS) - 4)
+    assert (applied, sum(rejected.values())) == (5, len(CORRECTIONS) - 5)
     assert all(b"\n" not in raw and b"\r" not in raw for raw in CORRECTIONS), "one record per line"
     assert {"duplicate_correction", "conflicting_correction", "not_utf8", "malformed_json", "already_cancelled",
-            "unknown_event", "aggregation_not_correctable", "event_dead_lettered"} <= set(rejected)
+            "unknown_event", "event_dead_lettered"} <= set(rejected)
 
     out, totals = run_job(tmp_path, parallelism, applied, sum(rejected.values()))
 
@@ -253,9 +255,6 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     assert by_reason["unknown_event"].detail.startswith("event 'e-never-sent' is not known")
     assert (by_reason["event_dead_lettered"].event_id, by_reason["event_dead_lettered"].event_dead_letter_reason) == (
         "old-1", DeadLetterReason.TOO_OLD)
-    assert (by_reason["aggregation_not_correctable"].event_id, by_reason["aggregation_not_correctable"].detail) == (
-        "u1", "event 'u1' is usage of meter 'active_users' (unique_count): only corrections of sum, count, max, min "
-        "and last meters are billed")
 
     # the bill: the spec's lines of the corrected usage (udfs.corrections.correct_window)
     lines = [InvoiceLineItem.model_validate(line) for line in out["line_items"]]
@@ -282,6 +281,12 @@ def test_corrections_are_validated_deduplicated_dead_lettered_and_counted(tmp_pa
     seats = [(x.kind, x.quantity, x.period_quantity_to_date, x.event_count) for x in lines if x.meter == "seats"]
     assert seats == [("usage", 4, 4, 1), ("correction", -4, 0, 1)], "the max window emptied: the period is at 0"
     assert sum(x.amount for x in lines if x.meter == "seats") == 0
+    # unique_count lines come from the Python accumulator (their own stream into the same topic)
+    users = [InvoiceLineItem.model_validate(line) for line in out["unique_count_line_items"]]
+    assert [(x.kind, x.quantity, x.period_quantity_to_date, x.event_count) for x in users] == [
+        ("usage", 1, 1, 1), ("correction", -1, 0, 1)], "u-1's one event cancelled: no user is left"
+    assert users[1].adjusts_line_item_id == users[0].line_item_id and users[1].invoice_id == users[0].invoice_id
+    assert sum(x.amount for x in users) == 0
     small = [x for x in lines if x.group == {"model": "nova-small"}]
     assert [(x.kind, x.window_start, x.quantity, x.event_count) for x in small] == [
         ("usage", window_start, Decimal(300), 1)]

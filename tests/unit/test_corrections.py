@@ -21,6 +21,7 @@ from schemas.usage_event import UsageEvent
 from udfs.aggregations import UsageSample, aggregate_window, aggregator_for, run_window_rule
 from udfs.catalog import Aggregation, Meter
 from udfs.corrections import (
+    BILLED_CORRECTION_AGGREGATIONS,
     AppliedCorrection,
     Contribution,
     CorrectionLedger,
@@ -241,19 +242,21 @@ def test_an_amend_that_changes_nothing_the_aggregation_reads_is_applied_without_
     assert not same_group.changed  # region is no group-by dimension
 
 
-def test_corrections_of_meters_the_job_cannot_bill_yet_are_rejected_not_applied():
-    """unique_count windows are rated in Python, which keeps no window contents: their corrections are rejected;
-    max, min and last ones are applied (the window operator retains their contents)."""
+def test_corrections_of_every_aggregation_are_billed_and_a_subset_rejects_the_others():
+    """The job bills the corrections of all six aggregations; `correctable` narrower than that rejects the others
+    (`aggregation_not_correctable`) rather than count them applied with the bill unchanged."""
+    assert set(BILLED_CORRECTION_AGGREGATIONS) == set(ALL_AGGREGATIONS)
     ledger = _ledger()
-    ledger.observe_event(_event("users", value=None, event_id="e-users", user="u1"), now_ms=1_000)
-    rejected = ledger.correct(_correction(event_id="e-users", correction_id="c-users"), now_ms=2_000)
-    assert rejected.reason is R.AGGREGATION_NOT_CORRECTABLE
-    assert rejected.detail == ("event 'e-users' is usage of meter 'users' (unique_count): only corrections of sum, "
-                               "count, max, min and last meters are billed")
-    for meter in ("balance", "floor", "seats"):
-        ledger.observe_event(_event(meter, value="5", event_id=f"e-{meter}"), now_ms=1_000)
+    for meter in ("balance", "floor", "seats", "users"):
+        ledger.observe_event(_event(meter, value="5", event_id=f"e-{meter}", user="u1"), now_ms=1_000)
         applied = ledger.correct(_correction(event_id=f"e-{meter}", correction_id=f"c-{meter}"), now_ms=2_000)
         assert isinstance(applied, AppliedCorrection) and applied.changed, meter
+    narrow = _ledger(correctable=("sum", "count"))
+    narrow.observe_event(_event("users", value=None, event_id="e-users", user="u1"), now_ms=1_000)
+    rejected = narrow.correct(_correction(event_id="e-users", correction_id="c-users"), now_ms=2_000)
+    assert rejected.reason is R.AGGREGATION_NOT_CORRECTABLE
+    assert rejected.detail == ("event 'e-users' is usage of meter 'users' (unique_count): only corrections of sum "
+                               "and count meters are billed")
 
 
 def test_unique_count_contribution_is_the_counted_value_only():

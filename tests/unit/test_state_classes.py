@@ -68,9 +68,28 @@ def _pending() -> tuple[InvoiceLineItem, ...]:
     return (InvoiceLineItem.model_validate_json(item.model_dump_json()),)
 
 
+def _retained_windows():
+    """A unique_count series' retained windows: a frozen period part, fired windows, late values, a correction."""
+    from collections import Counter
+
+    from tests.unit.test_correction_lines import WATERMARK
+    from tests.unit.test_line_items import HOUR
+    from tests.unit.test_unique_count_corrections import Accumulator
+
+    acc = Accumulator(tenant_catalog("unique_count", "graduated"))
+    acc.fire(MARCH, Counter({"u0": 1}), 1)
+    acc.retain()
+    acc.fire(MARCH + HOUR, Counter({"u1": 2, "u2": 1}), 3)
+    acc.late(MARCH, Counter({"u3": 1}), 1, WATERMARK)
+    acc.correct(MARCH + HOUR, [("e1", "remove", "u2"), ("e1", "add", "u4")], WATERMARK)
+    assert acc.retained.frozen and len(acc.retained.windows) == 2
+    return acc.retained
+
+
 PERIOD_TO_DATE = f"{uids.BILLING_PERIOD_TO_DATE}/{uids.PERIOD_TO_DATE_STATE}"
 SAMPLES = {
     uids.PERIOD_TO_DATE_STATE: _period_states,
+    uids.PERIOD_TO_DATE_CONTENTS_STATE: lambda: [_retained_windows()],
     uids.CUSTOMER_CREDITS_STATE: lambda: [_customer_credits()],
     uids.CUSTOMER_CREDITS_PENDING_STATE: lambda: [_pending()],
 }

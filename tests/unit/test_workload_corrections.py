@@ -31,7 +31,7 @@ from udfs.validation import validate_usage_record
 CATALOG = load_catalog(WorkloadSpec().catalog_path)
 METERS_BY_TENANT = CATALOG.meters_by_tenant()
 BENCH_METERS = ("input_tokens", "requests", "gpu_seconds", "seats")  # benchmarks/billing_throughput.py's
-# the benchmark's meters and a unique_count one, whose corrections the job rejects (aggregation_not_correctable)
+# the benchmark's meters and a unique_count one (its corrections are billed too: cancels, value and user amends)
 SPEC = WorkloadSpec(seed=5, events=40_000, customers_per_tenant=40, meters=(*BENCH_METERS, "active_users"),
                     correction_rate=0.05)
 
@@ -98,11 +98,16 @@ def test_share_and_mix_are_as_requested(workload: Workload) -> None:
     rejectable = kinds[CorrectionKind.DUPLICATE] + kinds[CorrectionKind.UNKNOWN_EVENT] + kinds[
         CorrectionKind.NOT_CORRECTABLE]
     assert rejectable / len(corrections) == pytest.approx(SPEC.correction_reject_share, abs=0.03)
-    for kind in (CorrectionKind.DUPLICATE, CorrectionKind.UNKNOWN_EVENT, CorrectionKind.NOT_CORRECTABLE):
-        assert kinds[kind] / len(corrections) == pytest.approx(SPEC.correction_reject_share / 3, abs=0.02), kind
+    # every aggregation's corrections are billed: none is meant as aggregation_not_correctable, and unknown_event
+    # takes that third of the rejectable share
+    assert kinds[CorrectionKind.NOT_CORRECTABLE] == 0
+    third = SPEC.correction_reject_share / 3
+    assert kinds[CorrectionKind.DUPLICATE] / len(corrections) == pytest.approx(third, abs=0.02)
+    assert kinds[CorrectionKind.UNKNOWN_EVENT] / len(corrections) == pytest.approx(2 * third, abs=0.02)
     applicable = len(corrections) - rejectable
     assert kinds[CorrectionKind.CANCEL] / applicable == pytest.approx(SPEC.correction_cancel_share, abs=0.05)
-    # Dimension amends only where the meter groups (input_tokens, gpu_seconds: 6 of 10 draws), else value amends.
+    # Dimension amends only where the meter groups or counts a dimension (input_tokens, gpu_seconds, active_users),
+    # else value amends.
     assert 0.05 < kinds[CorrectionKind.AMEND_DIMENSIONS] / applicable < SPEC.correction_dimension_share
     assert kinds[CorrectionKind.AMEND_VALUE] > kinds[CorrectionKind.AMEND_DIMENSIONS]
 
@@ -145,7 +150,7 @@ def test_intended_outcomes_are_the_specs(workload: Workload, decided: list) -> N
             assert isinstance(outcome, CorrectionRejection), (correction, outcome)
             assert outcome.reason.value == correction.intended, (correction, outcome)
             by_reason[outcome.reason.value] += 1
-    assert set(by_reason) == {"duplicate_correction", "unknown_event", "aggregation_not_correctable"}
+    assert set(by_reason) == {"duplicate_correction", "unknown_event"}
 
 
 def test_applied_corrections_change_the_bill_as_their_kind_says(
@@ -159,14 +164,19 @@ def test_applied_corrections_change_the_bill_as_their_kind_says(
         aggregation = CATALOG.meter(event.tenant_id, event.meter).aggregation
         if correction.kind is CorrectionKind.CANCEL:
             assert outcome.remove is not None and outcome.add is None
+        elif correction.kind is CorrectionKind.AMEND_DIMENSIONS and aggregation == "unique_count":
+            user = outcome.remove.sample.dimensions["user_id"]
+            assert user != outcome.add.sample.dimensions["user_id"]  # another user, counted in the same series
+            assert outcome.remove.series == outcome.add.series
         elif correction.kind is CorrectionKind.AMEND_DIMENSIONS:
             assert outcome.remove.series != outcome.add.series  # moved to another group of the same customer
         elif aggregation in ("sum", "max", "min", "last"):
             assert outcome.remove.sample.value != outcome.add.sample.value
-        else:  # a count meter's value amend changes nothing it counts: applied, no delta
-            assert aggregation == "count" and not outcome.changed
+        else:  # a count or unique_count meter's value amend changes nothing it reads: applied, no delta
+            assert aggregation in ("count", "unique_count") and not outcome.changed
         seen[(correction.kind, aggregation)] += 1
     assert seen[(CorrectionKind.AMEND_VALUE, "sum")] and seen[(CorrectionKind.CANCEL, "count")]
+    assert seen[(CorrectionKind.CANCEL, "unique_count")] and seen[(CorrectionKind.AMEND_DIMENSIONS, "unique_count")]
     assert seen[(CorrectionKind.AMEND_DIMENSIONS, "sum")] and seen[(CorrectionKind.AMEND_VALUE, "count")]
     assert seen[(CorrectionKind.AMEND_VALUE, "max")] and seen[(CorrectionKind.CANCEL, "max")]
 

@@ -15,6 +15,7 @@ import java.util.function.LongToIntFunction;
 import io.meterstream.catalog.JavaCatalog;
 import io.meterstream.rules.Rules;
 import io.meterstream.validation.CanonicalJson;
+import io.meterstream.validation.UniqueToken;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.core.memory.DataInputView;
@@ -33,9 +34,10 @@ import org.apache.flink.core.memory.DataOutputView;
  *   <li>{@link #observeDeadLetter}: a dead-lettered record with these ids, unless the key holds something;</li>
  *   <li>{@link #decide}: one correction (a first copy of its correction id: the Python stage before this checks
  *       those) against the key's state: {@code event_dead_lettered}, {@code unknown_event}, {@code outside_horizon},
- *       {@code already_cancelled}, {@code unknown_meter}, {@code aggregation_not_correctable} (max, min, last and
- *       unique_count: not billed yet, {@code udfs.corrections.BILLED_CORRECTION_AGGREGATIONS}), or applied with the
- *       contribution removed and the one added (none when the aggregation reads nothing that changed).</li>
+ *       {@code already_cancelled}, {@code unknown_meter}, {@code aggregation_not_correctable} (an aggregation
+ *       not in {@code udfs.corrections.BILLED_CORRECTION_AGGREGATIONS}, or an event restored from a format whose
+ *       release kept no window contents its aggregation needs), or applied with the contribution removed and the
+ *       one added (none when the aggregation reads nothing that changed).</li>
  * </ul>
  * After the correction horizon an event's entry keeps only its first-seen time (so {@code outside_horizon} and
  * {@code unknown_event} stay apart) until the dedup horizon; a dead-letter marker lives for the correction horizon.
@@ -58,8 +60,12 @@ public final class CorrectionLedger {
     public static final String CANCEL = Rules.CORRECTION_ACTION_CANCEL;
     public static final String AMEND = Rules.CORRECTION_ACTION_AMEND;
 
-    /** 2: an entry says whether its event's window contents are retained ({@link Entry#contentsRetained}). */
-    private static final int FORMAT_VERSION = 2;
+    /**
+     * 3: an entry also says whether its unique_count window's contents are retained ({@link Entry#uniqueRetained});
+     * 2: whether its max, min or last window's are ({@link Entry#contentsRetained}). Both older formats are read.
+     */
+    private static final int FORMAT_VERSION = 3;
+    private static final int FORMAT_VERSION_2 = 2;
     private static final int FORMAT_VERSION_1 = 1;
 
     /** The billed version of an event. */
@@ -94,6 +100,11 @@ public final class CorrectionLedger {
          * max, min or last event is rejected ({@code aggregation_not_correctable}); sum and count need no contents.
          */
         boolean contentsRetained = true;
+        /**
+         * Observed by a release whose unique_count accumulator retains its windows' contents (format 3 on). False for
+         * an entry restored from an older format: a correction of a unique_count event is rejected.
+         */
+        boolean uniqueRetained = true;
     }
 
     /** What one event version adds to one window of one series, reduced to what the meter's aggregation reads. */
@@ -281,9 +292,10 @@ public final class CorrectionLedger {
         }
         if (!entry.contentsRetained && !Rules.AGGREGATION_SUM.equals(meter.aggregation)
                 && !Rules.AGGREGATION_COUNT.equals(meter.aggregation)) {
-            return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '"
-                    + entry.current.meter + "' (" + meter.aggregation + "), billed before this release kept the "
-                    + "window contents its correction needs");
+            return notRetained(event, entry, meter);
+        }
+        if (!entry.uniqueRetained && Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation)) {
+            return notRetained(event, entry, meter);
         }
         Contribution before = contribution(correction, entry.current, meter);
         Version after = CANCEL.equals(correction.action) ? null : amended(entry.current, correction, meter);
@@ -293,6 +305,12 @@ public final class CorrectionLedger {
             return new Decision(null, null, null, null, null);
         }
         return new Decision(null, null, null, before, added);
+    }
+
+    private static Decision notRetained(String event, Entry entry, JavaCatalog.Meter meter) {
+        return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '" + entry.current.meter
+                + "' (" + meter.aggregation + "), billed before this release kept the window contents its "
+                + "correction needs");
     }
 
     private static Decision rejected(String reason, String detail) {
@@ -335,7 +353,7 @@ public final class CorrectionLedger {
 
     /** {@code udfs.grouping.decode_unique_token}: the value of a parser's unique token. */
     public static String decodeToken(String token) {
-        return token == null ? null : token.replace("%2C", ",").replace("%25", "%");
+        return UniqueToken.decode(token);
     }
 
     /** Keys held (tests: state goes back to nothing after the horizons). */
@@ -391,15 +409,16 @@ public final class CorrectionLedger {
                 writeString(out, v.groupJson);
                 writeNullable(out, v.uniqueValue);
                 out.writeBoolean(entry.contentsRetained);
+                out.writeBoolean(entry.uniqueRetained);
             }
         }
     }
 
     public void read(DataInputView in) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION && version != FORMAT_VERSION_1) {
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
             throw new IOException("correction ledger state has format " + version + ", this version reads "
-                    + FORMAT_VERSION_1 + " and " + FORMAT_VERSION);
+                    + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
         }
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             Key key = new Key(in.readLong(), in.readLong());
@@ -420,6 +439,7 @@ public final class CorrectionLedger {
                 entry.current = new Version(customer, meter, eventTime, value == null ? null : new BigDecimal(value),
                         group, unique);
                 entry.contentsRetained = version != FORMAT_VERSION_1 && in.readBoolean();
+                entry.uniqueRetained = version == FORMAT_VERSION && in.readBoolean();
             } else if (kind != 3) {
                 throw new IOException("correction ledger entry of kind " + kind);
             }

@@ -8,16 +8,25 @@ import io.meterstream.routing.WindowedUsage;
 import io.meterstream.validation.CanonicalJson;
 
 /**
- * What one window of a max, min or last series retains so that a correction of one of its events can be billed
- * ({@code udfs.corrections.WindowContents}): its values as a multiset (max, min) or its events' last keys (last), and
- * a frozen part, what the window held before the series began to retain (restored from a state without contents, or
+ * What one window of a max, min, last or unique_count series retains so that a correction of one of its events can be
+ * billed ({@code udfs.corrections.WindowContents}): its values as a multiset (max, min), its events' last keys (last)
+ * or its tokens (unique_count, while open: the Python accumulator retains fired ones), and a frozen part, what the window held before the series began to retain (restored from a state without contents, or
  * kept while corrections were off): those events cannot be corrected (the ledger does not hold them as correctable),
  * so their extreme stands. The window's quantity is the window rule over both ({@link #quantity}, {@link #lastKey}).
  */
 final class WindowContents {
+    /**
+     * unique_count: the multiplicity of a token an open window held before its series began to retain (restored, or
+     * billed while corrections were off): the ledger holds none of its events as correctable, so no correction can
+     * take it out, and the accumulator that retains the fired window keeps it counted.
+     */
+    static final int FROZEN = 1 << 30;
     /** max/min: value -> multiplicity. */
     final TreeMap<BigDecimal, Integer> values = new TreeMap<>();
-    /** last: last key -> multiplicity (a key names one event, so 1; kept as a count for symmetry). */
+    /**
+     * last: last key -> multiplicity (a key names one event, so 1; kept as a count for symmetry); unique_count (open
+     * windows only): token -> how many of the window's events carry it.
+     */
     final TreeMap<String, Integer> keys = new TreeMap<>(CanonicalJson.CODE_POINT_ORDER);
     /** max/min: the frozen part's quantity (null: none). */
     BigDecimal frozenQuantity;

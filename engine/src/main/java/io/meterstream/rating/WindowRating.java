@@ -13,6 +13,7 @@ import io.meterstream.routing.CountingOperator;
 import io.meterstream.routing.UsageRouting;
 import io.meterstream.routing.WindowedUsage;
 import io.meterstream.rules.Rules;
+import io.meterstream.validation.CanonicalJson;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -50,7 +51,8 @@ import org.apache.flink.util.OutputTag;
  * Period rule: sum and count add window quantities, max and min keep the extreme, last takes the latest window's
  * key. unique_count windows are not rated here: their period needs the set of distinct values of the whole period,
  * kept by the keyed Python accumulator, to which a fired window goes as a {@link #UNIQUE_COUNT_WINDOW_TYPE} row
- * (side output).
+ * (side output); with corrections, with each value's multiplicity, and the corrections of a fired window go there
+ * too (the accumulator retains its fired windows' contents).
  *
  * <p>Why one Java operator and not SQL (a TUMBLE aggregate, then running SUM/MAX/MIN and LAG as OVER aggregates):
  * this workload has a window row per three to ten events, and the SQL path hashed each record's and each window
@@ -79,8 +81,8 @@ import org.apache.flink.util.OutputTag;
  * watermark f are decided together, after the windows due by f have fired and before those due at f + 1 (so against
  * exactly the windows that had to fire by the watermark they came after). A record that was not past the
  * watermark at routing cannot find its window fired; if one does, an invariant in money is broken and the job fails,
- * loudly. Corrections (with {@code --corrections}; every aggregation but unique_count: the ledger rejects those; max, min
- * and last series retain their windows' contents for them, {@link WindowContents}) come as records of their own
+ * loudly. Corrections (with {@code --corrections}; max, min, last and unique_count series retain their open windows'
+ * contents for them, {@link WindowContents}, and max, min and last ones their fired windows' too) come as records of their own
  * ({@link WindowedUsage#correction}: remove, add or amend of one event's contribution to this series) after the
  * watermark the correction came after, and are decided like records that came past it, after the usage of the same
  * watermark ({@link #correct}, {@code udfs.corrections.correct_window}): an open window changes, a fired one gets
@@ -105,7 +107,10 @@ public final class WindowRating extends CountingOperator<String>
     /**
      * A fired unique_count window for the Python period accumulator (tokens: comma-joined, sorted; NULL: none), or
      * the late events of one that came after the same watermark ({@code late_watermark_ms}; NULL: the window itself;
-     * {@code opened_after_ms}: for a window, the watermark its first record came after if that had passed it).
+     * {@code opened_after_ms}: for a window, the watermark its first record came after if that had passed it). With
+     * corrections: {@code unique_token_counts}, each token's multiplicity (events carrying it) in the same order, and
+     * a fired window's corrections that came after watermark {@code late_watermark_ms} as {@code corrections}, a JSON
+     * array of {@code [event_id, "remove" | "add", token | null]} in arrival order ({@code udfs.window_rows}).
      */
     public static final RowType UNIQUE_COUNT_WINDOW_TYPE = new RowType(List.of(
             new RowType.RowField("tenant_id", new VarCharType(false, VarCharType.MAX_LENGTH)),
@@ -118,7 +123,9 @@ public final class WindowRating extends CountingOperator<String>
             new RowType.RowField("event_count", new BigIntType(false)),
             new RowType.RowField("unique_tokens", new VarCharType(true, VarCharType.MAX_LENGTH)),
             new RowType.RowField("late_watermark_ms", new BigIntType(true)),
-            new RowType.RowField("opened_after_ms", new BigIntType(true))));
+            new RowType.RowField("opened_after_ms", new BigIntType(true)),
+            new RowType.RowField("unique_token_counts", new VarCharType(true, VarCharType.MAX_LENGTH)),
+            new RowType.RowField("corrections", new VarCharType(true, VarCharType.MAX_LENGTH))));
 
     /** The highest watermark below the maximum this operator has seen (not kept across restores). */
     private transient long lastFiniteWatermark = RateLineItem.NO_WATERMARK;
@@ -360,13 +367,16 @@ public final class WindowRating extends CountingOperator<String>
      * money (the ledger only removes what was billed, and the event came through this series before): fail loudly.
      */
     private void correct(Series s, List<WindowedUsage> records, long floor, long timestamp) {
+        if (s.contents != null && s.aggregation == WindowedUsage.UNIQUE_COUNT) {
+            correctUnique(s, records, floor, timestamp);
+            return;
+        }
         if (s.contents != null) {
             correctRetained(s, records, floor, timestamp);
             return;
         }
         if (s.aggregation != WindowedUsage.SUM && s.aggregation != WindowedUsage.COUNT) {
-            // unique_count windows are rated in Python, which keeps no contents (the ledger rejects their
-            // corrections, aggregation_not_correctable); max, min and last ones retain theirs with corrections on.
+            // max, min, last and unique_count series retain their windows' contents with corrections on.
             throw new IllegalStateException("a correction of a " + WindowedUsage.name(s.aggregation)
                     + " series that retains no window contents: " + s);
         }
@@ -632,7 +642,7 @@ public final class WindowRating extends CountingOperator<String>
     private void billLate(Series s, LateGroup group, long floor, long timestamp) {
         long windowStart = group.windowStart;
         long count = group.records.size();
-        if (s.contents != null) {
+        if (s.contents != null && s.aggregation != WindowedUsage.UNIQUE_COUNT) {
             WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
             for (WindowedUsage record : group.records) {
                 if (record.value == null) {
@@ -648,9 +658,19 @@ public final class WindowRating extends CountingOperator<String>
         pendingBilledLate += count;
         if (s.aggregation == WindowedUsage.UNIQUE_COUNT) {
             String tokens = group.tokens.isEmpty() ? null : String.join(",", group.tokens);
+            String counts = null;
+            if (s.contents != null) {
+                TreeMap<String, Integer> carried = new TreeMap<>();
+                for (WindowedUsage record : group.records) {
+                    if (record.uniqueToken != null) {
+                        carried.merge(string(record.uniqueToken), 1, Integer::sum);
+                    }
+                }
+                counts = multiplicities(group.tokens, carried);
+            }
             output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
                     s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
-                    count, tokens, floor, null), timestamp));
+                    count, tokens, floor, null, counts, null), timestamp));
         } else {
             long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
             boolean latest = periodStart == s.periodStartMs;
@@ -731,7 +751,12 @@ public final class WindowRating extends CountingOperator<String>
                 break;
             default: // count: the event count is the quantity
         }
-        if (s.contents != null && amount != null) {
+        if (s.contents != null && record.aggregation == WindowedUsage.UNIQUE_COUNT) {
+            if (record.uniqueToken != null) {
+                s.contents.computeIfAbsent(windowStart, start -> new WindowContents())
+                        .addKey(string(record.uniqueToken));
+            }
+        } else if (s.contents != null && amount != null) {
             WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
             if (record.aggregation == WindowedUsage.LAST) {
                 c.addKey(RateLineItem.lastKey(time, string(record.eventId), amount));
@@ -814,12 +839,16 @@ public final class WindowRating extends CountingOperator<String>
         // period had closed by that watermark, its line is a prior-period adjustment (RateLineItem.windowLine).
         long openedAfter = s.fireAts[w] > windowStart + windowSizeMs - 1 ? s.fireAts[w] - 1 : RateLineItem.NO_WATERMARK;
         if (s.aggregation == WindowedUsage.UNIQUE_COUNT) {
-            String tokens = s.uniqueTokens[w].isEmpty() ? null : String.join(",", new TreeSet<>(s.uniqueTokens[w]));
+            TreeSet<String> sorted = new TreeSet<>(s.uniqueTokens[w]);
+            String tokens = sorted.isEmpty() ? null : String.join(",", sorted);
+            // With corrections the accumulator retains the fired window's contents; this operator keeps none of it.
+            WindowContents c = s.contents == null ? null : s.contents.remove(windowStart);
+            String counts = c == null ? null : multiplicities(sorted, c.keys);
             s.closeWindow(w);
             output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
                     s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
-                    eventCount, tokens, null, openedAfter == RateLineItem.NO_WATERMARK ? null : openedAfter),
-                    timestamp));
+                    eventCount, tokens, null, openedAfter == RateLineItem.NO_WATERMARK ? null : openedAfter, counts,
+                    null), timestamp));
             return;
         }
         String lastKey = s.lastKeys[w];
@@ -890,8 +919,8 @@ public final class WindowRating extends CountingOperator<String>
      * it (restored from a release without contents, or billed while corrections were off).
      */
     private void retaining(Series s) {
-        if (!retainContents || s.contents != null || (s.aggregation != WindowedUsage.MAX
-                && s.aggregation != WindowedUsage.MIN && s.aggregation != WindowedUsage.LAST)) {
+        if (!retainContents || s.contents != null || s.aggregation == WindowedUsage.SUM
+                || s.aggregation == WindowedUsage.COUNT) {
             return;
         }
         s.contents = new java.util.TreeMap<>();
@@ -907,7 +936,92 @@ public final class WindowRating extends CountingOperator<String>
             WindowContents c = new WindowContents();
             c.frozenQuantity = s.quantities[w];
             c.frozenKey = s.lastKeys[w];
+            if (s.aggregation == WindowedUsage.UNIQUE_COUNT) {
+                for (String token : s.uniqueTokens[w]) {
+                    c.keys.put(token, WindowContents.FROZEN);
+                }
+            }
             s.contents.put(s.windowStarts[w], c);
+        }
+    }
+
+    /** The multiplicities of {@code tokens} (sorted) in {@code carried}, comma-joined in the same order. */
+    private static String multiplicities(java.util.SortedSet<String> tokens, Map<String, Integer> carried) {
+        if (tokens.isEmpty()) {
+            return null;
+        }
+        StringBuilder text = new StringBuilder();
+        for (String token : tokens) {
+            Integer n = carried.get(token);
+            if (n == null) {
+                throw new IllegalStateException("unique token " + token + " with no multiplicity in " + carried);
+            }
+            text.append(text.length() == 0 ? "" : ",").append(n);
+        }
+        return text.toString();
+    }
+
+    /**
+     * {@code udfs.corrections.correct_window} for unique_count series: the corrections of each window that came after
+     * watermark {@code floor}. An open window's token multiplicities change (a token leaves its distinct values at
+     * zero; no line: its usage line bills them); those of a fired window go to the Python accumulator, which retains
+     * its fired windows and rates the period ({@code udfs.corrections.correct_retained}), one row per window; a
+     * window neither open nor fired is opened by an add, as by a record.
+     */
+    private void correctUnique(Series s, List<WindowedUsage> records, long floor, long timestamp) {
+        TreeMap<Long, List<WindowedUsage>> byWindow = new TreeMap<>();
+        for (WindowedUsage record : records) {
+            byWindow.computeIfAbsent(TumblingWindows.start(record.eventTimeMs, windowSizeMs), k -> new ArrayList<>(2))
+                    .add(record);
+        }
+        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow.entrySet()) {
+            long windowStart = entry.getKey();
+            List<WindowedUsage> group = entry.getValue();
+            int w = s.window(windowStart);
+            if (w >= 0) {
+                WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+                for (WindowedUsage record : group) {
+                    String token = string(record.uniqueToken);
+                    if (token != null) {
+                        if (record.correction == WindowedUsage.ADD) {
+                            c.addKey(token);
+                        } else if (record.correction != WindowedUsage.REMOVE || !c.removeKey(token)) {
+                            throw new IllegalStateException("a correction (" + record.correction + ") of token "
+                                    + token + " that window " + windowStart + "'s retained contents " + c
+                                    + " cannot take: " + s);
+                        }
+                    }
+                    s.eventCounts[w] += CorrectionGroup.events(record);
+                }
+                s.uniqueTokens[w].retainAll(c.keys.keySet());
+                s.uniqueTokens[w].addAll(c.keys.keySet());
+            } else if (s.fired(windowStart)) {
+                StringBuilder changes = new StringBuilder("[");
+                for (WindowedUsage record : group) {
+                    changes.append(changes.length() == 1 ? "[" : ",[");
+                    CanonicalJson.appendString(changes, string(record.eventId));
+                    changes.append(record.correction == WindowedUsage.ADD ? ",\"add\"," : ",\"remove\",");
+                    String token = string(record.uniqueToken);
+                    if (token == null) {
+                        changes.append("null");
+                    } else {
+                        CanonicalJson.appendString(changes, token);
+                    }
+                    changes.append(']');
+                }
+                changes.append(']');
+                output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
+                        s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
+                        corrections(group), null, floor, null, null, changes.toString()), timestamp));
+            } else {
+                for (WindowedUsage record : group) {
+                    if (record.correction != WindowedUsage.ADD) {
+                        throw new IllegalStateException("a correction removes usage from a window its series "
+                                + "neither holds open nor has fired (event time " + record.eventTimeMs + "): " + s);
+                    }
+                    add(s, record);
+                }
+            }
         }
     }
 

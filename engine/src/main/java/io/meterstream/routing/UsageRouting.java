@@ -14,6 +14,7 @@ import io.meterstream.catalog.JavaCatalog;
 import io.meterstream.corrections.CorrectionLedger;
 import io.meterstream.rating.RateLineItem;
 import io.meterstream.rules.Rules;
+import io.meterstream.validation.UniqueToken;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.api.common.state.ListState;
@@ -626,20 +627,14 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     }
 
     /**
-     * An applied correction's contributions to the window operator (every aggregation but unique_count, whose
-     * corrections the ledger rejects: {@code aggregation_not_correctable}), each keyed by its series, after the
-     * watermark this operator had forwarded ({@code floorMs}): for sum and count a remove and an add of the same
-     * series and window travel as one amend (the change of the value); otherwise each on its own (an amend of a
-     * group-by dimension moves usage from one series to another; max, min and last windows take the two on their
-     * retained contents).
+     * An applied correction's contributions to the window operator, each keyed by its series, after the watermark
+     * this operator had forwarded ({@code floorMs}): for sum and count a remove and an add of the same series and
+     * window travel as one amend (the change of the value); otherwise each on its own (an amend of a group-by
+     * dimension moves usage from one series to another; max, min, last and unique_count windows take the two on
+     * their retained contents, unique_count ones by the counted value's token, as the parser encodes it).
      */
     private void sendCorrection(CorrectionLedger.Contribution remove, CorrectionLedger.Contribution add,
             byte aggregation) {
-        if (aggregation == WindowedUsage.UNIQUE_COUNT) {
-            // Applied and counted, so it must change the bill: the ledger lets no unique_count correction through.
-            throw new IllegalStateException("an applied correction of a unique_count meter, which the window "
-                    + "operator cannot bill");
-        }
         boolean byDifference = aggregation == WindowedUsage.SUM || aggregation == WindowedUsage.COUNT;
         if (byDifference && remove != null && add != null && remove.sameSeriesAndWindow(add)) {
             BigDecimal change = aggregation == WindowedUsage.COUNT ? null
@@ -647,8 +642,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             output.collect(new StreamRecord<>(correctionRecord(add, aggregation, WindowedUsage.AMEND, change)));
             return;
         }
-        // max, min and last: a remove and an add (their window's retained contents take each); a last meter's
-        // value as billed (its window keys carry it as written, RateLineItem.lastKey), the others' compact
+        // max, min, last and unique_count: a remove and an add (their window's retained contents take each); a last
+        // meter's value as billed (its window keys carry it as written, RateLineItem.lastKey), the others' compact
         boolean asBilled = aggregation == WindowedUsage.LAST;
         if (remove != null) {
             output.collect(new StreamRecord<>(correctionRecord(remove, aggregation, WindowedUsage.REMOVE,
@@ -679,7 +674,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         out.aggregation = aggregation;
         out.eventTimeMs = c.eventTimeMs;
         out.eventId = c.eventId.getBytes(StandardCharsets.UTF_8);  // last keys; one correction per event id
-        out.value = aggregation == WindowedUsage.COUNT ? null : value;
+        out.value = aggregation == WindowedUsage.COUNT || aggregation == WindowedUsage.UNIQUE_COUNT ? null : value;
+        if (aggregation == WindowedUsage.UNIQUE_COUNT && c.uniqueValue != null) {
+            out.uniqueToken = UniqueToken.encode(c.uniqueValue).getBytes(StandardCharsets.UTF_8);
+        }
         // After the end of the usage input (a bounded run) the watermark is at its maximum: the window operator decides
         // such corrections at its own end, all of them together (WindowRating.finish).
         out.floorMs = watermarkFloor;

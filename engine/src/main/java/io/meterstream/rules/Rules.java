@@ -146,10 +146,10 @@ public final class Rules {
     public static final String CORRECTION_AGGREGATION_NOT_CORRECTABLE = "aggregation_not_correctable";
     public static final String CORRECTION_ACTION_CANCEL = "cancel";
     public static final String CORRECTION_ACTION_AMEND = "amend";
-    public static final String CORRECTION_NOT_BILLED_DETAIL = "only corrections of sum, count, max, min and last meters are billed";
+    public static final String CORRECTION_NOT_BILLED_DETAIL = "only corrections of sum, count, max, min, last and unique_count meters are billed";
     /** Whether corrections of a meter with this aggregation are billed (udfs.corrections). */
     public static boolean correctionBilled(String aggregation) {
-        return AGGREGATION_SUM.equals(aggregation) || AGGREGATION_COUNT.equals(aggregation) || AGGREGATION_MAX.equals(aggregation) || AGGREGATION_MIN.equals(aggregation) || AGGREGATION_LAST.equals(aggregation);
+        return AGGREGATION_SUM.equals(aggregation) || AGGREGATION_COUNT.equals(aggregation) || AGGREGATION_MAX.equals(aggregation) || AGGREGATION_MIN.equals(aggregation) || AGGREGATION_LAST.equals(aggregation) || AGGREGATION_UNIQUE_COUNT.equals(aggregation);
     }
 
     // ---- line items (udfs.line_items) and the `last` window key (udfs.window_rows)

@@ -505,10 +505,7 @@ final class UsageEventParser {
 
     /** Percent-encodes {@code %} then {@code ,}, so a token never contains a comma (LISTAGG-safe). */
     static String uniqueToken(String value) {
-        if (value.indexOf('%') < 0 && value.indexOf(',') < 0) {
-            return value;
-        }
-        return value.replace("%", "%25").replace(",", "%2C");
+        return UniqueToken.encode(value);
     }
 
     /**

@@ -174,28 +174,52 @@ class CorrectionLedgerGoldenTest {
         assertEquals(group, decision.remove.groupJson);
     }
 
-    @Test
-    void anEntryOfFormat1IsNotCorrectableForMaxMinAndLastMetersButForSumAndCount() throws Exception {
-        // format 1: the version 1 and, per entry of a billed event, no trailing contents flag (the block's last byte)
+    /** A snapshot of one billed event of {@code meter} in the current format and in formats 2 and 1. */
+    private static byte[][] formats(String meter) throws Exception {
         CorrectionLedger ledger = new CorrectionLedger(60_000, 1_000, 5_000);
-        ledger.observeEvent(1L, 2L, 10L, new CorrectionLedger.Version("c", "seats", 0L, BigDecimal.TEN, "{}", null));
+        ledger.observeEvent(1L, 2L, 10L, new CorrectionLedger.Version("c", meter, 0L, BigDecimal.TEN, "{}", "u1"));
         DataOutputSerializer out = new DataOutputSerializer(256);
         ledger.prepareSnapshot(10L, hi -> 0);
         ledger.write(out, 0);
-        byte[] format2 = out.getCopyOfBuffer();
-        byte[] format1 = java.util.Arrays.copyOf(format2, format2.length - 1);
+        byte[] format3 = out.getCopyOfBuffer();
+        // format 2: no trailing unique_count flag (the block's last byte); format 1: no contents flag either
+        byte[] format2 = java.util.Arrays.copyOf(format3, format3.length - 1);
+        format2[3] = 2;
+        byte[] format1 = java.util.Arrays.copyOf(format3, format3.length - 2);
         format1[3] = 1;
+        return new byte[][] {format3, format2, format1};
+    }
+
+    private static CorrectionLedger.Decision cancelAfterRestore(byte[] snapshot) throws Exception {
         JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
-        CorrectionLedger.Correction cancel = new CorrectionLedger.Correction("acme-ai", "e", CorrectionLedger.CANCEL,
-                null, null);
-        CorrectionLedger old = new CorrectionLedger(60_000, 1_000, 5_000);
-        old.read(new DataInputDeserializer(format1));
-        CorrectionLedger.Decision rejected = old.decide(1L, 2L, 11L, cancel, catalog.tenants().get("acme-ai").meters);
+        CorrectionLedger restored = new CorrectionLedger(60_000, 1_000, 5_000);
+        restored.read(new DataInputDeserializer(snapshot));
+        return restored.decide(1L, 2L, 11L, new CorrectionLedger.Correction("acme-ai", "e", CorrectionLedger.CANCEL,
+                null, null), catalog.tenants().get("acme-ai").meters);
+    }
+
+    @Test
+    void anEntryOfFormat1IsNotCorrectableForMaxMinAndLastMetersButForSumAndCount() throws Exception {
+        byte[][] seats = formats("seats");  // max
+        CorrectionLedger.Decision rejected = cancelAfterRestore(seats[2]);
         assertEquals(CorrectionLedger.AGGREGATION_NOT_CORRECTABLE, rejected.rejection);
         assertTrue(rejected.detail.contains("before this release kept the window contents"), rejected.detail);
-        CorrectionLedger current = new CorrectionLedger(60_000, 1_000, 5_000);
-        current.read(new DataInputDeserializer(format2));
-        assertTrue(current.decide(1L, 2L, 11L, cancel, catalog.tenants().get("acme-ai").meters).applied());
+        assertTrue(cancelAfterRestore(seats[1]).applied());
+        assertTrue(cancelAfterRestore(seats[0]).applied());
+        assertTrue(cancelAfterRestore(formats("input_tokens")[2]).applied());  // sum: no contents needed
+    }
+
+    @Test
+    void anEntryOfFormat2IsNotCorrectableForUniqueCountMeters() throws Exception {
+        byte[][] users = formats("active_users");  // unique_count
+        for (byte[] old : new byte[][] {users[1], users[2]}) {
+            CorrectionLedger.Decision rejected = cancelAfterRestore(old);
+            assertEquals(CorrectionLedger.AGGREGATION_NOT_CORRECTABLE, rejected.rejection);
+            assertTrue(rejected.detail.contains("(unique_count), billed before this release"), rejected.detail);
+        }
+        CorrectionLedger.Decision applied = cancelAfterRestore(users[0]);
+        assertTrue(applied.applied());
+        assertEquals("u1", applied.remove.uniqueValue);
     }
 
     @Test

@@ -286,6 +286,111 @@ class WindowRatingCorrectionsTest {
         harness.close();
     }
 
+    @Test
+    void uniqueCountWindowsGoToTheAccumulatorWithMultiplicitiesAndTheirCorrections() throws Exception {
+        var harness = open(null);
+        long floor = T + WINDOW_MS + 10_000;
+        for (WindowedUsage record : List.of(unique("e1", T + 1_000, "u1", Long.MIN_VALUE),
+                unique("e2", T + 2_000, "u1", Long.MIN_VALUE), unique("e3", T + 3_000, "u%2C2", Long.MIN_VALUE),
+                unique("e4", T + 4_000, null, Long.MIN_VALUE))) {
+            harness.processElement(new StreamRecord<>(record, record.eventTimeMs));
+        }
+        // corrections of the open window change its multiplicities: u1 stays (e1 carries it), u,2 leaves
+        WindowedUsage cancelE2 = unique("e2", T + 2_000, "u1", T);
+        cancelE2.correction = WindowedUsage.REMOVE;
+        WindowedUsage cancelE3 = unique("e3", T + 3_000, "u%2C2", T);
+        cancelE3.correction = WindowedUsage.REMOVE;
+        harness.processElement(new StreamRecord<>(cancelE2, T + 2_000));
+        harness.processElement(new StreamRecord<>(cancelE3, T + 3_000));
+        harness.processWatermark(floor);
+        List<Row> rows = uniqueRows(harness);
+        assertEquals(1, rows.size(), rows.toString());
+        assertEquals("u1", rows.get(0).getField("unique_tokens"));
+        assertEquals("1", rows.get(0).getField("unique_token_counts"));
+        assertEquals(2L, rows.get(0).getField("event_count"));
+        // a fired window's corrections go to the accumulator, in arrival order (an amend: its remove and add)
+        WindowedUsage remove = unique("e1", T + 1_000, "u1", floor);
+        remove.correction = WindowedUsage.REMOVE;
+        WindowedUsage add = unique("e1", T + 1_000, "u\"3", floor);
+        add.correction = WindowedUsage.ADD;
+        harness.processElement(new StreamRecord<>(remove, T + 1_000));
+        harness.processElement(new StreamRecord<>(add, T + 1_000));
+        // and late events with how many carry each token
+        harness.processElement(new StreamRecord<>(lateUnique("e5", T + 5_000, "u7", floor), T + 5_000));
+        harness.processElement(new StreamRecord<>(lateUnique("e6", T + 6_000, "u7", floor), T + 6_000));
+        harness.processWatermark(Long.MAX_VALUE);
+        rows = uniqueRows(harness);
+        assertEquals(3, rows.size(), rows.toString());
+        Row late = rows.get(1);
+        assertEquals("u7", late.getField("unique_tokens"));
+        assertEquals("2", late.getField("unique_token_counts"));
+        assertEquals(floor, late.getField("late_watermark_ms"));
+        Row corrections = rows.get(2);
+        assertEquals("[[\"e1\",\"remove\",\"u1\"],[\"e1\",\"add\",\"u\\\"3\"]]", corrections.getField("corrections"));
+        assertEquals(1L, corrections.getField("event_count"), "one event's amend: one correction");
+        assertEquals(floor, corrections.getField("late_watermark_ms"));
+        assertEquals(T, corrections.getField("window_start_ms"));
+        assertEquals(0, harness.extractOutputValues().size(), "unique_count lines are the accumulator's");
+        harness.close();
+    }
+
+    @Test
+    void anOpenUniqueCountWindowsTokensFromBeforeRetainingAreFrozen() throws Exception {
+        var before = open(null, new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING,
+                false));
+        before.processElement(new StreamRecord<>(unique("e1", T + 1_000, "u1", Long.MIN_VALUE), T + 1_000));
+        OperatorSubtaskState snapshot = before.snapshot(1L, 1L);
+        assertTrue(uniqueRows(before).isEmpty());
+        before.close();
+        var after = open(snapshot);
+        after.processElement(new StreamRecord<>(unique("e2", T + 2_000, "u1", Long.MIN_VALUE), T + 2_000));
+        after.processElement(new StreamRecord<>(unique("e3", T + 3_000, "u2", Long.MIN_VALUE), T + 3_000));
+        after.processWatermark(Long.MAX_VALUE);
+        List<Row> rows = uniqueRows(after);
+        assertEquals(1, rows.size(), rows.toString());
+        assertEquals("u1,u2", rows.get(0).getField("unique_tokens"));
+        assertEquals((WindowContents.FROZEN + 1) + ",1", rows.get(0).getField("unique_token_counts"),
+                "u1 was held before retaining: no correction can take it out");
+        after.close();
+    }
+
+    private static WindowedUsage unique(String eventId, long eventTimeMs, String token, long floorMs) {
+        WindowedUsage record = record("active_users", "{}", WindowedUsage.UNIQUE_COUNT, eventTimeMs, null, floorMs);
+        record.eventId = bytes(eventId);
+        record.uniqueToken = token == null ? null : bytes(token);
+        return record;
+    }
+
+    /** A usage record routed after watermark {@code floorMs}, which had passed its window. */
+    private static WindowedUsage lateUnique(String eventId, long eventTimeMs, String token, long floorMs) {
+        WindowedUsage record = unique(eventId, eventTimeMs, token, floorMs);
+        record.pastWatermark = new WindowedUsage.PastWatermark();
+        record.pastWatermark.payload = bytes("{}");
+        record.pastWatermark.srcTopic = "usage-events";
+        record.pastWatermark.srcPartition = 0;
+        record.pastWatermark.srcOffset = 0L;
+        record.pastWatermark.watermarkMs = floorMs;
+        return record;
+    }
+
+    /** The unique_count side output's rows so far, as named rows of {@link WindowRating#UNIQUE_COUNT_WINDOW_TYPE}. */
+    private static List<Row> uniqueRows(KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage,
+            String> harness) {
+        List<Row> rows = new ArrayList<>();
+        var out = harness.getSideOutput(UNIQUE);
+        if (out != null) {
+            List<String> names = WindowRating.UNIQUE_COUNT_WINDOW_TYPE.getFieldNames();
+            for (StreamRecord<Row> record : out) {
+                Row named = Row.withNames();
+                for (int i = 0; i < names.size(); i++) {
+                    named.setField(names.get(i), record.getValue().getField(i));
+                }
+                rows.add(named);
+            }
+        }
+        return rows;
+    }
+
     private static final class Step {
         final WindowedUsage record;
         final long watermark;
