@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -64,7 +65,39 @@ class BrokerInfo:
         return f"127.0.0.1:{self.broker_port}"
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICKED_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outbound connections (Linux; elsewhere the IANA range)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 49_152, 65_535
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
+    """A port free now, for a server started a moment later. Picked below the ephemeral range: a port the kernel
+    hands out (bind to 0) is one the next outbound connection of any client on the machine may take before the
+    server binds it (a cluster fixture once failed so)."""
+    low, _ = _ephemeral_range()
+    pick = random.SystemRandom()
+    if low > LOWEST_PICKED_PORT + 1000:
+        for _ in range(200):
+            port = pick.randrange(LOWEST_PICKED_PORT, low)
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -22,10 +22,17 @@ def flink_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[c
     (cache / "jars").symlink_to(jar_dir().resolve())
     monkeypatch.setenv("METERSTREAM_CACHE", str(cache))
     home = cache / "var" / "cluster"
-    ports = [free_port() for _ in range(3)]
-    metrics_port = next(p for p in (free_port() for _ in range(20)) if p not in ports and p + 1 not in ports)
     try:
-        info, started = cluster.up(rest_port=ports[0], rpc_port=ports[1], metrics_port=metrics_port, home=home)
+        for attempt in range(3):
+            ports = [free_port() for _ in range(3)]
+            metrics_port = next(p for p in (free_port() for _ in range(20)) if p not in ports and p + 1 not in ports)
+            try:
+                info, started = cluster.up(rest_port=ports[0], rpc_port=ports[1], metrics_port=metrics_port,
+                                           home=home)
+                break
+            except cluster.ClusterError as exc:  # a port taken between the pick and the start: pick others
+                if "are taken" not in str(exc) or attempt == 2:
+                    raise
         assert started
         yield info
     finally:
