@@ -4,7 +4,9 @@
 //     benchmarks/CorrectionLedgerMemoryBench.java [events, default 1000000]
 // Each event gets its own strings, as in the job (UsageRouting copies them out of the row): customer, meter, group
 // JSON; a value of DECIMAL(38,18) scale; no unique value (a sum meter). Heap: used memory after full GCs, before and
-// after filling; checkpoint: the bytes the ledger writes into the raw keyed state (all key groups).
+// after filling; checkpoint: the bytes the ledger writes into the raw keyed state (all key groups), and how long
+// writing them takes (the synchronous part of a checkpoint, single-threaded; median of five snapshots); the time
+// to remember one event (the per-event cost on the routing operator's hot path).
 import io.meterstream.corrections.CorrectionLedger;
 import java.math.BigDecimal;
 import org.apache.flink.core.memory.DataOutputSerializer;
@@ -17,26 +19,42 @@ public class CorrectionLedgerMemoryBench {
         long before = used();
         long now = 1_795_500_000_000L;
         java.util.SplittableRandom rng = new java.util.SplittableRandom(42);
+        long observeNanos = 0;
         for (int i = 0; i < n; i++) {
             String customer = new String("cust-" + String.format("%05d", rng.nextInt(10_000)));
             String meter = new String("input_tokens");
             String group = new String("{\"model\":\"nova-" + (rng.nextBoolean() ? "large" : "small") + "\"}");
             BigDecimal value = BigDecimal.valueOf(rng.nextInt(1, 100_000)).setScale(18);
-            ledger.observeEvent(rng.nextLong(), rng.nextLong(), now, new CorrectionLedger.Version(customer, meter,
-                    now - rng.nextInt(600_000), value, group, null));
+            CorrectionLedger.Version version = new CorrectionLedger.Version(customer, meter,
+                    now - rng.nextInt(600_000), value, group, null);
+            long hi = rng.nextLong();
+            long lo = rng.nextLong();
+            long start = System.nanoTime();
+            ledger.observeEvent(hi, lo, now, version);
+            observeNanos += System.nanoTime() - start;
         }
         long after = used();
-        ledger.prepareSnapshot(now, hi -> (int) ((hi >>> 1) % 128));
         DataOutputSerializer out = new DataOutputSerializer(1 << 20);
         long written = 0;
-        for (int keyGroup = 0; keyGroup < 128; keyGroup++) {
-            out.clear();
-            ledger.write(out, keyGroup);
-            written += out.length();
+        long[] snapshotNanos = new long[5];  // the synchronous part of a checkpoint: prepare, then every key group
+        for (int round = 0; round < snapshotNanos.length; round++) {
+            long start = System.nanoTime();
+            ledger.prepareSnapshot(now, hi -> (int) ((hi >>> 1) % 128));
+            written = 0;
+            for (int keyGroup = 0; keyGroup < 128; keyGroup++) {
+                out.clear();
+                ledger.write(out, keyGroup);
+                written += out.length();
+            }
+            snapshotNanos[round] = System.nanoTime() - start;
         }
+        java.util.Arrays.sort(snapshotNanos);
         System.out.printf("events %,d  ledger keys %,d%n", n, ledger.size());
         System.out.printf("heap bytes per event        %.1f%n", (after - before) / (double) n);
         System.out.printf("checkpoint bytes per event  %.1f%n", written / (double) n);
+        System.out.printf("observe ns per event        %.0f%n", observeNanos / (double) n);
+        System.out.printf("snapshot ms (median of %d)   %.0f  (%.0f ns per event)%n", snapshotNanos.length,
+                snapshotNanos[snapshotNanos.length / 2] / 1e6, snapshotNanos[snapshotNanos.length / 2] / (double) n);
         System.out.printf("(the design's slot layout in udfs/corrections.py: ~80 B per event)%n");
     }
 

@@ -3,10 +3,8 @@ package io.meterstream.corrections;
 import java.io.IOException;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -19,6 +17,7 @@ import io.meterstream.validation.UniqueToken;
 import io.meterstream.windows.TumblingWindows;
 
 import org.apache.flink.core.memory.DataInputView;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.core.memory.DataOutputView;
 
 /**
@@ -42,12 +41,14 @@ import org.apache.flink.core.memory.DataOutputView;
  * After the correction horizon an event's entry keeps only its first-seen time (so {@code outside_horizon} and
  * {@code unknown_event} stay apart) until the dedup horizon; a dead-letter marker lives for the correction horizon.
  *
- * <p>Layout: one object per key here (strings of the billed version: customer, meter, group JSON, the unique
- * dimension's value, as Java objects in a HashMap); the docstring's 80-byte slot layout (hashes instead of strings,
- * raw bytes in tables per key bucket, as {@code DedupTable}) is not done yet, so a key costs more than 80 bytes here
- * (measured: 406 heap bytes and 119 checkpoint bytes per event, {@code benchmarks/CorrectionLedgerMemoryBench.java};
- * at 5M events the routing checkpoint grows 144 -> 632 MB), for the correction horizon; then one small entry until
- * the dedup horizon.
+ * <p>Layout: {@link LedgerSlots}, one open-addressing table of fixed-size slots (the key, first seen, kind and
+ * flags, event time, the value as a long with its scales, an index into a dictionary of the series' strings, and a
+ * reference for the rare unique value, big value or dead-letter reason), not an object per key with its own strings
+ * (that was 406 heap bytes and 121 checkpoint bytes per event; now 125 and 91, measured by
+ * {@code benchmarks/CorrectionLedgerMemoryBench.java}: 1M events, 20k series). A checkpoint serializes the slots
+ * in table order into a buffer per key group ({@link #prepareSnapshot}), still the whole ledger every time (the
+ * heap state backend's way; issue 18's incremental state is what bounds that). The docstring's ~80 bytes would need
+ * series hashes in place of the strings a correction line must name.
  */
 public final class CorrectionLedger {
     /** The correction rejection reasons the ledger decides ({@code schemas.correction_dead_letter}, generated). */
@@ -61,12 +62,16 @@ public final class CorrectionLedger {
     public static final String AMEND = Rules.CORRECTION_ACTION_AMEND;
 
     /**
-     * 3: an entry also says whether its unique_count window's contents are retained ({@link Entry#uniqueRetained});
-     * 2: whether its max, min or last window's are ({@link Entry#contentsRetained}). Both older formats are read.
+     * 4: the compact slots ({@link LedgerSlots}; an entry's kind byte carries whether its window contents are
+     * retained). Read too: 3 (an entry says whether its unique_count window's contents are retained), 2 (whether its
+     * max, min or last window's are) and 1 (neither).
      */
-    private static final int FORMAT_VERSION = 3;
+    private static final int FORMAT_VERSION = 4;
+    private static final int FORMAT_VERSION_3 = 3;
     private static final int FORMAT_VERSION_2 = 2;
     private static final int FORMAT_VERSION_1 = 1;
+    /** Flags of an entry observed by this release: its max/min/last and unique_count windows retain contents. */
+    private static final byte RETAINED = LedgerSlots.CONTENTS_RETAINED | LedgerSlots.UNIQUE_RETAINED;
 
     /** The billed version of an event. */
     public static final class Version {
@@ -86,25 +91,6 @@ public final class CorrectionLedger {
             this.groupJson = groupJson;
             this.uniqueValue = uniqueValue;
         }
-    }
-
-    /** A key's state. {@code deadLetterReason != null}: a dead-letter marker; else an event entry. */
-    static final class Entry {
-        long firstSeenMs;
-        String deadLetterReason;
-        boolean pastHorizon;  // only firstSeenMs is meaningful
-        Version current;  // null once cancelled (or past the horizon)
-        /**
-         * Observed by a release whose window operator retains max, min and last windows' contents (format 2 on).
-         * False for an entry restored from format 1: its event is in a window's frozen part, so a correction of a
-         * max, min or last event is rejected ({@code aggregation_not_correctable}); sum and count need no contents.
-         */
-        boolean contentsRetained = true;
-        /**
-         * Observed by a release whose unique_count accumulator retains its windows' contents (format 3 on). False for
-         * an entry restored from an older format: a correction of a unique_count event is rejected.
-         */
-        boolean uniqueRetained = true;
     }
 
     /** What one event version adds to one window of one series, reduced to what the meter's aggregation reads. */
@@ -200,8 +186,10 @@ public final class CorrectionLedger {
     private final long windowSizeMs;
     private final long horizonMs;
     private final long dedupTtlMs;
-    private final Map<Key, Entry> entries = new HashMap<>();
-    private Map<Integer, List<Map.Entry<Key, Entry>>> byKeyGroup;  // the last prepareSnapshot's
+    private final LedgerSlots slots = new LedgerSlots();
+    /** The last prepareSnapshot's entries per key group, serialized, and how many each holds. */
+    private DataOutputSerializer[] snapshotBuffers;
+    private int[] snapshotCounts;
 
     public CorrectionLedger(long windowSizeMs, long horizonMs, long dedupTtlMs) {
         if (!(0 < horizonMs && horizonMs <= dedupTtlMs)) {
@@ -217,43 +205,37 @@ public final class CorrectionLedger {
         return firstSeenMs + ttlMs <= nowMs;
     }
 
-    /** {@code udfs.corrections.expire_entry}, in place; returns the entry, or null (and forgets it). */
-    private Entry expire(Key key, long nowMs) {
-        Entry entry = entries.get(key);
-        if (entry != null && !aged(entry, nowMs)) {
-            entries.remove(key);
-            return null;
+    /** {@code udfs.corrections.expire_entry}, in place: the key's slot, or -1 (and the key forgotten). */
+    private int expire(long keyHi, long keyLo, long nowMs) {
+        int slot = slots.find(keyHi, keyLo);
+        if (slot >= 0 && !aged(slot, nowMs)) {
+            slots.removeAt(slot);
+            return -1;
         }
-        return entry;
+        return slot;
     }
 
-    /** Ages the entry to {@code nowMs} in place; false when the key is then forgotten. */
-    private boolean aged(Entry entry, long nowMs) {
-        if (expired(entry.firstSeenMs, nowMs, dedupTtlMs)
-                || (entry.deadLetterReason != null && expired(entry.firstSeenMs, nowMs, horizonMs))) {
+    /** Ages the slot's entry to {@code nowMs} in place; false when the key is then forgotten. */
+    private boolean aged(int slot, long nowMs) {
+        long firstSeen = slots.firstSeen(slot);
+        byte kind = LedgerSlots.kind(slots.kindAndFlags(slot));
+        if (expired(firstSeen, nowMs, dedupTtlMs)
+                || (kind == LedgerSlots.DEAD_LETTER && expired(firstSeen, nowMs, horizonMs))) {
             return false;
         }
-        if (!entry.pastHorizon && expired(entry.firstSeenMs, nowMs, horizonMs)) {
-            entry.pastHorizon = true;
-            entry.current = null;
+        if ((kind == LedgerSlots.EVENT || kind == LedgerSlots.CANCELLED) && expired(firstSeen, nowMs, horizonMs)) {
+            slots.setPastHorizon(slot);
         }
         return true;
     }
 
     public void observeEvent(long keyHi, long keyLo, long nowMs, Version version) {
-        Entry entry = new Entry();
-        entry.firstSeenMs = nowMs;
-        entry.current = version;
-        entries.put(new Key(keyHi, keyLo), entry);
+        slots.setEvent(slots.insert(keyHi, keyLo), nowMs, version, RETAINED);
     }
 
     public void observeDeadLetter(long keyHi, long keyLo, long nowMs, String reason) {
-        Key key = new Key(keyHi, keyLo);
-        if (expire(key, nowMs) == null) {
-            Entry entry = new Entry();
-            entry.firstSeenMs = nowMs;
-            entry.deadLetterReason = reason;
-            entries.put(key, entry);
+        if (expire(keyHi, keyLo, nowMs) < 0) {
+            slots.setDeadLetter(slots.insert(keyHi, keyLo), nowMs, reason);
         }
     }
 
@@ -263,52 +245,59 @@ public final class CorrectionLedger {
      */
     public Decision decide(long keyHi, long keyLo, long nowMs, Correction correction,
             Map<String, JavaCatalog.Meter> meters) {
-        Key key = new Key(keyHi, keyLo);
-        Entry entry = expire(key, nowMs);
+        int slot = expire(keyHi, keyLo, nowMs);
+        byte kind = slot < 0 ? LedgerSlots.EMPTY : LedgerSlots.kind(slots.kindAndFlags(slot));
         String event = "'" + correction.eventId + "'";
-        if (entry != null && entry.deadLetterReason != null) {
-            return new Decision(EVENT_DEAD_LETTERED, "event " + event + " was rejected (" + entry.deadLetterReason
-                    + "): nothing was billed, so nothing can be corrected", entry.deadLetterReason, null, null);
+        if (kind == LedgerSlots.DEAD_LETTER) {
+            String reason = slots.deadLetterReason(slot);
+            return new Decision(EVENT_DEAD_LETTERED, "event " + event + " was rejected (" + reason
+                    + "): nothing was billed, so nothing can be corrected", reason, null, null);
         }
-        if (entry == null) {
+        if (slot < 0) {
             return rejected(UNKNOWN_EVENT, "event " + event
                     + " is not known (not arrived yet, never sent, or past the dedup horizon)");
         }
-        if (entry.pastHorizon) {
-            return rejected(OUTSIDE_HORIZON, "event " + event + " was first seen " + (nowMs - entry.firstSeenMs)
+        if (kind == LedgerSlots.PAST_HORIZON) {
+            return rejected(OUTSIDE_HORIZON, "event " + event + " was first seen " + (nowMs - slots.firstSeen(slot))
                     + " ms ago, beyond the correction horizon of " + horizonMs + " ms");
         }
-        if (entry.current == null) {
+        if (kind == LedgerSlots.CANCELLED) {
             return rejected(ALREADY_CANCELLED, "event " + event + " is cancelled");
         }
-        JavaCatalog.Meter meter = meters == null ? null : meters.get(entry.current.meter);
+        Version current = slots.version(slot);
+        JavaCatalog.Meter meter = meters == null ? null : meters.get(current.meter);
         if (meter == null) {
-            return rejected(UNKNOWN_METER, "meter '" + entry.current.meter + "' of event " + event
+            return rejected(UNKNOWN_METER, "meter '" + current.meter + "' of event " + event
                     + " is no longer in the tenant's catalog");
         }
         if (!Rules.correctionBilled(meter.aggregation)) {
             return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '"
-                    + entry.current.meter + "' (" + meter.aggregation + "): " + Rules.CORRECTION_NOT_BILLED_DETAIL);
+                    + current.meter + "' (" + meter.aggregation + "): " + Rules.CORRECTION_NOT_BILLED_DETAIL);
         }
-        if (!entry.contentsRetained && !Rules.AGGREGATION_SUM.equals(meter.aggregation)
-                && !Rules.AGGREGATION_COUNT.equals(meter.aggregation)) {
-            return notRetained(event, entry, meter);
+        byte flags = slots.kindAndFlags(slot);
+        boolean extreme = !Rules.AGGREGATION_SUM.equals(meter.aggregation)
+                && !Rules.AGGREGATION_COUNT.equals(meter.aggregation)
+                && !Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation);
+        if ((extreme && (flags & LedgerSlots.CONTENTS_RETAINED) == 0) || (Rules.AGGREGATION_UNIQUE_COUNT.equals(
+                meter.aggregation) && (flags & LedgerSlots.UNIQUE_RETAINED) == 0)) {
+            return notRetained(event, current, meter);
         }
-        if (!entry.uniqueRetained && Rules.AGGREGATION_UNIQUE_COUNT.equals(meter.aggregation)) {
-            return notRetained(event, entry, meter);
-        }
-        Contribution before = contribution(correction, entry.current, meter);
-        Version after = CANCEL.equals(correction.action) ? null : amended(entry.current, correction, meter);
+        Contribution before = contribution(correction, current, meter);
+        Version after = CANCEL.equals(correction.action) ? null : amended(current, correction, meter);
         Contribution added = after == null ? null : contribution(correction, after, meter);
-        entry.current = after;
+        if (after == null) {
+            slots.setCancelled(slot);
+        } else {
+            slots.setVersion(slot, after);
+        }
         if (before.sameAs(added)) {
             return new Decision(null, null, null, null, null);
         }
         return new Decision(null, null, null, before, added);
     }
 
-    private static Decision notRetained(String event, Entry entry, JavaCatalog.Meter meter) {
-        return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '" + entry.current.meter
+    private static Decision notRetained(String event, Version current, JavaCatalog.Meter meter) {
+        return rejected(AGGREGATION_NOT_CORRECTABLE, "event " + event + " is usage of meter '" + current.meter
                 + "' (" + meter.aggregation + "), billed before this release kept the window contents its "
                 + "correction needs");
     }
@@ -358,140 +347,199 @@ public final class CorrectionLedger {
 
     /** Keys held (tests: state goes back to nothing after the horizons). */
     public int size() {
-        return entries.size();
+        return slots.size();
+    }
+
+    /** Series strings interned (tests: they go with the events that referenced them, at a snapshot). */
+    int seriesHeld() {
+        return slots.seriesHeld();
     }
 
     /** Forgets every key whose horizons have passed at {@code nowMs} (before a snapshot). */
     public void expireAll(long nowMs) {
-        for (Iterator<Entry> it = entries.values().iterator(); it.hasNext(); ) {
-            if (!aged(it.next(), nowMs)) {
-                it.remove();
-            }
-        }
+        slots.removeIf(slot -> !aged(slot, nowMs));
     }
 
     // ---- snapshot -------------------------------------------------------------------------------------------
 
     /**
-     * Before a snapshot: forgets what has expired at {@code nowMs} and sorts the rest by key group
+     * Before a snapshot: forgets what has expired at {@code nowMs} and orders the rest by key group
      * ({@code keyGroupOfHi}: the key group of a key's hi part), for {@link #write}.
      */
-    public void prepareSnapshot(long nowMs, LongToIntFunction keyGroupOfHi) {
+    public void prepareSnapshot(long nowMs, LongToIntFunction keyGroupOfHi) throws IOException {
         expireAll(nowMs);
-        byKeyGroup = new HashMap<>();
-        for (Map.Entry<Key, Entry> e : entries.entrySet()) {
-            byKeyGroup.computeIfAbsent(keyGroupOfHi.applyAsInt(e.getKey().hi), k -> new ArrayList<>()).add(e);
+        slots.compactDictionary();
+        // Serialized in slot order, into one buffer per key group: the slots' arrays are read sequentially (in key
+        // group order they were read at random, a cache miss per array per entry: 2.5x slower, measured).
+        DataOutputSerializer[] buffers = new DataOutputSerializer[128];
+        int[] counts = new int[128];
+        for (int slot = 0; slot < slots.capacity(); slot++) {
+            if (slots.isEmpty(slot)) {
+                continue;
+            }
+            int group = keyGroupOfHi.applyAsInt(slots.hi(slot));
+            if (group >= buffers.length) {
+                int length = Math.max(group + 1, buffers.length * 2);
+                buffers = java.util.Arrays.copyOf(buffers, length);
+                counts = java.util.Arrays.copyOf(counts, length);
+            }
+            if (buffers[group] == null) {
+                buffers[group] = new DataOutputSerializer(1 << 16);
+            }
+            counts[group]++;
+            writeEntry(buffers[group], slot);
+        }
+        snapshotBuffers = buffers;
+        snapshotCounts = counts;
+    }
+
+    /** One key group's keys as bytes (after {@link #prepareSnapshot}); its buffer is released. */
+    public void write(DataOutputView out, int keyGroup) throws IOException {
+        boolean held = snapshotBuffers != null && keyGroup < snapshotBuffers.length && snapshotBuffers[keyGroup] != null;
+        out.writeInt(FORMAT_VERSION);
+        out.writeInt(held ? snapshotCounts[keyGroup] : 0);
+        if (held) {
+            DataOutputSerializer entries = snapshotBuffers[keyGroup];
+            snapshotBuffers[keyGroup] = null;
+            out.write(entries.getSharedBuffer(), 0, entries.length());
         }
     }
 
-    /** One key group's keys as bytes (after {@link #prepareSnapshot}). */
-    public void write(DataOutputView out, int keyGroup) throws IOException {
-        List<Map.Entry<Key, Entry>> chosen = byKeyGroup == null ? List.of()
-                : byKeyGroup.getOrDefault(keyGroup, List.of());
-        out.writeInt(FORMAT_VERSION);
-        out.writeInt(chosen.size());
-        for (Map.Entry<Key, Entry> e : chosen) {
-            Entry entry = e.getValue();
-            out.writeLong(e.getKey().hi);
-            out.writeLong(e.getKey().lo);
-            out.writeLong(entry.firstSeenMs);
-            byte kind = entry.deadLetterReason != null ? (byte) 1 : entry.pastHorizon ? (byte) 2
-                    : entry.current == null ? (byte) 3 : (byte) 0;
-            out.writeByte(kind);
-            if (kind == 1) {
-                writeString(out, entry.deadLetterReason);
-            } else if (kind == 0) {
-                Version v = entry.current;
-                writeString(out, v.customerId);
-                writeString(out, v.meter);
-                out.writeLong(v.eventTimeMs);
-                writeNullable(out, v.value == null ? null : v.value.toPlainString());
-                writeString(out, v.groupJson);
-                writeNullable(out, v.uniqueValue);
-                out.writeBoolean(entry.contentsRetained);
-                out.writeBoolean(entry.uniqueRetained);
-            }
+    private void writeEntry(DataOutputView out, int slot) throws IOException {
+        out.writeLong(slots.hi(slot));
+        out.writeLong(slots.lo(slot));
+        out.writeLong(slots.firstSeen(slot));
+        byte kindAndFlags = slots.kindAndFlags(slot);
+        out.writeByte(kindAndFlags);
+        byte kind = LedgerSlots.kind(kindAndFlags);
+        if (kind == LedgerSlots.DEAD_LETTER) {
+            writeBytes(out, slots.deadLetterReason(slot).getBytes(StandardCharsets.UTF_8));
+        } else if (kind == LedgerSlots.EVENT) {
+            LedgerSlots.SeriesStrings series = slots.seriesOf(slot);
+            writeBytes(out, series.customerUtf8);
+            writeBytes(out, series.meterUtf8);
+            writeBytes(out, series.groupUtf8);
+            out.writeLong(slots.eventTime(slot));
+            slots.writeValue(slot, out);
+            writeNullable(out, slots.unique(slot));
         }
     }
 
     public void read(DataInputView in) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
+        if (version < FORMAT_VERSION_1 || version > FORMAT_VERSION) {
             throw new IOException("correction ledger state has format " + version + ", this version reads "
                     + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
         }
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
-            Key key = new Key(in.readLong(), in.readLong());
-            Entry entry = new Entry();
-            entry.firstSeenMs = in.readLong();
-            byte kind = in.readByte();
-            if (kind == 1) {
-                entry.deadLetterReason = readString(in);
-            } else if (kind == 2) {
-                entry.pastHorizon = true;
-            } else if (kind == 0) {
-                String customer = readString(in);
-                String meter = readString(in);
-                long eventTime = in.readLong();
-                String value = readNullable(in);
-                String group = readString(in);
-                String unique = readNullable(in);
-                entry.current = new Version(customer, meter, eventTime, value == null ? null : new BigDecimal(value),
-                        group, unique);
-                entry.contentsRetained = version != FORMAT_VERSION_1 && in.readBoolean();
-                entry.uniqueRetained = version == FORMAT_VERSION && in.readBoolean();
-            } else if (kind != 3) {
-                throw new IOException("correction ledger entry of kind " + kind);
+            long hi = in.readLong();
+            long lo = in.readLong();
+            long firstSeen = in.readLong();
+            byte kindAndFlags = in.readByte();
+            if (version == FORMAT_VERSION) {
+                readEntry(in, hi, lo, firstSeen, LedgerSlots.kind(kindAndFlags),
+                        (byte) (kindAndFlags & RETAINED), true);
+            } else {
+                // formats 1-3: kind 0 an event, 1 a dead letter, 2 past the horizon, 3 cancelled; the flags follow
+                byte kind = kindAndFlags == 0 ? LedgerSlots.EVENT : kindAndFlags == 1 ? LedgerSlots.DEAD_LETTER
+                        : kindAndFlags == 2 ? LedgerSlots.PAST_HORIZON : kindAndFlags == 3 ? LedgerSlots.CANCELLED
+                        : -1;
+                if (kind < 0) {
+                    throw new IOException("correction ledger entry of kind " + kindAndFlags);
+                }
+                readEntry(in, hi, lo, firstSeen, kind, (byte) 0, false);
+                if (kind == LedgerSlots.EVENT) {
+                    int slot = slots.find(hi, lo);
+                    byte flags = 0;
+                    if (version >= FORMAT_VERSION_2 && in.readBoolean()) {
+                        flags |= LedgerSlots.CONTENTS_RETAINED;
+                    }
+                    if (version == FORMAT_VERSION_3 && in.readBoolean()) {
+                        flags |= LedgerSlots.UNIQUE_RETAINED;
+                    }
+                    slots.setKindAndFlags(slot, (byte) (LedgerSlots.EVENT | flags));
+                }
             }
-            entries.put(key, entry);
         }
+    }
+
+    /**
+     * One entry into its slot: format 4 ({@code compact}: customer, meter, group, event time, value as
+     * {@link LedgerSlots#writeValue} writes it, unique; varint string lengths) or formats 1-3 (customer, meter, event
+     * time, value as text, group, unique; int string lengths).
+     */
+    private void readEntry(DataInputView in, long hi, long lo, long firstSeen, byte kind, byte flags,
+            boolean compact) throws IOException {
+        int slot = slots.insert(hi, lo);
+        if (kind == LedgerSlots.DEAD_LETTER) {
+            slots.setDeadLetter(slot, firstSeen, readString(in, compact));
+            return;
+        }
+        if (kind != LedgerSlots.EVENT) {
+            slots.setBare(slot, firstSeen, kind);
+            return;
+        }
+        String customer = readString(in, compact);
+        String meter = readString(in, compact);
+        String group = compact ? readString(in, true) : null;
+        long eventTime = in.readLong();
+        BigDecimal value;
+        if (compact) {
+            value = LedgerSlots.readValue(in);
+        } else {
+            String text = readNullable(in, false);
+            value = text == null ? null : new BigDecimal(text);
+            group = readString(in, false);
+        }
+        String unique = readNullable(in, compact);
+        slots.setEvent(slot, firstSeen, new Version(customer, meter, eventTime, value, group, unique), flags);
     }
 
     private static void writeNullable(DataOutputView out, String s) throws IOException {
         out.writeBoolean(s != null);
         if (s != null) {
-            writeString(out, s);
+            writeBytes(out, s.getBytes(StandardCharsets.UTF_8));
         }
     }
 
-    private static String readNullable(DataInputView in) throws IOException {
-        return in.readBoolean() ? readString(in) : null;
+    private static String readNullable(DataInputView in, boolean compact) throws IOException {
+        return in.readBoolean() ? readString(in, compact) : null;
     }
 
-    /** Length-prefixed UTF-8 (a {@code writeUTF} string stops at 64 KiB, which an escaped group JSON can pass). */
-    private static void writeString(DataOutputView out, String s) throws IOException {
-        byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
-        out.writeInt(bytes.length);
+    /** A varint length, then the bytes (a {@code writeUTF} string stops at 64 KiB, which a group JSON can pass). */
+    private static void writeBytes(DataOutputView out, byte[] bytes) throws IOException {
+        int n = bytes.length;
+        while ((n & ~0x7f) != 0) {
+            out.writeByte((n & 0x7f) | 0x80);
+            n >>>= 7;
+        }
+        out.writeByte(n);
         out.write(bytes);
     }
 
-    private static String readString(DataInputView in) throws IOException {
-        int length = in.readInt();
+    /** A string of format 4 (varint length) or of formats 1-3 (int length). */
+    private static String readString(DataInputView in, boolean compact) throws IOException {
+        int length;
+        if (compact) {
+            length = 0;
+            for (int shift = 0; ; shift += 7) {
+                byte b = in.readByte();
+                length |= (b & 0x7f) << shift;
+                if ((b & 0x80) == 0) {
+                    break;
+                }
+                if (shift > 28) {
+                    throw new IOException("correction ledger string length over 32 bits");
+                }
+            }
+        } else {
+            length = in.readInt();
+        }
         if (length < 0) {
             throw new IOException("correction ledger string of length " + length);
         }
         byte[] bytes = new byte[length];
         in.readFully(bytes);
         return new String(bytes, StandardCharsets.UTF_8);
-    }
-
-    private static final class Key {
-        final long hi;
-        final long lo;
-
-        Key(long hi, long lo) {
-            this.hi = hi;
-            this.lo = lo;
-        }
-
-        @Override
-        public boolean equals(Object o) {
-            return o instanceof Key && ((Key) o).hi == hi && ((Key) o).lo == lo;
-        }
-
-        @Override
-        public int hashCode() {
-            return Long.hashCode(hi * 31 + lo);
-        }
     }
 }

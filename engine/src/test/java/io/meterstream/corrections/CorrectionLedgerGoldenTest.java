@@ -174,20 +174,49 @@ class CorrectionLedgerGoldenTest {
         assertEquals(group, decision.remove.groupJson);
     }
 
-    /** A snapshot of one billed event of {@code meter} in the current format and in formats 2 and 1. */
+    /**
+     * A snapshot of one billed event of {@code meter} in the current format, then as releases before wrote it: format
+     * 3, 2 and 1 (int string lengths; customer, meter, event time, value, group, unique; then a contents flag from
+     * format 2 on, a unique_count flag in format 3), all written by a release that retained what its format says.
+     */
     private static byte[][] formats(String meter) throws Exception {
         CorrectionLedger ledger = new CorrectionLedger(60_000, 1_000, 5_000);
         ledger.observeEvent(1L, 2L, 10L, new CorrectionLedger.Version("c", meter, 0L, BigDecimal.TEN, "{}", "u1"));
         DataOutputSerializer out = new DataOutputSerializer(256);
         ledger.prepareSnapshot(10L, hi -> 0);
         ledger.write(out, 0);
-        byte[] format3 = out.getCopyOfBuffer();
-        // format 2: no trailing unique_count flag (the block's last byte); format 1: no contents flag either
-        byte[] format2 = java.util.Arrays.copyOf(format3, format3.length - 1);
-        format2[3] = 2;
-        byte[] format1 = java.util.Arrays.copyOf(format3, format3.length - 2);
-        format1[3] = 1;
-        return new byte[][] {format3, format2, format1};
+        return new byte[][] {out.getCopyOfBuffer(), oldFormat(3, meter), oldFormat(2, meter), oldFormat(1, meter)};
+    }
+
+    private static byte[] oldFormat(int version, String meter) throws Exception {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        out.writeInt(version);
+        out.writeInt(1);
+        out.writeLong(1L);
+        out.writeLong(2L);
+        out.writeLong(10L);
+        out.writeByte(0);  // an event
+        for (String text : new String[] {"c", meter}) {
+            byte[] bytes = text.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            out.writeInt(bytes.length);
+            out.write(bytes);
+        }
+        out.writeLong(0L);
+        out.writeBoolean(true);
+        out.writeInt(2);
+        out.write("10".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        out.writeInt(2);
+        out.write("{}".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        out.writeBoolean(true);
+        out.writeInt(2);
+        out.write("u1".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        if (version >= 2) {
+            out.writeBoolean(true);
+        }
+        if (version == 3) {
+            out.writeBoolean(true);
+        }
+        return out.getCopyOfBuffer();
     }
 
     private static CorrectionLedger.Decision cancelAfterRestore(byte[] snapshot) throws Exception {
@@ -201,18 +230,22 @@ class CorrectionLedgerGoldenTest {
     @Test
     void anEntryOfFormat1IsNotCorrectableForMaxMinAndLastMetersButForSumAndCount() throws Exception {
         byte[][] seats = formats("seats");  // max
-        CorrectionLedger.Decision rejected = cancelAfterRestore(seats[2]);
+        CorrectionLedger.Decision rejected = cancelAfterRestore(seats[3]);
         assertEquals(CorrectionLedger.AGGREGATION_NOT_CORRECTABLE, rejected.rejection);
         assertTrue(rejected.detail.contains("before this release kept the window contents"), rejected.detail);
-        assertTrue(cancelAfterRestore(seats[1]).applied());
-        assertTrue(cancelAfterRestore(seats[0]).applied());
-        assertTrue(cancelAfterRestore(formats("input_tokens")[2]).applied());  // sum: no contents needed
+        for (int format = 0; format < 3; format++) {
+            CorrectionLedger.Decision applied = cancelAfterRestore(seats[format]);
+            assertTrue(applied.applied(), "format index " + format);
+            assertEquals(0, BigDecimal.TEN.compareTo(applied.remove.value));
+        }
+        assertTrue(cancelAfterRestore(formats("input_tokens")[3]).applied());  // sum: no contents needed
     }
 
     @Test
     void anEntryOfFormat2IsNotCorrectableForUniqueCountMeters() throws Exception {
         byte[][] users = formats("active_users");  // unique_count
-        for (byte[] old : new byte[][] {users[1], users[2]}) {
+        assertTrue(cancelAfterRestore(users[1]).applied(), "format 3 said its unique_count windows were retained");
+        for (byte[] old : new byte[][] {users[2], users[3]}) {
             CorrectionLedger.Decision rejected = cancelAfterRestore(old);
             assertEquals(CorrectionLedger.AGGREGATION_NOT_CORRECTABLE, rejected.rejection);
             assertTrue(rejected.detail.contains("(unique_count), billed before this release"), rejected.detail);

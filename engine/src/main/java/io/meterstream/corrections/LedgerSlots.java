@@ -1,0 +1,531 @@
+package io.meterstream.corrections;
+
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The correction ledger's entries as one open-addressing hash table (linear probing, backward-shift deletion) of
+ * parallel primitive arrays, keyed by the 128-bit (tenant_id, event_id) hash: what {@link CorrectionLedger} keeps
+ * per event without an object per entry (the measured cost of a HashMap of entry objects with their own strings was
+ * 406 heap bytes per event).
+ *
+ * <p>Per slot: the key (two longs), first-seen time, kind and flags, event time, the billed value as a long
+ * unscaled without the fraction's trailing zeros with that scale and the scale it was billed with (a value that does
+ * not fit, or billed at a scale outside 0-18, goes to {@code extras} as a {@code BigDecimal}), an index into the series dictionary, and one reference ({@code extras}:
+ * the unique value, a big value, both, or a dead letter's reason). The series (customer, meter, group JSON) of an
+ * event are interned in a dictionary shared by every entry of the series: a handful of references per series,
+ * not strings per event. The dictionary is compacted when a snapshot finds it mostly unreferenced.
+ */
+final class LedgerSlots {
+    static final byte EMPTY = 0;
+    static final byte EVENT = 1;
+    static final byte DEAD_LETTER = 2;
+    static final byte PAST_HORIZON = 3;
+    static final byte CANCELLED = 4;
+    /** Flags in the kind byte: the event's window contents are retained (max/min/last; unique_count). */
+    static final byte CONTENTS_RETAINED = 0x10;
+    static final byte UNIQUE_RETAINED = 0x20;
+    private static final byte KIND_MASK = 0x0f;
+    /** {@code scales} markers: no value; a value in {@code extras}. */
+    private static final byte NO_VALUE = Byte.MIN_VALUE;
+    private static final byte BIG_VALUE = Byte.MIN_VALUE + 1;
+    private static final int MIN_CAPACITY = 16;
+
+    /** One series' strings (interned), with their UTF-8 bytes for snapshots. */
+    static final class SeriesStrings {
+        final String customerId;
+        final String meter;
+        final String groupJson;
+        private final int hash;
+        /** Their UTF-8 bytes, made once the series is in the dictionary (a lookup key makes none). */
+        byte[] customerUtf8;
+        byte[] meterUtf8;
+        byte[] groupUtf8;
+
+        SeriesStrings(String customerId, String meter, String groupJson) {
+            this.customerId = customerId;
+            this.meter = meter;
+            this.groupJson = groupJson;
+            this.hash = (customerId.hashCode() * 31 + meter.hashCode()) * 31 + groupJson.hashCode();
+        }
+
+        SeriesStrings encoded() {
+            customerUtf8 = customerId.getBytes(StandardCharsets.UTF_8);
+            meterUtf8 = meter.getBytes(StandardCharsets.UTF_8);
+            groupUtf8 = groupJson.getBytes(StandardCharsets.UTF_8);
+            return this;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof SeriesStrings && ((SeriesStrings) o).customerId.equals(customerId)
+                    && ((SeriesStrings) o).meter.equals(meter) && ((SeriesStrings) o).groupJson.equals(groupJson);
+        }
+
+        @Override
+        public int hashCode() {
+            return hash;
+        }
+    }
+
+    /** A big value together with a unique value (both would not fit in the one reference otherwise). */
+    private static final class ValueAndUnique {
+        final BigDecimal value;
+        final String unique;
+
+        ValueAndUnique(BigDecimal value, String unique) {
+            this.value = value;
+            this.unique = unique;
+        }
+    }
+
+    /**
+     * The slots, {@link #STRIDE} longs each (an entry's fields side by side: one or two cache lines per lookup, where
+     * an array per field cost a cache miss per field): key hi, key lo, first seen, event time, unscaled value, and
+     * packed: kind and flags (bits 0-7), the value's scale (8-15) and billed scale (16-23), whether {@code extras}
+     * holds something (bit 24), the series index (32-63). An empty slot's packed long is 0 (every kind is non-zero).
+     */
+    private static final int STRIDE = 6;
+    private static final int HI = 0;
+    private static final int LO = 1;
+    private static final int FIRST_SEEN = 2;
+    private static final int EVENT_TIME = 3;
+    private static final int UNSCALED = 4;
+    private static final int PACKED = 5;
+    private static final long HAS_EXTRA = 1L << 24;
+    private long[] data;
+    private Object[] extras;  // meaningful only where HAS_EXTRA is set
+    private int size;
+    private int mask;
+    private final List<SeriesStrings> dictionary = new ArrayList<>();
+    private final Map<SeriesStrings, Integer> dictionaryIndex = new HashMap<>();
+
+    LedgerSlots() {
+        allocate(MIN_CAPACITY);
+    }
+
+    private void allocate(int capacity) {
+        data = new long[capacity * STRIDE];
+        extras = new Object[capacity];
+        mask = capacity - 1;
+        size = 0;
+    }
+
+    int size() {
+        return size;
+    }
+
+    int capacity() {
+        return extras.length;
+    }
+
+    long hi(int slot) {
+        return data[slot * STRIDE + HI];
+    }
+
+    long lo(int slot) {
+        return data[slot * STRIDE + LO];
+    }
+
+    long firstSeen(int slot) {
+        return data[slot * STRIDE + FIRST_SEEN];
+    }
+
+    long eventTime(int slot) {
+        return data[slot * STRIDE + EVENT_TIME];
+    }
+
+    /** The kind and its flags (0: an empty slot). */
+    byte kindAndFlags(int slot) {
+        return (byte) data[slot * STRIDE + PACKED];
+    }
+
+    boolean isEmpty(int slot) {
+        return data[slot * STRIDE + PACKED] == 0;
+    }
+
+    private long packed(int slot) {
+        return data[slot * STRIDE + PACKED];
+    }
+
+    private byte scale(int slot) {
+        return (byte) (packed(slot) >>> 8);
+    }
+
+    private byte billedScale(int slot) {
+        return (byte) (packed(slot) >>> 16);
+    }
+
+    private int seriesIndex(int slot) {
+        return (int) (packed(slot) >>> 32);
+    }
+
+    private void setPacked(int slot, byte kindAndFlags, byte scale, byte billedScale, boolean extra, int series) {
+        data[slot * STRIDE + PACKED] = (kindAndFlags & 0xffL) | (scale & 0xffL) << 8 | (billedScale & 0xffL) << 16
+                | (extra ? HAS_EXTRA : 0) | ((long) series) << 32;
+    }
+
+    /** Sets only the kind and flags (the value, series and extra stay). */
+    void setKindAndFlags(int slot, byte kindAndFlags) {
+        int at = slot * STRIDE + PACKED;
+        data[at] = (data[at] & ~0xffL) | (kindAndFlags & 0xffL);
+    }
+
+    private void setExtra(int slot, Object extra) {
+        int at = slot * STRIDE + PACKED;
+        if (extra == null) {
+            if ((data[at] & HAS_EXTRA) != 0) {
+                extras[slot] = null;
+                data[at] &= ~HAS_EXTRA;
+            }
+        } else {
+            extras[slot] = extra;
+            data[at] |= HAS_EXTRA;
+        }
+    }
+
+    private Object extra(int slot) {
+        return (packed(slot) & HAS_EXTRA) != 0 ? extras[slot] : null;
+    }
+
+    private int home(long hi, long lo) {
+        long h = lo * 0x9E3779B97F4A7C15L ^ hi;
+        return (int) (h ^ (h >>> 32)) & mask;
+    }
+
+    /** The slot holding the key, or -1. */
+    int find(long hi, long lo) {
+        for (int i = home(hi, lo); ; i = (i + 1) & mask) {
+            int at = i * STRIDE;
+            if (data[at + PACKED] == 0) {
+                return -1;
+            }
+            if (data[at + HI] == hi && data[at + LO] == lo) {
+                return i;
+            }
+        }
+    }
+
+    /** The slot of the key: its own, or a new one (still empty: the caller sets its kind). */
+    int insert(long hi, long lo) {
+        if ((size + 1) * 4L > capacity() * 3L) {
+            rebuild(capacity() * 2);
+        }
+        int i = home(hi, lo);
+        for (; data[i * STRIDE + PACKED] != 0; i = (i + 1) & mask) {
+            if (data[i * STRIDE + HI] == hi && data[i * STRIDE + LO] == lo) {
+                return i;
+            }
+        }
+        data[i * STRIDE + HI] = hi;
+        data[i * STRIDE + LO] = lo;
+        size++;
+        return i;
+    }
+
+    /** Re-inserts every live slot into a table of {@code capacity} slots. */
+    private void rebuild(int capacity) {
+        long[] old = data;
+        Object[] oldExtras = extras;
+        allocate(capacity);
+        for (int j = 0; j < oldExtras.length; j++) {
+            int from = j * STRIDE;
+            if (old[from + PACKED] == 0) {
+                continue;
+            }
+            int i = home(old[from + HI], old[from + LO]);
+            while (data[i * STRIDE + PACKED] != 0) {
+                i = (i + 1) & mask;
+            }
+            System.arraycopy(old, from, data, i * STRIDE, STRIDE);
+            if ((old[from + PACKED] & HAS_EXTRA) != 0) {
+                extras[i] = oldExtras[j];
+            }
+            size++;
+        }
+    }
+
+    /** Forgets a slot (backward-shift deletion: no tombstones, probe chains stay intact). */
+    void removeAt(int slot) {
+        int hole = slot;
+        for (int j = (slot + 1) & mask; !isEmpty(j); j = (j + 1) & mask) {
+            int home = home(hi(j), lo(j));
+            boolean stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+            if (!stays) {
+                System.arraycopy(data, j * STRIDE, data, hole * STRIDE, STRIDE);
+                extras[hole] = extras[j];
+                hole = j;
+            }
+        }
+        java.util.Arrays.fill(data, hole * STRIDE, hole * STRIDE + STRIDE, 0L);
+        extras[hole] = null;
+        size--;
+    }
+
+    /** Forgets every slot for which {@code drop} says so, then rebuilds the table at most half full. */
+    void removeIf(java.util.function.IntPredicate drop) {
+        int removed = 0;
+        for (int i = 0; i < capacity(); i++) {
+            if (!isEmpty(i) && drop.test(i)) {
+                data[i * STRIDE + PACKED] = 0;
+                extras[i] = null;
+                removed++;
+            }
+        }
+        if (removed > 0) {
+            int live = size - removed;
+            int capacity = MIN_CAPACITY;
+            while (capacity < live * 2L) {  // at most half full after the rebuild: room to grow
+                capacity *= 2;
+            }
+            rebuild(capacity);
+        }
+    }
+
+    static byte kind(byte kindAndFlags) {
+        return (byte) (kindAndFlags & KIND_MASK);
+    }
+
+    // ---- entries -----------------------------------------------------------------------------------------------
+
+    void setEvent(int slot, long firstSeenMs, CorrectionLedger.Version version, byte flags) {
+        data[slot * STRIDE + FIRST_SEEN] = firstSeenMs;
+        setVersion(slot, version, (byte) (EVENT | flags));
+    }
+
+    /** The event's billed version (its kind and flags stay). */
+    void setVersion(int slot, CorrectionLedger.Version version) {
+        setVersion(slot, version, kindAndFlags(slot));
+    }
+
+    private void setVersion(int slot, CorrectionLedger.Version version, byte kindAndFlags) {
+        data[slot * STRIDE + EVENT_TIME] = version.eventTimeMs;
+        int series = intern(version.customerId, version.meter, version.groupJson);
+        BigDecimal value = version.value;
+        BigDecimal big = null;
+        byte scale;
+        byte billed = 0;
+        if (value == null) {
+            scale = NO_VALUE;
+        } else {
+            int scales = compact(value, slot);
+            if (scales >= 0) {
+                scale = (byte) scales;
+                billed = (byte) (scales >>> 8);
+            } else {
+                scale = BIG_VALUE;
+                big = value;
+            }
+        }
+        String unique = version.uniqueValue;
+        Object extra = big == null ? unique : unique == null ? big : new ValueAndUnique(big, unique);
+        boolean had = (packed(slot) & HAS_EXTRA) != 0;
+        setPacked(slot, kindAndFlags, scale, billed, had, series);
+        setExtra(slot, extra);
+    }
+
+    private static final long[] POWERS_OF_TEN = new long[19];
+    private static final BigInteger[] BIG_POWERS_OF_TEN = new BigInteger[19];
+
+    static {
+        long power = 1;
+        for (int i = 0; i < POWERS_OF_TEN.length; i++) {
+            POWERS_OF_TEN[i] = power;
+            BIG_POWERS_OF_TEN[i] = BigInteger.valueOf(power);
+            power *= 10;
+        }
+    }
+
+    /**
+     * Stores {@code value}'s unscaled in the slot as a long at a scale no larger than the billed one (trailing zeros
+     * of the fraction dropped), when that fits: returns the billed scale << 8 | that scale, else -1. One division,
+     * not stripTrailingZeros' one per zero (a DECIMAL(38,18) value has 18 digits of fraction, mostly zeros: that
+     * was ~2 us per event).
+     */
+    private int compact(BigDecimal value, int slot) {
+        int billed = value.scale();
+        if (billed < 0 || billed > 18) {
+            return -1;
+        }
+        BigInteger unscaled = value.unscaledValue();
+        long whole;
+        long fraction;
+        if (unscaled.bitLength() < 64) {
+            long u = unscaled.longValue();
+            whole = u / POWERS_OF_TEN[billed];
+            fraction = u % POWERS_OF_TEN[billed];
+        } else {
+            BigInteger[] parts = unscaled.divideAndRemainder(BIG_POWERS_OF_TEN[billed]);
+            if (parts[0].bitLength() >= 64) {
+                return -1;
+            }
+            whole = parts[0].longValue();
+            fraction = parts[1].longValue();
+        }
+        int scale = billed;
+        while (scale > 0 && fraction % 10 == 0) {
+            fraction /= 10;
+            scale--;
+        }
+        try {
+            data[slot * STRIDE + UNSCALED] = Math.addExact(Math.multiplyExact(whole, POWERS_OF_TEN[scale]), fraction);
+        } catch (ArithmeticException overflow) {
+            return -1;
+        }
+        return billed << 8 | scale;
+    }
+
+    void setDeadLetter(int slot, long firstSeenMs, String reason) {
+        data[slot * STRIDE + FIRST_SEEN] = firstSeenMs;
+        setPacked(slot, DEAD_LETTER, (byte) 0, (byte) 0, (packed(slot) & HAS_EXTRA) != 0, 0);
+        setExtra(slot, reason.intern());  // one of a few reasons
+    }
+
+    /** Past the correction horizon: only the first-seen time is kept. */
+    void setPastHorizon(int slot) {
+        setExtra(slot, null);
+        setPacked(slot, PAST_HORIZON, (byte) 0, (byte) 0, false, 0);
+    }
+
+    void setCancelled(int slot) {
+        setExtra(slot, null);
+        setPacked(slot, (byte) (CANCELLED | (kindAndFlags(slot) & ~KIND_MASK)), (byte) 0, (byte) 0, false, 0);
+    }
+
+    /** A slot restored from a snapshot of an older format whose entry holds only its first-seen time and kind. */
+    void setBare(int slot, long firstSeenMs, byte kind) {
+        data[slot * STRIDE + FIRST_SEEN] = firstSeenMs;
+        setExtra(slot, null);
+        setPacked(slot, kind, (byte) 0, (byte) 0, false, 0);
+    }
+
+    String deadLetterReason(int slot) {
+        return (String) extra(slot);
+    }
+
+    CorrectionLedger.Version version(int slot) {
+        SeriesStrings s = dictionary.get(seriesIndex(slot));
+        return new CorrectionLedger.Version(s.customerId, s.meter, eventTime(slot), value(slot), s.groupJson,
+                unique(slot));
+    }
+
+    SeriesStrings seriesOf(int slot) {
+        return dictionary.get(seriesIndex(slot));
+    }
+
+    BigDecimal value(int slot) {
+        byte scale = scale(slot);
+        if (scale == NO_VALUE) {
+            return null;
+        }
+        if (scale == BIG_VALUE) {
+            Object extra = extra(slot);
+            return extra instanceof ValueAndUnique ? ((ValueAndUnique) extra).value : (BigDecimal) extra;
+        }
+        return BigDecimal.valueOf(data[slot * STRIDE + UNSCALED], scale).setScale(billedScale(slot));
+    }
+
+    /**
+     * The slot's value for a snapshot: a marker byte (no value; a big one, then its unscaled bytes and scale), or
+     * the stripped scale, then the unscaled long and the scale as billed.
+     */
+    void writeValue(int slot, org.apache.flink.core.memory.DataOutputView out) throws java.io.IOException {
+        byte scale = scale(slot);
+        out.writeByte(scale);
+        if (scale == NO_VALUE) {
+            return;
+        }
+        if (scale == BIG_VALUE) {
+            BigDecimal big = value(slot);
+            byte[] unscaled = big.unscaledValue().toByteArray();
+            out.writeInt(unscaled.length);
+            out.write(unscaled);
+            out.writeInt(big.scale());
+            return;
+        }
+        out.writeLong(data[slot * STRIDE + UNSCALED]);
+        out.writeByte(billedScale(slot));
+    }
+
+    static BigDecimal readValue(org.apache.flink.core.memory.DataInputView in) throws java.io.IOException {
+        byte scale = in.readByte();
+        if (scale == NO_VALUE) {
+            return null;
+        }
+        if (scale == BIG_VALUE) {
+            int length = in.readInt();
+            if (length <= 0 || length > 1 << 20) {
+                throw new java.io.IOException("correction ledger value of " + length + " bytes");
+            }
+            byte[] unscaled = new byte[length];
+            in.readFully(unscaled);
+            return new BigDecimal(new BigInteger(unscaled), in.readInt());
+        }
+        return BigDecimal.valueOf(in.readLong(), scale).setScale(in.readByte());
+    }
+
+    String unique(int slot) {
+        Object extra = extra(slot);
+        return extra instanceof String && kind(kindAndFlags(slot)) == EVENT ? (String) extra
+                : extra instanceof ValueAndUnique ? ((ValueAndUnique) extra).unique : null;
+    }
+
+    private int intern(String customerId, String meter, String groupJson) {
+        SeriesStrings key = new SeriesStrings(customerId, meter, groupJson);
+        Integer index = dictionaryIndex.get(key);
+        if (index == null) {
+            index = dictionary.size();
+            dictionary.add(key.encoded());
+            dictionaryIndex.put(key, index);
+        }
+        return index;
+    }
+
+    /** Series strings held (tests: the dictionary shrinks with the events). */
+    int seriesHeld() {
+        return dictionary.size();
+    }
+
+    /** Drops the series no event references any more, when they are most of the dictionary (before a snapshot). */
+    void compactDictionary() {
+        boolean[] used = new boolean[dictionary.size()];
+        int referenced = 0;
+        for (int i = 0; i < capacity(); i++) {
+            if (kind(kindAndFlags(i)) == EVENT && !used[seriesIndex(i)]) {
+                used[seriesIndex(i)] = true;
+                referenced++;
+            }
+        }
+        if (dictionary.size() < 1024 || referenced * 2 > dictionary.size()) {
+            return;
+        }
+        int[] remap = new int[dictionary.size()];
+        List<SeriesStrings> kept = new ArrayList<>(referenced);
+        dictionaryIndex.clear();
+        for (int j = 0; j < used.length; j++) {
+            if (used[j]) {
+                remap[j] = kept.size();
+                dictionaryIndex.put(dictionary.get(j), kept.size());
+                kept.add(dictionary.get(j));
+            }
+        }
+        dictionary.clear();
+        dictionary.addAll(kept);
+        for (int i = 0; i < capacity(); i++) {
+            if (kind(kindAndFlags(i)) == EVENT) {
+                int at = i * STRIDE + PACKED;
+                data[at] = (data[at] & 0xffffffffL) | ((long) remap[seriesIndex(i)]) << 32;
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "LedgerSlots{size=" + size + ", capacity=" + capacity() + ", series=" + dictionary.size() + "}";
+    }
+}
