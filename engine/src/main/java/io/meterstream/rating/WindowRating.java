@@ -16,6 +16,8 @@ import io.meterstream.rules.Rules;
 import io.meterstream.validation.CanonicalJson;
 import io.meterstream.windows.TumblingWindows;
 
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.core.memory.DataInputViewStreamWrapper;
@@ -127,8 +129,12 @@ public final class WindowRating extends CountingOperator<String>
             new RowType.RowField("unique_token_counts", new VarCharType(true, VarCharType.MAX_LENGTH)),
             new RowType.RowField("corrections", new VarCharType(true, VarCharType.MAX_LENGTH))));
 
-    /** The highest watermark below the maximum this operator has seen (not kept across restores). */
+    /**
+     * The highest watermark below the maximum this operator has seen, kept across restores (a restore after the last
+     * finite watermark sees none again before the maximum, and the corrections after the end are named by it).
+     */
     private transient long lastFiniteWatermark = RateLineItem.NO_WATERMARK;
+    private transient ListState<Long> lastFiniteWatermarkState;
     private final boolean retainContents;
     private final String catalogJson;
     private final long windowSizeMs;
@@ -191,6 +197,12 @@ public final class WindowRating extends CountingOperator<String>
         }
         rate = new RateLineItem();
         catalog = StringData.fromString(catalogJson);
+        // union: every subtask saw the same watermarks (the minimum over the routing subtasks), and any may restore
+        lastFiniteWatermarkState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("last-finite-watermark", Long.class));
+        for (Long restored : lastFiniteWatermarkState.get()) {
+            lastFiniteWatermark = Math.max(lastFiniteWatermark, restored);
+        }
     }
 
     @Override
@@ -212,6 +224,7 @@ public final class WindowRating extends CountingOperator<String>
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
+        lastFiniteWatermarkState.update(List.of(lastFiniteWatermark));
         int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
         KeyGroupRange range = KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(maxParallelism,
                 getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks(),

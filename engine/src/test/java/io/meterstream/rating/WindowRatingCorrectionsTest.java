@@ -391,6 +391,30 @@ class WindowRatingCorrectionsTest {
         return rows;
     }
 
+    @Test
+    void correctionsAfterTheEndAreNamedByTheLastWatermarkSeenBeforeARestore() throws Exception {
+        // the last finite watermark came before the checkpoint; the restored run sees none before the maximum
+        var before = open(null);
+        before.processElement(new StreamRecord<>(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "7")
+                .record, T + 1_000));
+        long last = T + 3 * WINDOW_MS;
+        before.processWatermark(last);
+        OperatorSubtaskState snapshot = before.snapshot(1L, 1L);
+        before.close();
+        var restored = open(snapshot);
+        restored.processElement(new StreamRecord<>(correction(WindowedUsage.REMOVE, "input_tokens", NOVA,
+                WindowedUsage.SUM, T + 1_000, "7", Long.MAX_VALUE).record, T + 1_000));
+        restored.processWatermark(Long.MAX_VALUE);
+        List<String> out = restored.extractOutputValues();
+        assertEquals(1, out.size(), out.toString());
+        JsonNode line = JSON.readTree(out.get(0));
+        JsonNode uninterrupted = run(List.of(usage("input_tokens", NOVA, WindowedUsage.SUM, T + 1_000, "7"),
+                watermark(last), correction(WindowedUsage.REMOVE, "input_tokens", NOVA, WindowedUsage.SUM, T + 1_000,
+                        "7", Long.MAX_VALUE))).get(1);
+        assertEquals(uninterrupted.get("line_item_id"), line.get("line_item_id"), "named by the watermark " + last);
+        restored.close();
+    }
+
     private static final class Step {
         final WindowedUsage record;
         final long watermark;
