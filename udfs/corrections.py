@@ -79,8 +79,9 @@ overhead ~5. After the horizon nothing beyond the dedup entry (which already hol
 80 B x events per horizon: 1k events/s for 24 h is ~7 GB, so the horizon is a cost knob, not only a policy. The
 Python classes here hold the strings themselves (the specification, not the layout). The job's ledger
 (`io.meterstream.corrections.LedgerSlots`) keeps the series' strings once, in a dictionary, rather than series hashes
-(a correction line must name its series): measured 125 heap bytes and 91 checkpoint bytes per event. Correction ids: 16 + 8 + 8 B
-per correction for the horizon. Dead-letter markers: 16 + 8 + 1 B per dead-lettered record with readable ids.
+(a correction line must name its series): measured 125 heap bytes and 91 checkpoint bytes per event. Correction
+ids: 16 + 8 + 8 B per correction for the horizon. Dead-letter markers: 16 + 8 + 1 B per dead-lettered record with
+readable ids.
 
 **What each aggregation needs to be corrected** (`WindowContents`, `recompute_window`): sum and count are
 invertible folds, max, min, last and unique_count are not (a window's maximum does not say what the maximum is
