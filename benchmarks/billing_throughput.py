@@ -803,6 +803,9 @@ class CheckpointSampler(threading.Thread):
                 "state_size_bytes": task.get("state_size"),
                 "checkpointed_size_bytes": task.get("checkpointed_size"),
                 "subtask_state_size_bytes": [sub.get("state_size") for sub in subtasks],
+                # the subtask's synchronous part (processing stops for it) and asynchronous part, ms
+                "subtask_sync_ms": [(sub.get("checkpoint") or {}).get("sync") for sub in subtasks],
+                "subtask_async_ms": [(sub.get("checkpoint") or {}).get("async") for sub in subtasks],
                 # Records in/out as the REST metrics showed them (they lag): context, not what the state saw.
                 "read_records_when_read": (vertex.get("metrics") or {}).get("read-records"),
                 "write_records_when_read": (vertex.get("metrics") or {}).get("write-records"),
@@ -879,6 +882,7 @@ def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputInde
     result.update({
         "checkpoint": {key: snap[key] for key in ("checkpoint_id", "trigger_timestamp", "end_to_end_duration_ms",
                                                   "state_size_bytes")},
+        "checkpoint_durations": checkpoint_durations(snapshots),
         "input_covered": {"usage_offsets": offsets, "records": records,
                           "share_of_input": round(records / total_records, 4) if total_records else None, **covered},
         "window_rating": per(WINDOW_VERTEX, "series", "series", covered["series"]),
@@ -889,6 +893,30 @@ def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputInde
                      for v in snap["vertices"]],
     })
     return result
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else None
+
+
+def checkpoint_durations(snapshots: list[dict]) -> dict:
+    """Over the checkpoints read: end-to-end duration p50/p99/max, and the routing operator's synchronous part
+    (the slowest subtask's per checkpoint: processing pauses for it) p50/p99/max, ms."""
+    end_to_end = [s["end_to_end_duration_ms"] for s in snapshots if s.get("end_to_end_duration_ms") is not None]
+    routing_sync = []
+    for snap in snapshots:
+        vertex = _vertex(snap, ROUTING_VERTEX)
+        syncs = [ms for ms in (vertex or {}).get("subtask_sync_ms") or [] if ms is not None]
+        if syncs:
+            routing_sync.append(max(syncs))
+    return {
+        "checkpoints": len(snapshots),
+        "end_to_end_ms": {"p50": _percentile(end_to_end, 0.5), "p99": _percentile(end_to_end, 0.99),
+                          "max": max(end_to_end, default=None)},
+        "routing_sync_ms": {"p50": _percentile(routing_sync, 0.5), "p99": _percentile(routing_sync, 0.99),
+                            "max": max(routing_sync, default=None)},
+    }
 
 
 def billing_command(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], reference: datetime,
@@ -1170,6 +1198,12 @@ def print_table(result: dict) -> None:
             per = part.get(f"bytes_per_{unit}")
             print(f"  {name:14s} {fmt(part['state_bytes']):>14s} B  {fmt(part[units]):>10s} {units:18s} "
                   f"{fmt(per, ',.1f'):>10s} B each   [{part['vertex']}]")
+        durations = state.get("checkpoint_durations")
+        if durations:
+            e2e, sync = durations["end_to_end_ms"], durations["routing_sync_ms"]
+            print(f"checkpoints ({durations['checkpoints']} read): end to end p50 {fmt(e2e['p50'])} ms, p99 "
+                  f"{fmt(e2e['p99'])} ms; routing synchronous part p50 {fmt(sync['p50'])} ms, p99 "
+                  f"{fmt(sync['p99'])} ms, max {fmt(sync['max'])} ms")
     targets = result["targets"]
     print(f"ratio billing/ceiling: {fmt(result['ratio_billing_to_ceiling'], '.2f')}   "
           f"target >= {targets['min_events_per_second']:,} ev/s: {targets['billing_meets_throughput']}   "
