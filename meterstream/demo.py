@@ -173,13 +173,16 @@ def previous_period_workloads(*, events: int, seed: int, customers_per_tenant: i
     return [workload for _, workload in sorted(workloads, key=lambda pair: pair[0])]
 
 
-def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: datetime) -> Workload:
-    """The demo's usage: a generated workload of the 12 minutes before `now` (10 minutes of events)."""
+def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: datetime,
+                  correction_rate: float = 0.0) -> Workload:
+    """The demo's usage: a generated workload of the 12 minutes before `now` (10 minutes of events); with
+    `correction_rate`, the generator's corrections beside it (the usage records are the same either way)."""
     from meterstream.workload import WorkloadSpec, generate_workload
 
     return generate_workload(
         WorkloadSpec(seed=seed, events=events, customers_per_tenant=customers_per_tenant,
-                     start=now - timedelta(minutes=12), duration=timedelta(minutes=10))
+                     start=now - timedelta(minutes=12), duration=timedelta(minutes=10),
+                     correction_rate=correction_rate)
     )
 
 
