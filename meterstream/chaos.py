@@ -26,6 +26,8 @@ One trial, on a real broker:
    - broker outages (`outages`): SIGKILL of the broker, down for `outage_seconds` (30 s and more) while the
      producer keeps writing usage events into its buffer, then started again on the same ports and data;
    - broker SIGKILLs (`broker_kills`) and clean broker restarts (`broker_restarts`), each 1-5 s down.
+   The last kill or broker restart (an outage aside) waits until the corrections are written, so it hits the job
+   with corrections in its input, read or not, decided or not.
    The job rides out broker disruptions with its restart strategy; if it gives up, the next attempt restores. On
    a standalone cluster (`cluster=`), the TaskManager process is killed and a new one started; the JobManager
    restores the job itself. The trial is over once the producers are done, its accounting topic gives every input
@@ -197,8 +199,9 @@ FLUSH_CUSTOMER = "chaos-flush"
 
 def job_command(bootstrap: str, topics: dict[str, str], *, job_name: str, run_id: str, reference_time: str,
                 parallelism: int, checkpoint_interval_ms: int, flink_conf: dict[str, str],
-                bounded: bool, idle_timeout_s: float | None = None) -> list[str]:
-    args = [sys.executable, "-m", "jobs.billing", "--credits", "--corrections", "--watermark-on-every-event",
+                bounded: bool, idle_timeout_s: float | None = None, corrections: bool = False) -> list[str]:
+    """The billing job's command line (with credits); `corrections`: with --corrections (the trials')."""
+    args = [sys.executable, "-m", "jobs.billing", "--credits", "--watermark-on-every-event",
             "--bootstrap", bootstrap, "--catalog", str(project_home() / CATALOG), "--parallelism", str(parallelism),
             "--reference-time", reference_time, "--job-name", job_name, "--run-id", run_id,
             "--checkpoint-interval-ms", str(checkpoint_interval_ms)]
@@ -206,6 +209,8 @@ def job_command(bootstrap: str, topics: dict[str, str], *, job_name: str, run_id
         args += ["--idle-timeout-seconds", str(idle_timeout_s)]
     if bounded:
         args.append("--bounded")
+    if corrections:
+        args.append("--corrections")
     for name, topic in topics.items():
         args += [f"--topic-{name.replace('_', '-')}", topic]
     for key, value in flink_conf.items():
@@ -283,6 +288,16 @@ def flush_events(at: datetime, partitions: int = PARTITIONS) -> list[tuple[int, 
 FLUSH_AHEAD_MS = 10 * 60 * 1000
 
 
+def _outage_proof_producer(bootstrap: str):
+    """A producer that rides out a broker outage of minutes: it buffers and retries, idempotent, so nothing is
+    doubled or reordered."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+                         delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000, max_block_ms=10 * 60 * 1000,
+                         reconnect_backoff_max_ms=2_000)
+
+
 class LiveProducer(threading.Thread):
     """Writes `records` ((partition, value), in order) at a steady pace over about `seconds`, then `tail` (the flush
     events). With `outage` set, it writes the first half, then, once the outage has begun, the next quarter while
@@ -304,12 +319,8 @@ class LiveProducer(threading.Thread):
         self.written_during_outage = 0
 
     def run(self) -> None:
-        from kafka import KafkaProducer
-
         try:
-            producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                     linger_ms=20, delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000,
-                                     max_block_ms=10 * 60 * 1000, reconnect_backoff_max_ms=2_000)
+            producer = _outage_proof_producer(self.bootstrap)
         except Exception as exc:  # noqa: BLE001 - reported by the trial
             self.error = f"the live producer could not start: {exc!r}"
             self.done.set()
@@ -404,9 +415,9 @@ class CorrectionProducer(threading.Thread):
         self.bootstrap, self.topics, self.run_id, self.records = bootstrap, topics, run_id, records
         self.head_last, self.usage_records, self.tail_gate = head_last, usage_records, tail_gate
         self.stop = threading.Event()
+        self.written = threading.Event()  # the corrections are in the topic (or they never will be)
         self.done = threading.Event()
         self.error: str | None = None
-        self.produced = False
 
     def _committed(self) -> tuple[dict[int, int], dict[tuple[str, str], int]]:
         """(per input partition: the highest source offset among committed dead letters and late events, the
@@ -433,8 +444,6 @@ class CorrectionProducer(threading.Thread):
         return False
 
     def run(self) -> None:
-        from kafka import KafkaProducer
-
         def in_state(highest: dict[int, int], accounting: dict[tuple[str, str], int]) -> bool:
             return (all(highest.get(p, -1) >= last for p, last in self.head_last.items())
                     or usage_counted(accounting) >= self.usage_records)
@@ -448,16 +457,14 @@ class CorrectionProducer(threading.Thread):
                 return
             self.log(f"[chaos] the job has the corrected events for good ({time.monotonic() - started:.0f} s into "
                      f"the trial): writing {len(self.records):,} corrections")
-            producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                     linger_ms=20, delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000,
-                                     max_block_ms=10 * 60 * 1000, reconnect_backoff_max_ms=2_000)
+            producer = _outage_proof_producer(self.bootstrap)
             try:
                 for partition, value in self.records:
                     producer.send(self.topics["usage_corrections"], value=value, partition=partition)
                 producer.flush()
             finally:
                 producer.close(timeout=30)
-            self.produced = True
+            self.written.set()
             if self._wait(decided, timeout_s=DECIDED_WITHIN_S):
                 self.log(f"[chaos] every correction has a committed outcome ({time.monotonic() - started:.0f} s into "
                          "the trial): the flush events may go")
@@ -467,6 +474,7 @@ class CorrectionProducer(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - reported by the trial
             self.error = f"the correction producer failed: {exc!r}"
         finally:
+            self.written.set()
             self.tail_gate.set()
             self.done.set()
 
@@ -616,7 +624,7 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
         return job_command(bootstrap, runs[kind], job_name=f"{run_id}-{kind}", run_id=f"{run_id}-{kind}",
                            reference_time=reference, parallelism=spec.parallelism,
                            checkpoint_interval_ms=spec.checkpoint_interval_ms, flink_conf=extra,
-                           bounded=kind == "baseline", idle_timeout_s=spec.idle_timeout_s)
+                           bounded=kind == "baseline", idle_timeout_s=spec.idle_timeout_s, corrections=True)
 
     progress = Progress(bootstrap, runs["trial"], f"{run_id}-trial", len(intent.line_items),
                         lambda: producer.done.is_set() and corrector.done.is_set(), late_series=intent.late_series,
@@ -625,10 +633,10 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     corrector.start()
     try:
         if cluster is not None:
-            _cluster_trial(cluster, spec, rng, report, command("trial", {})[3:], progress, log)
+            _cluster_trial(cluster, spec, rng, report, command("trial", {})[3:], progress, log, corrector.written)
         else:
             _minicluster_trial(spec, rng, report, lambda conf: command("trial", conf), workdir, broker, progress,
-                               log, gates, producer)
+                               log, gates, producer, corrector.written)
     finally:
         producer.stop.set()
         corrector.stop.set()
@@ -672,8 +680,11 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
 
 
 def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport, command, workdir: Path, broker,
-                       progress: Progress, log, gates, producer: LiveProducer) -> None:
-    """Kill the whole job process (the MiniCluster in it) and relaunch it from the newest retained checkpoint."""
+                       progress: Progress, log, gates, producer: LiveProducer,
+                       corrections_written: threading.Event) -> None:
+    """Kill the whole job process (the MiniCluster in it) and relaunch it from the newest retained checkpoint. The
+    last kill or broker restart waits until the corrections are written: it hits the job with corrections in its
+    input, read or not, decided or not."""
     from meterstream import kafka_local
 
     root = workdir / "checkpoints"
@@ -749,6 +760,9 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
                     report.failures.append(f"attempt {report.attempts} ended or timed out before its outputs were "
                                            f"all committed; log in {workdir}")
                 return
+            if len(disruptions) == 1 and disruptions[0] != "outage":  # the last one (an outage waits for none)
+                while not corrections_written.wait(0.5) and proc.poll() is None and time.monotonic() < deadline:
+                    pass
             delay = rng.uniform(0, spec.max_kill_delay_s)
             time.sleep(delay)
             if proc.poll() is not None:
@@ -803,9 +817,10 @@ def _completed_checkpoints(jobmanager: str, job_id: str) -> int:
 
 
 def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosReport, job_args: list[str],
-                   progress: Progress, log) -> None:
+                   progress: Progress, log, corrections_written: threading.Event) -> None:
     """On a standalone cluster: SIGKILL the TaskManager process, start a new one; the JobManager restarts the job
-    from its latest checkpoint by itself (the cluster's restart strategy)."""
+    from its latest checkpoint by itself (the cluster's restart strategy). The last kill waits until the corrections
+    are written: it hits the job with corrections in its input, read or not, decided or not."""
     from meterstream import cluster as flink_cluster
 
     jobmanager = cluster.rest_address
@@ -829,6 +844,9 @@ def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosRe
                 report.recovery_seconds.append(time.monotonic() - killed_at)
             if report.kills == spec.kills:
                 break
+            if report.kills == spec.kills - 1:
+                while not corrections_written.wait(0.5) and time.monotonic() < deadline:
+                    pass
             time.sleep(rng.uniform(0, spec.max_kill_delay_s))
             for pid in flink_cluster._pids(home)["taskexecutor"]:
                 if flink_cluster._alive(pid):
