@@ -246,14 +246,14 @@ def print_corrections(corrections: list[dict], workload: Workload, line_items: l
     return ok
 
 
-def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: datetime) -> None:
-    """The demo grants into `credit_grants` and one spend cap into `spend_caps`."""
+def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: datetime) -> list[dict]:
+    """The demo grants into `credit_grants` and one spend cap into `spend_caps`; returns the records written."""
     grants = demo_grants(now - timedelta(minutes=12))
+    cap = {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
+           "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in grants])
-    produce(bootstrap, topics["spend_caps"], [json.dumps(
-        {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
-         "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-    ).encode()])
+    produce(bootstrap, topics["spend_caps"], [json.dumps(cap).encode()])
+    return [*grants, cap]
 
 
 def produce_inputs(

@@ -486,3 +486,10 @@ def test_trial_and_baseline_corrections_compare_by_outcome_dead_letter_and_money
     fewer = (side[0], side[1] - Counter([next(iter(side[1]))]), dict(list(side[2].items())[1:]))
     failures = chaos_checks.compare_corrections(side, fewer, against="the baseline")
     assert len(failures) == 2 and "1 missing" in failures[0] and "money of 1 corrected" in failures[1], failures
+
+
+def test_alerts_of_customers_with_a_correction_are_left_out_of_the_comparison():
+    base = alert()
+    other = {**base, "value": str(Decimal(base["value"]) + Decimal("0.01"))}
+    assert chaos_checks.compare_alerts([base], [other])
+    assert chaos_checks.compare_alerts([base], [other], frozenset({(base["tenant_id"], base["customer_id"])})) == []
