@@ -11,7 +11,15 @@ One trial, on a real broker:
    time, with a record timestamp ten minutes ahead (every workload customer is idle by then, so it closes the
    workload's last windows in an unbounded run). Each record goes to the partition of its (tenant, event_id)
    key, so every copy of an event is in one partition and each record's offset is known in advance.
-2. Trial: the job (with credits), unbounded, as a separate process (the MiniCluster lives in it). Disruptions:
+   Corrections: the generator's (`ChaosSpec.correction_rate` of the first-seen events; cancels, value and
+   dimension amends, re-sent correction ids, unknown events) of the events written before the trial
+   (`trial_corrections`), none of a customer with credit grants or its own spend cap (`run_trial` says why). The
+   unbounded job decides a correction on arrival (one before its event is `unknown_event`), so `CorrectionProducer`
+   writes them only once the trial's committed output proves those events are in the job's state for good, and the
+   flush events wait until its committed accounting counts them all (the job decides a correction at its next
+   watermark, and the flush moves the watermark for the last time).
+2. Trial: the job (with credits and corrections), unbounded, as a separate process (the MiniCluster lives in it).
+   Disruptions:
    - a kill during start-up: the first attempt gets SIGKILL before its first checkpoint (nothing to restore);
    - kills during restore: an attempt launched from a retained checkpoint gets SIGKILL before its first checkpoint;
    - kills after an attempt's first checkpoint and a random delay (0-6 s); the next attempt restores the newest
@@ -19,28 +27,43 @@ One trial, on a real broker:
    - broker outages (`outages`): SIGKILL of the broker, down for `outage_seconds` (30 s and more) while the
      producer keeps writing usage events into its buffer, then started again on the same ports and data;
    - broker SIGKILLs (`broker_kills`) and clean broker restarts (`broker_restarts`), each 1-5 s down.
+   The last kill or broker restart (an outage aside) waits until the corrections are written, so it hits the job
+   with corrections in its input, read or not, decided or not.
    The job rides out broker disruptions with its restart strategy; if it gives up, the next attempt restores. On
    a standalone cluster (`cluster=`), the TaskManager process is killed and a new one started; the JobManager
-   restores the job itself. The trial is over once the producer is done, its accounting topic gives every input
-   record an outcome and its line items are as many as the workload should give; then it is stopped.
+   restores the job itself. The trial is over once the producers are done, its accounting topic gives every input
+   record an outcome, its line items are as many as the workload should give and its corrected series cost what
+   they should; then it is stopped.
    (Unbounded, because a bounded Kafka source restored from a checkpoint never ends: FLINK-31006, still open for
    connector 5.0.0.)
-3. Baseline: the same job, bounded, without failures, into its own output topics, once all input is there.
+3. Baseline: the same job, bounded, without failures, into its own output topics, once all input is there (it holds
+   the corrections until the usage input ended).
 4. Checks, on what `read_committed` consumers see (`meterstream.chaos_checks`):
-   - every line item, drawdown and alert id exactly once in the trial;
+   - every line item (correction lines included), drawdown and alert id exactly once in the trial, every line item
+     id once in the baseline;
    - invoices: the baseline's (final for the closed periods, open previews at its end of input) exact against its
-     line items and drawdowns; the trial's final invoices equal the baseline's (all fields but `emitted_at`), each
-     exact against the trial's lines that name it, and no open preview (its input never ends);
-   - trial = baseline: each line item (all fields but `emitted_at`), totals per customer and period; per grant and
-     per customer and currency: drawn, expired, voided, uncovered and the final balance; the alerts (by id and
-     content but `emitted_at`); the dead letters by (source partition, offset, reason, raw bytes); as many late
-     events and rejected grant records;
+     line items (a correction line on exactly one invoice) and drawdowns; the trial's final invoices equal the
+     baseline's (all fields but `emitted_at`), each exact against the trial's lines that name it, and no open
+     preview (its input never ends); every trial line names an invoice the baseline wrote;
+   - trial = baseline: each line item (all fields but `emitted_at`) of the series without late usage or a
+     correction; the money per (tenant, customer, meter, group, period) of the corrected series (a correction that
+     met an open window changed its usage line, one that met a fired window made a correction line: timing); totals
+     per customer and period; corrections applied and rejected by reason, their dead letters by (correction id,
+     reason); per grant and per customer and currency: drawn, expired, voided, uncovered and the final balance
+     (customers with late usage aside); the alerts (by id and content but `emitted_at`; customers with a correction
+     aside: an alert is a signal at arrival, with the spend then, which follows whether a correction met an open
+     window); the dead letters by (source partition, offset, reason, raw bytes); as many late events and rejected
+     grant records;
    - trial and baseline against the workload's intent: records per outcome and dead letters per reason, each dead
      letter by (partition, offset, reason, raw bytes), the late events by id, and every line item (quantity,
-     amount, period-to-date, tiers, ...) as the pure Python specification in `udfs/` computes it from the records
-     meant to be on time;
-   - identities: accounting against the input's offsets; the credits identities; per customer and currency,
-     grants - drawn - expired - voided = the ledger's last reported `customer_balance_after` (event-time order).
+     amount, period-to-date, tiers, ...) of the series without late usage or a correction as the pure Python
+     specification in `udfs/` computes it from the records meant to be on time; each correction's outcome (and
+     dead letter) as the spec's ledger decides it with every event seen first, which must be what the generator
+     meant; the corrected series' money per period as the price of the period quantity of the events as corrected
+     (`meterstream.corrected_bill`);
+   - identities: accounting (usage and corrections) against the inputs' offsets; the credits identities; per
+     customer and currency, grants - drawn - expired - voided = the ledger's last reported
+     `customer_balance_after` (event-time order).
 
 The trial runs with an idle timeout longer than the outage (`ChaosSpec.idle_timeout_s`), a precaution: with the
 default 5 s both partitions turn idle during an outage, and the one whose reader resumes first would move the
@@ -67,6 +90,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from meterstream import chaos_checks
@@ -81,6 +105,7 @@ from meterstream.topics import (
     read_committed_records,
     topic_record_count,
 )
+from udfs.accounting import CorrectionOutcome
 
 CATALOG = "catalogs/example-genai.yaml"
 INPUT_TOPICS = JOB_INPUT_TOPICS
@@ -104,12 +129,17 @@ class ChaosSpec:
     outage_seconds: float = 30.0
     live_share: float = 0.3  # share of the workload written while the trial runs
     live_seconds: float = 40.0  # how long the producer takes for it (plus the outage it waits out)
+    # corrections per first-seen event of the workload (`WorkloadSpec.correction_rate`), of which those of the events
+    # written before the trial are produced (`trial_corrections`)
+    correction_rate: float = 0.01
     idle_timeout_s: float = 120.0  # the job's source idle timeout: longer than an outage (see the docstring)
     attempt_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.startup_kills not in (0, 1):
             raise ValueError("startup_kills is 0 or 1 (only the first attempt starts without a checkpoint)")
+        if not 0 <= self.correction_rate <= 1:
+            raise ValueError("correction_rate must be in [0, 1]")
         if self.outages and self.idle_timeout_s <= self.outage_seconds:
             raise ValueError("idle_timeout_s must be longer than outage_seconds")
 
@@ -132,6 +162,10 @@ class ChaosReport:
     invoices: int = 0  # final ones the trial wrote (the previous periods closed during it)
     drawdowns: int = 0
     alerts: int = 0
+    corrections: int = 0  # produced into the trial's corrections topic
+    corrections_applied: int = 0  # by the trial (its committed accounting)
+    correction_lines: int = 0  # the trial's `correction` line items (a correction that met an open window has none)
+    corrected_aggregations: frozenset[str] = frozenset()  # of the meters whose events an applied correction changed
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -152,6 +186,9 @@ class ChaosReport:
             f"max {max(recovery, default=float('nan')):.1f} s",
             f"  outputs: {self.line_items:,} line items, {self.invoices:,} final invoices, {self.drawdowns:,} "
             f"drawdowns, {self.alerts:,} alerts",
+            f"  corrections: {self.corrections:,} produced, {self.corrections_applied:,} applied, "
+            f"{self.correction_lines:,} correction lines; corrected aggregations: "
+            f"{', '.join(sorted(self.corrected_aggregations)) or 'none'}",
             "  checks (baseline, workload intent, identities): " + ("ALL HOLD" if self.ok else "BROKEN"),
             *[f"    - {failure}" for failure in self.failures],
         ]
@@ -163,7 +200,8 @@ FLUSH_CUSTOMER = "chaos-flush"
 
 def job_command(bootstrap: str, topics: dict[str, str], *, job_name: str, run_id: str, reference_time: str,
                 parallelism: int, checkpoint_interval_ms: int, flink_conf: dict[str, str],
-                bounded: bool, idle_timeout_s: float | None = None) -> list[str]:
+                bounded: bool, idle_timeout_s: float | None = None, corrections: bool = False) -> list[str]:
+    """The billing job's command line (with credits); `corrections`: with --corrections (the trials')."""
     args = [sys.executable, "-m", "jobs.billing", "--credits", "--watermark-on-every-event",
             "--bootstrap", bootstrap, "--catalog", str(project_home() / CATALOG), "--parallelism", str(parallelism),
             "--reference-time", reference_time, "--job-name", job_name, "--run-id", run_id,
@@ -172,6 +210,8 @@ def job_command(bootstrap: str, topics: dict[str, str], *, job_name: str, run_id
         args += ["--idle-timeout-seconds", str(idle_timeout_s)]
     if bounded:
         args.append("--bounded")
+    if corrections:
+        args.append("--corrections")
     for name, topic in topics.items():
         args += [f"--topic-{name.replace('_', '-')}", topic]
     for key, value in flink_conf.items():
@@ -249,29 +289,39 @@ def flush_events(at: datetime, partitions: int = PARTITIONS) -> list[tuple[int, 
 FLUSH_AHEAD_MS = 10 * 60 * 1000
 
 
+def _outage_proof_producer(bootstrap: str):
+    """A producer that rides out a broker outage of minutes: it buffers and retries, idempotent, so nothing is
+    doubled or reordered."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+                         delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000, max_block_ms=10 * 60 * 1000,
+                         reconnect_backoff_max_ms=2_000)
+
+
 class LiveProducer(threading.Thread):
     """Writes `records` ((partition, value), in order) at a steady pace over about `seconds`, then `tail` (the flush
     events). With `outage` set, it writes the first half, then, once the outage has begun, the next quarter while
     the broker is down (the client buffers and retries: idempotent, so nothing is doubled or reordered), and the rest
-    after the outage ended. `error` holds what went wrong, `done` is set at the end either way."""
+    after the outage ended. With `tail_gate`, the tail waits for it (`CorrectionProducer`: the job decides a
+    correction at its next watermark, and the flush events move the watermark for the last time). `error` holds what
+    went wrong, `done` is set at the end either way."""
 
     def __init__(self, bootstrap: str, topic: str, records: list[tuple[int, bytes]], tail: list[tuple[int, bytes]],
-                 *, seconds: float, outage: tuple[threading.Event, threading.Event] | None, outage_seconds: float):
+                 *, seconds: float, outage: tuple[threading.Event, threading.Event] | None, outage_seconds: float,
+                 tail_gate: threading.Event | None = None):
         super().__init__(name="chaos-live-producer", daemon=True)
         self.bootstrap, self.topic, self.records, self.tail = bootstrap, topic, records, tail
         self.seconds, self.outage, self.outage_seconds = seconds, outage, outage_seconds
+        self.tail_gate = tail_gate
         self.done = threading.Event()
         self.stop = threading.Event()
         self.error: str | None = None
         self.written_during_outage = 0
 
     def run(self) -> None:
-        from kafka import KafkaProducer
-
         try:
-            producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                     linger_ms=20, delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000,
-                                     max_block_ms=10 * 60 * 1000, reconnect_backoff_max_ms=2_000)
+            producer = _outage_proof_producer(self.bootstrap)
         except Exception as exc:  # noqa: BLE001 - reported by the trial
             self.error = f"the live producer could not start: {exc!r}"
             self.done.set()
@@ -298,6 +348,8 @@ class LiveProducer(threading.Thread):
                 i = end
                 time.sleep(step)
             producer.flush()
+            while self.tail_gate is not None and not self.tail_gate.wait(0.5) and not self.stop.is_set():
+                pass
             # The flush events' record timestamp is later than the workload's by more than any idle timeout a
             # trial uses (and within the broker's hour): every workload customer is idle by then, so the flush
             # customer's clock alone moves the watermark past the workload's last windows (issue 15's per-customer
@@ -314,18 +366,134 @@ class LiveProducer(threading.Thread):
             self.done.set()
 
 
+def trial_corrections(corrections: list, *, first_index: int, head: int,
+                      correctable: Callable[[int], bool] = lambda index: True) -> list:
+    """The generator's corrections (`meterstream.workload.CorrectionRecord`, `event_index` into the workload that
+    starts at record `first_index` of the input) whose outcome cannot depend on timing, kills or restores: those of
+    events among the input's first `head` records (written before the trial; `CorrectionProducer` waits until the
+    job has them for good) for which `correctable(input index)` holds, the corrections of unknown events, and the
+    re-sends of a kept correction (a re-send of one left out would be a first copy)."""
+    from meterstream.workload import CorrectionKind
+
+    kept, ids = [], set()
+    for correction in corrections:
+        payload = json.loads(correction.record)
+        key = (payload["tenant_id"], payload["correction_id"])
+        index = correction.event_index + first_index
+        if correction.kind is CorrectionKind.DUPLICATE:
+            keep = key in ids
+        else:
+            keep = correction.event_index < 0 or (index < head and correctable(index))
+        if keep:
+            kept.append(correction)
+            ids.add(key)
+    return kept
+
+
+def usage_counted(accounting: dict[tuple[str, str], int]) -> int:
+    """The usage records an accounting read (`jobs.billing.read_accounting`) gives an outcome (corrections aside)."""
+    corrections = set(CorrectionOutcome)
+    return sum(n for (outcome, _), n in accounting.items() if outcome not in corrections)
+
+
+class CorrectionProducer(threading.Thread):
+    """Writes the trial's corrections once the trial's committed output proves that every event they correct is in
+    the job's state for good, then waits until its committed accounting counts every correction and opens
+    `tail_gate` (the live producer's flush events, which decide them: `LiveProducer`).
+
+    The job decides a correction on arrival in an unbounded run (one before its event is `unknown_event`), so the
+    proof: per input partition, a committed dead letter or late event of a record at or after the last one written
+    before the trial (`head_last`: offset per partition). Output of a checkpoint's transaction is committed only once
+    the checkpoint completed, and a record before its barrier in its partition was processed by every operator before
+    that checkpoint, so every earlier record of the partition too; every restore is from that checkpoint or a newer
+    one. Failing that (a partition without such a record), the committed accounting counting every usage record."""
+
+    def __init__(self, bootstrap: str, topics: dict[str, str], run_id: str, records: list[tuple[int, bytes]], *,
+                 head_last: dict[int, int], usage_records: int, tail_gate: threading.Event, log=print):
+        super().__init__(name="chaos-correction-producer", daemon=True)
+        self.log = log
+        self.bootstrap, self.topics, self.run_id, self.records = bootstrap, topics, run_id, records
+        self.head_last, self.usage_records, self.tail_gate = head_last, usage_records, tail_gate
+        self.stop = threading.Event()
+        self.written = threading.Event()  # the corrections are in the topic (or they never will be)
+        self.done = threading.Event()
+        self.error: str | None = None
+
+    def _committed(self) -> tuple[dict[int, int], dict[tuple[str, str], int]]:
+        """(per input partition: the highest source offset among committed dead letters and late events, the
+        trial's committed accounting)."""
+        from jobs.billing import read_accounting
+
+        highest: dict[int, int] = {}
+        for topic in ("dead_letters", "late_events"):
+            for record in _read(self.bootstrap, self.topics[topic]):
+                partition = record["source_partition"]
+                highest[partition] = max(highest.get(partition, -1), record["source_offset"])
+        return highest, read_accounting(self.bootstrap, self.topics["accounting"], self.run_id)
+
+    def _wait(self, holds: Callable[[dict[int, int], dict[tuple[str, str], int]], bool]) -> bool:
+        """Until `holds` on what the trial committed, or the trial stopped it (False)."""
+        while not self.stop.is_set():
+            try:
+                if holds(*self._committed()):
+                    return True
+            except Exception:  # noqa: BLE001 - a broker outage: read again
+                pass
+            self.stop.wait(2.0)
+        return False
+
+    def run(self) -> None:
+        def in_state(highest: dict[int, int], accounting: dict[tuple[str, str], int]) -> bool:
+            return (all(highest.get(p, -1) >= last for p, last in self.head_last.items())
+                    or usage_counted(accounting) >= self.usage_records)
+
+        def decided(_: dict[int, int], accounting: dict[tuple[str, str], int]) -> bool:
+            return sum(chaos_checks.correction_outcomes(accounting).values()) >= len(self.records)
+
+        try:
+            started = time.monotonic()
+            if not self._wait(in_state):
+                self.error = "the trial ended before its committed output showed the corrected events processed"
+                return
+            self.log(f"[chaos] the job has the corrected events for good ({time.monotonic() - started:.0f} s into "
+                     f"the trial): writing {len(self.records):,} corrections")
+            producer = _outage_proof_producer(self.bootstrap)
+            try:
+                for partition, value in self.records:
+                    producer.send(self.topics["usage_corrections"], value=value, partition=partition)
+                producer.flush()
+            finally:
+                producer.close(timeout=30)
+            self.written.set()
+            if self._wait(decided):
+                self.log(f"[chaos] every correction has a committed outcome ({time.monotonic() - started:.0f} s into "
+                         "the trial): the flush events may go")
+            else:
+                self.error = (f"the trial ended before its committed accounting counted all {len(self.records)} "
+                              "corrections")
+        except Exception as exc:  # noqa: BLE001 - reported by the trial
+            self.error = f"the correction producer failed: {exc!r}"
+        finally:
+            self.written.set()
+            self.tail_gate.set()
+            self.done.set()
+
+
 class Progress:
     """When has an unbounded trial caught up? The producer is done, every input record has an outcome on its
-    accounting topic and its line items (the flush customer's aside) are as many as the workload should give, or
-    that count stood still for `settle_s` after the accounting was complete (the comparison then says what is
-    wrong)."""
+    accounting topic, its line items (the flush customer's aside) are as many as the workload should give and the
+    corrected series cost what they should, or the count of its line items stood still for `settle_s` after the
+    accounting was complete (the comparison then says what is wrong)."""
 
     def __init__(self, bootstrap: str, topics: dict[str, str], run_id: str, expected_line_items: int,
                  producer_done: Callable[[], bool], *, settle_s: float = 60.0,
-                 late_series: frozenset[tuple] = frozenset()):
+                 late_series: frozenset[tuple] = frozenset(), corrected_amounts: dict[tuple, Decimal] | None = None,
+                 corrected_series: frozenset[tuple] = frozenset()):
         self.bootstrap, self.topics, self.run_id = bootstrap, topics, run_id
-        # the expected count is of the series without late usage (how many lines the others get depends on timing)
-        self.late_series = late_series
+        # the expected count is of the series without late usage or corrections (how many lines the others get
+        # depends on timing): those are done when their money per period is the expected one
+        self.late_series = late_series | corrected_series
+        self.corrected_series, self.corrected_amounts = corrected_series, corrected_amounts or {}
         self.expected_line_items, self.producer_done, self.settle_s = expected_line_items, producer_done, settle_s
         self.received: int | None = None
         self.next_check = 0.0
@@ -339,13 +507,14 @@ class Progress:
         self.next_check = time.monotonic() + 3.0
         if self.received is None:
             self.received = topic_record_count(self.bootstrap, self.topics["usage_events"])
-        if sum(read_accounting(self.bootstrap, self.topics["accounting"], self.run_id).values()) < self.received:
+        if usage_counted(read_accounting(self.bootstrap, self.topics["accounting"], self.run_id)) < self.received:
             return False
-        lines = [r for r in _read(self.bootstrap, self.topics["line_items"]) if r["customer_id"] != FLUSH_CUSTOMER
-                 and chaos_checks.series_key(r) not in self.late_series]
-        count = len({r["line_item_id"] for r in lines})
-        if count >= self.expected_line_items:
+        every = [r for r in _read(self.bootstrap, self.topics["line_items"]) if r["customer_id"] != FLUSH_CUSTOMER]
+        lines = [r for r in every if chaos_checks.series_key(r) not in self.late_series]
+        if (len({r["line_item_id"] for r in lines}) >= self.expected_line_items
+                and chaos_checks.corrected_amounts(every, self.corrected_series) == self.corrected_amounts):
             return True
+        count = len({r["line_item_id"] for r in every})
         if self.last_count is None or self.last_count[0] != count:
             self.last_count = (count, time.monotonic())
         return time.monotonic() - self.last_count[1] >= self.settle_s
@@ -411,7 +580,8 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
     create_topics(bootstrap, [*inputs.values(), *outputs], partitions=PARTITIONS,
                   configs=output_topic_configs(outputs))
     now = datetime.now(UTC).replace(microsecond=0)
-    current = demo_workload(events=spec.events, seed=spec.seed, customers_per_tenant=100, now=now)
+    current = demo_workload(events=spec.events, seed=spec.seed, customers_per_tenant=100, now=now,
+                            correction_rate=spec.correction_rate)
     # Each tenant's previous-period tail first (the demo's): those periods close during the trial.
     previous = previous_period_workloads(events=max(spec.events // 40, 50), seed=spec.seed, customers_per_tenant=10,
                                          now=now)
@@ -425,44 +595,73 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
             timestamps_ms=[sent_before] * tail)
     produce(bootstrap, inputs["usage_events"], workload.records[tail:head],
             partitions=[p for p, _ in placement[tail:head]])
-    produce_credit_inputs(bootstrap, inputs, now=now)
+    credit_customers = {(r["tenant_id"], r["customer_id"]) for r in produce_credit_inputs(bootstrap, inputs, now=now)}
     reference = workload.reference_time.isoformat()
     window = timedelta(milliseconds=BillingSettings(catalog_yaml="").window_size_ms)
+
+    # No event of a customer with credit grants or its own spend cap is corrected: with a correction of a window
+    # before a grant expired, the bounded baseline's credit ledger (seed 178641, acme-ai/cust-00001) wrote the
+    # negative line's records and a revision of the expiry with the customer's current balance at earlier event
+    # times, while its records of later windows keep the balance from before, so "the last customer_balance_after in
+    # event-time order" was no longer grants - drawn - expired - voided (`chaos_checks.balance_mismatches`); and
+    # whether a correction meets an open window (lowering its usage line) or makes a negative line after it changes
+    # what an expiring grant draws. Open: which of the ledger's report and that check is to change. (Every acme-ai
+    # customer has the tenant's spend cap: their alerts are compared without the corrected customers,
+    # `compare_alerts`.)
+    def correctable(index: int) -> bool:
+        event = json.loads(workload.records[index])
+        return (event["tenant_id"], event["customer_id"]) not in credit_customers
+
+    corrections = trial_corrections(current.corrections, first_index=tail, head=head, correctable=correctable)
+    report.corrections = len(corrections)
     intent = chaos_checks.intent_of(workload, placement, catalog=load_catalog(project_home() / CATALOG),
                                     reference_time=workload.reference_time, window=window,
-                                    extra_windowed=len(trial_inputs.flush))
+                                    extra_windowed=len(trial_inputs.flush), corrections=corrections)
+    report.corrected_aggregations = intent.corrected_aggregations
     outages = spec.outages if broker is not None and cluster is None else 0
     gates = (threading.Event(), threading.Event()) if outages else None
+    tail_gate = threading.Event()
+    head_last = {p: o for p, o in placement[:head]}  # in order: the last one per partition stays
+    corrector = CorrectionProducer(bootstrap, runs["trial"], f"{run_id}-trial",
+                                   [(c.partition_key % PARTITIONS, c.record) for c in corrections],
+                                   head_last=head_last, usage_records=len(workload.records), tail_gate=tail_gate,
+                                   log=log)
     producer = LiveProducer(bootstrap, inputs["usage_events"],
                             [(placement[i][0], workload.records[i]) for i in range(head, len(workload.records))],
                             trial_inputs.flush, seconds=spec.live_seconds, outage=gates,
-                            outage_seconds=spec.outage_seconds)
+                            outage_seconds=spec.outage_seconds, tail_gate=tail_gate)
     log(f"[chaos] {run_id} (seed {spec.seed}): {head:,} of {spec.events:,} events, grants and a spend cap in "
-        f"{inputs['usage_events']}; the rest while the trial runs ({len(intent.line_items):,} line items expected)")
+        f"{inputs['usage_events']}; the rest while the trial runs ({len(intent.line_items):,} line items expected); "
+        f"{len(corrections):,} corrections once the job has the events they correct")
 
     def command(kind: str, extra: dict[str, str]) -> list[str]:
         return job_command(bootstrap, runs[kind], job_name=f"{run_id}-{kind}", run_id=f"{run_id}-{kind}",
                            reference_time=reference, parallelism=spec.parallelism,
                            checkpoint_interval_ms=spec.checkpoint_interval_ms, flink_conf=extra,
-                           bounded=kind == "baseline", idle_timeout_s=spec.idle_timeout_s)
+                           bounded=kind == "baseline", idle_timeout_s=spec.idle_timeout_s, corrections=True)
 
-    progress = Progress(bootstrap, runs["trial"], f"{run_id}-trial", len(intent.line_items), producer.done.is_set,
-                        late_series=intent.late_series)
+    progress = Progress(bootstrap, runs["trial"], f"{run_id}-trial", len(intent.line_items),
+                        lambda: producer.done.is_set() and corrector.done.is_set(), late_series=intent.late_series,
+                        corrected_series=intent.corrected_series, corrected_amounts=intent.corrected_amounts)
     producer.start()
+    corrector.start()
     try:
         if cluster is not None:
-            _cluster_trial(cluster, spec, rng, report, command("trial", {})[3:], progress, log)
+            _cluster_trial(cluster, spec, rng, report, command("trial", {})[3:], progress, log, corrector.written)
         else:
             _minicluster_trial(spec, rng, report, lambda conf: command("trial", conf), workdir, broker, progress,
-                               log, gates, producer)
+                               log, gates, producer, corrector.written)
     finally:
         producer.stop.set()
+        corrector.stop.set()
         if gates is not None:
             for gate in gates:
                 gate.set()
         producer.done.wait(120)
-    if producer.error:
-        report.failures.append(producer.error)
+        corrector.done.wait(120)
+    for error in (producer.error, corrector.error):
+        if error:
+            report.failures.append(error)
     if report.failures:
         return report
     for what, want, got in (("kills", spec.kills, report.kills),
@@ -495,8 +694,11 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
 
 
 def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport, command, workdir: Path, broker,
-                       progress: Progress, log, gates, producer: LiveProducer) -> None:
-    """Kill the whole job process (the MiniCluster in it) and relaunch it from the newest retained checkpoint."""
+                       progress: Progress, log, gates, producer: LiveProducer,
+                       corrections_written: threading.Event) -> None:
+    """Kill the whole job process (the MiniCluster in it) and relaunch it from the newest retained checkpoint. The
+    last kill or broker restart waits until the corrections are written: it hits the job with corrections in its
+    input, read or not, decided or not."""
     from meterstream import kafka_local
 
     root = workdir / "checkpoints"
@@ -572,6 +774,9 @@ def _minicluster_trial(spec: ChaosSpec, rng: random.Random, report: ChaosReport,
                     report.failures.append(f"attempt {report.attempts} ended or timed out before its outputs were "
                                            f"all committed; log in {workdir}")
                 return
+            if len(disruptions) == 1 and disruptions[0] != "outage":  # the last one (an outage waits for none)
+                while not corrections_written.wait(0.5) and proc.poll() is None and time.monotonic() < deadline:
+                    pass
             delay = rng.uniform(0, spec.max_kill_delay_s)
             time.sleep(delay)
             if proc.poll() is not None:
@@ -626,9 +831,10 @@ def _completed_checkpoints(jobmanager: str, job_id: str) -> int:
 
 
 def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosReport, job_args: list[str],
-                   progress: Progress, log) -> None:
+                   progress: Progress, log, corrections_written: threading.Event) -> None:
     """On a standalone cluster: SIGKILL the TaskManager process, start a new one; the JobManager restarts the job
-    from its latest checkpoint by itself (the cluster's restart strategy)."""
+    from its latest checkpoint by itself (the cluster's restart strategy). The last kill waits until the corrections
+    are written: it hits the job with corrections in its input, read or not, decided or not."""
     from meterstream import cluster as flink_cluster
 
     jobmanager = cluster.rest_address
@@ -652,6 +858,9 @@ def _cluster_trial(cluster, spec: ChaosSpec, rng: random.Random, report: ChaosRe
                 report.recovery_seconds.append(time.monotonic() - killed_at)
             if report.kills == spec.kills:
                 break
+            if report.kills == spec.kills - 1:
+                while not corrections_written.wait(0.5) and time.monotonic() < deadline:
+                    pass
             time.sleep(rng.uniform(0, spec.max_kill_delay_s))
             for pid in flink_cluster._pids(home)["taskexecutor"]:
                 if flink_cluster._alive(pid):
@@ -702,12 +911,14 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     trial = runs["trial"]  # the baseline's own identities were checked by its bounded run (exit code 0)
     out = {kind: {topic: _read_in_place(bootstrap, runs[kind][topic])
                   for topic in ("line_items", "credit_drawdowns", "billing_alerts", "dead_letters", "late_events",
-                                "invoices")}
+                                "invoices", "correction_dead_letters")}
            for kind in runs}
     lines = {kind: out[kind]["line_items"] for kind in runs}
     report.line_items, report.drawdowns, report.alerts = (len(out["trial"][t]) for t in
                                                           ("line_items", "credit_drawdowns", "billing_alerts"))
-    _unique(lines["trial"], "line_item_id", "line item", report)
+    for kind in runs:  # correction lines included
+        _unique(lines[kind], "line_item_id", f"{kind} line item", report)
+    report.correction_lines = sum(1 for r in lines["trial"] if r["kind"] == "correction")
     _unique(out["trial"]["credit_drawdowns"], "drawdown_id", "drawdown", report)
     _unique(out["trial"]["billing_alerts"], "alert_id", "alert", report)
     report.invoices = sum(1 for r in out["trial"]["invoices"] if r["status"] == "final")
@@ -723,10 +934,11 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
 
     # The flush customer's window closes only at the bounded baseline's end of input: compared without it.
     lines = {kind: [r for r in records if r["customer_id"] != FLUSH_CUSTOMER] for kind, records in lines.items()}
-    # Series with late usage are compared by their money per period only (below, and against the intent): which
-    # watermark a late event came after, and so the ids and the split of its series' lines, depends on the run's
-    # timing; what the period costs does not.
-    exact = {kind: [r for r in records if chaos_checks.series_key(r) not in intent.late_series]
+    # Series with late usage or a correction are compared by their money per period only (below, and against the
+    # intent): which watermark a late event or a correction came after (and so whether a correction changed an open
+    # window's usage line or made a line of its own), and so the ids and the split of its series' lines, depends on
+    # the run's timing; what the period costs does not.
+    exact = {kind: [r for r in records if chaos_checks.series_key(r) not in intent.timing_series]
              for kind, records in lines.items()}
     expected, got = comparable(exact["baseline"]), comparable(exact["trial"])
     if not expected:
@@ -742,7 +954,15 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     report.failures += chaos_checks.compare_credits(out["baseline"]["credit_drawdowns"],
                                                     out["trial"]["credit_drawdowns"],
                                                     frozenset(series[:2] for series in intent.late_series))
-    report.failures += chaos_checks.compare_alerts(out["baseline"]["billing_alerts"], out["trial"]["billing_alerts"])
+    report.failures += chaos_checks.compare_alerts(out["baseline"]["billing_alerts"], out["trial"]["billing_alerts"],
+                                                   frozenset(series[:2] for series in intent.corrected_series))
+    accounting = {kind: read_accounting(bootstrap, runs[kind]["accounting"], f"{run_id}-{kind}") for kind in runs}
+    report.corrections_applied = chaos_checks.correction_outcomes(accounting["trial"]).get("applied", 0)
+    report.failures += chaos_checks.compare_corrections(
+        *((chaos_checks.correction_outcomes(accounting[kind]),
+           chaos_checks.correction_letter_keys(out[kind]["correction_dead_letters"]),
+           chaos_checks.corrected_amounts(lines[kind], intent.corrected_series)) for kind in ("baseline", "trial")),
+        against="the baseline")
     report.failures += chaos_checks.compare_dead_letters(
         chaos_checks.dead_letter_keys(out["baseline"]["dead_letters"]),
         chaos_checks.dead_letter_keys(out["trial"]["dead_letters"]), against="the baseline")
@@ -755,18 +975,20 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
     grants = [g for g in (validate_grant_record(raw, tenants=settings.catalog.tenants)
                           for raw in read_committed(bootstrap, trial["credit_grants"])) if isinstance(g, CreditGrant)]
     for kind in runs:
-        accounting = read_accounting(bootstrap, runs[kind]["accounting"], f"{run_id}-{kind}")
         report.failures += [f"{kind}: {failure}" for failure in chaos_checks.compare_with_intent(
-            intent, accounting=accounting, dead_letters=out[kind]["dead_letters"],
+            intent, accounting=accounting[kind], dead_letters=out[kind]["dead_letters"],
             late_events=out[kind]["late_events"], line_items=out[kind]["line_items"],
-            skip_customers=frozenset({FLUSH_CUSTOMER}))]
+            skip_customers=frozenset({FLUSH_CUSTOMER}),
+            correction_dead_letters=out[kind]["correction_dead_letters"])]
         report.failures += [f"{kind}: {failure}" for failure in
                             chaos_checks.balance_mismatches(grants, out[kind]["credit_drawdowns"])]
 
     received = topic_record_count(bootstrap, trial["usage_events"])
-    _, holds = accounting_table(read_accounting(bootstrap, trial["accounting"], f"{run_id}-trial"), received)
+    _, holds = accounting_table(accounting["trial"], received,
+                                corrections_received=topic_record_count(bootstrap, trial["usage_corrections"]))
     if not holds:
-        report.failures.append("the accounting identity does not hold on the trial's accounting topic")
+        report.failures.append("the accounting identity (usage and corrections) does not hold on the trial's "
+                               "accounting topic")
     _, credits_hold = credit_identity_check(bootstrap, Topics(**trial), settings)
     if not credits_hold:
         report.failures.append("the credits identities do not hold on the trial's drawdowns")
@@ -785,6 +1007,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outages", type=int, default=1, help="SIGKILLs, --outage-seconds down, producer writing")
     parser.add_argument("--outage-seconds", type=float, default=30.0)
     parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--correction-rate", type=float, default=ChaosSpec.correction_rate,
+                        help="corrections per first-seen event; those of the events written before the trial are "
+                             "produced")
     parser.add_argument("--seed", type=int, default=None, help="random by default; printed for a rerun")
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--bootstrap", help="an existing broker (then no broker restarts, kills or outages)")
@@ -802,6 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
         own = broker is not None
         spec = ChaosSpec(kills=args.kills, startup_kills=args.startup_kills, restore_kills=args.restore_kills,
                          events=args.events, seed=seed, parallelism=args.parallelism,
+                         correction_rate=args.correction_rate,
                          broker_restarts=args.broker_restarts if own else 0,
                          broker_kills=args.broker_kills if own else 0, outages=args.outages if own else 0,
                          outage_seconds=args.outage_seconds, idle_timeout_s=max(120.0, args.outage_seconds * 2))

@@ -7,7 +7,10 @@ Two kinds of expectation:
   without the job: the outcome of every input record (dead-lettered with its reason, duplicate, windowed, late),
   each dead letter by (source partition, offset, reason, raw bytes), each late event, and the line items the pure
   Python specification in `udfs/` (validation, windows, aggregations, pricing, period-to-date) gives for the
-  records meant to be valid and on time.
+  records meant to be valid and on time; each correction's outcome and dead letter as the spec's ledger decides
+  it with every event seen first, and the corrected series' money per period (`meterstream.corrected_bill`).
+Series with late usage or an applied correction are compared by money per period, not line by line: which
+watermark a late event or a correction came after (and so their lines' ids and split) is the run's timing.
 And one identity within a run: per customer and currency, grants - drawn - expired - voided must equal the
 `customer_balance_after` the ledger reported last (in event-time order).
 
@@ -25,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+
+from schemas.wire import datetime_to_wire
 
 ZERO = Decimal(0)
 SAMPLES = 3  # how many example keys a failure names
@@ -149,10 +154,16 @@ def balance_mismatches(grants: Iterable, drawdowns: Sequence[dict]) -> list[str]
 # ---- alerts and dead letters --------------------------------------------------------------------------------
 
 
-def compare_alerts(baseline: Sequence[dict], trial: Sequence[dict]) -> list[str]:
-    """The same alerts by alert_id, each with the same content (every field but `emitted_at`)."""
+def compare_alerts(baseline: Sequence[dict], trial: Sequence[dict],
+                   skip_customers: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
+    """The same alerts by alert_id, each with the same content (every field but `emitted_at`). `skip_customers`
+    ((tenant, customer) with a correction applied) are left out: an alert is a signal at arrival, with the spend or
+    balance then, and a correction that met an open window in one run lowered a usage line that the other run billed
+    whole before its correction line (seed 178641: a spend cap's crossing 23079.54 in the baseline, 23079.55 in the
+    trial)."""
     def content(records: Sequence[dict]) -> dict[str, dict]:
-        return {r["alert_id"]: {k: v for k, v in r.items() if k != "emitted_at"} for r in records}
+        return {r["alert_id"]: {k: v for k, v in r.items() if k != "emitted_at"} for r in records
+                if (r["tenant_id"], r["customer_id"]) not in skip_customers}
 
     expected, got = content(baseline), content(trial)
     failures = []
@@ -166,8 +177,10 @@ def compare_alerts(baseline: Sequence[dict], trial: Sequence[dict]) -> list[str]
 def compare_invoices(baseline: Sequence[dict], trial: Sequence[dict], *, baseline_lines: Sequence[dict],
                      trial_lines: Sequence[dict], baseline_drawdowns: Sequence[dict]) -> list[str]:
     """The baseline's invoices (final ones for the periods that closed, open previews at its end of input) are
-    exact against its lines and drawdowns; the trial, which never ends its input, wrote the same final invoices
-    (every field but `emitted_at`), each exact against the trial's lines that name it, and nothing else."""
+    exact against its lines (correction lines included: each names one written invoice and counts on it) and
+    drawdowns; the trial, which never ends its input, wrote the same final invoices (every field but `emitted_at`),
+    each exact against the trial's lines that name it, and nothing else; every trial line (a correction line too)
+    names an invoice the baseline wrote."""
     from meterstream.invoice_checks import invoice_problems
 
     failures = [f"baseline invoices: {p}" for p in invoice_problems(
@@ -186,6 +199,11 @@ def compare_invoices(baseline: Sequence[dict], trial: Sequence[dict], *, baselin
             failures.append(f"final invoices: {len(ids)} {what} against the baseline, e.g. {_examples(ids)}")
     if len(got) != len(trial):
         failures.append(f"the trial wrote {len(trial) - len(got)} open previews (its input never ended)")
+    written = {r["invoice_id"] for r in baseline}
+    unknown = {line["line_item_id"] for line in trial_lines if line["invoice_id"] not in written}
+    if unknown:
+        failures.append(f"{len(unknown)} trial lines name an invoice the baseline did not write, e.g. "
+                        f"{_examples(unknown)}")
     named = [line for line in trial_lines if line["invoice_id"] in got]
     failures += [f"trial invoices: {p}" for p in invoice_problems(
         [r for r in trial if r["status"] == "final"], named)[1][:5]]
@@ -233,9 +251,25 @@ class Intent:
     # quantity does not depend on the order its usage was billed in
     period_totals: dict[tuple, Decimal] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # intended-valid records the Python validation rejects
+    # Corrections, decided by the spec's ledger with every usage event seen first (`meterstream.corrected_bill`):
+    correction_outcomes: dict[str, int] = field(default_factory=dict)  # "applied" or the rejection reason -> count
+    correction_dead_letters: Counter = field(default_factory=Counter)  # (correction_id, reason)
+    # (tenant, customer, meter, group) an applied correction removed usage from or added usage to: when a correction
+    # met its window (open: the usage line changes; fired: a correction line) depends on the run's timing, so these
+    # are compared by money per period (`corrected_amounts`), not line by line
+    corrected_series: frozenset[tuple] = frozenset()
+    # the corrected series' money per (tenant, customer, meter, group, period start), the 0s left out: the price of
+    # the period quantity of the events as corrected
+    corrected_amounts: dict[tuple, Decimal] = field(default_factory=dict)
+    corrected_aggregations: frozenset[str] = frozenset()  # of the meters whose events a correction changed
 
     def totals(self) -> dict[tuple, Decimal]:
         return self.period_totals
+
+    @property
+    def timing_series(self) -> frozenset[tuple]:
+        """The series compared by money per period only (late usage or a correction)."""
+        return self.late_series | self.corrected_series
 
 
 def line_totals(lines: Iterable[dict]) -> dict[tuple, Decimal]:
@@ -247,10 +281,12 @@ def line_totals(lines: Iterable[dict]) -> dict[tuple, Decimal]:
 
 
 def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, reference_time: datetime,
-              window: timedelta, extra_windowed: int = 0) -> Intent:
+              window: timedelta, extra_windowed: int = 0, corrections: Sequence = ()) -> Intent:
     """The expectation for `workload` (a `meterstream.workload.Workload`) whose record `i` sits at
     `placement[i] = (partition, offset)` of the input topic. `extra_windowed`: valid records the harness adds (the
-    flush events, billed in windows the comparison leaves out)."""
+    flush events, billed in windows the comparison leaves out). `corrections`: the `meterstream.workload.
+    CorrectionRecord`s produced, each of an event the job has seen (or rejectable anyway): decided as the spec's
+    ledger decides them after all usage, which must be what the generator meant (`intended`)."""
     from meterstream.workload import RecordKind
     from schemas.usage_event import UsageEvent
     from udfs.aggregations import UsageSample, aggregate_window, aggregator_for
@@ -274,6 +310,7 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
     late: Counter = Counter()
     late_series: set[tuple] = set()
     samples: dict[tuple, list[UsageSample]] = defaultdict(list)
+    first: dict[tuple[str, str], UsageEvent] = {}  # the valid first copies, for the corrections
     problems = []
     for i, kind in enumerate(workload.kinds):
         if kind not in (RecordKind.ON_TIME, RecordKind.LATE):
@@ -282,6 +319,7 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
         if not isinstance(event, UsageEvent):
             problems.append(f"intent: record {i} was made valid, the Python validation says {event.reason}")
             continue
+        first[(event.tenant_id, event.event_id)] = event
         meter = catalog.meter(event.tenant_id, event.meter)
         dims = dict(event.dimensions or {})
         start, end = window_bounds(event.timestamp, window)
@@ -290,6 +328,7 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
         if kind == RecordKind.LATE:
             late[(event.tenant_id, event.event_id)] += 1
             late_series.add(key[:4])
+    corrected = _corrections_intent(first, corrections, catalog, window, problems)
     states: dict[tuple, object] = {}
     lines: dict[str, dict] = {}
     every_line: list[dict] = []  # late usage folded into its window, for the money per period
@@ -304,10 +343,52 @@ def intent_of(workload, placement: Sequence[tuple[int, int]], *, catalog, refere
                                                  emitted_at=reference_time)
         record = json.loads(line.model_dump_json())
         record.pop("emitted_at", None)
+        if series in corrected["corrected_series"]:
+            continue  # priced as corrected below
         every_line.append(record)
         if series not in late_series:
             lines[record["line_item_id"]] = record
-    return Intent(outcomes, dict(reasons), dead, late, lines, frozenset(late_series), line_totals(every_line), problems)
+    totals = line_totals(every_line)
+    for (tenant_id, customer_id, _, _, period_start), amount in corrected["corrected_amounts"].items():
+        key = (tenant_id, customer_id, datetime_to_wire(period_start), catalog.tenant(tenant_id).currency)
+        totals[key] = totals.get(key, ZERO) + amount
+    return Intent(outcomes, dict(reasons), dead, late, lines, frozenset(late_series), totals, problems, **corrected)
+
+
+def _corrections_intent(events: Mapping[tuple[str, str], object], corrections: Sequence, catalog, window: timedelta,
+                        problems: list[str]) -> dict:
+    """The `Intent` fields of the corrections (`correction_outcomes`, ..., `corrected_aggregations`)."""
+    from meterstream.corrected_bill import correct_events, expected_period_amounts
+    from schemas.usage_correction import UsageCorrection
+    from udfs.corrections import AppliedCorrection, validate_correction_record
+
+    valid = []
+    for record in corrections:
+        correction = validate_correction_record(record.record, tenants=catalog.tenants)
+        if isinstance(correction, UsageCorrection):
+            valid.append((record, correction))
+        else:
+            problems.append(f"intent: correction {record.record[:60]!r} was made valid, the Python validation says "
+                            f"{correction.reason}")
+    decided = correct_events(events, [c for _, c in valid], catalog, window)
+    letters: Counter = Counter()
+    aggregations = set()
+    for (record, correction), (_, outcome) in zip(valid, decided.decisions, strict=True):
+        got = "applied" if isinstance(outcome, AppliedCorrection) else outcome.reason.value
+        if got != record.intended:
+            problems.append(f"intent: correction {correction.correction_id} was made to be {record.intended}, the "
+                            f"spec's ledger says {got}")
+        if isinstance(outcome, AppliedCorrection):
+            if outcome.changed:
+                aggregations.add(catalog.meter(correction.tenant_id, events[(correction.tenant_id,
+                                                                             correction.event_id)].meter).aggregation)
+        else:
+            letters[(correction.correction_id, got)] += 1
+    series = decided.touched_series
+    amounts = {key: amount for key, amount in expected_period_amounts(decided.events.values(), catalog).items()
+               if key[:4] in series and amount != 0}
+    return {"correction_outcomes": dict(decided.outcomes), "correction_dead_letters": letters,
+            "corrected_series": series, "corrected_amounts": amounts, "corrected_aggregations": frozenset(aggregations)}
 
 
 def series_key(line: dict) -> tuple:
@@ -316,10 +397,15 @@ def series_key(line: dict) -> tuple:
 
 
 def outcome_totals(counts: Mapping[tuple[str, str], int]) -> tuple[dict[str, int], dict[str, int]]:
-    """An accounting read (`jobs.billing.read_accounting`): (per outcome, per dead-letter reason)."""
+    """An accounting read (`jobs.billing.read_accounting`): (per usage outcome, per dead-letter reason); the
+    corrections' outcomes are `correction_outcomes`'."""
+    from udfs.accounting import CorrectionOutcome
+
     outcomes: dict[str, int] = defaultdict(int)
     reasons: dict[str, int] = defaultdict(int)
     for (outcome, detail), n in counts.items():
+        if outcome in set(CorrectionOutcome):
+            continue
         outcomes[outcome] += n
         if outcome == "dead_lettered":
             reasons[detail] += n
@@ -328,7 +414,7 @@ def outcome_totals(counts: Mapping[tuple[str, str], int]) -> tuple[dict[str, int
 
 def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], int], dead_letters: Iterable[dict],
                         late_events: Iterable[dict], line_items: Iterable[dict], skip_customers: frozenset[str] =
-                        frozenset()) -> list[str]:
+                        frozenset(), correction_dead_letters: Iterable[dict] = ()) -> list[str]:
     """A run's outputs against the generator's intent; `skip_customers`' line items are left out (the flush)."""
     failures = list(intent.problems[:SAMPLES])
     outcomes, reasons = outcome_totals(accounting)
@@ -351,7 +437,7 @@ def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], 
     for r in line_items:
         if r["customer_id"] not in skip_customers:
             every_line.append(r)
-            if series_key(r) not in intent.late_series:
+            if series_key(r) not in intent.timing_series:
                 got[r["line_item_id"]] = {k: v for k, v in r.items() if k != "emitted_at"}
     expected = intent.line_items
     missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
@@ -371,4 +457,52 @@ def compare_with_intent(intent: Intent, *, accounting: Mapping[tuple[str, str], 
     if wrong:
         failures.append(f"intent: money per customer and period differs from the Python pricing for {len(wrong)} "
                         f"customers, e.g. {_examples(wrong)}")
+    failures += compare_corrections(
+        (intent.correction_outcomes, intent.correction_dead_letters, intent.corrected_amounts),
+        (correction_outcomes(accounting), correction_letter_keys(correction_dead_letters),
+         corrected_amounts(every_line, intent.corrected_series)), against="the workload (spec ledger and pricing)")
+    return failures
+
+
+# ---- corrections --------------------------------------------------------------------------------------------
+
+
+def correction_outcomes(accounting: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    """An accounting read's corrections: "applied" and each rejection reason -> corrections (0s left out)."""
+    from udfs.accounting import CorrectionAccounting
+
+    counts = CorrectionAccounting.of(accounting)
+    return {k: n for k, n in {"applied": counts.applied, **counts.rejected_by_reason}.items() if n}
+
+
+def correction_letter_keys(correction_dead_letters: Iterable[dict]) -> Counter:
+    """(correction_id, reason) of each correction dead letter, counted."""
+    return Counter((r["correction_id"], r["reason"]) for r in correction_dead_letters)
+
+
+def corrected_amounts(lines: Iterable[dict], series: frozenset[tuple]) -> dict[tuple, Decimal]:
+    """The money of `series` per (tenant, customer, meter, group, period start) over all their lines, 0s left out."""
+    from meterstream.corrected_bill import billed_period_amounts, nonzero
+
+    return nonzero({k: v for k, v in billed_period_amounts(lines).items() if k[:4] in series})
+
+
+def compare_corrections(expected: tuple[Mapping, Counter, Mapping], got: tuple[Mapping, Counter, Mapping], *,
+                        against: str) -> list[str]:
+    """(outcomes, dead-letter keys, corrected series' money per period): `correction_outcomes`,
+    `correction_letter_keys`, `corrected_amounts` of one side each."""
+    (outcomes, letters, amounts), (got_outcomes, got_letters, got_amounts) = expected, got
+    failures = []
+    if dict(outcomes) != dict(got_outcomes):
+        failures.append(f"corrections: outcomes {dict(sorted(got_outcomes.items()))}, {against} has "
+                        f"{dict(sorted(outcomes.items()))}")
+    for what, keys in (("missing", letters - got_letters), ("unexpected", got_letters - letters)):
+        if keys:
+            failures.append(f"correction dead letters: {sum(keys.values())} {what} against {against} (by correction "
+                            f"id, reason), e.g. {_examples(keys)}")
+    wrong = {k for k in amounts.keys() | got_amounts.keys() if amounts.get(k, ZERO) != got_amounts.get(k, ZERO)}
+    if wrong:
+        key = sorted(wrong, key=repr)[0]
+        failures.append(f"corrections: the money of {len(wrong)} corrected series and periods differs from {against},"
+                        f" e.g. {key!r}: {got_amounts.get(key, ZERO)}, expected {amounts.get(key, ZERO)}")
     return failures

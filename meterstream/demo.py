@@ -173,13 +173,16 @@ def previous_period_workloads(*, events: int, seed: int, customers_per_tenant: i
     return [workload for _, workload in sorted(workloads, key=lambda pair: pair[0])]
 
 
-def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: datetime) -> Workload:
-    """The demo's usage: a generated workload of the 12 minutes before `now` (10 minutes of events)."""
+def demo_workload(*, events: int, seed: int, customers_per_tenant: int, now: datetime,
+                  correction_rate: float = 0.0) -> Workload:
+    """The demo's usage: a generated workload of the 12 minutes before `now` (10 minutes of events); with
+    `correction_rate`, the generator's corrections beside it (the usage records are the same either way)."""
     from meterstream.workload import WorkloadSpec, generate_workload
 
     return generate_workload(
         WorkloadSpec(seed=seed, events=events, customers_per_tenant=customers_per_tenant,
-                     start=now - timedelta(minutes=12), duration=timedelta(minutes=10))
+                     start=now - timedelta(minutes=12), duration=timedelta(minutes=10),
+                     correction_rate=correction_rate)
     )
 
 
@@ -243,14 +246,14 @@ def print_corrections(corrections: list[dict], workload: Workload, line_items: l
     return ok
 
 
-def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: datetime) -> None:
-    """The demo grants into `credit_grants` and one spend cap into `spend_caps`."""
+def produce_credit_inputs(bootstrap: str, topics: dict[str, str], *, now: datetime) -> list[dict]:
+    """The demo grants into `credit_grants` and one spend cap into `spend_caps`; returns the records written."""
     grants = demo_grants(now - timedelta(minutes=12))
+    cap = {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
+           "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in grants])
-    produce(bootstrap, topics["spend_caps"], [json.dumps(
-        {"tenant_id": "acme-ai", "customer_id": "cust-00000", "amount": "150", "currency": "USD",
-         "effective_at": (now - timedelta(days=40)).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-    ).encode()])
+    produce(bootstrap, topics["spend_caps"], [json.dumps(cap).encode()])
+    return [*grants, cap]
 
 
 def produce_inputs(

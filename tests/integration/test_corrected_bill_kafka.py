@@ -5,8 +5,9 @@ each applied cancel removing its event and each applied amend replacing its valu
 moves the usage to another series; max, min and last windows are corrected from the contents the window operator
 retains, unique_count ones from those the Python accumulator retains, where an amended user id may join or leave the
 period's distinct users).
-The expected side is computed here from the records with the specification alone (`udfs.validation`,
-`udfs.corrections.CorrectionLedger` for which corrections apply, `udfs.pricing`), never from the job's output.
+The expected side is computed from the records with the specification alone (`udfs.validation` here;
+`meterstream.corrected_bill`: `udfs.corrections.CorrectionLedger` for which corrections apply, `udfs.pricing`), never
+from the job's output.
 
 The run is bounded (a replay), so the job holds the corrections until the usage input has ended: every correction
 finds its event, as in the expected computation, which observes all usage first."""
@@ -14,12 +15,12 @@ finds its event, as in the expected computation, which observes all usage first.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
-from datetime import datetime, timedelta
-from decimal import Decimal
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 
+from meterstream.corrected_bill import billed_period_amounts, correct_events, expected_period_amounts, nonzero
 from meterstream.topics import produce
 from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
@@ -27,11 +28,7 @@ from tests.integration.test_billing_kafka import CATALOG_PATH, make_topics, read
 from tests.invoice_checks import assert_invoices_exact
 from tests.scripted_usage import REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.catalog import load_catalog
-from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS, CorrectionLedger, CorrectionRejection
-from udfs.grouping import group_of
-from udfs.money import round_amount
-from udfs.periods import billing_period
-from udfs.pricing.rate import price
+from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS
 from udfs.validation import validate_usage_record
 
 pytestmark = pytest.mark.integration
@@ -78,73 +75,14 @@ def corrections_for(events: dict[tuple[str, str], UsageEvent], catalog) -> list[
     return out
 
 
-def corrected(events: dict[tuple[str, str], UsageEvent], corrections: list[dict], catalog) -> tuple[dict, Counter]:
-    """The billed events after the corrections the spec's ledger applies (usage observed first), and the outcomes."""
-    ledger = CorrectionLedger({t: tenant.meters for t, tenant in catalog.tenants.items()},
-                              timedelta(milliseconds=WINDOW_MS))
-    for event in events.values():
-        ledger.observe_event(event, now_ms=1)
-    now = dict(events)
-    outcomes: Counter = Counter()
-    for record in corrections:
-        correction = UsageCorrection.model_validate(record)
-        outcome = ledger.correct(correction, now_ms=2)
-        if isinstance(outcome, CorrectionRejection):
-            outcomes[outcome.reason.value] += 1
-            continue
-        outcomes["applied"] += 1
-        key = (correction.tenant_id, correction.event_id)
-        if correction.action == "cancel":
-            del now[key]
-        else:
-            update = {"value": correction.value} if correction.value is not None else {}
-            if correction.dimensions is not None:
-                update["dimensions"] = correction.dimensions
-            now[key] = now[key].model_copy(update=update)
-    return now, outcomes
-
-
-def expected_period_amounts(events: dict[tuple[str, str], UsageEvent], catalog) -> dict[tuple, Decimal]:
-    """Per (tenant, customer, meter, group, period start): the price of the period quantity over the events of the
-    period, however they were windowed or late, rounded as the tenant's amounts are. The period rule of each
-    aggregation, on events: sum adds values, count counts, max and min keep the extreme, last the value of the latest
-    (timestamp, event_id), unique_count counts distinct values of the unique dimension."""
-    by_period: dict[tuple, list[UsageEvent]] = defaultdict(list)
-    for event in events.values():
-        tenant = catalog.tenant(event.tenant_id)
-        meter = tenant.meters[event.meter]
-        schedule = tenant.billing_period
-        period_start = billing_period(event.timestamp, schedule.anchor_day, schedule.zone)[0]
-        by_period[(event.tenant_id, event.customer_id, event.meter, group_of(event.dimensions, meter.group_by),
-                   period_start)].append(event)
-    amounts = {}
-    for key, period_events in by_period.items():
-        tenant = catalog.tenant(key[0])
-        quantity = period_quantity(tenant.meters[key[2]], period_events)
-        amounts[key] = round_amount(price(quantity, tenant.price_for(key[2], key[3])).amount, tenant.amount_precision)
-    return amounts
-
-
-def period_quantity(meter, events: list[UsageEvent]) -> Decimal:
-    values = [e.value for e in events if e.value is not None]
-    if meter.aggregation == "sum":
-        return sum(values, Decimal(0))
-    if meter.aggregation == "count":
-        return Decimal(len(events))
-    if meter.aggregation in ("max", "min"):
-        return (max if meter.aggregation == "max" else min)(values, default=Decimal(0))
-    if meter.aggregation == "last":
-        return max(events, key=lambda e: (e.timestamp, e.event_id)).value or Decimal(0)
-    return Decimal(len({e.dimensions[meter.unique_dimension] for e in events
-                        if meter.unique_dimension in e.dimensions}))
-
-
 def test_the_bill_after_corrections_is_the_price_of_the_corrected_usage(kafka_bootstrap, kafka_topic):
     catalog = load_catalog(CATALOG_PATH)
     records = scripted_usage(seed=31, events=2000)
     events = billed_events(records, catalog)
     corrections = corrections_for(events, catalog)
-    after, outcomes = corrected(events, corrections, catalog)
+    decided = correct_events(events, [UsageCorrection.model_validate(c) for c in corrections], catalog,
+                             timedelta(milliseconds=WINDOW_MS))
+    outcomes = decided.outcomes
     assert outcomes["applied"] >= 30 and outcomes["already_cancelled"] >= 5 and outcomes["unknown_event"] == 1
     assert outcomes["duplicate_correction"] == 1
 
@@ -163,18 +101,9 @@ def test_the_bill_after_corrections_is_the_price_of_the_corrected_usage(kafka_bo
     corrected_kinds = {catalog.tenant(li["tenant_id"]).meters[li["meter"]].aggregation for li in lines
                        if li["kind"] in ("correction", "prior_period_adjustment") and li.get("adjusts_line_item_id")}
     assert "unique_count" in corrected_kinds, corrected_kinds
-    billed: dict[tuple, Decimal] = defaultdict(Decimal)
-    for line in lines:  # every aggregation's, unique_count's (rated in Python) included
-        tenant = catalog.tenant(line["tenant_id"])
-        schedule = tenant.billing_period
-        window_start = datetime.fromisoformat(line["window_start"].replace("Z", "+00:00"))
-        period_start = billing_period(window_start, schedule.anchor_day, schedule.zone)[0]
-        key = (line["tenant_id"], line["customer_id"], line["meter"], tuple(sorted(line["group"].items())),
-               period_start)
-        billed[key] += Decimal(line["amount"])
-    expected = expected_period_amounts(after, catalog)
-    # A series whose every event was cancelled costs 0; the job may still have lines for it (usage, then correction)
-    assert {k: v for k, v in billed.items() if v != 0} == {k: v for k, v in expected.items() if v != 0}
+    # every aggregation's lines, unique_count's (rated in Python) included; a series whose every event was cancelled
+    # costs 0, the job may still have lines for it (usage, then correction)
+    assert nonzero(billed_period_amounts(lines)) == nonzero(expected_period_amounts(decided.events.values(), catalog))
 
     letters = read_json(kafka_bootstrap, topics["correction_dead_letters"])
     rejected = Counter(letter["reason"] for letter in letters)

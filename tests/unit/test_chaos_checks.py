@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from meterstream import chaos_checks
-from meterstream.chaos import TrialInputs, flush_events, input_mismatches, place
+from meterstream.chaos import TrialInputs, flush_events, input_mismatches, place, trial_corrections
 from meterstream.workload import RecordKind, WorkloadSpec, generate_workload
 from schemas.credits import CreditGrant
 from udfs.catalog import load_catalog
@@ -378,3 +378,118 @@ def test_the_input_topic_must_hold_the_workload_where_it_was_placed():
     first, second = (next(i for i, r in enumerate(read) if r[0] == 0 and r[1] == n) for n in (0, 1))
     swapped[first], swapped[second] = (0, 0, read[second][2]), (0, 1, read[first][2])
     assert read[first][2] == read[second][2] or input_mismatches(inputs, swapped)
+
+
+# ---- corrections ----------------------------------------------------------------------------------------------
+
+# The same usage with the generator's corrections (its usage records are byte for byte WORKLOAD's); those of events
+# in the first two thirds are produced, as a trial produces those of the events written before it starts.
+CORRECTED = generate_workload(WorkloadSpec(seed=11, events=3_000, customers_per_tenant=20,
+                                           start=NOW - timedelta(minutes=12), duration=timedelta(minutes=10),
+                                           correction_rate=0.05))
+HEAD = 2_000
+CORRECTIONS = trial_corrections(CORRECTED.corrections, first_index=0, head=HEAD)
+CORRECTED_INTENT = chaos_checks.intent_of(CORRECTED, PLACEMENT, catalog=CATALOG,
+                                          reference_time=CORRECTED.reference_time, window=timedelta(minutes=1),
+                                          extra_windowed=2, corrections=CORRECTIONS)
+
+
+def test_the_trial_produces_corrections_of_events_before_its_start_and_resends_of_those_only():
+    from meterstream.workload import CorrectionKind
+
+    assert CORRECTED.records == WORKLOAD.records
+    assert all(c.event_index < HEAD for c in CORRECTIONS if c.kind is not CorrectionKind.DUPLICATE)
+    assert any(c.event_index >= HEAD for c in CORRECTED.corrections), "some are left out"
+    assert {c.kind for c in CORRECTIONS} >= {CorrectionKind.CANCEL, CorrectionKind.AMEND_VALUE,
+                                             CorrectionKind.UNKNOWN_EVENT, CorrectionKind.DUPLICATE}
+    import json
+
+    def correction_id(c) -> str:
+        return json.loads(c.record)["correction_id"]
+
+    first_copies = {correction_id(c) for c in CORRECTIONS if c.kind is not CorrectionKind.DUPLICATE}
+    for correction in CORRECTED.corrections:
+        if correction.kind is CorrectionKind.DUPLICATE:
+            assert any(correction is c for c in CORRECTIONS) == (correction_id(correction) in first_copies)
+
+
+def test_the_corrections_intent_is_what_the_generator_meant():
+    intent = CORRECTED_INTENT
+    assert intent.problems == []
+    intended = Counter(c.intended for c in CORRECTIONS)
+    assert intent.correction_outcomes == dict(intended) and intended["applied"] > 10
+    assert sum(intent.correction_dead_letters.values()) == len(CORRECTIONS) - intended["applied"]
+    assert intent.corrected_series and intent.corrected_amounts
+    assert not any(chaos_checks.series_key(r) in intent.corrected_series for r in intent.line_items.values())
+    assert {k[:4] for k in intent.corrected_amounts} <= intent.corrected_series
+    # the uncorrected series are billed as without corrections
+    assert {k: v for k, v in INTENT.line_items.items() if k in intent.line_items} == intent.line_items
+
+
+def corrected_outputs() -> dict:
+    """What a correct run with the corrections writes: the uncorrected series' lines as without them, the corrected
+    series' money as one line per period (how a run splits it is its timing's), the corrections' outcomes."""
+    outputs = faithful_outputs()
+    intent = CORRECTED_INTENT
+    lines = [r for r in outputs["line_items"] if chaos_checks.series_key(r) not in intent.corrected_series]
+    for i, ((tenant, customer, meter, group, period_start), amount) in enumerate(intent.corrected_amounts.items()):
+        lines.append({"line_item_id": f"corrected-{i}", "kind": "correction", "tenant_id": tenant,
+                      "customer_id": customer, "meter": meter, "group": dict(group), "currency":
+                      CATALOG.tenant(tenant).currency, "period_start": period_start.isoformat(
+                          timespec="milliseconds").replace("+00:00", "Z"), "amount": str(amount)})
+    accounting = dict(outputs["accounting"])
+    for outcome, n in intent.correction_outcomes.items():
+        accounting[("correction_applied", "") if outcome == "applied" else ("correction_rejected", outcome)] = n
+    letters = [{"correction_id": cid, "reason": reason} for (cid, reason), n in intent.correction_dead_letters.items()
+               for _ in range(n)]
+    return {**outputs, "line_items": lines, "accounting": accounting, "correction_dead_letters": letters}
+
+
+def check_corrected(**changes) -> list[str]:
+    return chaos_checks.compare_with_intent(CORRECTED_INTENT, **{**corrected_outputs(), **changes})
+
+
+def test_a_faithful_run_with_corrections_matches_the_intent():
+    assert check_corrected() == []
+
+
+def test_a_correction_with_another_outcome_or_dead_letter_is_reported():
+    outputs = corrected_outputs()
+    accounting = dict(outputs["accounting"])
+    accounting[("correction_applied", "")] -= 1
+    accounting[("correction_rejected", "unknown_event")] = accounting.get(("correction_rejected", "unknown_event"),
+                                                                           0) + 1
+    failures = check_corrected(accounting=accounting)
+    assert any(f.startswith("corrections: outcomes") for f in failures), failures
+    letters = outputs["correction_dead_letters"]
+    failures = check_corrected(correction_dead_letters=[*letters[1:], {**letters[0], "reason": "outside_horizon"}])
+    assert any("correction dead letters: 1 missing" in f for f in failures), failures
+    assert any("correction dead letters: 1 unexpected" in f for f in failures), failures
+
+
+def test_a_corrected_series_billed_as_before_its_correction_is_reported():
+    """A run that ignored a cancel bills the event's series as without corrections: its money differs."""
+    lines = corrected_outputs()["line_items"]
+    target = next(i for i, r in enumerate(lines) if r["line_item_id"].startswith("corrected-") and r["amount"] != "0")
+    lines[target] = {**lines[target], "amount": str(Decimal(lines[target]["amount"]) + 1)}
+    failures = check_corrected(line_items=lines)
+    assert any("money of 1 corrected series and periods differs" in f for f in failures), failures
+    assert any("money per customer and period" in f for f in failures), failures
+
+
+def test_trial_and_baseline_corrections_compare_by_outcome_dead_letter_and_money():
+    outputs = corrected_outputs()
+    side = (chaos_checks.correction_outcomes(outputs["accounting"]),
+            chaos_checks.correction_letter_keys(outputs["correction_dead_letters"]),
+            chaos_checks.corrected_amounts(outputs["line_items"], CORRECTED_INTENT.corrected_series))
+    assert chaos_checks.compare_corrections(side, side, against="the baseline") == []
+    fewer = (side[0], side[1] - Counter([next(iter(side[1]))]), dict(list(side[2].items())[1:]))
+    failures = chaos_checks.compare_corrections(side, fewer, against="the baseline")
+    assert len(failures) == 2 and "1 missing" in failures[0] and "money of 1 corrected" in failures[1], failures
+
+
+def test_alerts_of_customers_with_a_correction_are_left_out_of_the_comparison():
+    base = alert()
+    other = {**base, "value": str(Decimal(base["value"]) + Decimal("0.01"))}
+    assert chaos_checks.compare_alerts([base], [other])
+    assert chaos_checks.compare_alerts([base], [other], frozenset({(base["tenant_id"], base["customer_id"])})) == []

@@ -170,10 +170,21 @@ public class RateLineItem extends ScalarFunction {
         }
         BigDecimal before = periodQuantityBefore;
         BigDecimal after = periodQuantityAfter;
+        // A window its corrections emptied while it was open (event_count 0) fires as udfs' accumulate_window bills
+        // an empty window: a max/min/last window has no quantity, so the period keeps what it had (period_combine),
+        // and a period without any is at 0 (period_quantity of nothing).
+        boolean emptied = eventCount == 0;
         if (rowLast) {
-            require(lastKey != null, "last_key must not be NULL for a last meter");
-            after = lastValue(lastKey);
             before = lastKeyBefore != null && !lastKeyBefore.isEmpty() ? lastValue(lastKeyBefore) : null;
+            if (emptied && lastKey == null) {
+                after = before;
+            } else {
+                require(lastKey != null, "last_key must not be NULL for a last meter");
+                after = lastValue(lastKey);
+            }
+        }
+        if (emptied && after == null) {
+            after = BigDecimal.ZERO;
         }
         require(after != null, "period_quantity must not be NULL");
 

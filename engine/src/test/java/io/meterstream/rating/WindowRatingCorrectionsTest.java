@@ -122,6 +122,44 @@ class WindowRatingCorrectionsTest {
         assertEquals(corrected.get(0).get("period_amount_to_date"), line.get("period_amount_to_date"));
     }
 
+    /**
+     * A cancel of the only event of an open window, the first of its period: the window fires as the spec bills an
+     * empty window (udfs.line_items.accumulate_window: event_count 0, quantity 0, period at 0, amount 0), instead
+     * of failing the job (found by `meterstream chaos` with corrections).
+     */
+    @Test
+    void anOpenMaxOrMinWindowEmptiedByACancelBillsZero() throws Exception {
+        for (String meter : List.of("low_water", "seats")) {
+            byte aggregation = meter.equals("seats") ? WindowedUsage.MAX : WindowedUsage.MIN;
+            List<JsonNode> lines = run(List.of(
+                    usage(meter, "{}", aggregation, T + 2_000, "4"),
+                    correction(WindowedUsage.REMOVE, meter, "{}", aggregation, T + 2_000, "4", T)));
+            assertEquals(1, lines.size(), lines.toString());
+            JsonNode line = lines.get(0);
+            assertEquals("usage", line.get("kind").textValue());
+            assertEquals(0, line.get("event_count").longValue());
+            assertEquals("0", line.get("quantity").textValue());
+            assertEquals("0", line.get("period_quantity_to_date").textValue());
+            assertEquals(0, new BigDecimal(line.get("amount").textValue()).signum(), line.toString());
+        }
+    }
+
+    /** An open last window emptied by a cancel after an earlier window: the period keeps the earlier window's last. */
+    @Test
+    void anOpenLastWindowEmptiedByACancelLeavesThePeriodAtTheLastBefore() throws Exception {
+        List<JsonNode> lines = run(List.of(
+                usage("storage_gb", "{}", WindowedUsage.LAST, T + 1_000, "10"),
+                usage("storage_gb", "{}", WindowedUsage.LAST, T + WINDOW_MS + 1_000, "20"),
+                correction(WindowedUsage.REMOVE, "storage_gb", "{}", WindowedUsage.LAST, T + WINDOW_MS + 1_000, "20",
+                        T + WINDOW_MS)));
+        assertEquals(2, lines.size(), lines.toString());
+        JsonNode emptied = lines.get(1);
+        assertEquals(0, emptied.get("event_count").longValue());
+        assertEquals("0", emptied.get("quantity").textValue());
+        assertEquals("10", emptied.get("period_quantity_to_date").textValue());
+        assertEquals(0, new BigDecimal(emptied.get("amount").textValue()).signum(), emptied.toString());
+    }
+
     @Test
     void aCorrectionOfAnOpenMinWindowChangesItsUsageLine() throws Exception {
         List<JsonNode> lines = run(List.of(
