@@ -481,12 +481,7 @@ public final class WindowRating extends CountingOperator<String>
      * window neither open nor fired is opened by an add, as by a record.
      */
     private void correctRetained(Series s, List<WindowedUsage> records, long floor, long timestamp) {
-        TreeMap<Long, List<WindowedUsage>> byWindow = new TreeMap<>();
-        for (WindowedUsage record : records) {
-            byWindow.computeIfAbsent(TumblingWindows.start(record.eventTimeMs, windowSizeMs), k -> new ArrayList<>(2))
-                    .add(record);
-        }
-        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow.entrySet()) {
+        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow(records).entrySet()) {
             long windowStart = entry.getKey();
             List<WindowedUsage> group = entry.getValue();
             int w = s.window(windowStart);
@@ -501,14 +496,32 @@ public final class WindowRating extends CountingOperator<String>
             } else if (s.fired(windowStart)) {
                 billRetained(s, windowStart, group, floor, timestamp);
             } else {
-                for (WindowedUsage record : group) {
-                    if (record.correction != WindowedUsage.ADD) {
-                        throw new IllegalStateException("a correction removes usage from a window its series "
-                                + "neither holds open nor has fired (event time " + record.eventTimeMs + "): " + s);
-                    }
-                    add(s, record);
-                }
+                openByAdds(s, group);
             }
+        }
+    }
+
+    /** Correction records by the start of their window, windows in order, records in arrival order. */
+    private TreeMap<Long, List<WindowedUsage>> byWindow(List<WindowedUsage> records) {
+        TreeMap<Long, List<WindowedUsage>> byWindow = new TreeMap<>();
+        for (WindowedUsage record : records) {
+            byWindow.computeIfAbsent(TumblingWindows.start(record.eventTimeMs, windowSizeMs), k -> new ArrayList<>(2))
+                    .add(record);
+        }
+        return byWindow;
+    }
+
+    /**
+     * The corrections of a window the series neither holds open nor has fired: adds open it, as records would; a
+     * remove there breaks an invariant in money (the ledger removes only what this series billed): fail loudly.
+     */
+    private void openByAdds(Series s, List<WindowedUsage> group) {
+        for (WindowedUsage record : group) {
+            if (record.correction != WindowedUsage.ADD) {
+                throw new IllegalStateException("a correction removes usage from a window its series neither holds "
+                        + "open nor has fired (event time " + record.eventTimeMs + "): " + s);
+            }
+            add(s, record);
         }
     }
 
@@ -982,12 +995,7 @@ public final class WindowRating extends CountingOperator<String>
      * window neither open nor fired is opened by an add, as by a record.
      */
     private void correctUnique(Series s, List<WindowedUsage> records, long floor, long timestamp) {
-        TreeMap<Long, List<WindowedUsage>> byWindow = new TreeMap<>();
-        for (WindowedUsage record : records) {
-            byWindow.computeIfAbsent(TumblingWindows.start(record.eventTimeMs, windowSizeMs), k -> new ArrayList<>(2))
-                    .add(record);
-        }
-        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow.entrySet()) {
+        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow(records).entrySet()) {
             long windowStart = entry.getKey();
             List<WindowedUsage> group = entry.getValue();
             int w = s.window(windowStart);
@@ -1027,13 +1035,7 @@ public final class WindowRating extends CountingOperator<String>
                         s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
                         corrections(group), null, floor, null, null, changes.toString()), timestamp));
             } else {
-                for (WindowedUsage record : group) {
-                    if (record.correction != WindowedUsage.ADD) {
-                        throw new IllegalStateException("a correction removes usage from a window its series "
-                                + "neither holds open nor has fired (event time " + record.eventTimeMs + "): " + s);
-                    }
-                    add(s, record);
-                }
+                openByAdds(s, group);
             }
         }
     }
