@@ -9,7 +9,7 @@ same checkpoint as the line item that caused it. Grant and spend-cap records are
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
 import yaml
@@ -35,6 +35,7 @@ from udfs.credits import (
     validate_spend_cap_record,
 )
 from udfs.credits.event_order import due_at, hold, release, wake
+from udfs.credits.ledger import CustomerCredits, LoggedLine
 from udfs.windows import from_epoch_ms, to_epoch_ms
 
 END_OF_INPUT = 2**63 - 1  # Long.MAX_VALUE: the watermark a bounded input ends with
@@ -65,11 +66,26 @@ def line_item_customer_key(line_item_json: str) -> str:
     return _customer_key(fields["tenant_id"], fields["customer_id"])
 
 
-def upgrade_pending_v1(old) -> tuple[InvoiceLineItem, ...]:
-    """Line items pickled into `uids.CUSTOMER_CREDITS_PENDING_STATE_V1` (before `kind` and `adjusts_line_item_id`):
-    a pickle restores a model's fields without validating, so such an item lacks the new fields; validating its
-    fields again gives them their defaults (a usage line)."""
+def upgrade_pending(old) -> tuple[InvoiceLineItem, ...]:
+    """Line items pickled into `uids.CUSTOMER_CREDITS_PENDING_STATE_V1` (before `kind` and `adjusts_line_item_id`)
+    or `_V2` (before `decided_after`): a pickle restores a model's fields without validating, so such an item lacks
+    the new fields; validating its fields again gives them their defaults (a usage line; an adjustment held across
+    the upgrade keeps no decision instant and is ordered by its id among its window's lines, as before)."""
     return tuple(InvoiceLineItem.model_validate(dict(item.__dict__)) for item in old)
+
+
+def upgrade_credits_v1(old: CustomerCredits) -> CustomerCredits:
+    """A ledger pickled into `uids.CUSTOMER_CREDITS_STATE_V1`: its logged lines were pickled before `decided_after`.
+    Rebuilt through their constructor they hold it (None: ordered as before the upgrade, by window end and id)."""
+
+    def rebuilt(state: CustomerCredits | None) -> CustomerCredits | None:
+        if state is None:
+            return None
+        history = state.history
+        lines = tuple(LoggedLine(*(getattr(line, f.name) for f in fields(LoggedLine))) for line in history.lines)
+        return replace(state, history=replace(history, base=rebuilt(history.base), lines=lines))
+
+    return rebuilt(old)
 
 
 @dataclass
@@ -144,7 +160,8 @@ class CreditsFunction(KeyedCoProcessFunction):
         self.policies = {}
         self.state = None
         self.pending = None
-        self.pending_v1 = None
+        self.state_v1 = None
+        self.previous_pending = []
         self.timer = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -156,20 +173,43 @@ class CreditsFunction(KeyedCoProcessFunction):
             self._descriptor(uids.CUSTOMER_CREDITS_STATE, Types.PICKLED_BYTE_ARRAY()))
         self.pending = runtime_context.get_state(
             self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE, Types.PICKLED_BYTE_ARRAY()))
-        self.pending_v1 = runtime_context.get_state(
-            self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE_V1, Types.PICKLED_BYTE_ARRAY()))
+        self.state_v1 = runtime_context.get_state(
+            self._descriptor(uids.CUSTOMER_CREDITS_STATE_V1, Types.PICKLED_BYTE_ARRAY()))
+        self.previous_pending = [  # newest first
+            runtime_context.get_state(
+                self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE_V2, Types.PICKLED_BYTE_ARRAY())),
+            runtime_context.get_state(
+                self._descriptor(uids.CUSTOMER_CREDITS_PENDING_STATE_V1, Types.PICKLED_BYTE_ARRAY())),
+        ]
         self.timer = runtime_context.get_state(self._descriptor(uids.CUSTOMER_CREDITS_TIMER_STATE, Types.LONG()))
 
+    def _credits(self) -> CustomerCredits | None:
+        """The customer's ledger; one of the previous state version (lines pickled before `decided_after`) is
+        rebuilt once and moved over."""
+        state = self.state.value()
+        if state is None:
+            old = self.state_v1.value()
+            if old is None:
+                return None
+            self.state_v1.clear()
+            state = upgrade_credits_v1(old)
+            self.state.update(state)
+        return state
+
     def _pending(self) -> tuple[InvoiceLineItem, ...]:
-        """The held line items; those of the previous state version (pickled before a line had `kind`) are
-        revalidated once, taking the new fields' defaults (a usage line), and moved over."""
+        """The held line items; those of a previous state version (pickled before a line had `decided_after`, or
+        `kind`) are revalidated once, taking the new fields' defaults, and moved over."""
         pending = self.pending.value()
         if pending is None:
-            old = self.pending_v1.value()
+            old = ()
+            for previous in self.previous_pending:
+                old += tuple(previous.value() or ())
+                previous.clear()
             if not old:
                 return ()
-            self.pending_v1.clear()
-            pending = upgrade_pending_v1(old)
+            pending = ()
+            for item in upgrade_pending(old):
+                pending = hold(pending, item)
             self.pending.update(pending)
         return pending
 
@@ -205,7 +245,7 @@ class CreditsFunction(KeyedCoProcessFunction):
     def process_element2(self, event, ctx):
         policy = self.policies[event.tenant_id]
         apply = apply_spend_cap if isinstance(event, SpendCap) else apply_grant_event
-        state, drawdowns, alerts = apply(self.state.value(), event, policy, emitted_at=utc_now())
+        state, drawdowns, alerts = apply(self._credits(), event, policy, emitted_at=utc_now())
         yield from self._finish(state, self._pending(), drawdowns, alerts, ctx)
 
     def on_timer(self, timestamp: int, ctx):
@@ -216,7 +256,7 @@ class CreditsFunction(KeyedCoProcessFunction):
     def _release(self, until, ctx, *, pending, end_of_input=False):
         tenant_id = ctx.get_current_key().split("\x1f", 1)[0]
         state, pending, drawdowns, alerts = release(
-            self.state.value(), pending, until, self.policies[tenant_id], emitted_at=utc_now(),
+            self._credits(), pending, until, self.policies[tenant_id], emitted_at=utc_now(),
             end_of_input=end_of_input)
         yield from self._finish(state, pending, drawdowns, alerts, ctx, rearm=not end_of_input)
 

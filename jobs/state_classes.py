@@ -78,7 +78,10 @@ PICKLED_STATES: tuple[PickledState, ...] = (
 # States read only to migrate what earlier versions wrote (their pickles hold the classes as they were then; the
 # reader moves them to the current state, `jobs/billing_functions.py` and `jobs/credits.py`): never written, so not
 # fingerprinted.
-MIGRATED_STATES = frozenset({uids.PERIOD_TO_DATE_STATE_V1, uids.CUSTOMER_CREDITS_PENDING_STATE_V1})
+MIGRATED_STATES = frozenset({
+    uids.PERIOD_TO_DATE_STATE_V1, uids.CUSTOMER_CREDITS_STATE_V1, uids.CUSTOMER_CREDITS_PENDING_STATE_V1,
+    uids.CUSTOMER_CREDITS_PENDING_STATE_V2,
+})
 
 
 def qualified_name(cls: type) -> str:

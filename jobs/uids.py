@@ -45,8 +45,12 @@ CREDITS_LEDGER = "credits-ledger-v1"
 CREDITS_SINK_DRAWDOWNS = "credits-sink-drawdowns-v1"
 CREDITS_SINK_ALERTS = "credits-sink-alerts-v1"
 CREDITS_SINK_GRANT_DEAD_LETTERS = "credits-sink-grant-dead-letters-v1"
-CUSTOMER_CREDITS_STATE = "customer-credits-v1"
-CUSTOMER_CREDITS_PENDING_STATE = "customer-credits-pending-v2"  # line items waiting for the clock
-# Line items pickled before `kind` and `adjusts_line_item_id`: read once, revalidated into v2.
+CUSTOMER_CREDITS_STATE = "customer-credits-v2"
+# Ledgers pickled before a logged line had `decided_after`: read once, their lines rebuilt into v2 (as usage lines).
+CUSTOMER_CREDITS_STATE_V1 = "customer-credits-v1"
+CUSTOMER_CREDITS_PENDING_STATE = "customer-credits-pending-v3"  # line items waiting for the clock
+# Line items pickled before `decided_after` (v2) or before `kind` and `adjusts_line_item_id` (v1): read once,
+# revalidated into v3.
+CUSTOMER_CREDITS_PENDING_STATE_V2 = "customer-credits-pending-v2"
 CUSTOMER_CREDITS_PENDING_STATE_V1 = "customer-credits-pending-v1"
 CUSTOMER_CREDITS_TIMER_STATE = "customer-credits-timer-v1"

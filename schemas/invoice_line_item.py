@@ -21,7 +21,9 @@ digits are truncated. Invariants a consumer may rely on:
   after (`udfs.line_items.accumulate_correction`);
 - a `prior_period_adjustment` is the same for a period already closed (its end + the tenant's grace reached): rated
   against that period's own total, its `invoice_id` is the customer's next open invoice (`udfs.line_items.line_kind`);
-  one that bills corrections has an id naming the kind `correction`.
+  one that bills corrections has an id naming the kind `correction`;
+- an adjustment's `decided_after` is the watermark its events came after (the one its id names): a window's
+  adjustments in decision order, after its usage line (null), which is the order the credits ledger applies them in.
 `amount` may be negative (volume tiers, `last`/`min` meters, price changes); it is never clamped.
 """
 
@@ -104,6 +106,11 @@ class InvoiceLineItem(BaseModel):
                                "the next open invoice")
     adjusts_line_item_id: str | None = Field(
         default=None, description="an adjustment's window: the line_item_id of that window's usage line; null for usage"
+    )
+    decided_after: UtcDatetime | None = Field(
+        default=None, description="an adjustment's place among its window's lines: the watermark its events came "
+        "after (the one its id names); null for a usage line. The credits ledger applies a window's usage line first, "
+        "then its adjustments in this order"
     )
     invoice_id: str | None = Field(
         default=None, description="the invoice this line is on (udfs.invoices.invoice_id): its own period's, or for a "

@@ -339,6 +339,7 @@ def build_line_item(
             watermark=decided_after),
         kind=kind,
         adjusts_line_item_id=None if kind == USAGE else usage_id,
+        decided_after=None if kind == USAGE else decided_after,
         invoice_id=invoice_id(window.tenant_id, window.customer_id, invoice_period_start, catalog_tenant.currency),
         tenant_id=window.tenant_id,
         customer_id=window.customer_id,

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import pickle
 import typing
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from jobs import state_classes, uids
 from jobs.state_classes import LOCK_FILE, PICKLED_STATES, PickledState, difference, reachable, render
 from schemas.invoice_line_item import InvoiceLineItem, LineItemTier
-from tests.unit.credits.credit_factories import Tick, at, cap, grant, line, run, void
+from tests.unit.credits.credit_factories import Tick, adjustment, at, cap, grant, line, run, void
 from tests.unit.test_line_items import KINDS, MARCH, make_window, tenant_catalog
 from tests.unit.test_line_items import run as accumulate
 from udfs.line_items import SeriesPeriods
@@ -53,10 +55,11 @@ def _customer_credits():
     retained history with grants, voids and lines (a grant arriving after the usage it covers recomputes it)."""
     events = [cap(5), grant("g1", 10, expires_at=at(500)), line(1, 3), grant("g2", 1, expires_at=at(30)),
               line(2, 4), void("g9", at(3)), line(0, 20), grant("g0", 2, effective_at=at(0)), void("g1", at(400)),
-              Tick(at(40))]
+              adjustment(line(1, 3), -1, decided_after=at(5)), Tick(at(40))]
     state = run(events).state
     assert state.grants and state.uncovered and state.periods and state.voids and state.spend_caps
     assert state.history.grant_events and state.history.lines
+    assert any(logged.decided_after is not None for logged in state.history.lines)
     return state
 
 
@@ -64,8 +67,9 @@ def _pending() -> tuple[InvoiceLineItem, ...]:
     tier = LineItemTier(tier_index=0, lower_bound=Decimal(0), up_to=None, unit_price=Decimal("0.1"),
                         flat_fee=Decimal(0), quantity=Decimal(3), amount=Decimal("0.3"))
     item = line(1, 3).model_copy(update={"tiers": (tier,), "group": {"model": "nova"}})
+    correction = adjustment(item, -1, decided_after=at(5))
     # parsed from its wire form, as the ledger does (jobs/credits.py): the datetimes pydantic makes are pickled
-    return (InvoiceLineItem.model_validate_json(item.model_dump_json()),)
+    return tuple(InvoiceLineItem.model_validate_json(held.model_dump_json()) for held in (item, correction))
 
 
 def _retained_windows():
@@ -200,19 +204,40 @@ def test_the_command_writes_the_lock_and_checks_it(tmp_path, monkeypatch, capsys
     assert state_classes.main(["--check"]) == 0
 
 
-def test_line_items_held_by_the_previous_credits_version_are_upgraded_to_usage_lines():
-    """`customer-credits-pending-v1` holds line items pickled before `kind`: read back, they lack it; the migration
-    (jobs/credits.py) validates them again into the current model."""
-    import pickle
+def _pickled_without(value, *missing: str):
+    """`value` as a pickle of an earlier class version restores it: without the attributes named."""
+    old = copy.copy(value)
+    object.__setattr__(old, "__dict__", {k: v for k, v in value.__dict__.items() if k not in missing})
+    return pickle.loads(pickle.dumps(old))
 
-    from jobs.credits import upgrade_pending_v1
+
+@pytest.mark.parametrize("missing", [("kind", "adjusts_line_item_id", "decided_after"), ("decided_after",)],
+                         ids=["pending-v1", "pending-v2"])
+def test_line_items_held_by_a_previous_credits_version_are_upgraded(missing):
+    """`customer-credits-pending-v1` (before `kind`) and `-v2` (before `decided_after`) hold line items that, read
+    back, lack the newer fields; the migration (jobs/credits.py) validates them again into the current model."""
+    from jobs.credits import upgrade_pending
 
     item = _pending()[0]
-    old = item.model_copy()
-    object.__setattr__(old, "__dict__", {k: v for k, v in item.__dict__.items()
-                                         if k not in ("kind", "adjusts_line_item_id")})
-    (restored,) = pickle.loads(pickle.dumps((old,)))
+    restored = _pickled_without(item, *missing)
     with pytest.raises(AttributeError):
-        _ = restored.kind
-    (upgraded,) = upgrade_pending_v1((restored,))
-    assert upgraded == item and upgraded.kind == "usage" and upgraded.adjusts_line_item_id is None
+        _ = getattr(restored, missing[0])
+    (upgraded,) = upgrade_pending((restored,))
+    assert upgraded == item and upgraded.kind == "usage" and upgraded.decided_after is None
+
+
+def test_a_ledger_of_the_previous_credits_version_gets_its_lines_rebuilt():
+    """`customer-credits-v1` holds logged lines pickled before `decided_after`: rebuilt, they hold it in their own
+    attributes (None, a usage line's place), so the state pickled again is the current class's."""
+    from jobs.credits import upgrade_credits_v1
+    from udfs.credits.ledger import LoggedLine
+
+    state = _customer_credits()
+    usage_lines = tuple(logged for logged in state.history.lines if logged.decided_after is None)
+    state = replace(state, history=replace(state.history, lines=usage_lines))
+    old_lines = tuple(_pickled_without(logged, "decided_after") for logged in usage_lines)
+    assert old_lines and all("decided_after" not in vars(logged) for logged in old_lines)
+    upgraded = upgrade_credits_v1(replace(state, history=replace(state.history, lines=old_lines)))
+    assert upgraded == state
+    assert all(isinstance(logged, LoggedLine) and vars(logged)["decided_after"] is None
+               for logged in upgraded.history.lines)

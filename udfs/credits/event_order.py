@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from schemas.credits import BillingAlert, CreditDrawdown
 from schemas.invoice_line_item import InvoiceLineItem
-from udfs.credits.ledger import CustomerCredits, apply_line_item, next_timer, on_time
+from udfs.credits.ledger import CustomerCredits, apply_line_item, line_order, next_timer, on_time
 from udfs.credits.policy import CreditPolicy
 
 Pending = tuple[InvoiceLineItem, ...]
@@ -37,11 +37,12 @@ def due_at(item: InvoiceLineItem) -> datetime:
 
 
 def _order(item: InvoiceLineItem) -> tuple:
-    return due_at(item), item.line_item_id
+    return line_order(due_at(item), item.decided_after, item.line_item_id)
 
 
 def hold(pending: Pending, item: InvoiceLineItem) -> Pending:
-    """`pending` plus `item`, in (due instant, line item id) order; a line item held already is not held twice."""
+    """`pending` plus `item`, in `line_order` (due instant, decision, id); a line item held already is not held
+    twice."""
     if any(held.line_item_id == item.line_item_id for held in pending):
         return pending
     return tuple(sorted((*pending, item), key=_order))

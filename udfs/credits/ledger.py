@@ -14,8 +14,10 @@ Semantics (the burn order and eligibility are in `burn_order.py`, the alert rule
 - **Event time decides, not arrival** (issue 15.2): the money (what each grant pays of each line, what expires,
   what is voided, what stays uncovered, every balance) is the one of the customer's inputs taken in event-time
   order: grants, voids and spend caps known first (their effective, expiry and void instants decide what they
-  cover), then the line items by (window end, line_item_id), each after the deadlines (expiries, voids, ends of
-  retention) strictly before its window end, then the deadlines up to the latest `on_time`. Applying a line item
+  cover), then the line items by window end (`line_order`: a window's usage line first, then its late
+  adjustments and corrections in the order they were decided, `decided_after`), each after the deadlines
+  (expiries, voids, ends of retention) strictly before its window end, then the deadlines up to the latest
+  `on_time`. Applying a line item
   is the clock reaching its window end: it applies those deadlines first. Inputs that arrive in that order are
   applied as they come. One that does not (a grant effective, or a void voided, before the window end of a line
   already applied; a line older than one applied or than the clock) makes the ledger recompute its retained
@@ -63,7 +65,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -80,6 +82,15 @@ DRAWDOWN_NAMESPACE = uuid.UUID("324d4652-0c92-538d-8842-827038362664")
 DRAWDOWN_ID_VERSION = "v1"
 ZERO = Decimal(0)
 MILLISECOND = timedelta(milliseconds=1)
+_BEFORE_ANY_DECISION = datetime.min.replace(tzinfo=UTC)
+
+
+def line_order(due: datetime, decided_after: datetime | None, line_item_id: str) -> tuple:
+    """A line item's place in event time: the instant its window fired; within it a window's usage line
+    (`decided_after` None) before its adjustments, and those in the order they were decided (the watermark their
+    events came after), so a negative correction follows the usage it corrects whatever the ids. The id only
+    orders lines decided together."""
+    return (due, decided_after or _BEFORE_ANY_DECISION, line_item_id)
 # The drawdown kinds whose `amount` is credit drawn from (or, negative, returned to) a grant for usage.
 DRAWN_KINDS = frozenset({"usage", "catch_up", "adjustment"})
 
@@ -150,11 +161,12 @@ class LoggedLine:
     period_start: datetime
     period_end: datetime
     amount: Decimal
+    decided_after: datetime | None = None  # an adjustment's: the watermark its events came after
 
     @classmethod
     def of(cls, item: InvoiceLineItem) -> LoggedLine:
         return cls(item.line_item_id, item.meter, item.currency, item.window_start, item.window_end,
-                   item.period_start, item.period_end, item.amount)
+                   item.period_start, item.period_end, item.amount, item.decided_after)
 
     @property
     def due(self) -> datetime:
@@ -162,8 +174,8 @@ class LoggedLine:
         return self.window_end - MILLISECOND
 
     @property
-    def order(self) -> tuple[datetime, str]:
-        return (self.due, self.line_item_id)
+    def order(self) -> tuple:
+        return line_order(self.due, self.decided_after, self.line_item_id)
 
 
 @dataclass(frozen=True)
@@ -220,15 +232,15 @@ def drawdown_id(
 
 # ---- the pure API -----------------------------------------------------------------------------------------
 #
-# Every call gives the state, records and balances that the customer's inputs give in event-time order: grants,
-# voids and spend caps known before any line (their effective, expiry and void instants decide what they cover),
-# then the line items in (window end, line_item_id) order with the deadlines (expiries, voids, ends of retention)
-# before each, then the deadlines up to the latest `on_time`. An input that arrives in that order is applied as
-# it comes (the common case, and the only one in a replay). One that does not (a grant effective before, or a void
-# voided before, a line item already applied; a line item older than one applied) makes the ledger recompute the
-# retained past from `History.base` in event-time order and write the difference as corrections (`adjustment`
-# records per line and grant, `expiry` / `void` records per grant, each with `cause = "revision:<n>"`): the money
-# per grant, per line and per customer then no longer depends on the order of arrival.
+# Every call gives the state, records and balances that the customer's inputs give in event-time order: grants, voids
+# and spend caps known before any line (their effective, expiry and void instants decide what they cover), then the
+# line items in `line_order` (window end, decision, line_item_id) with the deadlines (expiries, voids, ends of
+# retention) before each, then the deadlines up to the latest `on_time`. An input that arrives in that order is
+# applied as it comes (the common case, and the only one in a replay). One that does not (a grant effective before, or
+# a void voided before, a line item already applied; a line item older than one applied) makes the ledger recompute
+# the retained past from `History.base` in event-time order and write the difference as corrections (`adjustment`
+# records per line and grant, `expiry` / `void` records per grant, each with `cause = "revision:<n>"`): the money per
+# grant, per line and per customer then no longer depends on the order of arrival.
 
 
 def apply_line_item(

@@ -106,6 +106,24 @@ def line(
     )
 
 
+def adjustment(
+    usage: InvoiceLineItem,
+    amount: str | int,
+    *,
+    decided_after: datetime,
+    kind: str = "correction",
+    line_id: str | None = None,
+) -> InvoiceLineItem:
+    """A late adjustment or correction of `usage`'s window, decided after watermark `decided_after`. Its id is the
+    job's unless given: a test can pick ids that sort before or after the usage line's."""
+    own_id = line_id or line_item_id(
+        TENANT, CUSTOMER, usage.meter, usage.group, usage.window_start, kind=kind, watermark=decided_after)
+    return usage.model_copy(update={
+        "line_item_id": own_id, "kind": kind, "adjusts_line_item_id": usage.line_item_id,
+        "decided_after": decided_after, "amount": Decimal(str(amount)), "rounding_adjustment": Decimal(str(amount)),
+    })
+
+
 @dataclass(frozen=True)
 class Tick:
     """`on_time(now)`, as the adapter's event-time timer would call it."""

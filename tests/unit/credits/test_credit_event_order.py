@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from credit_factories import EMITTED, NO_ALERTS, D, at, grant, line, void
+from credit_factories import EMITTED, NO_ALERTS, D, adjustment, at, grant, line, void
 
 from udfs.credits import apply_grant_event, on_time
 from udfs.credits.event_order import due_at, hold, release, wake
@@ -85,3 +85,14 @@ def test_end_of_input_applies_every_held_line_item_and_no_deadline_after_the_las
     assert left == ()
     assert summary(drawdowns) == [("expiry", "promo", D("5.00"), D("0.00")), ("usage", "late", D("1.00"), D("0.00"))]
     assert wake(state, left) == at(9)  # "late" expires after the data: the end of a replay does not expire it
+
+
+def test_a_window_s_adjustments_are_held_after_its_usage_line_in_decision_order():
+    usage = line(2, "8")
+    late = adjustment(usage, "4", decided_after=at(5), kind="late_adjustment", line_id="~late")
+    cancel = adjustment(usage, "-4", decided_after=at(6), line_id="!cancel")
+    other_window = line(3, "1")
+    pending = ()
+    for item in (cancel, other_window, late, usage):
+        pending = hold(pending, item)
+    assert pending == (usage, late, cancel, other_window)

@@ -17,6 +17,7 @@ from credit_factories import (
     NOV,
     TENANT,
     Tick,
+    adjustment,
     at,
     balance_of,
     customer_balance,
@@ -29,6 +30,7 @@ from credit_factories import (
 
 from udfs.credits import (
     DEFAULT_POLICY,
+    DRAWN_KINDS,
     apply_grant_event,
     apply_line_item,
     drawdown_id,
@@ -285,3 +287,40 @@ def test_a_line_past_a_periods_retention_folds_that_period_too():
     assert [logged.line_item_id for logged in result.state.history.lines] == [after_grace.line_item_id]
     assert [book.period_start for book in result.state.periods] == [DEC[0]]
     assert balance_of(result.state, "g") == 65
+
+
+# ---- a window's adjustments follow its usage line, in the order they were decided ------------------------------
+
+
+@pytest.mark.parametrize("correction_id", ["!sorts-before-every-uuid", "~sorts-after-every-uuid", None])
+@pytest.mark.parametrize("correction_first", [False, True])
+def test_a_correction_is_applied_after_the_usage_it_corrects_whatever_its_id_and_arrival(correction_id,
+                                                                                         correction_first):
+    # Usage of 80 in hour 1, corrected by -30 after the watermark reached hour 3; the grant expires at hour 5. In
+    # event time the correction returns 30 of the 80 drawn and 50 expires. Ordered by id alone, a correction whose
+    # id sorted first returned nothing (no draw yet) and left -30 uncovered: 80 drawn, 20 expired.
+    usage = line(1, 80)
+    correction = adjustment(usage, -30, decided_after=at(3), line_id=correction_id)
+    lines = [correction, usage] if correction_first else [usage, correction]
+    result = run([grant("g", 100, expires_at=at(5)), *lines, Tick(at(6))])
+    drawn = sum((d.amount for d in result.drawdowns if d.kind in DRAWN_KINDS), Decimal(0))
+    assert drawn == 50
+    assert sum((d.amount for d in result.drawdowns if d.kind == "expiry"), Decimal(0)) == 50
+    assert sum((d.uncovered_amount for d in result.drawdowns), Decimal(0)) == 0
+
+
+@pytest.mark.parametrize("arrival", [(0, 1, 2), (2, 1, 0), (1, 2, 0), (2, 0, 1)])
+def test_adjustments_of_one_window_apply_in_decision_order_not_id_order(arrival):
+    # Usage 80, then a late adjustment of +40 decided after hour 3, then a cancel of that late usage (-40) decided
+    # after hour 4. In decision order the grant (100) pays 80, then 20 of the 40 (20 uncovered), and the cancel
+    # gives 40 back, of which 20 catch up the 20 uncovered: 80 drawn, 20 left to expire, nothing owed.
+    # The ids are chosen so that id order is the reverse of decision order.
+    usage = line(1, 80)
+    late = adjustment(usage, 40, decided_after=at(3), kind="late_adjustment", line_id="~late")
+    cancel = adjustment(usage, -40, decided_after=at(4), line_id="!cancel")
+    inputs = [(usage, late, cancel)[i] for i in arrival]
+    result = run([grant("g", 100, expires_at=at(5)), *inputs, Tick(at(6))])
+    drawn = sum((d.amount for d in result.drawdowns if d.kind in DRAWN_KINDS), Decimal(0))
+    assert drawn == 80
+    assert sum((d.amount for d in result.drawdowns if d.kind == "expiry"), Decimal(0)) == 20
+    assert sum((d.uncovered_amount for d in result.drawdowns), Decimal(0)) == 0

@@ -305,11 +305,12 @@ public class RateLineItem extends ScalarFunction {
                 usage ? null : correction ? Rules.LINE_KIND_CORRECTION : kind, decidedAfterMs);
         sb.append("\",\"kind\":\"").append(kind);
         if (usage) {
-            sb.append("\",\"adjusts_line_item_id\":null");
+            sb.append("\",\"adjusts_line_item_id\":null,\"decided_after\":null");
         } else {
             sb.append("\",\"adjusts_line_item_id\":\"");
             lineItemId(sb, tenantId, customerId, meterName, windowStart, null, NO_WATERMARK);
-            sb.append('"');
+            sb.append("\",\"decided_after\":");
+            instant(sb, decidedAfterMs);
         }
         sb.append(",\"invoice_id\":\"");
         invoiceId(sb, tenantId, customerId, invoicePeriodStart, tenant.settings.currency);
