@@ -68,7 +68,7 @@ from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_s
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
 from udfs.accounting import Accounting, CorrectionAccounting, Outcome
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
-from udfs.corrections import DEFAULT_CORRECTION_HORIZON, check_horizon
+from udfs.corrections import DEFAULT_CORRECTION_HORIZON, check_horizon, retained_for_ms
 from udfs.java_catalog import java_catalog_json
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
 
@@ -349,7 +349,8 @@ def rate_windows(t_env: StreamTableEnvironment, routed: RoutedUsage, settings: B
         WINDOW_RATING_CLASS, (STRING, settings.java_catalog_json), (LONG, settings.window_size_ms),
         (LONG, settings.period_state_ttl_days() * MS_PER_DAY), (LONG, settings.max_age_ms),
         (OUTPUT_TAG, unique_windows), (OUTPUT_TAG, late), (OUTPUT_TAG, accounting),
-        (BOOLEAN, routed.correction_rejects is not None))  # with corrections: max/min/last windows keep contents
+        (BOOLEAN, routed.correction_rejects is not None),  # with corrections: max/min/last windows keep contents
+        (LONG, retained_for_ms(settings.correction_horizon_ms)))
     key = java_new(METER_KEY_CLASS)
     string_type = jvm.org.apache.flink.api.common.typeinfo.Types.STRING
     j_rated = (
@@ -450,7 +451,8 @@ def build_pipeline(
         .key_by(window_key, key_type=Types.STRING())
         .process(
             PeriodToDateFunction(settings.catalog_yaml, state_ttl_days=settings.period_state_ttl_days(),
-                                 max_age_ms=settings.max_age_ms, retain_contents=corrections is not None),
+                                 max_age_ms=settings.max_age_ms, retain_contents=corrections is not None,
+                                 retain_ms=retained_for_ms(settings.correction_horizon_ms)),
             output_type=Types.STRING(),
         )
         .name("rate-unique-count-period-to-date")
@@ -490,6 +492,10 @@ SINKS = {
     "accounting": ("accounting", uids.BILLING_SINK_ACCOUNTING),
     "correction_dead_letters": ("correction_dead_letters", uids.BILLING_SINK_CORRECTION_DEAD_LETTERS),
 }
+# Outputs whose records all name a customer: keyed by it (`exactly_once_string_sink`), so each customer's records
+# are read in the order they were written: line items, drawdowns, alerts, invoices.
+KEYED_BY_CUSTOMER = frozenset({"line_items", "unique_count_line_items", "credit_drawdowns", "billing_alerts",
+                               "invoices"})
 
 
 def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, job_name: str) -> None:
@@ -497,7 +503,8 @@ def attach_kafka_sinks(outputs: BillingOutputs, topics: Topics, bootstrap: str, 
         if getattr(outputs, name) is None:
             continue  # an optional stage that is off (corrections)
         topic = getattr(topics, topic_field)
-        sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
+        sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}",
+                                        keyed_by_customer=name in KEYED_BY_CUSTOMER)
         getattr(outputs, name).sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
 
 
@@ -523,7 +530,8 @@ def attach_credits(
         (credit_outputs.grant_dead_letters, topics.credit_grant_dead_letters, uids.CREDITS_SINK_GRANT_DEAD_LETTERS,
          "credit_grant_dead_letters"),
     ):
-        sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}")
+        sink = exactly_once_string_sink(bootstrap, topic, transactional_id_prefix=f"{job_name}-{name}",
+                                        keyed_by_customer=name in KEYED_BY_CUSTOMER)
         stream.sink_to(sink).name(f"kafka-{name}").uid(sink_uid)
     return credit_outputs.drawdowns
 
@@ -566,7 +574,8 @@ def build_job(
     if credits:
         drawdowns = attach_credits(t_env, settings, outputs, topics, bootstrap=bootstrap, job_name=job_name,
                                    bounded=bounded)
-    sink = exactly_once_string_sink(bootstrap, topics.invoices, transactional_id_prefix=f"{job_name}-invoices")
+    sink = exactly_once_string_sink(bootstrap, topics.invoices, transactional_id_prefix=f"{job_name}-invoices",
+                                    keyed_by_customer="invoices" in KEYED_BY_CUSTOMER)
     invoices_of(settings, outputs, drawdowns).sink_to(sink).name("kafka-invoices").uid(uids.BILLING_SINK_INVOICES)
     return env
 

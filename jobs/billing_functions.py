@@ -21,7 +21,14 @@ from schemas.late_event import LateUsageEvent
 from schemas.usage_event import UsageEvent
 from udfs.aggregations import aggregator_for
 from udfs.catalog import Catalog, parse_catalog
-from udfs.corrections import begin_retaining, correct_retained, retain_late, retain_window
+from udfs.corrections import (
+    RetainedWindows,
+    begin_retaining,
+    correct_retained,
+    freeze_settled,
+    retain_late,
+    retain_window,
+)
 from udfs.line_items import PeriodState, SeriesPeriods, StaleWindowError, bill_late, bill_window
 from udfs.line_items import window_key as window_key_of
 from udfs.validation import Rejection, dead_letter_for
@@ -67,19 +74,26 @@ class PeriodToDateFunction(KeyedProcessFunction):
     the period's end. Its TTL is the window operator's (BillingSettings.period_state_ttl_days), after the last write.
     State of the previous version (one `PeriodState`, `uids.PERIOD_TO_DATE_STATE_V1`) is read once and moved over.
     With `retain_contents` (the job's `--corrections`), the series' `RetainedWindows` too: each fired window's values
-    with how many events carry each, for the periods it holds, so that a cancel or amend can take a value out of
-    the period exactly; without, that state is dropped (what a later run with corrections retains begins frozen).
+    with how many events carry each, so that a cancel or amend can take a value out of the period exactly, until
+    `retain_ms` of processing time after a window's latest contribution (`udfs.corrections.freeze_settled`, on each
+    fired window); without, that state is dropped (what a later run with corrections retains begins frozen). The
+    previous version's (`uids.PERIOD_TO_DATE_CONTENTS_STATE_V1`, before windows kept their time) is moved over.
     """
 
-    def __init__(self, catalog_yaml: str, *, state_ttl_days: int, max_age_ms: int, retain_contents: bool = False):
+    def __init__(self, catalog_yaml: str, *, state_ttl_days: int, max_age_ms: int, retain_contents: bool = False,
+                 retain_ms: int | None = None):
+        if retain_contents and (retain_ms is None or retain_ms <= 0):
+            raise ValueError(f"retaining window contents needs retain_ms > 0, got {retain_ms}")
         self.catalog_yaml = catalog_yaml
         self.state_ttl_days = state_ttl_days
         self.max_age = timedelta(milliseconds=max_age_ms)
         self.retain_contents = retain_contents
+        self.retain_ms = retain_ms
         self.catalog: Catalog | None = None
         self.state = None
         self.state_v1 = None
         self.contents = None
+        self.contents_v1 = None
 
     def open(self, runtime_context: RuntimeContext):
         # Once per operator instance, and only here: the function is pickled on the client and unpickled in each
@@ -96,6 +110,9 @@ class PeriodToDateFunction(KeyedProcessFunction):
         contents = ValueStateDescriptor(uids.PERIOD_TO_DATE_CONTENTS_STATE, Types.PICKLED_BYTE_ARRAY())
         contents.enable_time_to_live(state_ttl(self.state_ttl_days))
         self.contents = runtime_context.get_state(contents)
+        contents_v1 = ValueStateDescriptor(uids.PERIOD_TO_DATE_CONTENTS_STATE_V1, Types.PICKLED_BYTE_ARRAY())
+        contents_v1.enable_time_to_live(state_ttl(self.state_ttl_days))
+        self.contents_v1 = runtime_context.get_state(contents_v1)
         metrics = runtime_context.get_metrics_group().add_group("meterstream")
         self.windows_rated = metrics.counter("windows_rated")
         self.stale_windows = metrics.counter("windows_stale")
@@ -109,6 +126,17 @@ class PeriodToDateFunction(KeyedProcessFunction):
             self.state_v1.clear()
             return SeriesPeriods((previous,))
         return periods
+
+    def retained_windows(self) -> RetainedWindows | None:
+        """The series' retained windows; those of the previous state version are rebuilt once and moved over."""
+        retained = self.contents.value()
+        if retained is None:
+            old = self.contents_v1.value()
+            if old is None:
+                return None
+            self.contents_v1.clear()
+            retained = upgrade_retained_v1(old)
+        return retained
 
     def process_element(self, row: Row, ctx: KeyedProcessFunction.Context):
         window = window_aggregate_from_row(
@@ -127,8 +155,9 @@ class PeriodToDateFunction(KeyedProcessFunction):
         tenant = self.catalog.tenant(window.tenant_id)
         periods = self.series_periods()
         retained = None
+        now_ms = ctx.timer_service().current_processing_time()
         if self.retain_contents:
-            retained = self.contents.value() or begin_retaining(periods)
+            retained = self.retained_windows() or begin_retaining(periods)
         if row.corrections is not None:
             if retained is None:
                 raise ValueError(f"corrections of {window} reached an accumulator that retains no window contents")
@@ -137,7 +166,7 @@ class PeriodToDateFunction(KeyedProcessFunction):
             periods, retained, line_item = correct_retained(
                 periods, retained, changes, tenant, key=window_key_of(window), window_start=window.window_start,
                 window_end=window.window_end, corrections=corrections,
-                watermark=from_epoch_ms(row.late_watermark_ms), emitted_at=utc_now())
+                watermark=from_epoch_ms(row.late_watermark_ms), emitted_at=utc_now(), now_ms=now_ms)
         elif row.late_watermark_ms is not None:
             periods, line_item = bill_late(periods, window, tenant, watermark=from_epoch_ms(row.late_watermark_ms),
                                            emitted_at=utc_now())
@@ -146,7 +175,7 @@ class PeriodToDateFunction(KeyedProcessFunction):
                 retained = retain_late(
                     retained, window, unique_window_contents(row.unique_tokens, row.unique_token_counts,
                                                              row.event_count),
-                    aggregator_for(meter.aggregation, meter.unique_dimension))
+                    aggregator_for(meter.aggregation, meter.unique_dimension), now_ms=now_ms)
         else:
             try:
                 opened_after = None if row.opened_after_ms is None else from_epoch_ms(row.opened_after_ms)
@@ -160,9 +189,13 @@ class PeriodToDateFunction(KeyedProcessFunction):
                 return
             self.windows_rated.inc()
             if retained is not None:
-                retained = retain_window(
-                    retained, window, unique_window_contents(row.unique_tokens, row.unique_token_counts,
-                                                             row.event_count), periods, tenant)
+                meter = tenant.meter(window.meter)
+                retained = freeze_settled(
+                    retain_window(retained, window, unique_window_contents(row.unique_tokens, row.unique_token_counts,
+                                                                           row.event_count), periods, tenant,
+                                  now_ms=now_ms),
+                    aggregator_for(meter.aggregation, meter.unique_dimension), tenant, now_ms=now_ms,
+                    retain_ms=self.retain_ms)
         self.state.update(periods)
         if retained is not None:
             self.contents.update(retained)
@@ -170,6 +203,13 @@ class PeriodToDateFunction(KeyedProcessFunction):
             self.contents.clear()
         if line_item is not None:
             yield line_item.model_dump_json()
+
+
+def upgrade_retained_v1(old) -> RetainedWindows:
+    """`RetainedWindows` pickled into `uids.PERIOD_TO_DATE_CONTENTS_STATE_V1`, before `seen` and
+    `next_freeze_check_ms`: rebuilt through the constructor (no window has its time: each counts from the next
+    `freeze_settled`)."""
+    return RetainedWindows(dict(old.windows), dict(old.frozen))
 
 
 class DeadLetterFormatter(MapFunction):

@@ -16,7 +16,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 
-from jobs.java_interop import java_new
+from jobs.java_interop import BOOLEAN, java_new
 
 # Below the broker's transaction.max.timeout.ms, above the longest checkpoint plus recovery we expect.
 SINK_TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
@@ -116,8 +116,11 @@ WRITE_TIME_SERIALIZER_CLASS = "io.meterstream.sink.WriteTimeSerializer"
 RECORD_SERIALIZATION_SCHEMA_CLASS = "org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema"
 
 
-def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_prefix: str) -> KafkaSink:
-    """An exactly-once sink of strings into `topic`, its records stamped with the wall clock at write time.
+def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_prefix: str,
+                             keyed_by_customer: bool = False) -> KafkaSink:
+    """An exactly-once sink of strings into `topic`, its records stamped with the wall clock at write time;
+    `keyed_by_customer`: each record (JSON with `tenant_id` and `customer_id`) keyed by its customer, so that one
+    customer's records share a partition and a consumer reads them in the order the job wrote them.
 
     Flink's record serializer stamps each Kafka record with the element's timestamp, which is event time for line
     items (their window's last millisecond) and the drawdowns and alerts they cause. Kafka refuses records stamped
@@ -142,7 +145,8 @@ def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_pre
     # PyFlink's set_record_serializer only takes its own builder's schema; the Java builder takes the wrapper (a
     # class of our jar).
     wrapper = java_new(WRITE_TIME_SERIALIZER_CLASS,
-                       (RECORD_SERIALIZATION_SCHEMA_CLASS, record_serializer._j_serialization_schema))
+                       (RECORD_SERIALIZATION_SCHEMA_CLASS, record_serializer._j_serialization_schema),
+                       (BOOLEAN, keyed_by_customer))
     builder._j_builder.setRecordSerializer(wrapper)
     for key, value in SINK_PRODUCER_PROPERTIES.items():
         builder = builder.set_property(key, value)

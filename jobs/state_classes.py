@@ -79,7 +79,8 @@ PICKLED_STATES: tuple[PickledState, ...] = (
 # reader moves them to the current state, `jobs/billing_functions.py` and `jobs/credits.py`): never written, so not
 # fingerprinted.
 MIGRATED_STATES = frozenset({
-    uids.PERIOD_TO_DATE_STATE_V1, uids.CUSTOMER_CREDITS_STATE_V1, uids.CUSTOMER_CREDITS_PENDING_STATE_V1,
+    uids.PERIOD_TO_DATE_STATE_V1, uids.PERIOD_TO_DATE_CONTENTS_STATE_V1, uids.CUSTOMER_CREDITS_STATE_V1,
+    uids.CUSTOMER_CREDITS_PENDING_STATE_V1,
     uids.CUSTOMER_CREDITS_PENDING_STATE_V2,
 })
 

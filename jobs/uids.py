@@ -33,7 +33,9 @@ BILLING_SINK_CORRECTION_DEAD_LETTERS = "billing-sink-correction-dead-letters-v1"
 # State names (the state's identity inside its operator). The classes a pickled state holds are listed in
 # jobs/state_classes.py and locked in jobs/state_classes.txt: changing one of them needs a new -vN here.
 PERIOD_TO_DATE_STATE = "period-to-date-v2"  # SeriesPeriods (a period state per billing period late usage can reach)
-PERIOD_TO_DATE_CONTENTS_STATE = "period-to-date-contents-v1"  # RetainedWindows (unique_count, with corrections)
+PERIOD_TO_DATE_CONTENTS_STATE = "period-to-date-contents-v2"  # RetainedWindows (unique_count, with corrections)
+# RetainedWindows pickled before `seen` and `next_freeze_check_ms`: read once, rebuilt into v2.
+PERIOD_TO_DATE_CONTENTS_STATE_V1 = "period-to-date-contents-v1"
 PERIOD_TO_DATE_STATE_V1 = "period-to-date-v1"  # PeriodState (the latest period only); read once, moved to v2
 CORRECTION_ID_STATE = "correction-id-v1"  # a correction id's first copy: (fingerprint, first seen ms), no pickle
 

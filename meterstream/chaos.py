@@ -13,7 +13,7 @@ One trial, on a real broker:
    key, so every copy of an event is in one partition and each record's offset is known in advance.
    Corrections: the generator's (`ChaosSpec.correction_rate` of the first-seen events; cancels, value and
    dimension amends, re-sent correction ids, unknown events) of the events written before the trial
-   (`trial_corrections`), none of a customer with credit grants or its own spend cap (`run_trial` says why). The
+   (`trial_corrections`), those of customers with credit grants and spend caps too. The
    unbounded job decides a correction on arrival (one before its event is `unknown_event`), so `CorrectionProducer`
    writes them only once the trial's committed output proves those events are in the job's state for good, and the
    flush events wait until its committed accounting counts them all (the job decides a correction at its next
@@ -63,7 +63,7 @@ One trial, on a real broker:
      (`meterstream.corrected_bill`);
    - identities: accounting (usage and corrections) against the inputs' offsets; the credits identities; per
      customer and currency, grants - drawn - expired - voided = the ledger's last reported
-     `customer_balance_after` (event-time order).
+     `customer_balance_after` (the last written: the sink keys drawdowns by customer).
 
 The trial runs with an idle timeout longer than the outage (`ChaosSpec.idle_timeout_s`), a precaution: with the
 default 5 s both partitions turn idle during an outage, and the one whose reader resumes first would move the
@@ -366,24 +366,22 @@ class LiveProducer(threading.Thread):
             self.done.set()
 
 
-def trial_corrections(corrections: list, *, first_index: int, head: int,
-                      correctable: Callable[[int], bool] = lambda index: True) -> list:
+def trial_corrections(corrections: list, *, first_index: int, head: int) -> list:
     """The generator's corrections (`meterstream.workload.CorrectionRecord`, `event_index` into the workload that
     starts at record `first_index` of the input) whose outcome cannot depend on timing, kills or restores: those of
     events among the input's first `head` records (written before the trial; `CorrectionProducer` waits until the
-    job has them for good) for which `correctable(input index)` holds, the corrections of unknown events, and the
-    re-sends of a kept correction (a re-send of one left out would be a first copy)."""
+    job has them for good), the corrections of unknown events, and the re-sends of a kept correction (a re-send of
+    one left out would be a first copy)."""
     from meterstream.workload import CorrectionKind
 
     kept, ids = [], set()
     for correction in corrections:
         payload = json.loads(correction.record)
         key = (payload["tenant_id"], payload["correction_id"])
-        index = correction.event_index + first_index
         if correction.kind is CorrectionKind.DUPLICATE:
             keep = key in ids
         else:
-            keep = correction.event_index < 0 or (index < head and correctable(index))
+            keep = correction.event_index < 0 or correction.event_index + first_index < head
         if keep:
             kept.append(correction)
             ids.add(key)
@@ -595,24 +593,11 @@ def run_trial(bootstrap: str, spec: ChaosSpec, *, broker=None, cluster=None, log
             timestamps_ms=[sent_before] * tail)
     produce(bootstrap, inputs["usage_events"], workload.records[tail:head],
             partitions=[p for p, _ in placement[tail:head]])
-    credit_customers = {(r["tenant_id"], r["customer_id"]) for r in produce_credit_inputs(bootstrap, inputs, now=now)}
+    produce_credit_inputs(bootstrap, inputs, now=now)
     reference = workload.reference_time.isoformat()
     window = timedelta(milliseconds=BillingSettings(catalog_yaml="").window_size_ms)
 
-    # No event of a customer with credit grants or its own spend cap is corrected: with a correction of a window
-    # before a grant expired, the bounded baseline's credit ledger (seed 178641, acme-ai/cust-00001) wrote the
-    # negative line's records and a revision of the expiry with the customer's current balance at earlier event
-    # times, while its records of later windows keep the balance from before, so "the last customer_balance_after in
-    # event-time order" was no longer grants - drawn - expired - voided (`chaos_checks.balance_mismatches`); and
-    # whether a correction meets an open window (lowering its usage line) or makes a negative line after it changes
-    # what an expiring grant draws. Open: which of the ledger's report and that check is to change. (Every acme-ai
-    # customer has the tenant's spend cap: their alerts are compared without the corrected customers,
-    # `compare_alerts`.)
-    def correctable(index: int) -> bool:
-        event = json.loads(workload.records[index])
-        return (event["tenant_id"], event["customer_id"]) not in credit_customers
-
-    corrections = trial_corrections(current.corrections, first_index=tail, head=head, correctable=correctable)
+    corrections = trial_corrections(current.corrections, first_index=tail, head=head)
     report.corrections = len(corrections)
     intent = chaos_checks.intent_of(workload, placement, catalog=load_catalog(project_home() / CATALOG),
                                     reference_time=workload.reference_time, window=window,

@@ -12,11 +12,11 @@ Two kinds of expectation:
 Series with late usage or an applied correction are compared by money per period, not line by line: which
 watermark a late event or a correction came after (and so their lines' ids and split) is the run's timing.
 And one identity within a run: per customer and currency, grants - drawn - expired - voided must equal the
-`customer_balance_after` the ledger reported last (in event-time order).
+`customer_balance_after` the ledger reported last (the last written).
 
 Each function returns a list of failures (sentences); empty means the check holds. Records are the parsed JSON
-dicts of the output topics; drawdowns in the order they sit in their partitions (`sorted by (partition,
-offset)`), which breaks ties of event time and emission time when finding a grant's or customer's last record.
+dicts of the output topics; drawdowns in the order they sit in their partitions: the sink keys them by customer,
+so each customer's are in the order the ledger wrote them.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class CreditTotals:
     expired: Decimal = ZERO
     voided: Decimal = ZERO
     uncovered: Decimal = ZERO
-    final_balance: Decimal | None = None  # from the last record in event-time order
+    final_balance: Decimal | None = None  # from the last record the ledger wrote
 
     def as_tuple(self) -> tuple:
         return (self.drawn, self.expired, self.voided, self.uncovered, self.final_balance)
@@ -69,18 +69,16 @@ def _column(kind: str) -> str:
     return "drawn" if kind in DRAWN_KINDS else {"expiry": "expired", "void": "voided"}[kind]
 
 
-def event_time_order(drawdowns: Sequence[dict]) -> list[dict]:
-    """The drawdowns by (event_time, emitted_at), ties kept in the given (partition, offset) order: the ledger
-    emits the records of one step together, in the order it applied them."""
-    return [r for _, r in sorted(enumerate(drawdowns), key=lambda p: (p[1]["event_time"], p[1]["emitted_at"], p[0]))]
-
-
 def credit_totals(drawdowns: Sequence[dict]) -> tuple[dict[tuple, CreditTotals], dict[tuple, CreditTotals]]:
     """(per grant: (tenant, customer, grant_id), per customer: (tenant, customer, currency)) -> totals. A grant's
-    uncovered amount is what its records carried (catch-up records pay uncovered usage back)."""
+    uncovered amount is what its records carried (catch-up records pay uncovered usage back). `drawdowns` as read
+    from their topic: the sink keys them by customer (`jobs.billing.KEYED_BY_CUSTOMER`), so each customer's are in
+    the order the ledger wrote them and the last one read reports the balance now. (Not the last in event time: a
+    late line or a correction of an earlier window makes the ledger recompute and write records at that window's
+    event time with the balance after them, while the records of later windows keep the balance they reported.)"""
     grants: dict[tuple, CreditTotals] = defaultdict(CreditTotals)
     customers: dict[tuple, CreditTotals] = defaultdict(CreditTotals)
-    for r in event_time_order(drawdowns):
+    for r in drawdowns:
         c = customers[(r["tenant_id"], r["customer_id"], r["currency"])]
         column = _column(r["kind"])
         setattr(c, column, getattr(c, column) + _d(r["amount"]))
@@ -127,8 +125,9 @@ def _fmt(t: CreditTotals) -> str:
 
 def balance_mismatches(grants: Iterable, drawdowns: Sequence[dict]) -> list[str]:
     """Per (tenant, customer, currency): grants - drawn - expired - voided equal to the `customer_balance_after`
-    of the customer's last drawdown in event-time order. `grants`: the valid `CreditGrant`s of the input (a repeated
-    grant_id counts once, as in the ledger); a customer holding credit must have a drawdown that reports it."""
+    of the customer's last drawdown written (`credit_totals`). `grants`: the valid `CreditGrant`s of the input (a
+    repeated grant_id counts once, as in the ledger); a customer holding credit must have a drawdown that reports
+    it."""
     from schemas.credits import CreditGrant
 
     granted: dict[tuple, Decimal] = defaultdict(Decimal)
@@ -147,7 +146,7 @@ def balance_mismatches(grants: Iterable, drawdowns: Sequence[dict]) -> list[str]
         computed = granted.get(key, ZERO) - totals.drawn - totals.expired - totals.voided
         if computed != totals.final_balance:
             failures.append(f"credits: {key!r}: grants - drawn - expired - voided = {computed}, the ledger's last "
-                            f"customer_balance_after (event-time order) is {totals.final_balance}")
+                            f"customer_balance_after (the order written) is {totals.final_balance}")
     return failures
 
 

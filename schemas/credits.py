@@ -227,8 +227,12 @@ class CreditDrawdown(BaseModel):
     period_start: UtcMillis | None = Field(description="the line item's billing period; null for expiry and void")
     currency: Currency
     amount: WireDecimal = Field(description="credit drawn from the grant; negative = returned to it")
-    grant_balance_after: WireDecimal | None = Field(description="null when grant_id is null")
-    customer_balance_after: WireDecimal = Field(description="sum of the balances of all live grants in currency")
+    grant_balance_after: WireDecimal | None = Field(description="null when grant_id is null; as written (see "
+                                                    "customer_balance_after)")
+    customer_balance_after: WireDecimal = Field(
+        description="sum of the balances of all live grants in currency, as written: a record of a recomputation "
+        "(a line or grant event out of event-time order) reports the balance once it is done, so a customer's last "
+        "record written reports its balance now")
     uncovered_amount: WireDecimal = Field(description="part of the line no grant paid (to be invoiced)")
     event_time: UtcMillis
     emitted_at: UtcMillis

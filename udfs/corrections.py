@@ -101,10 +101,12 @@ accumulator is re-folded from the windows' payloads of the period (`period_combi
 for unique_count, token -> number of windows holding it); its state is per window, not per event.
 
 Where the job keeps it: `io.meterstream.rating.WindowRating` keeps every open window's contents and a max, min or
-last series' fired windows' too, for the periods it holds; a unique_count series' fired windows are retained by the
+last series' fired windows' too, until `retained_for_ms` (two correction horizons of processing time) after a
+window's latest contribution, when it is frozen into its period's frozen part (`freeze_settled`: no correction can
+reach its events any more); a unique_count series' fired windows are retained by the
 keyed Python accumulator that rates its periods (`RetainedWindows`: each window's aggregate and contents, and each
 period's frozen part, ~ its distinct values' bytes per window), whose steps are `begin_retaining`, `retain_window`,
-`retain_late` and `correct_retained`.
+`retain_late`, `correct_retained` and `freeze_settled`.
 """
 
 from __future__ import annotations
@@ -709,11 +711,48 @@ class RetainedWindows:
     which receives fired windows) keeps so that corrections of its fired windows can be billed with `correct_window`:
     each fired window of the periods it still holds (its aggregate and contents, by window start), and per period a
     frozen part, the period accumulator of the windows fired before it began to retain (restored from a release
-    without contents, or billed while corrections were off). The correction ledger holds no correctable event of a
-    frozen window, so the frozen part only ever takes part in the period's fold, as it stands."""
+    without contents, or billed while corrections were off) or frozen since (`freeze_settled`). The correction
+    ledger holds no correctable event of a frozen window, so the frozen part only ever takes part in the period's
+    fold, as it stands."""
 
     windows: Mapping[datetime, tuple[WindowAggregate, WindowContents]] = field(default_factory=dict)
     frozen: Mapping[datetime, Any] = field(default_factory=dict)
+    # Processing time (ms) of each retained window's latest contribution (firing, late events, corrections); a
+    # window missing here (restored from a state without it) counts from the next `freeze_settled`.
+    seen: Mapping[datetime, int] = field(default_factory=dict)
+    next_freeze_check_ms: int = 0  # `freeze_settled` looks again from then on
+
+
+def retained_for_ms(horizon_ms: int) -> int:
+    """How long a fired window keeps its contents after its latest contribution, in processing time: two correction
+    horizons. The ledger holds an event as correctable for one horizon from its first copy, which came no later than
+    the window's latest contribution; the second is the margin a correction the ledger accepted has to reach the
+    window (a backlog, a restore). Then the window is frozen into its period's frozen part (`freeze_settled`): a
+    series retains contents for the correction horizon, not until its period is forgotten (~36 days)."""
+    return 2 * horizon_ms
+
+
+def freeze_settled(retained: RetainedWindows, aggregator: Aggregator, catalog_tenant: TenantCatalog, *,
+                   now_ms: int, retain_ms: int) -> RetainedWindows:
+    """The retained windows whose latest contribution is `retain_ms` or more behind `now_ms` folded into their
+    period's frozen part (`period_combine`: the period to date does not change) and dropped with their contents. A
+    late event for such a window is retained from then on beside the frozen part (`retain_late`), as for windows
+    fired before the series began to retain. Looked for at most every `retain_ms` / 16; a window without its time
+    starts counting now. (`io.meterstream.rating.WindowRating.freezeSettled` is the same for max, min and last.)"""
+    if now_ms < retained.next_freeze_check_ms:
+        return retained
+    windows, frozen, seen = dict(retained.windows), dict(retained.frozen), dict(retained.seen)
+    for start in sorted(windows):
+        if start not in seen:
+            seen[start] = now_ms
+        elif now_ms - seen[start] >= retain_ms:
+            window, _ = windows.pop(start)
+            del seen[start]
+            period_start = _period_start(start, catalog_tenant)
+            accumulator = frozen.get(period_start)
+            frozen[period_start] = aggregator.period_combine(
+                aggregator.period_initialize() if accumulator is None else accumulator, window)
+    return RetainedWindows(windows, frozen, seen, now_ms + max(1, retain_ms // 16))
 
 
 def begin_retaining(series: SeriesPeriods) -> RetainedWindows:
@@ -728,22 +767,27 @@ def _period_start(window_start: datetime, catalog_tenant: TenantCatalog) -> date
 
 def retain_window(
     retained: RetainedWindows, window: WindowAggregate, contents: WindowContents, series: SeriesPeriods,
-    catalog_tenant: TenantCatalog,
+    catalog_tenant: TenantCatalog, *, now_ms: int,
 ) -> RetainedWindows:
-    """A fired window (after `bill_window`) and its contents; the windows and frozen parts of the periods `series`
-    no longer holds are forgotten with them (no event can reach them)."""
+    """A fired window (after `bill_window`) and its contents, seen at processing time `now_ms`; the windows and
+    frozen parts of the periods `series` no longer holds are forgotten with them (no event can reach them)."""
     kept = {p.period_start for p in series.periods}
     windows = {start: held for start, held in retained.windows.items()
                if _period_start(start, catalog_tenant) in kept}
     windows[window.window_start] = (window, contents)
-    return RetainedWindows(windows, {start: acc for start, acc in retained.frozen.items() if start in kept})
+    seen = {start: at for start, at in retained.seen.items() if start in windows}
+    seen[window.window_start] = now_ms
+    return RetainedWindows(windows, {start: acc for start, acc in retained.frozen.items() if start in kept}, seen,
+                           retained.next_freeze_check_ms)
 
 
 def retain_late(
-    retained: RetainedWindows, late: WindowAggregate, late_contents: WindowContents, aggregator: Aggregator,
+    retained: RetainedWindows, late: WindowAggregate, late_contents: WindowContents, aggregator: Aggregator, *,
+    now_ms: int,
 ) -> RetainedWindows:
-    """Late events of a fired window (after `bill_late`) into its retained contents. A window fired before the series
-    retained has none: it is retained from these on (what it held before is in its period's frozen part)."""
+    """Late events of a fired window (after `bill_late`), seen at processing time `now_ms`, into its retained
+    contents. A window fired before the series retained (or frozen since) has none: it is retained from these on
+    (what it held before is in its period's frozen part)."""
     held = retained.windows.get(late.window_start)
     window, contents = held if held is not None else (None, window_contents(aggregator, ()))
     members = Counter(dict(contents.members))
@@ -756,7 +800,8 @@ def retain_late(
     base = late if window is None else window
     empty = {"quantity": None, "last": None, "distinct_values": None}
     window = replace(base, event_count=merged.event_count, **{**empty, **window_payload(merged, aggregator)})
-    return replace(retained, windows={**retained.windows, late.window_start: (window, merged)})
+    return replace(retained, windows={**retained.windows, late.window_start: (window, merged)},
+                   seen={**retained.seen, late.window_start: now_ms})
 
 
 def correct_retained(
@@ -771,11 +816,12 @@ def correct_retained(
     corrections: int,
     watermark: datetime,
     emitted_at: datetime,
+    now_ms: int,
 ) -> tuple[SeriesPeriods, RetainedWindows, Any]:
     """The corrections of one fired window of a retaining series (`correct_window` over its retained window, the
-    period's other retained windows and its frozen part): the new period states, retained windows, and the line
-    (None when the period quantity did not move). A window it does not retain had no usage of this series since it
-    began to retain: an amend may move usage into it."""
+    period's other retained windows and its frozen part), seen at processing time `now_ms`: the new period states,
+    retained windows, and the line (None when the period quantity did not move). A window it does not retain had
+    no usage of this series since it began to retain: an amend may move usage into it."""
     held = retained.windows.get(window_start)
     window, contents = held if held is not None else (None, None)
     period_start = _period_start(window_start, catalog_tenant)
@@ -786,7 +832,8 @@ def correct_retained(
         fired=True, period_windows=others, frozen=retained.frozen.get(period_start), corrections=corrections,
         watermark=watermark, emitted_at=emitted_at)
     windows = {**retained.windows, window_start: (corrected.window, corrected.contents)}
-    return corrected.series, replace(retained, windows=windows), corrected.line
+    return (corrected.series, replace(retained, windows=windows, seen={**retained.seen, window_start: now_ms}),
+            corrected.line)
 
 
 __all__ = [
@@ -817,10 +864,12 @@ __all__ = [
     "correction_fingerprint",
     "decide",
     "expire_entry",
+    "freeze_settled",
     "not_billed_detail",
     "observe_dead_letter",
     "observe_event",
     "recompute_window",
+    "retained_for_ms",
     "retain_late",
     "retain_window",
     "validate_correction_record",

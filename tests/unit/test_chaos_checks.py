@@ -48,7 +48,10 @@ def ledger_output() -> list[dict]:
 
 
 def test_equal_credit_outputs_give_no_failure():
-    assert chaos_checks.compare_credits(ledger_output(), list(reversed(ledger_output()))) == []
+    # another customer's records in between (its own partition, read interleaved) change nothing
+    other = [{**record, "customer_id": "cust-00009"} for record in ledger_output()]
+    interleaved = [record for pair in zip(other, ledger_output(), strict=True) for record in pair]
+    assert chaos_checks.compare_credits([*ledger_output(), *other], interleaved) == []
     assert chaos_checks.balance_mismatches(GRANTS, ledger_output()) == []
 
 
@@ -114,10 +117,15 @@ def test_a_different_final_balance_alone_is_reported():
     assert failures and all("customer (" in f for f in failures), failures
 
 
-def test_the_final_balance_is_the_last_in_event_time_not_in_partition_order():
-    records = ledger_output()
-    records.insert(0, records.pop())  # the latest record read first (another partition)
-    assert chaos_checks.credit_totals(records)[1][("acme-ai", "cust-00000", "USD")].final_balance == 0
+def test_the_final_balance_is_the_last_written_not_the_last_in_event_time():
+    """A correction of an earlier window (-30 of the first line, written last) makes the ledger recompute: its
+    records carry that window's event time and the balance after them, 30; the record of the later window still
+    says 0. The customer's records share a partition (the sink keys them), so the last one read is the last
+    written."""
+    records = [*ledger_output(),
+               drawdown("adjustment", "-30", grant="g1", grant_balance="30", customer_balance="30", line="line-3")]
+    assert records[-1]["event_time"] < records[-2]["event_time"]
+    assert chaos_checks.credit_totals(records)[1][("acme-ai", "cust-00000", "USD")].final_balance == 30
     assert chaos_checks.balance_mismatches(GRANTS, records) == []
 
 
@@ -125,7 +133,7 @@ def test_a_wrong_reported_balance_is_reported():
     records = ledger_output()
     records[-1] = {**records[-1], "customer_balance_after": "10"}
     failures = chaos_checks.balance_mismatches(GRANTS, records)
-    assert len(failures) == 1 and "= 0, the ledger's last customer_balance_after (event-time order) is 10" in \
+    assert len(failures) == 1 and "= 0, the ledger's last customer_balance_after (the order written) is 10" in \
         failures[0], failures
 
 

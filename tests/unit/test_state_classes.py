@@ -86,7 +86,7 @@ def _retained_windows():
     acc.fire(MARCH + HOUR, Counter({"u1": 2, "u2": 1}), 3)
     acc.late(MARCH, Counter({"u3": 1}), 1, WATERMARK)
     acc.correct(MARCH + HOUR, [("e1", "remove", "u2"), ("e1", "add", "u4")], WATERMARK)
-    assert acc.retained.frozen and len(acc.retained.windows) == 2
+    assert acc.retained.frozen and len(acc.retained.windows) == 2 and acc.retained.seen
     return acc.retained
 
 
@@ -241,3 +241,18 @@ def test_a_ledger_of_the_previous_credits_version_gets_its_lines_rebuilt():
     assert upgraded == state
     assert all(isinstance(logged, LoggedLine) and vars(logged)["decided_after"] is None
                for logged in upgraded.history.lines)
+
+
+def test_retained_windows_of_the_previous_version_are_rebuilt():
+    """`period-to-date-contents-v1` holds `RetainedWindows` pickled before `seen` and `next_freeze_check_ms`: read
+    back, they lack them; the migration (jobs/billing_functions.py) rebuilds them (no window has its time yet)."""
+    from jobs.billing_functions import upgrade_retained_v1
+    from udfs.corrections import RetainedWindows
+
+    current = _retained_windows()
+    restored = _pickled_without(current, "seen", "next_freeze_check_ms")
+    with pytest.raises(AttributeError):
+        _ = restored.seen
+    upgraded = upgrade_retained_v1(restored)
+    assert upgraded == RetainedWindows(dict(current.windows), dict(current.frozen))
+    assert vars(upgraded)["seen"] == {} and vars(upgraded)["next_freeze_check_ms"] == 0

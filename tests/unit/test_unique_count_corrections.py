@@ -21,13 +21,16 @@ from udfs.corrections import (
     RetainedWindows,
     begin_retaining,
     correct_retained,
+    freeze_settled,
     retain_late,
     retain_window,
+    retained_for_ms,
 )
 from udfs.grouping import unique_token
 from udfs.line_items import CORRECTION, LATE_ADJUSTMENT, SeriesPeriods, bill_late, bill_window
 from udfs.window_rows import parse_unique_corrections, parse_unique_tokens, unique_window_contents
 
+DAY_MS = 24 * 3600 * 1000
 FROZEN = 1 << 30  # io.meterstream.rating.WindowContents.FROZEN: a value held before the window operator retained
 
 
@@ -50,8 +53,10 @@ def _changes_json(records):
 class Accumulator:
     """`jobs.billing_functions.PeriodToDateFunction` on one series, by the same pure steps."""
 
-    def __init__(self, tenant):
+    def __init__(self, tenant, retain_ms: int = retained_for_ms(DAY_MS)):
         self.tenant = tenant
+        self.now_ms = 0  # processing time
+        self.retain_ms = retain_ms
         self.periods = SeriesPeriods()
         self.retained: RetainedWindows | None = None
         self.lines = []
@@ -68,8 +73,10 @@ class Accumulator:
         self.periods, line = bill_window(self.periods, window, self.tenant, emitted_at=EMITTED, max_age=MAX_AGE)
         self.lines.append(line)
         if self.retained is not None:
-            self.retained = retain_window(self.retained, window, unique_window_contents(joined, counts, event_count),
-                                          self.periods, self.tenant)
+            self.retained = freeze_settled(
+                retain_window(self.retained, window, unique_window_contents(joined, counts, event_count),
+                              self.periods, self.tenant, now_ms=self.now_ms),
+                self.aggregator, self.tenant, now_ms=self.now_ms, retain_ms=self.retain_ms)
 
     def late(self, start, values: Counter, event_count, watermark):
         joined, counts = _columns(values)
@@ -79,13 +86,14 @@ class Accumulator:
             assert line.kind == LATE_ADJUSTMENT
             self.lines.append(line)
         self.retained = retain_late(self.retained, window, unique_window_contents(joined, counts, event_count),
-                                    self.aggregator)
+                                    self.aggregator, now_ms=self.now_ms)
 
     def correct(self, start, records, watermark):
         changes, corrections = parse_unique_corrections(_changes_json(records), self.dimension)
         self.periods, self.retained, line = correct_retained(
             self.periods, self.retained, changes, self.tenant, key=KEY, window_start=start,
-            window_end=start + HOUR, corrections=corrections, watermark=watermark, emitted_at=EMITTED)
+            window_end=start + HOUR, corrections=corrections, watermark=watermark, emitted_at=EMITTED,
+            now_ms=self.now_ms)
         if line is not None:
             assert line.kind == CORRECTION
             assert line.event_count == corrections
@@ -147,6 +155,52 @@ def test_an_amend_moving_usage_into_a_window_the_series_never_had():
     assert line.period_quantity_to_date == 2 and line.quantity == 1
 
 
+def test_windows_are_frozen_two_correction_horizons_after_their_latest_contribution():
+    """`freeze_settled`: a fired window whose latest contribution (its firing, a late event, a correction) is
+    `retained_for_ms(horizon)` behind is folded into its period's frozen part and its contents dropped; the period
+    does not change, and a late event for a frozen window is retained (and correctable) beside the frozen part."""
+    tenant = tenant_catalog("unique_count", "per_unit")
+    acc = Accumulator(tenant)
+    assert acc.retain_ms == 2 * DAY_MS
+    acc.retain()
+    acc.fire(MARCH, Counter({"u1": 1, "u2": 1}), 2)
+    acc.fire(MARCH + HOUR, Counter({"u3": 1}), 1)
+    acc.now_ms = acc.retain_ms - 1
+    acc.late(MARCH + HOUR, Counter({"u4": 1}), 1, WATERMARK)  # the second window is seen again
+    acc.now_ms = acc.retain_ms
+    acc.fire(MARCH + 2 * HOUR, Counter({"u5": 1}), 1)
+    assert set(acc.retained.windows) == {MARCH + HOUR, MARCH + 2 * HOUR}
+    assert acc.retained.frozen[MARCH] == frozenset({"u1", "u2"})
+    assert acc.periods.period(MARCH).quantity_state == frozenset({"u1", "u2", "u3", "u4", "u5"})
+    # the retained windows are still corrected exactly, beside the frozen part
+    line = acc.correct(MARCH + HOUR, [("e3", "remove", "u3")], WATERMARK + HOUR)
+    assert line.period_quantity_to_date == 4
+    # a late event for the frozen window is retained and correctable; the frozen values stay
+    acc.late(MARCH, Counter({"u1": 1, "u9": 1}), 2, WATERMARK + 2 * HOUR)
+    assert acc.correct(MARCH, [("e7", "remove", "u1")], WATERMARK + 3 * HOUR) is None  # u1 is frozen in
+    line = acc.correct(MARCH, [("e8", "remove", "u9")], WATERMARK + 4 * HOUR)
+    assert line.period_quantity_to_date == 4
+    assert sum(x.amount for x in acc.lines) == period_price(tenant, 4)
+    # looked for at most every retain_ms / 16: a window due since the last look waits for the next one
+    acc.now_ms = 2 * acc.retain_ms
+    acc.fire(MARCH + 3 * HOUR, Counter(), 0)
+    assert set(acc.retained.windows) == {MARCH + 3 * HOUR}
+    assert acc.retained.next_freeze_check_ms == acc.now_ms + acc.retain_ms // 16
+
+
+def test_retained_windows_without_their_time_count_from_the_next_look():
+    """A state of the previous version (no `seen`): every window counts from the first `freeze_settled` after it."""
+    tenant = tenant_catalog("unique_count", "per_unit")
+    acc = Accumulator(tenant)
+    acc.retain()
+    acc.fire(MARCH, Counter({"u1": 1}), 1)
+    acc.retained = RetainedWindows(dict(acc.retained.windows), dict(acc.retained.frozen))
+    acc.now_ms = 10 * acc.retain_ms
+    acc.fire(MARCH + HOUR, Counter({"u2": 1}), 1)
+    assert set(acc.retained.windows) == {MARCH, MARCH + HOUR}
+    assert acc.retained.seen == {MARCH: acc.now_ms, MARCH + HOUR: acc.now_ms}
+
+
 def test_the_columns_round_trip_values_with_commas_percents_and_no_value():
     values = Counter({"a,b": 2, "50%": 1, "": 1})
     joined, counts = _columns(values)
@@ -188,6 +242,16 @@ def test_any_history_leaves_the_period_at_the_distinct_values_of_the_corrected_u
             n += 1
         _fire(acc, window, {e: v for e, v in events.items() if v[0] == window})
     fired = first + len({w for w, _ in events.values()})
+    if data.draw(st.booleans()):
+        # a correction horizon (twice over) later one more window fires: the retained ones are frozen, their events
+        # no longer correctable (the ledger forgot them); late events may still come for any window
+        acc.now_ms += acc.retain_ms
+        frozen_events.update(events)
+        events = {f"e{n}": (fired, data.draw(values))}
+        n += 1
+        _fire(acc, fired, events)
+        assert set(acc.retained.windows) == {MARCH + fired * HOUR}
+        fired += 1
     watermark = WATERMARK
     for _ in range(data.draw(st.integers(0, 3))):
         window = data.draw(st.integers(0, fired - 1))

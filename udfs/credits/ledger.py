@@ -14,19 +14,20 @@ Semantics (the burn order and eligibility are in `burn_order.py`, the alert rule
 - **Event time decides, not arrival** (issue 15.2): the money (what each grant pays of each line, what expires,
   what is voided, what stays uncovered, every balance) is the one of the customer's inputs taken in event-time
   order: grants, voids and spend caps known first (their effective, expiry and void instants decide what they
-  cover), then the line items by window end (`line_order`: a window's usage line first, then its late
-  adjustments and corrections in the order they were decided, `decided_after`), each after the deadlines
-  (expiries, voids, ends of retention) strictly before its window end, then the deadlines up to the latest
-  `on_time`. Applying a line item
+  cover), then the line items by window end (`line_order`: a window's usage line first, then its late adjustments
+  and corrections in the order they were decided, `decided_after`), each after the deadlines (expiries, voids, ends
+  of retention) strictly before its window end, then the deadlines up to the latest `on_time`. Applying a line item
   is the clock reaching its window end: it applies those deadlines first. Inputs that arrive in that order are
   applied as they come. One that does not (a grant effective, or a void voided, before the window end of a line
-  already applied; a line older than one applied or than the clock) makes the ledger recompute its retained
-  past from `History` and write the difference as corrections, `cause = "revision:<n>"`: per line and grant an
-  `adjustment` record (amount may be negative; the line's change of uncovered amount on its last one), per grant
-  an `expiry` / `void` record with the change of its settled amount. Reported records are never rewritten: the
-  corrections add up to the event-time result. A period that left retention is closed: it is folded into
-  `History.base` and nothing corrects it any more. Alerts are signals at arrival (a correction may raise them
-  with cause `revision:<n>`), not recomputed.
+  already applied; a line older than one applied or than the clock) makes the ledger recompute its retained past
+  from `History` and write the difference as corrections, `cause = "revision:<n>"`: per line and grant an
+  `adjustment` record (amount may be negative; the line's change of uncovered amount on its last one), per grant an
+  `expiry` / `void` record with the change of its settled amount. Reported records are never rewritten: the
+  corrections add up to the event-time result. Every record of a recomputation (a new line's own records too)
+  reports the balances once it is done, so the last record written for a customer reports its balance now (not the
+  last in event time: records of later windows keep what they reported). A period that left retention is closed: it
+  is folded into `History.base` and nothing corrects it any more. Alerts are signals at arrival (a correction may
+  raise them with cause `revision:<n>`), not recomputed.
 - **Usage** (line amount > 0): eligible grants pay in burn order, each at most its balance; what is left is
   `uncovered_amount` (to be invoiced). One `usage` record per grant drawn; the line's uncovered amount sits on
   its last record; a line no grant touched gets one record with `grant_id: null`, `amount: 0` (a zero line too).
@@ -447,7 +448,7 @@ def _recompute(state: CustomerCredits, policy: CreditPolicy, emitted_at: datetim
         work.periods[key] = replace(book, cap_reached=old is not None and old.cap_reached)
     if new_line is not None:  # its own records, as if in order; the rest of what it changes are corrections
         own = [d for d in after if d.line_item_id == new_line.line_item_id and d.kind == "usage"]
-        work.drawdowns += own
+        work.drawdowns += [work.reported_now(d) for d in own]
         before = before + own
     work.corrections(before, after, lines, cause=f"revision:{revision}")
     for currency in sorted({d.currency for d in work.drawdowns} | {g.currency for g in work.grants.values()}):
@@ -945,6 +946,14 @@ class _Work:
                 grant_balance_after=self._balance_of(example.grant_id),
                 cause=cause,
             )
+
+    def reported_now(self, record: CreditDrawdown) -> CreditDrawdown:
+        """`record` (replayed at its place in event time) with the balances as they are now, as every record of a
+        recomputation reports them: the last record written for a customer then always reports its balance."""
+        return record.model_copy(update={
+            "customer_balance_after": self.balance(record.currency),
+            "grant_balance_after": None if record.grant_id is None else self._balance_of(record.grant_id),
+        })
 
     def _balance_of(self, grant_id: str) -> Decimal:
         grant = self.grants.get(grant_id)

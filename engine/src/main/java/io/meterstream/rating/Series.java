@@ -71,6 +71,9 @@ public final class Series {
     /** While retaining: each period's frozen part (windows fired before retaining began), by period start. */
     TreeMap<Long, BigDecimal> frozenPeriodQuantities;
     TreeMap<Long, String> frozenPeriodKeys;
+    /** Processing time before which {@code WindowRating} does not look for fired windows to freeze again (not in
+     * snapshots: a restored series looks at its next firing). */
+    transient long settleCheckAtMs;
 
     /** An empty series, for restore. */
     public Series() {

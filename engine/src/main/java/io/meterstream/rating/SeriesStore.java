@@ -37,14 +37,19 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * at its end, a count (-1: none) and the tokens; then the pending records, a count and each in
  * {@link WindowedUsage.Serializer}'s form, its correction code included); strings as UTF-8 byte runs and decimals
  * in {@link Codec}'s forms; then, version 5, whether the series retains window contents and if so each retained
- * window (start, frozen part, values or last keys with their multiplicity) and each period's frozen part. Version 4
+ * window (start, version 6: the processing time of its latest contribution, frozen part, values or last keys with
+ * their multiplicity) and each period's frozen part. Version 5 (no such time) is still read: the time counts from
+ * the restore. Version 4
  * (no contents) is still read: a max, min or last series begins retaining on its next record, freezing what it holds
  * ({@code WindowRating}). Version 3 (pending records without a correction code) is still read, as usage.
  * Version 2 (no earlier periods) is still read, as none. Version 1 (no fired window, fire times, tokens or pending records) is still read: its series take
  * {@link Series#FIRED_UNKNOWN}, its windows fire at their end - 1 (as their timers were registered).
  */
 public final class SeriesStore {
-    static final int FORMAT_VERSION = 5;
+    static final int FORMAT_VERSION = 6;
+    /** Before a retained window kept the processing time of its latest contribution; still read (it counts from the
+     * restore on). */
+    static final int FORMAT_VERSION_5 = 5;
     /** Before max, min and last series retained window contents; still read (they begin retaining, frozen). */
     static final int FORMAT_VERSION_4 = 4;
     /** Before pending records carried a correction code; still read (restores of older state). */
@@ -232,7 +237,8 @@ public final class SeriesStore {
     /** Restores one key group's block. */
     public void readKeyGroup(DataInputView in, int keyGroup) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION && version != FORMAT_VERSION_4 && version != FORMAT_VERSION_3
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_5 && version != FORMAT_VERSION_4
+                && version != FORMAT_VERSION_3
                 && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
             throw new IOException("series state of key group " + keyGroup + " has format " + version
                     + ", this version reads " + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
@@ -288,6 +294,7 @@ public final class SeriesStore {
             for (Map.Entry<Long, WindowContents> e : s.contents.entrySet()) {
                 out.writeLong(e.getKey());
                 WindowContents c = e.getValue();
+                out.writeLong(c.seenMs);
                 Codec.writeDecimal(out, c.frozenQuantity);
                 writeString(out, c.frozenKey);
                 out.writeInt(c.values.size());
@@ -355,11 +362,14 @@ public final class SeriesStore {
             s.pending.add(version >= FORMAT_VERSION_4 ? RECORDS.deserialize(in)
                     : RECORDS.deserializeWithoutCorrection(in));
         }
-        if (version >= FORMAT_VERSION && in.readBoolean()) {
+        if (version >= FORMAT_VERSION_5 && in.readBoolean()) {
             s.contents = new TreeMap<>();
             for (int n = in.readInt(); n > 0; n--) {
                 long start = in.readLong();
                 WindowContents c = new WindowContents();
+                if (version >= FORMAT_VERSION) {
+                    c.seenMs = in.readLong();
+                }
                 c.frozenQuantity = Codec.readDecimal(in);
                 c.frozenKey = readString(in);
                 for (int v = in.readInt(); v > 0; v--) {

@@ -32,6 +32,14 @@ final class WindowContents {
     BigDecimal frozenQuantity;
     /** last: the frozen part's last key (null: none). */
     String frozenKey;
+    /**
+     * Processing time of the latest contribution to the window once it fired (its firing, a late record, a
+     * correction): the ledger holds none of its events as correctable once the correction horizon has passed since
+     * then, and {@code WindowRating} folds the window into its period's frozen part ({@code retained_for_ms} of
+     * {@code udfs.corrections}). {@link #SEEN_UNKNOWN}: open, or restored from a state without it.
+     */
+    long seenMs = SEEN_UNKNOWN;
+    static final long SEEN_UNKNOWN = Long.MIN_VALUE;
 
     void addValue(BigDecimal value) {
         values.merge(value, 1, Integer::sum);

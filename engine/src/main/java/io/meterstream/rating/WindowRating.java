@@ -136,6 +136,7 @@ public final class WindowRating extends CountingOperator<String>
     private transient long lastFiniteWatermark = RateLineItem.NO_WATERMARK;
     private transient ListState<Long> lastFiniteWatermarkState;
     private final boolean retainContents;
+    private final long retainForMs;
     private final String catalogJson;
     private final long windowSizeMs;
     private final long stateTtlMs;
@@ -174,7 +175,23 @@ public final class WindowRating extends CountingOperator<String>
     public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs, long maxEventAgeMs,
             OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting,
             boolean retainContents) {
+        this(catalogJson, windowSizeMs, stateTtlMs, maxEventAgeMs, uniqueCountWindows, late, accounting,
+                retainContents, Long.MAX_VALUE);
+    }
+
+    /**
+     * @param retainForMs how long a fired window keeps its contents after its latest contribution, in processing time
+     *                    ({@code udfs.corrections.retained_for_ms} of the correction horizon): then it is folded into
+     *                    its period's frozen part, since no correction can reach its events any more
+     */
+    public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs, long maxEventAgeMs,
+            OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting,
+            boolean retainContents, long retainForMs) {
+        if (retainForMs <= 0) {
+            throw new IllegalArgumentException("retainForMs must be > 0, got " + retainForMs);
+        }
         this.retainContents = retainContents;
+        this.retainForMs = retainForMs;
         this.catalogJson = catalogJson;
         this.windowSizeMs = windowSizeMs;
         this.stateTtlMs = stateTtlMs;
@@ -526,7 +543,7 @@ public final class WindowRating extends CountingOperator<String>
     }
 
     /** One correction record into a window's retained contents (an amend travels as a remove and an add here). */
-    private static void apply(Series s, WindowContents c, WindowedUsage record) {
+    private void apply(Series s, WindowContents c, WindowedUsage record) {
         boolean last = s.aggregation == WindowedUsage.LAST;
         String key = last ? RateLineItem.lastKey(record.eventTimeMs, string(record.eventId), record.value) : null;
         if (record.correction == WindowedUsage.ADD) {
@@ -537,10 +554,12 @@ public final class WindowRating extends CountingOperator<String>
             }
         } else if (record.correction != WindowedUsage.REMOVE || !(last ? c.removeKey(key)
                 : c.removeValue(record.value))) {
-            // The ledger removes only what it billed, into this series and window: a broken invariant in money.
+            // The ledger removes only what it billed, into this series and window: a broken invariant in money
+            // (or a correction that took longer than a correction horizon to get here: its window was frozen).
             throw new IllegalStateException("a correction (" + record.correction + ") of " + (last ? key
                     : record.value) + " that window " + record.eventTimeMs + "'s retained contents " + c
-                    + " cannot take: " + s);
+                    + " cannot take (nothing retained: frozen " + retainForMs + " ms after its latest "
+                    + "contribution?): " + s);
         }
     }
 
@@ -548,6 +567,7 @@ public final class WindowRating extends CountingOperator<String>
     private void billRetained(Series s, long windowStart, List<WindowedUsage> group, long floor, long timestamp) {
         boolean last = s.aggregation == WindowedUsage.LAST;
         WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+        c.seenMs = now();
         BigDecimal windowBefore = windowQuantity(s, c);
         for (WindowedUsage record : group) {
             apply(s, c, record);
@@ -670,6 +690,7 @@ public final class WindowRating extends CountingOperator<String>
         long count = group.records.size();
         if (s.contents != null && s.aggregation != WindowedUsage.UNIQUE_COUNT) {
             WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+            c.seenMs = now();
             for (WindowedUsage record : group.records) {
                 if (record.value == null) {
                     continue;
@@ -882,6 +903,14 @@ public final class WindowRating extends CountingOperator<String>
         BigDecimal quantity = s.aggregation == WindowedUsage.COUNT ? BigDecimal.valueOf(eventCount)
                 : RateLineItem.compact(s.quantities[w]);
         s.closeWindow(w);
+        if (s.contents != null) {
+            long now = now();
+            WindowContents fired = s.contents.get(windowStart);
+            if (fired != null) {
+                fired.seenMs = now;
+            }
+            freezeSettled(s, now);
+        }
         long periodStart = rate.periodStartMs(catalog, s.tenantId, windowStart);
         if (periodStart != s.periodStartMs) {
             switchPeriod(s, periodStart);
@@ -931,6 +960,51 @@ public final class WindowRating extends CountingOperator<String>
             s.contents.keySet().removeIf(start -> !keptPeriod(s, rate.periodStartMs(catalog, s.tenantId, start)));
             s.frozenPeriodQuantities.keySet().removeIf(start -> !keptPeriod(s, start));
             s.frozenPeriodKeys.keySet().removeIf(start -> !keptPeriod(s, start));
+        }
+    }
+
+    /**
+     * {@code udfs.corrections.freeze_settled}: the fired windows whose latest contribution is {@link #retainForMs} or
+     * more behind {@code now} are folded into their period's frozen part (the period to date does not change: it is
+     * the fold over both) and their contents are dropped, so a series retains contents for the correction horizon,
+     * not until its period is forgotten. A late record for such a window is retained from then on, beside the frozen
+     * part, as for windows fired before the series began to retain. Looked for at most every
+     * {@link #retainForMs}/16 per series; a window restored without its time starts counting now.
+     */
+    private void freezeSettled(Series s, long now) {
+        if (now < s.settleCheckAtMs) {
+            return;
+        }
+        s.settleCheckAtMs = now + Math.max(1, retainForMs / 16);
+        boolean last = s.aggregation == WindowedUsage.LAST;
+        java.util.Iterator<Map.Entry<Long, WindowContents>> windows = s.contents.entrySet().iterator();
+        while (windows.hasNext()) {
+            Map.Entry<Long, WindowContents> window = windows.next();
+            WindowContents c = window.getValue();
+            if (s.window(window.getKey()) >= 0) {
+                continue;  // open
+            }
+            if (c.seenMs == WindowContents.SEEN_UNKNOWN) {
+                c.seenMs = now;
+                continue;
+            }
+            if (now - c.seenMs < retainForMs) {
+                continue;
+            }
+            long periodStart = rate.periodStartMs(catalog, s.tenantId, window.getKey());
+            if (last) {
+                String key = RateLineItem.laterLastKey(s.frozenPeriodKeys.get(periodStart), c.lastKey());
+                if (key != null) {
+                    s.frozenPeriodKeys.put(periodStart, key);
+                }
+            } else {
+                BigDecimal quantity = PeriodFold.combine(s.aggregation, s.frozenPeriodQuantities.get(periodStart),
+                        c.quantity(s.aggregation));
+                if (quantity != null) {
+                    s.frozenPeriodQuantities.put(periodStart, quantity);
+                }
+            }
+            windows.remove();
         }
     }
 

@@ -453,6 +453,66 @@ class WindowRatingCorrectionsTest {
         restored.close();
     }
 
+    @Test
+    void firedWindowsAreFrozenTwoHorizonsAfterTheirLatestContributionAcrossARestore() throws Exception {
+        // udfs.corrections.freeze_settled, retained for 1 s of processing time here: window 0 (5) fires at 0 ms,
+        // window 1 (9) at 500 ms; after a restore (the times travel in the snapshot) window 2 (2) fires at 1_000 ms:
+        // window 0 is frozen into the period's frozen part, window 1 is not yet.
+        long retainFor = 1_000;
+        var before = open(null, retaining(retainFor));
+        before.setProcessingTime(0);
+        before.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + 1_000, "5")));
+        before.processWatermark(T + WINDOW_MS + 10_000);
+        before.setProcessingTime(500);
+        before.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + WINDOW_MS + 1_000, "9")));
+        before.processWatermark(T + 2 * WINDOW_MS + 10_000);
+        OperatorSubtaskState snapshot = before.snapshot(1L, 1L);
+        before.close();
+
+        var after = open(snapshot, retaining(retainFor));
+        after.setProcessingTime(1_000);
+        after.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + 2 * WINDOW_MS + 1_000, "2")));
+        after.processWatermark(T + 3 * WINDOW_MS + 10_000);
+        // window 1 is still retained: cancelling its 9 folds the period again over window 0's frozen 5 and the 2
+        after.processElement(stream(correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX,
+                T + WINDOW_MS + 1_000, "9", T + 3 * WINDOW_MS + 10_000)));
+        after.processWatermark(T + 3 * WINDOW_MS + 20_000);
+        List<String> out = after.extractOutputValues();
+        JsonNode line = JSON.readTree(out.get(out.size() - 1));
+        assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue(), out.toString());
+        assertEquals("5", line.get("period_quantity_to_date").textValue(), "window 0 is frozen at 5");
+        // window 0's events are past the horizon: its contents are gone, a cancel there is a broken invariant
+        after.processElement(stream(correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX, T + 1_000,
+                "5", T + 3 * WINDOW_MS + 20_000)));
+        IllegalStateException frozen = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> after.processWatermark(T + 3 * WINDOW_MS + 30_000));
+        assertTrue(frozen.getMessage().contains("frozen 1000 ms after its latest contribution"),
+                frozen.getMessage());
+        after.close();
+
+        // retained for longer (the default here), window 0's contents stay: both cancels are billed and the period
+        // falls to window 2's 2
+        List<JsonNode> kept = run(List.of(
+                usage("seats", "{}", WindowedUsage.MAX, T + 1_000, "5"),
+                usage("seats", "{}", WindowedUsage.MAX, T + WINDOW_MS + 1_000, "9"),
+                usage("seats", "{}", WindowedUsage.MAX, T + 2 * WINDOW_MS + 1_000, "2"),
+                watermark(T + 3 * WINDOW_MS + 10_000),
+                correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX, T + WINDOW_MS + 1_000, "9",
+                        T + 3 * WINDOW_MS + 10_000),
+                watermark(T + 3 * WINDOW_MS + 20_000),
+                correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX, T + 1_000, "5",
+                        T + 3 * WINDOW_MS + 20_000)));
+        assertEquals("2", kept.get(kept.size() - 1).get("period_quantity_to_date").textValue(), kept.toString());
+    }
+
+    private static WindowRating retaining(long retainForMs) {
+        return new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING, true, retainForMs);
+    }
+
+    private static StreamRecord<WindowedUsage> stream(Step step) {
+        return new StreamRecord<>(step.record, step.record.eventTimeMs);
+    }
+
     private static final class Step {
         final WindowedUsage record;
         final long watermark;
