@@ -28,6 +28,7 @@ from udfs.corrections import (
     freeze_settled,
     retain_late,
     retain_window,
+    tick,
 )
 from udfs.line_items import PeriodState, SeriesPeriods, StaleWindowError, bill_late, bill_window
 from udfs.line_items import window_key as window_key_of
@@ -75,9 +76,10 @@ class PeriodToDateFunction(KeyedProcessFunction):
     State of the previous version (one `PeriodState`, `uids.PERIOD_TO_DATE_STATE_V1`) is read once and moved over.
     With `retain_contents` (the job's `--corrections`), the series' `RetainedWindows` too: each fired window's values
     with how many events carry each, so that a cancel or amend can take a value out of the period exactly, until
-    `retain_ms` of processing time after a window's latest contribution (`udfs.corrections.freeze_settled`, on each
-    fired window); without, that state is dropped (what a later run with corrections retains begins frozen). The
-    previous version's (`uids.PERIOD_TO_DATE_CONTENTS_STATE_V1`, before windows kept their time) is moved over.
+    `retain_ms` of the series' clock after a window's latest contribution (`udfs.corrections.tick` and
+    `freeze_settled`, on each fired window); without, that state is dropped (what a later run with corrections retains
+    begins frozen). The previous version's (`uids.PERIOD_TO_DATE_CONTENTS_STATE_V1`, before windows kept their time)
+    is moved over.
     """
 
     def __init__(self, catalog_yaml: str, *, state_ttl_days: int, max_age_ms: int, retain_contents: bool = False,
@@ -155,9 +157,11 @@ class PeriodToDateFunction(KeyedProcessFunction):
         tenant = self.catalog.tenant(window.tenant_id)
         periods = self.series_periods()
         retained = None
-        now_ms = ctx.timer_service().current_processing_time()
+        now_ms = 0
         if self.retain_contents:
-            retained = self.retained_windows() or begin_retaining(periods)
+            retained = tick(self.retained_windows() or begin_retaining(periods),
+                            ctx.timer_service().current_processing_time(), self.retain_ms)
+            now_ms = retained.clock_ms  # the series' clock: retained windows are timed by it
         if row.corrections is not None:
             if retained is None:
                 raise ValueError(f"corrections of {window} reached an accumulator that retains no window contents")
@@ -206,9 +210,9 @@ class PeriodToDateFunction(KeyedProcessFunction):
 
 
 def upgrade_retained_v1(old) -> RetainedWindows:
-    """`RetainedWindows` pickled into `uids.PERIOD_TO_DATE_CONTENTS_STATE_V1`, before `seen` and
-    `next_freeze_check_ms`: rebuilt through the constructor (no window has its time: each counts from the next
-    `freeze_settled`)."""
+    """`RetainedWindows` pickled into `uids.PERIOD_TO_DATE_CONTENTS_STATE_V1`, before the series' clock and its
+    windows' times: rebuilt through the constructor (the clock starts at the next tick; each window counts from the
+    next `freeze_settled`)."""
     return RetainedWindows(dict(old.windows), dict(old.frozen))
 
 

@@ -101,12 +101,12 @@ accumulator is re-folded from the windows' payloads of the period (`period_combi
 for unique_count, token -> number of windows holding it); its state is per window, not per event.
 
 Where the job keeps it: `io.meterstream.rating.WindowRating` keeps every open window's contents and a max, min or
-last series' fired windows' too, until `retained_for_ms` (two correction horizons of processing time) after a
-window's latest contribution, when it is frozen into its period's frozen part (`freeze_settled`: no correction can
-reach its events any more); a unique_count series' fired windows are retained by the
-keyed Python accumulator that rates its periods (`RetainedWindows`: each window's aggregate and contents, and each
-period's frozen part, ~ its distinct values' bytes per window), whose steps are `begin_retaining`, `retain_window`,
-`retain_late`, `correct_retained` and `freeze_settled`.
+last series' fired windows' too, until `retained_for_ms` (two correction horizons of the series' clock, `tick`) after
+a window's latest contribution, when it is frozen into its period's frozen part (`freeze_settled`: no correction can
+reach its events any more); a unique_count series' fired windows are retained by the keyed Python accumulator that
+rates its periods (`RetainedWindows`: each window's aggregate and contents, and each period's frozen part, ~ its
+distinct values' bytes per window), whose steps are `begin_retaining`, `retain_window`, `retain_late`,
+`correct_retained` and `freeze_settled`.
 """
 
 from __future__ import annotations
@@ -717,28 +717,47 @@ class RetainedWindows:
 
     windows: Mapping[datetime, tuple[WindowAggregate, WindowContents]] = field(default_factory=dict)
     frozen: Mapping[datetime, Any] = field(default_factory=dict)
-    # Processing time (ms) of each retained window's latest contribution (firing, late events, corrections); a
-    # window missing here (restored from a state without it) counts from the next `freeze_settled`.
+    # The series' clock (`tick`) when each retained window had its latest contribution (firing, late events,
+    # corrections); a window missing here (restored from a state without it) counts from the next `freeze_settled`.
     seen: Mapping[datetime, int] = field(default_factory=dict)
-    next_freeze_check_ms: int = 0  # `freeze_settled` looks again from then on
+    next_freeze_check_ms: int = 0  # `freeze_settled` looks again from then on (series clock)
+    clock_ms: int = 0  # the series' clock
+    wall_ms: int | None = None  # the processing time it was last ticked at
+
+
+# A series' clock advances by at most retained_for / this per tick (a quarter of a correction horizon).
+CLOCK_STEP_DIVISOR = 8
 
 
 def retained_for_ms(horizon_ms: int) -> int:
-    """How long a fired window keeps its contents after its latest contribution, in processing time: two correction
-    horizons. The ledger holds an event as correctable for one horizon from its first copy, which came no later than
-    the window's latest contribution; the second is the margin a correction the ledger accepted has to reach the
-    window (a backlog, a restore). Then the window is frozen into its period's frozen part (`freeze_settled`): a
-    series retains contents for the correction horizon, not until its period is forgotten (~36 days)."""
+    """How long a fired window keeps its contents after its latest contribution, on its series' clock (`tick`): two
+    correction horizons. The ledger holds an event as correctable for one horizon of processing time from its first
+    copy, which came no later than the window's latest contribution; the second is the margin a correction the
+    ledger accepted has to reach the window. Then the window is frozen into its period's frozen part
+    (`freeze_settled`): a series retains contents for about the correction horizon, not until its period is
+    forgotten (~36 days)."""
     return 2 * horizon_ms
+
+
+def tick(retained: RetainedWindows, now_ms: int, retain_ms: int) -> RetainedWindows:
+    """The series' clock at processing time `now_ms`: it follows processing time, but one tick moves it by at most
+    `retain_ms` / `CLOCK_STEP_DIVISOR`. So a job stopped for days (or a series silent for days) counts a quarter
+    horizon: a correction the ledger accepted before a stop, still waiting in the window operator after it, finds
+    its window retained (the ledger, on processing time, refuses later ones as outside the horizon). A series seen
+    rarely retains longer; never shorter than the ledger holds its events."""
+    step = 0 if retained.wall_ms is None else min(max(0, now_ms - retained.wall_ms),
+                                                  max(1, retain_ms // CLOCK_STEP_DIVISOR))
+    return replace(retained, clock_ms=retained.clock_ms + step, wall_ms=now_ms)
 
 
 def freeze_settled(retained: RetainedWindows, aggregator: Aggregator, catalog_tenant: TenantCatalog, *,
                    now_ms: int, retain_ms: int) -> RetainedWindows:
-    """The retained windows whose latest contribution is `retain_ms` or more behind `now_ms` folded into their
-    period's frozen part (`period_combine`: the period to date does not change) and dropped with their contents. A
-    late event for such a window is retained from then on beside the frozen part (`retain_late`), as for windows
-    fired before the series began to retain. Looked for at most every `retain_ms` / 16; a window without its time
-    starts counting now. (`io.meterstream.rating.WindowRating.freezeSettled` is the same for max, min and last.)"""
+    """The retained windows whose latest contribution is `retain_ms` or more behind `now_ms` (the series' clock,
+    `tick`) folded into their period's frozen part (`period_combine`: the period to date does not change) and
+    dropped with their contents. A late event for such a window is retained from then on beside the frozen part
+    (`retain_late`), as for windows fired before the series began to retain. Looked for at most every `retain_ms` /
+    16; a window without its time starts counting now. (`io.meterstream.rating.WindowRating.freezeSettled` is the
+    same for max, min and last.)"""
     if now_ms < retained.next_freeze_check_ms:
         return retained
     windows, frozen, seen = dict(retained.windows), dict(retained.frozen), dict(retained.seen)
@@ -752,7 +771,8 @@ def freeze_settled(retained: RetainedWindows, aggregator: Aggregator, catalog_te
             accumulator = frozen.get(period_start)
             frozen[period_start] = aggregator.period_combine(
                 aggregator.period_initialize() if accumulator is None else accumulator, window)
-    return RetainedWindows(windows, frozen, seen, now_ms + max(1, retain_ms // 16))
+    return replace(retained, windows=windows, frozen=frozen, seen=seen,
+                   next_freeze_check_ms=now_ms + max(1, retain_ms // 16))
 
 
 def begin_retaining(series: SeriesPeriods) -> RetainedWindows:
@@ -769,7 +789,7 @@ def retain_window(
     retained: RetainedWindows, window: WindowAggregate, contents: WindowContents, series: SeriesPeriods,
     catalog_tenant: TenantCatalog, *, now_ms: int,
 ) -> RetainedWindows:
-    """A fired window (after `bill_window`) and its contents, seen at processing time `now_ms`; the windows and
+    """A fired window (after `bill_window`) and its contents, seen at `now_ms` (series clock); the windows and
     frozen parts of the periods `series` no longer holds are forgotten with them (no event can reach them)."""
     kept = {p.period_start for p in series.periods}
     windows = {start: held for start, held in retained.windows.items()
@@ -777,15 +797,15 @@ def retain_window(
     windows[window.window_start] = (window, contents)
     seen = {start: at for start, at in retained.seen.items() if start in windows}
     seen[window.window_start] = now_ms
-    return RetainedWindows(windows, {start: acc for start, acc in retained.frozen.items() if start in kept}, seen,
-                           retained.next_freeze_check_ms)
+    return replace(retained, windows=windows, seen=seen,
+                   frozen={start: acc for start, acc in retained.frozen.items() if start in kept})
 
 
 def retain_late(
     retained: RetainedWindows, late: WindowAggregate, late_contents: WindowContents, aggregator: Aggregator, *,
     now_ms: int,
 ) -> RetainedWindows:
-    """Late events of a fired window (after `bill_late`), seen at processing time `now_ms`, into its retained
+    """Late events of a fired window (after `bill_late`), seen at `now_ms` (series clock), into its retained
     contents. A window fired before the series retained (or frozen since) has none: it is retained from these on
     (what it held before is in its period's frozen part)."""
     held = retained.windows.get(late.window_start)
@@ -819,7 +839,7 @@ def correct_retained(
     now_ms: int,
 ) -> tuple[SeriesPeriods, RetainedWindows, Any]:
     """The corrections of one fired window of a retaining series (`correct_window` over its retained window, the
-    period's other retained windows and its frozen part), seen at processing time `now_ms`: the new period states,
+    period's other retained windows and its frozen part), seen at `now_ms` (series clock): the new period states,
     retained windows, and the line (None when the period quantity did not move). A window it does not retain had
     no usage of this series since it began to retain: an amend may move usage into it."""
     held = retained.windows.get(window_start)
@@ -870,6 +890,7 @@ __all__ = [
     "observe_event",
     "recompute_window",
     "retained_for_ms",
+    "tick",
     "retain_late",
     "retain_window",
     "validate_correction_record",

@@ -36,7 +36,7 @@ from schemas.usage_event import (
 )
 from udfs import catalog
 from udfs.accounting import CorrectionOutcome, Outcome
-from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS, not_billed_detail
+from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS, CLOCK_STEP_DIVISOR, not_billed_detail
 from udfs.generated import write_or_check
 from udfs.invoices import INVOICE_ID_VERSION, INVOICE_NAMESPACE
 from udfs.java_catalog import JAVA_CATALOG_FORMAT
@@ -236,6 +236,8 @@ def java_source() -> str:
         _const("long", "PRIOR_PERIOD_MARGIN_MS", f"{int(PRIOR_PERIOD_MARGIN.total_seconds() * 1000)}L",
                "an earlier period is kept until it ended max age + this before the latest period's start"),
         _const("int", "LAST_KEY_TIME_DIGITS", str(LAST_KEY_TIME_DIGITS)),
+        _const("int", "CLOCK_STEP_DIVISOR", str(CLOCK_STEP_DIVISOR),
+               "a series' clock moves by at most retained-for / this per tick (udfs.corrections.tick)"),
         _const("char", "LAST_KEY_SEPARATOR", _char(LAST_KEY_SEPARATOR)),
         "}",
     ]

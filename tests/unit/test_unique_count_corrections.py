@@ -25,6 +25,7 @@ from udfs.corrections import (
     retain_late,
     retain_window,
     retained_for_ms,
+    tick,
 )
 from udfs.grouping import unique_token
 from udfs.line_items import CORRECTION, LATE_ADJUSTMENT, SeriesPeriods, bill_late, bill_window
@@ -55,7 +56,7 @@ class Accumulator:
 
     def __init__(self, tenant, retain_ms: int = retained_for_ms(DAY_MS)):
         self.tenant = tenant
-        self.now_ms = 0  # processing time
+        self.now_ms = 0  # processing time (wall)
         self.retain_ms = retain_ms
         self.periods = SeriesPeriods()
         self.retained: RetainedWindows | None = None
@@ -67,16 +68,29 @@ class Accumulator:
     def retain(self):
         self.retained = begin_retaining(self.periods)
 
+    def clock(self) -> int:
+        """The series' clock ticked at the wall time `now_ms`, as the job ticks it on each element."""
+        self.retained = tick(self.retained, self.now_ms, self.retain_ms)
+        return self.retained.clock_ms
+
+    def run_for(self, ms: int):
+        """`ms` of processing time with the series active (ticked every eighth of `retain_ms`, as elements would)."""
+        end = self.now_ms + ms
+        while self.now_ms < end:
+            self.now_ms = min(end, self.now_ms + self.retain_ms // 8)
+            self.clock()
+
     def fire(self, start, values: Counter, event_count):
         joined, counts = _columns(values)
         window = _window(start, joined, event_count)
         self.periods, line = bill_window(self.periods, window, self.tenant, emitted_at=EMITTED, max_age=MAX_AGE)
         self.lines.append(line)
         if self.retained is not None:
+            now = self.clock()
             self.retained = freeze_settled(
                 retain_window(self.retained, window, unique_window_contents(joined, counts, event_count),
-                              self.periods, self.tenant, now_ms=self.now_ms),
-                self.aggregator, self.tenant, now_ms=self.now_ms, retain_ms=self.retain_ms)
+                              self.periods, self.tenant, now_ms=now),
+                self.aggregator, self.tenant, now_ms=now, retain_ms=self.retain_ms)
 
     def late(self, start, values: Counter, event_count, watermark):
         joined, counts = _columns(values)
@@ -85,15 +99,16 @@ class Accumulator:
         if line is not None:
             assert line.kind == LATE_ADJUSTMENT
             self.lines.append(line)
+        now = self.clock()
         self.retained = retain_late(self.retained, window, unique_window_contents(joined, counts, event_count),
-                                    self.aggregator, now_ms=self.now_ms)
+                                    self.aggregator, now_ms=now)
 
     def correct(self, start, records, watermark):
         changes, corrections = parse_unique_corrections(_changes_json(records), self.dimension)
+        now = self.clock()
         self.periods, self.retained, line = correct_retained(
             self.periods, self.retained, changes, self.tenant, key=KEY, window_start=start,
-            window_end=start + HOUR, corrections=corrections, watermark=watermark, emitted_at=EMITTED,
-            now_ms=self.now_ms)
+            window_end=start + HOUR, corrections=corrections, watermark=watermark, emitted_at=EMITTED, now_ms=now)
         if line is not None:
             assert line.kind == CORRECTION
             assert line.event_count == corrections
@@ -157,17 +172,18 @@ def test_an_amend_moving_usage_into_a_window_the_series_never_had():
 
 def test_windows_are_frozen_two_correction_horizons_after_their_latest_contribution():
     """`freeze_settled`: a fired window whose latest contribution (its firing, a late event, a correction) is
-    `retained_for_ms(horizon)` behind is folded into its period's frozen part and its contents dropped; the period
-    does not change, and a late event for a frozen window is retained (and correctable) beside the frozen part."""
+    `retained_for_ms(horizon)` behind on the series' clock is folded into its period's frozen part and its contents
+    dropped; the period does not change, and a late event for a frozen window is retained (and correctable) beside
+    the frozen part."""
     tenant = tenant_catalog("unique_count", "per_unit")
     acc = Accumulator(tenant)
     assert acc.retain_ms == 2 * DAY_MS
     acc.retain()
     acc.fire(MARCH, Counter({"u1": 1, "u2": 1}), 2)
     acc.fire(MARCH + HOUR, Counter({"u3": 1}), 1)
-    acc.now_ms = acc.retain_ms - 1
+    acc.run_for(acc.retain_ms - 1)
     acc.late(MARCH + HOUR, Counter({"u4": 1}), 1, WATERMARK)  # the second window is seen again
-    acc.now_ms = acc.retain_ms
+    acc.run_for(1)
     acc.fire(MARCH + 2 * HOUR, Counter({"u5": 1}), 1)
     assert set(acc.retained.windows) == {MARCH + HOUR, MARCH + 2 * HOUR}
     assert acc.retained.frozen[MARCH] == frozenset({"u1", "u2"})
@@ -181,15 +197,31 @@ def test_windows_are_frozen_two_correction_horizons_after_their_latest_contribut
     line = acc.correct(MARCH, [("e8", "remove", "u9")], WATERMARK + 4 * HOUR)
     assert line.period_quantity_to_date == 4
     assert sum(x.amount for x in acc.lines) == period_price(tenant, 4)
-    # looked for at most every retain_ms / 16: a window due since the last look waits for the next one
-    acc.now_ms = 2 * acc.retain_ms
+    acc.run_for(acc.retain_ms)
     acc.fire(MARCH + 3 * HOUR, Counter(), 0)
     assert set(acc.retained.windows) == {MARCH + 3 * HOUR}
-    assert acc.retained.next_freeze_check_ms == acc.now_ms + acc.retain_ms // 16
+    # looked for at most every retain_ms / 16 of the series' clock
+    assert acc.retained.next_freeze_check_ms == acc.retained.clock_ms + acc.retain_ms // 16
+
+
+def test_a_stopped_job_or_a_silent_series_moves_the_clock_by_a_quarter_horizon():
+    """The series' clock follows processing time by at most `retain_ms` / 8 per tick: ten days without a tick (the
+    job stopped, the series silent) count a quarter horizon, so a correction accepted before a stop still finds its
+    window retained after it; a series active all along freezes its windows after two horizons."""
+    tenant = tenant_catalog("unique_count", "per_unit")
+    acc = Accumulator(tenant)
+    acc.retain()
+    acc.fire(MARCH, Counter({"u1": 1}), 1)
+    acc.now_ms += 10 * DAY_MS
+    acc.fire(MARCH + HOUR, Counter({"u2": 1}), 1)
+    assert acc.retained.clock_ms == acc.retain_ms // 8 and set(acc.retained.windows) == {MARCH, MARCH + HOUR}
+    line = acc.correct(MARCH, [("e1", "remove", "u1")], WATERMARK)
+    assert line.period_quantity_to_date == 1
 
 
 def test_retained_windows_without_their_time_count_from_the_next_look():
-    """A state of the previous version (no `seen`): every window counts from the first `freeze_settled` after it."""
+    """A state of the previous version (no clock, no `seen`): every window counts from the first `freeze_settled`
+    after it."""
     tenant = tenant_catalog("unique_count", "per_unit")
     acc = Accumulator(tenant)
     acc.retain()
@@ -198,7 +230,7 @@ def test_retained_windows_without_their_time_count_from_the_next_look():
     acc.now_ms = 10 * acc.retain_ms
     acc.fire(MARCH + HOUR, Counter({"u2": 1}), 1)
     assert set(acc.retained.windows) == {MARCH, MARCH + HOUR}
-    assert acc.retained.seen == {MARCH: acc.now_ms, MARCH + HOUR: acc.now_ms}
+    assert acc.retained.seen == {MARCH: 0, MARCH + HOUR: 0} and acc.retained.wall_ms == acc.now_ms
 
 
 def test_the_columns_round_trip_values_with_commas_percents_and_no_value():
@@ -245,7 +277,7 @@ def test_any_history_leaves_the_period_at_the_distinct_values_of_the_corrected_u
     if data.draw(st.booleans()):
         # a correction horizon (twice over) later one more window fires: the retained ones are frozen, their events
         # no longer correctable (the ledger forgot them); late events may still come for any window
-        acc.now_ms += acc.retain_ms
+        acc.run_for(acc.retain_ms)
         frozen_events.update(events)
         events = {f"e{n}": (fired, data.draw(values))}
         n += 1

@@ -71,7 +71,12 @@ public final class Series {
     /** While retaining: each period's frozen part (windows fired before retaining began), by period start. */
     TreeMap<Long, BigDecimal> frozenPeriodQuantities;
     TreeMap<Long, String> frozenPeriodKeys;
-    /** Processing time before which {@code WindowRating} does not look for fired windows to freeze again (not in
+    /** While retaining: the series' clock ({@code udfs.corrections.tick}), which times its retained windows, and the
+     * processing time it was last ticked at ({@link #NO_WALL}: not yet). */
+    long clockMs;
+    long wallMs = NO_WALL;
+    static final long NO_WALL = Long.MIN_VALUE;
+    /** The series' clock before which {@code WindowRating} does not look for fired windows to freeze again (not in
      * snapshots: a restored series looks at its next firing). */
     transient long settleCheckAtMs;
 

@@ -36,10 +36,10 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * latest fired window; per open window its fire time after its start and its unique_count tokens
  * at its end, a count (-1: none) and the tokens; then the pending records, a count and each in
  * {@link WindowedUsage.Serializer}'s form, its correction code included); strings as UTF-8 byte runs and decimals
- * in {@link Codec}'s forms; then, version 5, whether the series retains window contents and if so each retained
- * window (start, version 6: the processing time of its latest contribution, frozen part, values or last keys with
- * their multiplicity) and each period's frozen part. Version 5 (no such time) is still read: the time counts from
- * the restore. Version 4
+ * in {@link Codec}'s forms; then, version 5, whether the series retains window contents and if so (version 6: the
+ * series' clock and the processing time it was last ticked at) each retained window (start, version 6: the clock at
+ * its latest contribution, frozen part, values or last keys with their multiplicity) and each period's frozen part.
+ * Version 5 (no clock) is still read: the clock starts at the next tick, each window counts from then. Version 4
  * (no contents) is still read: a max, min or last series begins retaining on its next record, freezing what it holds
  * ({@code WindowRating}). Version 3 (pending records without a correction code) is still read, as usage.
  * Version 2 (no earlier periods) is still read, as none. Version 1 (no fired window, fire times, tokens or pending records) is still read: its series take
@@ -290,6 +290,8 @@ public final class SeriesStore {
         }
         out.writeBoolean(s.contents != null);
         if (s.contents != null) {
+            out.writeLong(s.clockMs);
+            out.writeLong(s.wallMs);
             out.writeInt(s.contents.size());
             for (Map.Entry<Long, WindowContents> e : s.contents.entrySet()) {
                 out.writeLong(e.getKey());
@@ -364,6 +366,10 @@ public final class SeriesStore {
         }
         if (version >= FORMAT_VERSION_5 && in.readBoolean()) {
             s.contents = new TreeMap<>();
+            if (version >= FORMAT_VERSION) {
+                s.clockMs = in.readLong();
+                s.wallMs = in.readLong();
+            }
             for (int n = in.readInt(); n > 0; n--) {
                 long start = in.readLong();
                 WindowContents c = new WindowContents();

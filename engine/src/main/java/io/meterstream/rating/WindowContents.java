@@ -33,10 +33,11 @@ final class WindowContents {
     /** last: the frozen part's last key (null: none). */
     String frozenKey;
     /**
-     * Processing time of the latest contribution to the window once it fired (its firing, a late record, a
-     * correction): the ledger holds none of its events as correctable once the correction horizon has passed since
-     * then, and {@code WindowRating} folds the window into its period's frozen part ({@code retained_for_ms} of
-     * {@code udfs.corrections}). {@link #SEEN_UNKNOWN}: open, or restored from a state without it.
+     * The series' clock ({@code udfs.corrections.tick}) at the latest contribution to the window once it fired (its
+     * firing, a late record, a correction): the ledger holds none of its events as correctable once the correction
+     * horizon has passed since then, and {@code WindowRating} folds the window into its period's frozen part
+     * ({@code retained_for_ms} of {@code udfs.corrections}). {@link #SEEN_UNKNOWN}: open, or restored from a state
+     * without it.
      */
     long seenMs = SEEN_UNKNOWN;
     static final long SEEN_UNKNOWN = Long.MIN_VALUE;

@@ -567,7 +567,7 @@ public final class WindowRating extends CountingOperator<String>
     private void billRetained(Series s, long windowStart, List<WindowedUsage> group, long floor, long timestamp) {
         boolean last = s.aggregation == WindowedUsage.LAST;
         WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
-        c.seenMs = now();
+        c.seenMs = tick(s);
         BigDecimal windowBefore = windowQuantity(s, c);
         for (WindowedUsage record : group) {
             apply(s, c, record);
@@ -690,7 +690,7 @@ public final class WindowRating extends CountingOperator<String>
         long count = group.records.size();
         if (s.contents != null && s.aggregation != WindowedUsage.UNIQUE_COUNT) {
             WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
-            c.seenMs = now();
+            c.seenMs = tick(s);
             for (WindowedUsage record : group.records) {
                 if (record.value == null) {
                     continue;
@@ -904,7 +904,7 @@ public final class WindowRating extends CountingOperator<String>
                 : RateLineItem.compact(s.quantities[w]);
         s.closeWindow(w);
         if (s.contents != null) {
-            long now = now();
+            long now = tick(s);
             WindowContents fired = s.contents.get(windowStart);
             if (fired != null) {
                 fired.seenMs = now;
@@ -964,8 +964,23 @@ public final class WindowRating extends CountingOperator<String>
     }
 
     /**
+     * {@code udfs.corrections.tick}: the series' clock at this processing time. It follows processing time, but one
+     * tick moves it by at most {@link #retainForMs} / {@link Rules#CLOCK_STEP_DIVISOR}: a job stopped for days (or a
+     * series silent for days) counts a quarter horizon, so a correction the ledger accepted before a stop and still
+     * pending here after it finds its window retained.
+     */
+    private long tick(Series s) {
+        long wall = now();
+        if (s.wallMs != Series.NO_WALL) {
+            s.clockMs += Math.min(Math.max(0, wall - s.wallMs), Math.max(1, retainForMs / Rules.CLOCK_STEP_DIVISOR));
+        }
+        s.wallMs = wall;
+        return s.clockMs;
+    }
+
+    /**
      * {@code udfs.corrections.freeze_settled}: the fired windows whose latest contribution is {@link #retainForMs} or
-     * more behind {@code now} are folded into their period's frozen part (the period to date does not change: it is
+     * more behind {@code now} (the series' clock, {@link #tick}) are folded into their period's frozen part (the period to date does not change: it is
      * the fold over both) and their contents are dropped, so a series retains contents for the correction horizon,
      * not until its period is forgotten. A late record for such a window is retained from then on, beside the frozen
      * part, as for windows fired before the series began to retain. Looked for at most every

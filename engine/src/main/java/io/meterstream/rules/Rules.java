@@ -163,5 +163,6 @@ public final class Rules {
     public static final String INVOICE_ID_VERSION = "v1";
     public static final long PRIOR_PERIOD_MARGIN_MS = 86400000L; // an earlier period is kept until it ended max age + this before the latest period's start
     public static final int LAST_KEY_TIME_DIGITS = 15;
+    public static final int CLOCK_STEP_DIVISOR = 8; // a series' clock moves by at most retained-for / this per tick (udfs.corrections.tick)
     public static final char LAST_KEY_SEPARATOR = '\u0000';
 }

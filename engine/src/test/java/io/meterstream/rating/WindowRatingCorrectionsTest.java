@@ -455,38 +455,43 @@ class WindowRatingCorrectionsTest {
 
     @Test
     void firedWindowsAreFrozenTwoHorizonsAfterTheirLatestContributionAcrossARestore() throws Exception {
-        // udfs.corrections.freeze_settled, retained for 1 s of processing time here: window 0 (5) fires at 0 ms,
-        // window 1 (9) at 500 ms; after a restore (the times travel in the snapshot) window 2 (2) fires at 1_000 ms:
-        // window 0 is frozen into the period's frozen part, window 1 is not yet.
-        long retainFor = 1_000;
+        // udfs.corrections.tick and freeze_settled, retained for 8 s of the series' clock here (a tick moves it 1 s
+        // at most): window k fires at k s of processing time, window 0 (5), window 1 (9), windows 2 to 8 (2). The
+        // job is stopped after window 1 and restored ten days later: the clock moves 1 s. At window 8 the clock is
+        // at 8 s: window 0 is frozen into the period's frozen part, window 1 is not yet.
+        long retainFor = 8_000;
         var before = open(null, retaining(retainFor));
-        before.setProcessingTime(0);
-        before.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + 1_000, "5")));
-        before.processWatermark(T + WINDOW_MS + 10_000);
-        before.setProcessingTime(500);
-        before.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + WINDOW_MS + 1_000, "9")));
-        before.processWatermark(T + 2 * WINDOW_MS + 10_000);
-        OperatorSubtaskState snapshot = before.snapshot(1L, 1L);
-        before.close();
-
-        var after = open(snapshot, retaining(retainFor));
-        after.setProcessingTime(1_000);
-        after.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + 2 * WINDOW_MS + 1_000, "2")));
-        after.processWatermark(T + 3 * WINDOW_MS + 10_000);
-        // window 1 is still retained: cancelling its 9 folds the period again over window 0's frozen 5 and the 2
+        String[] values = {"5", "9", "2", "2", "2", "2", "2", "2", "2"};
+        long stop = 10L * 24 * 3600 * 1000;
+        OperatorSubtaskState snapshot = null;
+        KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> harness = before;
+        for (int k = 0; k < values.length; k++) {
+            harness.setProcessingTime(k * 1_000L + (k >= 2 ? stop : 0));
+            harness.processElement(stream(usage("seats", "{}", WindowedUsage.MAX, T + k * WINDOW_MS + 1_000,
+                    values[k])));
+            harness.processWatermark(T + (k + 1) * WINDOW_MS + 10_000);
+            if (k == 1) {
+                snapshot = harness.snapshot(1L, 1L);
+                harness.close();
+                harness = open(snapshot, retaining(retainFor));
+            }
+        }
+        var after = harness;
+        long end = T + values.length * WINDOW_MS + 10_000;
+        // window 1 is still retained: cancelling its 9 folds the period again over window 0's frozen 5 and the 2s
         after.processElement(stream(correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX,
-                T + WINDOW_MS + 1_000, "9", T + 3 * WINDOW_MS + 10_000)));
-        after.processWatermark(T + 3 * WINDOW_MS + 20_000);
+                T + WINDOW_MS + 1_000, "9", end)));
+        after.processWatermark(end + 10_000);
         List<String> out = after.extractOutputValues();
         JsonNode line = JSON.readTree(out.get(out.size() - 1));
         assertEquals(Rules.LINE_KIND_CORRECTION, line.get("kind").textValue(), out.toString());
         assertEquals("5", line.get("period_quantity_to_date").textValue(), "window 0 is frozen at 5");
         // window 0's events are past the horizon: its contents are gone, a cancel there is a broken invariant
         after.processElement(stream(correction(WindowedUsage.REMOVE, "seats", "{}", WindowedUsage.MAX, T + 1_000,
-                "5", T + 3 * WINDOW_MS + 20_000)));
+                "5", end + 10_000)));
         IllegalStateException frozen = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
-                () -> after.processWatermark(T + 3 * WINDOW_MS + 30_000));
-        assertTrue(frozen.getMessage().contains("frozen 1000 ms after its latest contribution"),
+                () -> after.processWatermark(end + 20_000));
+        assertTrue(frozen.getMessage().contains("frozen 8000 ms after its latest contribution"),
                 frozen.getMessage());
         after.close();
 
