@@ -43,10 +43,12 @@ import org.apache.flink.core.memory.DataOutputView;
  * <p>Layout: {@link LedgerSlots}, one open-addressing table of fixed-size slots (the key, first seen, kind and
  * flags, event time, the value as a long with its scales, an index into a dictionary of the series' strings, and a
  * reference for the rare unique value, big value or dead-letter reason), not an object per key with its own strings
- * (that was 406 heap bytes and 121 checkpoint bytes per event; now 125 and 91, measured by
+ * (that was 406 heap bytes and 121 checkpoint bytes per event; now 125 and 87, measured by
  * {@code benchmarks/CorrectionLedgerMemoryBench.java}: 1M events, 20k series). A checkpoint serializes the slots
- * in table order into a buffer per key group ({@link #prepareSnapshot}), still the whole ledger every time (the
- * heap state backend's way; issue 18's incremental state is what bounds that). The docstring's ~80 bytes would need
+ * in table order into a buffer per key group ({@link #prepareSnapshot}), each key group's series strings once
+ * (format 5: an event names its series by number; with 128 key groups the strings are shared once a series has
+ * many more events than that, as a day of a busy series has), still the whole ledger every time (the heap state
+ * backend's way; issue 18's incremental state is what bounds that). The docstring's ~80 bytes would need
  * series hashes in place of the strings a correction line must name.
  */
 public final class CorrectionLedger {
@@ -61,11 +63,14 @@ public final class CorrectionLedger {
     public static final String AMEND = Rules.CORRECTION_ACTION_AMEND;
 
     /**
-     * 4: the compact slots ({@link LedgerSlots}; an entry's kind byte carries whether its window contents are
-     * retained). Read too: 3 (an entry says whether its unique_count window's contents are retained), 2 (whether its
-     * max, min or last window's are) and 1 (neither).
+     * 5: per key group, the series its events belong to (each once: its number in the writer's series dictionary,
+     * customer, meter, group), then the entries, an event naming its series by that number (a varint). Read too: 4 (the compact slots, {@link LedgerSlots},
+     * an entry's kind byte carrying whether its window contents are retained; each event with its series' strings),
+     * 3 (an entry says whether its unique_count window's contents are retained), 2 (whether its max, min or last
+     * window's are) and 1 (neither).
      */
-    private static final int FORMAT_VERSION = 4;
+    private static final int FORMAT_VERSION = 5;
+    private static final int FORMAT_VERSION_4 = 4;
     private static final int FORMAT_VERSION_3 = 3;
     private static final int FORMAT_VERSION_2 = 2;
     private static final int FORMAT_VERSION_1 = 1;
@@ -186,9 +191,19 @@ public final class CorrectionLedger {
     private final long horizonMs;
     private final long dedupTtlMs;
     private final LedgerSlots slots = new LedgerSlots();
-    /** The last prepareSnapshot's entries per key group, serialized, and how many each holds. */
+    /** The last prepareSnapshot's entries per key group, serialized, how many each holds, and their series. */
     private DataOutputSerializer[] snapshotBuffers;
     private int[] snapshotCounts;
+    private GroupSeries[] snapshotSeries;
+
+    /** The series dictionary's indices one key group's events use (a snapshot writes those series once each). */
+    private static final class GroupSeries extends java.util.BitSet {
+        private static final long serialVersionUID = 1L;
+
+        GroupSeries(int dictionarySize) {
+            super(dictionarySize);
+        }
+    }
 
     public CorrectionLedger(long windowSizeMs, long horizonMs, long dedupTtlMs) {
         if (!(0 < horizonMs && horizonMs <= dedupTtlMs)) {
@@ -372,6 +387,7 @@ public final class CorrectionLedger {
         // group order they were read at random, a cache miss per array per entry: 2.5x slower, measured).
         DataOutputSerializer[] buffers = new DataOutputSerializer[128];
         int[] counts = new int[128];
+        GroupSeries[] series = new GroupSeries[128];
         for (int slot = 0; slot < slots.capacity(); slot++) {
             if (slots.isEmpty(slot)) {
                 continue;
@@ -381,30 +397,43 @@ public final class CorrectionLedger {
                 int length = Math.max(group + 1, buffers.length * 2);
                 buffers = java.util.Arrays.copyOf(buffers, length);
                 counts = java.util.Arrays.copyOf(counts, length);
+                series = java.util.Arrays.copyOf(series, length);
             }
             if (buffers[group] == null) {
                 buffers[group] = new DataOutputSerializer(1 << 16);
+                series[group] = new GroupSeries(slots.dictionarySize());
             }
             counts[group]++;
-            writeEntry(buffers[group], slot);
+            writeEntry(buffers[group], slot, series[group]);
         }
         snapshotBuffers = buffers;
         snapshotCounts = counts;
+        snapshotSeries = series;
     }
 
     /** One key group's keys as bytes (after {@link #prepareSnapshot}); its buffer is released. */
     public void write(DataOutputView out, int keyGroup) throws IOException {
         boolean held = snapshotBuffers != null && keyGroup < snapshotBuffers.length && snapshotBuffers[keyGroup] != null;
         out.writeInt(FORMAT_VERSION);
+        GroupSeries used = held ? snapshotSeries[keyGroup] : null;
+        writeVarint(out, used == null ? 0 : used.cardinality());
+        for (int index = used == null ? -1 : used.nextSetBit(0); index >= 0; index = used.nextSetBit(index + 1)) {
+            LedgerSlots.SeriesStrings s = slots.series(index);
+            writeVarint(out, index);
+            writeBytes(out, s.customerUtf8);
+            writeBytes(out, s.meterUtf8);
+            writeBytes(out, s.groupUtf8);
+        }
         out.writeInt(held ? snapshotCounts[keyGroup] : 0);
         if (held) {
             DataOutputSerializer entries = snapshotBuffers[keyGroup];
             snapshotBuffers[keyGroup] = null;
+            snapshotSeries[keyGroup] = null;
             out.write(entries.getSharedBuffer(), 0, entries.length());
         }
     }
 
-    private void writeEntry(DataOutputView out, int slot) throws IOException {
+    private void writeEntry(DataOutputView out, int slot, GroupSeries groupSeries) throws IOException {
         out.writeLong(slots.hi(slot));
         out.writeLong(slots.lo(slot));
         out.writeLong(slots.firstSeen(slot));
@@ -414,10 +443,9 @@ public final class CorrectionLedger {
         if (kind == LedgerSlots.DEAD_LETTER) {
             writeBytes(out, slots.deadLetterReason(slot).getBytes(StandardCharsets.UTF_8));
         } else if (kind == LedgerSlots.EVENT) {
-            LedgerSlots.SeriesStrings series = slots.seriesOf(slot);
-            writeBytes(out, series.customerUtf8);
-            writeBytes(out, series.meterUtf8);
-            writeBytes(out, series.groupUtf8);
+            int series = slots.seriesIndexOf(slot);
+            groupSeries.set(series);
+            writeVarint(out, series);
             out.writeLong(slots.eventTime(slot));
             slots.writeValue(slot, out);
             writeNullable(out, slots.unique(slot));
@@ -430,14 +458,23 @@ public final class CorrectionLedger {
             throw new IOException("correction ledger state has format " + version + ", this version reads "
                     + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
         }
+        Map<Integer, String[]> series = null;
+        if (version == FORMAT_VERSION) {
+            int count = readVarint(in);
+            series = new java.util.HashMap<>(Math.max(16, count * 2));
+            for (int i = 0; i < count; i++) {
+                series.put(readVarint(in), new String[] {readString(in, true), readString(in, true),
+                    readString(in, true)});
+            }
+        }
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             long hi = in.readLong();
             long lo = in.readLong();
             long firstSeen = in.readLong();
             byte kindAndFlags = in.readByte();
-            if (version == FORMAT_VERSION) {
+            if (version >= FORMAT_VERSION_4) {
                 readEntry(in, hi, lo, firstSeen, LedgerSlots.kind(kindAndFlags),
-                        (byte) (kindAndFlags & RETAINED), true);
+                        (byte) (kindAndFlags & RETAINED), true, series);
             } else {
                 // formats 1-3: kind 0 an event, 1 a dead letter, 2 past the horizon, 3 cancelled; the flags follow
                 byte kind = kindAndFlags == 0 ? LedgerSlots.EVENT : kindAndFlags == 1 ? LedgerSlots.DEAD_LETTER
@@ -446,7 +483,7 @@ public final class CorrectionLedger {
                 if (kind < 0) {
                     throw new IOException("correction ledger entry of kind " + kindAndFlags);
                 }
-                readEntry(in, hi, lo, firstSeen, kind, (byte) 0, false);
+                readEntry(in, hi, lo, firstSeen, kind, (byte) 0, false, null);
                 if (kind == LedgerSlots.EVENT) {
                     int slot = slots.find(hi, lo);
                     byte flags = 0;
@@ -463,12 +500,13 @@ public final class CorrectionLedger {
     }
 
     /**
-     * One entry into its slot: format 4 ({@code compact}: customer, meter, group, event time, value as
-     * {@link LedgerSlots#writeValue} writes it, unique; varint string lengths) or formats 1-3 (customer, meter, event
-     * time, value as text, group, unique; int string lengths).
+     * One entry into its slot: formats 5 and 4 ({@code compact}: its series' number in {@code series} (5) or
+     * customer, meter and group (4), then event time, value as {@link LedgerSlots#writeValue} writes it, unique;
+     * varint string lengths) or formats 1-3 (customer, meter, event time, value as text, group, unique; int string
+     * lengths).
      */
     private void readEntry(DataInputView in, long hi, long lo, long firstSeen, byte kind, byte flags,
-            boolean compact) throws IOException {
+            boolean compact, Map<Integer, String[]> series) throws IOException {
         int slot = slots.insert(hi, lo);
         if (kind == LedgerSlots.DEAD_LETTER) {
             slots.setDeadLetter(slot, firstSeen, readString(in, compact));
@@ -478,9 +516,23 @@ public final class CorrectionLedger {
             slots.setBare(slot, firstSeen, kind);
             return;
         }
-        String customer = readString(in, compact);
-        String meter = readString(in, compact);
-        String group = compact ? readString(in, true) : null;
+        String customer;
+        String meter;
+        String group;
+        if (series != null) {
+            int number = readVarint(in);
+            String[] strings = series.get(number);
+            if (strings == null) {
+                throw new IOException("correction ledger entry of series " + number + ", which its key group lacks");
+            }
+            customer = strings[0];
+            meter = strings[1];
+            group = strings[2];
+        } else {
+            customer = readString(in, compact);
+            meter = readString(in, compact);
+            group = compact ? readString(in, true) : null;
+        }
         long eventTime = in.readLong();
         BigDecimal value;
         if (compact) {
@@ -507,33 +559,35 @@ public final class CorrectionLedger {
 
     /** A varint length, then the bytes (a {@code writeUTF} string stops at 64 KiB, which a group JSON can pass). */
     private static void writeBytes(DataOutputView out, byte[] bytes) throws IOException {
-        int n = bytes.length;
+        writeVarint(out, bytes.length);
+        out.write(bytes);
+    }
+
+    private static void writeVarint(DataOutputView out, int n) throws IOException {
         while ((n & ~0x7f) != 0) {
             out.writeByte((n & 0x7f) | 0x80);
             n >>>= 7;
         }
         out.writeByte(n);
-        out.write(bytes);
     }
 
-    /** A string of format 4 (varint length) or of formats 1-3 (int length). */
-    private static String readString(DataInputView in, boolean compact) throws IOException {
-        int length;
-        if (compact) {
-            length = 0;
-            for (int shift = 0; ; shift += 7) {
-                byte b = in.readByte();
-                length |= (b & 0x7f) << shift;
-                if ((b & 0x80) == 0) {
-                    break;
-                }
-                if (shift > 28) {
-                    throw new IOException("correction ledger string length over 32 bits");
-                }
+    private static int readVarint(DataInputView in) throws IOException {
+        int value = 0;
+        for (int shift = 0; ; shift += 7) {
+            byte b = in.readByte();
+            value |= (b & 0x7f) << shift;
+            if ((b & 0x80) == 0) {
+                return value;
             }
-        } else {
-            length = in.readInt();
+            if (shift > 28) {
+                throw new IOException("correction ledger varint over 32 bits");
+            }
         }
+    }
+
+    /** A string of formats 4 and 5 (varint length) or of formats 1-3 (int length). */
+    private static String readString(DataInputView in, boolean compact) throws IOException {
+        int length = compact ? readVarint(in) : in.readInt();
         if (length < 0) {
             throw new IOException("correction ledger string of length " + length);
         }

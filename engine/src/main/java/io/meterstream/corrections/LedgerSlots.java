@@ -418,6 +418,19 @@ final class LedgerSlots {
         return dictionary.get(seriesIndex(slot));
     }
 
+    /** The slot's index into the series dictionary (an event's; valid until the dictionary is compacted). */
+    int seriesIndexOf(int slot) {
+        return seriesIndex(slot);
+    }
+
+    SeriesStrings series(int index) {
+        return dictionary.get(index);
+    }
+
+    int dictionarySize() {
+        return dictionary.size();
+    }
+
     BigDecimal value(int slot) {
         byte scale = scale(slot);
         if (scale == NO_VALUE) {

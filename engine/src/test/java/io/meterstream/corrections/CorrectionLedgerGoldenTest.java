@@ -185,7 +185,69 @@ class CorrectionLedgerGoldenTest {
         DataOutputSerializer out = new DataOutputSerializer(256);
         ledger.prepareSnapshot(10L, hi -> 0);
         ledger.write(out, 0);
-        return new byte[][] {out.getCopyOfBuffer(), oldFormat(3, meter), oldFormat(2, meter), oldFormat(1, meter)};
+        return new byte[][] {out.getCopyOfBuffer(), oldFormat(3, meter), oldFormat(2, meter), oldFormat(1, meter),
+            format4(meter)};
+    }
+
+    /** The entry of {@link #formats} as format 4 wrote it: each event with its series' strings (varint lengths). */
+    private static byte[] format4(String meter) throws Exception {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        out.writeInt(4);
+        out.writeInt(1);
+        out.writeLong(1L);
+        out.writeLong(2L);
+        out.writeLong(10L);
+        out.writeByte(LedgerSlots.EVENT | LedgerSlots.CONTENTS_RETAINED | LedgerSlots.UNIQUE_RETAINED);
+        for (String text : new String[] {"c", meter, "{}"}) {
+            out.writeByte(text.length());
+            out.write(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+        out.writeLong(0L);
+        out.writeByte(0);  // the value 10: scale 0, unscaled 10, billed at scale 0
+        out.writeLong(10L);
+        out.writeByte(0);
+        out.writeBoolean(true);
+        out.writeByte(2);
+        out.write("u1".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return out.getCopyOfBuffer();
+    }
+
+    @Test
+    void anEntryOfFormat4IsReadWithItsSeries() throws Exception {
+        for (String meter : new String[] {"seats", "active_users", "input_tokens"}) {
+            CorrectionLedger.Decision applied = cancelAfterRestore(formats(meter)[4]);
+            assertTrue(applied.applied(), meter);
+            if (meter.equals("active_users")) {
+                assertEquals("u1", applied.remove.uniqueValue);
+            } else {
+                assertEquals(0, BigDecimal.TEN.compareTo(applied.remove.value), meter);
+            }
+            assertEquals("{}", applied.remove.groupJson);
+        }
+    }
+
+    @Test
+    void aKeyGroupWritesEachSeriesOnceForAllItsEvents() throws Exception {
+        String group = "{\"model\":\"" + "n".repeat(200) + "\"}";
+        CorrectionLedger ledger = new CorrectionLedger(60_000, 1_000, 5_000);
+        for (long event = 0; event < 100; event++) {
+            ledger.observeEvent(event, event, 10L, new CorrectionLedger.Version("c", "input_tokens", event,
+                    BigDecimal.valueOf(event), event % 2 == 0 ? group : "{}", null));
+        }
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        ledger.prepareSnapshot(10L, hi -> 0);
+        ledger.write(out, 0);
+        assertTrue(out.length() < 100 * 60, "the 200-byte group is written once, not per event: " + out.length());
+        CorrectionLedger restored = new CorrectionLedger(60_000, 1_000, 5_000);
+        restored.read(new DataInputDeserializer(out.getCopyOfBuffer()));
+        JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
+        for (long event : new long[] {0, 1, 98, 99}) {
+            CorrectionLedger.Decision decision = restored.decide(event, event, 11L, new CorrectionLedger.Correction(
+                    "acme-ai", "e", CorrectionLedger.CANCEL, null, null), catalog.tenants().get("acme-ai").meters);
+            assertTrue(decision.applied(), "event " + event);
+            assertEquals(event % 2 == 0 ? group : "{}", decision.remove.groupJson);
+            assertEquals(0, BigDecimal.valueOf(event).compareTo(decision.remove.value));
+        }
     }
 
     private static byte[] oldFormat(int version, String meter) throws Exception {
