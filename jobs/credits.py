@@ -202,9 +202,11 @@ class CreditsFunction(KeyedCoProcessFunction):
         pending = self.pending.value()
         if pending is None:
             old = ()
-            for previous in self.previous_pending:
-                old += tuple(previous.value() or ())
-                previous.clear()
+            for previous in self.previous_pending:  # usually empty: a read each, no write
+                held = previous.value()
+                if held:
+                    old += tuple(held)
+                    previous.clear()
             if not old:
                 return ()
             pending = ()

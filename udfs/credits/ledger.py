@@ -85,6 +85,9 @@ ZERO = Decimal(0)
 MILLISECOND = timedelta(milliseconds=1)
 _BEFORE_ANY_DECISION = datetime.min.replace(tzinfo=UTC)
 
+# The drawdown kinds whose `amount` is credit drawn from (or, negative, returned to) a grant for usage.
+DRAWN_KINDS = frozenset({"usage", "catch_up", "adjustment"})
+
 
 def line_order(due: datetime, decided_after: datetime | None, line_item_id: str) -> tuple:
     """A line item's place in event time: the instant its window fired; within it a window's usage line
@@ -92,8 +95,7 @@ def line_order(due: datetime, decided_after: datetime | None, line_item_id: str)
     events came after), so a negative correction follows the usage it corrects whatever the ids. The id only
     orders lines decided together."""
     return (due, decided_after or _BEFORE_ANY_DECISION, line_item_id)
-# The drawdown kinds whose `amount` is credit drawn from (or, negative, returned to) a grant for usage.
-DRAWN_KINDS = frozenset({"usage", "catch_up", "adjustment"})
+
 
 Result = tuple["CustomerCredits | None", list[CreditDrawdown], list[BillingAlert]]
 # (grant_id, amount drawn (< 0: returned), grant balance after, customer balance after), in the order drawn.
