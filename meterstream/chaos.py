@@ -938,7 +938,8 @@ def compare_outputs(bootstrap: str, runs: dict[str, dict[str, str]], run_id: str
 
     report.failures += chaos_checks.compare_credits(out["baseline"]["credit_drawdowns"],
                                                     out["trial"]["credit_drawdowns"],
-                                                    frozenset(series[:2] for series in intent.late_series))
+                                                    frozenset(series[:2] for series in
+                                                              intent.late_series | intent.corrected_series))
     report.failures += chaos_checks.compare_alerts(out["baseline"]["billing_alerts"], out["trial"]["billing_alerts"],
                                                    frozenset(series[:2] for series in intent.corrected_series))
     accounting = {kind: read_accounting(bootstrap, runs[kind]["accounting"], f"{run_id}-{kind}") for kind in runs}

@@ -96,10 +96,12 @@ def compare_credits(baseline: Sequence[dict], trial: Sequence[dict],
                     late_customers: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
     """Per grant and per customer and currency: drawn, expired, voided, uncovered and the final balance equal.
 
-    `late_customers` ((tenant, customer) with late usage) are left out: how their late usage is split into lines
-    follows the run's watermarks (the money per period does not), and the ledger applies each line at its window's
-    end, so what an expiring or voided grant drew before its end can differ by the rounding of that split. Each run's
-    own identities (`balance_mismatches`, the job's credit identity check) still cover them."""
+    `late_customers` ((tenant, customer) with late usage or a correction) are left out: how their late usage and
+    corrections are split into lines follows the run's watermarks (a correction that meets an open window lowers its
+    usage line, one after it makes a line of its own; the money per period does not change), and the ledger applies
+    each line at its window's end, so what an expiring or voided grant drew before its end can differ by the rounding
+    of that split (seed 432934: a cent). Each run's own identities (`balance_mismatches`, the job's credit identity
+    check) and the corrected money per period still cover them."""
     baseline = [r for r in baseline if (r["tenant_id"], r["customer_id"]) not in late_customers]
     trial = [r for r in trial if (r["tenant_id"], r["customer_id"]) not in late_customers]
     failures = []
