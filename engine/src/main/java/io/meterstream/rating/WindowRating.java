@@ -180,9 +180,10 @@ public final class WindowRating extends CountingOperator<String>
     }
 
     /**
-     * @param retainForMs how long a fired window keeps its contents after its latest contribution, in processing time
-     *                    ({@code udfs.corrections.retained_for_ms} of the correction horizon): then it is folded into
-     *                    its period's frozen part, since no correction can reach its events any more
+     * @param retainForMs how long a fired window keeps its contents after its latest contribution, on its series'
+     *                    clock ({@link #tick}; {@code udfs.corrections.retained_for_ms} of the correction horizon):
+     *                    then it is folded into its period's frozen part, since no correction can reach its events
+     *                    any more
      */
     public WindowRating(String catalogJson, long windowSizeMs, long stateTtlMs, long maxEventAgeMs,
             OutputTag<Row> uniqueCountWindows, OutputTag<Row> late, OutputTag<Row> accounting,
