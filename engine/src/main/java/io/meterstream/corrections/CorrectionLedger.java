@@ -195,6 +195,8 @@ public final class CorrectionLedger {
     private DataOutputSerializer[] snapshotBuffers;
     private int[] snapshotCounts;
     private GroupSeries[] snapshotSeries;
+    /** Reused by {@link #write} for a key group's series strings. */
+    private DataOutputSerializer seriesBuffer = new DataOutputSerializer(1 << 16);
 
     /** The series dictionary's indices one key group's events use (a snapshot writes those series once each). */
     private static final class GroupSeries extends java.util.BitSet {
@@ -245,6 +247,16 @@ public final class CorrectionLedger {
 
     public void observeEvent(long keyHi, long keyLo, long nowMs, Version version) {
         slots.setEvent(slots.insert(keyHi, keyLo), nowMs, version, RETAINED);
+    }
+
+    /**
+     * {@link #observeEvent(long, long, long, Version)} on the per-event path: the series named by its 128-bit hash,
+     * its strings ({@code names}) decoded only when this ledger has not met it yet.
+     */
+    public void observeEvent(long keyHi, long keyLo, long nowMs, long seriesHi, long seriesLo,
+            LedgerSlots.SeriesNames names, long eventTimeMs, BigDecimal value, String uniqueValue) {
+        int series = slots.seriesIndex(seriesHi, seriesLo, names);
+        slots.setEvent(slots.insert(keyHi, keyLo), nowMs, series, eventTimeMs, value, uniqueValue, RETAINED);
     }
 
     public void observeDeadLetter(long keyHi, long keyLo, long nowMs, String reason) {
@@ -416,13 +428,20 @@ public final class CorrectionLedger {
         boolean held = snapshotBuffers != null && keyGroup < snapshotBuffers.length && snapshotBuffers[keyGroup] != null;
         out.writeInt(FORMAT_VERSION);
         GroupSeries used = held ? snapshotSeries[keyGroup] : null;
-        writeVarint(out, used == null ? 0 : used.cardinality());
+        // Into a buffer first: the checkpoint stream takes a varint byte by byte through several layers (JFR).
+        DataOutputSerializer strings = seriesBuffer;
+        strings.clear();
+        writeVarint(strings, used == null ? 0 : used.cardinality());
         for (int index = used == null ? -1 : used.nextSetBit(0); index >= 0; index = used.nextSetBit(index + 1)) {
             LedgerSlots.SeriesStrings s = slots.series(index);
-            writeVarint(out, index);
-            writeBytes(out, s.customerUtf8);
-            writeBytes(out, s.meterUtf8);
-            writeBytes(out, s.groupUtf8);
+            writeVarint(strings, index);
+            writeBytes(strings, s.customerUtf8);
+            writeBytes(strings, s.meterUtf8);
+            writeBytes(strings, s.groupUtf8);
+        }
+        out.write(strings.getSharedBuffer(), 0, strings.length());
+        if (strings.getSharedBuffer().length > 1 << 22) {
+            seriesBuffer = new DataOutputSerializer(1 << 16);  // do not hold a big key group's buffer for ever
         }
         out.writeInt(held ? snapshotCounts[keyGroup] : 0);
         if (held) {

@@ -51,7 +51,13 @@ final class LedgerSlots {
             this.customerId = customerId;
             this.meter = meter;
             this.groupJson = groupJson;
-            this.hash = (customerId.hashCode() * 31 + meter.hashCode()) * 31 + groupJson.hashCode();
+            // Mixed: the plain 31-polynomial of ids like cust-00123 and a few meters collides often enough to
+            // turn HashMap buckets into trees (JFR).
+            long h = ((long) customerId.hashCode() * 0x9E3779B97F4A7C15L + meter.hashCode()) * 0xC2B2AE3D27D4EB4FL
+                    + groupJson.hashCode();
+            h ^= h >>> 33;
+            h *= 0xFF51AFD7ED558CCDL;
+            this.hash = (int) (h ^ (h >>> 32));
         }
 
         SeriesStrings encoded() {
@@ -70,6 +76,60 @@ final class LedgerSlots {
         @Override
         public int hashCode() {
             return hash;
+        }
+    }
+
+    /** An open-addressing map of 128-bit hashes to non-negative ints (linear probing, at most half full). */
+    static final class HashIndex {
+        private long[] keys = new long[2 * 64];  // hi, lo per slot
+        private int[] values = new int[64];  // index + 1; 0: empty
+        private int size;
+
+        int get(long hi, long lo) {
+            int mask = values.length - 1;
+            for (int at = slotOf(hi, lo, mask); values[at] != 0; at = (at + 1) & mask) {
+                if (keys[2 * at] == hi && keys[2 * at + 1] == lo) {
+                    return values[at] - 1;
+                }
+            }
+            return -1;
+        }
+
+        void put(long hi, long lo, int value) {
+            if (2 * (size + 1) > values.length) {
+                long[] oldKeys = keys;
+                int[] oldValues = values;
+                keys = new long[oldKeys.length * 2];
+                values = new int[oldValues.length * 2];
+                size = 0;
+                for (int i = 0; i < oldValues.length; i++) {
+                    if (oldValues[i] != 0) {
+                        put(oldKeys[2 * i], oldKeys[2 * i + 1], oldValues[i] - 1);
+                    }
+                }
+            }
+            int mask = values.length - 1;
+            int at = slotOf(hi, lo, mask);
+            while (values[at] != 0 && !(keys[2 * at] == hi && keys[2 * at + 1] == lo)) {
+                at = (at + 1) & mask;
+            }
+            if (values[at] == 0) {
+                size++;
+            }
+            keys[2 * at] = hi;
+            keys[2 * at + 1] = lo;
+            values[at] = value + 1;
+        }
+
+        void clear() {
+            keys = new long[2 * 64];
+            values = new int[64];
+            size = 0;
+        }
+
+        private static int slotOf(long hi, long lo, int mask) {
+            long h = hi ^ lo * 0x9E3779B97F4A7C15L;  // already a murmur3 hash: any bits will do
+            return (int) (h ^ (h >>> 32)) & mask;
         }
     }
 
@@ -104,6 +164,8 @@ final class LedgerSlots {
     private int mask;
     private final List<SeriesStrings> dictionary = new ArrayList<>();
     private final Map<SeriesStrings, Integer> dictionaryIndex = new HashMap<>();
+    /** Series hash -> dictionary index, a cache in front of {@link #dictionaryIndex} (not in state). */
+    private final HashIndex byHash = new HashIndex();
 
     LedgerSlots() {
         allocate(MIN_CAPACITY);
@@ -304,9 +366,20 @@ final class LedgerSlots {
     }
 
     private void setVersion(int slot, CorrectionLedger.Version version, byte kindAndFlags) {
-        data[slot * STRIDE + EVENT_TIME] = version.eventTimeMs;
-        int series = intern(version.customerId, version.meter, version.groupJson);
-        BigDecimal value = version.value;
+        setVersion(slot, intern(version.customerId, version.meter, version.groupJson), version.eventTimeMs,
+                version.value, version.uniqueValue, kindAndFlags);
+    }
+
+    /** A first copy whose series is already a dictionary index ({@link #seriesIndex(long, long, SeriesNames)}). */
+    void setEvent(int slot, long firstSeenMs, int series, long eventTimeMs, BigDecimal value, String unique,
+            byte flags) {
+        data[slot * STRIDE + FIRST_SEEN] = firstSeenMs;
+        setVersion(slot, series, eventTimeMs, value, unique, (byte) (EVENT | flags));
+    }
+
+    private void setVersion(int slot, int series, long eventTimeMs, BigDecimal value, String unique,
+            byte kindAndFlags) {
+        data[slot * STRIDE + EVENT_TIME] = eventTimeMs;
         BigDecimal big = null;
         byte scale;
         byte billed = 0;
@@ -322,7 +395,6 @@ final class LedgerSlots {
                 big = value;
             }
         }
-        String unique = version.uniqueValue;
         Object extra = big == null ? unique : unique == null ? big : new ValueAndUnique(big, unique);
         boolean had = (packed(slot) & HAS_EXTRA) != 0;
         setPacked(slot, kindAndFlags, scale, billed, had, series);
@@ -488,6 +560,29 @@ final class LedgerSlots {
                 : extra instanceof ValueAndUnique ? ((ValueAndUnique) extra).unique : null;
     }
 
+    /** The strings of a series, asked for only when the ledger meets its hash for the first time. */
+    @FunctionalInterface
+    public interface SeriesNames {
+        /** customer_id, meter, group JSON ("{}" for none). */
+        String[] get();
+    }
+
+    /**
+     * The dictionary index of the series with this 128-bit hash (of tenant, customer, meter, group: the one the
+     * window operator keys by), decoding its strings only the first time: the per-event path, where three string
+     * decodes and a lookup by strings were ~1 us per event (JFR). Different tenants' series with the same strings
+     * share an index.
+     */
+    int seriesIndex(long seriesHi, long seriesLo, SeriesNames names) {
+        int index = byHash.get(seriesHi, seriesLo);
+        if (index < 0) {
+            String[] strings = names.get();
+            index = intern(strings[0], strings[1], strings[2]);
+            byHash.put(seriesHi, seriesLo, index);
+        }
+        return index;
+    }
+
     private int intern(String customerId, String meter, String groupJson) {
         SeriesStrings key = new SeriesStrings(customerId, meter, groupJson);
         Integer index = dictionaryIndex.get(key);
@@ -529,6 +624,7 @@ final class LedgerSlots {
         }
         dictionary.clear();
         dictionary.addAll(kept);
+        byHash.clear();
         for (int i = 0; i < capacity(); i++) {
             if (kind(kindAndFlags(i)) == EVENT) {
                 int at = i * STRIDE + PACKED;

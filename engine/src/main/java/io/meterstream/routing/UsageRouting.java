@@ -721,12 +721,15 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             return;
         }
         dedupTables[bucket] = lookup.table;
+        // Decoded once for the ledger and the window operator (a DECIMAL(38, 18) is a BigInteger's bytes).
+        BigDecimal value = in.isNullAt(valueIndex) ? null
+                : in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
+        WindowedUsage out = windowed(in, in.getString(aggregationIndex), value);
         if (ledger != null) {
-            observe(eventKey, now, in);
+            observe(eventKey, now, in, out, value);
         }
         long eventTime = in.getLong(eventTimeIndex);
         long windowEnd = TumblingWindows.end(eventTime, windowSizeMs);
-        WindowedUsage out = windowed(in, in.getString(aggregationIndex));
         out.floorMs = watermarkFloor;
         if (watermarkFloor != NO_WATERMARK && windowEnd - 1 <= watermarkFloor) {
             out.pastWatermark = pastWatermark(in);  // the window operator counts it: windowed or late
@@ -736,14 +739,16 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         output.collect(element.replace(out));
     }
 
-    /** A first copy, remembered in the correction ledger as it is billed. */
-    private void observe(Tuple2<Long, Long> eventKey, long now, RowData in) {
-        BigDecimal value = in.isNullAt(valueIndex) ? null
-                : in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
-        ledger.observeEvent(eventKey.f0, eventKey.f1, now, new CorrectionLedger.Version(
-                in.getString(customerIndex).toString(), in.getString(meterIndex).toString(),
-                in.getLong(eventTimeIndex), value, in.isNullAt(groupIndex) ? "{}" : in.getString(groupIndex).toString(),
-                in.isNullAt(tokenIndex) ? null : CorrectionLedger.decodeToken(in.getString(tokenIndex).toString())));
+    /**
+     * A first copy, remembered in the correction ledger as it is billed: by its series' hash (what {@code windowed}
+     * computed), the series' strings decoded only for a series the ledger has not met.
+     */
+    private void observe(Tuple2<Long, Long> eventKey, long now, RowData in, WindowedUsage windowed, BigDecimal value) {
+        ledger.observeEvent(eventKey.f0, eventKey.f1, now, windowed.seriesHi, windowed.seriesLo,
+                () -> new String[] {in.getString(customerIndex).toString(), in.getString(meterIndex).toString(),
+                    in.isNullAt(groupIndex) ? "{}" : in.getString(groupIndex).toString()},
+                windowed.eventTimeMs, value,
+                in.isNullAt(tokenIndex) ? null : CorrectionLedger.decodeToken(in.getString(tokenIndex).toString()));
     }
 
     private WindowedUsage.PastWatermark pastWatermark(RowData in) {
@@ -759,7 +764,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     }
 
     /** A first-seen valid record for the window operator. */
-    private WindowedUsage windowed(RowData in, StringData aggregation) {
+    private WindowedUsage windowed(RowData in, StringData aggregation, BigDecimal value) {
         WindowedUsage out = new WindowedUsage();
         StringData tenant = in.getString(tenantIndex);
         StringData customer = in.getString(customerIndex);
@@ -776,8 +781,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         out.eventTimeMs = in.getLong(eventTimeIndex);
         if (out.aggregation == WindowedUsage.UNIQUE_COUNT) {
             out.uniqueToken = in.isNullAt(tokenIndex) ? null : in.getString(tokenIndex).toBytes();
-        } else if (out.aggregation != WindowedUsage.COUNT && !in.isNullAt(valueIndex)) {
-            BigDecimal value = in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
+        } else if (out.aggregation != WindowedUsage.COUNT && value != null) {
             out.value = out.aggregation == WindowedUsage.LAST ? value : RateLineItem.compact(value);
         }
         if (out.aggregation == WindowedUsage.LAST) {

@@ -100,4 +100,69 @@ class LedgerSlotsTest {
             assertEquals("c" + i, slots.version(slots.find(i, 0)).customerId);
         }
     }
+
+    @Test
+    void aSeriesNamedByItsHashIsDecodedOnceAndStoredAsByItsStrings() {
+        LedgerSlots slots = new LedgerSlots();
+        int[] decoded = new int[1];
+        // 3,000 series, each met twice by hash (two tenants share strings: their hashes differ, their index not).
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < 3_000; i++) {
+                String customer = "cust-" + (i / 2);
+                int slot = slots.insert(round * 10_000L + i, 7);
+                int series = slots.seriesIndex(i, -i, () -> {
+                    decoded[0]++;
+                    return new String[] {customer, "m", "{}"};
+                });
+                slots.setEvent(slot, 5L, series, 100L + i, BigDecimal.valueOf(i, 2), null, (byte) 0);
+            }
+        }
+        assertEquals(3_000, decoded[0], "each hash decoded once");
+        assertEquals(1_500, slots.seriesHeld(), "the strings interned once");
+        LedgerSlots byStrings = new LedgerSlots();
+        for (int i = 0; i < 3_000; i++) {
+            int slot = byStrings.insert(i, 7);
+            byStrings.setEvent(slot, 5L, new CorrectionLedger.Version("cust-" + (i / 2), "m", 100L + i,
+                    BigDecimal.valueOf(i, 2), "{}", null), (byte) 0);
+            CorrectionLedger.Version a = slots.version(slots.find(i, 7));
+            CorrectionLedger.Version b = byStrings.version(slot);
+            assertEquals(b.customerId, a.customerId);
+            assertEquals(b.meter, a.meter);
+            assertEquals(b.groupJson, a.groupJson);
+            assertEquals(b.eventTimeMs, a.eventTimeMs);
+            assertEquals(b.value, a.value);
+            assertEquals(slots.kindAndFlags(slots.find(i, 7)), byStrings.kindAndFlags(slot));
+        }
+        // Compacting the dictionary forgets the hash cache with it: a hash met again is decoded again, correctly.
+        slots.removeIf(slot -> slots.hi(slot) % 10_000 >= 100);
+        slots.compactDictionary();
+        assertEquals(50, slots.seriesHeld());
+        int[] again = new int[1];
+        int series = slots.seriesIndex(7, -7, () -> {
+            again[0]++;
+            return new String[] {"cust-3", "m", "{}"};
+        });
+        assertEquals(1, again[0], "the hash cache went with the compaction");
+        assertEquals(50, slots.seriesHeld(), "found by its strings, not added");
+        assertEquals("cust-3", slots.series(series).customerId);
+        assertEquals("cust-3", slots.version(slots.find(7, 7)).customerId);
+    }
+
+    @Test
+    void theHashIndexMatchesAMap() {
+        LedgerSlots.HashIndex index = new LedgerSlots.HashIndex();
+        Map<List<Long>, Integer> expected = new HashMap<>();
+        SplittableRandom random = new SplittableRandom(3);
+        for (int i = 0; i < 50_000; i++) {
+            long hi = random.nextLong(2_000);
+            long lo = random.nextInt(3) == 0 ? hi : random.nextLong();
+            int value = random.nextInt(1 << 20);
+            index.put(hi, lo, value);
+            expected.put(List.of(hi, lo), value);
+        }
+        for (Map.Entry<List<Long>, Integer> e : expected.entrySet()) {
+            assertEquals((int) e.getValue(), index.get(e.getKey().get(0), e.getKey().get(1)));
+        }
+        assertEquals(-1, index.get(-5, 5));
+    }
 }
