@@ -195,6 +195,8 @@ public final class CorrectionLedger {
     private DataOutputSerializer[] snapshotBuffers;
     private int[] snapshotCounts;
     private GroupSeries[] snapshotSeries;
+    /** What each key group's entries took in the last snapshot. */
+    private int[] lastBufferLengths = new int[0];
     /** Reused by {@link #write} for a key group's series strings. */
     private DataOutputSerializer seriesBuffer = new DataOutputSerializer(1 << 16);
 
@@ -412,11 +414,17 @@ public final class CorrectionLedger {
                 series = java.util.Arrays.copyOf(series, length);
             }
             if (buffers[group] == null) {
-                buffers[group] = new DataOutputSerializer(1 << 16);
+                // Sized by the last snapshot's (a buffer that doubles its way up copies its bytes once more).
+                int last = group < lastBufferLengths.length ? lastBufferLengths[group] : 0;
+                buffers[group] = new DataOutputSerializer(Math.max(1 << 16, last + (last >> 3)));
                 series[group] = new GroupSeries(slots.dictionarySize());
             }
             counts[group]++;
             writeEntry(buffers[group], slot, series[group]);
+        }
+        lastBufferLengths = new int[buffers.length];
+        for (int group = 0; group < buffers.length; group++) {
+            lastBufferLengths[group] = buffers[group] == null ? 0 : buffers[group].length();
         }
         snapshotBuffers = buffers;
         snapshotCounts = counts;
@@ -433,11 +441,8 @@ public final class CorrectionLedger {
         strings.clear();
         writeVarint(strings, used == null ? 0 : used.cardinality());
         for (int index = used == null ? -1 : used.nextSetBit(0); index >= 0; index = used.nextSetBit(index + 1)) {
-            LedgerSlots.SeriesStrings s = slots.series(index);
             writeVarint(strings, index);
-            writeBytes(strings, s.customerUtf8);
-            writeBytes(strings, s.meterUtf8);
-            writeBytes(strings, s.groupUtf8);
+            strings.write(slots.series(index).record);
         }
         out.write(strings.getSharedBuffer(), 0, strings.length());
         if (strings.getSharedBuffer().length > 1 << 22) {
@@ -574,6 +579,19 @@ public final class CorrectionLedger {
 
     private static String readNullable(DataInputView in, boolean compact) throws IOException {
         return in.readBoolean() ? readString(in, compact) : null;
+    }
+
+    /** A series' strings as format 5 writes them after its number: customer, meter, group, each {@link #writeBytes}. */
+    static byte[] seriesRecord(String customerId, String meter, String groupJson) {
+        DataOutputSerializer out = new DataOutputSerializer(64);
+        try {
+            writeBytes(out, customerId.getBytes(StandardCharsets.UTF_8));
+            writeBytes(out, meter.getBytes(StandardCharsets.UTF_8));
+            writeBytes(out, groupJson.getBytes(StandardCharsets.UTF_8));
+        } catch (IOException impossible) {
+            throw new java.io.UncheckedIOException(impossible);  // an in-memory buffer
+        }
+        return out.getCopyOfBuffer();
     }
 
     /** A varint length, then the bytes (a {@code writeUTF} string stops at 64 KiB, which a group JSON can pass). */

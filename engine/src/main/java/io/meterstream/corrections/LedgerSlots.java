@@ -42,10 +42,12 @@ final class LedgerSlots {
         final String meter;
         final String groupJson;
         private final int hash;
-        /** Their UTF-8 bytes, made once the series is in the dictionary (a lookup key makes none). */
-        byte[] customerUtf8;
-        byte[] meterUtf8;
-        byte[] groupUtf8;
+        /**
+         * The three strings as a snapshot writes them ({@link CorrectionLedger#seriesRecord}), made once the series
+         * is in the dictionary (a lookup key makes none): a snapshot writes a series once per key group its events
+         * are in, as one copy.
+         */
+        byte[] record;
 
         SeriesStrings(String customerId, String meter, String groupJson) {
             this.customerId = customerId;
@@ -61,9 +63,7 @@ final class LedgerSlots {
         }
 
         SeriesStrings encoded() {
-            customerUtf8 = customerId.getBytes(StandardCharsets.UTF_8);
-            meterUtf8 = meter.getBytes(StandardCharsets.UTF_8);
-            groupUtf8 = groupJson.getBytes(StandardCharsets.UTF_8);
+            record = CorrectionLedger.seriesRecord(customerId, meter, groupJson);
             return this;
         }
 
