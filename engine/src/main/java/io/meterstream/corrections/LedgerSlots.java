@@ -127,8 +127,12 @@ final class LedgerSlots {
         }
 
         private static int slotOf(long hi, long lo, int mask) {
-            long h = hi ^ lo * 0x9E3779B97F4A7C15L;  // already a murmur3 hash: any bits will do
-            return (int) (h ^ (h >>> 32)) & mask;
+            // Mixed although a murmur3 hash already is one: a map must not depend on how its keys were made.
+            long h = hi * 0x9E3779B97F4A7C15L + lo;
+            h ^= h >>> 33;
+            h *= 0xFF51AFD7ED558CCDL;
+            h ^= h >>> 33;
+            return (int) h & mask;
         }
     }
 
