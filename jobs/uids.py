@@ -25,7 +25,7 @@ BILLING_SINK_INVOICES = "billing-sink-invoices-v1"
 BILLING_CORRECTION_SOURCE = "billing-correction-source-v1"  # Kafka source of usage-corrections (offsets)
 BILLING_CORRECTION_VALIDATE = "billing-correction-validate-v1"
 BILLING_CORRECTION_IDS = "billing-correction-ids-v1"  # keyed Python: correction-id idempotency
-BILLING_CORRECTION_TO_LEDGER = "billing-correction-to-ledger-v1"  # accepted corrections as the ledger's rows
+# (billing-correction-to-ledger-v1, a stateless map, is gone: correction-ids emits the ledger's rows itself.)
 BILLING_CORRECTION_LEDGER_REJECTS = "billing-correction-ledger-rejects-v1"  # the ledger's rejections, formatted
 BILLING_CORRECTION_COUNTS = "billing-correction-counts-v1"  # Java: counts retyped for the accounting union
 BILLING_SINK_CORRECTION_DEAD_LETTERS = "billing-sink-correction-dead-letters-v1"
