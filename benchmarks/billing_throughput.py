@@ -353,33 +353,69 @@ def _proc_table() -> dict[int, tuple[int, int]]:
     return table
 
 
-def tree_rss_bytes(root: int) -> int:
-    table = _proc_table()
+def tree_pids(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
+    """root and all its descendants that `table` (`_proc_table`) lists."""
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
         if pid in table:
-            total += table[pid][1]
+            found.append(pid)
         stack.extend(children.get(pid, ()))
-    return total
+    return found
+
+
+def tree_rss_bytes(root: int) -> int:
+    table = _proc_table()
+    return sum(table[pid][1] for pid in tree_pids(root, table))
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A thread's name up to its trailing instance number (`GC Thread#1`, `Source: usage-e` of subtask 2, `Thread-7`):
+# Linux keeps the first 15 bytes of a Java thread's name, so an operator chain shows by its first operator.
+_THREAD_INSTANCE = re.compile(r"[\s#(-]*\d*\)?$")
+
+
+def thread_cpu_ticks(pids: list[int]) -> dict[tuple[int, int], tuple[str, int]]:
+    """(pid, tid) -> (thread name, user + system clock ticks so far) for every thread of `pids`."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as stat:
+                        text = stat.read()
+                    name = text[text.find(b"(") + 1:text.rfind(b")")].decode(errors="replace")
+                    fields = text[text.rfind(b")") + 2:].split()  # state, ppid, ...: utime and stime are 12th, 13th
+                    ticks[(pid, int(tid))] = (name, int(fields[11]) + int(fields[12]))
+    return ticks
 
 
 class RssSampler(threading.Thread):
-    """Peak RSS of a process and all its descendants (the Python client and its JVM), sampled every interval."""
+    """Peak RSS of a process and all its descendants (the Python client and its JVM), sampled every interval, and
+    the CPU time of each of their threads (every `cpu_every` samples: reading a JVM's few hundred threads costs a
+    few ms), which says which operator chain took the CPU (JFR's samples do not give shares of a saturated machine).
+    """
 
-    def __init__(self, root_pid: int, interval: float = 0.5) -> None:
+    def __init__(self, root_pid: int, interval: float = 0.5, cpu_every: int = 4) -> None:
         super().__init__(daemon=True)
-        self.root_pid, self.interval = root_pid, interval
+        self.root_pid, self.interval, self.cpu_every = root_pid, interval, cpu_every
         self.peak_bytes = 0
+        self.thread_ticks: dict[tuple[int, int], tuple[str, int]] = {}
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        sample = 0
         while not self._stop_event.is_set():
             with contextlib.suppress(Exception):  # a process may vanish between listing and reading
-                self.peak_bytes = max(self.peak_bytes, tree_rss_bytes(self.root_pid))
+                table = _proc_table()
+                pids = tree_pids(self.root_pid, table)
+                self.peak_bytes = max(self.peak_bytes, sum(table[pid][1] for pid in pids))
+                if sample % self.cpu_every == 0:
+                    self.thread_ticks.update(thread_cpu_ticks(pids))  # a thread's ticks only grow
+            sample += 1
             self._stop_event.wait(self.interval)
 
     def stop(self) -> float:
@@ -387,9 +423,37 @@ class RssSampler(threading.Thread):
         self.join()
         return round(self.peak_bytes / 2**20, 1)
 
+    def cpu(self, events: int, top: int = 16) -> dict:
+        """CPU seconds of the whole tree and by thread name (instance numbers dropped), as last sampled: up to
+        `cpu_every` x interval of each thread's end is missed."""
+        by_name: dict[str, int] = {}
+        for name, ticks in self.thread_ticks.values():
+            key = _THREAD_INSTANCE.sub("", name) or name
+            by_name[key] = by_name.get(key, 0) + ticks
+        total = sum(by_name.values())
+        ranked = sorted(by_name.items(), key=lambda item: -item[1])
+        threads = {name: round(ticks / _CLOCK_TICKS, 1) for name, ticks in ranked[:top]}
+        threads["(other threads)"] = round(sum(ticks for _, ticks in ranked[top:]) / _CLOCK_TICKS, 1)
+        return {
+            "total_seconds": round(total / _CLOCK_TICKS, 1),
+            "us_per_event": round(total / _CLOCK_TICKS / events * 1e6, 2) if events else None,
+            "by_thread": threads,
+        }
 
-def run_measured(cmd: list[str], log_path: Path, *, timeout_s: float) -> tuple[int, float, float, str]:
-    """Run cmd with its output in log_path; returns (exit code, wall seconds, peak tree RSS MB, stdout+err)."""
+
+@dataclass
+class Measured:
+    """One measured run: exit code, wall seconds, peak tree RSS (MB), CPU (`RssSampler.cpu`), stdout+err."""
+
+    code: int
+    wall: float
+    peak_rss_mb: float
+    cpu: dict
+    output: str
+
+
+def run_measured(cmd: list[str], log_path: Path, *, timeout_s: float, events: int) -> Measured:
+    """Run cmd with its output in log_path, sampling its process tree's memory and CPU."""
     with open(log_path, "w") as log:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -404,7 +468,7 @@ def run_measured(cmd: list[str], log_path: Path, *, timeout_s: float) -> tuple[i
             code = proc.wait()
         wall = time.monotonic() - started
         peak = sampler.stop()
-    return code, wall, peak, log_path.read_text(errors="replace")
+    return Measured(code, wall, peak, sampler.cpu(events), log_path.read_text(errors="replace"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1051,7 +1115,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             load = os.getloadavg()
             cmd = [sys.executable, str(Path(__file__).resolve()), "_ceiling", "--bootstrap", bootstrap,
                    "--topic", topics["usage_events"], "--parallelism", str(args.parallelism)]
-            code, wall, peak, output = run_measured(cmd, logs / f"ceiling-{tag}.log", timeout_s=args.timeout)
+            measured = run_measured(cmd, logs / f"ceiling-{tag}.log", timeout_s=args.timeout, events=args.events)
+            code, wall, peak, output = measured.code, measured.wall, measured.peak_rss_mb, measured.output
             job_seconds = next((json.loads(line)["ceiling_job_seconds"] for line in output.splitlines()
                                 if line.startswith('{"ceiling_job_seconds"')), None)
             result["ceiling"] = {
@@ -1061,6 +1126,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 "events_per_second": _rate(args.events, job_seconds),
                 "process_seconds": round(wall, 2),
                 "peak_rss_mb": peak,
+                "cpu": measured.cpu,
                 "load_average_before": [round(x, 2) for x in load],
                 "log": str(logs / f"ceiling-{tag}.log"),
             }
@@ -1077,7 +1143,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 sampler.start()
             started_epoch = time.time()
             try:
-                code, wall, peak, output = run_measured(cmd, logs / f"billing-{tag}.log", timeout_s=args.timeout)
+                measured = run_measured(cmd, logs / f"billing-{tag}.log", timeout_s=args.timeout,
+                                        events=args.events)
+                code, wall, peak, output = measured.code, measured.wall, measured.peak_rss_mb, measured.output
             finally:
                 if sampler is not None:
                     sampler.stop()
@@ -1119,6 +1187,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                     round(last_append / 1000 - started_epoch, 2) if last_append is not None else None
                 ),
                 "peak_rss_mb": peak,
+                "cpu": measured.cpu,
                 "load_average_before": [round(x, 2) for x in load],
                 "accounting": accounting,
                 "corrections": correction_accounting,
@@ -1166,6 +1235,12 @@ def print_table(result: dict) -> None:
     print(f"{'stage':10s} {'seconds':>10s} {'events/s':>12s} {'peak RSS MB':>12s}")
     for name, seconds, rate, rss in rows:
         print(f"{name:10s} {fmt(seconds, '.1f'):>10s} {fmt(rate):>12s} {fmt(rss, ',.0f'):>12s}")
+    for name in ("ceiling", "billing"):
+        cpu = (result.get(name) or {}).get("cpu")
+        if cpu:
+            threads = ", ".join(f"{thread} {seconds:.1f}" for thread, seconds in list(cpu["by_thread"].items())[:8])
+            print(f"{name} CPU: {cpu['total_seconds']:.1f} s ({fmt(cpu['us_per_event'], '.1f')} us per event); "
+                  f"by thread: {threads}")
     billing = result.get("billing") or {}
     if billing.get("time_to_last_line_item_seconds") is not None:
         print(f"billing: last line item committed {billing['time_to_last_line_item_seconds']:.1f} s after launch "
