@@ -468,7 +468,10 @@ def run_measured(cmd: list[str], log_path: Path, *, timeout_s: float, events: in
             code = proc.wait()
         wall = time.monotonic() - started
         peak = sampler.stop()
-    return Measured(code, wall, peak, sampler.cpu(events), log_path.read_text(errors="replace"))
+    cpu = sampler.cpu(events)
+    # Of what the machine's CPUs could give over the process's wall time (JVM start included): the rest waited.
+    cpu["share_of_cpus"] = round(cpu["total_seconds"] / (wall * (os.cpu_count() or 1)), 3) if wall > 0 else None
+    return Measured(code, wall, peak, cpu, log_path.read_text(errors="replace"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1239,7 +1242,9 @@ def print_table(result: dict) -> None:
         cpu = (result.get(name) or {}).get("cpu")
         if cpu:
             threads = ", ".join(f"{thread} {seconds:.1f}" for thread, seconds in list(cpu["by_thread"].items())[:8])
-            print(f"{name} CPU: {cpu['total_seconds']:.1f} s ({fmt(cpu['us_per_event'], '.1f')} us per event); "
+            share = cpu.get("share_of_cpus")
+            print(f"{name} CPU: {cpu['total_seconds']:.1f} s ({fmt(cpu['us_per_event'], '.1f')} us per event, "
+                  f"{fmt(share and share * 100, '.0f')} % of the CPUs over the process's wall time); "
                   f"by thread: {threads}")
     billing = result.get("billing") or {}
     if billing.get("time_to_last_line_item_seconds") is not None:
