@@ -12,6 +12,7 @@ from jobs.corrections import (
     CorrectionValidator,
     ReceivedCorrection,
     correction_id_key,
+    to_ledger_row,
 )
 from schemas.correction_dead_letter import CorrectionDeadLetter
 from tests.job.test_billing_job import CATALOG_PATH
@@ -63,8 +64,10 @@ def validated(raw: bytes) -> ReceivedCorrection:
     validator = CorrectionValidator(CATALOG_PATH.read_text())
     validator.open(None)
     (out,) = list(validator.process_element(RawRow(raw), None))
-    assert isinstance(out, ReceivedCorrection)
-    return out
+    key, received = out
+    assert isinstance(received, ReceivedCorrection)
+    assert key == correction_id_key(received), "it comes out keyed, as key_by would key it"
+    return received
 
 
 def test_the_validator_passes_a_valid_correction_on_and_dead_letters_a_rejected_one():
@@ -86,7 +89,8 @@ def test_an_id_is_remembered_for_the_horizon_then_its_timer_clears_it():
     first = validated(correction("c1", "e1", "cancel"))
     ctx = FakeContext(now_ms=5_000)
     outputs = list(stage.process_element(first, ctx))
-    assert outputs == [first], "a first copy goes on to the ledger, which counts it"
+    assert outputs == [to_ledger_row(first)], "a first copy goes on to the ledger as its row; the ledger counts it"
+    assert (outputs[0].correction_id, outputs[0].action, outputs[0].src_partition) == ("c1", "cancel", 1)
     assert ctx.timers.registered == [5_000 + HORIZON_MS]
     assert stage.state.value().first_seen_ms == 5_000 and len(stage.state.value().fingerprint) == 64
 
@@ -99,7 +103,7 @@ def test_an_id_is_remembered_for_the_horizon_then_its_timer_clears_it():
     assert list(stage.on_timer(5_000 + HORIZON_MS, None)) == []
     assert stage.state.value() is None, "after the horizon the id's state is gone"
     again = list(stage.process_element(validated(correction("c1", "e2", "cancel")), FakeContext(6_000)))
-    assert len(again) == 1 and isinstance(again[0], ReceivedCorrection), "after the horizon a first copy again"
+    assert len(again) == 1 and again[0].event_id == "e2", "after the horizon a first copy again"
 
 
 def test_a_stale_timer_keeps_a_newer_first_copy():
