@@ -52,8 +52,8 @@ final class LedgerSlots {
             this.customerId = customerId;
             this.meter = meter;
             this.groupJson = groupJson;
-            // Mixed: the plain 31-polynomial of ids like cust-00123 and a few meters collides often enough to
-            // turn HashMap buckets into trees (JFR).
+            // Mixed: the plain 31-polynomial combination of the three strings' hashes lets different series
+            // collide by construction (a customer's hash step against a meter's).
             long h = ((long) customerId.hashCode() * 0x9E3779B97F4A7C15L + meter.hashCode()) * 0xC2B2AE3D27D4EB4FL
                     + groupJson.hashCode();
             h ^= h >>> 33;
@@ -167,7 +167,11 @@ final class LedgerSlots {
     private int mask;
     private final List<SeriesStrings> dictionary = new ArrayList<>();
     private final Map<SeriesStrings, Integer> dictionaryIndex = new HashMap<>();
-    /** Series hash -> dictionary index, a cache in front of {@link #dictionaryIndex} (not in state). */
+    /**
+     * Series hash -> dictionary index, a cache in front of {@link #dictionaryIndex} (not in state; empty after a
+     * restore, filled as series are met again). It holds every hash met since the dictionary was last compacted,
+     * and is dropped with that compaction.
+     */
     private final HashIndex byHash = new HashIndex();
 
     LedgerSlots() {
@@ -572,8 +576,8 @@ final class LedgerSlots {
 
     /**
      * The dictionary index of the series with this 128-bit hash (of tenant, customer, meter, group: the one the
-     * window operator keys by), decoding its strings only the first time: the per-event path, where three string
-     * decodes and a lookup by strings were ~1 us per event (JFR). Different tenants' series with the same strings
+     * window operator keys by), decoding its strings only the first time: the per-event path, which decoded three
+     * strings and looked them up in a HashMap for every event. Different tenants' series with the same strings
      * share an index.
      */
     int seriesIndex(long seriesHi, long seriesLo, SeriesNames names) {
