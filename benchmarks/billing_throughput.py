@@ -367,11 +367,6 @@ def tree_pids(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
     return found
 
 
-def tree_rss_bytes(root: int) -> int:
-    table = _proc_table()
-    return sum(table[pid][1] for pid in tree_pids(root, table))
-
-
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A thread's name up to its trailing instance number (`GC Thread#1`, `Source: usage-e` of subtask 2, `Thread-7`):
 # Linux keeps the first 15 bytes of a Java thread's name, so an operator chain shows by its first operator.

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "billing_throughput.py"
+from tests.benchmark_script import billing_throughput
 
 TRUTH = {
     "records": 1_000,
@@ -31,22 +27,14 @@ MATCHING = {
 }
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("billing_throughput_under_test", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_an_accounting_table_equal_to_the_ground_truth_has_no_mismatch():
-    assert _bench().accounting_mismatches(MATCHING, TRUTH) == {}
+    assert billing_throughput().accounting_mismatches(MATCHING, TRUTH) == {}
 
 
 def test_each_differing_or_missing_count_is_reported_with_both_figures():
     accounting = {**MATCHING, "billed late (adjustments)": 19, "billed on time (windowed)": 901}
     del accounting["malformed_json"]
-    assert _bench().accounting_mismatches(accounting, TRUTH) == {
+    assert billing_throughput().accounting_mismatches(accounting, TRUTH) == {
         "billed late (adjustments)": (19, 20),
         "billed on time (windowed)": (901, 900),
         "malformed_json": (None, 12),
@@ -77,7 +65,7 @@ identity corrections = applied + rejected: HOLDS
 
 
 def test_usage_and_correction_sections_are_parsed_apart():
-    bench = _bench()
+    bench = billing_throughput()
     assert bench.parse_accounting(TABLE) == MATCHING
     assert bench.parse_correction_accounting(TABLE) == {
         "received": 25, "applied": 20, "rejected": 5, "rejected_by_reason": {"malformed_json": 1, "unknown_event": 4}}
@@ -85,7 +73,7 @@ def test_usage_and_correction_sections_are_parsed_apart():
 
 
 def test_identities_hold_or_say_what_breaks_them():
-    bench = _bench()
+    bench = billing_throughput()
     assert bench.usage_identity_problems(MATCHING, 1_000) == []
     assert bench.usage_identity_problems(MATCHING, 1_001) == ["the input held 1,000 records, 1,001 were produced"]
     assert len(bench.usage_identity_problems({**MATCHING, "billed late (adjustments)": 19}, 1_000)) == 1
@@ -96,7 +84,7 @@ def test_identities_hold_or_say_what_breaks_them():
 
 
 def test_input_index_counts_what_the_committed_offsets_cover():
-    bench = _bench()
+    bench = billing_throughput()
     index = bench.InputIndex.empty(2)
     # partition 0: offsets 0, 2 first-seen (series 0, 1); partition 1: offset 1 (series 0 again), 3 (series 2)
     index.add_first_seen(0, 0, series_id=0, customer_id=0)
@@ -122,7 +110,7 @@ def _snapshot(checkpoint: int, offsets: dict[int, int], status: str = "RUNNING")
 
 
 def test_state_figures_come_from_the_last_checkpoint_taken_while_the_operators_ran():
-    bench = _bench()
+    bench = billing_throughput()
     index = bench.InputIndex.empty(2)
     for offset in range(4):
         index.add_first_seen(offset % 2, offset // 2, series_id=offset % 3, customer_id=0)
@@ -142,7 +130,7 @@ def test_state_figures_come_from_the_last_checkpoint_taken_while_the_operators_r
 
 
 def test_series_keys_read_from_the_record_bytes_are_those_of_its_fields():
-    bench = _bench()
+    bench = billing_throughput()
     record = (b'{"event_id":"e1","tenant_id":"acme-ai","customer_id":"c-1","meter":"input_tokens","timestamp":1,'
               b'"value":"5","dimensions":{"model":"nova-large"},"sdk":"x"}')
     series, customer = bench._series_bytes(record)
@@ -153,14 +141,14 @@ def test_series_keys_read_from_the_record_bytes_are_those_of_its_fields():
 
 
 def test_the_job_name_passed_through_is_the_group_whose_offsets_are_read():
-    bench = _bench()
+    bench = billing_throughput()
     assert bench.job_group_id([]) == "meterstream-billing"
     assert bench.job_group_id(["--checkpoint-interval-ms=60000", "--job-name=bench-b"]) == "bench-b"
     assert bench.job_group_id(["--job-name", "bench-c"]) == "bench-c"
 
 
 def test_checkpoint_durations_take_the_slowest_routing_subtask_per_checkpoint():
-    bench = _bench()
+    bench = billing_throughput()
 
     def snap(end_to_end, syncs):
         return {"end_to_end_duration_ms": end_to_end, "vertices": [

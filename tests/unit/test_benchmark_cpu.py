@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "billing_throughput.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("billing_throughput_cpu_under_test", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_script import billing_throughput
 
 
 def test_threads_are_summed_by_name_without_their_instance_numbers():
-    bench = _bench()
+    bench = billing_throughput()
     sampler = bench.RssSampler(root_pid=-1)
     ticks = bench._CLOCK_TICKS
     sampler.thread_ticks = {
@@ -39,7 +28,7 @@ def test_threads_are_summed_by_name_without_their_instance_numbers():
 
 
 def test_a_busy_thread_of_the_sampled_process_shows():
-    bench = _bench()
+    bench = billing_throughput()
     stop = threading.Event()
 
     def spin():
