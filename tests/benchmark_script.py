@@ -1,5 +1,5 @@
-"""`benchmarks/billing_throughput.py` as a module for unit tests: a script, not a package, so it is loaded from its
-path once per test session."""
+"""The scripts of `benchmarks/` as modules for unit tests: scripts, not a package, so each is loaded from its path
+once per test session."""
 
 from __future__ import annotations
 
@@ -9,13 +9,21 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "billing_throughput.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @cache
-def billing_throughput() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("billing_throughput_under_test", BENCH)
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up while the file is executed
     spec.loader.exec_module(module)
     return module
+
+
+def billing_throughput() -> ModuleType:
+    return _script("billing_throughput")
+
+
+def state_scale() -> ModuleType:
+    return _script("state_scale")

@@ -150,13 +150,14 @@ def test_the_job_name_passed_through_is_the_group_whose_offsets_are_read():
 def test_checkpoint_durations_take_the_slowest_routing_subtask_per_checkpoint():
     bench = billing_throughput()
 
-    def snap(end_to_end, syncs):
-        return {"end_to_end_duration_ms": end_to_end, "vertices": [
+    def snap(end_to_end, syncs, written=None):
+        return {"end_to_end_duration_ms": end_to_end, "checkpointed_size_bytes": written, "vertices": [
             {"name": f"{bench.ROUTING_VERTEX} -> x", "subtask_sync_ms": syncs},
             {"name": "other", "subtask_sync_ms": [9_999]}]}
 
-    durations = bench.checkpoint_durations([snap(100, [10, 30]), snap(300, [50, None]), snap(200, [20, 5])])
+    durations = bench.checkpoint_durations([snap(100, [10, 30], 7), snap(300, [50, None], 9), snap(200, [20, 5])])
     assert durations["checkpoints"] == 3
+    assert durations["checkpointed_bytes"] == {"p50": 9, "max": 9}
     assert durations["end_to_end_ms"] == {"p50": 200, "p99": 300, "max": 300}
     assert durations["routing_sync_ms"] == {"p50": 30, "p99": 50, "max": 50}
     assert bench.checkpoint_durations([])["routing_sync_ms"] == {"p50": None, "p99": None, "max": None}
