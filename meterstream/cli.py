@@ -66,10 +66,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     from meterstream import cluster
 
     if args.action == "up":
-        info, started = cluster.up(rest_port=args.rest_port, rpc_port=args.rpc_port, metrics_port=args.metrics_port)
+        info, started = cluster.up(rest_port=args.rest_port, rpc_port=args.rpc_port, metrics_port=args.metrics_port,
+                                   taskmanagers=args.taskmanagers)
+        ports = ", ".join(str(p) for p in info.taskmanager_metrics_ports())
         print(f"Flink cluster {'started' if started else 'already running'}: REST {info.rest_url} "
-              f"(jobmanager rpc {cluster.HOST}:{info.rpc_port}); Prometheus: JobManager "
-              f"{info.jobmanager_metrics_url}, TaskManager {info.taskmanager_metrics_url}; logs {info.home}/log")
+              f"(jobmanager rpc {cluster.HOST}:{info.rpc_port}), {info.taskmanagers} TaskManager(s); Prometheus: "
+              f"JobManager {info.jobmanager_metrics_url}, TaskManagers on port(s) {ports}; logs {info.home}/log")
         return 0
     if args.action == "down":
         print("Flink cluster stopped" if cluster.down() else "Flink cluster was not running")
@@ -123,15 +125,29 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type: an integer >= 1 (a count of things to start)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_cluster_commands(sub) -> None:
     jm_help = "REST address host:port (default: the cluster `meterstream cluster up` started, else 127.0.0.1:8081)"
-    cluster = sub.add_parser("cluster", help="a standalone Flink cluster (JobManager + TaskManager) on 127.0.0.1")
+    cluster = sub.add_parser("cluster", help="a standalone Flink cluster (JobManager + TaskManagers) on 127.0.0.1")
     cluster.add_argument("action", choices=["up", "down", "status"])
     cluster.add_argument("--rest-port", type=int, help="default 8081 or METERSTREAM_FLINK_REST_PORT")
     cluster.add_argument("--rpc-port", type=int, help="default 6123 or METERSTREAM_FLINK_RPC_PORT")
     cluster.add_argument("--metrics-port", type=int,
-                         help="Prometheus port of the JobManager, the TaskManager's is +1 (default 9249 or "
+                         help="Prometheus port of the JobManager, TaskManager i's (from 0) is +1+i (default 9249 or "
                               "METERSTREAM_FLINK_METRICS_PORT)")
+    cluster.add_argument("--taskmanagers", type=_at_least_one, default=1,
+                         help="TaskManagers to start (up; default 1), each with taskmanager.numberOfTaskSlots slots "
+                              "and taskmanager.memory.process.size of memory (flink-conf/config.yaml)")
     cluster.add_argument("--jobmanager", help=jm_help)
     cluster.set_defaults(func=_cmd_cluster)
 

@@ -1,4 +1,5 @@
-"""A standalone Flink session cluster (one JobManager, one TaskManager) on 127.0.0.1, from the apache-flink wheel.
+"""A standalone Flink session cluster (one JobManager, one or more TaskManagers) on 127.0.0.1, from the apache-flink
+wheel.
 
 The wheel carries Flink's own start scripts (`pyflink/bin/jobmanager.sh`, `taskmanager.sh`); this module gives them
 a generated configuration and a place to live under `<cache>/var/cluster/`:
@@ -34,7 +35,7 @@ from meterstream.paths import flink_conf_dir, project_home, var_dir
 
 DEFAULT_REST_PORT = 8081
 DEFAULT_RPC_PORT = 6123
-DEFAULT_METRICS_PORT = 9249  # the JobManager's; the TaskManager's is this + 1
+DEFAULT_METRICS_PORT = 9249  # the JobManager's; TaskManager i's (from 0) is this + 1 + i
 HOST = "127.0.0.1"
 FLINK_VERSION = "2.2.1"
 # The Python packages the job imports on the TaskManager; shipped with each submission (--pyFiles).
@@ -51,6 +52,7 @@ class ClusterInfo:
     rpc_port: int
     metrics_port: int
     home: str
+    taskmanagers: int = 1  # how many `up` started (each with the slots of taskmanager.numberOfTaskSlots)
 
     @property
     def rest_address(self) -> str:
@@ -66,7 +68,11 @@ class ClusterInfo:
 
     @property
     def taskmanager_metrics_url(self) -> str:
+        """The first TaskManager's (where a one-TaskManager cluster runs every job)."""
         return f"http://{HOST}:{self.metrics_port + 1}/metrics"
+
+    def taskmanager_metrics_ports(self) -> list[int]:
+        return [self.metrics_port + 1 + i for i in range(self.taskmanagers)]
 
 
 # ---------------------------------------------------------------------------------------------- files and folders
@@ -245,14 +251,16 @@ def _script(name: str) -> str:
 
 def up(
     *, rest_port: int | None = None, rpc_port: int | None = None, metrics_port: int | None = None,
-    home: Path | None = None, timeout_s: float = 120.0,
+    home: Path | None = None, timeout_s: float = 120.0, taskmanagers: int = 1,
 ) -> tuple[ClusterInfo, bool]:
-    """Start the JobManager and one TaskManager unless this folder's cluster already runs; (info, started).
+    """Start the JobManager and `taskmanagers` TaskManagers unless this folder's cluster already runs; (info, started).
 
-    Ports: argument, else METERSTREAM_FLINK_{REST,RPC,METRICS}_PORT, else 8081 / 6123 / 9249 (+1 for the TM).
-    Returns once the REST API answers and a TaskManager has registered; otherwise stops what started and raises
-    with the log tail.
+    Ports: argument, else METERSTREAM_FLINK_{REST,RPC,METRICS}_PORT, else 8081 / 6123 / 9249 (+1+i for TaskManager
+    i). Returns once the REST API answers and every TaskManager has registered; otherwise stops what started and
+    raises with the log tail. Each TaskManager takes taskmanager.memory.process.size (flink-conf/config.yaml).
     """
+    if taskmanagers < 1:
+        raise ClusterError(f"a cluster needs at least one TaskManager, not {taskmanagers}")
     home = home or cluster_dir()
     running = recorded_cluster(home)
     if running is not None and any(_alive(p) for pids in _pids(home).values() for p in pids):
@@ -262,8 +270,10 @@ def up(
         rpc_port=rpc_port or _env_port("METERSTREAM_FLINK_RPC_PORT", DEFAULT_RPC_PORT),
         metrics_port=metrics_port or _env_port("METERSTREAM_FLINK_METRICS_PORT", DEFAULT_METRICS_PORT),
         home=str(home),
+        taskmanagers=taskmanagers,
     )
-    busy = [p for p in (info.rest_port, info.rpc_port, info.metrics_port, info.metrics_port + 1) if not _port_free(p)]
+    wanted = (info.rest_port, info.rpc_port, info.metrics_port, *info.taskmanager_metrics_ports())
+    busy = [p for p in wanted if not _port_free(p)]
     if busy:
         raise ClusterError(f"port(s) {busy} on {HOST} are taken (another Flink cluster?); choose others with "
                            "--rest-port/--rpc-port/--metrics-port or METERSTREAM_FLINK_*_PORT")
@@ -278,7 +288,8 @@ def up(
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-        start_taskmanager(info)
+        for index in range(taskmanagers):
+            start_taskmanager(info, index)
     except ClusterError as exc:
         down(home=home)
         raise ClusterError(f"{exc}\n{log_tail(home)}") from None
@@ -290,9 +301,9 @@ def up(
     return info, True
 
 
-def start_taskmanager(info: ClusterInfo) -> None:
-    """One more TaskManager (e.g. after one died); returns once the script started it."""
-    cmd = [_script("taskmanager.sh"), "start", "-D", f"metrics.reporter.prom.port={info.metrics_port + 1}"]
+def start_taskmanager(info: ClusterInfo, index: int = 0) -> None:
+    """TaskManager `index` (from 0; again after it died); returns once the script started it."""
+    cmd = [_script("taskmanager.sh"), "start", "-D", f"metrics.reporter.prom.port={info.metrics_port + 1 + index}"]
     proc = subprocess.run(cmd, env=script_env(info), capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
@@ -309,9 +320,9 @@ def wait_ready(info: ClusterInfo, *, timeout_s: float = 120.0) -> None:
                 raise ClusterError(f"the {daemon} process exited during start-up\n" + log_tail(home))
         try:
             tms = rest(info.rest_address, "GET", "/taskmanagers", timeout=3).get("taskmanagers", [])
-            if tms:
+            if len(tms) >= info.taskmanagers:
                 return
-            last = "REST API answers, no TaskManager registered yet"
+            last = f"REST API answers, {len(tms)} of {info.taskmanagers} TaskManager(s) registered"
         except ClusterError as exc:
             last = str(exc)
         time.sleep(1.0)

@@ -1,6 +1,7 @@
-"""Savepoint upgrades on a standalone cluster: parallelism 1 -> 2 -> 1, state intact, outputs exact.
+"""Savepoint upgrades on a standalone cluster of two TaskManagers: parallelism 1 -> 2 -> 4 -> 2 (4: subtasks on both),
+state intact, outputs exact.
 
-A workload in three parts, each in its own time slice and closed by a flush event. Per part: produce it, submit the
+A workload in four parts, each in its own time slice and closed by a flush event. Per part: produce it, submit the
 billing job (streaming) from the previous part's savepoint (none for the first), wait until the part's line items
 are committed, stop with a savepoint. Later parts repeat events first sent in earlier parts (byte for byte, and
 with a conflicting value): dedup state must have survived, or they would be billed twice. Period-to-date amounts
@@ -48,7 +49,7 @@ PART_EVENTS = 400
 PART_DURATION = timedelta(minutes=8)
 FLUSH_AFTER = timedelta(minutes=10)  # after a part's start: past every window of the part + out-of-orderness
 PART_STRIDE = timedelta(minutes=11)  # the next part starts a minute after the flush (see the module docstring)
-PARALLELISM = (1, 2, 1)
+PARALLELISM = (1, 2, 4, 2)  # 4 = both TaskManagers' slots
 assert max(PARALLELISM) <= DEFAULT_MAX_PARALLELISM
 SCRIPTED_ID = re.compile(r"^[a-z]+-[a-z]+-e[0-9]+$")
 
@@ -82,10 +83,11 @@ def repeats_of(earlier: list[bytes], rng: random.Random, count: int) -> list[byt
 
 
 def workload_parts() -> list[list[bytes]]:
-    """Three parts, each ending with its flush event; parts 2 and 3 carry repeats of earlier parts' events."""
+    """One part per parallelism, each ending with its flush event; every part after the first carries repeats of
+    earlier parts' events."""
     rng = random.Random(41)
     parts: list[list[bytes]] = []
-    for part in range(3):
+    for part in range(len(PARALLELISM)):
         start = FIRST_START + part * PART_STRIDE
         records = scripted_usage(seed=100 + part, events=PART_EVENTS, start=start, duration=PART_DURATION,
                                  first_seq=part * 10 * PART_EVENTS, with_late=False)
@@ -144,9 +146,9 @@ def submit(address: str, job_args: list[str], parallelism: int, savepoint: str |
     return run.stdout.split("submitted job ", 1)[1].split()[0]
 
 
-def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bootstrap, kafka_topic):
+def test_upgrade_through_savepoints_changing_parallelism(flink_cluster_two_taskmanagers, kafka_bootstrap, kafka_topic):
     started = time.monotonic()
-    address = flink_cluster.rest_address
+    address = flink_cluster_two_taskmanagers.rest_address
     topics = {
         "usage_events": kafka_topic("usage", partitions=1),  # one partition: arrival order is total, predictable
         "dead_letters": kafka_topic("dead", partitions=1),
@@ -190,6 +192,10 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bo
         assert len(lines) == want, f"part {part} at parallelism {parallelism}: {len(lines)} of {want} line items"
         job = cluster.rest(address, "GET", f"/jobs/{job_id}")
         assert {v["parallelism"] for v in job["vertices"]} == {parallelism}
+        if parallelism > 2:  # more subtasks than a TaskManager has slots: the state was split over both
+            taskmanagers = cluster.rest(address, "GET", "/taskmanagers")["taskmanagers"]
+            assert len(taskmanagers) == 2
+            assert all(tm["freeSlots"] < tm["slotsNumber"] for tm in taskmanagers), taskmanagers
         savepoint = cluster.savepoint(address, job_id, stop=True)
         assert wait_job_state(address, job_id, {"FINISHED"}, timeout_s=60) == "FINISHED"
         assert (Path(savepoint.removeprefix("file:")) / "_metadata").is_file()
@@ -204,7 +210,7 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster, kafka_bo
     assert not wrong, f"{len(wrong)} line items differ (key, committed, expected), e.g. {wrong[:3]}"
     # Period-to-date carried over (and equal to the expected, above): lines of the later parts whose period
     # quantity includes windows billed before the upgrade (part 1 crosses acme-ai's period boundary at 04:00).
-    for part in (1, 2):
+    for part in range(1, len(PARALLELISM)):
         first_window = _utc(FIRST_START + part * PART_STRIDE - timedelta(minutes=1))
         carried = [v for v in actual.values() if v[1] >= first_window and v[0] != "flush-customer" and v[3] > v[2]]
         assert len(carried) >= 5, f"part {part}: only {len(carried)} lines continue an earlier period-to-date"

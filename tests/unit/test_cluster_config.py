@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from meterstream import cluster
@@ -60,3 +62,28 @@ def test_flink_run_line_restores_from_a_savepoint_before_the_job_script():
     restore = cmd.index("--fromSavepoint")
     assert cmd[restore + 1] == "file:/tmp/savepoint-abc"
     assert restore < cmd.index("--python"), "a client option: after the script it would reach the job instead"
+
+
+def test_each_taskmanager_gets_its_own_metrics_port_and_an_old_record_means_one(tmp_path):
+    info = cluster.ClusterInfo(rest_port=1, rpc_port=2, metrics_port=19249, home=str(tmp_path), taskmanagers=3)
+    assert info.taskmanager_metrics_ports() == [19250, 19251, 19252]
+    assert info.taskmanager_metrics_url.endswith(":19250/metrics")  # the first one's
+    old = {"rest_port": 1, "rpc_port": 2, "metrics_port": 19249, "home": str(tmp_path)}  # before --taskmanagers
+    (tmp_path / "cluster.json").write_text(json.dumps(old))
+    assert cluster.recorded_cluster(tmp_path).taskmanagers == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_cluster_up_wants_at_least_one_taskmanager(value, capsys):
+    from meterstream.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cluster", "up", "--taskmanagers", value])
+    assert exit_info.value.code == 2
+    assert "--taskmanagers" in capsys.readouterr().err
+
+
+def test_up_refuses_zero_taskmanagers_before_starting_anything(tmp_path):
+    with pytest.raises(cluster.ClusterError, match="at least one TaskManager"):
+        cluster.up(home=tmp_path / "cluster", taskmanagers=0)
+    assert not (tmp_path / "cluster").exists()
