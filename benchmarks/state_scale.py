@@ -16,7 +16,8 @@ smallest's events/s, checkpoint p99 <= 5 s, time per event not growing by more t
 projection to 3.5 billion ids from the largest size's per-id figures. Results: `results/state_scale-<ts>.json`
 (not `latest.json`, which is `billing_throughput.py`'s).
 
-A size whose estimated disk need (`DISK_BYTES_PER_EVENT`) exceeds the free space is skipped, and says so.
+A size whose estimated disk need (`DISK_BYTES_PER_EVENT`) exceeds the free space, or whose estimated memory
+(`RSS_BYTES_PER_EVENT`, measured with today's routing state) exceeds 80 % of the RAM, is skipped, and says so.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ DEFAULT_SIZES = (5_000_000, 25_000_000, 100_000_000)
 # Measured at 5M (T034342): input files 166 B + broker log ~170 B + two checkpoints ~2 x 95 B of routing and ~20 B of
 # other state + output topics ~95 B per event; rounded up. Temporary files and topics of a size go before the next.
 DISK_BYTES_PER_EVENT = 700
+# Measured with the routing state of December 2026 (heap tables, copied whole into each checkpoint): the billing
+# job's process tree held 11 GB at 23.5M events read of a 25M run (16 GB heap). A size whose estimate exceeds 80 %
+# of the machine's memory is skipped: the kernel would kill a process of the run (a 25M run once lost this script).
+RSS_BYTES_PER_EVENT = 480
+MEMORY_SHARE = 0.8
 TARGET_RATIO_LARGEST_TO_SMALLEST = 0.8
 TARGET_CHECKPOINT_P99_MS = 5_000
 TARGET_TIME_GROWTH_PER_STEP = 1.05  # "4x the events -> <= 4.2x the time": time per event may grow by 5 % a step
@@ -172,14 +178,22 @@ def projection(sizes: list[dict], taskmanagers: tuple[int, ...] = (4, 8, 16, 32,
     }
 
 
-def disk_check(size: int, path: Path) -> str | None:
-    """Why `size` does not fit on the disk holding `path`, or None."""
+def fit_check(size: int, path: Path, memory_bytes: int) -> str | None:
+    """Why `size` does not fit on this machine (the disk holding `path`, `memory_bytes` of RAM), or None."""
     need = size * DISK_BYTES_PER_EVENT
     free = shutil.disk_usage(path).free
     if need > free:
         return (f"needs ~{need / 1e9:.0f} GB of disk ({DISK_BYTES_PER_EVENT} B per event), "
                 f"{free / 1e9:.0f} GB free")
+    rss = size * RSS_BYTES_PER_EVENT
+    if rss > MEMORY_SHARE * memory_bytes:
+        return (f"needs ~{rss / 1e9:.0f} GB of memory ({RSS_BYTES_PER_EVENT} B per event with today's routing "
+                f"state), more than {MEMORY_SHARE:.0%} of the machine's {memory_bytes / 1e9:.0f} GB")
     return None
+
+
+def memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def print_summary(result: dict) -> None:
@@ -246,12 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.job_heap:
         os.environ["JVM_ARGS"] = f"{os.environ.get('JVM_ARGS', '')} -Xmx{args.job_heap}".strip()
     started_at = datetime.now(UTC)
+    path = RESULTS_DIR / f"state_scale-{started_at.strftime('%Y%m%dT%H%M%S')}.json"
     result: dict = {"benchmark": "state_scale", "started_at": started_at.isoformat().replace("+00:00", "Z"),
                     "machine": bench.machine(), "job_heap": args.job_heap or None, "sizes": [], "runs": []}
     broker = kafka_local.start_broker(heap="-Xms512m -Xmx2g")
     try:
         for index, size in enumerate(args.sizes):
-            why_not = disk_check(size, ROOT)
+            why_not = fit_check(size, ROOT, memory_bytes())
             if why_not:
                 print(f"[scale] {size:,} events skipped: {why_not}", flush=True)
                 result["sizes"].append({"events": size, "skipped": why_not})
@@ -265,17 +280,23 @@ def main(argv: list[str] | None = None) -> int:
             bench.print_table(run)
             result["runs"].append(run)
             result["sizes"].append(size_figures(run))
+            write(result, path)  # each size as it ends: a later size that fails loses nothing measured before
             delete_topics(broker.bootstrap_servers, run.get("topics") or {})  # the disk for the next size
     finally:
         kafka_local.stop_broker(broker, remove_data=True)
-    result["targets"] = targets([s for s in result["sizes"] if not s.get("skipped")])
-    result["projection"] = projection([s for s in result["sizes"] if not s.get("skipped")])
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"state_scale-{started_at.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write(result, path)
     print_summary(result)
     print(f"results: {path}")
     return 0 if all(s.get("ok") or s.get("skipped") for s in result["sizes"]) else 1
+
+
+def write(result: dict, path: Path) -> None:
+    """The result so far, targets and projection recomputed from the sizes that ran."""
+    ran = [s for s in result["sizes"] if not s.get("skipped")]
+    result["targets"] = targets(ran)
+    result["projection"] = projection(ran)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def delete_topics(bootstrap: str, topics: dict[str, str]) -> None:

@@ -143,6 +143,12 @@ def read_committed_records(bootstrap_servers: str, topic: str, *, stall_timeout_
     finished job wants, without waiting out an idle timeout at the end. Raises `TimeoutError` when no partition
     advances for `stall_timeout_ms` (a broker that stopped answering).
     """
+    return list(iter_committed_records(bootstrap_servers, topic, stall_timeout_ms=stall_timeout_ms))
+
+
+def iter_committed_records(bootstrap_servers: str, topic: str, *, stall_timeout_ms: int = 30_000):
+    """`read_committed_records` one poll at a time: for topics too big to hold (a benchmark's millions of line
+    items)."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -157,17 +163,15 @@ def read_committed_records(bootstrap_servers: str, topic: str, *, stall_timeout_
         consumer.seek_to_beginning(*partitions)
         # Under read_committed the end offset is the last stable offset: past every decided transaction.
         end = consumer.end_offsets(partitions)
-        records: list = []
         last_progress = time.monotonic()
         while behind := [tp for tp in partitions if consumer.position(tp) < end[tp]]:
             batches = consumer.poll(timeout_ms=500, max_records=100_000)
             if any(batches.values()):
                 last_progress = time.monotonic()
             for batch in batches.values():
-                records.extend(batch)
+                yield from batch
             if time.monotonic() - last_progress > stall_timeout_ms / 1000:
                 raise TimeoutError(f"reading {topic!r}: no progress for {stall_timeout_ms} ms on {behind}")
-        return records
     finally:
         consumer.close()
 

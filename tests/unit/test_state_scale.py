@@ -98,11 +98,14 @@ def test_the_projection_scales_the_measured_per_id_figures_and_says_where_it_bre
     assert "error" in scale.projection([])
 
 
-def test_a_size_the_disk_cannot_hold_is_skipped_with_its_reason(tmp_path):
+def test_a_size_the_machine_cannot_hold_is_skipped_with_its_reason(tmp_path):
     scale = state_scale()
-    assert scale.disk_check(1_000, tmp_path) is None
-    why = scale.disk_check(10**15, tmp_path)
+    assert scale.fit_check(1_000, tmp_path, memory_bytes=24 * 10**9) is None
+    why = scale.fit_check(10**15, tmp_path, memory_bytes=24 * 10**9)
     assert why is not None and "GB of disk" in why and "free" in why
+    why = scale.fit_check(100_000, tmp_path, memory_bytes=50_000_000)  # 48 MB at 480 B per event: > 80 % of 50
+    assert why is not None and "GB of memory" in why
+    assert scale.fit_check(100_000, tmp_path, memory_bytes=70_000_000) is None
 
 
 @pytest.mark.parametrize("sizes", ["5000000,1000000", "0", "5M"])
