@@ -238,8 +238,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
                         help="comma-separated event counts, ascending")
-    parser.add_argument("--job-heap", default="12g",
-                        help="-Xmx of each job's JVM (the MiniCluster's heap), '' for the JVM default; both jobs")
+    parser.add_argument("--job-heap", default=f"{memory_bytes() * 2 // 3 >> 30}g",
+                        help="-Xmx of each job's JVM (the MiniCluster's heap), '' for the JVM default; both jobs "
+                             "(default: two thirds of the RAM, 15g on 24 GB)")
     parser.add_argument("--correction-rate", type=float, default=0.005)
     parser.add_argument("--job-arg", action="append", default=[], help="passed to each billing run")
     args = parser.parse_args(argv)
