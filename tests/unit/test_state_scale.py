@@ -36,11 +36,12 @@ def run(events, *, seconds, rss, ids, bytes_per_id, sync_p50, e2e_p99, subtask_b
     }
 
 
-def test_the_workload_grows_its_customers_and_time_span_with_the_size():
+def test_the_workload_grows_its_series_but_not_its_events_per_series_and_window():
     scale = state_scale()
-    assert scale.scaled_args(5_000_000) == ["--events", "5000000", "--customers", "10000", "--duration-minutes", "10"]
-    assert scale.scaled_args(25_000_000)[3:] == ["50000", "--duration-minutes", "50"]
-    assert scale.scaled_args(100_000)[3] == "200"
+    assert scale.scaled_args(5_000_000) == ["--events", "5000000", "--customers", "10000",
+                                            "--duration-minutes", "10.00"]
+    assert scale.scaled_args(20_000_000)[3:] == ["20000", "--duration-minutes", "20.00"]  # 4x: 2x each
+    assert scale.scaled_args(10)[3] == "30"  # at least one customer per tenant and meter set
 
 
 def test_size_figures_take_the_issue_s_measures_from_one_run():
