@@ -648,6 +648,19 @@ def recompute_window(
 Change = tuple[UsageSample | None, UsageSample | None]  # (remove, add) of one applied correction in one series
 
 
+def corrections_count(sides: Iterable[tuple[str, bool, bool]]) -> int:
+    """How many corrections the records of one window are, each given as (event id, removes, adds): per event, the
+    more of its removes and its adds. The window operator sends a correction as a remove and/or an add of one
+    event (an amend of a max, min, last or unique_count event is both), so an amend is one, two amends of an event
+    after one watermark are two, and a move out and back into a series is one (it changed the event there once)."""
+    removes: Counter[str] = Counter()
+    adds: Counter[str] = Counter()
+    for event_id, remove, add in sides:
+        removes[event_id] += remove
+        adds[event_id] += add
+    return sum(max(removes[e], adds[e]) for e in {*removes, *adds})
+
+
 @dataclass(frozen=True)
 class CorrectedWindow:
     """One series' window after the corrections of it that came after one watermark: its contents and aggregate,
@@ -880,6 +893,7 @@ __all__ = [
     "contribution",
     "correct_retained",
     "correct_window",
+    "corrections_count",
     "correction_dead_letter_for",
     "correction_fingerprint",
     "decide",

@@ -31,6 +31,11 @@ Each file: the rule (Python) -> its Java twin.
   watermark the late events came after, with their count and line item id) -> `io.meterstream.rating.WindowRating`,
   driven by a keyed operator harness in source order, with the watermarks of two channels merged at random (parallelism
   2), and across a snapshot and restore (`WindowRatingHarnessTest`).
+- `rating-stream.json`: `udfs.rating_stream.RatingStream` over streams of one tenant's series (sum, count, max, min,
+  last): usage on time, past the watermark and late, cancels and amends (of a value; of a group-by dimension, which
+  moves usage between series), watermarks across a period's close and grace, as the routing operator hands them on;
+  every line each series writes, in order -> `io.meterstream.rating.WindowRating` in a keyed operator harness, in
+  order, through two channels merged at random and across a snapshot and restore (`WindowRatingStreamGoldenTest`).
 - `dedup.json`: `udfs.dedup` over streams of copies of events, each with the processing time it arrived at (first,
   duplicate_same_payload or duplicate_conflicting_payload; horizon edges included) -> `io.meterstream.routing.
   DedupTable` (`DedupTableGoldenTest`) and `UsageRouting` in a keyed operator harness (`UsageRoutingHarnessTest`).
@@ -62,6 +67,7 @@ import json
 import random
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -828,6 +834,120 @@ def lateness_vectors() -> dict[str, Any]:
             "streams": [lateness_stream(rng, rng.randrange(20, 160)) for _ in range(40)]}
 
 
+# The window operator's series in the rating streams: (tenant, customer, meter, group, values a record may carry).
+# Two groups of one sum meter and of one min meter, so that an amend of a group-by dimension moves usage across.
+RATING_STREAM_SERIES = [
+    ("acme-ai", "c1", "input_tokens", {"model": "nova-large"}, ["1", "250000", "4000000", "9000000", "0.5"]),
+    ("acme-ai", "c1", "input_tokens", {"model": "nova-small"}, ["1", "250000", "4000000", "9000000", "0.5"]),
+    ("acme-ai", "c1", "requests", {}, [None]),
+    ("acme-ai", "c2", "seats", {}, ["1", "4", "5", "6", "12", "2.50"]),
+    ("acme-ai", "c2", "storage_gb", {}, ["1.5", "2.25", "10", "10.0", "0.001"]),
+    ("zeta-test", "z1", "low_water", {"region": "eu"}, ["3.5", "12", "0.0005", "150", "10.5"]),
+    ("zeta-test", "z1", "low_water", {"region": "us"}, ["3.5", "12", "0.0005", "150", "10.5"]),
+    ("zeta-test", "z1", "balance", {}, ["1.5", "2.5", "7", "0.125"]),
+    ("zeta-test", "z1", "calls", {}, [None]),
+]
+RATING_STREAM_WINDOW_MS = 60_000
+RATING_STREAM_END_MS = 2**63 - 1  # the watermark a bounded input ends with
+
+
+def _rating_stream_times(tenant_id: str, rng: random.Random) -> tuple[int, int]:
+    """A start an hour or so before one of the tenant's period ends, and when that period has closed (end + grace):
+    streams cross both."""
+    tenant = catalog().tenant(tenant_id)
+    end = billing_period(NOW, tenant.billing_period.anchor_day, tenant.billing_period.zone)[1]
+    start = to_epoch_ms(end) - rng.randrange(20, 90) * RATING_STREAM_WINDOW_MS
+    return start, to_epoch_ms(invoices.closes_at(end, tenant.billing_period.grace))
+
+
+def rating_stream(rng: random.Random, steps: int) -> dict[str, Any]:
+    """One tenant's series through the window operator: usage (on time, past the watermark, late), cancels and
+    amends of it (value; group-by dimension: usage moves between series), and watermarks, in arrival order, as the
+    routing operator hands them on; and the lines `udfs.rating_stream` says each series writes, in order."""
+    from udfs.rating_stream import Correction, RatingStream
+
+    tenant_id = rng.choice(["acme-ai", "zeta-test"])
+    series = [s for s in RATING_STREAM_SERIES if s[0] == tenant_id]
+    keys = [(t, c, m, grouping.group_of(g, sorted(g))) for t, c, m, g, _ in series]
+    model = RatingStream(catalog(), RATING_STREAM_WINDOW_MS, timedelta(days=35), from_epoch_ms(EMITTED_MS))
+    clock, closed = _rating_stream_times(tenant_id, rng)
+    watermark: int | None = None
+    billed: dict[str, tuple[int, UsageSample]] = {}  # event id -> its series and version as billed now
+    ops: list[dict[str, Any]] = []
+    lines: dict[int, list[str]] = {}
+
+    def record(op: str, index: int, sample: UsageSample, value: Decimal | None, floor: int | None) -> None:
+        ops.append({"op": op, "series": index, "event_id": sample.event_id,
+                    "event_time_ms": to_epoch_ms(sample.event_time),
+                    "value": None if value is None else str(value), "floor_ms": floor})
+
+    def correct(index: int, correction: Correction) -> None:
+        model.correct(keys[index], correction, watermark)
+        aggregation = catalog().tenant(tenant_id).meter(keys[index][2]).aggregation
+        remove, add = correction.remove, correction.add
+        if aggregation in ("sum", "count") and remove is not None and add is not None:
+            change = None if aggregation == "count" else add.value - remove.value
+            record("amend", index, add, change, watermark)
+            return
+        if remove is not None:
+            record("remove", index, remove, remove.value, watermark)
+        if add is not None:
+            record("add", index, add, add.value, watermark)
+
+    for step in range(steps):
+        if step == steps * 2 // 3:  # on past the period's close: corrections of its usage are prior-period ones
+            clock = max(clock, closed + rng.randrange(0, 20) * RATING_STREAM_WINDOW_MS)
+        roll = rng.random()
+        if roll < 0.6 or not billed or watermark is None:
+            index = rng.randrange(len(series))
+            clock += rng.randrange(0, 40_000) if rng.random() < 0.92 else rng.randrange(10, 50) * 60_000
+            behind = rng.random()
+            at = clock - (rng.randrange(1, 6) * RATING_STREAM_WINDOW_MS if behind < 0.2 else rng.randrange(0, 5_000))
+            value = rng.choice(series[index][4])
+            sample = UsageSample(f"e{step}", from_epoch_ms(at), None if value is None else Decimal(value))
+            model.usage(keys[index], sample, watermark)
+            record("usage", index, sample, sample.value, watermark)
+            billed[sample.event_id] = (index, sample)
+        else:
+            event_id = rng.choice(sorted(billed))
+            index, sample = billed[event_id]
+            kind = rng.random()
+            movable = [i for i, s in enumerate(series) if i != index and s[2] == series[index][2]]
+            if kind < 0.35:
+                correct(index, Correction(event_id, sample, None))
+                del billed[event_id]
+            elif kind < 0.55 and movable:
+                to = rng.choice(movable)
+                correct(index, Correction(event_id, sample, None))
+                correct(to, Correction(event_id, None, sample))
+                billed[event_id] = (to, sample)
+            else:
+                value = rng.choice(series[index][4])
+                amended = replace(sample, value=None if value is None else Decimal(value))
+                correct(index, Correction(event_id, sample, amended))
+                billed[event_id] = (index, amended)
+        if rng.random() < 0.3:
+            candidate = clock - rng.choice([0, 0, 1, 2, 5]) * RATING_STREAM_WINDOW_MS - rng.randrange(0, 30_000)
+            if watermark is None or candidate > watermark:
+                watermark = candidate
+                ops.append({"op": "watermark", "ms": watermark})
+                for key, out in model.advance(watermark).items():
+                    lines.setdefault(keys.index(key), []).extend(line.model_dump_json() for line in out)
+    ops.append({"op": "watermark", "ms": RATING_STREAM_END_MS})
+    for key, out in model.advance(RATING_STREAM_END_MS).items():
+        lines.setdefault(keys.index(key), []).extend(line.model_dump_json() for line in out)
+    return {"series": [[t, c, m, grouping.group_json(k[3]), catalog().tenant(t).meter(m).aggregation]
+                       for (t, c, m, _, _), k in zip(series, keys, strict=True)],
+            "ops": ops, "lines": {str(i): out for i, out in sorted(lines.items())}}
+
+
+def rating_stream_vectors() -> dict[str, Any]:
+    rng = random.Random(SEED + 31)
+    return {"java_catalog_json": java_catalog_json(catalog()), "window_size_ms": RATING_STREAM_WINDOW_MS,
+            "max_age_ms": 35 * 86_400_000, "emitted_at_ms": EMITTED_MS,
+            "streams": [rating_stream(rng, rng.randrange(20, 100)) for _ in range(40)]}
+
+
 DEDUP_TENANTS = ["acme-ai", "zeta-test"]
 DEDUP_EVENT_IDS = ["evt-1", "evt-2", "é", "a|b", "😀", "x" * 128, "evt-1 "]
 DEDUP_TTLS_MS = [1_000, 60_000, 35 * 86_400_000]
@@ -1126,6 +1246,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "line-items.json": line_items_vectors,
     "correction-lines.json": correction_lines_vectors,
     "lateness.json": lateness_vectors,
+    "rating-stream.json": rating_stream_vectors,
     "unique-windows.json": unique_windows_vectors,
     "dedup.json": dedup_vectors,
     "corrections.json": corrections_vectors,

@@ -22,7 +22,7 @@ from decimal import Decimal
 from schemas.invoice_line_item import InvoiceLineItem
 from udfs.aggregations import LastObservation, UsageSample, WindowAggregate
 from udfs.catalog import Catalog
-from udfs.corrections import Change, WindowContents
+from udfs.corrections import Change, WindowContents, corrections_count
 from udfs.grouping import decode_unique_token
 from udfs.line_items import rate_window
 from udfs.windows import from_epoch_ms
@@ -64,9 +64,9 @@ def unique_window_contents(joined: str | None, counts: str | None, event_count: 
 def parse_unique_corrections(text: str, dimension: str) -> tuple[list[Change], int]:
     """The `corrections` column of a fired unique_count window: its changes in arrival order, each record a remove
     or an add of one event's value (none when the event had no value of `dimension`), and how many corrections they
-    are (distinct events)."""
+    are (`udfs.corrections.corrections_count`)."""
     changes: list[Change] = []
-    events: set[str] = set()
+    sides: list[tuple[str, bool, bool]] = []
     for event_id, action, token in json.loads(text):
         dims = {} if token is None else {dimension: decode_unique_token(token)}
         sample = UsageSample(event_id, _EPOCH, None, dims)
@@ -76,8 +76,8 @@ def parse_unique_corrections(text: str, dimension: str) -> tuple[list[Change], i
             changes.append((None, sample))
         else:
             raise ValueError(f"correction record action {action!r}")
-        events.add(event_id)
-    return changes, len(events)
+        sides.append((event_id, action == "remove", action == "add"))
+    return changes, corrections_count(sides)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -62,7 +62,8 @@ import org.apache.flink.util.OutputTag;
  * profile), buffered every window row in state with a timer until the watermark passed it, twice, and moved it
  * through two more shuffles. Here the key is a 128-bit hash and a fired window is rated at once.
  *
- * <p>Order and lateness, per series (the rule's specification is {@code udfs/lateness.py}): a series' windows fire
+ * <p>Order and lateness, per series (the rule's specification is {@code udfs/lateness.py}; the whole order over a stream
+ * with corrections is {@code udfs/rating_stream.py}, bound by {@code golden/rating-stream.json}): a series' windows fire
  * in window order; a window of a new period starts the period from nothing (or from what late usage put there), and
  * the period it leaves is kept for late usage. A first-seen record is late when its series has already fired its
  * window or a later one ({@link Series#fired}); it is billed as a late adjustment ({@link #billLate},
@@ -392,16 +393,12 @@ public final class WindowRating extends CountingOperator<String>
     /**
      * The correction records of this series that came after watermark {@code floor} (after its usage that came after
      * the same watermark), {@code udfs.corrections.correct_window} (sum and count here; a series that retains window
-     * contents, max, min or last, in {@link #correctRetained}): one that meets its window
+     * contents, max, min, last or unique_count, in {@link #correctRetained}): one that meets its window
      * open changes the window (an add opens it, as a record would); those of a fired window make one line per window
      * ({@link #billCorrections}). A remove or amend whose window is neither open nor fired breaks an invariant in
      * money (the ledger only removes what was billed, and the event came through this series before): fail loudly.
      */
     private void correct(Series s, List<WindowedUsage> records, long floor, long timestamp) {
-        if (s.contents != null && s.aggregation == WindowedUsage.UNIQUE_COUNT) {
-            correctUnique(s, records, floor, timestamp);
-            return;
-        }
         if (s.contents != null) {
             correctRetained(s, records, floor, timestamp);
             return;
@@ -443,7 +440,7 @@ public final class WindowRating extends CountingOperator<String>
     /** The corrections of one fired window that came after the same watermark (Python: one correct_window). */
     private static final class CorrectionGroup {
         final long windowStart;
-        long corrections;
+        final List<WindowedUsage> records = new ArrayList<>(2);
         BigDecimal change = BigDecimal.ZERO;  // of the window's quantity
 
         CorrectionGroup(long windowStart) {
@@ -456,7 +453,7 @@ public final class WindowRating extends CountingOperator<String>
         }
 
         void add(WindowedUsage record, byte aggregation) {
-            corrections++;
+            records.add(record);
             if (aggregation == WindowedUsage.COUNT) {
                 change = change.add(BigDecimal.valueOf(events(record)));
             } else if (record.value != null) {
@@ -485,36 +482,50 @@ public final class WindowRating extends CountingOperator<String>
         }
         if ((before == null ? BigDecimal.ZERO : before).compareTo(after) != 0) {
             output.collect(new StreamRecord<>(rate.correctionLine(s.tenantId, s.customerId, s.meter, s.groupJson,
-                    windowStart, group.corrections, change, before, after, catalog, windowSizeMs, floor,
+                    windowStart, corrections(group.records), change, before, after, catalog, windowSizeMs, floor,
                     System.currentTimeMillis()), timestamp));
         }
     }
 
     /**
-     * {@code udfs.corrections.correct_window} for max, min and last series, which retain their windows' contents: the
-     * corrections of each window that came after watermark {@code floor}. An open window's contents and quantity
-     * change (no line: its usage line bills them); a fired one's change, its period is folded again over the period's
-     * fired windows as they now stand and its frozen part ({@code accumulate_correction}), and the change of the
-     * rounded period-to-date price is one correction line (a prior-period adjustment once the period had closed); a
-     * window neither open nor fired is opened by an add, as by a record.
+     * {@code udfs.corrections.correct_window} for max, min, last and unique_count series, which retain their windows'
+     * contents: the corrections of each window that came after watermark {@code floor}. An open window's contents and
+     * quantity change (no line: its usage line bills them); a fired one's change, its period is folded again over the
+     * period's fired windows as they now stand and its frozen part ({@code accumulate_correction}), and the change of
+     * the rounded period-to-date price is one correction line (a prior-period adjustment once the period had closed;
+     * a unique_count window's go to the Python accumulator, {@link #sendUniqueCorrections}); a
+     * window neither open nor fired is opened by its first add, as by a record (usage moved into the series by an
+     * amend of a group-by dimension), and the rest change it as an open window (a cancel of the moved event, in the
+     * same watermark step, used to fail the job here).
      */
     private void correctRetained(Series s, List<WindowedUsage> records, long floor, long timestamp) {
         for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow(records).entrySet()) {
             long windowStart = entry.getKey();
             List<WindowedUsage> group = entry.getValue();
-            int w = s.window(windowStart);
-            if (w >= 0) {
-                WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
-                for (WindowedUsage record : group) {
-                    apply(s, c, record);
-                    s.eventCounts[w] += CorrectionGroup.events(record);
+            boolean unique = s.aggregation == WindowedUsage.UNIQUE_COUNT;
+            if (s.window(windowStart) < 0 && s.fired(windowStart)) {
+                if (unique) {
+                    sendUniqueCorrections(s, windowStart, group, floor, timestamp);
+                } else {
+                    billRetained(s, windowStart, group, floor, timestamp);
                 }
-                s.quantities[w] = s.aggregation == WindowedUsage.LAST ? null : c.quantity(s.aggregation);
-                s.lastKeys[w] = s.aggregation == WindowedUsage.LAST ? c.lastKey() : null;
-            } else if (s.fired(windowStart)) {
-                billRetained(s, windowStart, group, floor, timestamp);
-            } else {
-                openByAdds(s, group);
+                continue;
+            }
+            for (WindowedUsage record : group) {
+                int w = s.window(windowStart);
+                if (w < 0) {
+                    openByAdd(s, record);  // usage moved into this series: what follows changes it as an open window
+                    continue;
+                }
+                WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
+                s.eventCounts[w] += CorrectionGroup.events(record);
+                if (unique) {
+                    applyToken(s, c, w, record);
+                } else {
+                    apply(s, c, record);
+                    s.quantities[w] = s.aggregation == WindowedUsage.LAST ? null : c.quantity(s.aggregation);
+                    s.lastKeys[w] = s.aggregation == WindowedUsage.LAST ? c.lastKey() : null;
+                }
             }
         }
     }
@@ -530,17 +541,15 @@ public final class WindowRating extends CountingOperator<String>
     }
 
     /**
-     * The corrections of a window the series neither holds open nor has fired: adds open it, as records would; a
+     * A correction of a window the series neither holds open nor has fired: an add opens it, as a record would; a
      * remove there breaks an invariant in money (the ledger removes only what this series billed): fail loudly.
      */
-    private void openByAdds(Series s, List<WindowedUsage> group) {
-        for (WindowedUsage record : group) {
-            if (record.correction != WindowedUsage.ADD) {
-                throw new IllegalStateException("a correction removes usage from a window its series neither holds "
-                        + "open nor has fired (event time " + record.eventTimeMs + "): " + s);
-            }
-            add(s, record);
+    private void openByAdd(Series s, WindowedUsage record) {
+        if (record.correction != WindowedUsage.ADD) {
+            throw new IllegalStateException("a correction removes usage from a window its series neither holds "
+                    + "open nor has fired (event time " + record.eventTimeMs + "): " + s);
         }
+        add(s, record);
     }
 
     /** One correction record into a window's retained contents (an amend travels as a remove and an add here). */
@@ -612,13 +621,26 @@ public final class WindowRating extends CountingOperator<String>
         }
     }
 
-    /** How many corrections the records are: an amend of a max, min or last event is its remove and its add. */
-    private static long corrections(List<WindowedUsage> group) {
-        java.util.Set<String> events = new java.util.HashSet<>();
+    /**
+     * How many corrections the records are ({@code udfs.rating_stream.corrections_in}): per event, the more of its
+     * removes and its adds (an amend of a max, min or last event is its remove and its add; two amends, two of each).
+     */
+    static long corrections(List<WindowedUsage> group) {
+        Map<String, long[]> byEvent = new java.util.HashMap<>();
         for (WindowedUsage record : group) {
-            events.add(string(record.eventId));
+            long[] removesAndAdds = byEvent.computeIfAbsent(string(record.eventId), id -> new long[2]);
+            if (record.correction == WindowedUsage.REMOVE || record.correction == WindowedUsage.AMEND) {
+                removesAndAdds[0]++;
+            }
+            if (record.correction == WindowedUsage.ADD || record.correction == WindowedUsage.AMEND) {
+                removesAndAdds[1]++;
+            }
         }
-        return events.size();
+        long corrections = 0;
+        for (long[] removesAndAdds : byEvent.values()) {
+            corrections += Math.max(removesAndAdds[0], removesAndAdds[1]);
+        }
+        return corrections;
     }
 
     /** The series' state of period {@code periodStart} (its latest, else an earlier one): quantity and last key. */
@@ -1078,56 +1100,44 @@ public final class WindowRating extends CountingOperator<String>
     }
 
     /**
-     * {@code udfs.corrections.correct_window} for unique_count series: the corrections of each window that came after
-     * watermark {@code floor}. An open window's token multiplicities change (a token leaves its distinct values at
-     * zero; no line: its usage line bills them); those of a fired window go to the Python accumulator, which retains
-     * its fired windows and rates the period ({@code udfs.corrections.correct_retained}), one row per window; a
-     * window neither open nor fired is opened by an add, as by a record.
+     * The corrections of a fired unique_count window that came after watermark {@code floor}: to the Python
+     * accumulator, which retains its fired windows and rates the period ({@code udfs.corrections.correct_retained}),
+     * one row per window.
      */
-    private void correctUnique(Series s, List<WindowedUsage> records, long floor, long timestamp) {
-        for (Map.Entry<Long, List<WindowedUsage>> entry : byWindow(records).entrySet()) {
-            long windowStart = entry.getKey();
-            List<WindowedUsage> group = entry.getValue();
-            int w = s.window(windowStart);
-            if (w >= 0) {
-                WindowContents c = s.contents.computeIfAbsent(windowStart, start -> new WindowContents());
-                for (WindowedUsage record : group) {
-                    String token = string(record.uniqueToken);
-                    if (token != null) {
-                        if (record.correction == WindowedUsage.ADD) {
-                            c.addKey(token);
-                        } else if (record.correction != WindowedUsage.REMOVE || !c.removeKey(token)) {
-                            throw new IllegalStateException("a correction (" + record.correction + ") of token "
-                                    + token + " that window " + windowStart + "'s retained contents " + c
-                                    + " cannot take: " + s);
-                        }
-                    }
-                    s.eventCounts[w] += CorrectionGroup.events(record);
-                }
-                s.uniqueTokens[w].retainAll(c.keys.keySet());
-                s.uniqueTokens[w].addAll(c.keys.keySet());
-            } else if (s.fired(windowStart)) {
-                StringBuilder changes = new StringBuilder("[");
-                for (WindowedUsage record : group) {
-                    changes.append(changes.length() == 1 ? "[" : ",[");
-                    CanonicalJson.appendString(changes, string(record.eventId));
-                    changes.append(record.correction == WindowedUsage.ADD ? ",\"add\"," : ",\"remove\",");
-                    String token = string(record.uniqueToken);
-                    if (token == null) {
-                        changes.append("null");
-                    } else {
-                        CanonicalJson.appendString(changes, token);
-                    }
-                    changes.append(']');
-                }
-                changes.append(']');
-                output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
-                        s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
-                        corrections(group), null, floor, null, null, changes.toString()), timestamp));
+    private void sendUniqueCorrections(Series s, long windowStart, List<WindowedUsage> group, long floor,
+            long timestamp) {
+        StringBuilder changes = new StringBuilder("[");
+        for (WindowedUsage record : group) {
+            changes.append(changes.length() == 1 ? "[" : ",[");
+            CanonicalJson.appendString(changes, string(record.eventId));
+            changes.append(record.correction == WindowedUsage.ADD ? ",\"add\"," : ",\"remove\",");
+            String token = string(record.uniqueToken);
+            if (token == null) {
+                changes.append("null");
             } else {
-                openByAdds(s, group);
+                CanonicalJson.appendString(changes, token);
+            }
+            changes.append(']');
+        }
+        changes.append(']');
+        output.collect(uniqueCountWindows, new StreamRecord<>(Row.of(s.tenantId, s.customerId, s.meter,
+                s.groupJson, WindowedUsage.name(s.aggregation), windowStart, windowStart + windowSizeMs,
+                corrections(group), null, floor, null, null, changes.toString()), timestamp));
+    }
+
+    /** One correction record into an open unique_count window's token multiplicities (a token at zero leaves). */
+    private static void applyToken(Series s, WindowContents c, int w, WindowedUsage record) {
+        String token = string(record.uniqueToken);
+        if (token != null) {
+            if (record.correction == WindowedUsage.ADD) {
+                c.addKey(token);
+            } else if (record.correction != WindowedUsage.REMOVE || !c.removeKey(token)) {
+                throw new IllegalStateException("a correction (" + record.correction + ") of token " + token
+                        + " that window " + s.windowStarts[w] + "'s retained contents " + c + " cannot take: " + s);
             }
         }
+        s.uniqueTokens[w].retainAll(c.keys.keySet());
+        s.uniqueTokens[w].addAll(c.keys.keySet());
     }
 
     private static void freezePeriod(Series s, long periodStart, BigDecimal quantity, String lastKey) {

@@ -244,6 +244,33 @@ class WindowRatingCorrectionsTest {
     }
 
     @Test
+    void usageMovedIntoAWindowItsSeriesNeverHadAndCancelledInTheSameWatermarkStepIsDecidedNotAFailure()
+            throws Exception {
+        // An amend of the region moves the event into a series with no usage in its window (the add opens it), and a
+        // cancel of it follows after the same watermark: this used to fail the job (a remove of a window neither open
+        // nor fired) for min, max, last and unique_count series.
+        long floor = T + 2 * WINDOW_MS + 10_000;
+        List<JsonNode> lines = run(List.of(
+                usage("low_water", "{\"region\":\"eu\"}", WindowedUsage.MIN, T + 1_000, "12"),
+                usage("low_water", "{\"region\":\"eu\"}", WindowedUsage.MIN, T + 2_000, "7"),
+                watermark(floor),
+                correction(WindowedUsage.REMOVE, "low_water", "{\"region\":\"eu\"}", WindowedUsage.MIN, T + 2_000,
+                        "7", floor),
+                correction(WindowedUsage.ADD, "low_water", "{\"region\":\"us\"}", WindowedUsage.MIN, T + 2_000, "7",
+                        floor),
+                correction(WindowedUsage.REMOVE, "low_water", "{\"region\":\"us\"}", WindowedUsage.MIN, T + 2_000,
+                        "7", floor)));
+        JsonNode eu = null;
+        for (JsonNode line : lines) {
+            if (line.get("kind").textValue().equals(Rules.LINE_KIND_CORRECTION)) {
+                assertEquals("eu", line.get("group").get("region").textValue(), lines.toString());
+                eu = line;
+            }
+        }
+        assertEquals("12", eu.get("period_quantity_to_date").textValue(), lines.toString());
+    }
+
+    @Test
     void aCorrectionDecidedAfterThePeriodClosedIsAPriorPeriodAdjustment() throws Exception {
         long periodEnd = new RateLineItem().periodEndMs(StringData.fromString(CATALOG), "acme-ai", T);
         long closed = periodEnd + 3_600_000;  // end + the tenant's grace (1 h)
@@ -598,13 +625,7 @@ class WindowRatingCorrectionsTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored, WindowRating operator) throws Exception {
-        MeterKey key = new MeterKey();
-        var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
-        if (restored != null) {
-            harness.initializeState(restored);
-        }
-        harness.open();
-        return harness;
+        return RatingHarnesses.open(operator, restored);
     }
 
     private static byte[] bytes(String text) {

@@ -104,20 +104,10 @@ class WindowRatingHarnessTest {
                     channel.add(Long.MAX_VALUE);
                 }
                 var harness = open(null);
-                long[] channelWatermarks = {Long.MIN_VALUE, Long.MIN_VALUE};
-                long watermark = Long.MIN_VALUE;
-                while (!channels.get(0).isEmpty() || !channels.get(1).isEmpty()) {
-                    int c = channels.get(0).isEmpty() ? 1 : channels.get(1).isEmpty() ? 0 : random.nextInt(2);
-                    Object next = channels.get(c).poll();
-                    if (next instanceof Long) {
-                        channelWatermarks[c] = (Long) next;
-                        watermark = advance(harness, watermark, Math.min(channelWatermarks[0], channelWatermarks[1]));
-                    } else {
-                        JsonNode record = (JsonNode) next;
-                        harness.processElement(
-                                new StreamRecord<>(usage(record), record.get("event_time_ms").longValue()));
-                    }
-                }
+                TwoChannels.merge(channels, random, harness::processWatermark, next -> {
+                    JsonNode record = (JsonNode) next;
+                    harness.processElement(new StreamRecord<>(usage(record), record.get("event_time_ms").longValue()));
+                });
                 Outcome outcome = new Outcome();
                 collect(harness, outcome);
                 harness.close();
@@ -219,15 +209,8 @@ class WindowRatingHarnessTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored, long ttlMs) throws Exception {
-        WindowRating operator = new WindowRating(VECTORS.get("java_catalog_json").textValue(), WINDOW_MS, ttlMs,
-                MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING);
-        MeterKey key = new MeterKey();
-        var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
-        if (restored != null) {
-            harness.initializeState(restored);
-        }
-        harness.open();
-        return harness;
+        return RatingHarnesses.open(new WindowRating(VECTORS.get("java_catalog_json").textValue(), WINDOW_MS, ttlMs,
+                MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING), restored);
     }
 
     private static long advance(KeyedOneInputStreamOperatorTestHarness<?, ?, ?> harness, long current, long next)
