@@ -2,7 +2,7 @@
 // tables against RocksDB (the store Flink's RocksDB backend uses, its JNI library from flink-dist) used directly as
 // the dedup index. Not a test; prints figures and one JSON line.
 // java -Xmx12g -cp ".cache/jars/engine/meterstream-engine.jar:.venv/lib/python3.11/site-packages/pyflink/lib/*" \
-//     benchmarks/DedupStoreBench.java [ids, default 5000000] [rocksdb dir, default a temp dir]
+//     benchmarks/DedupStoreBench.java [ids, default 5000000] [rocksdb dir, default a temp dir] [--no-rocksdb]
 //
 // Workload: `ids` random 128-bit event keys (as HashedKey gives them), each looked up and recorded once, with 5 %
 // re-sent copies of earlier ids (duplicates) interleaved, single-threaded, as the routing operator's hot path does.
@@ -11,9 +11,15 @@
 // Flink sets it); bloom filters of 10 bits per key, 256 MB block cache, 64 MB memtables, LZ4; every 330,000
 // records (a 5 s checkpoint interval at 66k records/s) the memtable is flushed, as an incremental checkpoint does
 // (its time is the synchronous-part equivalent, reported apart); at the end a full compaction, then the SST bytes
-// per id on disk. Figures are single runs on a noisy 2-core machine: +-10 %.
+// per id on disk. Sealed (what UsageRouting runs since issue 18): the heap tables for recent ids, sealed per key group
+// (128) every 4,096 ids into SealedDedup runs in a map of blocks (as the heap backend's map state holds them); ns per
+// record, heap bytes per id for the index and tables (store apart), stored bytes per id. Figures are single runs on
+// a noisy 2-core machine: +-10 %.
+import io.meterstream.routing.DedupRuns;
 import io.meterstream.routing.DedupTable;
+import io.meterstream.routing.SealedDedup;
 import io.meterstream.routing.UsageDedupKey;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,9 +43,10 @@ public class DedupStoreBench {
         Path dir = args.length > 1 ? Path.of(args[1]) : Files.createTempDirectory("dedup-store-bench");
         long[][] keys = workload(ids);
         String heap = heapTables(keys);
-        String rocks = rocksDb(keys, dir);
+        String sealed = sealed(keys);
+        String rocks = args.length > 2 && args[2].equals("--no-rocksdb") ? "null" : rocksDb(keys, dir);
         System.out.println("{\"benchmark\": \"dedup_store\", \"ids\": " + ids + ", \"records\": " + keys[0].length
-                + ", \"heap_tables\": " + heap + ", \"rocksdb\": " + rocks + "}");
+                + ", \"heap_tables\": " + heap + ", \"sealed\": " + sealed + ", \"rocksdb\": " + rocks + "}");
     }
 
     /** hi, lo, fingerprint per record: every id once, 5 % copies of earlier ones interleaved. */
@@ -86,6 +93,87 @@ public class DedupStoreBench {
         Arrays.fill(tables, null);
         return String.format("{\"ns_per_record\": %.0f, \"duplicates\": %d, \"heap_bytes_per_id\": %.1f}", ns,
                 duplicates, bytes / (double) ids);
+    }
+
+    static String sealed(long[][] k) throws Exception {
+        int keyGroups = 128;
+        int[] keyGroupOf = new int[UsageDedupKey.BUCKETS];
+        for (int b = 0; b < keyGroupOf.length; b++) {
+            keyGroupOf[b] = KeyGroupRangeAssignment.assignToKeyGroup(b, keyGroups);
+        }
+        int[][] bucketsOf = new int[keyGroups][];
+        for (int g = 0; g < keyGroups; g++) {
+            int group = g;
+            bucketsOf[g] = java.util.stream.IntStream.range(0, keyGroupOf.length).filter(b -> keyGroupOf[b] == group)
+                    .toArray();
+        }
+        SealedDedup.InMemoryBlocks[] stores = new SealedDedup.InMemoryBlocks[keyGroups];
+        SealedDedup[] sealed = new SealedDedup[keyGroups];
+        for (int g = 0; g < keyGroups; g++) {
+            stores[g] = new SealedDedup.InMemoryBlocks();
+            sealed[g] = new SealedDedup();
+        }
+        long before = used();
+        byte[][] tables = new byte[UsageDedupKey.BUCKETS][];
+        int[] unsealed = new int[keyGroups];
+        DedupTable.Lookup lookup = new DedupTable.Lookup();
+        SealedDedup.Found found = new SealedDedup.Found();
+        DedupRuns.Entries entries = new DedupRuns.Entries();
+        long now = 1_795_500_000_000L;
+        int duplicates = 0;
+        long sealNanos = 0;
+        long start = System.nanoTime();
+        for (int r = 0; r < k[0].length; r++) {
+            int bucket = UsageDedupKey.bucket(k[0][r]);
+            int g = keyGroupOf[bucket];
+            if (sealed[g].runs() > 0 && sealed[g].lookup(k[0][r], k[1][r], now, TTL, stores[g], found)) {
+                duplicates++;
+                continue;
+            }
+            lookup.table = tables[bucket];
+            DedupTable.recordFirst(lookup, k[0][r], k[1][r], k[2][r], now, TTL);
+            tables[bucket] = lookup.table;
+            if (lookup.seenBefore) {
+                duplicates++;
+            } else if (++unsealed[g] >= 4096) {
+                long s0 = System.nanoTime();
+                entries.clear();
+                for (int b : bucketsOf[g]) {
+                    if (tables[b] != null) {
+                        DedupTable.addLive(tables[b], now, TTL, entries);
+                        tables[b] = null;
+                    }
+                }
+                sealed[g].seal(entries, stores[g]);
+                unsealed[g] = 0;
+                sealNanos += System.nanoTime() - s0;
+            }
+        }
+        double ns = (System.nanoTime() - start) / (double) k[0].length;
+        int ids = k[0].length - duplicates;
+        long stored = 0;
+        long blocks = 0;
+        long index = 0;
+        for (int g = 0; g < keyGroups; g++) {
+            blocks += stores[g].blocks.size();
+            stored += stores[g].bytes();
+            index += sealed[g].indexBytes();
+        }
+        long heapWithStore = used() - before;
+        Arrays.fill(tables, null);
+        for (SealedDedup.InMemoryBlocks store : stores) {
+            store.blocks.clear();
+        }
+        long heapWithoutStore = used() - before;
+        System.out.printf("sealed: %.0f ns per record (sealing %.0f of it), %d duplicates, %.1f stored bytes per id "
+                + "(%d blocks), index %.1f bytes per id, heap without the store %.1f bytes per id (with it %.1f)%n",
+                ns, sealNanos / (double) k[0].length, duplicates, stored / (double) ids, blocks, index / (double) ids,
+                heapWithoutStore / (double) ids, heapWithStore / (double) ids);
+        return String.format("{\"ns_per_record\": %.0f, \"sealing_ns_per_record\": %.0f, \"duplicates\": %d, "
+                + "\"stored_bytes_per_id\": %.2f, \"blocks\": %d, \"index_bytes_per_id\": %.1f, "
+                + "\"heap_bytes_per_id_without_store\": %.1f, \"heap_bytes_per_id_with_store\": %.1f}", ns,
+                sealNanos / (double) k[0].length, duplicates, stored / (double) ids, blocks, index / (double) ids,
+                heapWithoutStore / (double) ids, heapWithStore / (double) ids);
     }
 
     static String rocksDb(long[][] k, Path dir) throws Exception {

@@ -9,12 +9,13 @@ window operator (which makes it `windowed` or `late`, `udfs.lateness`). Every la
 - `duplicate_conflicting_payload` otherwise: the idempotency key reused for other content. The first copy still
   wins; the conflict is only counted.
 
-The Java twin keeps only the **first 64 bits** of the first copy's fingerprint (16 hex digits) per key and compares
-those. So a conflicting copy whose fingerprint agrees with the first copy's in its first 64 bits would be counted as
-`duplicate_same_payload` there: for one conflicting copy the chance is 2^-64 (SHA-256 bits are uniform). The outcome
-it could change is a count, never what is billed (a later copy is dropped either way). The golden vectors hold no
-such pair. Likewise the Java twin keys by the 128-bit hash of (tenant_id, event_id) (`HashedKey`), not the strings:
-two keys colliding (about n^2 / 2^129 for n keys) would be one key there.
+The Java twin keeps only the **first 64 bits** of the first copy's fingerprint (16 hex digits) per key while the
+key is in its heap tables, and the **first 32 bits** once the key is sealed (`io.meterstream.routing.DedupRuns`: 23
+bytes per id), and compares those. So a conflicting copy whose fingerprint agrees with the first copy's in those bits
+would be counted as `duplicate_same_payload` there: for one conflicting copy the chance is at most 2^-32 (SHA-256 bits
+are uniform). The outcome it could change is a count, never what is billed (a later copy is dropped either way). The
+golden vectors hold no such pair. Likewise the Java twin keys by the 128-bit hash of (tenant_id, event_id)
+(`HashedKey`), not the strings: two keys colliding (about n^2 / 2^129 for n keys) would be one key there.
 
 **Horizon (dedup TTL)**: each key is remembered for `ttl_ms` of processing time from its first copy, later copies do
 not extend it (the first copy's entry is written once). A copy arriving at processing time `now_ms` finds the key

@@ -169,6 +169,19 @@ public final class DedupTable {
         return live;
     }
 
+    /** Adds the entries of {@code table} that are live at {@code nowMs} to {@code into} (a seal, {@link SealedDedup}). */
+    public static void addLive(byte[] table, long nowMs, long ttlMs, DedupRuns.Entries into) {
+        int slots = slots(table);
+        for (int slot = 0; slot < slots; slot++) {
+            int at = HEADER_BYTES + slot * SLOT_BYTES;
+            long firstSeen = (long) LONGS.get(table, at + FIRST_SEEN);
+            if (firstSeen != 0 && !expired(firstSeen, nowMs, ttlMs)) {
+                into.add((long) LONGS.get(table, at + KEY_HI), (long) LONGS.get(table, at + KEY_LO),
+                        (long) LONGS.get(table, at + FINGERPRINT), firstSeen);
+            }
+        }
+    }
+
     /**
      * The table of {@code count} entries packed by {@link #packLive} (a restore), in the smallest table that holds
      * them and one more below the load limit, as a rebuild would size it.

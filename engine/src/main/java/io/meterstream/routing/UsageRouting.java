@@ -58,15 +58,22 @@ import org.apache.flink.util.OutputTag;
  * first copy's fingerprint (SHA-256 of the canonical event content), which tells a byte-for-byte retry from a
  * conflicting reuse of the idempotency key; a retry is dropped either way, the fingerprint only decides which count
  * it lands in. The horizon (processing time, from the first copy) is the dedup TTL, 35 days by default: each id
- * expires on its own, exactly as Flink's state TTL would expire it. Event keys live in a {@link DedupTable} per
- * bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key group,
- * its buckets' live entries as bytes. Why not managed keyed state: one entry per event id cost a sixth of the CPU
- * in checkpoints, and one value per bucket still spent a tenth on TTL wrappers, copy-on-write and incremental
- * cleanup per record (JFR). Raw keyed state is written in the checkpoint's synchronous phase (a copy of each table's
- * live entries: one pass over its slots, no hashing; a table with none left is dropped then, so after the horizon
- * nothing is written and nothing held) and is redistributed by key group on a rescale like managed state. This
- * replaced an SQL {@code COUNT(*)}/{@code FIRST_VALUE} OVER aggregation whose accumulator rows, per-record Row
- * conversions and full snapshots were most of the job's CPU (measured with JFR).
+ * expires on its own, exactly as Flink's state TTL would expire it. Recent event keys live in a {@link DedupTable}
+ * per bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key
+ * group, its buckets' live entries as bytes. Once a key group's tables hold {@link #SEAL_AT_IDS} ids (or, at a
+ * checkpoint, the oldest is {@link #SEAL_AFTER_MS} old; and at every restore) they are sealed ({@link SealedDedup}):
+ * sorted into an immutable run of 23-byte records ({@link DedupRuns}) in managed map state ({@link #SEALED_BLOCKS},
+ * under the key group's anchor key, its first bucket), found again through an in-heap index of 8 bytes per slot that
+ * a restore rebuilds from the blocks. So what a checkpoint copies in its synchronous phase is bounded (the unsealed
+ * tables), a block is written once (an incremental RocksDB checkpoint uploads it once; the heap backend copies it in
+ * its asynchronous phase), and the heap holds 8 to 16 bytes per remembered id instead of 43 to 85. Why not one
+ * managed entry per event id: it cost a sixth of the CPU in checkpoints, and one value per bucket still spent a tenth
+ * on TTL wrappers, copy-on-write and incremental cleanup per record (JFR); RocksDB as the per-record index cost 7x the
+ * tables ({@code benchmarks/DedupStoreBench.java}). A table with no live entry is dropped at a checkpoint, and a run
+ * whose every id has expired is dropped with its blocks, so after the horizon nothing is written and nothing held.
+ * Both are redistributed by key group on a rescale. This replaced an SQL {@code COUNT(*)}/{@code FIRST_VALUE} OVER
+ * aggregation whose accumulator rows, per-record Row conversions and full snapshots were most of the job's CPU
+ * (measured with JFR).
  *
  * <p>Lateness is decided downstream, per series: a first-seen record goes on to the window operator
  * ({@code io.meterstream.rating.WindowRating}), which bills it unless its own series (tenant, customer, meter, group)
@@ -126,8 +133,9 @@ import org.apache.flink.util.OutputTag;
  * does (see Idleness above); not fixed yet. A dead-lettered usage record whose two ids are valid is keyed by them
  * ({@link UsageDedupKey}) and leaves a marker in the ledger, so a correction of it is {@code event_dead_lettered}
  * (with the record's reason); one without valid ids cannot be named by a correction. The ledger is written
- * with the dedup tables, per key group, in format {@link #DEDUP_FORMAT_WITH_LEDGER}; state without it (formats 1 and
- * 2) restores with an empty ledger, and a ledger restored into an operator without corrections is dropped.
+ * with the dedup tables, per key group, in format {@link #DEDUP_FORMAT_SEALED} (formats 1 to 3 are read: their tables
+ * are sealed at the restore); state without it restores with an empty ledger, and a ledger restored into an operator
+ * without corrections is dropped.
  */
 public final class UsageRouting extends CountingOperator<WindowedUsage>
         implements OneInputStreamOperator<RowData, WindowedUsage>, TwoInputStreamOperator<RowData, Row, WindowedUsage>,
@@ -156,6 +164,18 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private static final int DEDUP_FORMAT_WHOLE_TABLES = 1;
     /** Format 2 followed by the key group's correction ledger ({@link CorrectionLedger#write}). */
     static final int DEDUP_FORMAT_WITH_LEDGER = 3;
+    /**
+     * The unsealed ids' tables as in format 2, then a byte (1: the key group's correction ledger follows); the sealed
+     * ids are in managed keyed state ({@link #SEALED_BLOCKS}), which a release before it would not read: it refuses
+     * this format rather than forget them.
+     */
+    static final int DEDUP_FORMAT_SEALED = 4;
+    /** The sealed dedup memory's blocks ({@link SealedDedup}), under each key group's anchor key (its first bucket). */
+    static final String SEALED_BLOCKS = "dedup-sealed-blocks-v1";
+    /** A key group's unsealed ids are sealed into a run once there are this many ({@link #seal})... */
+    static final int SEAL_AT_IDS = 4096;
+    /** ... or at a checkpoint once the oldest is this old (so a quiet key group's ids leave the heap too). */
+    static final long SEAL_AFTER_MS = 10 * 60_000L;
     /** The accepted corrections' columns (Python's {@code jobs.corrections.LEDGER_ROW_TYPE}), by position. */
     public static final String[] CORRECTION_COLUMNS = {"tenant_id", "event_id", "correction_id", "action", "value",
         "dimensions", "payload", "src_topic", "src_partition", "src_offset"};
@@ -205,6 +225,17 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient int[][] bucketsByKeyGroup;  // index: key group - first key group of this subtask
     private transient KeyGroupRange keyGroups;
     private transient DedupTable.Lookup lookup;
+    private transient SealedDedup[] sealed;  // index: key group - first key group of this subtask
+    private transient int[] keyGroupIndexOfBucket;  // -1: not this subtask's
+    private transient int[] unsealedIds;  // per key group: ids recorded in its tables since its last seal (at most)
+    private transient long[] unsealedSince;  // per key group: when the first of them was recorded
+    private transient org.apache.flink.runtime.state.internal.InternalMapState<Integer, VoidNamespace, Long, byte[]>
+            sealedBlocks;
+    private transient AnchoredBlocks blocks;
+    private transient SealedDedup.Found found;
+    private transient DedupRuns.Entries sealing;
+    /** {@link #SEAL_AT_IDS}; tests seal at every id. */
+    transient int sealAtIds = SEAL_AT_IDS;
     private transient byte[] packed;  // a snapshot's scratch: one table's live entries
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
@@ -348,10 +379,57 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks(),
                 getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
         bucketsByKeyGroup = bucketsByKeyGroup(keyGroups, maxParallelism);
+        int groups = keyGroups.getNumberOfKeyGroups();
+        sealed = new SealedDedup[groups];
+        unsealedIds = new int[groups];
+        unsealedSince = new long[groups];
+        keyGroupIndexOfBucket = new int[UsageDedupKey.BUCKETS];
+        java.util.Arrays.fill(keyGroupIndexOfBucket, -1);
+        for (int i = 0; i < groups; i++) {
+            sealed[i] = new SealedDedup();
+            for (int bucket : bucketsByKeyGroup[i]) {
+                keyGroupIndexOfBucket[bucket] = i;
+            }
+        }
+        found = new SealedDedup.Found();
+        sealing = new DedupRuns.Entries();
+        org.apache.flink.api.common.state.MapStateDescriptor<Long, byte[]> blockState =
+                new org.apache.flink.api.common.state.MapStateDescriptor<>(SEALED_BLOCKS, Types.LONG,
+                        org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+        // A safety net: a block is created after every sighting it holds and dropped when its last id expires
+        // (SealedDedup.expire); the day's margin covers a restore's clock against the processing time it ran on.
+        blockState.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(dedupTtlMs).plusDays(1))
+                .disableCleanupInBackground().cleanupFullSnapshot().build());
+        @SuppressWarnings("unchecked")
+        org.apache.flink.runtime.state.internal.InternalMapState<Integer, VoidNamespace, Long, byte[]> mapState =
+                (org.apache.flink.runtime.state.internal.InternalMapState<Integer, VoidNamespace, Long, byte[]>)
+                        getKeyedStateBackend().getPartitionedState(VoidNamespace.INSTANCE,
+                                VoidNamespaceSerializer.INSTANCE, blockState);
+        sealedBlocks = mapState;
+        blocks = new AnchoredBlocks();
         if (context.isRestored()) {
+            long now = getProcessingTimeService().getCurrentProcessingTime();
             for (KeyGroupStatePartitionStreamProvider keyGroup : context.getRawKeyedStateInputs()) {
                 try (InputStream in = keyGroup.getStream()) {
                     readTables(new DataInputViewStreamWrapper(in), keyGroup.getKeyGroupId());
+                }
+            }
+            for (int i = 0; i < groups; i++) {
+                if (bucketsByKeyGroup[i].length == 0) {
+                    continue;
+                }
+                blocks.anchor = bucketsByKeyGroup[i][0];
+                setCurrentKey(blocks.anchor);
+                for (Map.Entry<Long, byte[]> block : sealedBlocks.entries()) {
+                    sealed[i].restoreBlock(block.getKey(), block.getValue());
+                }
+                // Tables restored (a state of format 3 or before holds every id in them): sealed now, so that they
+                // leave the heap and the checkpoints from the first one on.
+                for (int bucket : bucketsByKeyGroup[i]) {
+                    unsealedIds[i] += dedupTables[bucket] == null ? 0 : DedupTable.occupied(dedupTables[bucket]);
+                }
+                if (unsealedIds[i] > 0) {
+                    seal(i, now);
                 }
             }
         }
@@ -390,7 +468,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      * horizon, the state is what it was before the first record. The per-record path never pays for expiry.
      */
     private void writeTables(DataOutputViewStreamWrapper out, int keyGroup, long nowMs) throws IOException {
-        out.writeInt(ledger == null ? DEDUP_FORMAT_VERSION : DEDUP_FORMAT_WITH_LEDGER);
+        out.writeInt(DEDUP_FORMAT_SEALED);
         for (int bucket : bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()]) {
             byte[] table = dedupTables[bucket];
             if (table == null) {
@@ -409,6 +487,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             out.write(packed, 0, live * DedupTable.SLOT_BYTES);
         }
         out.writeInt(END_OF_TABLES);
+        out.writeBoolean(ledger != null);
         if (ledger != null) {
             ledger.write(out, keyGroup);
         }
@@ -425,9 +504,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             }
             return;
         }
-        if (version != DEDUP_FORMAT_VERSION && version != DEDUP_FORMAT_WITH_LEDGER) {
+        if (version != DEDUP_FORMAT_VERSION && version != DEDUP_FORMAT_WITH_LEDGER && version != DEDUP_FORMAT_SEALED) {
             throw new IOException("dedup state of key group " + keyGroup + " has format " + version
-                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " to " + DEDUP_FORMAT_WITH_LEDGER);
+                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " to " + DEDUP_FORMAT_SEALED);
         }
         for (int next = in.readInt(); next != END_OF_TABLES; next = in.readInt()) {
             int bucket = restoredBucket(next, keyGroup);
@@ -439,7 +518,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             in.readFully(entries);
             dedupTables[bucket] = DedupTable.unpacked(entries, live);
         }
-        if (version == DEDUP_FORMAT_WITH_LEDGER) {
+        if (version == DEDUP_FORMAT_WITH_LEDGER || (version == DEDUP_FORMAT_SEALED && in.readBoolean())) {
             // Without corrections now, the restored ledger is read past and dropped.
             CorrectionLedger into = ledger != null ? ledger
                     : new CorrectionLedger(windowSizeMs, dedupTtlMs, dedupTtlMs);
@@ -453,6 +532,94 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             throw new IOException("dedup bucket " + bucket + " restored into key group " + keyGroup);
         }
         return bucket;
+    }
+
+    /** The ids this subtask remembers at {@code nowMs}, sealed or not (tests). */
+    long liveIds(long nowMs) throws Exception {
+        long live = 0;
+        for (byte[] table : dedupTables) {
+            live += DedupTable.live(table, nowMs, dedupTtlMs);
+        }
+        for (int i = 0; i < sealed.length; i++) {
+            if (sealed[i].runs() > 0) {
+                blocks.anchor = bucketsByKeyGroup[i][0];
+                live += sealed[i].live(nowMs, dedupTtlMs, blocks);
+            }
+        }
+        return live;
+    }
+
+    /** The ids this subtask holds sealed, expired ones included until their runs are dropped (tests). */
+    long sealedIds() {
+        long ids = 0;
+        for (SealedDedup keyGroup : sealed) {
+            ids += keyGroup.ids();
+        }
+        return ids;
+    }
+
+    /**
+     * A key group's unsealed ids (its buckets' tables, live at {@code nowMs}) into a new sealed run; the tables are
+     * dropped. Keyed state is reached under the key group's anchor key; the current key is restored.
+     */
+    private void seal(int keyGroupIndex, long nowMs) throws Exception {
+        sealing.clear();
+        for (int bucket : bucketsByKeyGroup[keyGroupIndex]) {
+            if (dedupTables[bucket] != null) {
+                DedupTable.addLive(dedupTables[bucket], nowMs, dedupTtlMs, sealing);
+                dedupTables[bucket] = null;
+            }
+        }
+        blocks.anchor = bucketsByKeyGroup[keyGroupIndex][0];
+        sealed[keyGroupIndex].seal(sealing, blocks);
+        unsealedIds[keyGroupIndex] = 0;
+    }
+
+    /** The sealed blocks of one key group: this operator's map state under the key group's anchor key. */
+    private final class AnchoredBlocks implements SealedDedup.BlockStore {
+        int anchor;
+
+        private Object enter() {
+            Object current = getCurrentKey();
+            setCurrentKey(anchor);
+            return current;
+        }
+
+        private void leave(Object previous) {
+            if (previous != null) {
+                setCurrentKey(previous);
+            }
+        }
+
+        @Override
+        public byte[] get(long blockKey) throws Exception {
+            Object previous = enter();
+            try {
+                return sealedBlocks.get(blockKey);
+            } finally {
+                leave(previous);
+            }
+        }
+
+        @Override
+        public void put(long blockKey, byte[] block) throws Exception {
+            Object previous = enter();
+            try {
+                sealedBlocks.put(blockKey, block);
+            } finally {
+                leave(previous);
+            }
+        }
+
+        @Override
+        public void remove(long blockKey) throws Exception {
+            Object previous = enter();
+            try {
+                sealedBlocks.remove(blockKey);
+            } finally {
+                leave(previous);
+            }
+        }
     }
 
     /** The dedup tables this subtask holds (tests: after the horizon and a snapshot, none). */
@@ -497,6 +664,15 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 int maxParallelism = getRuntimeContext().getTaskInfo().getMaxNumberOfParallelSubtasks();
                 ledger.prepareSnapshot(now, hi -> KeyGroupRangeAssignment.assignToKeyGroup(
                         UsageDedupKey.bucket(hi), maxParallelism));
+            }
+            for (int i = 0; i < sealed.length; i++) {
+                if (unsealedIds[i] > 0 && now - unsealedSince[i] >= SEAL_AFTER_MS) {
+                    seal(i, now);
+                }
+                if (sealed[i].runs() > 0) {
+                    blocks.anchor = bucketsByKeyGroup[i][0];
+                    sealed[i].expire(now, dedupTtlMs, blocks);
+                }
             }
             for (int keyGroup : out.getKeyGroupList()) {
                 out.startNewKeyGroup(keyGroup);
@@ -711,16 +887,32 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         long fingerprint = fingerprint64(in.getString(fingerprintIndex));
         Tuple2<Long, Long> eventKey = dedupKey.eventKey(in);
         int bucket = UsageDedupKey.bucket(eventKey.f0);
-        lookup.table = dedupTables[bucket];
+        int keyGroupIndex = keyGroupIndexOfBucket[bucket];
         // The task's processing-time clock: the wall clock in a job (what System.currentTimeMillis() gives), the
         // harness's time in tests.
         long now = getProcessingTimeService().getCurrentProcessingTime();
+        SealedDedup sealedIds = sealed[keyGroupIndex];
+        if (sealedIds.runs() > 0) {
+            blocks.anchor = bucketsByKeyGroup[keyGroupIndex][0];
+            if (sealedIds.lookup(eventKey.f0, eventKey.f1, now, dedupTtlMs, blocks, found)) {
+                // A sealed id keeps the first 32 bits of its first copy's fingerprint (DedupRuns).
+                pendingCounts[found.fingerprint32 == (int) (fingerprint >>> 32) ? O_SAME : O_CONFLICT]++;
+                return;
+            }
+        }
+        lookup.table = dedupTables[bucket];
         DedupTable.recordFirst(lookup, eventKey.f0, eventKey.f1, fingerprint, now, dedupTtlMs);
         if (lookup.seenBefore) {
             pendingCounts[lookup.firstFingerprint == fingerprint ? O_SAME : O_CONFLICT]++;
             return;
         }
         dedupTables[bucket] = lookup.table;
+        if (unsealedIds[keyGroupIndex]++ == 0) {
+            unsealedSince[keyGroupIndex] = now;
+        }
+        if (unsealedIds[keyGroupIndex] >= sealAtIds) {
+            seal(keyGroupIndex, now);
+        }
         // Decoded once for the ledger and the window operator (a DECIMAL(38, 18) is a BigInteger's bytes).
         BigDecimal value = in.isNullAt(valueIndex) ? null
                 : in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();

@@ -137,7 +137,13 @@ class UsageRoutingCorrectionsTest {
         before.setProcessingTime(T0);
         before.processElement(usage("acme-ai", "e1", "10"), T0);
         OperatorSubtaskState formatTwo = before.snapshot(1L, T0);
-        RawKeyedState.forEachKeyGroup(formatTwo, (keyGroup, in) -> assertEquals(2, in.readInt()));
+        RawKeyedState.forEachKeyGroup(formatTwo, (keyGroup, in) -> {
+            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt());
+            while (in.readInt() != -1) {
+                in.skipBytes(in.readInt() * DedupTable.SLOT_BYTES);
+            }
+            assertEquals(false, in.readBoolean(), "no ledger");
+        });
         before.close();
 
         var harness = open(formatTwo, 1, 0);
@@ -147,7 +153,7 @@ class UsageRoutingCorrectionsTest {
         assertEquals(Map.of(UsageRouting.DUPLICATE_SAME_PAYLOAD, 1L, UsageRouting.CORRECTION_REJECTED + "/"
                 + Rules.CORRECTION_UNKNOWN_EVENT, 1L), flush(harness));
         RawKeyedState.forEachKeyGroup(harness.snapshot(2L, T0 + 1), (keyGroup, in) -> assertEquals(
-                UsageRouting.DEDUP_FORMAT_WITH_LEDGER, in.readInt()));
+                UsageRouting.DEDUP_FORMAT_SEALED, in.readInt()));
     }
 
     @Test

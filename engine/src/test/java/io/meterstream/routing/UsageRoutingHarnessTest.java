@@ -120,10 +120,12 @@ class UsageRoutingHarnessTest {
                 assertEquals(Map.of(outcome.equals(FIRST) ? UsageRouting.WINDOWED : outcome, 1L), counts,
                         record.toString());
             }
-            assertEquals(stream.get("live_at_end").intValue(), liveIds(harness.snapshot(1L, last), last, ttl));
+            harness.snapshot(1L, last);
+            assertEquals(stream.get("live_at_end").intValue(), liveIds(harness, last));
             long horizon = stream.get("horizon_end_ms").longValue();
             harness.setProcessingTime(horizon);
-            assertEquals(0, liveIds(harness.snapshot(2L, horizon), horizon, ttl), "after the last horizon");
+            harness.snapshot(2L, horizon);
+            assertEquals(0, liveIds(harness, horizon), "after the last horizon");
             harness.close();
         }
     }
@@ -185,6 +187,51 @@ class UsageRoutingHarnessTest {
         harness.close();
     }
 
+    @Test
+    void sealedAtEveryIdAndRestoredHalfwayEveryCopyGetsItsSpecifiedOutcome() throws Exception {
+        // The sealed memory (SealedDedup: 23-byte records in managed state, found through the in-heap index) answers
+        // as the tables do: every id sealed as soon as it is recorded, and each stream restored halfway from a
+        // snapshot (which rebuilds the index from the stored blocks alone).
+        for (JsonNode stream : DedupTableGoldenTest.VECTORS.get("streams")) {
+            long ttl = stream.get("ttl_ms").longValue();
+            var harness = sealingAtEveryId(open(ttl, null, 1, 0));
+            JsonNode records = stream.get("records");
+            long last = Long.MIN_VALUE;
+            for (int i = 0; i < records.size(); i++) {
+                JsonNode record = records.get(i);
+                long now = record.get("processing_time_ms").longValue();
+                if (i == records.size() / 2) {
+                    OperatorSubtaskState snapshot = harness.snapshot(1L, now);
+                    harness.close();
+                    harness = sealingAtEveryId(open(ttl, snapshot, 1, 0));
+                }
+                harness.setProcessingTime(now);
+                last = now;
+                harness.processElement(valid(record.get("tenant_id").textValue(), record.get("event_id").textValue(),
+                        record.get("fingerprint").textValue(), T0), T0);
+                Map<String, Long> counts = flush(harness);
+                harness.getOutput().clear();
+                String outcome = record.get("outcome").textValue();
+                assertEquals(Map.of(outcome.equals(FIRST) ? UsageRouting.WINDOWED : outcome, 1L), counts,
+                        record.toString());
+            }
+            assertEquals(0, ((UsageRouting) harness.getOneInputOperator()).tablesHeld(), "every id sealed");
+            assertEquals(stream.get("live_at_end").intValue(), liveIds(harness, last));
+            long horizon = stream.get("horizon_end_ms").longValue();
+            harness.setProcessingTime(horizon);
+            harness.snapshot(2L, horizon);
+            assertEquals(0, ((UsageRouting) harness.getOneInputOperator()).sealedIds(), "all runs dropped");
+            assertEquals(0, harness.numKeyedStateEntries(), "no block left");
+            harness.close();
+        }
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> sealingAtEveryId(
+            KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> harness) {
+        ((UsageRouting) harness.getOneInputOperator()).sealAtIds = 1;
+        return harness;
+    }
+
     // ---- snapshot and restore -------------------------------------------------------------------------------
 
     @Test
@@ -200,8 +247,8 @@ class UsageRoutingHarnessTest {
         long floor = T0 + 3 * WINDOW_MS;
         harness.processWatermark(floor);
         OperatorSubtaskState snapshot = harness.snapshot(1L, T0);
+        assertEquals(300, liveIds(harness, T0));
         harness.close();
-        assertEquals(300, liveIds(snapshot, T0, ttl));
 
         // into one subtask
         var one = open(ttl, snapshot, 1, 0);
@@ -225,7 +272,7 @@ class UsageRoutingHarnessTest {
         int total = 0;
         for (int subtask = 0; subtask < 2; subtask++) {
             OperatorSubtaskState half = two.get(subtask).snapshot(2L, T0 + 1);
-            int live = liveIds(half, T0 + 1, ttl);
+            int live = liveIds(two.get(subtask), T0 + 1);
             assertTrue(live > 0 && live < 300, "each subtask holds a share: " + live);
             total += live;
             halves.add(half);
@@ -258,7 +305,7 @@ class UsageRoutingHarnessTest {
         harness.processElement(valid("acme-ai", "e1", FP_A, T0), T0);  // does not extend the horizon
         assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.DUPLICATE_SAME_PAYLOAD, 1L), flush(harness));
         OperatorSubtaskState before = harness.snapshot(1L, T0 + ttl - 1);
-        assertEquals(1, liveIds(before, T0 + ttl - 1, ttl));
+        assertEquals(1, liveIds(harness, T0 + ttl - 1));
         assertEquals(1, entries(before));
 
         harness.setProcessingTime(T0 + ttl);
@@ -271,7 +318,8 @@ class UsageRoutingHarnessTest {
         harness.processElement(valid("acme-ai", "e1", FP_A, T0), T0);
         assertEquals(Map.of(UsageRouting.WINDOWED, 1L, UsageRouting.DUPLICATE_CONFLICTING_PAYLOAD, 1L),
                 flush(harness));
-        assertEquals(1, liveIds(harness.snapshot(3L, T0 + ttl), T0 + ttl, ttl));
+        harness.snapshot(3L, T0 + ttl);
+        assertEquals(1, liveIds(harness, T0 + ttl));
         harness.setProcessingTime(T0 + 2 * ttl);
         OperatorSubtaskState after = harness.snapshot(4L, T0 + 2 * ttl);
         assertBackToZero(harness, after, empty);
@@ -310,9 +358,9 @@ class UsageRoutingHarnessTest {
         }
         harness.setProcessingTime(T0 + ttl);  // the old ids' horizon; the young ones' is half a horizon later
         OperatorSubtaskState snapshot = harness.snapshot(1L, T0 + ttl);
+        assertEquals(100, liveIds(harness, T0 + ttl));
         harness.close();
         assertEquals(100, entries(snapshot), "only the young ids are written");
-        assertEquals(100, liveIds(snapshot, T0 + ttl, ttl));
 
         var restored = open(ttl, snapshot, 1, 0);
         restored.setProcessingTime(T0 + ttl);
@@ -366,7 +414,8 @@ class UsageRoutingHarnessTest {
         var restored = open(ttl, formerFormat, 1, 0);
         restored.setProcessingTime(T0 + 1);
         assertEveryIdRemembered(List.of(restored), ids);
-        assertEquals(50, entries(restored.snapshot(1L, T0 + 1)), "written again in the current format");
+        assertEquals(0, entries(restored.snapshot(1L, T0 + 1)), "sealed at the restore: no table left");
+        assertEquals(50, ((UsageRouting) restored.getOneInputOperator()).sealedIds());
         restored.close();
     }
 
@@ -446,11 +495,10 @@ class UsageRoutingHarnessTest {
         return counts;
     }
 
-    /** Ids the dedup tables in a snapshot still remember at {@code now}. */
-    static int liveIds(OperatorSubtaskState snapshot, long now, long ttl) throws Exception {
-        int[] live = {0};
-        forEachTable(snapshot, (table, count) -> live[0] += DedupTable.live(table, now, ttl));
-        return live[0];
+    /** Ids the operator remembers at {@code now}: in its tables and its sealed runs. */
+    static int liveIds(KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> harness, long now)
+            throws Exception {
+        return (int) ((UsageRouting) harness.getOneInputOperator()).liveIds(now);
     }
 
     /** Ids written into a snapshot's dedup tables, whatever their age. */
@@ -467,10 +515,11 @@ class UsageRoutingHarnessTest {
         void visit(byte[] table, int count);
     }
 
-    /** Each table in a snapshot (format 2: per key group, (bucket, entries, slots) until the end mark). */
+    /** Each table in a snapshot (format 4: per key group, (bucket, entries, slots) until the end mark, then the
+     * ledger's flag). */
     private static void forEachTable(OperatorSubtaskState snapshot, TableVisitor visitor) throws Exception {
         RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
-            assertEquals(2, in.readInt(), "dedup format version");
+            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt(), "dedup format version");
             for (int bucket = in.readInt(); bucket != -1; bucket = in.readInt()) {
                 assertEquals(keyGroup, KeyGroupRangeAssignment.assignToKeyGroup(bucket, MAX_PARALLELISM));
                 int count = in.readInt();
@@ -482,13 +531,16 @@ class UsageRoutingHarnessTest {
         });
     }
 
-    /** The raw keyed state of an operator that has seen nothing: per key group, the version and the end mark. */
+    /**
+     * The raw keyed state of an operator that has seen nothing: per key group, the version, the end mark and no
+     * ledger.
+     */
     private static byte[] emptyDedupState(long ttl) throws Exception {
         var fresh = open(ttl, null, 1, 0);
         fresh.setProcessingTime(T0);
         byte[] empty = RawKeyedState.bytes(fresh.snapshot(0L, T0));
         fresh.close();
-        assertEquals(MAX_PARALLELISM * 2 * Integer.BYTES, empty.length);
+        assertEquals(MAX_PARALLELISM * (2 * Integer.BYTES + 1), empty.length);
         return empty;
     }
 
