@@ -69,44 +69,109 @@ public final class DedupRuns {
      * than {@link #MAX_SPAN_MS} (then one per span, oldest first). The entries' keys are distinct.
      */
     public static List<List<byte[]>> seal(Entries entries) {
-        Integer[] order = new Integer[entries.size];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i;
+        int n = entries.size;
+        long min = Long.MAX_VALUE;
+        long max = Long.MIN_VALUE;
+        for (int i = 0; i < n; i++) {
+            min = Math.min(min, entries.firstSeen[i]);
+            max = Math.max(max, entries.firstSeen[i]);
+        }
+        List<List<byte[]>> runs = new ArrayList<>();
+        if (max - min <= MAX_SPAN_MS) {  // the usual case: one run
+            int[] all = new int[n];
+            for (int i = 0; i < n; i++) {
+                all[i] = i;
+            }
+            if (n > 0) {
+                runs.add(blocks(entries, all, min));
+            }
+            return runs;
         }
         // by first sighting, to cut spans; each span is then sorted by key
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
         Arrays.sort(order, (a, b) -> Long.compare(entries.firstSeen[a], entries.firstSeen[b]));
-        List<List<byte[]>> runs = new ArrayList<>();
         int from = 0;
-        while (from < order.length) {
+        while (from < n) {
             long base = entries.firstSeen[order[from]];
             int to = from;
-            while (to < order.length && entries.firstSeen[order[to]] - base <= MAX_SPAN_MS) {
+            while (to < n && entries.firstSeen[order[to]] - base <= MAX_SPAN_MS) {
                 to++;
             }
-            Integer[] span = Arrays.copyOfRange(order, from, to);
-            Arrays.sort(span, (a, b) -> compareKeys(entries.hi[a], entries.lo[a], entries.hi[b], entries.lo[b]));
-            List<byte[]> blocks = new ArrayList<>((span.length + BLOCK_RECORDS - 1) / BLOCK_RECORDS);
-            for (int start = 0; start < span.length; start += BLOCK_RECORDS) {
-                int count = Math.min(BLOCK_RECORDS, span.length - start);
-                byte[] block = new byte[HEADER_BYTES + count * RECORD_BYTES];
-                LONGS.set(block, 0, base);
-                for (int r = 0; r < count; r++) {
-                    int e = span[start + r];
-                    int at = HEADER_BYTES + r * RECORD_BYTES;
-                    LONGS.set(block, at, entries.hi[e]);
-                    LONGS.set(block, at + 8, entries.lo[e]);
-                    INTS.set(block, at + 16, (int) (entries.fingerprint[e] >>> 32));
-                    long offset = entries.firstSeen[e] - base;
-                    block[at + 20] = (byte) (offset >>> 16);
-                    block[at + 21] = (byte) (offset >>> 8);
-                    block[at + 22] = (byte) offset;
-                }
-                blocks.add(block);
+            int[] span = new int[to - from];
+            for (int i = 0; i < span.length; i++) {
+                span[i] = order[from + i];
             }
-            runs.add(blocks);
+            runs.add(blocks(entries, span, base));
             from = to;
         }
         return runs;
+    }
+
+    /** The blocks of one run: the entries {@code span} (indexes into {@code entries}), sorted by key here. */
+    private static List<byte[]> blocks(Entries entries, int[] span, long base) {
+        sortByKey(entries, span, 0, span.length - 1);
+        List<byte[]> blocks = new ArrayList<>((span.length + BLOCK_RECORDS - 1) / BLOCK_RECORDS);
+        for (int start = 0; start < span.length; start += BLOCK_RECORDS) {
+            int count = Math.min(BLOCK_RECORDS, span.length - start);
+            byte[] block = new byte[HEADER_BYTES + count * RECORD_BYTES];
+            LONGS.set(block, 0, base);
+            for (int r = 0; r < count; r++) {
+                int e = span[start + r];
+                int at = HEADER_BYTES + r * RECORD_BYTES;
+                LONGS.set(block, at, entries.hi[e]);
+                LONGS.set(block, at + 8, entries.lo[e]);
+                INTS.set(block, at + 16, (int) (entries.fingerprint[e] >>> 32));
+                long offset = entries.firstSeen[e] - base;
+                block[at + 20] = (byte) (offset >>> 16);
+                block[at + 21] = (byte) (offset >>> 8);
+                block[at + 22] = (byte) offset;
+            }
+            blocks.add(block);
+        }
+        return blocks;
+    }
+
+    /** Quicksort of the indexes {@code idx[low..high]} by their entries' keys (unsigned), no boxing. */
+    private static void sortByKey(Entries e, int[] idx, int low, int high) {
+        while (high - low > 16) {
+            int mid = (low + high) >>> 1;
+            long pivotHi = e.hi[idx[mid]];
+            long pivotLo = e.lo[idx[mid]];
+            int i = low;
+            int j = high;
+            while (i <= j) {
+                while (compareKeys(e.hi[idx[i]], e.lo[idx[i]], pivotHi, pivotLo) < 0) {
+                    i++;
+                }
+                while (compareKeys(e.hi[idx[j]], e.lo[idx[j]], pivotHi, pivotLo) > 0) {
+                    j--;
+                }
+                if (i <= j) {
+                    int t = idx[i];
+                    idx[i++] = idx[j];
+                    idx[j--] = t;
+                }
+            }
+            if (j - low < high - i) {  // recurse into the smaller part, loop on the larger
+                sortByKey(e, idx, low, j);
+                low = i;
+            } else {
+                sortByKey(e, idx, i, high);
+                high = j;
+            }
+        }
+        for (int i = low + 1; i <= high; i++) {  // insertion sort of what is left
+            int x = idx[i];
+            int j = i - 1;
+            while (j >= low && compareKeys(e.hi[idx[j]], e.lo[idx[j]], e.hi[x], e.lo[x]) > 0) {
+                idx[j + 1] = idx[j];
+                j--;
+            }
+            idx[j + 1] = x;
+        }
     }
 
     /** Unsigned order of 128-bit keys (the order {@link #find} searches). */
