@@ -154,10 +154,12 @@ public class DedupStoreBench {
         long stored = 0;
         long blocks = 0;
         long index = 0;
+        long sealedIds = 0;
         for (int g = 0; g < keyGroups; g++) {
             blocks += stores[g].blocks.size();
             stored += stores[g].bytes();
             index += sealed[g].indexBytes();
+            sealedIds += sealed[g].ids();
         }
         long heapWithStore = used() - before;
         Arrays.fill(tables, null);
@@ -165,14 +167,16 @@ public class DedupStoreBench {
             store.blocks.clear();
         }
         long heapWithoutStore = used() - before;
-        System.out.printf("sealed: %.0f ns per record (sealing %.0f of it), %d duplicates, %.1f stored bytes per id "
-                + "(%d blocks), index %.1f bytes per id, heap without the store %.1f bytes per id (with it %.1f)%n",
-                ns, sealNanos / (double) k[0].length, duplicates, stored / (double) ids, blocks, index / (double) ids,
+        System.out.printf("sealed: %.0f ns per record (sealing %.0f of it), %d duplicates, %.2f stored bytes per "
+                + "sealed id (%d blocks, %d ids sealed), index %.1f bytes per sealed id, heap without the store %.1f "
+                + "bytes per id (with it %.1f)%n", ns, sealNanos / (double) k[0].length, duplicates,
+                stored / (double) sealedIds, blocks, sealedIds, index / (double) sealedIds,
                 heapWithoutStore / (double) ids, heapWithStore / (double) ids);
         return String.format("{\"ns_per_record\": %.0f, \"sealing_ns_per_record\": %.0f, \"duplicates\": %d, "
-                + "\"stored_bytes_per_id\": %.2f, \"blocks\": %d, \"index_bytes_per_id\": %.1f, "
-                + "\"heap_bytes_per_id_without_store\": %.1f, \"heap_bytes_per_id_with_store\": %.1f}", ns,
-                sealNanos / (double) k[0].length, duplicates, stored / (double) ids, blocks, index / (double) ids,
+                + "\"stored_bytes_per_sealed_id\": %.2f, \"blocks\": %d, \"index_bytes_per_sealed_id\": %.1f, "
+                + "\"sealed_ids\": %d, \"heap_bytes_per_id_without_store\": %.1f, \"heap_bytes_per_id_with_store\": %.1f}",
+                ns, sealNanos / (double) k[0].length, duplicates, stored / (double) sealedIds, blocks,
+                index / (double) sealedIds, sealedIds,
                 heapWithoutStore / (double) ids, heapWithStore / (double) ids);
     }
 

@@ -62,8 +62,8 @@ import org.apache.flink.util.OutputTag;
  * per bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key
  * group, its buckets' live entries as bytes. Once a key group's tables hold {@link #SEAL_AT_IDS} ids (or, at a
  * checkpoint, the oldest is {@link #SEAL_AFTER_MS} old; and at every restore) they are sealed ({@link SealedDedup}):
- * sorted into an immutable run of 23-byte records ({@link DedupRuns}) in managed map state ({@link #SEALED_BLOCKS},
- * under the key group's anchor key, its first bucket), found again through an in-heap index of 8 bytes per slot that
+ * sorted into an immutable run of 23-byte records ({@link DedupRuns}) in managed value state ({@link #SEALED_BLOCKS},
+ * one value per block, its block key the namespace, under the key group's anchor key, its first bucket), found again through an in-heap index of 8 bytes per slot that
  * a restore rebuilds from the blocks. So what a checkpoint copies in its synchronous phase is bounded (the unsealed
  * tables), a block is written once (an incremental RocksDB checkpoint uploads it once; the heap backend copies it in
  * its asynchronous phase), and the heap holds 8 to 16 bytes per remembered id instead of 43 to 85. Why not one
@@ -170,7 +170,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      * this format rather than forget them.
      */
     static final int DEDUP_FORMAT_SEALED = 4;
-    /** The sealed dedup memory's blocks ({@link SealedDedup}), under each key group's anchor key (its first bucket). */
+    /**
+     * The sealed dedup memory's blocks ({@link SealedDedup}): a value per block, its block key the namespace, under
+     * each key group's anchor key (its first bucket).
+     */
     static final String SEALED_BLOCKS = "dedup-sealed-blocks-v1";
     /** A key group's unsealed ids are sealed into a run once there are this many ({@link #seal})... */
     static final int SEAL_AT_IDS = 4096;
@@ -229,8 +232,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     private transient int[] keyGroupIndexOfBucket;  // -1: not this subtask's
     private transient int[] unsealedIds;  // per key group: ids recorded in its tables since its last seal (at most)
     private transient long[] unsealedSince;  // per key group: when the first of them was recorded
-    private transient org.apache.flink.runtime.state.internal.InternalMapState<Integer, VoidNamespace, Long, byte[]>
-            sealedBlocks;
+    private transient org.apache.flink.runtime.state.internal.InternalValueState<Integer, Long, byte[]> sealedBlocks;
     private transient AnchoredBlocks blocks;
     private transient SealedDedup.Found found;
     private transient DedupRuns.Entries sealing;
@@ -393,19 +395,22 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         }
         found = new SealedDedup.Found();
         sealing = new DedupRuns.Entries();
-        org.apache.flink.api.common.state.MapStateDescriptor<Long, byte[]> blockState =
-                new org.apache.flink.api.common.state.MapStateDescriptor<>(SEALED_BLOCKS, Types.LONG,
+        // One value per block, its key the namespace: each block is its own entry, so the heap backend's
+        // copy-on-write never copies other blocks (one map per anchor key was copied whole whenever a block went in
+        // during an asynchronous snapshot: the GC's time quintupled), and RocksDB keeps one row per block.
+        org.apache.flink.api.common.state.ValueStateDescriptor<byte[]> blockState =
+                new org.apache.flink.api.common.state.ValueStateDescriptor<>(SEALED_BLOCKS,
                         org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
         // A safety net: a block is created after every sighting it holds and dropped when its last id expires
         // (SealedDedup.expire); the day's margin covers a restore's clock against the processing time it ran on.
         blockState.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(dedupTtlMs).plusDays(1))
                 .disableCleanupInBackground().cleanupFullSnapshot().build());
         @SuppressWarnings("unchecked")
-        org.apache.flink.runtime.state.internal.InternalMapState<Integer, VoidNamespace, Long, byte[]> mapState =
-                (org.apache.flink.runtime.state.internal.InternalMapState<Integer, VoidNamespace, Long, byte[]>)
-                        getKeyedStateBackend().getPartitionedState(VoidNamespace.INSTANCE,
-                                VoidNamespaceSerializer.INSTANCE, blockState);
-        sealedBlocks = mapState;
+        org.apache.flink.runtime.state.internal.InternalValueState<Integer, Long, byte[]> valueState =
+                (org.apache.flink.runtime.state.internal.InternalValueState<Integer, Long, byte[]>)
+                        getKeyedStateBackend().getPartitionedState(0L,
+                                org.apache.flink.api.common.typeutils.base.LongSerializer.INSTANCE, blockState);
+        sealedBlocks = valueState;
         blocks = new AnchoredBlocks();
         if (context.isRestored()) {
             long now = getProcessingTimeService().getCurrentProcessingTime();
@@ -414,14 +419,25 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                     readTables(new DataInputViewStreamWrapper(in), keyGroup.getKeyGroupId());
                 }
             }
+            @SuppressWarnings("unchecked")
+            org.apache.flink.runtime.state.KeyedStateBackend<Integer> backend =
+                    (org.apache.flink.runtime.state.KeyedStateBackend<Integer>) (Object) getKeyedStateBackend();
+            List<Tuple2<Integer, Long>> stored;
+            try (java.util.stream.Stream<Tuple2<Integer, Long>> keys = backend.<Long>getKeysAndNamespaces(
+                    SEALED_BLOCKS)) {
+                stored = keys.collect(java.util.stream.Collectors.toList());  // read after: a read may expire one
+            }
+            for (Tuple2<Integer, Long> block : stored) {
+                setCurrentKey(block.f0);
+                sealedBlocks.setCurrentNamespace(block.f1);
+                byte[] bytes = sealedBlocks.value();
+                if (bytes != null) {
+                    sealed[keyGroupIndexOfBucket[block.f0]].restoreBlock(block.f1, bytes);
+                }
+            }
             for (int i = 0; i < groups; i++) {
                 if (bucketsByKeyGroup[i].length == 0) {
                     continue;
-                }
-                blocks.anchor = bucketsByKeyGroup[i][0];
-                setCurrentKey(blocks.anchor);
-                for (Map.Entry<Long, byte[]> block : sealedBlocks.entries()) {
-                    sealed[i].restoreBlock(block.getKey(), block.getValue());
                 }
                 // Tables restored (a state of format 3 or before holds every id in them): sealed now, so that they
                 // leave the heap and the checkpoints from the first one on.
@@ -575,7 +591,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         unsealedIds[keyGroupIndex] = 0;
     }
 
-    /** The sealed blocks of one key group: this operator's map state under the key group's anchor key. */
+    /** The sealed blocks of one key group: this operator's block state under the key group's anchor key. */
     private final class AnchoredBlocks implements SealedDedup.BlockStore {
         int anchor;
 
@@ -595,7 +611,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         public byte[] get(long blockKey) throws Exception {
             Object previous = enter();
             try {
-                return sealedBlocks.get(blockKey);
+                sealedBlocks.setCurrentNamespace(blockKey);
+                return sealedBlocks.value();
             } finally {
                 leave(previous);
             }
@@ -605,7 +622,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         public void put(long blockKey, byte[] block) throws Exception {
             Object previous = enter();
             try {
-                sealedBlocks.put(blockKey, block);
+                sealedBlocks.setCurrentNamespace(blockKey);
+                sealedBlocks.update(block);
             } finally {
                 leave(previous);
             }
@@ -615,7 +633,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         public void remove(long blockKey) throws Exception {
             Object previous = enter();
             try {
-                sealedBlocks.remove(blockKey);
+                sealedBlocks.setCurrentNamespace(blockKey);
+                sealedBlocks.clear();
             } finally {
                 leave(previous);
             }
