@@ -142,6 +142,7 @@ class UsageRoutingCorrectionsTest {
             while (in.readInt() != -1) {
                 in.skipBytes(in.readInt() * DedupTable.SLOT_BYTES);
             }
+            assertEquals(0, in.readInt(), "no sealed block");
             assertEquals(false, in.readBoolean(), "no ledger");
         });
         before.close();

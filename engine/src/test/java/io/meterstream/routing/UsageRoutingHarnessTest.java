@@ -226,6 +226,43 @@ class UsageRoutingHarnessTest {
         }
     }
 
+    @Test
+    void onRocksDbTheSealedBlocksAreManagedStateAndSurviveARestoreAndARescale() throws Exception {
+        // The cluster's backend: blocks in managed state (one entry each), nothing sealed in the raw state.
+        long ttl = 1_000_000L;
+        var harness = sealingAtEveryId(open(ttl, null, 1, 0, true));
+        harness.setProcessingTime(T0);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < 300; i++) {
+            ids.add("evt-" + i);
+            harness.processElement(valid(tenantOf(i), "evt-" + i, FP_A, T0), T0);
+        }
+        OperatorSubtaskState snapshot = harness.snapshot(1L, T0);
+        assertEquals(300, ((UsageRouting) harness.getOneInputOperator()).sealedIds());
+        assertEquals(0, ((UsageRouting) harness.getOneInputOperator()).tablesHeld());
+        try (var blocks = ((UsageRouting) harness.getOneInputOperator()).getKeyedStateBackend()
+                .getKeysAndNamespaces(UsageRouting.SEALED_BLOCKS)) {
+            assertTrue(blocks.count() > 0, "blocks in managed state");
+        }
+        harness.close();
+        RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
+            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt());
+            assertEquals(-1, in.readInt(), "no table");
+            assertEquals(0, in.readInt(), "no block in the raw state");
+        });
+        List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> two = new ArrayList<>();
+        for (int subtask = 0; subtask < 2; subtask++) {
+            var h = sealingAtEveryId(open(ttl, AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                    snapshot, MAX_PARALLELISM, 1, 2, subtask), 2, subtask, true));
+            h.setProcessingTime(T0 + 1);
+            two.add(h);
+        }
+        assertEveryIdRemembered(two, ids);
+        for (var h : two) {
+            h.close();
+        }
+    }
+
     private static KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> sealingAtEveryId(
             KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> harness) {
         ((UsageRouting) harness.getOneInputOperator()).sealAtIds = 1;
@@ -423,9 +460,17 @@ class UsageRoutingHarnessTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> open(long ttlMs,
             OperatorSubtaskState restored, int parallelism, int subtask) throws Exception {
+        return open(ttlMs, restored, parallelism, subtask, false);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage> open(long ttlMs,
+            OperatorSubtaskState restored, int parallelism, int subtask, boolean rocksDb) throws Exception {
         UsageRouting operator = new UsageRouting(INPUT, WINDOW_MS, ttlMs, DEAD, ACCOUNTING);
         var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, new UsageDedupKey(INPUT), Types.INT,
                 MAX_PARALLELISM, parallelism, subtask);
+        if (rocksDb) {
+            harness.setStateBackend(new org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend());
+        }
         if (restored != null) {
             harness.initializeState(restored);
         }
@@ -532,15 +577,15 @@ class UsageRoutingHarnessTest {
     }
 
     /**
-     * The raw keyed state of an operator that has seen nothing: per key group, the version, the end mark and no
-     * ledger.
+     * The raw keyed state of an operator that has seen nothing: per key group, the version, the end mark, no sealed
+     * block and no ledger.
      */
     private static byte[] emptyDedupState(long ttl) throws Exception {
         var fresh = open(ttl, null, 1, 0);
         fresh.setProcessingTime(T0);
         byte[] empty = RawKeyedState.bytes(fresh.snapshot(0L, T0));
         fresh.close();
-        assertEquals(MAX_PARALLELISM * (2 * Integer.BYTES + 1), empty.length);
+        assertEquals(MAX_PARALLELISM * (3 * Integer.BYTES + 1), empty.length);
         return empty;
     }
 
