@@ -258,8 +258,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
     }
     private transient SealedDedup.Found found;
     private transient DedupRuns.Entries sealing;
-    /** {@link #SEAL_AT_IDS}; tests seal at every id. */
-    transient int sealAtIds = SEAL_AT_IDS;
+    /** {@link #SEAL_AT_IDS}; tests seal at every id. Not transient: the job ships the operator serialised. */
+    int sealAtIds = SEAL_AT_IDS;
     private transient byte[] packed;  // a snapshot's scratch: one table's live entries
     private transient ListState<Long> floorState;
     private transient long watermarkFloor;
