@@ -9,7 +9,8 @@ import java.util.Map;
 
 /**
  * The sealed dedup memory of one key group: its remembered ids in immutable runs of {@link DedupRuns} blocks, kept in
- * a {@link BlockStore} (managed keyed state in the job), and an in-heap index that says, in one probe, which run may
+ * a {@link BlockStore} (in the job: managed keyed state with RocksDB, a plain map written as raw keyed state with the
+ * heap backend; {@code UsageRouting} says why), and an in-heap index that says, in one probe, which run may
  * hold an id. Why: the heap tables ({@link DedupTable}) cost 32 bytes per slot and were copied whole into every
  * checkpoint; here an id costs 23 bytes in the store, written once, and 8 bytes per index slot in the heap (at most
  * 3/4 full), which a restore rebuilds from the store instead of a checkpoint copying it.

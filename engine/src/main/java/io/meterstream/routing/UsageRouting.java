@@ -62,11 +62,14 @@ import org.apache.flink.util.OutputTag;
  * per bucket of keys (the keyed stream's key), kept in a plain array and checkpointed as raw keyed state: per key
  * group, its buckets' live entries as bytes. Once a key group's tables hold {@link #SEAL_AT_IDS} ids (or, at a
  * checkpoint, the oldest is {@link #SEAL_AFTER_MS} old; and at every restore) they are sealed ({@link SealedDedup}):
- * sorted into an immutable run of 23-byte records ({@link DedupRuns}) in managed value state ({@link #SEALED_BLOCKS},
- * one value per block, its block key the namespace, under the key group's anchor key, its first bucket), found again through an in-heap index of 8 bytes per slot that
- * a restore rebuilds from the blocks. So what a checkpoint copies in its synchronous phase is bounded (the unsealed
- * tables), a block is written once (an incremental RocksDB checkpoint uploads it once; the heap backend copies it in
- * its asynchronous phase), and the heap holds 8 to 16 bytes per remembered id instead of 43 to 85. Why not one
+ * sorted into an immutable run of 23-byte records ({@link DedupRuns}), found again through an in-heap index of 8
+ * bytes per slot that a restore rebuilds from the blocks. With RocksDB (the cluster's backend) the blocks are managed
+ * value state ({@link #SEALED_BLOCKS}: one value per block, its block key the namespace, under the key group's anchor
+ * key, its first bucket): a block is written once and an incremental checkpoint uploads it once, what a checkpoint
+ * copies in its synchronous phase is bounded (the unsealed tables), and the heap holds 8 to 16 bytes per remembered
+ * id instead of 43 to 85. With the heap backend (local runs) they are plain byte arrays written as raw keyed state
+ * beside the tables: one copy of 23 bytes per id in the synchronous phase (the heap backend's managed state copied
+ * blocks on access during asynchronous snapshots and serialised each one every time: slower). Why not one
  * managed entry per event id: it cost a sixth of the CPU in checkpoints, and one value per bucket still spent a tenth
  * on TTL wrappers, copy-on-write and incremental cleanup per record (JFR); RocksDB as the per-record index cost 7x the
  * tables ({@code benchmarks/DedupStoreBench.java}). A table with no live entry is dropped at a checkpoint, and a run
