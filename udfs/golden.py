@@ -99,6 +99,7 @@ from udfs.money import ExactnessError, round_amount, to_wire
 from udfs.periods import billing_period
 from udfs.pricing import graduated, package, per_unit, volume
 from udfs.pricing.priced import Priced
+from udfs.rating_stream import Correction, RatingStream
 from udfs.validation import Rejection, rejected_record_ids, validate_usage_record
 from udfs.window_rows import last_key, line_item_from_period_row
 from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
@@ -864,8 +865,6 @@ def rating_stream(rng: random.Random, steps: int) -> dict[str, Any]:
     """One tenant's series through the window operator: usage (on time, past the watermark, late), cancels and
     amends of it (value; group-by dimension: usage moves between series), and watermarks, in arrival order, as the
     routing operator hands them on; and the lines `udfs.rating_stream` says each series writes, in order."""
-    from udfs.rating_stream import Correction, RatingStream
-
     tenant_id = rng.choice(["acme-ai", "zeta-test"])
     series = [s for s in RATING_STREAM_SERIES if s[0] == tenant_id]
     keys = [(t, c, m, grouping.group_of(g, sorted(g))) for t, c, m, g, _ in series]

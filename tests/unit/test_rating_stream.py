@@ -83,7 +83,7 @@ def test_each_period_bills_the_money_of_its_corrected_usage_alone(vectors, index
     for event_id, (series, at, value) in sorted(_final_usage(stream).items(), key=lambda e: e[1][1]):
         alone.usage(keys[series], UsageSample(event_id, from_epoch_ms(at), value), None)
     final = {keys.index(key): lines for key, lines in alone.advance(golden.RATING_STREAM_END_MS).items()}
-    expected = {k: v for k, v in _period_amounts(final).items()}
+    expected = _period_amounts(final)
     got = _period_amounts(streamed)
     for key in {*expected, *got}:
         assert got.get(key, Decimal(0)) == expected.get(key, Decimal(0)), (index, key)

@@ -625,7 +625,7 @@ public final class WindowRating extends CountingOperator<String>
      * How many corrections the records are ({@code udfs.rating_stream.corrections_in}): per event, the more of its
      * removes and its adds (an amend of a max, min or last event is its remove and its add; two amends, two of each).
      */
-    static long corrections(List<WindowedUsage> group) {
+    private static long corrections(List<WindowedUsage> group) {
         Map<String, long[]> byEvent = new java.util.HashMap<>();
         for (WindowedUsage record : group) {
             long[] removesAndAdds = byEvent.computeIfAbsent(string(record.eventId), id -> new long[2]);

@@ -3,9 +3,10 @@ package io.meterstream.routing;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The sealed dedup memory of one key group: its remembered ids in immutable runs of {@link DedupRuns} blocks, kept in
@@ -238,7 +239,7 @@ public final class SealedDedup {
     }
 
     /** The index again, sized for {@code entries} at load 3/4 or below, without the slots of runs {@code dropped}. */
-    private void rebuild(long entries, java.util.Set<Integer> dropped) {
+    private void rebuild(long entries, Set<Integer> dropped) {
         int size = MIN_SLOTS;
         while (entries * 4L > size * 3L) {
             size <<= 1;
@@ -286,7 +287,7 @@ public final class SealedDedup {
                 store.remove(blockKey(tag, b));
             }
         }
-        rebuild(used - expiredIds, new java.util.HashSet<>(expired));
+        rebuild(used - expiredIds, new HashSet<>(expired));
         return expiredIds;
     }
 
@@ -302,17 +303,5 @@ public final class SealedDedup {
             }
         }
         return live;
-    }
-
-    /** The blocks' keys of every run (tests). */
-    List<Long> blockKeys() {
-        List<Long> keys = new ArrayList<>();
-        for (Iterator<Map.Entry<Integer, Run>> it = runs.entrySet().iterator(); it.hasNext();) {
-            Map.Entry<Integer, Run> entry = it.next();
-            for (int b = 0; b < entry.getValue().blocks; b++) {
-                keys.add(blockKey(entry.getKey(), b));
-            }
-        }
-        return keys;
     }
 }
