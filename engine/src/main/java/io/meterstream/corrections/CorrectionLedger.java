@@ -15,6 +15,7 @@ import io.meterstream.validation.CanonicalJson;
 import io.meterstream.validation.UniqueToken;
 import io.meterstream.windows.TumblingWindows;
 
+import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.core.memory.DataOutputView;
@@ -200,6 +201,29 @@ public final class CorrectionLedger {
     private int[] lastBufferLengths = new int[0];
     /** Reused by {@link #write} for a key group's series strings. */
     private DataOutputSerializer seriesBuffer = new DataOutputSerializer(1 << 16);
+    /** Where entries sealed with the dedup memory are found (null: none are; the ledger is its slots alone). */
+    private SealedEntries sealedEntries;
+    private final SealedAt sealedAt = new SealedAt();
+
+    /**
+     * Where a sealed entry is: the companion bytes {@link #sealEntries} made for its dedup block, its record's
+     * position there, and that record's first sighting (entries' first-seen times are kept relative to it).
+     */
+    public static final class SealedAt {
+        public byte[] companion;
+        public int record;
+        public long dedupFirstSeenMs;
+    }
+
+    /** The entries sealed with the dedup memory's runs ({@code UsageRouting}: its {@code SealedDedup}s). */
+    @FunctionalInterface
+    public interface SealedEntries {
+        /**
+         * Whether the key's dedup record is sealed and remembered at {@code nowMs} and its block has a companion;
+         * then {@code at} says where its entry is.
+         */
+        boolean find(long keyHi, long keyLo, long nowMs, SealedAt at);
+    }
 
     /** The series dictionary's indices one key group's events use (a snapshot writes those series once each). */
     private static final class GroupSeries extends java.util.BitSet {
@@ -220,13 +244,24 @@ public final class CorrectionLedger {
         this.dedupTtlMs = dedupTtlMs;
     }
 
+    /** Reads the entries sealed with the dedup memory from {@code entries} from now on (see {@link #sealEntries}). */
+    public void readSealedFrom(SealedEntries entries) {
+        this.sealedEntries = entries;
+    }
+
     static boolean expired(long firstSeenMs, long nowMs, long ttlMs) {
         return firstSeenMs + ttlMs <= nowMs;
     }
 
-    /** {@code udfs.corrections.expire_entry}, in place: the key's slot, or -1 (and the key forgotten). */
+    /**
+     * {@code udfs.corrections.expire_entry}, in place: the key's slot, or -1 (and the key forgotten). A sealed entry
+     * comes back into a slot first (where it then stays: what a correction changes lives in the slots).
+     */
     private int expire(long keyHi, long keyLo, long nowMs) {
         int slot = slots.find(keyHi, keyLo);
+        if (slot < 0 && sealedEntries != null && sealedEntries.find(keyHi, keyLo, nowMs, sealedAt)) {
+            slot = unseal(keyHi, keyLo, sealedAt);
+        }
         if (slot >= 0 && !aged(slot, nowMs)) {
             slots.removeAt(slot);
             return -1;
@@ -389,6 +424,161 @@ public final class CorrectionLedger {
         slots.removeIf(slot -> !aged(slot, nowMs));
     }
 
+    // ---- sealed entries -------------------------------------------------------------------------------------
+
+    /** The companion format {@link #sealEntries} writes. */
+    private static final byte SEALED_FORMAT = 1;
+
+    /**
+     * The entries of the keys of one sealed dedup block ({@code hi}, {@code lo}, their records' first sightings
+     * {@code dedupFirstSeen}, in block order) as that block's companion, taken out of the slots: an event (its
+     * version), a cancelled one, or one past the correction horizon (its first-seen time alone); null when none of
+     * the keys has one. A dead letter's marker stays in the slots (its key is never in the dedup memory).
+     *
+     * <p>Layout: the format byte; the series the events belong to (how many, then each as a snapshot writes it:
+     * customer, meter, group); how many records; per record its kind and flags (0: none sealed here), its first
+     * seen relative to the dedup record's (a zigzag varint), and for an event the series' number, its event time
+     * relative to first seen (a zigzag varint), its value ({@link LedgerSlots#writeValue}) and unique value. Why
+     * the entries leave the slots: there they cost about 125 heap bytes and a full copy at every checkpoint; here
+     * a block is written once, beside the dedup block (in managed state with RocksDB: an incremental checkpoint
+     * uploads it once).
+     */
+    public byte[] sealEntries(long[] hi, long[] lo, long[] dedupFirstSeen, int count, long nowMs)
+            throws IOException {
+        DataOutputSerializer entries = new DataOutputSerializer(64 * count + 16);
+        Map<Integer, Integer> localSeries = new java.util.HashMap<>();
+        List<Integer> seriesOrder = new java.util.ArrayList<>();
+        int sealedCount = 0;
+        for (int r = 0; r < count; r++) {
+            int slot = slots.find(hi[r], lo[r]);
+            if (slot >= 0 && !aged(slot, nowMs)) {
+                slots.removeAt(slot);
+                slot = -1;
+            }
+            byte kind = slot < 0 ? LedgerSlots.EMPTY : LedgerSlots.kind(slots.kindAndFlags(slot));
+            if (kind != LedgerSlots.EVENT && kind != LedgerSlots.CANCELLED && kind != LedgerSlots.PAST_HORIZON) {
+                entries.writeByte(0);
+                continue;
+            }
+            entries.writeByte(slots.kindAndFlags(slot));
+            writeVarlong(entries, zigzag(slots.firstSeen(slot) - dedupFirstSeen[r]));
+            if (kind == LedgerSlots.EVENT) {
+                Integer local = localSeries.get(slots.seriesIndexOf(slot));
+                if (local == null) {
+                    local = seriesOrder.size();
+                    localSeries.put(slots.seriesIndexOf(slot), local);
+                    seriesOrder.add(slots.seriesIndexOf(slot));
+                }
+                writeVarint(entries, local);
+                writeVarlong(entries, zigzag(slots.eventTime(slot) - slots.firstSeen(slot)));
+                slots.writeValue(slot, entries);
+                writeNullable(entries, slots.unique(slot));
+            }
+            slots.removeAt(slot);
+            sealedCount++;
+        }
+        if (sealedCount == 0) {
+            return null;
+        }
+        DataOutputSerializer out = new DataOutputSerializer(entries.length() + 64 * seriesOrder.size() + 16);
+        out.writeByte(SEALED_FORMAT);
+        writeVarint(out, seriesOrder.size());
+        for (int index : seriesOrder) {
+            out.write(slots.series(index).record);
+        }
+        writeVarint(out, count);
+        out.write(entries.getSharedBuffer(), 0, entries.length());
+        return out.getCopyOfBuffer();
+    }
+
+    /** The sealed entry {@code at} back into a slot of its key: the slot, or -1 when its record has none. */
+    private int unseal(long keyHi, long keyLo, SealedAt at) {
+        try {
+            byte[] bytes = at.companion;
+            DataInputDeserializer in = new DataInputDeserializer(bytes);
+            if (in.readByte() != SEALED_FORMAT) {
+                throw new IOException("sealed correction ledger entries of format " + bytes[0]);
+            }
+            int[] seriesAt = new int[readVarint(in)];
+            for (int i = 0; i < seriesAt.length; i++) {
+                seriesAt[i] = in.getPosition();
+                for (int string = 0; string < 3; string++) {
+                    in.skipBytesToRead(readVarint(in));
+                }
+            }
+            int records = readVarint(in);
+            if (at.record < 0 || at.record >= records) {
+                throw new IOException("sealed correction ledger entry " + at.record + " of " + records);
+            }
+            for (int r = 0; ; r++) {
+                byte kindAndFlags = in.readByte();
+                if (kindAndFlags == 0) {
+                    if (r == at.record) {
+                        return -1;
+                    }
+                    continue;
+                }
+                long firstSeen = at.dedupFirstSeenMs + unzigzag(readVarlong(in));
+                byte kind = LedgerSlots.kind(kindAndFlags);
+                if (kind != LedgerSlots.EVENT) {
+                    if (r == at.record) {
+                        int slot = slots.insert(keyHi, keyLo);
+                        slots.setBare(slot, firstSeen, kindAndFlags);
+                        return slot;
+                    }
+                    continue;
+                }
+                int series = readVarint(in);
+                long eventTime = firstSeen + unzigzag(readVarlong(in));
+                BigDecimal value = LedgerSlots.readValue(in);
+                String unique = readNullable(in, true);
+                if (r == at.record) {
+                    if (series >= seriesAt.length) {
+                        throw new IOException("sealed correction ledger entry of series " + series + " of "
+                                + seriesAt.length);
+                    }
+                    DataInputDeserializer strings = new DataInputDeserializer(bytes, seriesAt[series],
+                            bytes.length - seriesAt[series]);
+                    Version version = new Version(readString(strings, true), readString(strings, true), eventTime,
+                            value, readString(strings, true), unique);
+                    int slot = slots.insert(keyHi, keyLo);
+                    slots.setEvent(slot, firstSeen, version, (byte) (kindAndFlags & RETAINED));
+                    return slot;
+                }
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("sealed correction ledger entries unreadable: " + e.getMessage(), e);
+        }
+    }
+
+    private static long zigzag(long n) {
+        return (n << 1) ^ (n >> 63);
+    }
+
+    private static long unzigzag(long n) {
+        return (n >>> 1) ^ -(n & 1);
+    }
+
+    private static void writeVarlong(DataOutputView out, long n) throws IOException {
+        while ((n & ~0x7fL) != 0) {
+            out.writeByte((int) ((n & 0x7f) | 0x80));
+            n >>>= 7;
+        }
+        out.writeByte((int) n);
+    }
+
+    private static long readVarlong(DataInputView in) throws IOException {
+        long value = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            byte b = in.readByte();
+            value |= (long) (b & 0x7f) << shift;
+            if ((b & 0x80) == 0) {
+                return value;
+            }
+        }
+        throw new IOException("sealed correction ledger varint over 64 bits");
+    }
+
     // ---- snapshot -------------------------------------------------------------------------------------------
 
     /**
@@ -397,6 +587,7 @@ public final class CorrectionLedger {
      */
     public void prepareSnapshot(long nowMs, LongToIntFunction keyGroupOfHi) throws IOException {
         expireAll(nowMs);
+        slots.shrink();  // entries sealed since the last snapshot left their slots behind
         slots.compactDictionary();
         // Serialized in slot order, into one buffer per key group: the slots' arrays are read sequentially (in key
         // group order they were read at random, a cache miss per array per entry: 2.5x slower, measured).

@@ -336,6 +336,17 @@ final class LedgerSlots {
         size--;
     }
 
+    /** A table an eighth full or less is rebuilt at most half full (its entries were removed one by one). */
+    void shrink() {
+        if (capacity() > MIN_CAPACITY && size * 8L <= capacity()) {
+            int capacity = MIN_CAPACITY;
+            while (capacity < size * 2L) {
+                capacity *= 2;
+            }
+            rebuild(capacity);
+        }
+    }
+
     /** Forgets every slot for which {@code drop} says so, then rebuilds the table at most half full. */
     void removeIf(java.util.function.IntPredicate drop) {
         int removed = 0;

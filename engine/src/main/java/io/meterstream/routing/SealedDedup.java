@@ -25,6 +25,10 @@ import java.util.Set;
  * <p>Expiry is per id, by the dedup horizon's rule ({@link DedupTable#expired}, on the first sighting each record
  * keeps); a run whose latest id has expired is dropped whole, blocks and index slots, once the expired runs hold an
  * eighth of the index (a rebuild) or all of it.
+ *
+ * <p>A block may have a companion ({@link Companions}): what else the run keeps of its ids, in the block's record
+ * order (the correction ledger's sealed entries, {@code CorrectionLedger#sealEntries}). It is stored beside the
+ * block, under {@link #companionKey}, read only through a lookup's {@link Found}, and dropped with its run.
  */
 public final class SealedDedup {
     /** Where a key group's blocks live; keys are {@link #blockKey}s. */
@@ -70,13 +74,29 @@ public final class SealedDedup {
     static final int TAG_BITS = 24;
     static final int TAGS = 1 << TAG_BITS;
     static final int BLOCK_BITS = 20;
+    /** The bit that marks a companion's key (above every block key's tag and block). */
+    private static final long COMPANION = 1L << (TAG_BITS + BLOCK_BITS);
     private static final long TAG_MASK = TAGS - 1;
     private static final int MIN_SLOTS = 16;
 
-    /** What a lookup found: the first copy's fingerprint (first 32 bits) and first sighting. */
+    /**
+     * What a lookup found: the first copy's fingerprint (first 32 bits) and first sighting, and where its record is
+     * (the block's key and the record's position in it: its companion's entry, {@link Companions}).
+     */
     public static final class Found {
         public int fingerprint32;
         public long firstSeenMs;
+        public long blockKey;
+        public int record;
+    }
+
+    /**
+     * What else a run keeps per id, beside each block (the correction ledger's sealed entries): bytes made from the
+     * block at sealing, stored under {@link #companionKey} and dropped with the block.
+     */
+    public interface Companions {
+        /** The companion of a block about to be stored (its records in block order), or null: none. */
+        byte[] of(byte[] block) throws Exception;
     }
 
     private static final class Run {
@@ -126,6 +146,16 @@ public final class SealedDedup {
 
     public static long blockKey(int tag, int block) {
         return ((long) tag << BLOCK_BITS) | block;
+    }
+
+    /** The key of the companion ({@link Companions}) of the block stored under {@code blockKey}. */
+    public static long companionKey(long blockKey) {
+        return blockKey | COMPANION;
+    }
+
+    /** Whether a stored key is a companion's (a restore stores those as they are: the index has no part in them). */
+    public static boolean isCompanion(long storedKey) {
+        return (storedKey & COMPANION) != 0;
     }
 
     /** The index fingerprint of an event key: 40 bits of its (uniform) low half, never 0. */
@@ -184,6 +214,8 @@ public final class SealedDedup {
             if (record >= 0 && !DedupTable.expired(DedupRuns.firstSeen(bytes, record), nowMs, ttlMs)) {
                 found.fingerprint32 = DedupRuns.fingerprint32(bytes, record);
                 found.firstSeenMs = DedupRuns.firstSeen(bytes, record);
+                found.blockKey = blockKey(tag, block);
+                found.record = record;
                 return true;
             }
         }
@@ -192,6 +224,11 @@ public final class SealedDedup {
 
     /** The entries (distinct keys, none remembered here) sealed into new runs: blocks stored, ids indexed. */
     public void seal(DedupRuns.Entries entries, BlockStore store) throws Exception {
+        seal(entries, store, null);
+    }
+
+    /** {@link #seal(DedupRuns.Entries, BlockStore)}, each block with its companion ({@code companions}: null, none). */
+    public void seal(DedupRuns.Entries entries, BlockStore store, Companions companions) throws Exception {
         if (entries.size() == 0) {
             return;
         }
@@ -200,6 +237,10 @@ public final class SealedDedup {
             Run run = new Run();
             runs.put(tag, run);
             for (int b = 0; b < blocks.size(); b++) {
+                byte[] companion = companions == null ? null : companions.of(blocks.get(b));
+                if (companion != null) {
+                    store.put(companionKey(blockKey(tag, b)), companion);
+                }
                 store.put(blockKey(tag, b), blocks.get(b));
                 index(tag, run, b, blocks.get(b));
             }
@@ -285,6 +326,7 @@ public final class SealedDedup {
             Run run = runs.remove(tag);
             for (int b = 0; b < run.blocks; b++) {
                 store.remove(blockKey(tag, b));
+                store.remove(companionKey(blockKey(tag, b)));  // none is no harm: a remove of nothing
             }
         }
         rebuild(used - expiredIds, new HashSet<>(expired));

@@ -175,6 +175,12 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      */
     static final int DEDUP_FORMAT_SEALED = 4;
     /**
+     * Format 4's layout, its sealed blocks now with companions ({@link SealedDedup#companionKey}: the correction
+     * ledger's entries sealed with the ids, {@link CorrectionLedger#sealEntries}). A release before it would not
+     * read those entries: it refuses this format rather than forget them.
+     */
+    static final int DEDUP_FORMAT_SEALED_LEDGER = 5;
+    /**
      * The sealed dedup memory's blocks ({@link SealedDedup}): a value per block, its block key the namespace, under
      * each key group's anchor key (its first bucket).
      */
@@ -260,6 +266,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         }
     }
     private transient SealedDedup.Found found;
+    private transient SealedDedup.Found ledgerFound;  // the ledger's lookups ({@link #findSealedEntry})
     private transient DedupRuns.Entries sealing;
     /** {@link #SEAL_AT_IDS}; tests seal at every id. Not transient: the job ships the operator serialised. */
     int sealAtIds = SEAL_AT_IDS;
@@ -419,6 +426,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             }
         }
         found = new SealedDedup.Found();
+        ledgerFound = new SealedDedup.Found();
+        if (ledger != null) {
+            ledger.readSealedFrom(this::findSealedEntry);
+        }
         sealing = new DedupRuns.Entries();
         // One value per block, its key the namespace: each block is its own entry, so the heap backend's
         // copy-on-write never copies other blocks (one map per anchor key was copied whole whenever a block went in
@@ -465,7 +476,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 byte[] bytes = sealedBlocks.value();
                 if (bytes != null) {
                     int i = keyGroupIndexOfBucket[block.f0];
-                    sealed[i].restoreBlock(block.f1, bytes);
+                    if (!SealedDedup.isCompanion(block.f1)) {
+                        sealed[i].restoreBlock(block.f1, bytes);
+                    }
                     if (heapBlocks != null) {  // written with another backend: to the heap's map from now on
                         heapBlocks[i].put(block.f1, bytes);
                         sealedBlocks.clear();
@@ -473,7 +486,9 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 }
             }
             for (RestoredBlock block : restoredRawBlocks) {
-                sealed[block.keyGroupIndex].restoreBlock(block.blockKey, block.bytes);
+                if (!SealedDedup.isCompanion(block.blockKey)) {
+                    sealed[block.keyGroupIndex].restoreBlock(block.blockKey, block.bytes);
+                }
                 // the heap's map, or (written with the heap backend, restored into another) managed state
                 storeOf(block.keyGroupIndex).put(block.blockKey, block.bytes);
             }
@@ -527,7 +542,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      * horizon, the state is what it was before the first record. The per-record path never pays for expiry.
      */
     private void writeTables(DataOutputViewStreamWrapper out, int keyGroup, long nowMs) throws IOException {
-        out.writeInt(DEDUP_FORMAT_SEALED);
+        out.writeInt(DEDUP_FORMAT_SEALED_LEDGER);
         for (int bucket : bucketsByKeyGroup[keyGroup - keyGroups.getStartKeyGroup()]) {
             byte[] table = dedupTables[bucket];
             if (table == null) {
@@ -571,9 +586,10 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             }
             return;
         }
-        if (version != DEDUP_FORMAT_VERSION && version != DEDUP_FORMAT_WITH_LEDGER && version != DEDUP_FORMAT_SEALED) {
+        boolean sealedFormat = version == DEDUP_FORMAT_SEALED || version == DEDUP_FORMAT_SEALED_LEDGER;
+        if (version != DEDUP_FORMAT_VERSION && version != DEDUP_FORMAT_WITH_LEDGER && !sealedFormat) {
             throw new IOException("dedup state of key group " + keyGroup + " has format " + version
-                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " to " + DEDUP_FORMAT_SEALED);
+                    + ", this version reads " + DEDUP_FORMAT_WHOLE_TABLES + " to " + DEDUP_FORMAT_SEALED_LEDGER);
         }
         for (int next = in.readInt(); next != END_OF_TABLES; next = in.readInt()) {
             int bucket = restoredBucket(next, keyGroup);
@@ -585,12 +601,13 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             in.readFully(entries);
             dedupTables[bucket] = DedupTable.unpacked(entries, live);
         }
-        if (version == DEDUP_FORMAT_SEALED) {
+        if (sealedFormat) {
             int i = keyGroup - keyGroups.getStartKeyGroup();
             for (int n = in.readInt(); n > 0; n--) {
                 long blockKey = in.readLong();
                 int length = in.readInt();
-                if (length <= 0 || length > 1 << 20) {
+                // a dedup block is at most 4 KB; a companion holds its events' strings (a group JSON may be long)
+                if (length <= 0 || length > (SealedDedup.isCompanion(blockKey) ? 1 << 30 : 1 << 20)) {
                     throw new IOException("sealed dedup block " + blockKey + " restored with " + length + " bytes");
                 }
                 byte[] bytes = new byte[length];
@@ -598,7 +615,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 restoredRawBlocks.add(new RestoredBlock(i, blockKey, bytes));
             }
         }
-        if (version == DEDUP_FORMAT_WITH_LEDGER || (version == DEDUP_FORMAT_SEALED && in.readBoolean())) {
+        if (version == DEDUP_FORMAT_WITH_LEDGER || (sealedFormat && in.readBoolean())) {
             // Without corrections now, the restored ledger is read past and dropped.
             CorrectionLedger into = ledger != null ? ledger
                     : new CorrectionLedger(windowSizeMs, dedupTtlMs, dedupTtlMs);
@@ -649,8 +666,49 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
                 dedupTables[bucket] = null;
             }
         }
-        sealed[keyGroupIndex].seal(sealing, storeOf(keyGroupIndex));
+        sealed[keyGroupIndex].seal(sealing, storeOf(keyGroupIndex), ledger == null ? null
+                : block -> sealLedgerEntries(block, nowMs));
         unsealedIds[keyGroupIndex] = 0;
+    }
+
+    /** The correction ledger's entries of a sealed block's ids, taken out of its slots: the block's companion. */
+    private byte[] sealLedgerEntries(byte[] block, long nowMs) throws IOException {
+        int records = DedupRuns.records(block);
+        long[] hi = new long[records];
+        long[] lo = new long[records];
+        long[] firstSeen = new long[records];
+        for (int r = 0; r < records; r++) {
+            hi[r] = DedupRuns.keyHi(block, r);
+            lo[r] = DedupRuns.keyLo(block, r);
+            firstSeen[r] = DedupRuns.firstSeen(block, r);
+        }
+        return ledger.sealEntries(hi, lo, firstSeen, records, nowMs);
+    }
+
+    /**
+     * The ledger's sealed entry of an event key: its dedup record, sealed and remembered at {@code nowMs}, and the
+     * companion of its block ({@link #sealLedgerEntries}).
+     */
+    private boolean findSealedEntry(long keyHi, long keyLo, long nowMs, CorrectionLedger.SealedAt at) {
+        int i = keyGroupIndexOfBucket[UsageDedupKey.bucket(keyHi)];
+        try {
+            if (i < 0 || sealed[i].runs() == 0
+                    || !sealed[i].lookup(keyHi, keyLo, nowMs, dedupTtlMs, storeOf(i), ledgerFound)) {
+                return false;
+            }
+            byte[] companion = storeOf(i).get(SealedDedup.companionKey(ledgerFound.blockKey));
+            if (companion == null) {
+                return false;  // sealed while corrections were off, or by a release before companions
+            }
+            at.companion = companion;
+            at.record = ledgerFound.record;
+            at.dedupFirstSeenMs = ledgerFound.firstSeenMs;
+            return true;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        } catch (Exception e) {
+            throw new IllegalStateException("reading a sealed correction ledger block failed", e);
+        }
     }
 
     /** Where key group {@code keyGroupIndex}'s blocks live: the heap's map, or managed state under its anchor. */
@@ -995,18 +1053,18 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             return;
         }
         dedupTables[bucket] = lookup.table;
-        if (unsealedIds[keyGroupIndex]++ == 0) {
-            unsealedSince[keyGroupIndex] = now;
-        }
-        if (unsealedIds[keyGroupIndex] >= sealAtIds) {
-            seal(keyGroupIndex, now);
-        }
         // Decoded once for the ledger and the window operator (a DECIMAL(38, 18) is a BigInteger's bytes).
         BigDecimal value = in.isNullAt(valueIndex) ? null
                 : in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
         WindowedUsage out = windowed(in, in.getString(aggregationIndex), value);
         if (ledger != null) {
             observe(eventKey, now, in, out, value);
+        }
+        if (unsealedIds[keyGroupIndex]++ == 0) {
+            unsealedSince[keyGroupIndex] = now;
+        }
+        if (unsealedIds[keyGroupIndex] >= sealAtIds) {
+            seal(keyGroupIndex, now);  // after the ledger saw the id: its entry is sealed with it
         }
         long eventTime = in.getLong(eventTimeIndex);
         long windowEnd = TumblingWindows.end(eventTime, windowSizeMs);

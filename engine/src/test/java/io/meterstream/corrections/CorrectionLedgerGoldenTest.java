@@ -13,7 +13,9 @@ import java.util.Map;
 
 import io.meterstream.catalog.JavaCatalog;
 import io.meterstream.golden.GoldenVectors;
+import io.meterstream.routing.DedupRuns;
 import io.meterstream.routing.HashedKey;
+import io.meterstream.routing.SealedDedup;
 
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataInputDeserializer;
@@ -26,8 +28,10 @@ import org.junit.jupiter.api.Test;
  * {@link CorrectionLedger} against {@code udfs.corrections} ({@code golden/corrections.json}): every step of every
  * stream, at its processing time, keyed by the {@code HashedKey} of (tenant_id, event_id) as the dedup memory keys
  * events; each correction gets the specified rejection reason (and the event's dead-letter reason) or the specified
- * remove/add contributions. Replayed twice: straight, and with the ledger written and read back before every
- * correction (the snapshot format keeps every decision).
+ * remove/add contributions. Replayed three times: straight; with the ledger written and read back before every
+ * correction (the snapshot format keeps every decision); and with every event sealed with the dedup memory before
+ * every correction ({@link SealedDedup} companions, {@link CorrectionLedger#sealEntries}), the slots written and read
+ * back too (sealed entries keep every decision, and what a correction changes goes back into the slots).
  */
 class CorrectionLedgerGoldenTest {
     static final JsonNode VECTORS = GoldenVectors.load("corrections.json");
@@ -42,7 +46,19 @@ class CorrectionLedgerGoldenTest {
         replay(true);
     }
 
+    @Test
+    void decisionsAreTheSameWithEveryEventSealedBeforeEveryCorrection() throws Exception {
+        int[] unsealed = replay(true, true);
+        assertTrue(unsealed[0] > 100, "corrections found their events sealed: " + unsealed[0]);
+    }
+
     private static void replay(boolean snapshots) throws Exception {
+        replay(snapshots, false);
+    }
+
+    /** Returns how many entries came back from sealed blocks (with {@code sealing}). */
+    private static int[] replay(boolean snapshots, boolean sealing) throws Exception {
+        int[] unsealed = {0};
         JavaCatalog catalog = JavaCatalog.parse(VECTORS.get("java_catalog_json").textValue());
         long windowMs = VECTORS.get("window_size_ms").longValue();
         int applied = 0;
@@ -51,6 +67,10 @@ class CorrectionLedgerGoldenTest {
             long horizon = stream.get("horizon_ms").longValue();
             long ttl = stream.get("dedup_ttl_ms").longValue();
             CorrectionLedger ledger = new CorrectionLedger(windowMs, horizon, ttl);
+            SealedWithDedup dedup = sealing ? new SealedWithDedup(ttl, unsealed) : null;
+            if (dedup != null) {
+                ledger.readSealedFrom(dedup);
+            }
             long last = 0;
             for (JsonNode op : stream.get("ops")) {
                 Tuple2<Long, Long> key = key(op);
@@ -62,13 +82,22 @@ class CorrectionLedgerGoldenTest {
                                 text(op, "customer_id"), text(op, "meter"), op.get("event_time_ms").longValue(),
                                 GoldenVectors.decimal(op.get("value")), text(op, "group_json"),
                                 CorrectionLedger.decodeToken(text(op, "unique_token"))));
+                        if (dedup != null) {
+                            dedup.observed(key.f0, key.f1, now);
+                        }
                         break;
                     case "dead_letter":
                         ledger.observeDeadLetter(key.f0, key.f1, now, text(op, "reason"));
                         break;
                     default:
+                        if (dedup != null) {
+                            dedup.sealAll(ledger, now);
+                        }
                         if (snapshots) {
                             ledger = roundTrip(ledger, windowMs, horizon, ttl);
+                            if (dedup != null) {
+                                ledger.readSealedFrom(dedup);
+                            }
                         }
                         CorrectionLedger.Decision decision = ledger.decide(key.f0, key.f1, now, correction(op),
                                 meters(catalog, op));
@@ -91,6 +120,74 @@ class CorrectionLedgerGoldenTest {
             assertEquals(0, ledger.size(), "nothing is held after the dedup horizon");
         }
         assertTrue(applied > 50 && rejected > 50, "the vectors exercise both outcomes");
+        return unsealed;
+    }
+
+    /**
+     * The dedup memory's part for the ledger, as {@code UsageRouting} plays it: the first copies' ids, sealed into
+     * runs of a {@link SealedDedup} whose blocks' companions are the ledger's entries, which the ledger finds by
+     * key. An id the sealed memory still remembers is never observed again in a job (it is a duplicate there): if a
+     * stream observes it anyway, it stays unsealed, in the ledger's slots (which win).
+     */
+    static final class SealedWithDedup implements CorrectionLedger.SealedEntries {
+        private final long ttl;
+        private final int[] unsealed;
+        private final SealedDedup sealed = new SealedDedup();
+        private final SealedDedup.InMemoryBlocks blocks = new SealedDedup.InMemoryBlocks();
+        private final Map<Tuple2<Long, Long>, Long> pending = new java.util.LinkedHashMap<>();
+        private final SealedDedup.Found found = new SealedDedup.Found();
+
+        SealedWithDedup(long ttl, int[] unsealed) {
+            this.ttl = ttl;
+            this.unsealed = unsealed;
+        }
+
+        void observed(long hi, long lo, long now) throws Exception {
+            if (!sealed.lookup(hi, lo, now, ttl, blocks, found)) {
+                pending.put(Tuple2.of(hi, lo), now);
+            }
+        }
+
+        void sealAll(CorrectionLedger ledger, long now) throws Exception {
+            DedupRuns.Entries entries = new DedupRuns.Entries();
+            for (Map.Entry<Tuple2<Long, Long>, Long> id : pending.entrySet()) {
+                if (!sealed.lookup(id.getKey().f0, id.getKey().f1, now, ttl, blocks, found)) {
+                    entries.add(id.getKey().f0, id.getKey().f1, 0L, id.getValue());
+                }
+            }
+            pending.clear();
+            sealed.seal(entries, blocks, block -> {
+                int records = DedupRuns.records(block);
+                long[] hi = new long[records];
+                long[] lo = new long[records];
+                long[] firstSeen = new long[records];
+                for (int r = 0; r < records; r++) {
+                    hi[r] = DedupRuns.keyHi(block, r);
+                    lo[r] = DedupRuns.keyLo(block, r);
+                    firstSeen[r] = DedupRuns.firstSeen(block, r);
+                }
+                return ledger.sealEntries(hi, lo, firstSeen, records, now);
+            });
+            sealed.expire(now, ttl, blocks);
+        }
+
+        @Override
+        public boolean find(long hi, long lo, long now, CorrectionLedger.SealedAt at) {
+            try {
+                if (!sealed.lookup(hi, lo, now, ttl, blocks, found)) {
+                    return false;
+                }
+                at.companion = blocks.blocks.get(SealedDedup.companionKey(found.blockKey));
+                at.record = found.record;
+                at.dedupFirstSeenMs = found.firstSeenMs;
+                if (at.companion != null) {
+                    unsealed[0]++;
+                }
+                return at.companion != null;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
     private static CorrectionLedger roundTrip(CorrectionLedger ledger, long windowMs, long horizon, long ttl)

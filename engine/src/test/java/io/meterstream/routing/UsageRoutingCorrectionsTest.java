@@ -52,14 +52,46 @@ class UsageRoutingCorrectionsTest {
     private static final Map<Object, UsageRouting> OPERATORS = new java.util.IdentityHashMap<>();
 
     private long offset;
+    /** Each test's operators seal at this many ids ({@link UsageRouting#sealAtIds}), on RocksDB if so. */
+    private int sealAtIds = UsageRouting.SEAL_AT_IDS;
+    private boolean rocksDb;
 
     @Test
     void correctionsAreDecidedAgainstTheEventsTheOperatorSaw() throws Exception {
+        decidedAgainstTheEventsSeen();
+    }
+
+    @Test
+    void withEveryIdSealedTheLedgerEntriesAreSealedWithItAndDecideAlike() throws Exception {
+        sealAtIds = 1;
+        decidedAgainstTheEventsSeen();
+    }
+
+    @Test
+    void onRocksDbWithEveryIdSealedTheLedgerEntriesAreManagedStateAndDecideAlike() throws Exception {
+        sealAtIds = 1;
+        rocksDb = true;
+        decidedAgainstTheEventsSeen();
+    }
+
+    private void decidedAgainstTheEventsSeen() throws Exception {
         var harness = open(null, 1, 0);
         harness.setProcessingTime(T0);
         harness.processElement1(usage("acme-ai", "e1", "10"), T0);
         harness.processElement1(usage("acme-ai", "e2", "20"), T0);
         assertEquals(Map.of(UsageRouting.WINDOWED, 2L), flush(harness));
+        if (sealAtIds == 1) {
+            // sealed with their ids: the ledger's slots hold nothing, the blocks' companions hold both events
+            assertEquals(2, OPERATORS.get(harness).sealedIds());
+            assertEquals(0, OPERATORS.get(harness).ledgerSize());
+            if (rocksDb) {
+                try (var stored = OPERATORS.get(harness).getKeyedStateBackend()
+                        .getKeysAndNamespaces(UsageRouting.SEALED_BLOCKS)) {
+                    assertEquals(2, stored.filter(k -> SealedDedup.isCompanion((Long) k.f1)).count(),
+                            "each block's companion in managed state");
+                }
+            }
+        }
 
         harness.processElement2(correction("acme-ai", "e1", "k1", "cancel", null), T0);
         harness.processElement2(correction("acme-ai", "e1", "k2", "amend", "5"), T0);
@@ -138,7 +170,7 @@ class UsageRoutingCorrectionsTest {
         before.processElement(usage("acme-ai", "e1", "10"), T0);
         OperatorSubtaskState formatTwo = before.snapshot(1L, T0);
         RawKeyedState.forEachKeyGroup(formatTwo, (keyGroup, in) -> {
-            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt());
+            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED_LEDGER, in.readInt());
             while (in.readInt() != -1) {
                 in.skipBytes(in.readInt() * DedupTable.SLOT_BYTES);
             }
@@ -154,7 +186,7 @@ class UsageRoutingCorrectionsTest {
         assertEquals(Map.of(UsageRouting.DUPLICATE_SAME_PAYLOAD, 1L, UsageRouting.CORRECTION_REJECTED + "/"
                 + Rules.CORRECTION_UNKNOWN_EVENT, 1L), flush(harness));
         RawKeyedState.forEachKeyGroup(harness.snapshot(2L, T0 + 1), (keyGroup, in) -> assertEquals(
-                UsageRouting.DEDUP_FORMAT_SEALED, in.readInt()));
+                UsageRouting.DEDUP_FORMAT_SEALED_LEDGER, in.readInt()));
     }
 
     @Test
@@ -233,18 +265,22 @@ class UsageRoutingCorrectionsTest {
 
     // ---- helpers ------------------------------------------------------------------------------------------------
 
-    private static KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage> open(
+    private KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage> open(
             OperatorSubtaskState restored, int parallelism, int subtask) throws Exception {
         return open(restored, parallelism, subtask, false);
     }
 
-    private static KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage> open(
+    private KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage> open(
             OperatorSubtaskState restored, int parallelism, int subtask, boolean bounded) throws Exception {
         UsageRouting operator = new UsageRouting(UsageRoutingHarnessTest.INPUT, WINDOW_MS, TTL_MS, DEAD, ACCOUNTING,
                 CATALOG, HORIZON_MS, REJECTS, bounded);
+        operator.sealAtIds = sealAtIds;
         var harness = new KeyedTwoInputStreamOperatorTestHarness<>(operator,
                 new UsageDedupKey(UsageRoutingHarnessTest.INPUT), new CorrectionKey(), Types.INT, MAX_PARALLELISM,
                 parallelism, subtask);
+        if (rocksDb) {
+            harness.setStateBackend(new org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend());
+        }
         if (restored != null) {
             harness.initializeState(restored);
         }

@@ -246,7 +246,7 @@ class UsageRoutingHarnessTest {
         }
         harness.close();
         RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
-            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt());
+            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED_LEDGER, in.readInt());
             assertEquals(-1, in.readInt(), "no table");
             assertEquals(0, in.readInt(), "no block in the raw state");
         });
@@ -564,7 +564,7 @@ class UsageRoutingHarnessTest {
      * ledger's flag). */
     private static void forEachTable(OperatorSubtaskState snapshot, TableVisitor visitor) throws Exception {
         RawKeyedState.forEachKeyGroup(snapshot, (keyGroup, in) -> {
-            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt(), "dedup format version");
+            assertEquals(UsageRouting.DEDUP_FORMAT_SEALED_LEDGER, in.readInt(), "dedup format version");
             for (int bucket = in.readInt(); bucket != -1; bucket = in.readInt()) {
                 assertEquals(keyGroup, KeyGroupRangeAssignment.assignToKeyGroup(bucket, MAX_PARALLELISM));
                 int count = in.readInt();
