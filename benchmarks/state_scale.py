@@ -14,8 +14,8 @@ Per size: events/s, CPU us per event, checkpoint durations (end to end, and the 
 for which processing stops) p50/p99, checkpoint size (full, and what each checkpoint wrote: the same on the heap
 backend), state bytes per first-seen id and per series, peak RSS. Then issue 18's targets (largest size >= 0.8x the
 smallest's events/s, checkpoint p99 <= 5 s, time per event not growing by more than 5 % per size step) and a
-projection to 3.5 billion ids from the largest size's per-id figures. Results: `results/state_scale-<ts>.json`
-(not `latest.json`, which is `billing_throughput.py`'s).
+projection to 3.5 billion ids from the largest size's per-id figures and how the pause and what a checkpoint writes
+grew over the sizes. Results: `results/state_scale-<ts>.json` (not `latest.json`, which is `billing_throughput.py`'s).
 
 A size whose estimated disk need (`DISK_BYTES_PER_EVENT`) exceeds the free space, or whose estimated memory
 (`RSS_BYTES_PER_EVENT`, measured with today's routing state) exceeds 80 % of the RAM, is skipped, and says so.
@@ -128,12 +128,27 @@ def targets(sizes: list[dict]) -> dict:
     }
 
 
+def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(intercept, slope) of y over x, both >= 0: least squares over two or more points, and through the origin (the
+    full-copy model: cost proportional to what is held) from one."""
+    if len(points) == 1:
+        x, y = points[0]
+        return 0.0, y / x
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = max(0.0, sum((x - mean_x) * (y - mean_y) for x, y in points) / spread) if spread else 0.0
+    return max(0.0, mean_y - slope * mean_x), slope
+
+
 def projection(sizes: list[dict], taskmanagers: tuple[int, ...] = (4, 8, 16, 32, 64)) -> dict:
     """On paper: 3.5 billion ids in the routing state across N TaskManagers (one routing subtask each), from the
-    measured figures: the largest size's checkpoint bytes per id and synchronous checkpoint rate (routing bytes of
-    the slowest subtask over its p50 synchronous part), and the RSS growth per id (peak RSS between the smallest and
-    largest size over their first-seen ids: every process of the job, so an upper bound). Recovery reads the whole
-    state: assumed at the synchronous rate (not measured)."""
+    measured figures: the largest size's checkpoint bytes per id; how the routing operator's synchronous pause (p50)
+    and what a checkpoint writes (p50, per subtask) grow with the ids a subtask holds (a linear fit over the sizes
+    that ran: from one size, proportional to the ids, as a full copy is; with sealed state and incremental checkpoints
+    the measured growth is what it is); and the RSS growth per id (peak RSS between the smallest and largest size
+    over their first-seen ids: every process of the job, so an upper bound). Recovery reads the whole state: assumed
+    at the largest size's full-state rate over its synchronous pause (not measured)."""
     ran = [s for s in sizes if s.get("state_bytes_per_id") and s.get("first_seen_ids_in_state")]
     if not ran:
         return {"error": "no size reported its state (see each size's billing.state)"}
@@ -145,6 +160,19 @@ def projection(sizes: list[dict], taskmanagers: tuple[int, ...] = (4, 8, 16, 32,
         grown = (rss[-1]["peak_rss_mb"] - rss[0]["peak_rss_mb"]) * 1e6
         ids = rss[-1]["first_seen_ids"] - rss[0]["first_seen_ids"]
         heap_per_id = round(grown / ids, 1) if ids > 0 else None
+    pauses, writes = [], []
+    for s in ran:
+        per_subtask = s.get("routing_state_bytes_per_subtask_max")
+        sync_p50 = (s.get("checkpoint_routing_sync_ms") or {}).get("p50")
+        written_p50 = (s.get("checkpoint_written_bytes") or {}).get("p50")
+        if per_subtask and sync_p50:
+            ids_per_subtask = per_subtask / s["state_bytes_per_id"]
+            pauses.append((ids_per_subtask, sync_p50 / 1000))
+            if written_p50:
+                subtasks = max(1, round(s["routing_state_bytes"] / per_subtask)) if s.get("routing_state_bytes") else 1
+                writes.append((ids_per_subtask, written_p50 / subtasks))
+    pause_fit = linear_fit(pauses) if pauses else None
+    write_fit = linear_fit(writes) if writes else None
     sync_p50 = (largest.get("checkpoint_routing_sync_ms") or {}).get("p50")
     per_subtask = largest.get("routing_state_bytes_per_subtask_max")
     rate = per_subtask / (sync_p50 / 1000) if sync_p50 and per_subtask else None  # bytes per second, one subtask
@@ -152,7 +180,8 @@ def projection(sizes: list[dict], taskmanagers: tuple[int, ...] = (4, 8, 16, 32,
     for n in taskmanagers:
         ids = MISSION_IDS / n
         state = ids * bytes_per_id
-        pause_s = state / rate if rate else None
+        pause_s = pause_fit[0] + pause_fit[1] * ids if pause_fit else None
+        written = write_fit[0] + write_fit[1] * ids if write_fit else None
         memory = ids * heap_per_id if heap_per_id else None
         breaks = []
         if pause_s is not None and pause_s * 1000 > CHECKPOINT_INTERVAL_MS:
@@ -167,15 +196,21 @@ def projection(sizes: list[dict], taskmanagers: tuple[int, ...] = (4, 8, 16, 32,
             "checkpoint_gb_per_taskmanager": round(state / 1e9, 1),
             "checkpoint_gb_total": round(MISSION_IDS * bytes_per_id / 1e9, 1),
             "synchronous_pause_s": None if pause_s is None else round(pause_s, 1),
-            "written_gb_per_second_per_taskmanager": round(state / 1e9 / (CHECKPOINT_INTERVAL_MS / 1000), 2),
-            "recovery_s_assumed": None if pause_s is None else round(pause_s, 1),
+            "written_gb_per_checkpoint_per_taskmanager": None if written is None else round(written / 1e9, 2),
+            "recovery_s_assumed": None if rate is None else round(state / rate, 1),
             "breaks": breaks,
         })
     return {
         "ids": MISSION_IDS,
         "from_events": largest["events"],
+        "from_sizes": [s["events"] for s in ran],
         "state_bytes_per_id": bytes_per_id,
         "heap_bytes_per_id": heap_per_id,
+        "pause_model": None if pause_fit is None else {
+            "seconds_at_zero": round(pause_fit[0], 3), "seconds_per_million_ids": round(pause_fit[1] * 1e6, 4),
+            "fitted_over": len(pauses)},
+        "written_model": None if write_fit is None else {
+            "bytes_at_zero": round(write_fit[0]), "bytes_per_id": round(write_fit[1], 2), "fitted_over": len(writes)},
         "sync_bytes_per_second_per_subtask": None if rate is None else round(rate),
         "checkpoint_interval_ms": CHECKPOINT_INTERVAL_MS,
         "rows": rows,
@@ -229,11 +264,15 @@ def print_summary(result: dict) -> None:
                   f"the time (target <= {TARGET_TIME_GROWTH_PER_STEP}x per event: {step['meets']})")
     p = result["projection"]
     if "error" not in p:
+        model = p.get("pause_model") or {}
         print(f"projection, {p['ids']:,} ids ({p['state_bytes_per_id']} B per id in checkpoints, "
-              f"{fmt(p['heap_bytes_per_id'], '.0f')} B of RSS per id, from {p['from_events']:,} events):")
+              f"{fmt(p['heap_bytes_per_id'], '.0f')} B of RSS per id, from {p['from_events']:,} events; pause "
+              f"{fmt(model.get('seconds_at_zero'), '.3f')} s + {fmt(model.get('seconds_per_million_ids'), '.4f')} s "
+              f"per million ids a subtask holds, fitted over {model.get('fitted_over', 0)} size(s)):")
         for row in p["rows"]:
             print(f"  {row['taskmanagers']:>3} TMs: heap {fmt(row['heap_gb_per_taskmanager'], '.1f')} GB, checkpoint "
                   f"{row['checkpoint_gb_per_taskmanager']} GB per TM ({row['checkpoint_gb_total']} GB in all), "
+                  f"written {fmt(row['written_gb_per_checkpoint_per_taskmanager'], '.2f')} GB per checkpoint, "
                   f"pause {fmt(row['synchronous_pause_s'], '.1f')} s"
                   + (f"  BREAKS: {'; '.join(row['breaks'])}" if row["breaks"] else ""))
 
@@ -268,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     path = RESULTS_DIR / f"state_scale-{started_at.strftime('%Y%m%dT%H%M%S')}.json"
     result: dict = {"benchmark": "state_scale", "started_at": started_at.isoformat().replace("+00:00", "Z"),
-                    "machine": bench.machine(), "job_heap": args.job_heap or None, "sizes": [], "runs": []}
+                    "machine": bench.machine(), "job_heap": args.job_heap or None, "job_args": args.job_arg,
+                    "sizes": [], "runs": []}
     broker = kafka_local.start_broker(heap="-Xms512m -Xmx2g")
     try:
         ceiling_ran = False  # the ceiling runs once, with the first size that runs

@@ -9,6 +9,12 @@ continue across the upgrades (one part crosses acme-ai's billing-period boundary
 every line item exactly once and equal to the independent expected computation over the whole workload, and the
 running accounting counts (carried over in state, under one run id) equal the expected outcome of every record.
 
+With `--corrections` (the second test): each part after the first starts with corrections of events sent in earlier
+parts, whose ids (and ledger entries) a restore has sealed into the dedup memory's runs and their companions
+(RocksDB managed state on the cluster), then split or merged by the rescale; every correction must find its event
+there and apply, and every series' money per billing period must be the price of the corrected usage
+(`meterstream.corrected_bill`, the specification alone).
+
 Why slices with gaps: a restored job starts without a watermark (Flink does not store it), so each part starts a
 minute after the previous flush event, never in a window the previous job already closed. Why periodic watermarks
 (no --watermark-on-every-event) and hence no late events: at parallelism 2 one source subtask of the one-partition
@@ -34,11 +40,15 @@ import pytest
 
 from jobs.runtime import DEFAULT_MAX_PARALLELISM
 from meterstream import cluster
+from meterstream.corrected_bill import billed_period_amounts, correct_events, expected_period_amounts, nonzero
 from meterstream.topics import produce, read_committed
+from schemas.usage_correction import UsageCorrection
 from tests.billing_expectations import Expected, expected_outputs
 from tests.cluster_helpers import wait_job_state
+from tests.integration.test_corrected_bill_kafka import billed_events
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
 from udfs.catalog import load_catalog
+from udfs.corrections import BILLED_CORRECTION_AGGREGATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +142,28 @@ def read_json(bootstrap: str, topic: str) -> list[dict]:
     return [json.loads(v) for v in read_committed(bootstrap, topic)]
 
 
+def upgrade_topics(kafka_topic, *, corrections: bool) -> dict[str, str]:
+    """The job's topics; the usage topic has one partition: arrival order is total, predictable."""
+    names = {"usage_events": ("usage", 1), "dead_letters": ("dead", 1), "late_events": ("late", 1),
+             "line_items": ("lines", 2), "accounting": ("acct", 1), "invoices": ("invoices", 1)}
+    if corrections:
+        names.update(usage_corrections=("corrections", 2), correction_dead_letters=("correction-dead", 1))
+    return {name: kafka_topic(prefix, partitions=partitions) for name, (prefix, partitions) in names.items()}
+
+
+def upgrade_job_args(bootstrap: str, topics: dict[str, str], run_id: str, *extra: str) -> list[str]:
+    """The billing job's arguments, the same in every incarnation: its job name (consumer group, transactional ids)
+    and run id too, so that it is one job, upgraded."""
+    args = [
+        "--bootstrap", bootstrap, "--catalog", str(CATALOG_PATH), "--reference-time", REFERENCE_NOW.isoformat(),
+        "--window-seconds", str(WINDOW_MS / 1000), "--out-of-orderness-seconds", str(OUT_OF_ORDERNESS_MS / 1000),
+        "--job-name", f"{run_id}-{topics['usage_events']}", "--run-id", run_id, *extra,
+    ]
+    for name, topic in topics.items():
+        args += [f"--topic-{name.replace('_', '-')}", topic]
+    return args
+
+
 def submit(address: str, job_args: list[str], parallelism: int, savepoint: str | None) -> str:
     """Through the CLI, as an operator would: `meterstream submit --parallelism N [--from-savepoint PATH] -- ...`."""
     restore = ["--from-savepoint", savepoint] if savepoint else []
@@ -149,22 +181,8 @@ def submit(address: str, job_args: list[str], parallelism: int, savepoint: str |
 def test_upgrade_through_savepoints_changing_parallelism(flink_cluster_two_taskmanagers, kafka_bootstrap, kafka_topic):
     started = time.monotonic()
     address = flink_cluster_two_taskmanagers.rest_address
-    topics = {
-        "usage_events": kafka_topic("usage", partitions=1),  # one partition: arrival order is total, predictable
-        "dead_letters": kafka_topic("dead", partitions=1),
-        "late_events": kafka_topic("late", partitions=1),
-        "line_items": kafka_topic("lines", partitions=2),
-        "accounting": kafka_topic("acct", partitions=1),
-        "invoices": kafka_topic("invoices", partitions=1),
-    }
-    job_args = [
-        "--bootstrap", kafka_bootstrap, "--catalog", str(CATALOG_PATH), "--reference-time", REFERENCE_NOW.isoformat(),
-        "--window-seconds", str(WINDOW_MS / 1000), "--out-of-orderness-seconds", str(OUT_OF_ORDERNESS_MS / 1000),
-        # The same job name (consumer group, transactional ids) and run id in every incarnation: one job, upgraded.
-        "--job-name", f"upgrade-test-{topics['usage_events']}", "--run-id", "upgrade-test",
-    ]
-    for name, topic in topics.items():
-        job_args += [f"--topic-{name.replace('_', '-')}", topic]
+    topics = upgrade_topics(kafka_topic, corrections=False)
+    job_args = upgrade_job_args(kafka_bootstrap, topics, "upgrade-test")
 
     parts = workload_parts()
     sent: list[bytes] = []
@@ -229,3 +247,99 @@ def test_upgrade_through_savepoints_changing_parallelism(flink_cluster_two_taskm
     assert len(read_json(kafka_bootstrap, topics["dead_letters"])) == everything.counts["dead_lettered"]
     print(f"savepoint upgrade test: {len(sent)} records, {len(lines)} line items; " + "; ".join(timings)
           + f"; body {time.monotonic() - started:.0f} s")
+
+
+def corrections_of(events: dict, part: int, corrected: set, catalog) -> list[dict]:
+    """Corrections sent at the start of `part`: every 12th event of an earlier part not corrected yet, of a meter whose
+    corrections are billed (all six aggregations), in turn a cancel, an amend of the value, an amend of the
+    dimensions (another model; for a unique_count meter another user)."""
+    candidates = [e for key, e in events.items() if key not in corrected and SCRIPTED_ID.match(e.event_id)
+                  and catalog.tenant(e.tenant_id).meters[e.meter].aggregation in BILLED_CORRECTION_AGGREGATIONS]
+    out = []
+    for i, event in enumerate(candidates[::12]):
+        corrected.add((event.tenant_id, event.event_id))
+        base = {"tenant_id": event.tenant_id, "event_id": event.event_id, "correction_id": f"up-{part}-{i}",
+                "sent_at": REFERENCE_NOW.isoformat()}
+        if i % 3 == 0 or (i % 3 == 1 and event.value is None):
+            out.append({**base, "action": "cancel"})
+        elif i % 3 == 1:
+            out.append({**base, "action": "amend", "value": str(event.value * 3 + 1)})
+        else:
+            dims = {**event.dimensions, "model": "nova-small" if event.dimensions.get("model") != "nova-small"
+                    else "nova-large"}
+            unique = catalog.tenant(event.tenant_id).meters[event.meter].unique_dimension
+            if unique is not None:
+                dims[unique] = f"amended-user-{part}"
+            out.append({**base, "action": "amend", "dimensions": dims})
+    return out
+
+
+def committed_count(bootstrap: str, topic: str, outcome: str) -> int:
+    """The running count of one accounting outcome (its records carry running totals per run id)."""
+    return max((r["records"] for r in read_json(bootstrap, topic) if r["outcome"] == outcome), default=0)
+
+
+def test_corrections_of_sealed_events_survive_upgrades_changing_parallelism(
+        flink_cluster_two_taskmanagers, kafka_bootstrap, kafka_topic):
+    started = time.monotonic()
+    address = flink_cluster_two_taskmanagers.rest_address
+    catalog = load_catalog(CATALOG_PATH)
+    topics = upgrade_topics(kafka_topic, corrections=True)
+    job_args = upgrade_job_args(kafka_bootstrap, topics, "upgrade-corrections", "--corrections")
+
+    sent: list[bytes] = []
+    corrections: list[dict] = []
+    corrected: set = set()
+    savepoint: str | None = None
+    timings = []
+    for part, (records, parallelism) in enumerate(zip(workload_parts(), PARALLELISM, strict=True)):
+        t0 = time.monotonic()
+        job_id = submit(address, job_args, parallelism, savepoint)
+        assert wait_job_state(address, job_id, {"RUNNING"}, timeout_s=90) == "RUNNING"
+        if part:
+            # First the corrections, alone: each is decided on arrival against the restored (sealed) ledger, and
+            # applied before any of this part's usage moves the watermark that bills them.
+            batch = corrections_of(billed_events(sent, catalog), part, corrected, catalog)
+            assert len(batch) >= 8
+            corrections += batch
+            produce(kafka_bootstrap, topics["usage_corrections"], [json.dumps(c).encode() for c in batch],
+                    keys=[str(i % 2).encode() for i in range(len(batch))])
+            deadline = time.monotonic() + 60
+            while committed_count(kafka_bootstrap, topics["accounting"], "correction_applied") < len(corrections):
+                assert time.monotonic() < deadline, f"part {part}: corrections not applied: " + str(
+                    read_json(kafka_bootstrap, topics["correction_dead_letters"])[:3])
+                time.sleep(1)
+        produce(kafka_bootstrap, topics["usage_events"], records[:-1])
+        produce(kafka_bootstrap, topics["usage_events"], records[-1:], timestamps_ms=[int(time.time() * 1000) + 6_000])
+        sent += records
+        # Once this part is through: every series' money per period is the price of its corrected usage (but for the
+        # last flush event's window, still open).
+        decided = correct_events(billed_events(sent[:-1], catalog),
+                                 [UsageCorrection.model_validate(c) for c in corrections], catalog,
+                                 timedelta(milliseconds=WINDOW_MS))
+        assert decided.outcomes["applied"] == len(corrections), decided.outcomes
+        want = nonzero(expected_period_amounts(decided.events.values(), catalog))
+        got: dict = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert cluster.job_state(address, job_id) == "RUNNING"
+            got = nonzero(billed_period_amounts(read_json(kafka_bootstrap, topics["line_items"])))
+            if got == want:
+                break
+            time.sleep(2)
+        wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+        extra = set(got) - set(want)
+        assert not wrong and not extra, (f"part {part} at parallelism {parallelism}: {len(wrong)} series-periods "
+                                         f"differ (billed, expected), e.g. {list(wrong.items())[:3]}; extra {extra}")
+        savepoint = cluster.savepoint(address, job_id, stop=True)
+        assert wait_job_state(address, job_id, {"FINISHED"}, timeout_s=60) == "FINISHED"
+        timings.append(f"part {part} (parallelism {parallelism}): {time.monotonic() - t0:.0f} s")
+
+    lines = read_json(kafka_bootstrap, topics["line_items"])
+    ids = [li["line_item_id"] for li in lines]
+    assert len(set(ids)) == len(ids), "every line item exactly once"
+    assert sum(1 for li in lines if li["kind"] == "correction") >= len(corrections) // 2
+    assert read_json(kafka_bootstrap, topics["correction_dead_letters"]) == []
+    assert committed_count(kafka_bootstrap, topics["accounting"], "correction_applied") == len(corrections) >= 24
+    print(f"savepoint upgrade with corrections: {len(sent)} records, {len(corrections)} corrections, {len(lines)} "
+          f"line items; " + "; ".join(timings) + f"; body {time.monotonic() - started:.0f} s")

@@ -96,7 +96,30 @@ def test_the_projection_scales_the_measured_per_id_figures_and_says_where_it_bre
     assert ten["synchronous_pause_s"] == 70.0
     assert len(ten["breaks"]) == 2  # a 70 s pause every 5 s, and 70 GB of heap
     assert thousand["synchronous_pause_s"] == 0.7 and thousand["breaks"] == []
+    assert ten["written_gb_per_checkpoint_per_taskmanager"] == 35.0  # a full copy: what is held, every time
+    assert p["pause_model"] == {"seconds_at_zero": 0.0, "seconds_per_million_ids": 0.2, "fitted_over": 2}
     assert "error" in scale.projection([])
+
+
+def test_a_pause_that_did_not_grow_with_the_ids_is_projected_flat_and_one_size_proportionally():
+    """Sealed state with incremental checkpoints: the pause and what a checkpoint writes track what changed, not
+    what is held; the fit over the sizes says so. From one size alone the projection assumes a full copy."""
+    scale = state_scale()
+    small = scale.size_figures(run(5_000_000, seconds=50.0, rss=4000, ids=5_000_000, bytes_per_id=50.0,
+                                   sync_p50=300, e2e_p99=2_000, subtask_bytes=125_000_000))
+    big = scale.size_figures(run(20_000_000, seconds=200.0, rss=5000, ids=20_000_000, bytes_per_id=50.0,
+                                 sync_p50=320, e2e_p99=2_000, subtask_bytes=500_000_000))
+    for s, written in ((small, 90_000_000), (big, 100_000_000)):
+        s["checkpoint_written_bytes"] = {"p50": written, "max": written}
+    flat = scale.projection([small, big], taskmanagers=(4,))
+    row = flat["rows"][0]
+    # 20 ms more over 7.5M more ids a subtask: 2.7 ms per million, 2.6 s at 875M ids
+    assert flat["pause_model"]["seconds_per_million_ids"] == pytest.approx(0.0027, abs=1e-4)
+    assert row["synchronous_pause_s"] == pytest.approx(2.6, abs=0.1) and row["breaks"] == []
+    assert row["written_gb_per_checkpoint_per_taskmanager"] == pytest.approx(0.63, abs=0.01)
+    one = scale.projection([small], taskmanagers=(4,))
+    assert one["rows"][0]["synchronous_pause_s"] == pytest.approx(875e6 / 2.5e6 * 0.3, abs=0.1)
+    assert one["rows"][0]["breaks"]
 
 
 def test_a_size_the_machine_cannot_hold_is_skipped_with_its_reason(tmp_path):

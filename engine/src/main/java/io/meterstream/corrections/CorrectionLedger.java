@@ -49,9 +49,15 @@ import org.apache.flink.core.memory.DataOutputView;
  * {@code benchmarks/CorrectionLedgerMemoryBench.java}: 1M events, 20k series). A checkpoint serializes the slots
  * in table order into a buffer per key group ({@link #prepareSnapshot}), each key group's series strings once
  * (format 5: an event names its series by number; with 128 key groups the strings are shared once a series has
- * many more events than that, as a day of a busy series has), still the whole ledger every time (the heap state
- * backend's way; issue 18's incremental state is what bounds that). The docstring's ~80 bytes would need
- * series hashes in place of the strings a correction line must name.
+ * many more events than that, as a day of a busy series has). The docstring's ~80 bytes would need series hashes in
+ * place of the strings a correction line must name.
+ *
+ * <p>Sealed entries (issue 18): in the job most entries do not stay in the slots. When the dedup memory seals a key
+ * group's ids, {@link #sealEntries} takes those ids' entries out of the slots into the companion of their block
+ * (written once, beside it); {@link #readSealedFrom} says where to find them again. A step on a key the slots lack
+ * looks there first and brings the entry back into a slot ({@link #unseal}), so every rule above runs on slots alone
+ * and decides exactly as without sealing ({@code CorrectionLedgerGoldenTest} replays the vectors with every event
+ * sealed before every correction).
  */
 public final class CorrectionLedger {
     /** The correction rejection reasons the ledger decides ({@code schemas.correction_dead_letter}, generated). */

@@ -135,10 +135,17 @@ import org.apache.flink.util.OutputTag;
  * inputs are idle (a corrections subtask without a partition while usage pauses), which the one-input operator never
  * does (see Idleness above); not fixed yet. A dead-lettered usage record whose two ids are valid is keyed by them
  * ({@link UsageDedupKey}) and leaves a marker in the ledger, so a correction of it is {@code event_dead_lettered}
- * (with the record's reason); one without valid ids cannot be named by a correction. The ledger is written
- * with the dedup tables, per key group, in format {@link #DEDUP_FORMAT_SEALED} (formats 1 to 3 are read: their tables
- * are sealed at the restore); state without it restores with an empty ledger, and a ledger restored into an operator
- * without corrections is dropped.
+ * (with the record's reason); one without valid ids cannot be named by a correction. The ledger's entries are
+ * sealed with the ids they belong to: when a key group's tables are sealed, each block's entries leave the ledger's
+ * slots for the block's companion ({@link CorrectionLedger#sealEntries}, {@link SealedDedup#companionKey}), stored
+ * beside it (managed state with RocksDB, written once; raw bytes with the heap backend) and dropped with its run; a
+ * correction (or a dead letter with the same ids) finds an entry there through the dedup memory's index and brings it
+ * back into a slot, where what it changes then lives. So what stays in the slots, written whole with the unsealed
+ * tables at every checkpoint, is the unsealed ids' entries, dead-letter markers and corrected events. The slots are
+ * written with the dedup tables, per key group, in format {@link #DEDUP_FORMAT_SEALED_LEDGER} (formats 1 to 4 are
+ * read: the tables of formats 1 to 3, and their ledger entries, are sealed at the restore); state without a ledger
+ * restores with an empty one, and a ledger restored into an operator without corrections is dropped (its companions
+ * go with their runs).
  */
 public final class UsageRouting extends CountingOperator<WindowedUsage>
         implements OneInputStreamOperator<RowData, WindowedUsage>, TwoInputStreamOperator<RowData, Row, WindowedUsage>,

@@ -34,8 +34,9 @@ import org.junit.jupiter.api.Test;
  * {@link UsageRouting} with corrections, in Flink's keyed two-input operator harness: every first-seen record is
  * observed by the correction ledger, accepted corrections (second input, keyed by {@link CorrectionKey}) are decided
  * at the task's processing time, rejections go to their side output with the record's coordinates, both are counted;
- * the ledger survives a snapshot and restore (raw keyed state, format 3), also into two subtasks; state of format 2
- * (before corrections) restores with an empty ledger; after the horizons nothing is held; the corrections input holds
+ * the ledger survives a snapshot and restore (raw keyed state, format 5), also into two subtasks, also with every id
+ * sealed at once (its entries in the blocks' companions; on the heap backend and on RocksDB); state without a ledger
+ * restores with an empty one; after the horizons nothing is held; the corrections input holds
  * no watermark back; an applied correction's contributions go on to the window operator as correction records.
  */
 class UsageRoutingCorrectionsTest {
