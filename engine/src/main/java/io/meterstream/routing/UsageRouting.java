@@ -674,12 +674,15 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
             }
         }
         sealed[keyGroupIndex].seal(sealing, storeOf(keyGroupIndex), ledger == null ? null
-                : block -> sealLedgerEntries(block, nowMs));
+                : block -> ledgerCompanion(ledger, block, nowMs));
         unsealedIds[keyGroupIndex] = 0;
     }
 
-    /** The correction ledger's entries of a sealed block's ids, taken out of its slots: the block's companion. */
-    private byte[] sealLedgerEntries(byte[] block, long nowMs) throws IOException {
+    /**
+     * The correction ledger's entries of a sealed block's ids, taken out of its slots: the block's companion
+     * ({@link CorrectionLedger#sealEntries} on the block's keys and first sightings).
+     */
+    public static byte[] ledgerCompanion(CorrectionLedger ledger, byte[] block, long nowMs) throws IOException {
         int records = DedupRuns.records(block);
         long[] hi = new long[records];
         long[] lo = new long[records];
@@ -694,7 +697,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
 
     /**
      * The ledger's sealed entry of an event key: its dedup record, sealed and remembered at {@code nowMs}, and the
-     * companion of its block ({@link #sealLedgerEntries}).
+     * companion of its block ({@link #ledgerCompanion}).
      */
     private boolean findSealedEntry(long keyHi, long keyLo, long nowMs, CorrectionLedger.SealedAt at) {
         int i = keyGroupIndexOfBucket[UsageDedupKey.bucket(keyHi)];

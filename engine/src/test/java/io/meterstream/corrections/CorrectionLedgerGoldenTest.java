@@ -16,6 +16,7 @@ import io.meterstream.golden.GoldenVectors;
 import io.meterstream.routing.DedupRuns;
 import io.meterstream.routing.HashedKey;
 import io.meterstream.routing.SealedDedup;
+import io.meterstream.routing.UsageRouting;
 
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataInputDeserializer;
@@ -156,18 +157,7 @@ class CorrectionLedgerGoldenTest {
                 }
             }
             pending.clear();
-            sealed.seal(entries, blocks, block -> {
-                int records = DedupRuns.records(block);
-                long[] hi = new long[records];
-                long[] lo = new long[records];
-                long[] firstSeen = new long[records];
-                for (int r = 0; r < records; r++) {
-                    hi[r] = DedupRuns.keyHi(block, r);
-                    lo[r] = DedupRuns.keyLo(block, r);
-                    firstSeen[r] = DedupRuns.firstSeen(block, r);
-                }
-                return ledger.sealEntries(hi, lo, firstSeen, records, now);
-            });
+            sealed.seal(entries, blocks, block -> UsageRouting.ledgerCompanion(ledger, block, now));
             sealed.expire(now, ttl, blocks);
         }
 
