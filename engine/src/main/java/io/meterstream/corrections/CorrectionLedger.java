@@ -434,6 +434,11 @@ public final class CorrectionLedger {
 
     /** The companion format {@link #sealEntries} writes. */
     private static final byte SEALED_FORMAT = 1;
+    /** {@link #sealEntries}' buffers, kept between blocks (a block allocated ~256 KB and a map per series). */
+    private final DataOutputSerializer sealBuffer = new DataOutputSerializer(1 << 16);
+    /** Per dictionary index, its number among the block's series while a block is sealed; -1 otherwise. */
+    private int[] localSeriesOf = new int[0];
+    private int[] sealSeriesOrder = new int[64];
 
     /**
      * The entries of the keys of one sealed dedup block ({@code hi}, {@code lo}, their records' first sightings
@@ -451,9 +456,14 @@ public final class CorrectionLedger {
      */
     public byte[] sealEntries(long[] hi, long[] lo, long[] dedupFirstSeen, int count, long nowMs)
             throws IOException {
-        DataOutputSerializer entries = new DataOutputSerializer(64 * count + 16);
-        Map<Integer, Integer> localSeries = new java.util.HashMap<>();
-        List<Integer> seriesOrder = new java.util.ArrayList<>();
+        DataOutputSerializer entries = sealBuffer;
+        entries.clear();
+        if (localSeriesOf.length < slots.dictionarySize()) {
+            localSeriesOf = new int[Math.max(slots.dictionarySize(), 2 * localSeriesOf.length)];
+            java.util.Arrays.fill(localSeriesOf, -1);
+        }
+        int[] seriesOrder = sealSeriesOrder;
+        int seriesCount = 0;
         int sealedCount = 0;
         for (int r = 0; r < count; r++) {
             int slot = slots.find(hi[r], lo[r]);
@@ -469,11 +479,16 @@ public final class CorrectionLedger {
             entries.writeByte(slots.kindAndFlags(slot));
             writeVarlong(entries, zigzag(slots.firstSeen(slot) - dedupFirstSeen[r]));
             if (kind == LedgerSlots.EVENT) {
-                Integer local = localSeries.get(slots.seriesIndexOf(slot));
-                if (local == null) {
-                    local = seriesOrder.size();
-                    localSeries.put(slots.seriesIndexOf(slot), local);
-                    seriesOrder.add(slots.seriesIndexOf(slot));
+                int series = slots.seriesIndexOf(slot);
+                int local = localSeriesOf[series];
+                if (local < 0) {
+                    local = seriesCount;
+                    localSeriesOf[series] = local;
+                    if (seriesCount == seriesOrder.length) {
+                        seriesOrder = java.util.Arrays.copyOf(seriesOrder, 2 * seriesOrder.length);
+                        sealSeriesOrder = seriesOrder;
+                    }
+                    seriesOrder[seriesCount++] = series;
                 }
                 writeVarint(entries, local);
                 writeVarlong(entries, zigzag(slots.eventTime(slot) - slots.firstSeen(slot)));
@@ -483,14 +498,17 @@ public final class CorrectionLedger {
             slots.removeAt(slot);
             sealedCount++;
         }
+        for (int i = 0; i < seriesCount; i++) {
+            localSeriesOf[seriesOrder[i]] = -1;  // ready for the next block
+        }
         if (sealedCount == 0) {
             return null;
         }
-        DataOutputSerializer out = new DataOutputSerializer(entries.length() + 64 * seriesOrder.size() + 16);
+        DataOutputSerializer out = new DataOutputSerializer(entries.length() + 64 * seriesCount + 16);
         out.writeByte(SEALED_FORMAT);
-        writeVarint(out, seriesOrder.size());
-        for (int index : seriesOrder) {
-            out.write(slots.series(index).record);
+        writeVarint(out, seriesCount);
+        for (int i = 0; i < seriesCount; i++) {
+            out.write(slots.series(seriesOrder[i]).record);
         }
         writeVarint(out, count);
         out.write(entries.getSharedBuffer(), 0, entries.length());

@@ -133,19 +133,63 @@ class LedgerSlotsTest {
             assertEquals(b.value, a.value);
             assertEquals(slots.kindAndFlags(slots.find(i, 7)), byStrings.kindAndFlags(slot));
         }
-        // Compacting the dictionary forgets the hash cache with it: a hash met again is decoded again, correctly.
+        // Compacting the dictionary keeps the hashes of the series it keeps (no decoding after a checkpoint) and
+        // forgets the others: a hash of a dropped series met again is decoded again, correctly.
         slots.removeIf(slot -> slots.hi(slot) % 10_000 >= 100);
         slots.compactDictionary();
         assertEquals(50, slots.seriesHeld());
         int[] again = new int[1];
-        int series = slots.seriesIndex(7, -7, () -> {
+        int kept = slots.seriesIndex(7, -7, () -> {
             again[0]++;
             return new String[] {"cust-3", "m", "{}"};
         });
-        assertEquals(1, again[0], "the hash cache went with the compaction");
-        assertEquals(50, slots.seriesHeld(), "found by its strings, not added");
-        assertEquals("cust-3", slots.series(series).customerId);
+        assertEquals(0, again[0], "a kept series' hash stays cached, with its new index");
+        assertEquals("cust-3", slots.series(kept).customerId);
         assertEquals("cust-3", slots.version(slots.find(7, 7)).customerId);
+        int dropped = slots.seriesIndex(500, -500, () -> {
+            again[0]++;
+            return new String[] {"cust-250", "m", "{}"};
+        });
+        assertEquals(1, again[0], "a dropped series' hash went with the compaction");
+        assertEquals(51, slots.seriesHeld(), "interned again");
+        assertEquals("cust-250", slots.series(dropped).customerId);
+        for (int i = 0; i < 100; i += 9) {
+            int index = slots.seriesIndex(i, -i, () -> {
+                throw new AssertionError("decoded a kept series");
+            });
+            assertEquals("cust-" + (i / 2), slots.series(index).customerId);
+        }
+    }
+
+    @Test
+    void theDictionaryIsCompactedOnlyOnceItHasDoubledSinceTheLastCompaction() {
+        LedgerSlots slots = new LedgerSlots();
+        long key = 0;
+        for (int i = 0; i < 4_000; i++) {
+            slots.setEvent(slots.insert(key++, 0), i, new CorrectionLedger.Version("c" + i, "m", 0L, BigDecimal.ONE,
+                    "{}", null), (byte) 0);
+        }
+        slots.removeIf(slot -> slots.hi(slot) >= 1_000);
+        slots.compactDictionary();
+        assertEquals(1_000, slots.seriesHeld());
+        // 900 more series, all unreferenced at once: 1,900 < 2 x 1,000, so no compaction yet.
+        for (int i = 0; i < 900; i++) {
+            slots.setEvent(slots.insert(key++, 0), i, new CorrectionLedger.Version("d" + i, "m", 0L, BigDecimal.ONE,
+                    "{}", null), (byte) 0);
+        }
+        slots.removeIf(slot -> slots.hi(slot) >= 1_000);
+        slots.compactDictionary();
+        assertEquals(1_900, slots.seriesHeld(), "not doubled yet");
+        for (int i = 0; i < 100; i++) {
+            slots.setEvent(slots.insert(key++, 0), i, new CorrectionLedger.Version("e" + i, "m", 0L, BigDecimal.ONE,
+                    "{}", null), (byte) 0);
+        }
+        slots.removeIf(slot -> slots.hi(slot) >= 1_000);
+        slots.compactDictionary();
+        assertEquals(1_000, slots.seriesHeld(), "doubled: compacted");
+        for (int i = 0; i < 1_000; i++) {
+            assertEquals("c" + i, slots.version(slots.find(i, 0)).customerId);
+        }
     }
 
     @Test
