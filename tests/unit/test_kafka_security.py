@@ -1,0 +1,215 @@
+"""The Kafka security settings: the properties file and the environment, strict validation, the mapping to
+kafka-python and to the Java client, and the redaction of secrets in what we print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meterstream import kafka_security as ks
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+PASSWORD = "s3cr3t-Pa\"ss"
+
+
+@pytest.fixture
+def pem(tmp_path: Path) -> dict[str, Path]:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(CERT)
+    keystore = tmp_path / "client.pem"
+    keystore.write_text(CERT + KEY)
+    return {"ca": ca, "keystore": keystore}
+
+
+def scram_from_environment(pem: dict[str, Path]) -> ks.KafkaSecurity:
+    return ks.load(environ={"METERSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                            "METERSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                            "METERSTREAM_KAFKA_SASL_USERNAME": "billing",
+                            "METERSTREAM_KAFKA_SASL_PASSWORD": PASSWORD,
+                            "METERSTREAM_KAFKA_SSL_TRUSTSTORE_LOCATION": str(pem["ca"])})
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "client.properties"
+    path.write_text(text)
+    return path
+
+
+def test_nothing_given_is_plaintext_and_adds_nothing_to_any_client():
+    settings = ks.load(environ={})
+    assert settings.security_protocol == "PLAINTEXT"
+    assert settings.kafka_python_kwargs() == {}
+    assert settings.java_properties() == {}
+    assert settings.describe() == "PLAINTEXT"
+
+
+def test_sasl_ssl_scram_from_a_properties_file_maps_to_both_clients(tmp_path, pem):
+    path = write(tmp_path, f"""# a Java client properties file
+security.protocol=SASL_SSL
+sasl.mechanism = SCRAM-SHA-512
+sasl.username: billing
+sasl.password={PASSWORD}
+ssl.truststore.type=PEM
+ssl.truststore.location={pem['ca']}
+""")
+    settings = ks.load(path, environ={})
+    assert settings.kafka_python_kwargs() == {
+        "security_protocol": "SASL_SSL", "ssl_check_hostname": True, "ssl_cafile": str(pem["ca"].resolve()),
+        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "billing", "sasl_plain_password": PASSWORD,
+    }
+    java = settings.java_properties()
+    assert java["security.protocol"] == "SASL_SSL"
+    assert java["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert java["ssl.truststore.type"] == "PEM"
+    assert java["ssl.truststore.location"] == str(pem["ca"].resolve())
+    assert java["ssl.endpoint.identification.algorithm"] == "https"
+    assert java["sasl.jaas.config"] == ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+                                        'username="billing" password="s3cr3t-Pa\\"ss";')
+    # The JAAS line we build parses back to the same credentials.
+    assert ks.parse_jaas(java["sasl.jaas.config"])[1] == {"username": "billing", "password": PASSWORD}
+
+
+def test_plain_mechanism_with_a_jaas_line(tmp_path, pem):
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="pw";'
+    settings = ks.load(environ={"METERSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                                "METERSTREAM_KAFKA_SASL_MECHANISM": "plain",
+                                "METERSTREAM_KAFKA_SASL_JAAS_CONFIG": jaas,
+                                "METERSTREAM_KAFKA_SSL_TRUSTSTORE_LOCATION": str(pem["ca"])})
+    assert settings.kafka_python_kwargs()["sasl_mechanism"] == "PLAIN"
+    assert settings.kafka_python_kwargs()["sasl_plain_username"] == "alice"
+    assert settings.kafka_python_kwargs()["sasl_plain_password"] == "pw"
+    assert settings.java_properties()["sasl.jaas.config"] == jaas
+
+
+def test_mutual_tls(pem):
+    settings = ks.load(environ={"METERSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+                                "METERSTREAM_KAFKA_SSL_TRUSTSTORE_LOCATION": str(pem["ca"]),
+                                "METERSTREAM_KAFKA_SSL_KEYSTORE_LOCATION": str(pem["keystore"]),
+                                "METERSTREAM_KAFKA_SSL_KEY_PASSWORD": "kp",
+                                "METERSTREAM_KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM": ""})
+    keystore = str(pem["keystore"].resolve())
+    assert settings.kafka_python_kwargs() == {
+        "security_protocol": "SSL", "ssl_check_hostname": False, "ssl_cafile": str(pem["ca"].resolve()),
+        "ssl_certfile": keystore, "ssl_keyfile": keystore, "ssl_password": "kp"}
+    assert settings.java_properties() == {
+        "security.protocol": "SSL", "ssl.endpoint.identification.algorithm": "",
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": str(pem["ca"].resolve()),
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": keystore, "ssl.key.password": "kp"}
+    assert settings.describe() == "SSL, mutual TLS"
+
+
+def test_the_file_wins_over_the_environment(tmp_path):
+    path = write(tmp_path, "security.protocol=PLAINTEXT\n")
+    assert ks.load(path, environ={"METERSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"}).security_protocol == "PLAINTEXT"
+
+
+def test_the_file_named_by_the_environment(tmp_path, pem):
+    path = write(tmp_path, f"security.protocol=SSL\nssl.truststore.location={pem['ca']}\n")
+    assert ks.load(environ={ks.PROPERTIES_ENV: str(path)}).security_protocol == "SSL"
+
+
+@pytest.mark.parametrize(("text", "env", "message"), [
+    ("security.protocl=SSL\n", {}, "unknown key(s) security.protocl"),
+    ("security.protocol=SASL_SSLL\n", {}, "security.protocol 'SASL_SSLL' is not one of PLAINTEXT, SSL, SASL_SSL"),
+    ("security.protocol=SASL_PLAINTEXT\n", {}, "unencrypted"),
+    ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-51\nsasl.username=u\nsasl.password=p\n", {},
+     "sasl.mechanism 'SCRAM-SHA-51' is not one of"),
+    ("security.protocol=SASL_SSL\nsasl.username=u\nsasl.password=p\n", {}, "needs sasl.mechanism"),
+    ("security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u\n", {},
+     "needs sasl.username and sasl.password"),
+    ("sasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=p\n", {}, "security.protocol is PLAINTEXT: use SASL_SSL"),
+    ("security.protocol=SSL\nssl.truststore.location=/no/such/ca.pem\n", {},
+     "ssl.truststore.location '/no/such/ca.pem': no such file"),
+    ("security.protocol=SSL\nssl.truststore.type=JKS\n", {}, "only PEM is supported"),
+    ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+     "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" "
+     "password=\"p\";\n", {}, "needs org.apache.kafka.common.security.scram.ScramLoginModule"),
+    ("", {"METERSTREAM_KAFKA_SECURITY_PROTOCL": "SSL"}, "unknown environment variable(s) "
+                                                        "METERSTREAM_KAFKA_SECURITY_PROTOCL"),
+])
+def test_mistakes_fail_fast_naming_the_mistake(tmp_path, text, env, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ks.KafkaSecurityError) as caught:
+        ks.load(path, environ=env)
+    assert message in str(caught.value)
+    assert "p\n" not in str(caught.value)
+
+
+def test_a_missing_properties_file_is_named():
+    with pytest.raises(ks.KafkaSecurityError, match="Kafka properties file '/no/such.properties'"):
+        ks.load("/no/such.properties", environ={})
+
+
+def test_a_keystore_without_its_key_or_with_a_pkcs1_key(tmp_path):
+    only_cert = tmp_path / "cert.pem"
+    only_cert.write_text(CERT)
+    pkcs1 = tmp_path / "pkcs1.pem"
+    pkcs1.write_text(CERT + "-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----\n")
+    for path, message in ((only_cert, "no private key"), (pkcs1, "not PKCS#8")):
+        with pytest.raises(ks.KafkaSecurityError, match=message):
+            ks.load(environ={"METERSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+                             "METERSTREAM_KAFKA_SSL_KEYSTORE_LOCATION": str(path)})
+
+
+def test_a_wrong_value_never_shows_a_secret(tmp_path):
+    path = write(tmp_path, f"security.protocol=SASL_SSL\nsasl.mechanism=nope\nsasl.username=u\n"
+                           f"sasl.password={PASSWORD}\n")
+    with pytest.raises(ks.KafkaSecurityError) as caught:
+        ks.load(path, environ={})
+    assert PASSWORD not in str(caught.value)
+
+
+def test_secrets_stay_out_of_repr_str_and_describe(tmp_path, pem):
+    settings = scram_from_environment(pem)
+    for text in (repr(settings), str(settings), settings.describe()):
+        assert PASSWORD not in text
+    assert PASSWORD in settings.secrets()
+
+
+def test_active_follows_the_environment(monkeypatch, tmp_path, pem):
+    monkeypatch.delenv(ks.PROPERTIES_ENV, raising=False)
+    assert ks.client_kwargs() == {}
+    path = write(tmp_path, f"security.protocol=SSL\nssl.truststore.location={pem['ca']}\n")
+    ks.use_properties_file(path)
+    assert ks.client_kwargs()["security_protocol"] == "SSL"
+    monkeypatch.delenv(ks.PROPERTIES_ENV)
+    assert ks.client_kwargs() == {}
+
+
+def test_use_properties_file_changes_nothing_when_the_file_is_bad(monkeypatch, tmp_path):
+    monkeypatch.delenv(ks.PROPERTIES_ENV, raising=False)
+    with pytest.raises(ks.KafkaSecurityError):
+        ks.use_properties_file(write(tmp_path, "security.protocol=TLS\n"))
+    assert ks.PROPERTIES_ENV not in __import__("os").environ
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("s3.secret-key", True), ("s3.access-key", True), ("fs.azure.account.key.password", True),
+    ("security.ssl.keystore-password", True), ("sasl.jaas.config", True), ("metrics.reporter.x.token", True),
+    ("gcs.private-key", True), ("api-key", True),
+    ("key-by", False), ("state.backend.type", False), ("ssl.keystore.type", False), ("keyed.state.x", False),
+    ("execution.state-recovery.path", False), ("pipeline.max-parallelism", False),
+])
+def test_which_option_names_are_credentials(name, secret):
+    assert ks.is_secret_option(name) is secret
+
+
+def test_redact_args_hides_credential_values_only():
+    args = ["--bootstrap", "b:1", "--flink-conf", "s3.secret-key=X1", "--flink-conf=s3.access-key=X2",
+            "-Dsecurity.ssl.keystore-password=X3", "--flink-conf", "state.backend.type=rocksdb", "--password", "X4",
+            "--key-by", "tenant"]
+    redacted = ks.redact_args(args)
+    assert not {"X1", "X2", "X3", "X4"} & {part for word in redacted for part in word.split("=")}
+    assert "state.backend.type=rocksdb" in redacted and "tenant" in redacted and "b:1" in redacted
+    assert "s3.secret-key=<redacted>" in redacted
+
+
+def test_redact_text_hides_the_args_secrets_the_settings_and_jaas_passwords(tmp_path, pem):
+    settings = scram_from_environment(pem)
+    output = (f"client config: s3.secret-key=X1, password {PASSWORD}, "
+              'sasl.jaas.config=... required username="u" password="other";')
+    redacted = ks.redact(output, args=["--flink-conf", "s3.secret-key=X1"], security=settings)
+    assert "X1" not in redacted and PASSWORD not in redacted and "other" not in redacted
+    assert 'username="u"' in redacted
