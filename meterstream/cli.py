@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from meterstream.kafka_security import add_properties_argument, use_or_exit
+
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     from meterstream.jars import ensure_jars
@@ -38,6 +40,7 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     names = [*args.names, *args.output]
     if not names:
         raise SystemExit("meterstream topics: name at least one topic (or --output topic)")
+    use_or_exit(args.kafka_properties, what="meterstream topics")
     create_topics(args.bootstrap, names, partitions=args.partitions, configs=output_topic_configs(args.output))
     print(f"topics ready: {', '.join(names)}")
     return 0
@@ -54,6 +57,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
     from meterstream import loadgen
 
+    use_or_exit(args.kafka_properties, what="meterstream produce")
     plan = loadgen.LoadPlan(events=args.events, duration=timedelta(seconds=args.duration_seconds),
                             customers_per_tenant=args.customers_per_tenant, runs=None if args.forever else args.runs)
     loadgen.run(args.bootstrap, plan, seed=args.seed, usage_topic=args.topic_usage_events,
@@ -187,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="create topics (idempotent)")
     topics.add_argument("--bootstrap", required=True)
+    add_properties_argument(topics)
     topics.add_argument("--partitions", type=int, default=2)
     topics.add_argument("names", nargs="*", help="topics to create with the broker's defaults (the job's inputs)")
     topics.add_argument("--output", nargs="+", default=[], metavar="NAME",
@@ -207,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="live demo load in real time: generated usage events (and the demo's "
                                              "credit grants) for a running billing job")
     produce.add_argument("--bootstrap", required=True)
+    add_properties_argument(produce)
     produce.add_argument("--events", type=int, default=6_000, help="records per run")
     produce.add_argument("--duration-seconds", type=float, default=300,
                          help="length of a run (its event times follow the wall clock)")

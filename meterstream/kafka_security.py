@@ -59,6 +59,8 @@ PROPERTY_KEYS = {
     "ssl.key.password": "ssl_key_password",
     "ssl.endpoint.identification.algorithm": "ssl_endpoint_identification_algorithm",
 }
+# Where Flink's sql-connector-kafka jar (the one PyFlink loads) relocates the Kafka client's classes.
+FLINK_KAFKA_SHADED = "org.apache.flink.kafka.shaded."
 _JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 _JAAS = re.compile(r'^\s*([\w.$]+)\s+required\b(.*?);?\s*$', re.DOTALL)
 
@@ -184,6 +186,10 @@ class KafkaSecurity(BaseSettings):
 
     # --- what each side gets -----------------------------------------------------------------------------------
 
+    def flink_properties(self) -> dict[str, str]:
+        """`java_properties` for the Flink Kafka connector's shaded client (sources, sinks, the SQL connector)."""
+        return self.java_properties(class_prefix=FLINK_KAFKA_SHADED)
+
     def credentials(self) -> tuple[str, str] | None:
         """(username, password) of SASL, from whichever form they were given in."""
         if self.security_protocol != "SASL_SSL":
@@ -215,9 +221,11 @@ class KafkaSecurity(BaseSettings):
                           sasl_plain_password=password)
         return kwargs
 
-    def java_properties(self) -> dict[str, str]:
+    def java_properties(self, *, class_prefix: str = "") -> dict[str, str]:
         """Java Kafka client properties (the Flink KafkaSource/KafkaSink builders' `set_property`, the SQL
-        connector's `properties.*`); empty for PLAINTEXT."""
+        connector's `properties.*`); empty for PLAINTEXT. `class_prefix`: the package the client's classes are
+        relocated under (Flink's sql-connector jar shades the Kafka client: its JAAS login module is
+        `org.apache.flink.kafka.shaded.org.apache.kafka...`, and an unshaded name is "No LoginModule found")."""
         if self.security_protocol == "PLAINTEXT":
             return {}
         props = {"security.protocol": self.security_protocol,
@@ -231,10 +239,13 @@ class KafkaSecurity(BaseSettings):
         if self.security_protocol == "SASL_SSL":
             props["sasl.mechanism"] = self.sasl_mechanism
             if self.sasl_jaas_config is not None:
-                props["sasl.jaas.config"] = self.sasl_jaas_config.get_secret_value()
+                jaas = self.sasl_jaas_config.get_secret_value().strip()
+                if class_prefix and jaas.startswith("org.apache.kafka."):
+                    jaas = class_prefix + jaas
+                props["sasl.jaas.config"] = jaas
             else:
                 username, password = self.credentials()
-                props["sasl.jaas.config"] = (f"{LOGIN_MODULES[self.sasl_mechanism]} required "
+                props["sasl.jaas.config"] = (f"{class_prefix}{LOGIN_MODULES[self.sasl_mechanism]} required "
                                              f"username={_jaas_quote(username)} password={_jaas_quote(password)};")
         return props
 
@@ -245,7 +256,9 @@ class KafkaSecurity(BaseSettings):
         credentials = self.credentials()
         if credentials:
             values.append(credentials[1])
-        values += [v for k, v in self.java_properties().items() if k == "sasl.jaas.config"]
+        values += [props["sasl.jaas.config"] for props in (self.java_properties(),
+                                                           self.java_properties(class_prefix=FLINK_KAFKA_SHADED))
+                   if "sasl.jaas.config" in props]
         return sorted({v for v in values if v}, key=len, reverse=True)
 
     def describe(self) -> str:
@@ -425,3 +438,30 @@ def redact(text: str, *, args: list[str] | None = None, security: KafkaSecurity 
         text = text.replace(secret, REDACTED)
     return re.sub(r'((?:password|secret|token)\s*=\s*)"(?:[^"\\]|\\.)*"', rf'\1"{REDACTED}"', text,
                   flags=re.IGNORECASE)
+
+
+# --- command lines -------------------------------------------------------------------------------------------------
+
+def add_properties_argument(parser) -> None:
+    """`--kafka-properties FILE` on an argparse parser (the job, the passthrough job, the tools)."""
+    parser.add_argument("--kafka-properties", metavar="FILE",
+                        help="Kafka client security properties (security.protocol, sasl.*, ssl.*; PEM files): the "
+                             f"file is read by the process itself, so no secret is on a command line; default: "
+                             f"${PROPERTIES_ENV} and ${ENV_PREFIX}* variables, else PLAINTEXT")
+
+
+def use_or_exit(path: str | os.PathLike | None, *, what: str) -> KafkaSecurity:
+    """`use_properties_file`, a mistake ending the run (SystemExit) with `what` and the message."""
+    try:
+        return use_properties_file(path)
+    except KafkaSecurityError as exc:
+        raise SystemExit(f"{what}: {exc}") from None
+
+
+def use_plaintext() -> list[str]:
+    """Drop the Kafka security settings from this process's environment (and its children's): for tools that start
+    their own PLAINTEXT broker (the demo, chaos without --bootstrap). Returns the variables dropped (names only)."""
+    dropped = sorted(name for name in os.environ if name.upper().startswith(ENV_PREFIX))
+    for name in dropped:
+        del os.environ[name]
+    return dropped

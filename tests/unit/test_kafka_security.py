@@ -69,6 +69,12 @@ ssl.truststore.location={pem['ca']}
                                         'username="billing" password="s3cr3t-Pa\\"ss";')
     # The JAAS line we build parses back to the same credentials.
     assert ks.parse_jaas(java["sasl.jaas.config"])[1] == {"username": "billing", "password": PASSWORD}
+    # Flink's sql-connector jar relocates the client: its login module carries the shaded package.
+    flink = settings.flink_properties()
+    assert flink["sasl.jaas.config"] == "org.apache.flink.kafka.shaded." + java["sasl.jaas.config"]
+    assert {k: v for k, v in flink.items() if k != "sasl.jaas.config"} == {
+        k: v for k, v in java.items() if k != "sasl.jaas.config"}
+    assert flink["sasl.jaas.config"] in settings.secrets()
 
 
 def test_plain_mechanism_with_a_jaas_line(tmp_path, pem):
@@ -81,6 +87,7 @@ def test_plain_mechanism_with_a_jaas_line(tmp_path, pem):
     assert settings.kafka_python_kwargs()["sasl_plain_username"] == "alice"
     assert settings.kafka_python_kwargs()["sasl_plain_password"] == "pw"
     assert settings.java_properties()["sasl.jaas.config"] == jaas
+    assert settings.flink_properties()["sasl.jaas.config"] == "org.apache.flink.kafka.shaded." + jaas
 
 
 def test_mutual_tls(pem):
