@@ -98,16 +98,32 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     import shlex
 
+    from jobs.billing import flink_conf_options
     from jobs.billing import parse_args as billing_args
     from meterstream import cluster
+    from meterstream.kafka_security import is_secret_option, redact_args, secrets_in_environment
 
     # The job's arguments are checked here, before the cluster sees them: an unknown flag or a bad value stops with
     # the job's usage line (exit 2) instead of a failed or, worse, misconfigured submission.
-    billing_args(args.job_args)
+    job = billing_args(args.job_args)
+    # `flink run` logs the Python process's whole environment and command line (PythonEnvUtils, INFO, in the client
+    # log): secrets must come from a file the job reads itself.
+    in_environment = secrets_in_environment()
+    if in_environment:
+        raise SystemExit(f"meterstream submit: {', '.join(in_environment)} set: the Flink client logs its whole "
+                         "environment; put the Kafka secrets in a properties file (-- --kafka-properties FILE)")
+    use_or_exit(job.kafka_properties, what="meterstream submit")  # a bad file stops here, not in the cluster
+    job_args = cluster.absolute_properties_path(args.job_args)  # flink run starts the job in the project folder
+    secret_conf = [key for key in flink_conf_options(job.flink_conf) if is_secret_option(key)]
+    if secret_conf:
+        print(f"meterstream submit: warning: --flink-conf {', '.join(secret_conf)}: the Flink client log records "
+              "the job's arguments (and Flink's own log masks only some keys); set credentials in the cluster's "
+              "configuration (flink-conf/config.yaml) instead", file=sys.stderr)
     jobmanager = cluster.jobmanager_address(args.jobmanager)
-    job_id, cmd, _ = cluster.submit(jobmanager, args.job_args, parallelism=args.parallelism,
+    job_id, cmd, _ = cluster.submit(jobmanager, job_args, parallelism=args.parallelism,
                                     from_savepoint=args.from_savepoint)
-    print(f"$ {shlex.join(cmd)}")
+    # What we print never carries a credential's value (`--flink-conf s3.secret-key=...`).
+    print(f"$ {shlex.join(redact_args(cmd))}")
     print(f"submitted job {job_id} to http://{jobmanager}")
     return 0
 

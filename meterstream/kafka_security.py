@@ -465,3 +465,14 @@ def use_plaintext() -> list[str]:
     for name in dropped:
         del os.environ[name]
     return dropped
+
+
+# Settings fields that hold a secret: given as environment variables, they would be in every environment dump.
+SECRET_FIELDS = ("sasl_password", "sasl_jaas_config", "ssl_key_password")
+
+
+def secrets_in_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The `METERSTREAM_KAFKA_*` variables set in `environ` (default: this process's) that hold a secret."""
+    environ = os.environ if environ is None else environ
+    names = {f"{ENV_PREFIX}{name}".upper() for name in SECRET_FIELDS}
+    return sorted(name for name in environ if name.upper() in names)

@@ -220,3 +220,74 @@ def test_redact_text_hides_the_args_secrets_the_settings_and_jaas_passwords(tmp_
     redacted = ks.redact(output, args=["--flink-conf", "s3.secret-key=X1"], security=settings)
     assert "X1" not in redacted and PASSWORD not in redacted and "other" not in redacted
     assert 'username="u"' in redacted
+
+
+@pytest.fixture
+def submit_without_cluster(monkeypatch):
+    """`meterstream submit` with the cluster and `flink run` replaced: what would have been submitted, and the
+    `flink run` line as `cluster.submit` makes it."""
+    from meterstream import cluster
+
+    calls = []
+    monkeypatch.setattr(cluster, "jobmanager_address", lambda given: "127.0.0.1:8081")
+
+    def submit(jobmanager, job_args, **kw):
+        calls.append(job_args)
+        return "0" * 32, cluster.submit_command(jobmanager, job_args), ""
+
+    monkeypatch.setattr(cluster, "submit", submit)
+    for name in list(__import__("os").environ):
+        if name.upper().startswith(ks.ENV_PREFIX):
+            monkeypatch.delenv(name)
+    return calls
+
+
+def test_submit_prints_no_flink_conf_secret(capsys, submit_without_cluster):
+    from meterstream import cli
+
+    args = ["--bootstrap", "b:9092", "--flink-conf", "s3.secret-key=TOPSECRET1", "--flink-conf",
+            "s3.access-key=TOPSECRET2", "--flink-conf", "state.backend.type=rocksdb"]
+    assert cli.main(["submit", "--", *args]) == 0
+    out, err = capsys.readouterr()
+    assert "TOPSECRET" not in out + err
+    assert "s3.secret-key=<redacted>" in out and "state.backend.type=rocksdb" in out
+    assert "the Flink client log records the job's arguments" in err  # and says where to put them instead
+    assert submit_without_cluster == [args], "the job still gets the real values"
+
+
+def test_submit_refuses_kafka_secrets_in_the_environment(capsys, submit_without_cluster, monkeypatch):
+    from meterstream import cli
+
+    monkeypatch.setenv("METERSTREAM_KAFKA_SASL_PASSWORD", "TOPSECRET3")
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["submit", "--", "--bootstrap", "b:9092"])
+    assert "METERSTREAM_KAFKA_SASL_PASSWORD set: the Flink client logs its whole environment" in str(caught.value)
+    assert "TOPSECRET3" not in str(caught.value)
+    assert submit_without_cluster == []
+
+
+def test_submit_passes_the_properties_file_by_absolute_path(submit_without_cluster, tmp_path, pem, monkeypatch):
+    from meterstream import cli
+
+    write(tmp_path, f"security.protocol=SSL\nssl.truststore.location={pem['ca']}\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["submit", "--", "--bootstrap", "b:9092", "--kafka-properties", "client.properties"]) == 0
+    assert submit_without_cluster == [["--bootstrap", "b:9092", "--kafka-properties",
+                                       str(tmp_path.resolve() / "client.properties")]]
+
+
+def test_a_failed_flink_run_shows_its_output_without_secrets(monkeypatch, tmp_path):
+    import subprocess
+
+    from meterstream import cluster
+
+    monkeypatch.delenv(ks.PROPERTIES_ENV, raising=False)
+    monkeypatch.setattr(cluster, "recorded_cluster", lambda home: cluster.ClusterInfo(
+        rest_port=8081, rpc_port=6123, metrics_port=9249, home=str(tmp_path)))
+    echoed = "Program Arguments: --flink-conf s3.secret-key=TOPSECRET4\nsasl.jaas.config=x password=\"TOPSECRET5\";"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess(a, 1, echoed, ""))
+    with pytest.raises(cluster.ClusterError) as caught:
+        cluster.submit("127.0.0.1:8081", ["--bootstrap", "b:9092", "--flink-conf", "s3.secret-key=TOPSECRET4"],
+                       home=tmp_path)
+    assert "TOPSECRET" not in str(caught.value)
+    assert "flink run failed (1)" in str(caught.value)
