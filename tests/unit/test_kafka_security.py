@@ -291,3 +291,19 @@ def test_a_failed_flink_run_shows_its_output_without_secrets(monkeypatch, tmp_pa
                        home=tmp_path)
     assert "TOPSECRET" not in str(caught.value)
     assert "flink run failed (1)" in str(caught.value)
+
+
+def test_the_local_broker_with_a_sasl_ssl_listener_gives_clients_only_that_listener(tmp_path):
+    from meterstream.kafka_local import SaslSslListener, server_properties
+
+    listener = SaslSslListener(keystore="/certs/server.pem", scram_users=(("billing", "pw1"),))
+    text = server_properties(tmp_path, 9093, 9094, sasl_ssl=listener, internal_port=9095)
+    settings = dict(line.split("=", 1) for line in text.splitlines())
+    assert settings["listeners"] == ("SASL_SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9095,"
+                                     "CONTROLLER://127.0.0.1:9094")
+    assert settings["listener.name.sasl_ssl.ssl.keystore.type"] == "PEM"
+    assert settings["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert "pw1" not in text, "the credentials go to the storage tool, not into server.properties"
+    assert listener.format_arguments() == ["--add-scram", "SCRAM-SHA-512=[name=billing,password=pw1]"]
+    plain = dict(line.split("=", 1) for line in server_properties(tmp_path, 9093, 9094).splitlines())
+    assert plain["listeners"] == "PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"
