@@ -58,9 +58,17 @@ class SaslSslListener:
 
     keystore: str
     scram_users: tuple[tuple[str, str], ...]
+    # A PEM file of CA certificates: clients must then present a certificate signed by one (mutual TLS).
+    client_truststore: str | None = None
 
     def server_settings(self) -> dict[str, str]:
+        mutual = {} if self.client_truststore is None else {
+            "listener.name.sasl_ssl.ssl.client.auth": "required",
+            "listener.name.sasl_ssl.ssl.truststore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.truststore.location": self.client_truststore,
+        }
         return {
+            **mutual,
             "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
             "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;",

@@ -71,14 +71,20 @@ class _ConnectionFailures(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
         self.refusals += [arg for arg in args if isinstance(
-            arg, (SaslAuthenticationFailedError, AuthorizationError, ssl.SSLError))]
+            arg, (SaslAuthenticationFailedError, AuthorizationError)) or _tls_failure(arg)]
+
+
+def _tls_failure(error: object) -> bool:
+    """A failed TLS handshake (kafka-python wraps the `ssl` error in a KafkaConnectionError naming it)."""
+    return isinstance(error, ssl.SSLError) or (isinstance(error, KafkaError) and "[SSL" in str(error))
 
 
 def refusal_message(bootstrap_servers: str, refusal: BaseException) -> str:
     security = active_security()
-    if isinstance(refusal, ssl.SSLError):
+    if _tls_failure(refusal):
         return (f"the TLS handshake with {bootstrap_servers} failed ({refusal}); check ssl.truststore.location "
-                f"(and the broker's certificate), security {security.describe()}")
+                f"(the broker's CA) and ssl.keystore.location (a broker may require a client certificate), "
+                f"security {security.describe()}")
     return (f"the Kafka broker at {bootstrap_servers} refused our credentials ({type(refusal).__name__}: "
             f"{refusal}); check sasl.username/sasl.password and sasl.mechanism, security {security.describe()}")
 

@@ -26,7 +26,7 @@ from tests.conftest import IN_CI
 from tests.integration.test_billing_kafka import CATALOG_PATH, read_json
 from tests.job.test_credits_job import GRANTS
 from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
-from tests.tls_certs import make_certificates
+from tests.tls_certs import Certificates, make_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,8 @@ def _flink_log_dir() -> Path:
     return Path(pyflink.__file__).parent / "log"
 
 
-def properties(folder: Path, name: str, *, ca: Path, password: str) -> Path:
+def properties(folder: Path, name: str, *, certs: Certificates, password: str,
+               client_certificate: bool = True) -> Path:
     path = folder / f"{name}.properties"
     path.write_text("\n".join([
         "security.protocol=SASL_SSL",
@@ -47,7 +48,8 @@ def properties(folder: Path, name: str, *, ca: Path, password: str) -> Path:
         f"sasl.username={USER}",
         f"sasl.password={password}",
         "ssl.truststore.type=PEM",
-        f"ssl.truststore.location={ca}",
+        f"ssl.truststore.location={certs.ca}",
+        *(["ssl.keystore.type=PEM", f"ssl.keystore.location={certs.client_keystore}"] if client_certificate else []),
     ]) + "\n")
     path.chmod(0o600)
     return path
@@ -55,14 +57,16 @@ def properties(folder: Path, name: str, *, ca: Path, password: str) -> Path:
 
 @pytest.fixture(scope="module")
 def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A broker whose only client listener is SASL_SSL, its user's password and the properties files."""
+    """A broker whose only client listener is SASL_SSL with client certificates required (mutual TLS and SCRAM),
+    its user's password and the properties files."""
     folder = tmp_path_factory.mktemp("sasl-ssl")
     password = secrets.token_urlsafe(18)
     try:
         certs = make_certificates(folder / "certs")
         info = start_broker(folder / "broker",
                             sasl_ssl=SaslSslListener(keystore=str(certs.server_keystore),
-                                                     scram_users=((USER, password),)))
+                                                     scram_users=((USER, password),),
+                                                     client_truststore=str(certs.ca)))
     except Exception as exc:
         if IN_CI:
             pytest.fail(f"CI=true and no SASL_SSL Kafka broker could be started: {exc}", pytrace=False)
@@ -71,8 +75,10 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield {
             "bootstrap": info.bootstrap_servers, "password": password, "broker_log": Path(info.log_file),
             "folder": folder,
-            "good": properties(folder, "client", ca=certs.ca, password=password),
-            "wrong": properties(folder, "wrong", ca=certs.ca, password=password[::-1] + "x"),
+            "good": properties(folder, "client", certs=certs, password=password),
+            "wrong": properties(folder, "wrong", certs=certs, password=password[::-1] + "x"),
+            "no_certificate": properties(folder, "no-certificate", certs=certs, password=password,
+                                         client_certificate=False),
         }
     finally:
         stop_broker(info, remove_data=True)
@@ -103,7 +109,7 @@ def test_billing_with_credits_runs_bounded_over_sasl_ssl_and_prints_no_secret(se
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(kafka_security.ENV_PREFIX)}
     run = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
-    assert "Kafka security SASL_SSL, SCRAM-SHA-512" in run.stdout
+    assert "Kafka security SASL_SSL, SCRAM-SHA-512 as 'meterstream-billing', mutual TLS" in run.stdout
     assert "identity" in run.stdout and "HOLDS" in run.stdout, run.stdout[-3000:]
     assert "customer/currency pairs: HOLD" in run.stdout, run.stdout[-2000:]
 
@@ -147,3 +153,12 @@ def test_a_wrong_password_fails_fast_with_a_clear_message(secured_broker, monkey
     assert time.monotonic() - started < 60
     assert f"--bootstrap {bootstrap}: the Kafka broker at {bootstrap} refused our credentials" in run.stderr
     assert secured_broker["password"] not in run.stdout + run.stderr
+
+
+def test_a_client_without_its_certificate_is_refused(secured_broker, monkeypatch):
+    """The listener requires client certificates: the right password alone does not get in."""
+    monkeypatch.setenv(kafka_security.PROPERTIES_ENV, str(secured_broker["no_certificate"]))
+    started = time.monotonic()
+    with pytest.raises(BrokerRefused, match="the TLS handshake with .* failed"):
+        missing_topics(secured_broker["bootstrap"], ["usage-events"], timeout_s=12)
+    assert time.monotonic() - started < 6

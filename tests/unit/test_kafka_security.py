@@ -305,5 +305,8 @@ def test_the_local_broker_with_a_sasl_ssl_listener_gives_clients_only_that_liste
     assert settings["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert "pw1" not in text, "the credentials go to the storage tool, not into server.properties"
     assert listener.format_arguments() == ["--add-scram", "SCRAM-SHA-512=[name=billing,password=pw1]"]
+    mutual = SaslSslListener(keystore="/certs/server.pem", scram_users=(), client_truststore="/certs/ca.pem")
+    assert "listener.name.sasl_ssl.ssl.client.auth=required\n" in server_properties(
+        tmp_path, 9093, 9094, sasl_ssl=mutual, internal_port=9095)
     plain = dict(line.split("=", 1) for line in server_properties(tmp_path, 9093, 9094).splitlines())
     assert plain["listeners"] == "PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"
