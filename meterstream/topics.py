@@ -96,11 +96,14 @@ def bootstrapped_admin(bootstrap_servers: str, *, timeout: float, **config) -> K
     watcher = _ConnectionFailures()
     logger = logging.getLogger("kafka")
     logger.addHandler(watcher)
+    # Short attempts first, so that a refusal ends the wait at once; each one longer, so that a slow handshake (TLS
+    # and SASL round trips to a distant broker) still completes within one of them.
+    attempt_s = 1.0
     try:
         while True:
             left = deadline - time.monotonic()
             try:
-                return new_admin(bootstrap_servers, bootstrap_timeout_ms=int(max(0.2, min(left, 1.0)) * 1000),
+                return new_admin(bootstrap_servers, bootstrap_timeout_ms=int(max(0.2, min(left, attempt_s)) * 1000),
                                  **config)
             except (KafkaError, OSError, ValueError) as exc:
                 if watcher.refusals:
@@ -108,6 +111,7 @@ def bootstrapped_admin(bootstrap_servers: str, *, timeout: float, **config) -> K
                 if time.monotonic() >= deadline:
                     raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap_servers} within {timeout:g} s "
                                             f"({exc})") from None
+                attempt_s *= 2
                 time.sleep(0.1)
     finally:
         logger.removeHandler(watcher)

@@ -310,3 +310,28 @@ def test_the_local_broker_with_a_sasl_ssl_listener_gives_clients_only_that_liste
         tmp_path, 9093, 9094, sasl_ssl=mutual, internal_port=9095)
     plain = dict(line.split("=", 1) for line in server_properties(tmp_path, 9093, 9094).splitlines())
     assert plain["listeners"] == "PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"
+
+
+def test_refusals_are_read_from_what_kafka_python_logs_while_it_retries(monkeypatch):
+    import logging
+
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailedError
+
+    from meterstream import topics
+
+    watcher = topics._ConnectionFailures()
+    log = logging.getLogger("kafka.net.manager")
+    log.addHandler(watcher)
+    try:
+        log.warning("Bootstrap connection to %s failed: %s", "b-0", KafkaTimeoutError("slow"))
+        assert watcher.refusals == []
+        tls = KafkaConnectionError("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate")
+        sasl = SaslAuthenticationFailedError("invalid credentials with SASL mechanism SCRAM-SHA-512")
+        log.warning("Bootstrap connection to %s failed: %s", "b-0", tls)
+        log.error("Connection failed: %s", sasl)
+    finally:
+        log.removeHandler(watcher)
+    assert watcher.refusals == [tls, sasl]
+    monkeypatch.delenv(ks.PROPERTIES_ENV, raising=False)
+    assert topics.refusal_message("b:9093", tls).startswith("the TLS handshake with b:9093 failed")
+    assert topics.refusal_message("b:9093", sasl).startswith("the Kafka broker at b:9093 refused our credentials")
