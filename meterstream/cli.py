@@ -106,8 +106,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     # The job's arguments are checked here, before the cluster sees them: an unknown flag or a bad value stops with
     # the job's usage line (exit 2) instead of a failed or, worse, misconfigured submission.
     job = billing_args(args.job_args)
-    # `flink run` logs the Python process's whole environment and command line (PythonEnvUtils, INFO, in the client
-    # log): secrets must come from a file the job reads itself.
+    # `flink run` logs the Python process's whole environment (masked only by variable name) and its command line
+    # (unmasked; PythonEnvUtils, INFO, in the client log): secrets must come from a file the job reads itself.
     in_environment = secrets_in_environment()
     if in_environment:
         raise SystemExit(f"meterstream submit: {', '.join(in_environment)} set: the Flink client logs its whole "
