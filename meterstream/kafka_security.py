@@ -374,12 +374,14 @@ def client_kwargs() -> dict[str, Any]:
 # --- redaction -----------------------------------------------------------------------------------------------------
 
 REDACTED = "<redacted>"
-# Option names whose values are credentials. `key` alone would also hit harmless options (`key-by`, a `*.keyed.*`
-# switch, `ssl.keystore.type`): credential keys are named `...secret-key`, `...access-key`, `...key.password`,
-# `...private-key`, `...api-key`, which the parts below match, and a bare `key` never is one.
+# Option names whose values are credentials: Flink's own sensitive words (`GlobalConfiguration.isSensitive`:
+# password, secret, fs.azure.account.key, apikey, api-key, auth-params, service-key, token, basic-auth, jaas.config,
+# http-headers) and more. `key` alone would also hit harmless options (`key-by`, a `*.keyed.*` switch,
+# `ssl.keystore.type`): credential keys are named `...secret-key`, `...access-key`, `...key.password`,
+# `...private-key`, `...api-key`, `...account.key`, which the parts below match; a bare `key` never is one.
 _SECRET_NAME = re.compile(
-    r"(secret|password|passwd|token|credential|jaas|private[-_.]?key|access[-_.]?key|api[-_.]?key|secret[-_.]?key"
-    r"|session[-_.]?key|auth[-_.]?key)", re.IGNORECASE)
+    r"(secret|password|passwd|token|credential|jaas|auth[-_.]?params|basic[-_.]?auth|http[-_.]?headers"
+    r"|(private|access|api|secret|session|auth|service|account)[-_.]?key)", re.IGNORECASE)
 
 
 def is_secret_option(name: str) -> bool:

@@ -195,7 +195,8 @@ def test_use_properties_file_changes_nothing_when_the_file_is_bad(monkeypatch, t
 @pytest.mark.parametrize(("name", "secret"), [
     ("s3.secret-key", True), ("s3.access-key", True), ("fs.azure.account.key.password", True),
     ("security.ssl.keystore-password", True), ("sasl.jaas.config", True), ("metrics.reporter.x.token", True),
-    ("gcs.private-key", True), ("api-key", True),
+    ("gcs.private-key", True), ("api-key", True), ("fs.azure.account.key.acct.blob.core.windows.net", True),
+    ("metrics.reporter.otel.http-headers", True), ("x.basic-auth", True), ("gcp.service-key", True),
     ("key-by", False), ("state.backend.type", False), ("ssl.keystore.type", False), ("keyed.state.x", False),
     ("execution.state-recovery.path", False), ("pipeline.max-parallelism", False),
 ])
