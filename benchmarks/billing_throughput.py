@@ -235,11 +235,11 @@ def _fast_crc32c() -> None:
 
 
 def _produce_python_file(bootstrap: str, topic: str, path: str, partition: int, compression: str) -> None:
-    from kafka import KafkaProducer
+    from meterstream.topics import new_producer
 
     _fast_crc32c()
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=50, batch_size=1 << 20, max_request_size=16 << 20,
+    producer = new_producer(
+        bootstrap, acks=1, linger_ms=50, batch_size=1 << 20, max_request_size=16 << 20,
         compression_type=None if compression == "none" else compression,
     )
     try:
@@ -270,9 +270,11 @@ def produce_python(bootstrap: str, topic: str, files: list[Path], compression: s
 
 
 def topic_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    from meterstream.topics import new_consumer
+
+    consumer = new_consumer(bootstrap, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
@@ -282,10 +284,12 @@ def topic_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def last_committed_append_ms(bootstrap: str, topic: str, *, tail: int = 500, timeout_s: float = 20.0) -> int | None:
     """Max broker append time (the topic uses LogAppendTime) among the last committed records of each partition."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", check_crcs=False,
+    from meterstream.topics import new_consumer
+
+    consumer = new_consumer(
+        bootstrap, enable_auto_commit=False, isolation_level="read_committed", check_crcs=False,
     )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -66,6 +66,7 @@ from jobs.java_interop import (
 )
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, java_deserializer_source
 from jobs.runtime import JobFailed, execute, main_args, stream_environment, submitted_by_flink_client
+from meterstream.kafka_security import add_properties_argument, use_or_exit
 from udfs.accounting import Accounting, CorrectionAccounting, Outcome
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from udfs.corrections import DEFAULT_CORRECTION_HORIZON, check_horizon, retained_for_ms
@@ -654,6 +655,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # flags spelled out: `--credit` is not `--credits`
     parser.add_argument("--bootstrap", required=True)
+    add_properties_argument(parser)
     parser.add_argument("--catalog", default="catalogs/example-genai.yaml")
     parser.add_argument("--bounded", action="store_true", help="process what the input held at start, then stop")
     parser.add_argument("--parallelism", type=int, default=2)
@@ -773,6 +775,11 @@ def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: i
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Before any client: the Kafka security settings of every client of this run (and of the Flink sources and
+    # sinks), validated; a mistake ends the run naming it.
+    security = use_or_exit(args.kafka_properties, what=args.job_name)
+    if security.security_protocol != "PLAINTEXT":
+        print(f"{args.job_name}: Kafka security {security.describe()}")
     settings = settings_from_args(args)  # validates the catalog before anything starts
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
     created = check_kafka(args.bootstrap, topics_used(topics, credits=args.credits, corrections=args.corrections),

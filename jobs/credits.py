@@ -98,10 +98,14 @@ class CreditOutputs:
 def credit_input_ddl(table: str, *, topic: str, bootstrap: str, group_id: str, bounded: bool) -> str:
     """Grant events or spend caps: raw bytes plus coordinates; event time = the Kafka record time. Its watermark
     does not reach the ledger (`build_credits` drops it): expiries and voids follow the line items' event time."""
+    from meterstream.kafka_security import active as kafka_security
+
     options = {
         "connector": "kafka", "topic": topic, "properties.bootstrap.servers": bootstrap,
         "properties.group.id": group_id, "properties.isolation.level": "read_committed",
         "scan.startup.mode": "earliest-offset", "format": "raw",
+        # The Kafka security settings of the job's other clients (kafka_io), as the SQL connector's properties.
+        **{f"properties.{key}": value for key, value in kafka_security().flink_properties().items()},
     }
     if bounded:
         options["scan.bounded.mode"] = "latest-offset"

@@ -3,6 +3,10 @@
 Sinks are exactly-once with a transactional-id prefix derived from the job name and sink name: it must stay the
 same across restarts so that a restored job can abort or commit its own lingering transactions. Their records carry
 the time they were written (the producer's wall clock), never event time: see `exactly_once_string_sink`.
+
+Every source and sink gets the process's Kafka security settings as Java client properties
+(`meterstream.kafka_security.active().flink_properties()`: empty for PLAINTEXT), the same settings the kafka-python
+clients of the start-up checks use; the job's `--kafka-properties FILE` sets them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pyflink.datastream.connectors.kafka import (
 )
 
 from jobs.java_interop import BOOLEAN, java_new
+from meterstream.kafka_security import active as kafka_security
 
 # Below the broker's transaction.max.timeout.ms, above the longest checkpoint plus recovery we expect.
 SINK_TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
@@ -71,7 +76,7 @@ def check_sink_settings(bootstrap: str, *, checkpoint_interval_ms: int) -> None:
     try:
         # Within the 30 s an operator waits for a wrong --bootstrap to be named.
         configs = broker_configs(bootstrap, ["transaction.max.timeout.ms"], timeout=15)
-    except KafkaError as exc:
+    except (KafkaError, ConnectionError) as exc:  # ConnectionError: topics.BrokerUnreachable
         raise SinkSettingsError(f"cannot read the broker configuration at --bootstrap {bootstrap}: {exc!r}") from exc
     maxima = {broker_id: None if values["transaction.max.timeout.ms"] is None
               else int(values["transaction.max.timeout.ms"]) for broker_id, values in configs.items()}
@@ -106,6 +111,8 @@ def _source_builder(bootstrap: str, topics: list[str], *, group_id: str, bounded
         .set_starting_offsets(KafkaOffsetsInitializer.earliest())
         .set_property("isolation.level", "read_committed")
     )
+    for key, value in kafka_security().flink_properties().items():
+        builder = builder.set_property(key, value)
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder
@@ -148,6 +155,6 @@ def exactly_once_string_sink(bootstrap: str, topic: str, *, transactional_id_pre
                        (RECORD_SERIALIZATION_SCHEMA_CLASS, record_serializer._j_serialization_schema),
                        (BOOLEAN, keyed_by_customer))
     builder._j_builder.setRecordSerializer(wrapper)
-    for key, value in SINK_PRODUCER_PROPERTIES.items():
+    for key, value in {**SINK_PRODUCER_PROPERTIES, **kafka_security().flink_properties()}.items():
         builder = builder.set_property(key, value)
     return builder.build()

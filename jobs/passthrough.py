@@ -17,6 +17,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from jobs import uids
 from jobs.kafka_io import SinkSettingsError, check_sink_settings, exactly_once_string_sink, string_source
 from jobs.runtime import DEFAULT_CHECKPOINT_INTERVAL_MS, JobFailed, execute, main_args, stream_environment
+from meterstream.kafka_security import add_properties_argument, use_or_exit
 
 JOB_NAME = "meterstream-passthrough"
 
@@ -51,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # flags spelled out: no prefix stands for a flag
     parser.add_argument("--bootstrap", required=True)
+    add_properties_argument(parser)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that were latest at start")
     parser.add_argument("--parallelism", type=int, default=1)
     args = parser.parse_args(main_args(argv))
+    use_or_exit(args.kafka_properties, what=JOB_NAME)
     try:
         check_sink_settings(args.bootstrap, checkpoint_interval_ms=DEFAULT_CHECKPOINT_INTERVAL_MS)
     except SinkSettingsError as exc:

@@ -94,6 +94,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from meterstream import chaos_checks
+from meterstream.kafka_security import add_properties_argument, use_or_exit, use_plaintext
 from meterstream.paths import project_home, var_dir
 from meterstream.topics import (
     JOB_INPUT_TOPICS,
@@ -292,11 +293,11 @@ FLUSH_AHEAD_MS = 10 * 60 * 1000
 def _outage_proof_producer(bootstrap: str):
     """A producer that rides out a broker outage of minutes: it buffers and retries, idempotent, so nothing is
     doubled or reordered."""
-    from kafka import KafkaProducer
+    from meterstream.topics import new_producer
 
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
-                         delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000, max_block_ms=10 * 60 * 1000,
-                         reconnect_backoff_max_ms=2_000)
+    return new_producer(bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+                        delivery_timeout_ms=10 * 60 * 1000, request_timeout_ms=30_000, max_block_ms=10 * 60 * 1000,
+                        reconnect_backoff_max_ms=2_000)
 
 
 class LiveProducer(threading.Thread):
@@ -999,7 +1000,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random by default; printed for a rerun")
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--bootstrap", help="an existing broker (then no broker restarts, kills or outages)")
+    add_properties_argument(parser)
     args = parser.parse_args(argv)
+    if args.bootstrap is None:
+        # The trial's own broker is PLAINTEXT: so are its clients, the job's included.
+        if args.kafka_properties:
+            parser.error("--kafka-properties needs --bootstrap (the trial's own broker is PLAINTEXT)")
+        dropped = use_plaintext()
+        if dropped:
+            print(f"[chaos] own PLAINTEXT broker: ignoring {', '.join(dropped)}")
+    else:
+        use_or_exit(args.kafka_properties, what="meterstream chaos")
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     print(f"[chaos] seed {seed}")
     from meterstream import kafka_local

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from meterstream.kafka_security import add_properties_argument, use_or_exit
+
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     from meterstream.jars import ensure_jars
@@ -38,6 +40,7 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     names = [*args.names, *args.output]
     if not names:
         raise SystemExit("meterstream topics: name at least one topic (or --output topic)")
+    use_or_exit(args.kafka_properties, what="meterstream topics")
     create_topics(args.bootstrap, names, partitions=args.partitions, configs=output_topic_configs(args.output))
     print(f"topics ready: {', '.join(names)}")
     return 0
@@ -54,6 +57,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
     from meterstream import loadgen
 
+    use_or_exit(args.kafka_properties, what="meterstream produce")
     plan = loadgen.LoadPlan(events=args.events, duration=timedelta(seconds=args.duration_seconds),
                             customers_per_tenant=args.customers_per_tenant, runs=None if args.forever else args.runs)
     loadgen.run(args.bootstrap, plan, seed=args.seed, usage_topic=args.topic_usage_events,
@@ -94,16 +98,32 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     import shlex
 
+    from jobs.billing import flink_conf_options
     from jobs.billing import parse_args as billing_args
     from meterstream import cluster
+    from meterstream.kafka_security import is_secret_option, redact_args, secrets_in_environment
 
     # The job's arguments are checked here, before the cluster sees them: an unknown flag or a bad value stops with
     # the job's usage line (exit 2) instead of a failed or, worse, misconfigured submission.
-    billing_args(args.job_args)
+    job = billing_args(args.job_args)
+    # `flink run` logs the Python process's whole environment (masked only by variable name) and its command line
+    # (unmasked; PythonEnvUtils, INFO, in the client log): secrets must come from a file the job reads itself.
+    in_environment = secrets_in_environment()
+    if in_environment:
+        raise SystemExit(f"meterstream submit: {', '.join(in_environment)} set: the Flink client logs its whole "
+                         "environment; put the Kafka secrets in a properties file (-- --kafka-properties FILE)")
+    use_or_exit(job.kafka_properties, what="meterstream submit")  # a bad file stops here, not in the cluster
+    job_args = cluster.absolute_properties_path(args.job_args)  # flink run starts the job in the project folder
+    secret_conf = [key for key in flink_conf_options(job.flink_conf) if is_secret_option(key)]
+    if secret_conf:
+        print(f"meterstream submit: warning: --flink-conf {', '.join(secret_conf)}: the Flink client log records "
+              "the job's arguments (and Flink's own log masks only some keys); set credentials in the cluster's "
+              "configuration (flink-conf/config.yaml) instead", file=sys.stderr)
     jobmanager = cluster.jobmanager_address(args.jobmanager)
-    job_id, cmd, _ = cluster.submit(jobmanager, args.job_args, parallelism=args.parallelism,
+    job_id, cmd, _ = cluster.submit(jobmanager, job_args, parallelism=args.parallelism,
                                     from_savepoint=args.from_savepoint)
-    print(f"$ {shlex.join(cmd)}")
+    # What we print never carries a credential's value (`--flink-conf s3.secret-key=...`).
+    print(f"$ {shlex.join(redact_args(cmd))}")
     print(f"submitted job {job_id} to http://{jobmanager}")
     return 0
 
@@ -187,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="create topics (idempotent)")
     topics.add_argument("--bootstrap", required=True)
+    add_properties_argument(topics)
     topics.add_argument("--partitions", type=int, default=2)
     topics.add_argument("names", nargs="*", help="topics to create with the broker's defaults (the job's inputs)")
     topics.add_argument("--output", nargs="+", default=[], metavar="NAME",
@@ -207,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="live demo load in real time: generated usage events (and the demo's "
                                              "credit grants) for a running billing job")
     produce.add_argument("--bootstrap", required=True)
+    add_properties_argument(produce)
     produce.add_argument("--events", type=int, default=6_000, help="records per run")
     produce.add_argument("--duration-seconds", type=float, default=300,
                          help="length of a run (its event times follow the wall clock)")

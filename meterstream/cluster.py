@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from meterstream.kafka_security import redact
 from meterstream.paths import flink_conf_dir, project_home, var_dir
 
 DEFAULT_REST_PORT = 8081
@@ -410,8 +411,20 @@ def submit(jobmanager: str, job_args: list[str], *, parallelism: int | None = No
     output = proc.stdout + proc.stderr
     match = JOB_ID.search(output)
     if proc.returncode != 0 or match is None:
-        raise ClusterError(f"flink run failed ({proc.returncode}):\n{output[-6000:]}")
+        # The client's output may echo the job's arguments or its Kafka settings: never their secrets.
+        raise ClusterError(f"flink run failed ({proc.returncode}):\n{redact(output, args=job_args)[-6000:]}")
     return match.group(1), cmd, output
+
+
+def absolute_properties_path(job_args: list[str]) -> list[str]:
+    """The job's arguments with `--kafka-properties FILE` made absolute (the client runs the job elsewhere)."""
+    out = list(job_args)
+    for i, word in enumerate(out):
+        if word == "--kafka-properties" and i + 1 < len(out):
+            out[i + 1] = str(Path(out[i + 1]).expanduser().resolve())
+        elif word.startswith("--kafka-properties="):
+            out[i] = "--kafka-properties=" + str(Path(word.partition("=")[2]).expanduser().resolve())
+    return out
 
 
 def _wait_trigger(jobmanager: str, job_id: str, trigger_id: str, timeout_s: float) -> str:

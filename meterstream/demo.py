@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from meterstream import kafka_local
+from meterstream.kafka_security import use_plaintext
 from meterstream.paths import project_home
 from meterstream.topics import create_topics, job_topic_configs, produce, read_committed
 from meterstream.workload import Workload
@@ -292,6 +293,9 @@ def produce_inputs(
 
 def run_demo(*, events: int, parallelism: int, keep_broker: bool) -> int:
     started = time.monotonic()
+    dropped = use_plaintext()  # the demo's own local broker is PLAINTEXT, and so are its clients and its job
+    if dropped:
+        print(f"[demo] local PLAINTEXT broker: ignoring {', '.join(dropped)}")
     info, started_now = kafka_local.up()
     bootstrap = info.bootstrap_servers
     print(f"[demo] Kafka at {bootstrap} ({'started' if started_now else 'already running'})")

@@ -1,6 +1,8 @@
 """A real single-node Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1, from Maven jars.
 
-Used by the demo, the integration tests and the benchmarks where no Docker engine runs. The settings make
+Used by the demo, the integration tests and the benchmarks where no Docker engine runs; with `SaslSslListener`, a
+broker whose client listener is SASL_SSL (SCRAM-SHA-512, PEM certificates: the SASL_SSL integration test). The
+settings make
 consumer groups and transactions work on one node (replication factors and min ISR of 1) and admit Flink's
 exactly-once sink, whose transactions default to a 1 h timeout (so `transaction.max.timeout.ms` is raised).
 """
@@ -46,6 +48,40 @@ logger.request.level = WARN
 """
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A SASL_SSL client listener for the broker (`start_broker(sasl_ssl=...)`): TLS with a PEM keystore (the
+    broker's certificate chain and PKCS#8 key; its certificate must name 127.0.0.1) and SCRAM-SHA-512 users, created
+    with the broker's own tool when the storage is formatted (`StorageTool format --add-scram`). The broker talks to
+    itself (transaction markers, the controller) over listeners bound to 127.0.0.1 in PLAINTEXT; clients get only
+    the SASL_SSL address."""
+
+    keystore: str
+    scram_users: tuple[tuple[str, str], ...]
+    # A PEM file of CA certificates: clients must then present a certificate signed by one (mutual TLS).
+    client_truststore: str | None = None
+
+    def server_settings(self) -> dict[str, str]:
+        mutual = {} if self.client_truststore is None else {
+            "listener.name.sasl_ssl.ssl.client.auth": "required",
+            "listener.name.sasl_ssl.ssl.truststore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.truststore.location": self.client_truststore,
+        }
+        return {
+            **mutual,
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": self.keystore,
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        }
+
+    def format_arguments(self) -> list[str]:
+        return [arg for name, password in self.scram_users
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
+
+
 class KafkaStartError(RuntimeError):
     """The broker did not become ready; the message carries the tail of its log."""
 
@@ -59,6 +95,8 @@ class BrokerInfo:
     controller_port: int
     data_dir: str
     log_file: str
+    # With a SASL_SSL listener: the broker_port is it, and this one the broker's own PLAINTEXT listener.
+    internal_port: int | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -111,7 +149,8 @@ def _cluster_id() -> str:
             return cid
 
 
-def server_properties(data_dir: Path, broker_port: int, controller_port: int) -> str:
+def server_properties(data_dir: Path, broker_port: int, controller_port: int, *,
+                      sasl_ssl: SaslSslListener | None = None, internal_port: int | None = None) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -138,6 +177,14 @@ def server_properties(data_dir: Path, broker_port: int, controller_port: int) ->
         # every 2 s instead of every 5 minutes: a cheap pass over the partitions.
         "log.retention.check.interval.ms": "2000",
     }
+    if sasl_ssl is not None:
+        settings.update({
+            "listeners": f"SASL_SSL://127.0.0.1:{broker_port},PLAINTEXT://127.0.0.1:{internal_port},"
+                         f"CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{broker_port},PLAINTEXT://127.0.0.1:{internal_port}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            **sasl_ssl.server_settings(),
+        })
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -158,8 +205,10 @@ def _log_tail(log_file: Path, lines: int = 40) -> str:
         return "(no broker log)"
 
 
-def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: str = DEFAULT_HEAP) -> BrokerInfo:
-    """Format fresh KRaft storage in `data_dir`, start `kafka.Kafka` detached, and wait until it serves."""
+def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: str = DEFAULT_HEAP,
+                 sasl_ssl: SaslSslListener | None = None) -> BrokerInfo:
+    """Format fresh KRaft storage in `data_dir`, start `kafka.Kafka` detached, and wait until it serves.
+    `sasl_ssl`: clients connect over SASL_SSL (SCRAM-SHA-512) instead of PLAINTEXT."""
     data_dir = Path(data_dir or var_dir() / f"kafka-{uuid.uuid4().hex[:8]}")
     if data_dir.exists():
         shutil.rmtree(data_dir)
@@ -167,17 +216,23 @@ def start_broker(data_dir: Path | None = None, *, timeout: float = 90.0, heap: s
     broker_port, controller_port = free_port(), free_port()
     while controller_port == broker_port:
         controller_port = free_port()
+    internal_port = None
+    if sasl_ssl is not None:
+        internal_port = free_port()
+        while internal_port in (broker_port, controller_port):
+            internal_port = free_port()
     props = data_dir / "server.properties"
-    props.write_text(server_properties(data_dir, broker_port, controller_port))
+    props.write_text(server_properties(data_dir, broker_port, controller_port, sasl_ssl=sasl_ssl,
+                                       internal_port=internal_port))
     (data_dir / "log4j2.properties").write_text(_LOG4J2)
     fmt = subprocess.run(
         [*_java_command(data_dir, heap), "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
-         "-c", str(props)],
+         "-c", str(props), *(sasl_ssl.format_arguments() if sasl_ssl else [])],
         capture_output=True, text=True,
     )
     if fmt.returncode != 0:
         raise KafkaStartError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
-    info = BrokerInfo(0, broker_port, controller_port, str(data_dir), str(data_dir / "broker.log"))
+    info = BrokerInfo(0, broker_port, controller_port, str(data_dir), str(data_dir / "broker.log"), internal_port)
     try:
         return _launch(info, heap=heap, timeout=timeout, what="during start")
     except KafkaStartError:

@@ -124,9 +124,7 @@ def run(
     log: Callable[[str], None] = print,
 ) -> int:
     """Produce the plan's runs to Kafka (grants once, before the first run); returns the usage records sent."""
-    from kafka import KafkaProducer
-
-    from meterstream.topics import produce
+    from meterstream.topics import new_producer, produce
 
     first_start = datetime.now(UTC).replace(microsecond=0)
     base_seed = default_seed(first_start) if seed is None else seed
@@ -137,7 +135,7 @@ def run(
         if spend_caps_topic:
             produce(bootstrap, spend_caps_topic, caps)
         log(f"[produce] {len(grants)} grant records to {grants_topic}, {len(caps)} spend cap to {spend_caps_topic}")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    producer = new_producer(bootstrap, linger_ms=20, acks="all")
     total = 0
     try:
         index = 0

@@ -1,14 +1,21 @@
-"""Topic administration through kafka-python's admin client."""
+"""Topic administration through kafka-python's admin client; every kafka-python client of the project is made here
+(`new_admin`, `new_producer`, `new_consumer`), with the process's Kafka security settings
+(`meterstream.kafka_security`)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import AuthorizationError, KafkaError, SaslAuthenticationFailedError, TopicAlreadyExistsError
+
+from meterstream.kafka_security import active as active_security
+from meterstream.kafka_security import client_kwargs
 
 # The configuration of every topic the billing job writes (where this project creates it). The broker stamps each
 # record with its own clock when it appends it (LogAppendTime): time-based retention (`retention.ms`) counts a
@@ -24,16 +31,94 @@ JOB_OUTPUT_TOPICS = ("dead_letters", "late_events", "line_items", "accounting", 
                      "credit_grant_dead_letters", "invoices", "correction_dead_letters")
 
 
-def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdminClient:
+def new_admin(bootstrap_servers: str, **config) -> KafkaAdminClient:
+    """A kafka-python admin client with `config` and the process's security settings (`kafka_security.active`)."""
+    return KafkaAdminClient(bootstrap_servers=bootstrap_servers, **config, **client_kwargs())
+
+
+def new_producer(bootstrap_servers: str, **config):
+    """A kafka-python producer with `config` and the process's security settings."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=bootstrap_servers, **config, **client_kwargs())
+
+
+def new_consumer(bootstrap_servers: str, **config):
+    """A kafka-python consumer with `config` and the process's security settings."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(bootstrap_servers=bootstrap_servers, **config, **client_kwargs())
+
+
+class BrokerUnreachable(ConnectionError):
+    """No Kafka broker answered at a bootstrap address in the time allowed (nothing listening, a name that does not
+    resolve, a firewall), or it refused us (`BrokerRefused`)."""
+
+
+class BrokerRefused(BrokerUnreachable):
+    """A broker answered but refused the client: SASL authentication failed (a wrong user or password, a mechanism
+    it does not enable) or the TLS handshake failed (a certificate it or we do not trust)."""
+
+
+class _ConnectionFailures(logging.Handler):
+    """What kafka-python's connection layer logged while it retried: it retries a failed authentication or TLS
+    handshake until its bootstrap timeout, the way it retries a broker that is down, and only logs why."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.refusals: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.refusals += [arg for arg in args if isinstance(
+            arg, (SaslAuthenticationFailedError, AuthorizationError)) or _tls_failure(arg)]
+
+
+def _tls_failure(error: object) -> bool:
+    """A failed TLS handshake (kafka-python wraps the `ssl` error in a KafkaConnectionError naming it)."""
+    return isinstance(error, ssl.SSLError) or (isinstance(error, KafkaError) and "[SSL" in str(error))
+
+
+def refusal_message(bootstrap_servers: str, refusal: BaseException) -> str:
+    security = active_security()
+    if _tls_failure(refusal):
+        return (f"the TLS handshake with {bootstrap_servers} failed ({refusal}); check ssl.truststore.location "
+                f"(the broker's CA) and ssl.keystore.location (a broker may require a client certificate), "
+                f"security {security.describe()}")
+    return (f"the Kafka broker at {bootstrap_servers} refused our credentials ({type(refusal).__name__}: "
+            f"{refusal}); check sasl.username/sasl.password and sasl.mechanism, security {security.describe()}")
+
+
+def bootstrapped_admin(bootstrap_servers: str, *, timeout: float, **config) -> KafkaAdminClient:
+    """An admin client once a broker answered; `BrokerRefused` within about a second when it refuses our
+    credentials or TLS, `BrokerUnreachable` when nothing answered within `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="meterstream-admin",
-                                    bootstrap_timeout_ms=int(max(1.0, min(timeout, 30.0)) * 1000))
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    watcher = _ConnectionFailures()
+    logger = logging.getLogger("kafka")
+    logger.addHandler(watcher)
+    # Short attempts first, so that a refusal ends the wait at once; each one longer, so that a slow handshake (TLS
+    # and SASL round trips to a distant broker) still completes within one of them.
+    attempt_s = 1.0
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return new_admin(bootstrap_servers, bootstrap_timeout_ms=int(max(0.2, min(left, attempt_s)) * 1000),
+                                 **config)
+            except (KafkaError, OSError, ValueError) as exc:
+                if watcher.refusals:
+                    raise BrokerRefused(refusal_message(bootstrap_servers, watcher.refusals[-1])) from None
+                if time.monotonic() >= deadline:
+                    raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap_servers} within {timeout:g} s "
+                                            f"({exc})") from None
+                attempt_s *= 2
+                time.sleep(0.1)
+    finally:
+        logger.removeHandler(watcher)
+
+
+def admin_client(bootstrap_servers: str, *, timeout: float = 30.0) -> KafkaAdminClient:
+    return bootstrapped_admin(bootstrap_servers, timeout=timeout, client_id="meterstream-admin")
 
 
 def output_topic_configs(names: Iterable[str]) -> dict[str, Mapping[str, str]]:
@@ -98,9 +183,7 @@ def produce(
 ) -> int:
     """Send values (optionally keyed, with explicit record timestamps, to explicit partitions) and wait until the
     broker acknowledged all; returns the count. Without `timestamps_ms` the producer stamps each record (CreateTime)."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, batch_size=256 * 1024, acks="all")
+    producer = new_producer(bootstrap_servers, linger_ms=20, batch_size=256 * 1024, acks="all")
     count = 0
     try:
         key_iter = iter(keys) if keys is not None else None
@@ -149,10 +232,8 @@ def read_committed_records(bootstrap_servers: str, topic: str, *, stall_timeout_
 def iter_committed_records(bootstrap_servers: str, topic: str, *, stall_timeout_ms: int = 30_000):
     """`read_committed_records` one poll at a time: for topics too big to hold (a benchmark's millions of line
     items)."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+    consumer = new_consumer(
+        bootstrap_servers,
         isolation_level="read_committed",
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -182,20 +263,13 @@ def topic_record_count(bootstrap_servers: str, topic: str) -> int:
     Exact for topics written without transactions (transaction markers take offsets too): the count a bounded
     replay of the topic must account for.
     """
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = new_consumer(bootstrap_servers, enable_auto_commit=False)
     try:
         partitions = topic_partitions(consumer, topic)
         begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
         return sum(end[tp] - begin[tp] for tp in partitions)
     finally:
         consumer.close()
-
-
-class BrokerUnreachable(ConnectionError):
-    """No Kafka broker answered at a bootstrap address in the time allowed (nothing listening, a name that does not
-    resolve, a firewall)."""
 
 
 def missing_topics(bootstrap_servers: str, names: Iterable[str], *, timeout_s: float = 15.0) -> list[str]:
@@ -206,12 +280,8 @@ def missing_topics(bootstrap_servers: str, names: Iterable[str], *, timeout_s: f
     clients' minutes of retries.
     """
     timeout_ms = max(1, int(timeout_s * 1000))
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="meterstream-check",
-                                 bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms)
-    except (KafkaError, OSError, ValueError) as exc:
-        raise BrokerUnreachable(
-            f"no Kafka broker answers at {bootstrap_servers} within {timeout_s:g} s ({exc})") from None
+    admin = bootstrapped_admin(bootstrap_servers, timeout=timeout_s, client_id="meterstream-check",
+                               request_timeout_ms=timeout_ms)
     try:
         existing = set(admin.list_topics())
     except KafkaError as exc:

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from meterstream.chaos import (
     INPUT_TOPICS,
@@ -27,7 +26,7 @@ from meterstream.chaos import (
     latest_checkpoint,
     retained_checkpoints_conf,
 )
-from meterstream.topics import create_topics, job_topic_configs, read_committed
+from meterstream.topics import create_topics, job_topic_configs, new_producer, read_committed
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +41,7 @@ def usage(event_id: str, at: str, tokens: int) -> bytes:
 
 
 def produce(bootstrap: str, topic: str, records: list[bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = new_producer(bootstrap, acks="all")
     try:
         for record in records:
             producer.send(topic, record)

@@ -8,13 +8,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
 
 from meterstream.topics import (
     OUTPUT_TOPIC_CONFIG,
     broker_configs,
     create_topics,
     delete_topics,
+    new_consumer,
+    new_producer,
     read_committed_records,
     topic_partitions,
 )
@@ -27,7 +28,7 @@ WEEK_MS = 7 * 24 * 3600 * 1000
 
 
 def beginning_offset(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = new_consumer(bootstrap, enable_auto_commit=False)
     try:
         (partition,) = topic_partitions(consumer, topic)
         return consumer.beginning_offsets([partition])[partition]
@@ -48,7 +49,7 @@ def test_a_record_stamped_40_days_ago_survives_retention_on_an_output_topic(kafk
         assert topic_config(kafka_bootstrap, output)["message.timestamp.type"] == "LogAppendTime"
         assert topic_config(kafka_bootstrap, control)["message.timestamp.type"] == "CreateTime"
         stamped = int((datetime.now(UTC) - timedelta(days=40)).timestamp() * 1000)
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer = new_producer(kafka_bootstrap, acks="all")
         try:
             written_ms = int(time.time() * 1000)
             for topic in (output, control):

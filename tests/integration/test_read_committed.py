@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from kafka import KafkaProducer
 
-from meterstream.topics import produce, read_committed
+from meterstream.topics import new_producer, produce, read_committed
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_reads_committed_records_and_stops_at_an_open_transaction(kafka_bootstrap, kafka_topic):
     topic = kafka_topic("read-committed", partitions=2)
     produce(kafka_bootstrap, topic, [b"plain-0", b"plain-1"])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-tx")
+    producer = new_producer(kafka_bootstrap, transactional_id=f"{topic}-tx")
     try:
         producer.init_transactions()
         producer.begin_transaction()

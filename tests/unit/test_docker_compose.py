@@ -524,6 +524,84 @@ def test_a_cache_holding_only_the_old_jar_name_is_never_used(tmp_path, monkeypat
     assert len(builds) == 1
 
 
+# ---- the secured override (docker-compose.secured.yml) --------------------------------------------------------
+
+SECURED = ROOT / "docker-compose.secured.yml"
+SECRETS_DIR = PurePosixPath("/etc/meterstream/secured")
+
+
+def secured_services() -> dict[str, dict]:
+    """The services as Compose merges the override into the main file: maps merged (environment, depends_on),
+    volumes merged by container path, command lists replaced."""
+    merged = {name: dict(service) for name, service in services().items()}
+    for service in merged.values():
+        if isinstance(service.get("depends_on"), list):  # the short form: started
+            service["depends_on"] = {target: {} for target in service["depends_on"]}
+    for name, override in yaml.safe_load(SECURED.read_text())["services"].items():
+        service = merged.setdefault(name, {})
+        for key, value in override.items():
+            if key in ("environment", "depends_on") and key in service:
+                service[key] = {**service[key], **value}
+            elif key == "volumes" and key in service:
+                by_target = {v.split(":")[1]: v for v in [*service[key], *value]}
+                service[key] = list(by_target.values())
+            else:
+                service[key] = value
+    return merged
+
+
+def test_the_secured_override_names_services_volumes_and_dependencies_that_exist():
+    override = yaml.safe_load(SECURED.read_text())
+    merged = secured_services()
+    assert set(merged) == {*services(), "kafka-secrets", "scram-user"}
+    assert set(override["volumes"]) == {"kafka-secrets"}
+    for name, service in merged.items():
+        for target, spec in (service.get("depends_on") or {}).items():
+            assert target in merged and target != name, f"{name} -> {target}"
+            condition = (spec or {}).get("condition", "service_started")
+            if condition == "service_healthy":
+                assert "healthcheck" in merged[target], f"{target} needs a healthcheck for {name}"
+            if condition == "service_completed_successfully":
+                assert merged[target].get("restart", "no") == "no", f"{target} is a one-shot"
+    assert override["services"]["kafka-secrets"]["build"] == services()["jobmanager"]["build"]
+    assert override["services"]["kafka-secrets"]["image"] == services()["jobmanager"]["image"]
+
+
+def test_the_secured_clients_use_the_sasl_ssl_listener_with_the_properties_file_and_no_password():
+    from jobs.billing import parse_args
+    from meterstream.cli import build_parser
+
+    merged = secured_services()
+    env = merged["kafka"]["environment"]
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    advertised = dict(item.split("://", 1) for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert protocols["SECURE"] == "SASL_SSL"
+    assert {item.split("://")[0] for item in env["KAFKA_LISTENERS"].split(",")} == set(protocols)
+    secure = advertised["SECURE"]
+    assert env["KAFKA_LISTENER_NAME_SECURE_SSL_KEYSTORE_LOCATION"].startswith(f"{SECRETS_DIR}/")
+    properties = str(SECRETS_DIR / "client.properties")
+    job = parse_args(merged["job-submitter"]["command"][3:])
+    assert (job.bootstrap, job.kafka_properties, job.credits) == (secure, properties, True)
+    produce = build_parser().parse_args(merged["load-generator"]["command"])
+    assert (produce.bootstrap, produce.kafka_properties) == (secure, properties)
+    for name in ("kafka", "scram-user", "jobmanager", "taskmanager", "job-submitter", "load-generator"):
+        assert f"kafka-secrets:{SECRETS_DIR}:ro" in merged[name]["volumes"], name
+    # The clients' password is made at first start, on the volume: the file holds none, no command line either.
+    text = SECURED.read_text()
+    assert not re.search(r"password=(?!\$|%s)", text)
+
+
+def test_the_secured_client_properties_are_ones_meterstream_accepts():
+    from meterstream.kafka_security import PROPERTY_KEYS
+
+    script = yaml.safe_load(SECURED.read_text())["services"]["kafka-secrets"]["command"][0]
+    written = re.search(r"printf '%s\\n' (.*?) > client.properties", script, re.DOTALL).group(1)
+    keys = {word.strip('"').split("=")[0] for word in shlex.split(written.replace("\\\n", " "))}
+    assert keys == {"security.protocol", "sasl.mechanism", "sasl.username", "sasl.password", "ssl.truststore.type",
+                    "ssl.truststore.location"}
+    assert keys <= set(PROPERTY_KEYS)
+
+
 # ---- with a Docker client (not on the development machines) ---------------------------------------------------
 
 def test_docker_compose_config_accepts_the_file():

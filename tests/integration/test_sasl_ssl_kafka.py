@@ -1,0 +1,164 @@
+"""The billing job and our Kafka clients over SASL_SSL (SCRAM-SHA-512) on a real local KRaft broker.
+
+The broker is the jar broker with a SASL_SSL listener (`meterstream.kafka_local.SaslSslListener`): certificates made
+by openssl for this test (PEM), the SCRAM user created by the broker's own storage tool. The job reads its
+credentials from `--kafka-properties FILE`; nothing secret is on a command line, and none of the secrets appears in
+what the run printed or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meterstream import kafka_security
+from meterstream.kafka_local import SaslSslListener, start_broker, stop_broker
+from meterstream.topics import BrokerRefused, create_topics, job_topic_configs, missing_topics, produce
+from tests.conftest import IN_CI
+from tests.integration.test_billing_kafka import CATALOG_PATH, read_json
+from tests.job.test_credits_job import GRANTS
+from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from tests.tls_certs import Certificates, make_certificates
+
+pytestmark = pytest.mark.integration
+
+USER = "meterstream-billing"
+
+
+def _flink_log_dir() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).parent / "log"
+
+
+def properties(folder: Path, name: str, *, certs: Certificates, password: str,
+               client_certificate: bool = True) -> Path:
+    path = folder / f"{name}.properties"
+    path.write_text("\n".join([
+        "security.protocol=SASL_SSL",
+        "sasl.mechanism=SCRAM-SHA-512",
+        f"sasl.username={USER}",
+        f"sasl.password={password}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={certs.ca}",
+        *(["ssl.keystore.type=PEM", f"ssl.keystore.location={certs.client_keystore}"] if client_certificate else []),
+    ]) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A broker whose only client listener is SASL_SSL with client certificates required (mutual TLS and SCRAM),
+    its user's password and the properties files."""
+    folder = tmp_path_factory.mktemp("sasl-ssl")
+    password = secrets.token_urlsafe(18)
+    try:
+        certs = make_certificates(folder / "certs")
+        info = start_broker(folder / "broker",
+                            sasl_ssl=SaslSslListener(keystore=str(certs.server_keystore),
+                                                     scram_users=((USER, password),),
+                                                     client_truststore=str(certs.ca)))
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and no SASL_SSL Kafka broker could be started: {exc}", pytrace=False)
+        pytest.skip(f"no SASL_SSL Kafka broker here: {exc}")
+    try:
+        yield {
+            "bootstrap": info.bootstrap_servers, "password": password, "broker_log": Path(info.log_file),
+            "folder": folder,
+            "good": properties(folder, "client", certs=certs, password=password),
+            "wrong": properties(folder, "wrong", certs=certs, password=password[::-1] + "x"),
+            "no_certificate": properties(folder, "no-certificate", certs=certs, password=password,
+                                         client_certificate=False),
+        }
+    finally:
+        stop_broker(info, remove_data=True)
+
+
+def test_billing_with_credits_runs_bounded_over_sasl_ssl_and_prints_no_secret(secured_broker, monkeypatch, tmp_path):
+    bootstrap, password = secured_broker["bootstrap"], secured_broker["password"]
+    started = time.time()
+    # This process's clients (topics, producer, readers) take the settings from the environment; the job below gets
+    # the file by its flag only.
+    monkeypatch.setenv(kafka_security.PROPERTIES_ENV, str(secured_broker["good"]))
+    suffix = secrets.token_hex(4)
+    topics = {field: f"sasl-{field.replace('_', '-')}-{suffix}" for field in (
+        "usage_events", "dead_letters", "late_events", "line_items", "accounting", "invoices", "credit_grants",
+        "spend_caps", "credit_drawdowns", "billing_alerts", "credit_grant_dead_letters")}
+    create_topics(bootstrap, topics.values(), partitions=2, configs=job_topic_configs(topics))
+    records = scripted_usage(seed=19, events=600)
+    produce(bootstrap, topics["usage_events"], records, keys=[str(i % 5).encode() for i in range(len(records))])
+    produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in GRANTS])
+
+    args = [sys.executable, "-m", "jobs.billing", "--bootstrap", bootstrap,
+            "--kafka-properties", str(secured_broker["good"]), "--catalog", str(CATALOG_PATH), "--bounded",
+            "--credits", "--parallelism", "2", "--reference-time", REFERENCE_NOW.isoformat(),
+            "--window-seconds", str(WINDOW_MS / 1000), "--out-of-orderness-seconds", str(OUT_OF_ORDERNESS_MS / 1000),
+            "--checkpoint-interval-ms", "2000"]
+    for name, topic in topics.items():
+        args += [f"--topic-{name.replace('_', '-')}", topic]
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(kafka_security.ENV_PREFIX)}
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    assert "Kafka security SASL_SSL, SCRAM-SHA-512 as 'meterstream-billing', mutual TLS" in run.stdout
+    assert "identity" in run.stdout and "HOLDS" in run.stdout, run.stdout[-3000:]
+    assert "customer/currency pairs: HOLD" in run.stdout, run.stdout[-2000:]
+
+    lines = read_json(bootstrap, topics["line_items"])
+    drawdowns = read_json(bootstrap, topics["credit_drawdowns"])
+    assert lines and drawdowns
+    assert len({li["line_item_id"] for li in lines}) == len(lines), "exactly once over SASL_SSL"
+    assert read_json(bootstrap, topics["invoices"])
+
+    # What the run printed and what it and the broker logged: none of the secrets (the password, the JAAS line the
+    # Java clients got) is there.
+    secret_values = kafka_security.load(secured_broker["good"], environ={}).secrets()
+    assert password in secret_values
+    logs = [secured_broker["broker_log"], *(p for p in _flink_log_dir().glob("*")
+                                            if p.is_file() and p.stat().st_mtime >= started)]
+    texts = {"stdout": run.stdout, "stderr": run.stderr,
+             **{str(p): p.read_text(errors="replace") for p in logs}}
+    assert len(texts) >= 3, "the broker log and the Flink client log were read"
+    for where, text in texts.items():
+        for secret in secret_values:
+            assert secret not in text, f"a secret appears in {where}"
+
+
+def test_a_wrong_password_fails_fast_with_a_clear_message(secured_broker, monkeypatch):
+    bootstrap = secured_broker["bootstrap"]
+    monkeypatch.setenv(kafka_security.PROPERTIES_ENV, str(secured_broker["wrong"]))
+    started = time.monotonic()
+    with pytest.raises(BrokerRefused, match="refused our credentials") as caught:
+        missing_topics(bootstrap, ["usage-events"], timeout_s=12)
+    assert time.monotonic() - started < 6, "an authentication failure is not waited out like an absent broker"
+    assert "SaslAuthenticationFailedError" in str(caught.value)
+    assert secured_broker["password"] not in str(caught.value)
+
+    # The job: its start-up check names the failure and the run ends, no Flink work started.
+    monkeypatch.delenv(kafka_security.PROPERTIES_ENV)
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "jobs.billing", "--bootstrap", bootstrap,
+                          "--kafka-properties", str(secured_broker["wrong"]), "--catalog", str(CATALOG_PATH)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert time.monotonic() - started < 60
+    assert f"--bootstrap {bootstrap}: the Kafka broker at {bootstrap} refused our credentials" in run.stderr
+    assert secured_broker["password"] not in run.stdout + run.stderr
+
+
+def test_a_client_without_its_certificate_is_refused(secured_broker, monkeypatch):
+    """The listener requires client certificates: the right password alone does not get in."""
+    monkeypatch.setenv(kafka_security.PROPERTIES_ENV, str(secured_broker["no_certificate"]))
+    started = time.monotonic()
+    with pytest.raises(BrokerRefused, match="the TLS handshake with .* failed"):
+        missing_topics(secured_broker["bootstrap"], ["usage-events"], timeout_s=12)
+    assert time.monotonic() - started < 6
