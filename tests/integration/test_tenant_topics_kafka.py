@@ -1,0 +1,95 @@
+"""Tenant isolation of ingestion on a real broker (`--usage-topic-prefix`): the billing job reads one topic per
+tenant through a topic pattern subscription, each record's tenant is its topic's, and a record naming another
+tenant is dead-lettered `tenant_mismatch` and counted like every dead letter."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from meterstream.topics import create_topics, delete_topics, produce
+from tests.integration.test_billing_kafka import CATALOG_PATH, make_topics, read_json, run_billing
+from tests.scripted_usage import REFERENCE_NOW
+from udfs.accounting import Outcome
+from udfs.windows import to_epoch_ms
+
+pytestmark = pytest.mark.integration
+
+
+def _event(tenant: str, i: int, *, customer: str = "cust-1") -> bytes:
+    at = REFERENCE_NOW - timedelta(hours=1) + timedelta(seconds=7 * i)
+    return json.dumps({"event_id": f"{tenant}-{i}", "tenant_id": tenant, "customer_id": customer,
+                       "meter": "requests", "timestamp": to_epoch_ms(at)}).encode()
+
+
+@pytest.fixture
+def tenant_prefix(kafka_bootstrap):
+    """A prefix of this test's own (`t<hex>.usage.`) and the tenant topics made under it, deleted afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:8]}.usage."
+    created: list[str] = []
+
+    def make(tenant: str, partitions: int = 1) -> str:
+        topic = prefix + tenant
+        create_topics(kafka_bootstrap, [topic], partitions=partitions)
+        created.append(topic)
+        return topic
+
+    yield prefix, make
+    if created:
+        delete_topics(kafka_bootstrap, created)
+
+
+def test_two_tenant_topics_billed_and_a_foreign_record_dead_lettered(kafka_bootstrap, kafka_topic, tenant_prefix):
+    prefix, tenant_topic = tenant_prefix
+    acme, bolt = tenant_topic("acme-ai", partitions=2), tenant_topic("bolt-ml")
+    topics = make_topics(kafka_topic, input_partitions=1)
+    del topics["usage_events"]  # not read with tenant topics
+    produce(kafka_bootstrap, acme, [_event("acme-ai", i, customer=f"cust-{i % 2}") for i in range(40)])
+    # bolt-ml's producer writes one record claiming acme-ai's usage into its own topic (ACLs let it write only there)
+    foreign = _event("acme-ai", 999)
+    produce(kafka_bootstrap, bolt, [*(_event("bolt-ml", i) for i in range(25)), foreign])
+
+    stdout = run_billing(kafka_bootstrap, topics, parallelism=2, extra=["--usage-topic-prefix", prefix])
+    assert f"tenant topics {prefix}<tenant>: 2 now" in stdout, stdout
+    assert re.search(r"records in the input \(offsets\) +66\n", stdout), stdout  # 40 + 26, both topics counted
+    assert "HOLDS" in stdout, stdout
+
+    lines = [li for li in read_json(kafka_bootstrap, topics["line_items"]) if li["kind"] == "usage"]
+    billed = Counter()
+    for li in lines:
+        billed[li["tenant_id"]] += li["event_count"]
+    assert billed == {"acme-ai": 40, "bolt-ml": 25}, billed  # both topics billed, the foreign record not
+
+    dead = read_json(kafka_bootstrap, topics["dead_letters"])
+    assert [(d["reason"], d["source_topic"], d["raw"]) for d in dead] == [("tenant_mismatch", bolt, foreign.decode())]
+    assert "'acme-ai'" in dead[0]["detail"] and "'bolt-ml'" in dead[0]["detail"], dead[0]["detail"]
+
+    counts = {}
+    for record in read_json(kafka_bootstrap, topics["accounting"]):
+        key = (record["outcome"], record["detail"])
+        counts[key] = max(counts.get(key, 0), record["records"])
+    assert counts[(Outcome.DEAD_LETTERED, "tenant_mismatch")] == 1, counts
+    assert sum(n for (outcome, _), n in counts.items() if outcome == Outcome.DEAD_LETTERED) == 1, counts
+
+
+def test_a_prefix_without_tenant_topics_or_matching_the_jobs_own_topics_stops_the_run(kafka_bootstrap, kafka_topic):
+    topics = make_topics(kafka_topic, input_partitions=1)
+    del topics["usage_events"]
+    flags = [arg for name, topic in topics.items() for arg in (f"--topic-{name.replace('_', '-')}", topic)]
+    base = [sys.executable, "-m", "jobs.billing", "--bootstrap", kafka_bootstrap, "--catalog", str(CATALOG_PATH),
+            "--bounded", *flags]
+    nothing = f"t{uuid.uuid4().hex[:8]}.usage."
+    run = subprocess.run([*base, "--usage-topic-prefix", nothing], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"--usage-topic-prefix {nothing}: no topic {nothing}<tenant>" in run.stderr, run.stderr
+    own = topics["dead_letters"][:4]  # the job's own output topics start with it
+    run = subprocess.run([*base, "--usage-topic-prefix", own], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"the run's own topics {topics['dead_letters']}" in run.stderr, run.stderr
