@@ -79,7 +79,8 @@ def test_two_tenant_topics_billed_and_a_foreign_record_dead_lettered(kafka_boots
     assert sum(n for (outcome, _), n in counts.items() if outcome == Outcome.DEAD_LETTERED) == 1, counts
 
 
-def test_a_prefix_without_tenant_topics_or_matching_the_jobs_own_topics_stops_the_run(kafka_bootstrap, kafka_topic):
+def test_operator_errors_of_the_prefix_stop_the_run(kafka_bootstrap, kafka_topic, tenant_prefix):
+    """No tenant topic, a tenant topic whose name after the prefix is no tenant id, the job's own topics matching."""
     topics = make_topics(kafka_topic, input_partitions=1)
     del topics["usage_events"]
     flags = [arg for name, topic in topics.items() for arg in (f"--topic-{name.replace('_', '-')}", topic)]
@@ -89,6 +90,12 @@ def test_a_prefix_without_tenant_topics_or_matching_the_jobs_own_topics_stops_th
     run = subprocess.run([*base, "--usage-topic-prefix", nothing], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert f"--usage-topic-prefix {nothing}: no topic {nothing}<tenant>" in run.stderr, run.stderr
+    prefix, tenant_topic = tenant_prefix
+    tenant_topic("acme-ai")
+    too_long = tenant_topic("x" * 129)  # Kafka takes it (249 characters), no tenant id is that long
+    run = subprocess.run([*base, "--usage-topic-prefix", prefix], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"no tenant id (1-128 characters): {too_long};" in run.stderr, run.stderr
     own = topics["dead_letters"][:4]  # the job's own output topics start with it
     run = subprocess.run([*base, "--usage-topic-prefix", own], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
