@@ -14,13 +14,18 @@ from datetime import timedelta
 
 import pytest
 
+from meterstream.chaos import kill_process_group
 from meterstream.topics import create_topics, delete_topics, produce
 from tests.integration.test_billing_kafka import CATALOG_PATH, make_topics, read_json, run_billing
+from tests.integration.test_late_after_restore import wait_until
 from tests.scripted_usage import REFERENCE_NOW
 from udfs.accounting import Outcome
 from udfs.windows import to_epoch_ms
 
 pytestmark = pytest.mark.integration
+
+# How often the unbounded run looks for new tenant topics (checked: with "0", no discovery, its test times out).
+DISCOVERY_SECONDS = "2"
 
 
 def _event(tenant: str, i: int, *, customer: str = "cust-1") -> bytes:
@@ -100,3 +105,41 @@ def test_operator_errors_of_the_prefix_stop_the_run(kafka_bootstrap, kafka_topic
     run = subprocess.run([*base, "--usage-topic-prefix", own], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert f"the run's own topics {topics['dead_letters']}" in run.stderr, run.stderr
+
+
+def test_an_unbounded_run_reads_a_tenant_topic_created_after_its_start(kafka_bootstrap, kafka_topic, tenant_prefix,
+                                                                       tmp_path):
+    """Partition discovery (`--usage-topic-discovery-seconds`, 2 s here): a tenant topic made once the job reads is
+    read too, and its foreign record dead-lettered (dead letters are committed at each checkpoint, whatever the
+    watermarks)."""
+    prefix, tenant_topic = tenant_prefix
+    acme = tenant_topic("acme-ai")  # one tenant topic at start, or the job refuses to run
+    first_foreign = _event("bolt-ml", 5)
+    produce(kafka_bootstrap, acme, [_event("acme-ai", 1), first_foreign])
+    topics = make_topics(kafka_topic, input_partitions=1)
+    del topics["usage_events"]
+    job_name = f"tenant-discovery-{uuid.uuid4().hex[:8]}"
+    args = [sys.executable, "-m", "jobs.billing", "--bootstrap", kafka_bootstrap, "--catalog", str(CATALOG_PATH),
+            "--parallelism", "1", "--reference-time", REFERENCE_NOW.isoformat(), "--checkpoint-interval-ms", "1000",
+            "--job-name", job_name, "--usage-topic-prefix", prefix,
+            "--usage-topic-discovery-seconds", DISCOVERY_SECONDS,
+            *(arg for name, topic in topics.items() for arg in (f"--topic-{name.replace('_', '-')}", topic))]
+
+    def dead_letters() -> list[tuple[str, str, str]]:
+        return [(d["reason"], d["source_topic"], d["raw"]) for d in read_json(kafka_bootstrap, topics["dead_letters"])]
+
+    log = tmp_path / "job.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # The source reads: its topics at start are assigned and a checkpoint has committed their dead letter.
+        wait_until(lambda: dead_letters(), proc, log, timeout_s=120)
+        newco = tenant_topic("bolt-ml")  # only partition discovery can find it now
+        foreign = _event("acme-ai", 7)
+        produce(kafka_bootstrap, newco, [_event("bolt-ml", 1), foreign])
+        wait_until(lambda: len(dead_letters()) == 2, proc, log, timeout_s=90)
+    finally:
+        kill_process_group(proc)
+    assert sorted(dead_letters()) == sorted([("tenant_mismatch", acme, first_foreign.decode()),
+                                             ("tenant_mismatch", newco, foreign.decode())])
+
