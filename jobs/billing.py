@@ -71,9 +71,13 @@ from udfs.accounting import Accounting, CorrectionAccounting, Outcome
 from udfs.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 from udfs.corrections import DEFAULT_CORRECTION_HORIZON, check_horizon, retained_for_ms
 from udfs.java_catalog import java_catalog_json
+from udfs.validation import invalid_tenant_topics, tenant_topic_pattern, tenant_topics
 from udfs.windows import check_window_size_ms, to_epoch_ms, window_seconds
 
 JOB_NAME = "meterstream-billing"
+# How often an unbounded run with --usage-topic-prefix looks for new tenant topics (the Kafka connector's partition
+# discovery; its own default is 5 minutes): a tenant's first records wait at most this long.
+DEFAULT_TOPIC_DISCOVERY_MS = 60_000
 MS_PER_DAY = 24 * 3600 * 1000
 # The corrections source's format and the counts' retyping map (engine/, io.meterstream.corrections).
 RAW_CORRECTION_DESERIALIZER_CLASS = "io.meterstream.corrections.RawCorrectionDeserializer"
@@ -224,17 +228,29 @@ def usage_watermarks(settings: BillingSettings, row_type):
 
 
 def kafka_parsed_usage(env: StreamExecutionEnvironment, settings: BillingSettings, *, bootstrap: str, topic: str,
-                       group_id: str, bounded: bool) -> ParsedUsage:
+                       group_id: str, bounded: bool, tenant_topic_prefix: str | None = None,
+                       topic_discovery_ms: int = DEFAULT_TOPIC_DISCOVERY_MS) -> ParsedUsage:
     """The parsed usage records straight from Kafka: a DataStream source whose Java deserializer
     (`io.meterstream.validation.UsageEventDeserializer`) parses with the parser of PARSE_USAGE_EVENT, into the
     columns of `usage_parsed` (the record timestamp, ingestion time, as `src_timestamp`; event time becomes each
     record's timestamp); watermarks per partition (`usage_watermarks`). Why not the SQL source: see the
-    deserializer's class comment (a tenth of the CPU)."""
+    deserializer's class comment (a tenth of the CPU).
+
+    With `tenant_topic_prefix` (`--usage-topic-prefix`) the source reads every tenant topic `<prefix><tenant>`
+    instead of `topic` (a topic pattern subscription; new tenant topics are found every `topic_discovery_ms` when
+    unbounded), and the deserializer dead-letters a record whose tenant_id is not its topic's tenant
+    (`tenant_mismatch`, `udfs.validation`)."""
     row_type = usage_row_type()
     deserializer = java_new(
         USAGE_DESERIALIZER_CLASS, (STRING, settings.java_catalog_json), (BOXED_LONG, settings.reference_now_ms),
-        (LONG, settings.max_age_ms), (LONG, settings.max_future_ms), (TYPE_INFORMATION, internal_type_info(row_type)))
-    source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
+        (LONG, settings.max_age_ms), (LONG, settings.max_future_ms), (TYPE_INFORMATION, internal_type_info(row_type)),
+        (STRING, tenant_topic_prefix))
+    if tenant_topic_prefix is None:
+        source = java_deserializer_source(bootstrap, [topic], deserializer, group_id=group_id, bounded=bounded)
+    else:
+        source = java_deserializer_source(bootstrap, [], deserializer, group_id=group_id, bounded=bounded,
+                                          topic_pattern=tenant_topic_pattern(tenant_topic_prefix),
+                                          discovery_interval_ms=topic_discovery_ms)
     stream = (
         env._j_stream_execution_environment.fromSource(
             source.get_java_function(), usage_watermarks(settings, row_type), "usage-events")
@@ -557,14 +573,18 @@ def build_job(
     credits: bool = False,
     corrections: bool = False,
     flink_conf: dict[str, str] | None = None,
+    usage_topic_prefix: str | None = None,
+    topic_discovery_ms: int = DEFAULT_TOPIC_DISCOVERY_MS,
 ) -> StreamExecutionEnvironment:
-    """The whole job graph, wired and not executed (`run` executes it; `jobs.operator_uids` reads its uids)."""
+    """The whole job graph, wired and not executed (`run` executes it; `jobs.operator_uids` reads its uids).
+    `usage_topic_prefix`: read the tenant topics `<prefix><tenant>` instead of `topics.usage_events`."""
     env = stream_environment(
         parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms, extra_config=flink_conf
     )
     t_env = table_environment(env, settings)
     source = kafka_parsed_usage(
-        env, settings, bootstrap=bootstrap, topic=topics.usage_events, group_id=job_name, bounded=bounded)
+        env, settings, bootstrap=bootstrap, topic=topics.usage_events, group_id=job_name, bounded=bounded,
+        tenant_topic_prefix=usage_topic_prefix, topic_discovery_ms=topic_discovery_ms)
     raw_corrections = None
     if corrections:
         raw_corrections = kafka_raw_corrections(env, bootstrap=bootstrap, topic=topics.usage_corrections,
@@ -651,6 +671,14 @@ def _window_seconds(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _topic_prefix(text: str) -> str:
+    try:
+        tenant_topic_pattern(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # flags spelled out: `--credit` is not `--credits`
@@ -681,6 +709,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--watermark-on-every-event", action="store_true",
                         help="emit a watermark after every record (replays and tests: with one input partition, "
                              "lateness then depends on the topic's contents alone)")
+    parser.add_argument("--usage-topic-prefix", type=_topic_prefix, default=None, metavar="PREFIX",
+                        help="tenant isolation: read usage from one topic per tenant, every topic PREFIX<tenant> "
+                             "(e.g. usage-events.: usage-events.acme-ai is tenant acme-ai's), instead of "
+                             "--topic-usage-events; a record whose tenant_id is not its topic's tenant is "
+                             "dead-lettered tenant_mismatch (Kafka ACLs then decide who may bill whom)")
+    parser.add_argument("--usage-topic-discovery-seconds", type=float, default=DEFAULT_TOPIC_DISCOVERY_MS / 1000,
+                        help="with --usage-topic-prefix, unbounded: how often to look for new tenant topics "
+                             f"(default {DEFAULT_TOPIC_DISCOVERY_MS // 1000})")
     parser.add_argument("--checkpoint-interval-ms", type=int, default=5_000)
     parser.add_argument("--flink-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink configuration option for this run (repeatable), e.g. "
@@ -741,11 +777,39 @@ def settings_from_args(args: argparse.Namespace) -> BillingSettings:
 BROKER_CHECK_TIMEOUT_S = 12.0
 
 
-def topics_used(topics: Topics, *, credits: bool, corrections: bool = False) -> list[str]:
+def topics_used(topics: Topics, *, credits: bool, corrections: bool = False, tenant_topics: bool = False) -> list[str]:
     """Every topic a run reads or writes: usage and the outputs; with credits also the credit inputs and outputs,
-    with corrections the corrections topic and its dead letters."""
+    with corrections the corrections topic and its dead letters; with tenant topics (`--usage-topic-prefix`) not the
+    shared usage topic (the tenant topics are `check_tenant_topics`')."""
     return [name for field, name in vars(topics).items()
-            if (credits or field not in CREDIT_TOPICS) and (corrections or field not in CORRECTION_TOPICS)]
+            if (credits or field not in CREDIT_TOPICS) and (corrections or field not in CORRECTION_TOPICS)
+            and not (tenant_topics and field == "usage_events")]
+
+
+def check_tenant_topics(bootstrap: str, prefix: str, other_topics: list[str]) -> list[str]:
+    """Before any Flink work, with `--usage-topic-prefix`: the tenant topics there are now (sorted), or the run stops
+    (SystemExit) naming the operator's mistake: no topic matches (a misspelt prefix would bill nothing); a matching
+    topic whose tenant part is no valid tenant id (its every record would be `tenant_mismatch`: fail fast rather than
+    dead-letter a tenant's whole usage); another topic of the run matches (the job would read its own output)."""
+    from meterstream.topics import BrokerUnreachable, topic_names
+
+    try:
+        existing = topic_names(bootstrap, timeout_s=BROKER_CHECK_TIMEOUT_S)
+    except BrokerUnreachable as exc:
+        raise SystemExit(f"--bootstrap {bootstrap}: {exc}") from None
+    own = tenant_topics(other_topics, prefix)
+    if own:
+        raise SystemExit(f"--usage-topic-prefix {prefix}: the run's own topics {', '.join(own)} match it; choose a "
+                         "prefix that only tenant topics have")
+    found = tenant_topics(sorted(existing - set(other_topics)), prefix)
+    if not found:
+        raise SystemExit(f"--usage-topic-prefix {prefix}: no topic {prefix}<tenant> at {bootstrap}; create one per "
+                         f"tenant (`meterstream topics --bootstrap {bootstrap} {prefix}TENANT ...`)")
+    bad = invalid_tenant_topics(found, prefix)
+    if bad:
+        raise SystemExit(f"--usage-topic-prefix {prefix}: topics whose name after the prefix is no tenant id (1-128 "
+                         f"characters): {', '.join(bad)}; rename or delete them")
+    return found
 
 
 def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: int,
@@ -782,11 +846,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.job_name}: Kafka security {security.describe()}")
     settings = settings_from_args(args)  # validates the catalog before anything starts
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in vars(Topics())})
-    created = check_kafka(args.bootstrap, topics_used(topics, credits=args.credits, corrections=args.corrections),
-                          create=args.create_topics, partitions=args.parallelism,
+    used = topics_used(topics, credits=args.credits, corrections=args.corrections,
+                       tenant_topics=args.usage_topic_prefix is not None)
+    created = check_kafka(args.bootstrap, used, create=args.create_topics, partitions=args.parallelism,
                           outputs=frozenset(topics.outputs()))
     if created:
         print(f"{args.job_name}: created topics {', '.join(created)} ({args.parallelism} partitions each)")
+    usage_topics = [topics.usage_events]
+    if args.usage_topic_prefix is not None:
+        usage_topics = check_tenant_topics(args.bootstrap, args.usage_topic_prefix, used)
+        print(f"{args.job_name}: tenant topics {args.usage_topic_prefix}<tenant>: {len(usage_topics)} now "
+              f"({', '.join(usage_topics[:5])}{', ...' if len(usage_topics) > 5 else ''})")
     try:
         check_sink_settings(args.bootstrap, checkpoint_interval_ms=args.checkpoint_interval_ms)
     except SinkSettingsError as exc:
@@ -795,7 +865,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.bounded:
         from meterstream.topics import topic_record_count
 
-        received = topic_record_count(args.bootstrap, topics.usage_events)
+        # With tenant topics: those that match now, which the bounded source reads (it discovers them once, at start).
+        received = sum(topic_record_count(args.bootstrap, topic) for topic in usage_topics)
         corrections_received = (topic_record_count(args.bootstrap, topics.usage_corrections)
                                 if args.corrections else None)
     try:
@@ -810,6 +881,8 @@ def main(argv: list[str] | None = None) -> int:
             credits=args.credits,
             corrections=args.corrections,
             flink_conf=flink_conf_options(args.flink_conf),
+            usage_topic_prefix=args.usage_topic_prefix,
+            topic_discovery_ms=int(args.usage_topic_discovery_seconds * 1000),
         )
     except JobFailed:
         return 1  # the root cause is on stdout already

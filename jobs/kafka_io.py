@@ -92,21 +92,32 @@ def string_source(bootstrap: str, topics: list[str], *, group_id: str, bounded: 
 
 
 def java_deserializer_source(bootstrap: str, topics: list[str], j_deserializer, *, group_id: str,
-                             bounded: bool) -> KafkaSource:
+                             bounded: bool, topic_pattern: str | None = None,
+                             discovery_interval_ms: int | None = None) -> KafkaSource:
     """A source whose records a Java `KafkaRecordDeserializationSchema` of ours turns into rows (the billing job's
-    usage events); PyFlink's builder only takes its own schema wrappers, so the Java builder gets it directly."""
-    builder = _source_builder(bootstrap, topics, group_id=group_id, bounded=bounded)
+    usage events); PyFlink's builder only takes its own schema wrappers, so the Java builder gets it directly.
+
+    `topic_pattern` (a Java regular expression; then `topics` must be empty): subscribe to every topic whose whole
+    name matches it, the tenant topics of `--usage-topic-prefix`. Topics and partitions created later are picked up
+    by the connector's partition discovery every `discovery_interval_ms` (unbounded only: a bounded source reads the
+    topics that match when it starts, the connector turns discovery off)."""
+    builder = _source_builder(bootstrap, topics, group_id=group_id, bounded=bounded, topic_pattern=topic_pattern)
+    if discovery_interval_ms is not None and not bounded:
+        builder = builder.set_property("partition.discovery.interval.ms", str(discovery_interval_ms))
     builder._j_builder.setDeserializer(j_deserializer)
     return builder.build()
 
 
-def _source_builder(bootstrap: str, topics: list[str], *, group_id: str, bounded: bool):
+def _source_builder(bootstrap: str, topics: list[str], *, group_id: str, bounded: bool,
+                    topic_pattern: str | None = None):
     """From the earliest offset (or the checkpointed ones), committed records only; bounded: up to the offsets at
     start."""
+    if (topic_pattern is None) == (not topics):
+        raise ValueError("a Kafka source reads either topics or a topic pattern")
+    builder = KafkaSource.builder().set_bootstrap_servers(bootstrap)
+    builder = builder.set_topics(*topics) if topic_pattern is None else builder.set_topic_pattern(topic_pattern)
     builder = (
-        KafkaSource.builder()
-        .set_bootstrap_servers(bootstrap)
-        .set_topics(*topics)
+        builder
         .set_group_id(group_id)
         .set_starting_offsets(KafkaOffsetsInitializer.earliest())
         .set_property("isolation.level", "read_committed")

@@ -279,13 +279,19 @@ def missing_topics(bootstrap_servers: str, names: Iterable[str], *, timeout_s: f
     `timeout_s` (kafka-python's bootstrap timeout, then one metadata request bounded the same way), instead of the
     clients' minutes of retries.
     """
+    existing = topic_names(bootstrap_servers, timeout_s=timeout_s)
+    return [name for name in dict.fromkeys(names) if name not in existing]
+
+
+def topic_names(bootstrap_servers: str, *, timeout_s: float = 15.0) -> set[str]:
+    """The topics of the cluster at `bootstrap_servers`; a start-up check like `missing_topics` (`BrokerUnreachable`
+    within about `timeout_s`)."""
     timeout_ms = max(1, int(timeout_s * 1000))
     admin = bootstrapped_admin(bootstrap_servers, timeout=timeout_s, client_id="meterstream-check",
                                request_timeout_ms=timeout_ms)
     try:
-        existing = set(admin.list_topics())
+        return set(admin.list_topics())
     except KafkaError as exc:
         raise BrokerUnreachable(f"the Kafka broker at {bootstrap_servers} did not list its topics: {exc}") from None
     finally:
         admin.close()
-    return [name for name in dict.fromkeys(names) if name not in existing]

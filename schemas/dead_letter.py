@@ -32,6 +32,8 @@ class DeadLetterReason(StrEnum):
     INVALID_TIMESTAMP = "invalid_timestamp"  # timestamp neither RFC 3339 with offset nor epoch ms in range
     INVALID_VALUE = "invalid_value"  # value present but not a decimal that fits DECIMAL(38,18)
     NEGATIVE_VALUE = "negative_value"  # value < 0
+    # read from a tenant topic (--usage-topic-prefix) and tenant_id is not that topic's tenant
+    TENANT_MISMATCH = "tenant_mismatch"
     UNKNOWN_TENANT = "unknown_tenant"  # tenant_id not in the catalog
     UNKNOWN_METER = "unknown_meter"  # meter not in the tenant's catalog
     MISSING_VALUE = "missing_value"  # value absent/null for a meter whose aggregation needs one

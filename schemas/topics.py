@@ -33,6 +33,12 @@ USAGE_CORRECTIONS = "usage-corrections"
 USAGE_CORRECTION_DEAD_LETTERS = "usage-correction-dead-letters"
 INVOICES = "invoices"
 
+# Tenant topics (the billing job's `--usage-topic-prefix`): the usage of tenant T on topic `<prefix>T`. An example
+# whose reason depends on the topic it was read from names that topic here (example file name -> source topic); the
+# others were read from the shared `usage-events` topic (no tenant check).
+EXAMPLE_TENANT_TOPIC_PREFIX = "usage-events."
+EXAMPLE_SOURCE_TOPICS = {"tenant_mismatch.json": "usage-events.globex"}
+
 
 @dataclass(frozen=True)
 class TopicSpec:

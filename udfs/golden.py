@@ -7,8 +7,9 @@ it too). So parity is checked in seconds, without a Flink job; the MiniCluster p
 
 Each file: the rule (Python) -> its Java twin.
 - `validation.json`: `udfs.validation.validate_usage_record` (reason, the field a detail names, a reject's ids by
-  `rejected_record_ids`) and `udfs.grouping` (ids, event time, value, group_json, unique_token, fingerprint)
-  -> `UsageEventParser`.
+  `rejected_record_ids`; a case with a `topic` was read from that tenant topic, its tenant by
+  `udfs.validation.tenant_of_topic`) and `udfs.grouping` (ids, event time, value, group_json, unique_token,
+  fingerprint) -> `UsageEventParser`, `TenantTopics`.
 - `canonical.json`: `udfs.grouping.canonical_json` of flat string maps, `udfs.money.to_wire` -> `CanonicalJson`.
 - `windows.json`: `udfs.windows.window_bounds` -> `io.meterstream.windows.TumblingWindows`.
 - `periods.json`: `udfs.periods.billing_period` -> `RatingCatalog.Tenant.period` (`BillingPeriodStart`).
@@ -78,6 +79,7 @@ import yaml
 from schemas.credits import CreditDrawdown
 from schemas.dead_letter import DeadLetterReason
 from schemas.invoice_line_item import InvoiceLineItem
+from schemas.topics import EXAMPLE_SOURCE_TOPICS, EXAMPLE_TENANT_TOPIC_PREFIX
 from schemas.usage_correction import UsageCorrection
 from schemas.usage_event import UsageEvent
 from udfs import corrections, grouping, invoices, line_items
@@ -100,7 +102,7 @@ from udfs.periods import billing_period
 from udfs.pricing import graduated, package, per_unit, volume
 from udfs.pricing.priced import Priced
 from udfs.rating_stream import Correction, RatingStream
-from udfs.validation import Rejection, rejected_record_ids, validate_usage_record
+from udfs.validation import Rejection, rejected_record_ids, tenant_of_topic, validate_usage_record
 from udfs.window_rows import last_key, line_item_from_period_row
 from udfs.windows import from_epoch_ms, to_epoch_ms, window_bounds
 
@@ -332,9 +334,40 @@ _EDGES: list[bytes | None] = [
 ]
 
 
-def _examples() -> list[bytes]:
+def _examples() -> list[tuple[bytes, str | None]]:
+    """Every usage-events example with the tenant topic it was read from (None: the shared topic)."""
     root = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "usage-events"
-    return [path.read_bytes() for path in sorted(root.glob("*/*.json"))]
+    return [(path.read_bytes(), EXAMPLE_SOURCE_TOPICS.get(path.name)) for path in sorted(root.glob("*/*.json"))]
+
+
+# Tenant topics of the tenant-topic cases: the golden catalog's tenants, one it lacks, and one whose remainder is
+# longer than any tenant id (Kafka allows 249 characters).
+_TENANT_TOPICS = ["acme-ai", "acme-ai", "acme-ai", "zeta-test", "kathmandu", "nobody", "globex", "ACME-AI", "acme-a",
+                  "x" * 129]
+
+
+def _tenant_topic_records() -> list[tuple[bytes | None, str]]:
+    """Records read from tenant topics (`<prefix><tenant>`): the seeded near-valid records, each from a tenant topic
+    (its own tenant's, mostly), and edges around the tenant check's place in the precedence."""
+    rng = random.Random(SEED + 19)
+    cases: list[tuple[bytes | None, str]] = []
+    for i in range(400):
+        raw = _usage_record(rng, 10_000 + i)
+        tenant = rng.choice(_TENANT_TOPICS)
+        if rng.random() < 0.5 and raw is not None:
+            match = re.search(rb'"tenant_id": ?"([a-z-]+)"', raw)
+            tenant = match.group(1).decode("ascii") if match else tenant  # its own tenant's topic
+        cases.append((raw, EXAMPLE_TENANT_TOPIC_PREFIX + tenant))
+    base = {"event_id": "e", "customer_id": "c", "meter": "requests", "timestamp": "2026-11-24T11:00:00Z"}
+    for tenant_id, topic_tenant, extra in [
+        ("acme-ai", "acme-ai", {}), ("acme-ai", "globex", {}), ("globex", "globex", {}), ("globex", "acme-ai", {}),
+        ("acme-ai", "globex", {"value": "-1"}), ("acme-ai", "globex", {"meter": "no_such_meter"}),
+        ("acme-ai", "globex", {"timestamp": "2020-01-01T00:00:00Z"}), ("acme-ai", "x" * 129, {}),
+        ("acme-ai", "acme-ai ", {}), ("ácme", "ácme", {}),
+    ]:
+        raw = json.dumps({**base, "tenant_id": tenant_id, **extra}, ensure_ascii=False).encode("utf-8")
+        cases.append((raw, EXAMPLE_TENANT_TOPIC_PREFIX + topic_tenant))
+    return cases
 
 
 def _detail_field(rejection: Rejection) -> str | None:
@@ -343,10 +376,13 @@ def _detail_field(rejection: Rejection) -> str | None:
     return match.group(1) if match else None
 
 
-def validation_case(raw: bytes | None, cat: Catalog, meters_by_tenant: Any = None) -> dict[str, Any]:
-    """What the specification says of one record (the expected columns of `PARSE_USAGE_EVENT`)."""
+def validation_case(raw: bytes | None, cat: Catalog, meters_by_tenant: Any = None,
+                    topic: str | None = None) -> dict[str, Any]:
+    """What the specification says of one record (the expected columns of `PARSE_USAGE_EVENT`); `topic`: the tenant
+    topic it was read from (of `EXAMPLE_TENANT_TOPIC_PREFIX`), None for the shared topic."""
+    topic_tenant = None if topic is None else tenant_of_topic(topic, EXAMPLE_TENANT_TOPIC_PREFIX)
     result = validate_usage_record(raw, meters_by_tenant=meters_by_tenant or cat.meters_by_tenant(), now=NOW,
-                                   max_age=MAX_AGE, max_future_skew=MAX_FUTURE_SKEW)
+                                   max_age=MAX_AGE, max_future_skew=MAX_FUTURE_SKEW, topic_tenant=topic_tenant)
     if isinstance(result, Rejection):
         ids = rejected_record_ids(raw)
         return {"reason": result.reason.value, "detail_field": _detail_field(result),
@@ -369,12 +405,15 @@ def validation_case(raw: bytes | None, cat: Catalog, meters_by_tenant: Any = Non
 def validation_vectors() -> dict[str, Any]:
     cat = catalog()
     rng = random.Random(SEED)
-    records = [*_examples(), *_EDGES, *(_usage_record(rng, i) for i in range(2500))]
+    records = [*_examples(), *((raw, None) for raw in _EDGES),
+               *((_usage_record(rng, i), None) for i in range(2500)), *_tenant_topic_records()]
     meters = cat.meters_by_tenant()
     cases = [{"raw": None if raw is None else base64.b64encode(raw).decode("ascii"),
-              **validation_case(raw, cat, meters)} for raw in records]
+              **({} if topic is None else {"topic": topic}),
+              **validation_case(raw, cat, meters, topic)} for raw, topic in records]
     return {"now_ms": to_epoch_ms(NOW), "max_age_ms": MAX_AGE // timedelta(milliseconds=1),
             "max_future_ms": MAX_FUTURE_SKEW // timedelta(milliseconds=1),
+            "tenant_topic_prefix": EXAMPLE_TENANT_TOPIC_PREFIX,
             "java_catalog_json": java_catalog_json(cat), "cases": cases}
 
 

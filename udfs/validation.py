@@ -11,11 +11,12 @@ Checks run in a fixed order and the first failing check decides the reason (the 
      7 invalid_timestamp  `timestamp` is not RFC 3339-with-offset nor epoch ms in range
      8 invalid_value      `value` present but its text does not match VALUE_PATTERN (fits DECIMAL(38,18))
      9 negative_value     `value` < 0 (zero and "-0" are fine)
-    10 unknown_tenant     tenant_id not in meters_by_tenant
-    11 unknown_meter      meter not in meters_by_tenant[tenant_id]
-    12 missing_value      value absent/null and the meter's aggregation is not in VALUE_OPTIONAL_AGGREGATIONS
-    13 too_old            timestamp < now - max_age
-    14 too_far_in_future  timestamp > now + max_future_skew
+    10 tenant_mismatch    read from a tenant topic (`topic_tenant` given) and tenant_id is not that topic's tenant
+    11 unknown_tenant     tenant_id not in meters_by_tenant
+    12 unknown_meter      meter not in meters_by_tenant[tenant_id]
+    13 missing_value      value absent/null and the meter's aggregation is not in VALUE_OPTIONAL_AGGREGATIONS
+    14 too_old            timestamp < now - max_age
+    15 too_far_in_future  timestamp > now + max_future_skew
 
 Reasons 5-9 are all the structural problems at once; the reason is the one earliest in the list above, and the
 detail names the first affected field in FIELD_ORDER. Boundaries are inclusive on the accepted side: an
@@ -27,6 +28,13 @@ Decisions:
   non-negative decimal (checks 8-9 run before the catalog is consulted), and it is kept on the event; the
   aggregations ignore it.
 - Unknown aggregation names in `meters_by_tenant` are treated as needing a value (the safe default).
+- Tenant topics (`--usage-topic-prefix`): the tenant of a record read from topic `<prefix><tenant>` is the topic
+  name after the prefix (`tenant_of_topic`); Kafka ACLs decide who may write each topic, so the topic, not the record,
+  says whose usage it is. A record naming another tenant is `tenant_mismatch` (the detail names both). It needs a
+  valid `tenant_id`, so it comes after the structural checks 5-9, and before `unknown_tenant`: a record in tenant
+  A's topic that names tenant B was written by A's producer whether or not B exists, and it is reported as the
+  authorisation failure it is (a record naming its own topic's tenant, which the catalog lacks, is still
+  `unknown_tenant`). Without a tenant topic (`topic_tenant=None`) the check does not exist.
 - A `None` record (a Kafka tombstone) is treated as empty bytes, hence malformed_json.
 - JSON nested deeper than MAX_JSON_DEPTH arrays/objects is malformed_json (counted outside strings, even when
   the text is malformed anyway; Jackson's own default cap is 1000, so the SQL side needs its own check).
@@ -35,6 +43,7 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,15 +101,20 @@ __all__ = [
     "MIN_EPOCH_MILLIS",
     "REASON_PRECEDENCE",
     "REQUIRED_FIELDS",
+    "Rejection",
+    "TENANT_TOPIC_PREFIX_PATTERN",
     "TIMESTAMP_PATTERN",
     "VALUE_MAX_INTEGER_DIGITS",
     "VALUE_OPTIONAL_AGGREGATIONS",
     "VALUE_PATTERN",
-    "Rejection",
     "dead_letter_for",
+    "invalid_tenant_topics",
     "json_object_of",
     "raw_record_fields",
     "rejected_record_ids",
+    "tenant_of_topic",
+    "tenant_topic_pattern",
+    "tenant_topics",
     "validate_usage_record",
 ]
 # ----------------------------------------------------------------------------------------------------------
@@ -122,8 +136,11 @@ def validate_usage_record(
     now: datetime,
     max_age: timedelta = DEFAULT_MAX_AGE,
     max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+    topic_tenant: str | None = None,
 ) -> UsageEvent | Rejection:
-    """`meters_by_tenant[tenant_id][meter]` is the meter's aggregation name; `now` must be timezone-aware.
+    """`meters_by_tenant[tenant_id][meter]` is the meter's aggregation name; `now` must be timezone-aware;
+    `topic_tenant`: the tenant of the tenant topic the record was read from (`tenant_of_topic(topic, prefix)`), None
+    when the job reads one shared topic (no tenant check).
 
     Raises only for a programming error in the arguments (a naive `now`), never because of `raw`.
     """
@@ -138,6 +155,11 @@ def validate_usage_record(
     except ValidationError as exc:
         return _structural_rejection(exc)
 
+    if topic_tenant is not None and event.tenant_id != topic_tenant:
+        return Rejection(
+            DeadLetterReason.TENANT_MISMATCH,
+            f"tenant_id {event.tenant_id!r} is not {topic_tenant!r}, the tenant of the topic the record was read from",
+        )
     meters = meters_by_tenant.get(event.tenant_id)
     if meters is None:
         return Rejection(DeadLetterReason.UNKNOWN_TENANT, f"tenant {event.tenant_id!r} is not in the catalog")
@@ -157,6 +179,50 @@ def validate_usage_record(
     if event.timestamp > now + max_future_skew:
         return Rejection(DeadLetterReason.TOO_FAR_IN_FUTURE, f"timestamp is more than {max_future_skew} after now")
     return event
+
+
+def tenant_of_topic(topic: str, prefix: str) -> str:
+    """The tenant of a tenant topic: the topic name after `prefix` (`usage-events.acme-ai` -> `acme-ai` for the
+    prefix `usage-events.`). The job subscribes to the topics `<prefix>` + one or more characters, so every topic
+    it reads has one; raises ValueError for a topic without the prefix or with nothing after it. A remainder that is
+    no valid tenant id (more than ID_MAX_LENGTH characters: Kafka allows 249) is returned as it is: no record's
+    `tenant_id` can equal it, so all of that topic's valid records are `tenant_mismatch` (the job refuses to start
+    while such a topic exists, `invalid_tenant_topics`)."""
+    if not prefix:
+        raise ValueError("a tenant topic prefix must not be empty")
+    if not topic.startswith(prefix) or len(topic) == len(prefix):
+        raise ValueError(f"topic {topic!r} is not a tenant topic of prefix {prefix!r} (<prefix><tenant>)")
+    return topic[len(prefix):]
+
+
+# What a tenant topic prefix may be: Kafka's topic name characters (so the topic pattern needs no escape but '.').
+TENANT_TOPIC_PREFIX_PATTERN = r"[A-Za-z0-9._-]{1,248}"
+
+
+def tenant_topic_pattern(prefix: str) -> str:
+    """The regular expression of the tenant topics of `prefix`: the prefix, then one or more characters (a tenant).
+    Java's `Pattern` (the Kafka source's subscription) and Python's `re` read it alike; raises ValueError for a
+    prefix that is no start of a Kafka topic name (`TENANT_TOPIC_PREFIX_PATTERN`)."""
+    if not re.fullmatch(TENANT_TOPIC_PREFIX_PATTERN, prefix):
+        raise ValueError(f"{prefix!r} is not a Kafka topic name prefix (1-248 of A-Z a-z 0-9 . _ -)")
+    return prefix.replace(".", "\\.") + ".+"
+
+
+def tenant_topics(topics: list[str], prefix: str) -> list[str]:
+    """Those of `topics` that are tenant topics of `prefix` (what the source subscribes to), sorted."""
+    pattern = re.compile(tenant_topic_pattern(prefix))
+    return sorted(topic for topic in topics if pattern.fullmatch(topic))
+
+
+def invalid_tenant_topics(topics: list[str], prefix: str) -> list[str]:
+    """Those of `topics` (all starting with `prefix`) whose tenant part is no valid tenant id: an operator error."""
+    bad = []
+    for topic in topics:
+        try:
+            _ID.validate_python(tenant_of_topic(topic, prefix))
+        except (ValueError, ValidationError):
+            bad.append(topic)
+    return bad
 
 
 def rejected_record_ids(raw: bytes | bytearray | memoryview | None) -> tuple[str, str] | None:

@@ -310,7 +310,9 @@ def test_the_sample_exercises_every_reason(parity):
     reasons = {java[i]["reason"] for i in range(len(records))}
     from schemas.dead_letter import DeadLetterReason
 
-    assert reasons == {None, *(r.value for r in DeadLetterReason)}
+    # tenant_mismatch needs the tenant topic a record was read from, which the SQL function does not see: the
+    # golden vectors (ValidationGoldenTest) and tests/integration/test_tenant_topics_kafka.py cover it.
+    assert reasons == {None, *(r.value for r in DeadLetterReason if r is not DeadLetterReason.TENANT_MISMATCH)}
     valid = [java[i] for i in range(len(records)) if java[i]["reason"] is None]
     assert len(valid) > 1000
     assert any(v["group_json"] != "{}" for v in valid)

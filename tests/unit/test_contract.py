@@ -14,14 +14,15 @@ from pydantic import ValidationError
 
 from schemas import generate
 from schemas.dead_letter import DeadLetterReason
-from schemas.topics import TOPICS, USAGE_EVENTS
+from schemas.topics import EXAMPLE_SOURCE_TOPICS, EXAMPLE_TENANT_TOPIC_PREFIX, TOPICS, USAGE_EVENTS
 from schemas.usage_event import UsageEvent
-from udfs.validation import Rejection, validate_usage_record
+from udfs.validation import Rejection, tenant_of_topic, validate_usage_record
 
 EXAMPLES = Path(generate.__file__).resolve().parent / "examples"
 REFERENCE_NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 ACME = {"acme-ai": {"input_tokens": "sum", "requests": "count", "gpu_seconds": "sum", "seats": "max"}}
-# Reasons the record alone decides (schema and model reject); the rest need the catalog, the clock or the size.
+# Reasons the record alone decides (schema and model reject); the rest need the catalog, the clock, the size or the
+# topic the record was read from.
 STRUCTURAL = {
     DeadLetterReason.NOT_UTF8,
     DeadLetterReason.MALFORMED_JSON,
@@ -32,6 +33,12 @@ STRUCTURAL = {
     DeadLetterReason.INVALID_VALUE,
     DeadLetterReason.NEGATIVE_VALUE,
 }
+
+
+def _topic_tenant(path: Path) -> str | None:
+    """The tenant of the tenant topic an example was read from (`schemas.topics.EXAMPLE_SOURCE_TOPICS`), else None."""
+    topic = EXAMPLE_SOURCE_TOPICS.get(path.name)
+    return None if topic is None else tenant_of_topic(topic, EXAMPLE_TENANT_TOPIC_PREFIX)
 
 
 def _examples(kind: str) -> list[tuple[str, Path]]:
@@ -107,7 +114,7 @@ def test_invalid_example_is_rejected(topic: str, path: Path):
         assert not _model_accepts(topic, raw)
         return
     expected = DeadLetterReason(path.stem)  # the file is named after the reason it must yield
-    result = validate_usage_record(raw, meters_by_tenant=ACME, now=REFERENCE_NOW)
+    result = validate_usage_record(raw, meters_by_tenant=ACME, now=REFERENCE_NOW, topic_tenant=_topic_tenant(path))
     assert isinstance(result, Rejection), result
     assert result.reason is expected, result.detail
     if expected in STRUCTURAL:

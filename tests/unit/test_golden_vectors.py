@@ -38,7 +38,8 @@ def test_validation_cases_replay_and_reach_every_reason():
     meters = cat.meters_by_tenant()
     for case in data["cases"]:
         raw = None if case["raw"] is None else base64.b64decode(case["raw"])
-        assert golden.validation_case(raw, cat, meters) == {k: v for k, v in case.items() if k != "raw"}
+        expected = {k: v for k, v in case.items() if k not in ("raw", "topic")}
+        assert golden.validation_case(raw, cat, meters, case.get("topic")) == expected
     reasons = Counter(case["reason"] for case in data["cases"])
     assert set(reasons) == {None, *(reason.value for reason in DeadLetterReason)}
     assert reasons[None] >= 200
@@ -47,6 +48,10 @@ def test_validation_cases_replay_and_reach_every_reason():
     valid = [case for case in data["cases"] if case["reason"] is None]
     assert any(case["unique_token"] for case in valid) and any(case["group_json"] != "{}" for case in valid)
     assert any(not case["group_json"].isascii() for case in valid)  # canonical JSON keeps non-ASCII raw
+    # tenant topics: records of their own tenant billed, others tenant_mismatch, and the reasons around it in order
+    from_topics = Counter(case["reason"] for case in data["cases"] if "topic" in case)
+    assert from_topics[None] >= 50 and from_topics["tenant_mismatch"] >= 50
+    assert {"negative_value", "unknown_tenant", "unknown_meter", "too_old"} <= set(from_topics)
 
 
 def test_canonical_json_cases_replay():

@@ -336,3 +336,62 @@ def test_reason_is_deterministic(raw: bytes):
 ])
 def test_rejected_record_ids_are_named_only_when_both_are_valid(raw: bytes, ids):
     assert rejected_record_ids(raw) == ids
+
+
+# ---- tenant topics (--usage-topic-prefix): the topic says whose usage a record is ----------------------------
+
+TENANT_CASES: list[tuple[str, bytes, str | None, DeadLetterReason | None]] = [
+    ("own tenant's topic", record(), "acme-ai", None),
+    ("shared topic: no tenant check", record(tenant_id="globex"), None, R.UNKNOWN_TENANT),
+    ("another tenant's record", record(tenant_id="acme-ai"), "globex", R.TENANT_MISMATCH),
+    ("a tenant id differing in case only", record(tenant_id="ACME-AI"), "acme-ai", R.TENANT_MISMATCH),
+    ("before unknown_tenant: the claimed tenant does not exist", record(tenant_id="ghost"), "acme-ai",
+     R.TENANT_MISMATCH),
+    ("own topic, tenant not in the catalog", record(tenant_id="globex"), "globex", R.UNKNOWN_TENANT),
+    ("before unknown_meter", record(meter="nope"), "globex", R.TENANT_MISMATCH),
+    ("before too_old", record(timestamp="2020-01-01T00:00:00Z"), "globex", R.TENANT_MISMATCH),
+    ("after the structural checks", record(value="-1"), "globex", R.NEGATIVE_VALUE),
+    ("needs a valid tenant_id", record(tenant_id=7), "globex", R.INVALID_FIELD),
+    ("a topic's tenant longer than any id", record(), "x" * 129, R.TENANT_MISMATCH),
+]
+
+
+@pytest.mark.parametrize(("raw", "topic_tenant", "expected"), [c[1:] for c in TENANT_CASES],
+                         ids=[c[0] for c in TENANT_CASES])
+def test_tenant_topic_check(raw: bytes, topic_tenant: str | None, expected: DeadLetterReason | None):
+    result = check(raw, topic_tenant=topic_tenant)
+    if expected is None:
+        assert isinstance(result, UsageEvent), result
+    else:
+        assert isinstance(result, Rejection), result
+        assert result.reason is expected, result.detail
+
+
+def test_tenant_mismatch_detail_names_both_tenants_and_sits_before_unknown_tenant():
+    result = check(record(tenant_id="acme-ai"), topic_tenant="globex")
+    assert isinstance(result, Rejection)
+    assert "'acme-ai'" in result.detail and "'globex'" in result.detail
+    order = list(DeadLetterReason)
+    assert order.index(R.NEGATIVE_VALUE) < order.index(R.TENANT_MISMATCH) == order.index(R.UNKNOWN_TENANT) - 1
+    assert validation.rejected_record_ids(record(tenant_id="acme-ai")) == ("acme-ai", BASE["event_id"])
+
+
+def test_tenant_of_topic():
+    assert validation.tenant_of_topic("usage-events.acme-ai", "usage-events.") == "acme-ai"
+    assert validation.tenant_of_topic("usage-events.a.b", "usage-events.") == "a.b"
+    for topic, prefix in [("usage-events.", "usage-events."), ("usage-events", "usage-events."),
+                          ("other.acme-ai", "usage-events."), ("acme-ai", "")]:
+        with pytest.raises(ValueError):
+            validation.tenant_of_topic(topic, prefix)
+    topics = ["usage-events.acme-ai", "usage-events." + "x" * 128, "usage-events." + "x" * 129]
+    assert validation.invalid_tenant_topics(topics, "usage-events.") == ["usage-events." + "x" * 129]
+
+
+def test_tenant_topic_pattern_is_the_prefix_then_a_tenant():
+    assert validation.tenant_topic_pattern("usage-events.") == "usage-events\\..+"
+    topics = ["usage-events.acme-ai", "usage-events.", "usage-events", "usage-eventsXacme", "usage-events.b.c",
+              "x.usage-events.acme"]
+    assert validation.tenant_topics(topics, "usage-events.") == ["usage-events.acme-ai", "usage-events.b.c"]
+    for bad in ["", "usage events.", "usage-events.*", "tenant/", "usage\n", "u" * 249]:
+        with pytest.raises(ValueError):
+            validation.tenant_topic_pattern(bad)

@@ -27,13 +27,14 @@ public final class Rules {
     public static final int REASON_INVALID_TIMESTAMP = 6;
     public static final int REASON_INVALID_VALUE = 7;
     public static final int REASON_NEGATIVE_VALUE = 8;
-    public static final int REASON_UNKNOWN_TENANT = 9;
-    public static final int REASON_UNKNOWN_METER = 10;
-    public static final int REASON_MISSING_VALUE = 11;
-    public static final int REASON_TOO_OLD = 12;
-    public static final int REASON_TOO_FAR_IN_FUTURE = 13;
-    public static final int REASON_COUNT = 14;
-    private static final String[] REASON_CODES = {"too_large", "not_utf8", "malformed_json", "not_an_object", "missing_field", "invalid_field", "invalid_timestamp", "invalid_value", "negative_value", "unknown_tenant", "unknown_meter", "missing_value", "too_old", "too_far_in_future"};
+    public static final int REASON_TENANT_MISMATCH = 9;
+    public static final int REASON_UNKNOWN_TENANT = 10;
+    public static final int REASON_UNKNOWN_METER = 11;
+    public static final int REASON_MISSING_VALUE = 12;
+    public static final int REASON_TOO_OLD = 13;
+    public static final int REASON_TOO_FAR_IN_FUTURE = 14;
+    public static final int REASON_COUNT = 15;
+    private static final String[] REASON_CODES = {"too_large", "not_utf8", "malformed_json", "not_an_object", "missing_field", "invalid_field", "invalid_timestamp", "invalid_value", "negative_value", "tenant_mismatch", "unknown_tenant", "unknown_meter", "missing_value", "too_old", "too_far_in_future"};
 
     /** The stable code of a reason index (0 .. REASON_COUNT - 1). */
     public static String reasonCode(int reason) {

@@ -21,7 +21,8 @@ import org.apache.flink.table.functions.ScalarFunction;
 /**
  * {@code PARSE_USAGE_EVENT(payload BYTES, catalog_json STRING, now_ms BIGINT, max_age_ms BIGINT,
  * max_future_ms BIGINT)}: parse and validate one raw {@code usage-events} record in a single pass, with exactly
- * the reasons of Python's {@code udfs.validation.validate_usage_record} (see {@link UsageEventParser}).
+ * the reasons of Python's {@code udfs.validation.validate_usage_record} (see {@link UsageEventParser}) for a record
+ * of the shared topic: it sees no topic, so it never checks a tenant topic's tenant ({@code tenant_mismatch}).
  *
  * <p>The SQL face of the parser. The billing job does not call it: both of its usage sources (Kafka, and the job
  * tests' file) parse with {@link UsageRows}, which shares {@link #setColumns}. Only the parse parity test

@@ -27,6 +27,10 @@ import org.apache.flink.util.Collector;
  * record timestamp travels as {@code src_timestamp}: the watermarks' ingestion time. The rows are built by
  * {@link UsageRows}, which the job tests' file source ({@link UsageFileLines}) shares.
  *
+ * <p>With a tenant topic prefix ({@code --usage-topic-prefix}; the source subscribes to every topic
+ * {@code <prefix>T}) each record's tenant is its topic's ({@link TenantTopics#tenantOf}), and a record whose
+ * {@code tenant_id} differs is dead-lettered {@code tenant_mismatch}. Without one, no tenant check.
+ *
  * <p>Why here and not in SQL: the SQL source's raw format, computed event-time column and projection called the
  * function several times per record and spent a tenth of the job's CPU around it (JFR); here a record is parsed once
  * and becomes one row, with watermarks still generated per Kafka partition by the source.
@@ -40,8 +44,11 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
     private final UsageRows rows;
     private final TypeInformation<RowData> producedType;
 
+    private final String tenantTopicPrefix;
+
     private transient String lastTopic;
     private transient StringData lastTopicData;
+    private transient String lastTopicTenant;
 
     /**
      * @param catalogJson    {@code udfs.java_catalog.java_catalog_json(catalog)}
@@ -51,8 +58,18 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
      */
     public UsageEventDeserializer(String catalogJson, Long referenceNowMs, long maxAgeMs, long maxFutureMs,
             TypeInformation<RowData> producedType) {
+        this(catalogJson, referenceNowMs, maxAgeMs, maxFutureMs, producedType, null);
+    }
+
+    /**
+     * @param tenantTopicPrefix the prefix of the tenant topics the source subscribes to: each record's tenant is its
+     *                          topic's name after it; null = one shared topic, no tenant check
+     */
+    public UsageEventDeserializer(String catalogJson, Long referenceNowMs, long maxAgeMs, long maxFutureMs,
+            TypeInformation<RowData> producedType, String tenantTopicPrefix) {
         this.rows = new UsageRows(catalogJson, referenceNowMs, maxAgeMs, maxFutureMs);
         this.producedType = producedType;
+        this.tenantTopicPrefix = tenantTopicPrefix;
     }
 
     /**
@@ -79,14 +96,17 @@ public final class UsageEventDeserializer implements KafkaRecordDeserializationS
 
     @Override
     public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<RowData> out) {
-        out.collect(rows.row(record.value(), topic(record.topic()), record.partition(), record.offset(),
-                record.timestamp() < 0 ? null : record.timestamp()));
+        StringData topic = topic(record.topic());
+        out.collect(rows.row(record.value(), topic, record.partition(), record.offset(),
+                record.timestamp() < 0 ? null : record.timestamp(), lastTopicTenant));
     }
 
+    /** The topic as row data, and its tenant into {@link #lastTopicTenant}: both computed once per run of a topic. */
     private StringData topic(String topic) {
         if (!topic.equals(lastTopic)) {
             lastTopic = topic;
             lastTopicData = StringData.fromString(topic);
+            lastTopicTenant = tenantTopicPrefix == null ? null : TenantTopics.tenantOf(tenantTopicPrefix, topic);
         }
         return lastTopicData;
     }

@@ -53,6 +53,7 @@ final class UsageEventParser {
     static final int INVALID_TIMESTAMP = Rules.REASON_INVALID_TIMESTAMP;
     static final int INVALID_VALUE = Rules.REASON_INVALID_VALUE;
     static final int NEGATIVE_VALUE = Rules.REASON_NEGATIVE_VALUE;
+    static final int TENANT_MISMATCH = Rules.REASON_TENANT_MISMATCH;
     static final int UNKNOWN_TENANT = Rules.REASON_UNKNOWN_TENANT;
     static final int UNKNOWN_METER = Rules.REASON_UNKNOWN_METER;
     static final int MISSING_VALUE = Rules.REASON_MISSING_VALUE;
@@ -118,9 +119,17 @@ final class UsageEventParser {
     }
 
     Result parse(byte[] data, MeterCatalog catalog, long nowMs, long maxAgeMs, long maxFutureMs) {
+        return parse(data, catalog, nowMs, maxAgeMs, maxFutureMs, null);
+    }
+
+    /**
+     * @param topicTenant the tenant of the tenant topic the record was read from ({@link TenantTopics#tenantOf});
+     *                    null when it came from the shared topic: no tenant check ({@code tenant_mismatch})
+     */
+    Result parse(byte[] data, MeterCatalog catalog, long nowMs, long maxAgeMs, long maxFutureMs, String topicTenant) {
         Result r = new Result();
         try {
-            parseInto(r, data, catalog, nowMs, maxAgeMs, maxFutureMs);
+            parseInto(r, data, catalog, nowMs, maxAgeMs, maxFutureMs, topicTenant);
         } catch (RuntimeException | StackOverflowError e) {
             // Never fail the job because of a record; a bug here shows up as a dead letter with this detail.
             Result failed = new Result();
@@ -131,7 +140,8 @@ final class UsageEventParser {
         return r;
     }
 
-    private void parseInto(Result r, byte[] data, MeterCatalog catalog, long nowMs, long maxAgeMs, long maxFutureMs) {
+    private void parseInto(Result r, byte[] data, MeterCatalog catalog, long nowMs, long maxAgeMs, long maxFutureMs,
+            String topicTenant) {
         if (data == null) {
             r.reason = MALFORMED_JSON;
             r.detail = "record is empty (a tombstone), not a JSON object";
@@ -199,7 +209,7 @@ final class UsageEventParser {
             r.detail = "record is not valid JSON: " + shortMessage(e);
             return;
         }
-        validate(r, catalog, nowMs, maxAgeMs, maxFutureMs);
+        validate(r, catalog, nowMs, maxAgeMs, maxFutureMs, topicTenant);
     }
 
     private void readObject(JsonParser p) throws IOException {
@@ -295,9 +305,10 @@ final class UsageEventParser {
         }
     }
 
-    // ---- checks 5..14 ------------------------------------------------------------------------------------
+    // ---- checks 5..15 ------------------------------------------------------------------------------------
 
-    private void validate(Result r, MeterCatalog catalog, long nowMs, long maxAgeMs, long maxFutureMs) {
+    private void validate(Result r, MeterCatalog catalog, long nowMs, long maxAgeMs, long maxFutureMs,
+            String topicTenant) {
         int worst = OK;
         String worstField = null;
         String worstWhy = null;
@@ -433,6 +444,12 @@ final class UsageEventParser {
             r.detail = worst == MISSING_FIELD
                     ? "field '" + worstField + "' is required (absent or null)"
                     : "field '" + worstField + "': " + worstWhy;
+            return;
+        }
+        if (topicTenant != null && !topicTenant.equals(r.tenantId)) {
+            r.reason = TENANT_MISMATCH;
+            r.detail = "tenant_id '" + r.tenantId + "' is not '" + topicTenant
+                    + "', the tenant of the topic the record was read from";
             return;
         }
 

@@ -44,8 +44,17 @@ final class UsageRows implements Serializable {
      * {@link ParseUsageEvent#ROW_TYPE}'s columns ({@link ParseUsageEvent#setColumns}).
      */
     GenericRowData row(byte[] payload, StringData topic, int partition, long offset, Long ingestedMs) {
+        return row(payload, topic, partition, offset, ingestedMs, null);
+    }
+
+    /**
+     * The same, for a record read from a tenant topic: {@code topicTenant} is that topic's tenant
+     * ({@link TenantTopics#tenantOf}), null for the shared topic (no tenant check).
+     */
+    GenericRowData row(byte[] payload, StringData topic, int partition, long offset, Long ingestedMs,
+            String topicTenant) {
         long now = referenceNowMs == null ? System.currentTimeMillis() : referenceNowMs;
-        UsageEventParser.Result parsed = parser.parse(payload, catalog, now, maxAgeMs, maxFutureMs);
+        UsageEventParser.Result parsed = parser.parse(payload, catalog, now, maxAgeMs, maxFutureMs, topicTenant);
         GenericRowData row = new GenericRowData(UsageEventDeserializer.COORDINATES.length + ParseUsageEvent.COLUMNS);
         row.setField(0, payload);
         row.setField(1, topic);

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
  * {@link UsageEventParser} (the parser of {@code PARSE_USAGE_EVENT} and of the Kafka source) against
  * {@code udfs.validation.validate_usage_record} and {@code udfs.grouping} ({@code golden/validation.json}: every
  * example message, hand-written edges where Jackson and Python's {@code json} could differ, and seeded near-valid
- * records reaching every reason). Per record: the same reason, the same field named by a structural detail, a
+ * records reaching every reason, and records read from tenant topics). Per record: the same reason, the same field named by a structural detail, a
  * rejected record's (tenant_id, event_id) when both are valid, and for
  * a valid record the same ids, event time, value, aggregation, group_json, unique_token and fingerprint.
  */
@@ -37,13 +37,16 @@ class ValidationGoldenTest {
         long now = golden.get("now_ms").longValue();
         long maxAge = golden.get("max_age_ms").longValue();
         long maxFuture = golden.get("max_future_ms").longValue();
+        String prefix = golden.get("tenant_topic_prefix").textValue();
         UsageEventParser parser = new UsageEventParser();
         Set<String> reasons = new HashSet<>();
         int i = 0;
         for (JsonNode c : golden.get("cases")) {
             byte[] raw = c.get("raw").isNull() ? null : Base64.getDecoder().decode(c.get("raw").textValue());
-            UsageEventParser.Result r = parser.parse(raw, catalog, now, maxAge, maxFuture);
-            String where = "case " + i + " " + c.get("raw") + ": " + r.detail;
+            // a case with a topic was read from that tenant topic (udfs.validation.tenant_of_topic)
+            String topicTenant = c.has("topic") ? TenantTopics.tenantOf(prefix, c.get("topic").textValue()) : null;
+            UsageEventParser.Result r = parser.parse(raw, catalog, now, maxAge, maxFuture, topicTenant);
+            String where = "case " + i + " " + c.get("raw") + " topic " + c.get("topic") + ": " + r.detail;
             String reason = text(c.get("reason"));
             assertEquals(reason, r.reasonCode(), where);
             reasons.add(String.valueOf(reason));
