@@ -1,7 +1,8 @@
 """Resolve the Java jars through Maven into the git-ignored cache, once.
 
 Two sets come from `flink-conf/pom.xml` profiles: the Flink Kafka SQL connector (added to PyFlink jobs) and the
-Apache Kafka broker with a log4j2 backend (for the local broker). A set is complete when its marker file exists;
+Apache Kafka broker with its command line tools and a log4j2 backend (for the local broker). A set is complete when
+its marker file exists and it holds the jars it must (a cache from before a jar joined its set is resolved again);
 the marker is written only after Maven succeeded, so an interrupted download is retried, and a present cache costs
 nothing.
 
@@ -24,6 +25,8 @@ from meterstream.paths import flink_conf_dir, jar_dir, project_home
 
 KAFKA_CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"
 KAFKA_BROKER_JAR = "kafka_2.13-4.3.1.jar"
+# Kafka's command line tools: AclCommand (`kafka-acls.sh`), with which the tenant ACLs test applies the README's ACLs.
+KAFKA_TOOLS_JAR = "kafka-tools-4.3.1.jar"
 ENGINE_JAR = "meterstream-engine.jar"
 ENGINE_FOLDER = "engine"
 _LEGACY_ENGINE_FOLDER = "udf"  # the jar was meterstream-udf.jar in .cache/jars/udf/ before
@@ -33,12 +36,12 @@ _LEGACY_ENGINE_FOLDER = "udf"  # the jar was meterstream-udf.jar in .cache/jars/
 class JarSet:
     profile: str
     folder: str
-    must_contain: str
+    must_contain: tuple[str, ...]
 
 
 JAR_SETS = (
-    JarSet("connector", "connector", KAFKA_CONNECTOR_JAR),
-    JarSet("broker", "kafka", KAFKA_BROKER_JAR),
+    JarSet("connector", "connector", (KAFKA_CONNECTOR_JAR,)),
+    JarSet("broker", "kafka", (KAFKA_BROKER_JAR, KAFKA_TOOLS_JAR)),
 )
 
 _MARKER = ".complete"
@@ -54,7 +57,7 @@ def _set_dir(jar_set: JarSet) -> Path:
 
 def _is_complete(jar_set: JarSet) -> bool:
     folder = _set_dir(jar_set)
-    return (folder / _MARKER).exists() and (folder / jar_set.must_contain).exists()
+    return (folder / _MARKER).exists() and all((folder / jar).exists() for jar in jar_set.must_contain)
 
 
 def ensure_jars(*, quiet: bool = False) -> dict[str, Path]:
@@ -89,7 +92,7 @@ def _resolve(jar_set: JarSet, folder: Path, *, quiet: bool) -> None:
     if not quiet:
         print(f"resolving {jar_set.profile} jars with Maven into {folder} ...", flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not (folder / jar_set.must_contain).exists():
+    if proc.returncode != 0 or not all((folder / jar).exists() for jar in jar_set.must_contain):
         raise JarResolutionError(
             f"Maven failed to resolve the {jar_set.profile} jars (exit {proc.returncode}):\n"
             + (proc.stdout + proc.stderr)[-3000:]

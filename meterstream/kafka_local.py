@@ -1,10 +1,12 @@
 """A real single-node Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1, from Maven jars.
 
 Used by the demo, the integration tests and the benchmarks where no Docker engine runs; with `SaslSslListener`, a
-broker whose client listener is SASL_SSL (SCRAM-SHA-512, PEM certificates: the SASL_SSL integration test). The
-settings make
+broker whose client listener is SASL_SSL (SCRAM-SHA-512, PEM certificates: the SASL_SSL integration test), and with
+its `super_users` one that enforces ACLs (the tenant ACLs test). The settings make
 consumer groups and transactions work on one node (replication factors and min ISR of 1) and admit Flink's
 exactly-once sink, whose transactions default to a 1 h timeout (so `transaction.max.timeout.ms` is raised).
+`run_tool` runs one of Kafka's own command line tools (`AclCommand`, the `kafka-acls.sh` of a Kafka installation)
+from the same jars.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ logger.request.level = WARN
 """
 
 
+# The KRaft authorizer (ACLs kept in the metadata log) and the principal of a PLAINTEXT listener's connections.
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+INTERNAL_PRINCIPAL = "User:ANONYMOUS"
+# A tool runs for seconds: a small heap, and only the quick JIT (the optimizing one would not pay off).
+TOOL_JVM = "-Xms64m -Xmx256m -XX:TieredStopAtLevel=1"
+
+
 @dataclass(frozen=True)
 class SaslSslListener:
     """A SASL_SSL client listener for the broker (`start_broker(sasl_ssl=...)`): TLS with a PEM keystore (the
@@ -60,6 +69,12 @@ class SaslSslListener:
     scram_users: tuple[tuple[str, str], ...]
     # A PEM file of CA certificates: clients must then present a certificate signed by one (mutual TLS).
     client_truststore: str | None = None
+    # Principals (`User:NAME`, one of the SCRAM users) allowed everything. Given, the broker enforces ACLs: the KRaft
+    # authorizer, and what no ACL allows is refused (`allow.everyone.if.no.acl.found=false`). The broker's own
+    # PLAINTEXT listeners (its requests to itself, the controller's) authenticate nobody, so their principal,
+    # `INTERNAL_PRINCIPAL`, is a super user too: whoever reaches the internal port on 127.0.0.1 may do anything. A
+    # test broker's layout, not a production one (there: SASL or mutual TLS between brokers and controllers).
+    super_users: tuple[str, ...] = ()
 
     def server_settings(self) -> dict[str, str]:
         mutual = {} if self.client_truststore is None else {
@@ -67,8 +82,14 @@ class SaslSslListener:
             "listener.name.sasl_ssl.ssl.truststore.type": "PEM",
             "listener.name.sasl_ssl.ssl.truststore.location": self.client_truststore,
         }
+        authorizer = {} if not self.super_users else {
+            "authorizer.class.name": AUTHORIZER,
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": ";".join([*self.super_users, INTERNAL_PRINCIPAL]),
+        }
         return {
             **mutual,
+            **authorizer,
             "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
             "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;",
@@ -272,6 +293,14 @@ def start_again(info: BrokerInfo, *, timeout: float = 90.0) -> BrokerInfo:
 def _java_command(data_dir: Path, heap: str) -> list[str]:
     return [_java(), *heap.split(), f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
             "-cp", kafka_broker_classpath()]
+
+
+def run_tool(info: BrokerInfo, main_class: str, args: list[str], *,
+             timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """One of Kafka's command line tools (`org.apache.kafka.tools.AclCommand`: `kafka-acls.sh`) from the broker's
+    jars, with its log settings (warnings only from the clients); output captured, never raises on its exit code."""
+    return subprocess.run([*_java_command(Path(info.data_dir), TOOL_JVM), main_class, *args],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def _launch(info: BrokerInfo, *, heap: str, timeout: float, what: str) -> BrokerInfo:

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "example-genai.yaml"
 
 
-def run_billing(bootstrap: str, topics: dict[str, str], *, parallelism: int, extra: list[str] = ()) -> str:
+def billing_command(bootstrap: str, topics: dict[str, str], *, parallelism: int, extra: list[str] = ()) -> list[str]:
+    """The bounded billing run of these tests: the scripted usage's reference time and windows, `topics` by field."""
     args = [
         sys.executable, "-m", "jobs.billing", "--bootstrap", bootstrap, "--catalog", str(CATALOG_PATH), "--bounded",
         "--parallelism", str(parallelism), "--reference-time", REFERENCE_NOW.isoformat(),
@@ -34,7 +35,12 @@ def run_billing(bootstrap: str, topics: dict[str, str], *, parallelism: int, ext
     ]
     for name, topic in topics.items():
         args += [f"--topic-{name.replace('_', '-')}", topic]
-    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    return args
+
+
+def run_billing(bootstrap: str, topics: dict[str, str], *, parallelism: int, extra: list[str] = ()) -> str:
+    run = subprocess.run(billing_command(bootstrap, topics, parallelism=parallelism, extra=extra),
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     return run.stdout
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from meterstream import kafka_security
-from meterstream.kafka_local import SaslSslListener, start_broker, stop_broker
+from meterstream.kafka_local import BrokerInfo, SaslSslListener, start_broker, stop_broker
 from meterstream.topics import BrokerRefused, create_topics, job_topic_configs, missing_topics, produce
 from tests.conftest import IN_CI
-from tests.integration.test_billing_kafka import CATALOG_PATH, read_json
+from tests.integration.test_billing_kafka import CATALOG_PATH, billing_command, read_json
 from tests.job.test_credits_job import GRANTS
-from tests.scripted_usage import OUT_OF_ORDERNESS_MS, REFERENCE_NOW, WINDOW_MS, scripted_usage
+from tests.scripted_usage import scripted_usage
 from tests.tls_certs import Certificates, make_certificates
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,18 @@ def _flink_log_dir() -> Path:
     return Path(pyflink.__file__).parent / "log"
 
 
-def properties(folder: Path, name: str, *, certs: Certificates, password: str,
-               client_certificate: bool = True) -> Path:
+def properties(folder: Path, name: str, *, certs: Certificates, password: str, client_certificate: bool = True,
+               user: str = USER, jaas: bool = False) -> Path:
+    """A client properties file (chmod 600) for `user`. `jaas`: the credentials as a `sasl.jaas.config` line, which
+    Kafka's own tools (`--command-config`) read as well as ours, instead of our `sasl.username`/`sasl.password`."""
+    module = kafka_security.LOGIN_MODULES["SCRAM-SHA-512"]
+    credentials = [f'sasl.jaas.config={module} required username="{user}" password="{password}";'] if jaas else [
+        f"sasl.username={user}", f"sasl.password={password}"]
     path = folder / f"{name}.properties"
     path.write_text("\n".join([
         "security.protocol=SASL_SSL",
         "sasl.mechanism=SCRAM-SHA-512",
-        f"sasl.username={USER}",
-        f"sasl.password={password}",
+        *credentials,
         "ssl.truststore.type=PEM",
         f"ssl.truststore.location={certs.ca}",
         *(["ssl.keystore.type=PEM", f"ssl.keystore.location={certs.client_keystore}"] if client_certificate else []),
@@ -55,22 +59,30 @@ def properties(folder: Path, name: str, *, certs: Certificates, password: str,
     return path
 
 
+def start_sasl_ssl_broker(folder: Path, *, scram_users: tuple[tuple[str, str], ...], mutual_tls: bool = False,
+                          super_users: tuple[str, ...] = ()) -> tuple[BrokerInfo, Certificates]:
+    """Certificates made for it (in `folder`/certs) and a jar broker whose only client listener is SASL_SSL
+    (`SaslSslListener`: these SCRAM users; `mutual_tls`: client certificates required; `super_users`: ACLs
+    enforced). No broker: the test fails under CI=true, as every broker fixture, else it is skipped."""
+    try:
+        certs = make_certificates(folder / "certs")
+        info = start_broker(folder / "broker", sasl_ssl=SaslSslListener(
+            keystore=str(certs.server_keystore), scram_users=scram_users,
+            client_truststore=str(certs.ca) if mutual_tls else None, super_users=super_users))
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and no SASL_SSL Kafka broker could be started: {exc}", pytrace=False)
+        pytest.skip(f"no SASL_SSL Kafka broker here: {exc}")
+    return info, certs
+
+
 @pytest.fixture(scope="module")
 def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A broker whose only client listener is SASL_SSL with client certificates required (mutual TLS and SCRAM),
     its user's password and the properties files."""
     folder = tmp_path_factory.mktemp("sasl-ssl")
     password = secrets.token_urlsafe(18)
-    try:
-        certs = make_certificates(folder / "certs")
-        info = start_broker(folder / "broker",
-                            sasl_ssl=SaslSslListener(keystore=str(certs.server_keystore),
-                                                     scram_users=((USER, password),),
-                                                     client_truststore=str(certs.ca)))
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true and no SASL_SSL Kafka broker could be started: {exc}", pytrace=False)
-        pytest.skip(f"no SASL_SSL Kafka broker here: {exc}")
+    info, certs = start_sasl_ssl_broker(folder, scram_users=((USER, password),), mutual_tls=True)
     try:
         yield {
             "bootstrap": info.bootstrap_servers, "password": password, "broker_log": Path(info.log_file),
@@ -99,15 +111,9 @@ def test_billing_with_credits_runs_bounded_over_sasl_ssl_and_prints_no_secret(se
     produce(bootstrap, topics["usage_events"], records, keys=[str(i % 5).encode() for i in range(len(records))])
     produce(bootstrap, topics["credit_grants"], [json.dumps(g).encode() for g in GRANTS])
 
-    args = [sys.executable, "-m", "jobs.billing", "--bootstrap", bootstrap,
-            "--kafka-properties", str(secured_broker["good"]), "--catalog", str(CATALOG_PATH), "--bounded",
-            "--credits", "--parallelism", "2", "--reference-time", REFERENCE_NOW.isoformat(),
-            "--window-seconds", str(WINDOW_MS / 1000), "--out-of-orderness-seconds", str(OUT_OF_ORDERNESS_MS / 1000),
-            "--checkpoint-interval-ms", "2000"]
-    for name, topic in topics.items():
-        args += [f"--topic-{name.replace('_', '-')}", topic]
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(kafka_security.ENV_PREFIX)}
-    run = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    args = billing_command(bootstrap, topics, parallelism=2,
+                           extra=["--kafka-properties", str(secured_broker["good"]), "--credits"])
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600, env=without_kafka_settings())
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     assert "Kafka security SASL_SSL, SCRAM-SHA-512 as 'meterstream-billing', mutual TLS" in run.stdout
     assert "identity" in run.stdout and "HOLDS" in run.stdout, run.stdout[-3000:]
@@ -123,11 +129,22 @@ def test_billing_with_credits_runs_bounded_over_sasl_ssl_and_prints_no_secret(se
     # Java clients got) is there.
     secret_values = kafka_security.load(secured_broker["good"], environ={}).secrets()
     assert password in secret_values
-    logs = [secured_broker["broker_log"], *(p for p in _flink_log_dir().glob("*")
-                                            if p.is_file() and p.stat().st_mtime >= started)]
-    texts = {"stdout": run.stdout, "stderr": run.stderr,
-             **{str(p): p.read_text(errors="replace") for p in logs}}
-    assert len(texts) >= 3, "the broker log and the Flink client log were read"
+    assert_no_secret(secret_values, since=started, broker_log=secured_broker["broker_log"],
+                     printed={"stdout": run.stdout, "stderr": run.stderr})
+
+
+def without_kafka_settings() -> dict[str, str]:
+    """This process's environment without the `METERSTREAM_KAFKA_*` settings its own clients use: a job started
+    with it gets its security from its `--kafka-properties` only."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(kafka_security.ENV_PREFIX)}
+
+
+def assert_no_secret(secret_values: list[str], *, since: float, broker_log: Path, printed: dict[str, str]) -> None:
+    """None of `secret_values` is in what was `printed` (name -> text), the broker's log, or a Flink log written
+    since `since` (epoch seconds)."""
+    logs = [broker_log, *(p for p in _flink_log_dir().glob("*") if p.is_file() and p.stat().st_mtime >= since)]
+    texts = {**printed, **{str(p): p.read_text(errors="replace") for p in logs}}
+    assert len(texts) >= len(printed) + 2, "the broker log and the Flink client log were read"
     for where, text in texts.items():
         for secret in secret_values:
             assert secret not in text, f"a secret appears in {where}"

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 DISCOVERY_SECONDS = "2"
 
 
-def _event(tenant: str, i: int, *, customer: str = "cust-1") -> bytes:
+def usage_event(tenant: str, i: int, *, customer: str = "cust-1") -> bytes:
     at = REFERENCE_NOW - timedelta(hours=1) + timedelta(seconds=7 * i)
     return json.dumps({"event_id": f"{tenant}-{i}", "tenant_id": tenant, "customer_id": customer,
                        "meter": "requests", "timestamp": to_epoch_ms(at)}).encode()
@@ -56,28 +56,42 @@ def test_two_tenant_topics_billed_and_a_foreign_record_dead_lettered(kafka_boots
     acme, bolt = tenant_topic("acme-ai", partitions=2), tenant_topic("bolt-ml")
     topics = make_topics(kafka_topic, input_partitions=1)
     del topics["usage_events"]  # not read with tenant topics
-    produce(kafka_bootstrap, acme, [_event("acme-ai", i, customer=f"cust-{i % 2}") for i in range(40)])
+    produce(kafka_bootstrap, acme, [usage_event("acme-ai", i, customer=f"cust-{i % 2}") for i in range(40)])
     # bolt-ml's producer writes one record claiming acme-ai's usage into its own topic (ACLs let it write only there)
-    foreign = _event("acme-ai", 999)
-    produce(kafka_bootstrap, bolt, [*(_event("bolt-ml", i) for i in range(25)), foreign])
+    foreign = usage_event("acme-ai", 999)
+    produce(kafka_bootstrap, bolt, [*(usage_event("bolt-ml", i) for i in range(25)), foreign])
 
     stdout = run_billing(kafka_bootstrap, topics, parallelism=2, extra=["--usage-topic-prefix", prefix])
-    assert f"tenant topics {prefix}<tenant>: 2 now" in stdout, stdout
-    assert re.search(r"records in the input \(offsets\) +66\n", stdout), stdout  # 40 + 26, both topics counted
+    assert_tenants_billed(kafka_bootstrap, topics, stdout, prefix=prefix, billed={"acme-ai": 40, "bolt-ml": 25},
+                          foreign=(bolt, foreign))
+
+
+def assert_tenants_billed(bootstrap: str, topics: dict[str, str], stdout: str, *, prefix: str,
+                          billed: dict[str, int], foreign: tuple[str, bytes]) -> None:
+    """What a bounded run over the tenant topics of `billed` (tenant -> its own records) must have done when one
+    record of the other tenant's, `foreign` (topic, value), sits in a tenant's topic: every topic counted in the
+    input, each tenant billed its own records, the foreign one dead-lettered `tenant_mismatch` naming both tenants
+    and counted, the identity holding."""
+    foreign_topic, foreign_value = foreign
+    assert f"tenant topics {prefix}<tenant>: {len(billed)} now" in stdout, stdout
+    received = sum(billed.values()) + 1
+    assert re.search(rf"records in the input \(offsets\) +{received}\n", stdout), stdout  # every topic counted
     assert "HOLDS" in stdout, stdout
 
-    lines = [li for li in read_json(kafka_bootstrap, topics["line_items"]) if li["kind"] == "usage"]
-    billed = Counter()
+    lines = [li for li in read_json(bootstrap, topics["line_items"]) if li["kind"] == "usage"]
+    events = Counter()
     for li in lines:
-        billed[li["tenant_id"]] += li["event_count"]
-    assert billed == {"acme-ai": 40, "bolt-ml": 25}, billed  # both topics billed, the foreign record not
+        events[li["tenant_id"]] += li["event_count"]
+    assert events == billed, events  # every topic billed, the foreign record not
 
-    dead = read_json(kafka_bootstrap, topics["dead_letters"])
-    assert [(d["reason"], d["source_topic"], d["raw"]) for d in dead] == [("tenant_mismatch", bolt, foreign.decode())]
-    assert "'acme-ai'" in dead[0]["detail"] and "'bolt-ml'" in dead[0]["detail"], dead[0]["detail"]
+    dead = read_json(bootstrap, topics["dead_letters"])
+    assert [(d["reason"], d["source_topic"], d["raw"]) for d in dead] == [
+        ("tenant_mismatch", foreign_topic, foreign_value.decode())]
+    for tenant in (json.loads(foreign_value)["tenant_id"], foreign_topic.removeprefix(prefix)):
+        assert f"'{tenant}'" in dead[0]["detail"], dead[0]["detail"]
 
     counts = {}
-    for record in read_json(kafka_bootstrap, topics["accounting"]):
+    for record in read_json(bootstrap, topics["accounting"]):
         key = (record["outcome"], record["detail"])
         counts[key] = max(counts.get(key, 0), record["records"])
     assert counts[(Outcome.DEAD_LETTERED, "tenant_mismatch")] == 1, counts
@@ -114,8 +128,8 @@ def test_an_unbounded_run_reads_a_tenant_topic_created_after_its_start(kafka_boo
     watermarks)."""
     prefix, tenant_topic = tenant_prefix
     acme = tenant_topic("acme-ai")  # one tenant topic at start, or the job refuses to run
-    first_foreign = _event("bolt-ml", 5)
-    produce(kafka_bootstrap, acme, [_event("acme-ai", 1), first_foreign])
+    first_foreign = usage_event("bolt-ml", 5)
+    produce(kafka_bootstrap, acme, [usage_event("acme-ai", 1), first_foreign])
     topics = make_topics(kafka_topic, input_partitions=1)
     del topics["usage_events"]
     job_name = f"tenant-discovery-{uuid.uuid4().hex[:8]}"
@@ -135,8 +149,8 @@ def test_an_unbounded_run_reads_a_tenant_topic_created_after_its_start(kafka_boo
         # The source reads: its topics at start are assigned and a checkpoint has committed their dead letter.
         wait_until(lambda: dead_letters(), proc, log, timeout_s=120)
         newco = tenant_topic("bolt-ml")  # only partition discovery can find it now
-        foreign = _event("acme-ai", 7)
-        produce(kafka_bootstrap, newco, [_event("bolt-ml", 1), foreign])
+        foreign = usage_event("acme-ai", 7)
+        produce(kafka_bootstrap, newco, [usage_event("bolt-ml", 1), foreign])
         wait_until(lambda: len(dead_letters()) == 2, proc, log, timeout_s=90)
     finally:
         kill_process_group(proc)

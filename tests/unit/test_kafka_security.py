@@ -311,6 +311,15 @@ def test_the_local_broker_with_a_sasl_ssl_listener_gives_clients_only_that_liste
         tmp_path, 9093, 9094, sasl_ssl=mutual, internal_port=9095)
     plain = dict(line.split("=", 1) for line in server_properties(tmp_path, 9093, 9094).splitlines())
     assert plain["listeners"] == "PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"
+    assert "authorizer.class.name" not in settings and "authorizer.class.name" not in plain
+    # With super users: ACLs enforced, nothing allowed that no ACL allows, the internal listeners' principal super.
+    acls = SaslSslListener(keystore="/certs/server.pem", scram_users=(("admin", "pw2"),), super_users=("User:admin",))
+    enforced = dict(line.split("=", 1) for line in server_properties(
+        tmp_path, 9093, 9094, sasl_ssl=acls, internal_port=9095).splitlines())
+    assert enforced["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert enforced["allow.everyone.if.no.acl.found"] == "false"
+    assert enforced["super.users"] == "User:admin;User:ANONYMOUS"
+    assert enforced["auto.create.topics.enable"] == "false"
 
 
 def test_refusals_are_read_from_what_kafka_python_logs_while_it_retries(monkeypatch):
