@@ -115,15 +115,7 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
     for tenant, producer_principal in TENANTS.items():
         as_user(producer_principal)
         produce(bootstrap, tenant_topics[tenant], own_records[tenant])
-        other = next(topic for name, topic in tenant_topics.items() if name != tenant)
-        producer = new_producer(bootstrap, max_block_ms=20_000)
-        try:
-            refused_at = time.monotonic()
-            with pytest.raises(TopicAuthorizationFailedError):
-                producer.send(other, usage_event(tenant, 1)).get(timeout=20)
-            assert time.monotonic() - refused_at < 10, "an ACL refusal is an answer, not a timeout"
-        finally:
-            producer.close(timeout=5)
+        assert_write_refused(bootstrap, next(topic for name, topic in tenant_topics.items() if name != tenant))
 
     # The job, as its own principal with nothing but the README's ACLs, reads both tenant topics over the prefix.
     as_user(ADMIN)  # the checks below read the outputs as the admin
@@ -137,6 +129,10 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
                           billed={"acme-ai": 40, "bolt-ml": 25},
                           foreign=(tenant_topics["bolt-ml"], foreign))
 
+    # The job's principal is no super user: it reads the tenant topics, it cannot write one.
+    as_user(JOB)
+    assert_write_refused(bootstrap, tenant_topics["acme-ai"])
+
     # None of the four users' secrets in what the job and the ACL tool printed, the broker's or Flink's logs.
     secret_values = sorted({secret for path in files.values()
                             for secret in kafka_security.load(path, environ={}).secrets()}, key=len, reverse=True)
@@ -145,3 +141,15 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
                **{f"{ACL_TOOL} {shlex.join(args)}": tool.stdout + tool.stderr
                   for args, tool in zip(commands, tool_runs, strict=True)}}
     assert_no_secret(secret_values, since=started, broker_log=Path(info.log_file), printed=printed)
+
+
+def assert_write_refused(bootstrap: str, topic: str) -> None:
+    """A producer of this process's principal is refused on `topic` at once (an answer, not a timeout)."""
+    producer = new_producer(bootstrap, max_block_ms=20_000)
+    try:
+        refused_at = time.monotonic()
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send(topic, usage_event("acme-ai", 1)).get(timeout=20)
+        assert time.monotonic() - refused_at < 10, "an ACL refusal is an answer, not a timeout"
+    finally:
+        producer.close(timeout=5)
