@@ -32,9 +32,16 @@ DEFAULT_MAX_PARALLELISM = 128
 #   no loss in the operators' own CPU.
 # - ParallelGC: no G1 write barriers and refinement threads (~3 CPU-s). Its full collections stop the JVM, but the
 #   local runs are replays, demos, tests and catch-up; a cluster keeps its own JVM options (flink-conf/).
+# - Transparent huge pages for the heap: the dedup tables, the sealed index and the correction ledger's slots are
+#   probed at random, and with 4 KiB pages nearly every probe of a table of hundreds of MB also missed the TLB.
+#   Measured (2026-12-07, one A/B pair, 5M events with 0.5 % corrections): the billing job 152.9 -> 139.2 CPU-s
+#   (routing -18 %, window rating -17 %), 55.1k -> 63.3k ev/s; the SQL ceiling 104.8k -> 113.1k ev/s. Where the
+#   kernel's THP mode is `madvise` or `always` the JVM madvises its heap; where it is `never` the JVM warns once
+#   and runs on 4 KiB pages.
 # A user's JVM_ARGS come after these, so any of them can be overridden (the last occurrence of a flag wins).
 LOCAL_JVM_OPTIONS = (
     "-XX:+UseParallelGC",
+    "-XX:+UseTransparentHugePages",
     "-XX:Tier4InvocationThreshold=20000",
     "-XX:Tier4CompileThreshold=40000",
     "-XX:Tier4BackEdgeThreshold=160000",

@@ -37,6 +37,7 @@ def test_effective_config_fills_in_ports_dirs_and_python(tmp_path: Path):
     assert conf["execution.checkpointing.externalized-checkpoint-retention"] == "RETAIN_ON_CANCELLATION"
     assert conf["python.execution-mode"] == "thread"
     assert "--add-opens=java.base/java.util=ALL-UNNAMED" in conf["env.java.opts.all"]
+    assert conf["env.java.opts.taskmanager"] == "-XX:+UseTransparentHugePages"  # as the local runs' JVM
 
 
 def test_written_conf_is_nested_yaml_with_the_wheels_log_config(tmp_path: Path):
