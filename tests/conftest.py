@@ -50,3 +50,19 @@ def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
             delete_topics(kafka_bootstrap, created)
         except Exception as exc:  # cleanup must not hide the test's own result
             print(f"topic cleanup failed: {exc}")
+
+
+KAFKA_SECURITY_ENV_PREFIX = "METERSTREAM_KAFKA_"  # meterstream.kafka_security.ENV_PREFIX
+
+
+@pytest.fixture(autouse=True)
+def _kafka_security_environment_restored() -> Iterator[None]:
+    """The Kafka security settings are process-wide (`METERSTREAM_KAFKA_*` variables, `use_properties_file`): each
+    test gets back the environment it started with, also where a test set one directly or a monkeypatch undo
+    restored one (a leaked SSL properties file turned every later test's PLAINTEXT clients into TLS ones)."""
+    before = {k: v for k, v in os.environ.items() if k.upper().startswith(KAFKA_SECURITY_ENV_PREFIX)}
+    yield
+    for name in [k for k in os.environ if k.upper().startswith(KAFKA_SECURITY_ENV_PREFIX)]:
+        if name not in before:
+            del os.environ[name]
+    os.environ.update(before)
