@@ -161,8 +161,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 public class FastProduce {
   public static void main(String[] args) throws Exception {
-    String bootstrap = args[0], topic = args[1], compression = args[2];
+    String bootstrap = args[0], topic = args[1], compression = args[2], security = args[3];
     Properties props = new Properties();
+    if (!security.isEmpty()) {  // the client security settings (a properties file), as every other client's
+      try (InputStream in = new FileInputStream(security)) { props.load(in); }
+    }
     props.put("bootstrap.servers", bootstrap);
     props.put("acks", "all");
     props.put("enable.idempotence", "true");  // retries keep per-partition order
@@ -179,8 +182,8 @@ public class FastProduce {
     long sent = 0;
     try (KafkaProducer<byte[], byte[]> producer =
              new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
-      for (int i = 3; i < args.length; i++) {
-        int partition = i - 3;
+      for (int i = 4; i < args.length; i++) {
+        int partition = i - 4;
         try (InputStream in = new BufferedInputStream(new FileInputStream(args[i]), 1 << 22)) {
           byte[] chunk = new byte[1 << 22];
           ByteArrayOutputStream line = new ByteArrayOutputStream(1024);
@@ -210,16 +213,34 @@ public class FastProduce {
 
 
 def produce_java(bootstrap: str, topic: str, files: list[Path], compression: str, workdir: Path) -> None:
+    """The Java producer with this process's Kafka client security (`kafka_security.active()`, the broker jar's
+    unshaded client classes), handed over in a chmod 600 properties file so that no secret is on its command
+    line."""
+    from meterstream import kafka_security
     from meterstream.jars import kafka_broker_classpath
 
     source = workdir / "FastProduce.java"
     source.write_text(_JAVA_PRODUCER)
+    security = workdir / "producer-security.properties"
+    security.touch(mode=0o600)
+    security.write_text("".join(f"{key}={_java_property_value(value)}\n"
+                                for key, value in kafka_security.active().java_properties().items()))
     java = shutil.which("java") or "java"
     cmd = [java, "-Xmx1g", "-cp", kafka_broker_classpath(), str(source), bootstrap, topic, compression,
-           *map(str, files)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+           str(security), *map(str, files)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        security.unlink()
     if done.returncode != 0:
-        raise RuntimeError(f"the Java producer failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"the Java producer failed ({done.returncode}):\n{done.stdout}\n"
+                           f"{kafka_security.redact(done.stderr[-3000:])}")
+
+
+def _java_property_value(value: str) -> str:
+    """`value` escaped for `java.util.Properties.load` (backslashes; a leading space; line breaks)."""
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "\\" + escaped if escaped.startswith(" ") else escaped
 
 
 def _fast_crc32c() -> None:

@@ -12,7 +12,13 @@ from collections.abc import Iterable, Mapping
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import AuthorizationError, KafkaError, SaslAuthenticationFailedError, TopicAlreadyExistsError
+from kafka.errors import (
+    AuthorizationError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    TopicAlreadyExistsError,
+)
 
 from meterstream.kafka_security import active as active_security
 from meterstream.kafka_security import client_kwargs
@@ -60,18 +66,48 @@ class BrokerRefused(BrokerUnreachable):
     it does not enable) or the TLS handshake failed (a certificate it or we do not trust)."""
 
 
+class _Refused(Exception):
+    """Raised into kafka-python's bootstrap loop to end it at the first refusal (see `_ConnectionFailures`)."""
+
+
+class ClosedDuringAuthentication(KafkaConnectionError):
+    """A SASL broker closed our connections while we authenticated, without an answer: on a failed SCRAM exchange
+    Kafka's broker sends its error answer only as it closes the connection (after its failed-authentication delay),
+    and over TLS that answer is lost at times, more often on a loaded machine."""
+
+
 class _ConnectionFailures(logging.Handler):
     """What kafka-python's connection layer logged while it retried: it retries a failed authentication or TLS
-    handshake until its bootstrap timeout, the way it retries a broker that is down, and only logs why."""
+    handshake until its bootstrap timeout, the way it retries a broker that is down, and only logs why.
 
-    def __init__(self) -> None:
+    Refusals: an authentication or authorization error, a failed TLS handshake, or, with SASL, the broker closing
+    the connection `_SASL_CLOSES` times in a row before it accepted us (`ClosedDuringAuthentication`; a broker that
+    is down refuses the TCP connection instead). Once one is seen, the bootstrap loop's next "Bootstrap connection
+    to ... failed" warning raises `_Refused` from that log call: the loop has closed the failed connection by then,
+    and the exception ends the bootstrap at once instead of at the attempt's timeout."""
+
+    _BOOTSTRAP_FAILED = "Bootstrap connection to %s failed"
+    _SASL_CLOSES = 2
+
+    def __init__(self, *, sasl: bool) -> None:
         super().__init__(logging.WARNING)
+        self.sasl = sasl
         self.refusals: list[BaseException] = []
+        self.closes_in_a_row = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
-        self.refusals += [arg for arg in args if isinstance(
-            arg, (SaslAuthenticationFailedError, AuthorizationError)) or _tls_failure(arg)]
+        self.refusals += [arg for arg in args if arg not in self.refusals and (isinstance(
+            arg, (SaslAuthenticationFailedError, AuthorizationError)) or _tls_failure(arg))]
+        if not (isinstance(record.msg, str) and record.msg.startswith(self._BOOTSTRAP_FAILED)):
+            return
+        closed = any(isinstance(arg, KafkaConnectionError) and "socket disconnected" in str(arg) for arg in args)
+        self.closes_in_a_row = self.closes_in_a_row + 1 if closed else 0
+        if self.sasl and self.closes_in_a_row >= self._SASL_CLOSES and not self.refusals:
+            self.refusals.append(ClosedDuringAuthentication(
+                f"the broker closed the connection {self.closes_in_a_row} times in a row while we authenticated"))
+        if self.refusals:
+            raise _Refused()
 
 
 def _tls_failure(error: object) -> bool:
@@ -85,15 +121,16 @@ def refusal_message(bootstrap_servers: str, refusal: BaseException) -> str:
         return (f"the TLS handshake with {bootstrap_servers} failed ({refusal}); check ssl.truststore.location "
                 f"(the broker's CA) and ssl.keystore.location (a broker may require a client certificate), "
                 f"security {security.describe()}")
-    return (f"the Kafka broker at {bootstrap_servers} refused our credentials ({type(refusal).__name__}: "
-            f"{refusal}); check sasl.username/sasl.password and sasl.mechanism, security {security.describe()}")
+    detail = str(refusal) if type(refusal).__name__ in str(refusal) else f"{type(refusal).__name__}: {refusal}"
+    return (f"the Kafka broker at {bootstrap_servers} refused our credentials ({detail}); check "
+            f"sasl.username/sasl.password and sasl.mechanism, security {security.describe()}")
 
 
 def bootstrapped_admin(bootstrap_servers: str, *, timeout: float, **config) -> KafkaAdminClient:
     """An admin client once a broker answered; `BrokerRefused` within about a second when it refuses our
     credentials or TLS, `BrokerUnreachable` when nothing answered within `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    watcher = _ConnectionFailures()
+    watcher = _ConnectionFailures(sasl=active_security().security_protocol == "SASL_SSL")
     logger = logging.getLogger("kafka")
     logger.addHandler(watcher)
     # Short attempts first, so that a refusal ends the wait at once; each one longer, so that a slow handshake (TLS
@@ -105,7 +142,7 @@ def bootstrapped_admin(bootstrap_servers: str, *, timeout: float, **config) -> K
             try:
                 return new_admin(bootstrap_servers, bootstrap_timeout_ms=int(max(0.2, min(left, attempt_s)) * 1000),
                                  **config)
-            except (KafkaError, OSError, ValueError) as exc:
+            except (KafkaError, OSError, ValueError, _Refused) as exc:
                 if watcher.refusals:
                     raise BrokerRefused(refusal_message(bootstrap_servers, watcher.refusals[-1])) from None
                 if time.monotonic() >= deadline:

@@ -25,7 +25,7 @@ from kafka.errors import TopicAuthorizationFailedError
 
 from meterstream import kafka_security
 from meterstream.kafka_local import run_tool, stop_broker
-from meterstream.topics import create_topics, job_topic_configs, new_producer, produce
+from meterstream.topics import create_topics, job_topic_configs, new_admin, new_producer, produce
 from tests.integration.test_billing_kafka import billing_command
 from tests.integration.test_sasl_ssl_kafka import (
     assert_no_secret,
@@ -107,6 +107,7 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
         tool_runs = list(pool.map(lambda args: run_tool(info, ACL_TOOL, [*connection, *args]), commands))
     for args, run in zip(commands, tool_runs, strict=True):
         assert run.returncode == 0, f"{shlex.join(args)}:\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
+    wait_until_acls_are_served(bootstrap, commands)
 
     # Each tenant's producer writes its own topic, and is refused on the other's at once (not after a timeout).
     foreign = usage_event("acme-ai", 999)  # bolt-ml's producer claims acme-ai's usage, in its own topic
@@ -141,6 +142,29 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
                **{f"{ACL_TOOL} {shlex.join(args)}": tool.stdout + tool.stderr
                   for args, tool in zip(commands, tool_runs, strict=True)}}
     assert_no_secret(secret_values, since=started, broker_log=Path(info.log_file), printed=printed)
+
+
+def wait_until_acls_are_served(bootstrap: str, commands: list[list[str]], *, timeout_s: float = 30.0) -> None:
+    """Until the broker's DescribeAcls answer holds an ACL of every principal `commands` (the ACL tool's `--add`
+    lines) allow: the tool returns once the controller committed them, the broker's authorizer applies them from
+    the metadata log a moment later."""
+    from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePatternFilter
+    from kafka.admin import ResourceType as Resource
+
+    principals = {args[i + 1] for args in commands for i, word in enumerate(args) if word == "--allow-principal"}
+    admin = new_admin(bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = [principal for principal in sorted(principals) if not admin.describe_acls(ACLFilter(
+                principal=principal, host="*", operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+                resource_pattern=ResourcePatternFilter(Resource.ANY, None, ACLResourcePatternType.ANY)))[0]]
+            if not missing:
+                return
+            assert time.monotonic() < deadline, f"no ACL of {missing} served {timeout_s:g} s after they were added"
+            time.sleep(0.2)
+    finally:
+        admin.close()
 
 
 def assert_write_refused(bootstrap: str, topic: str) -> None:

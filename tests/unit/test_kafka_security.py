@@ -329,19 +329,57 @@ def test_refusals_are_read_from_what_kafka_python_logs_while_it_retries(monkeypa
 
     from meterstream import topics
 
-    watcher = topics._ConnectionFailures()
+    watcher = topics._ConnectionFailures(sasl=False)
     log = logging.getLogger("kafka.net.manager")
     log.addHandler(watcher)
+    tls = KafkaConnectionError("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate")
+    sasl = SaslAuthenticationFailedError("invalid credentials with SASL mechanism SCRAM-SHA-512")
     try:
         log.warning("Bootstrap connection to %s failed: %s", "b-0", KafkaTimeoutError("slow"))
         assert watcher.refusals == []
-        tls = KafkaConnectionError("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate")
-        sasl = SaslAuthenticationFailedError("invalid credentials with SASL mechanism SCRAM-SHA-512")
-        log.warning("Bootstrap connection to %s failed: %s", "b-0", tls)
+        # The refusal is recorded from the connection's log line; the bootstrap loop's next warning ends the loop.
+        log.error("Connection failed: %s", tls)
         log.error("Connection failed: %s", sasl)
+        with pytest.raises(topics._Refused):
+            log.warning("Bootstrap connection to %s failed: %s", "b-0", tls)
     finally:
         log.removeHandler(watcher)
     assert watcher.refusals == [tls, sasl]
     monkeypatch.delenv(ks.PROPERTIES_ENV, raising=False)
     assert topics.refusal_message("b:9093", tls).startswith("the TLS handshake with b:9093 failed")
     assert topics.refusal_message("b:9093", sasl).startswith("the Kafka broker at b:9093 refused our credentials")
+
+
+@pytest.mark.parametrize("sasl", [True, False])
+def test_a_sasl_broker_closing_the_connection_twice_in_a_row_is_a_refusal(sasl, monkeypatch):
+    """Kafka's broker sends a failed SCRAM exchange's error only as it closes the connection, and over TLS that
+    answer is lost at times: two closes in a row before any answer count as refused credentials, with SASL only (a
+    PLAINTEXT or SSL broker closing connections is a broker going away, waited out)."""
+    import logging
+
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    from meterstream import topics
+
+    closed = KafkaConnectionError("socket disconnected")
+    watcher = topics._ConnectionFailures(sasl=sasl)
+    log = logging.getLogger("kafka.net.manager")
+    log.addHandler(watcher)
+    try:
+        log.warning("Bootstrap connection to %s failed: %s", "b-0", closed)
+        log.warning("Bootstrap connection to %s failed: %s", "b-0", KafkaTimeoutError("slow"))
+        log.warning("Bootstrap connection to %s failed: %s", "b-0", closed)
+        assert watcher.refusals == [], "a timeout between two closes: not in a row"
+        if sasl:
+            with pytest.raises(topics._Refused):
+                log.warning("Bootstrap connection to %s failed: %s", "b-0", closed)
+        else:
+            log.warning("Bootstrap connection to %s failed: %s", "b-0", closed)
+    finally:
+        log.removeHandler(watcher)
+    assert [type(r) for r in watcher.refusals] == ([topics.ClosedDuringAuthentication] if sasl else [])
+    if sasl:
+        monkeypatch.delenv(ks.PROPERTIES_ENV, raising=False)
+        assert topics.refusal_message("b:9093", watcher.refusals[0]).startswith(
+            "the Kafka broker at b:9093 refused our credentials (ClosedDuringAuthentication: the broker closed the "
+            "connection 2 times in a row while we authenticated)")

@@ -11,8 +11,9 @@ public final class TenantTopics {
     }
 
     /**
-     * The tenant of a tenant topic: its name after {@code prefix}. The source subscribes to {@link #pattern} (the
-     * prefix and at least one character), so every topic it reads has one; anything else is a wiring error.
+     * The tenant of a tenant topic: its name after {@code prefix}. The source subscribes to the pattern of
+     * {@code udfs.validation.tenant_topic_pattern} (the prefix and at least one character), so every topic it reads
+     * has one; anything else is a wiring error.
      */
     public static String tenantOf(String prefix, String topic) {
         if (prefix == null || prefix.isEmpty()) {
