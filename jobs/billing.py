@@ -817,13 +817,28 @@ def check_kafka(bootstrap: str, names: list[str], *, create: bool, partitions: i
     """Before any Flink work: a broker must answer at `bootstrap` and every topic in `names` must exist, or the run
     stops (SystemExit) with a message naming the address, or all the missing topics at once. With `create`, the
     missing topics are created instead (`partitions` each; those in `outputs`, the topics the job writes, with
-    `meterstream.topics.OUTPUT_TOPIC_CONFIG`); returns those."""
-    from meterstream.topics import BrokerUnreachable, create_topics, missing_topics, output_topic_configs
+    `meterstream.topics.OUTPUT_TOPIC_CONFIG`); returns those. A topic the brokers' ACLs hide from the job's
+    principal (no Describe, Read or Write on it) looks missing: such topics stop the run named as what they are, not
+    as topics to create (created or not, the job could not use them)."""
+    from meterstream.topics import (
+        BrokerUnreachable,
+        create_topics,
+        missing_topics,
+        output_topic_configs,
+        unauthorized_topics,
+    )
 
     try:
         missing = missing_topics(bootstrap, names, timeout_s=BROKER_CHECK_TIMEOUT_S)
+        hidden = unauthorized_topics(bootstrap, missing, timeout_s=BROKER_CHECK_TIMEOUT_S) if missing else []
     except BrokerUnreachable as exc:
         raise SystemExit(f"--bootstrap {bootstrap}: {exc}") from None
+    if hidden:
+        needs = [f"{name} ({'Write' if name in outputs else 'Read'})" for name in hidden]
+        raise SystemExit(
+            f"Kafka topics at {bootstrap} that the job's principal may not describe: {', '.join(needs)}. The "
+            "brokers' ACLs allow it no Describe, Read or Write on them, and hide whether they exist: add the ACLs "
+            "in parentheses (README, \"Tenant topics\"), or pass the right --topic-* names.")
     missing_outputs = [name for name in missing if name in outputs]
     if missing and not create:
         command = " ".join([f"meterstream topics --bootstrap {bootstrap}",

@@ -18,6 +18,7 @@ from kafka.errors import (
     KafkaError,
     SaslAuthenticationFailedError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
 )
 
 from meterstream.kafka_security import active as active_security
@@ -318,6 +319,28 @@ def missing_topics(bootstrap_servers: str, names: Iterable[str], *, timeout_s: f
     """
     existing = topic_names(bootstrap_servers, timeout_s=timeout_s)
     return [name for name in dict.fromkeys(names) if name not in existing]
+
+
+def unauthorized_topics(bootstrap_servers: str, names: Iterable[str], *, timeout_s: float = 15.0) -> list[str]:
+    """The `names` this client's principal may not describe, in order, each once: the broker answers a metadata
+    request for them with TOPIC_AUTHORIZATION_FAILED. A broker whose authorizer enforces ACLs hides a topic,
+    existing or not, from a principal that no ACL allows Describe (nor Read or Write) on it: `topic_names` does not
+    list it, and `missing_topics` names it missing. A start-up check like `missing_topics`."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    timeout_ms = max(1, int(timeout_s * 1000))
+    admin = bootstrapped_admin(bootstrap_servers, timeout=timeout_s, client_id="meterstream-check",
+                               request_timeout_ms=timeout_ms)
+    try:
+        described = admin.describe_topics(wanted)
+    except KafkaError as exc:
+        raise BrokerUnreachable(f"the Kafka broker at {bootstrap_servers} did not describe topics: {exc}") from None
+    finally:
+        admin.close()
+    refused = {topic["name"] for topic in described
+               if topic["error_code"] == TopicAuthorizationFailedError.errno}
+    return [name for name in wanted if name in refused]
 
 
 def topic_names(bootstrap_servers: str, *, timeout_s: float = 15.0) -> set[str]:

@@ -27,16 +27,18 @@ from pathlib import Path
 import pytest
 from kafka.errors import TopicAuthorizationFailedError
 
-from jobs.billing import Topics, topics_used
+from jobs.billing import Topics, check_kafka, topics_used
 from meterstream import kafka_security
 from meterstream.kafka_local import run_tool, stop_broker
 from meterstream.topics import (
     JOB_OUTPUT_TOPICS,
     create_topics,
     job_topic_configs,
+    missing_topics,
     new_admin,
     new_producer,
     produce,
+    unauthorized_topics,
 )
 from schemas.credits import CreditDrawdown, CreditGrantRecord
 from schemas.invoice_line_item import InvoiceLineItem
@@ -69,6 +71,7 @@ OUTPUTS = {"dead_letters": "usage-dead-letters", "late_events": "usage-late-even
 INPUTS = {"credit_grants": "credit-grants", "spend_caps": "spend-caps", "usage_corrections": "usage-corrections"}
 ADMIN = "kafka-admin"
 SENT_AT = "2026-11-01T04:29:00Z"  # the corrections' (REFERENCE_NOW is 04:30, the usage 03:30 to 03:35)
+HIDDEN = "other-team-events"  # a topic no ACL of the README names
 
 
 def readme_acl_commands(readme: Path = README) -> tuple[list[str], list[list[str]]]:
@@ -144,7 +147,7 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
     tenant_topics = {tenant: PREFIX + tenant for tenant in TENANTS}
     create_topics(bootstrap, tenant_topics.values())
     create_topics(bootstrap, OUTPUTS.values(), partitions=2, configs=job_topic_configs(OUTPUTS))
-    create_topics(bootstrap, INPUTS.values())
+    create_topics(bootstrap, [*INPUTS.values(), HIDDEN])
 
     # The README's commands, with its tool replaced by the ACL tool of the broker's jars and this broker's address;
     # a second tenant is "the first command with its principal" (and its topic), as the README says.
@@ -200,6 +203,13 @@ def test_the_readme_acls_isolate_tenants_and_suffice_for_the_billing_job(acl_bro
     as_user(JOB)
     for topic in (tenant_topics["acme-ai"], INPUTS["credit_grants"], INPUTS["usage_corrections"]):
         assert_write_refused(bootstrap, topic)
+    # A topic the ACLs hide from it looks missing; the start check names it as hidden, with the ACL it lacks, and
+    # tells it from one that is missing (the prefixed ACL lets it describe a tenant topic that does not exist).
+    assert missing_topics(bootstrap, [tenant_topics["acme-ai"], HIDDEN, f"{PREFIX}nobody"]) == [
+        HIDDEN, f"{PREFIX}nobody"]
+    assert unauthorized_topics(bootstrap, [HIDDEN, f"{PREFIX}nobody"]) == [HIDDEN]
+    with pytest.raises(SystemExit, match=f"may not describe: {HIDDEN} \\(Read\\)\\. "):
+        check_kafka(bootstrap, [tenant_topics["acme-ai"], HIDDEN], create=True, partitions=1)
 
     # None of the four users' secrets in what the job and the ACL tool printed, the broker's or Flink's logs.
     secret_values = sorted({secret for path in files.values()

@@ -137,6 +137,7 @@ def test_corrections_are_off_by_default_and_their_horizon_is_at_most_the_dedup_h
 def test_missing_topics_are_named_all_at_once_or_created_on_request(monkeypatch):
     created = []
     monkeypatch.setattr(topic_admin, "missing_topics", lambda bootstrap, names, timeout_s: ["b", "d"])
+    monkeypatch.setattr(topic_admin, "unauthorized_topics", lambda bootstrap, names, timeout_s: [])
     monkeypatch.setattr(topic_admin, "create_topics", lambda bootstrap, names, partitions, configs:
                         created.append((list(names), partitions, configs)))
     with pytest.raises(SystemExit) as caught:
@@ -148,6 +149,29 @@ def test_missing_topics_are_named_all_at_once_or_created_on_request(monkeypatch)
     assert billing.check_kafka("host:1", ["a", "b", "c", "d"], create=True, partitions=3,
                                outputs=frozenset({"c", "d"})) == ["b", "d"]
     assert created == [(["b", "d"], 3, {"d": topic_admin.OUTPUT_TOPIC_CONFIG})]
+
+
+def test_topics_the_acls_hide_are_named_with_the_acl_they_need_not_created(monkeypatch):
+    """A topic the brokers' ACLs hide from the job's principal looks missing; it is named as hidden, with what the
+    job does with it, and never created (`--create-topics` or not)."""
+    asked = []
+
+    def unauthorized(bootstrap, names, timeout_s):
+        asked.append(list(names))
+        return ["b", "d"]
+
+    monkeypatch.setattr(topic_admin, "missing_topics", lambda bootstrap, names, timeout_s: ["b", "c", "d"])
+    monkeypatch.setattr(topic_admin, "unauthorized_topics", unauthorized)
+    monkeypatch.setattr(topic_admin, "create_topics", lambda *args, **kwargs: pytest.fail("created"))
+    for create in (False, True):
+        with pytest.raises(SystemExit) as caught:
+            billing.check_kafka("host:1", ["a", "b", "c", "d"], create=create, partitions=2,
+                                outputs=frozenset({"c", "d"}))
+        message = str(exit_code(caught))
+        assert message.startswith("Kafka topics at host:1 that the job's principal may not describe: b (Read), "
+                                  "d (Write). "), message
+        assert "missing" not in message and "--create-topics" not in message
+    assert asked == [["b", "c", "d"]] * 2  # only what looked missing
 
 
 def test_an_unreachable_broker_is_named_with_the_flag(monkeypatch):
