@@ -174,6 +174,34 @@ def test_topics_the_acls_hide_are_named_with_the_acl_they_need_not_created(monke
     assert asked == [["b", "c", "d"]] * 2  # only what looked missing
 
 
+def test_a_read_back_the_acls_refuse_ends_a_bounded_run_naming_the_acl(monkeypatch, capsys):
+    """The accounting topic, or with credits a topic of the credits identities, refused to the job's principal after
+    the run: exit 1 naming the topic and the ACL, no traceback, nothing claimed to hold."""
+    from kafka.errors import TopicAuthorizationFailedError
+
+    def refused(topic):
+        def read(*args, **kwargs):
+            raise TopicAuthorizationFailedError({topic})
+        return read
+
+    settings = billing.BillingSettings(catalog_yaml="")
+    checks = {"job_name": "j", "received": 0, "corrections_received": None}
+    monkeypatch.setattr(billing, "read_accounting", refused("billing-accounting"))
+    with pytest.raises(SystemExit) as caught:
+        billing.bounded_end_checks("host:1", billing.Topics(), settings, credits=False, **checks)
+    assert str(exit_code(caught)) == (
+        f"j: run {settings.run_id} finished, but the job's principal may not read back billing-accounting for the "
+        'checks of a --bounded run: add Read on them (README, "Tenant topics")')
+    monkeypatch.setattr(billing, "read_accounting", lambda bootstrap, topic, run_id: {})
+    monkeypatch.setattr(billing, "credit_identity_check", refused("credit-drawdowns"))
+    with pytest.raises(SystemExit, match="may not read back credit-drawdowns for the checks"):
+        billing.bounded_end_checks("host:1", billing.Topics(), settings, credits=True, **checks)
+    out = capsys.readouterr().out
+    assert "records in the input" in out and "credits:" not in out  # the accounting table printed, no credits line
+    monkeypatch.setattr(billing, "credit_identity_check", lambda bootstrap, topics, settings: ("credits: HOLD", True))
+    assert billing.bounded_end_checks("host:1", billing.Topics(), settings, credits=True, **checks) == 0
+
+
 def test_an_unreachable_broker_is_named_with_the_flag(monkeypatch):
     def unreachable(bootstrap, names, timeout_s):
         raise topic_admin.BrokerUnreachable(f"no Kafka broker answers at {bootstrap}")
