@@ -13,10 +13,12 @@ from __future__ import annotations
 from pyflink.datastream import DataStream
 
 from jobs import uids
-from jobs.java_interop import LONG, STRING, java_new
+from jobs.java_interop import LONG, STRING, java_new, java_static
 
 INVOICE_FOLDING_CLASS = "io.meterstream.invoices.InvoiceFolding"
 INVOICE_KEY_CLASS = "io.meterstream.invoices.InvoiceKey"
+JSON_RECORDS_CLASS = "io.meterstream.invoices.JsonRecords"
+JAVA_DATA_STREAM = "org.apache.flink.streaming.api.datastream.DataStream"
 
 
 def build_invoices(java_catalog_json: str, line_item_streams: list[DataStream], *, drawdowns: DataStream | None,
@@ -25,7 +27,10 @@ def build_invoices(java_catalog_json: str, line_item_streams: list[DataStream], 
     and, when credits run, the drawdowns the ledger computed from them."""
     from pyflink.java_gateway import get_gateway
 
-    streams = [*line_item_streams, *([drawdowns] if drawdowns is not None else [])]
+    # Each stream retyped (a chained identity map) so that the shuffle to the invoice stage carries the records'
+    # bytes in one run (JSON_RECORDS_CLASS says why), then the union.
+    streams = [DataStream(java_static(JSON_RECORDS_CLASS, "retyped", (JAVA_DATA_STREAM, s._j_data_stream)))
+               for s in [*line_item_streams, *([drawdowns] if drawdowns is not None else [])]]
     records = streams[0].union(*streams[1:]) if streams[1:] else streams[0]
     key = java_new(INVOICE_KEY_CLASS)
     folding = java_new(INVOICE_FOLDING_CLASS, (STRING, java_catalog_json), (LONG, state_ttl_ms))

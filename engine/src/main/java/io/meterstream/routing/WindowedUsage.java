@@ -6,7 +6,6 @@ import java.nio.charset.StandardCharsets;
 
 import io.meterstream.rules.Rules;
 
-import org.apache.flink.api.common.serialization.SerializerConfig;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
@@ -116,67 +115,9 @@ public final class WindowedUsage {
         throw new IllegalArgumentException("no windowed aggregation " + aggregation);
     }
 
-    public static final TypeInformation<WindowedUsage> TYPE = new Type();
-
     /** Flink type information of {@link WindowedUsage}: a single field, its own serializer. */
-    private static final class Type extends TypeInformation<WindowedUsage> {
-        private static final long serialVersionUID = 1L;
-
-        @Override
-        public boolean isBasicType() {
-            return false;
-        }
-
-        @Override
-        public boolean isTupleType() {
-            return false;
-        }
-
-        @Override
-        public int getArity() {
-            return 1;
-        }
-
-        @Override
-        public int getTotalFields() {
-            return 1;
-        }
-
-        @Override
-        public Class<WindowedUsage> getTypeClass() {
-            return WindowedUsage.class;
-        }
-
-        @Override
-        public boolean isKeyType() {
-            return false;
-        }
-
-        @Override
-        public TypeSerializer<WindowedUsage> createSerializer(SerializerConfig config) {
-            return new Serializer();
-        }
-
-        @Override
-        public String toString() {
-            return "WindowedUsage";
-        }
-
-        @Override
-        public boolean equals(Object other) {
-            return other instanceof Type;
-        }
-
-        @Override
-        public int hashCode() {
-            return Type.class.hashCode();
-        }
-
-        @Override
-        public boolean canEqual(Object other) {
-            return other instanceof Type;
-        }
-    }
+    public static final TypeInformation<WindowedUsage> TYPE =
+            new OwnSerializerType<>(WindowedUsage.class, "WindowedUsage", Serializer::new);
 
     /**
      * Field by field, byte runs and decimals in {@link Codec}'s forms. Stateless. It only serves the shuffle (never
