@@ -13,7 +13,7 @@ import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.junit.jupiter.api.Test;
 
-/** {@link JsonRecords}: every string crosses unchanged, Latin-1 ones as their bytes, others in Flink's own form. */
+/** {@link JsonRecords}: every string crosses unchanged, ASCII ones as their bytes, others in Flink's own form. */
 class JsonRecordsTest {
     private static final TypeSerializer<String> SERIALIZER =
             JsonRecords.TYPE.createSerializer(new SerializerConfigImpl());
@@ -23,9 +23,11 @@ class JsonRecordsTest {
         List<String> records = Arrays.asList(
                 "{\"tenant_id\":\"acme-ai\",\"customer_id\":\"cust-1\",\"amount\":\"0.000125\"}",
                 "",
-                "caf\u00e9 \u00ff",                        // Latin-1 beyond ASCII: bytes
-                "{\"customer_id\":\"\u5ba2\u6237-7\"}",    // beyond Latin-1: Flink's form
+                "caf\u00e9 \u00ff",                        // beyond ASCII: Flink's form
+                "{\"customer_id\":\"\u5ba2\u6237-7\"}",    // beyond Latin-1
                 "lone \ud800 surrogate and \ud83d\ude00", // what no charset encoding would keep
+                "a lone \udc00 surrogate beside a real ?",  // as many UTF-8 bytes as characters
+                "what? ?",
                 null);
         DataOutputSerializer out = new DataOutputSerializer(64);
         for (String record : records) {
@@ -39,7 +41,7 @@ class JsonRecordsTest {
     }
 
     @Test
-    void aLatin1RecordIsItsLengthAndBytesAndCopiesAcrossViews() throws IOException {
+    void anAsciiRecordIsItsLengthAndBytesAndCopiesAcrossViews() throws IOException {
         String record = "{\"kind\":\"usage\",\"quantity\":\"1500\"}";
         DataOutputSerializer out = new DataOutputSerializer(64);
         SERIALIZER.serialize(record, out);
