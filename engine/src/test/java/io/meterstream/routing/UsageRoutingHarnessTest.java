@@ -24,10 +24,12 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.checkpoint.StateObjectCollection;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.runtime.state.KeyGroupRangeOffsets;
 import org.apache.flink.runtime.state.KeyGroupsStateHandle;
+import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.memory.ByteStreamStateHandle;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -454,6 +456,74 @@ class UsageRoutingHarnessTest {
         assertEquals(0, entries(restored.snapshot(1L, T0 + 1)), "sealed at the restore: no table left");
         assertEquals(50, ((UsageRouting) restored.getOneInputOperator()).sealedIds());
         restored.close();
+    }
+
+    @Test
+    void stateOfFormatFourSealedWithoutCompanionsIsStillRestored() throws Exception {
+        // Format 4 (sealed blocks, before companions) has format 5's layout; an operator without corrections writes
+        // exactly it but for the version number. Some key groups sealed (their blocks in the raw state on the heap
+        // backend), the others' ids still in tables: rewritten as format 4, the state is restored whole, in one
+        // subtask and in two.
+        long ttl = 1_000_000L;
+        var harness = open(ttl, null, 1, 0);
+        UsageRouting written = (UsageRouting) harness.getOneInputOperator();
+        written.sealAtIds = 3;
+        harness.setProcessingTime(T0);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            ids.add("evt-" + i);
+            harness.processElement(valid(tenantOf(i), "evt-" + i, FP_A, T0), T0);
+        }
+        long sealedIds = written.sealedIds();
+        assertTrue(sealedIds > 0 && sealedIds < ids.size() && written.tablesHeld() > 0,
+                "ids both sealed and in tables: " + sealedIds);
+        OperatorSubtaskState formatFour = withDedupFormat(harness.snapshot(1L, T0), UsageRouting.DEDUP_FORMAT_SEALED);
+        harness.close();
+        RawKeyedState.forEachKeyGroup(formatFour, (keyGroup, in) ->
+                assertEquals(UsageRouting.DEDUP_FORMAT_SEALED, in.readInt(), "rewritten as format 4"));
+
+        var restored = open(ttl, formatFour, 1, 0);
+        restored.setProcessingTime(T0 + 1);
+        // the restored blocks, and the restored tables' ids sealed at the restore (as at every restore)
+        assertEquals(ids.size(), ((UsageRouting) restored.getOneInputOperator()).sealedIds());
+        assertEquals(0, ((UsageRouting) restored.getOneInputOperator()).tablesHeld());
+        assertEquals(ids.size(), liveIds(restored, T0 + 1));
+        assertEveryIdRemembered(List.of(restored), ids);
+        restored.close();
+        List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> two = new ArrayList<>();
+        for (int subtask = 0; subtask < 2; subtask++) {
+            var h = open(ttl, AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                    formatFour, MAX_PARALLELISM, 1, 2, subtask), 2, subtask);
+            h.setProcessingTime(T0 + 1);
+            two.add(h);
+        }
+        assertEveryIdRemembered(two, ids);
+        for (var h : two) {
+            h.close();
+        }
+    }
+
+    /** {@code snapshot} with the dedup format number of every key group's raw block set to {@code version}. */
+    private static OperatorSubtaskState withDedupFormat(OperatorSubtaskState snapshot, int version) throws Exception {
+        List<KeyedStateHandle> rewritten = new ArrayList<>();
+        for (KeyedStateHandle handle : snapshot.getRawKeyedState()) {
+            KeyGroupsStateHandle groups = (KeyGroupsStateHandle) handle;
+            byte[] bytes;
+            try (var in = groups.openInputStream()) {
+                bytes = in.readAllBytes();
+            }
+            for (int keyGroup : groups.getKeyGroupRange()) {
+                java.nio.ByteBuffer.wrap(bytes).putInt((int) groups.getOffsetForKeyGroup(keyGroup), version);
+            }
+            rewritten.add(new KeyGroupsStateHandle(groups.getGroupRangeOffsets(),
+                    new ByteStreamStateHandle("dedup-format-" + version, bytes)));
+        }
+        return OperatorSubtaskState.builder()
+                .setManagedKeyedState(snapshot.getManagedKeyedState())
+                .setRawKeyedState(new StateObjectCollection<>(rewritten))
+                .setManagedOperatorState(snapshot.getManagedOperatorState())
+                .setRawOperatorState(snapshot.getRawOperatorState())
+                .build();
     }
 
     // ---- helpers --------------------------------------------------------------------------------------------
