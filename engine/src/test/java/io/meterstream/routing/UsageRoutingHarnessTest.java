@@ -297,14 +297,8 @@ class UsageRoutingHarnessTest {
         one.close();
 
         // into two subtasks: each gets its key groups' tables and the floor
-        List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> two = new ArrayList<>();
+        var two = restoredInTwo(snapshot, ttl, T0 + 1);
         List<OperatorSubtaskState> halves = new ArrayList<>();
-        for (int subtask = 0; subtask < 2; subtask++) {
-            var h = open(ttl, AbstractStreamOperatorTestHarness.repartitionOperatorState(
-                    snapshot, MAX_PARALLELISM, 1, 2, subtask), 2, subtask);
-            h.setProcessingTime(T0 + 1);
-            two.add(h);
-        }
         assertEveryIdRemembered(two, ids);
         long higher = floor + 5 * WINDOW_MS;
         two.get(1).processWatermark(higher);  // only subtask 1 moves on
@@ -490,17 +484,24 @@ class UsageRoutingHarnessTest {
         assertEquals(ids.size(), liveIds(restored, T0 + 1));
         assertEveryIdRemembered(List.of(restored), ids);
         restored.close();
-        List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> two = new ArrayList<>();
-        for (int subtask = 0; subtask < 2; subtask++) {
-            var h = open(ttl, AbstractStreamOperatorTestHarness.repartitionOperatorState(
-                    formatFour, MAX_PARALLELISM, 1, 2, subtask), 2, subtask);
-            h.setProcessingTime(T0 + 1);
-            two.add(h);
-        }
+        var two = restoredInTwo(formatFour, ttl, T0 + 1);
         assertEveryIdRemembered(two, ids);
         for (var h : two) {
             h.close();
         }
+    }
+
+    /** Two subtasks (heap backend) restored from a snapshot of one, their clocks at {@code now}. */
+    private static List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> restoredInTwo(
+            OperatorSubtaskState snapshot, long ttl, long now) throws Exception {
+        List<KeyedOneInputStreamOperatorTestHarness<Integer, RowData, WindowedUsage>> two = new ArrayList<>();
+        for (int subtask = 0; subtask < 2; subtask++) {
+            var h = open(ttl, AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                    snapshot, MAX_PARALLELISM, 1, 2, subtask), 2, subtask);
+            h.setProcessingTime(now);
+            two.add(h);
+        }
+        return two;
     }
 
     /** {@code snapshot} with the dedup format number of every key group's raw block set to {@code version}. */
