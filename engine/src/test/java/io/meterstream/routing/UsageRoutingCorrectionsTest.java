@@ -16,7 +16,9 @@ import io.meterstream.rules.Rules;
 
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.checkpoint.SavepointType;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.AbstractStreamOperatorTestHarness;
@@ -35,7 +37,8 @@ import org.junit.jupiter.api.Test;
  * observed by the correction ledger, accepted corrections (second input, keyed by {@link CorrectionKey}) are decided
  * at the task's processing time, rejections go to their side output with the record's coordinates, both are counted;
  * the ledger survives a snapshot and restore (raw keyed state, format 5), also into two subtasks, also with every id
- * sealed at once (its entries in the blocks' companions; on the heap backend and on RocksDB); state without a ledger
+ * sealed at once (its entries in the blocks' companions; on the heap backend and on RocksDB, and from either onto the
+ * other through a canonical savepoint); state without a ledger
  * restores with an empty one; after the horizons nothing is held; the corrections input holds
  * no watermark back; an applied correction's contributions go on to the window operator as correction records.
  */
@@ -56,6 +59,8 @@ class UsageRoutingCorrectionsTest {
     /** Each test's operators seal at this many ids ({@link UsageRouting#sealAtIds}), on RocksDB if so. */
     private int sealAtIds = UsageRouting.SEAL_AT_IDS;
     private boolean rocksDb;
+    /** The backend the restores run on, when not the one the snapshot was taken on (null: the same). */
+    private Boolean restoreOnRocksDb;
 
     @Test
     void correctionsAreDecidedAgainstTheEventsTheOperatorSaw() throws Exception {
@@ -72,6 +77,21 @@ class UsageRoutingCorrectionsTest {
     void onRocksDbWithEveryIdSealedTheLedgerEntriesAreManagedStateAndDecideAlike() throws Exception {
         sealAtIds = 1;
         rocksDb = true;
+        decidedAgainstTheEventsSeen();
+    }
+
+    @Test
+    void aSavepointOfSealedEntriesWithCompanionsRestoresFromTheHeapOntoRocksDb() throws Exception {
+        sealAtIds = 1;
+        restoreOnRocksDb = true;
+        decidedAgainstTheEventsSeen();
+    }
+
+    @Test
+    void aSavepointOfSealedEntriesWithCompanionsRestoresFromRocksDbOntoTheHeap() throws Exception {
+        sealAtIds = 1;
+        rocksDb = true;
+        restoreOnRocksDb = false;
         decidedAgainstTheEventsSeen();
     }
 
@@ -122,12 +142,30 @@ class UsageRoutingCorrectionsTest {
         assertEquals(0, new java.math.BigDecimal("10").compareTo(remove.value));
         assertEquals(usage.floorMs, remove.floorMs);
 
-        OperatorSubtaskState snapshot = harness.snapshot(1L, T0 + 1);
+        // Across backends (the blocks and companions raw state on the heap, managed state on RocksDB): a savepoint in
+        // the canonical format, what a user takes to switch backends.
+        boolean crossing = restoreOnRocksDb != null && restoreOnRocksDb != rocksDb;
+        OperatorSubtaskState snapshot = crossing ? harness.snapshotWithLocalState(1L, T0 + 1,
+                SavepointType.savepoint(SavepointFormatType.CANONICAL)).getJobManagerOwnedState()
+                : harness.snapshot(1L, T0 + 1);
         harness.close();
+        if (crossing) {
+            rocksDb = restoreOnRocksDb;
+        }
         List<KeyedTwoInputStreamOperatorTestHarness<Integer, RowData, Row, WindowedUsage>> two = new ArrayList<>();
         for (int subtask = 0; subtask < 2; subtask++) {
             two.add(open(AbstractStreamOperatorTestHarness.repartitionOperatorState(
                     snapshot, MAX_PARALLELISM, 1, 2, subtask), 2, subtask));
+        }
+        if (crossing) {  // the blocks and their companions moved: into managed state on RocksDB, out of it on the heap
+            long managed = 0;
+            for (var subtask : two) {
+                try (var stored = OPERATORS.get(subtask).getKeyedStateBackend()
+                        .getKeysAndNamespaces(UsageRouting.SEALED_BLOCKS)) {
+                    managed += stored.count();
+                }
+            }
+            assertEquals(rocksDb ? 4 : 0, managed, "two blocks and their companions in managed state on RocksDB");
         }
         // after the restore, on whichever subtask owns each key: e1 is still cancelled, e2 can still be amended
         Map<String, Long> counts = new HashMap<>();
