@@ -29,8 +29,10 @@ def build_invoices(java_catalog_json: str, line_item_streams: list[DataStream], 
 
     # Each stream retyped (a chained identity map) so that the shuffle to the invoice stage carries the records'
     # bytes in one run (JSON_RECORDS_CLASS says why), then the union.
-    streams = [DataStream(java_static(JSON_RECORDS_CLASS, "retyped", (JAVA_DATA_STREAM, s._j_data_stream)))
-               for s in [*line_item_streams, *([drawdowns] if drawdowns is not None else [])]]
+    inputs = [*line_item_streams, *([drawdowns] if drawdowns is not None else [])]
+    streams = [DataStream(java_static(JSON_RECORDS_CLASS, "retyped", (JAVA_DATA_STREAM, s._j_data_stream))
+                          .uid(f"{uids.BILLING_INVOICE_RECORDS}-{n}"))
+               for n, s in enumerate(inputs)]
     records = streams[0].union(*streams[1:]) if streams[1:] else streams[0]
     key = java_new(INVOICE_KEY_CLASS)
     folding = java_new(INVOICE_FOLDING_CLASS, (STRING, java_catalog_json), (LONG, state_ttl_ms))

@@ -15,6 +15,8 @@ BILLING_DEAD_LETTER_FORMAT = "billing-dead-letter-format-v1"
 BILLING_LATE_FORMAT = "billing-late-format-v1"
 BILLING_ACCOUNTING = "billing-accounting-v1"
 BILLING_INVOICES = "billing-invoices-v1"  # keyed Java operator: open invoices per customer, closed at end + grace
+# Java, stateless: each input of the invoice stage retyped for its shuffle (JsonRecords); uid suffixed -<n>
+BILLING_INVOICE_RECORDS = "billing-invoice-records-v1"
 BILLING_SINK_LINE_ITEMS = "billing-sink-line-items-v1"
 BILLING_SINK_UNIQUE_COUNT_LINE_ITEMS = "billing-sink-unique-count-line-items-v1"
 BILLING_SINK_DEAD_LETTERS = "billing-sink-dead-letters-v1"
