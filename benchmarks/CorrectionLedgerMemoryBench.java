@@ -32,7 +32,7 @@ public class CorrectionLedgerMemoryBench {
             long start = System.nanoTime();
             ledger.observeEvent(hi, lo, now, series * 0x9E3779B97F4A7C15L, ~series, () -> new String[] {
                 "cust-" + String.format("%05d", customer), "input_tokens",
-                "{\"model\":\"nova-" + (large ? "large" : "small") + "\"}"}, eventTime, value, null);
+                "{\"model\":\"nova-" + (large ? "large" : "small") + "\"}"}, eventTime, value, value.scale(), null);
             observeNanos += System.nanoTime() - start;
         }
         long after = used();

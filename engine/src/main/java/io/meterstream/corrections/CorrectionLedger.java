@@ -295,12 +295,14 @@ public final class CorrectionLedger {
 
     /**
      * {@link #observeEvent(long, long, long, Version)} on the per-event path: the series named by its 128-bit hash,
-     * its strings ({@code names}) decoded only when this ledger has not met it yet.
+     * its strings ({@code names}) decoded only when this ledger has not met it yet; the value at any scale up to
+     * {@code billedScale}, the one it was billed at (equal values: the ledger keeps it as billed).
      */
     public void observeEvent(long keyHi, long keyLo, long nowMs, long seriesHi, long seriesLo,
-            LedgerSlots.SeriesNames names, long eventTimeMs, BigDecimal value, String uniqueValue) {
+            LedgerSlots.SeriesNames names, long eventTimeMs, BigDecimal value, int billedScale, String uniqueValue) {
         int series = slots.seriesIndex(seriesHi, seriesLo, names);
-        slots.setEvent(slots.insert(keyHi, keyLo), nowMs, series, eventTimeMs, value, uniqueValue, RETAINED);
+        slots.setEvent(slots.insert(keyHi, keyLo), nowMs, series, eventTimeMs, value, billedScale, uniqueValue,
+                RETAINED);
     }
 
     public void observeDeadLetter(long keyHi, long keyLo, long nowMs, String reason) {

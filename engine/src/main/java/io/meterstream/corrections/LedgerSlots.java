@@ -400,17 +400,21 @@ final class LedgerSlots {
 
     private void setVersion(int slot, CorrectionLedger.Version version, byte kindAndFlags) {
         setVersion(slot, intern(version.customerId, version.meter, version.groupJson), version.eventTimeMs,
-                version.value, version.uniqueValue, kindAndFlags);
+                version.value, version.value == null ? 0 : version.value.scale(), version.uniqueValue, kindAndFlags);
     }
 
-    /** A first copy whose series is already a dictionary index ({@link #seriesIndex(long, long, SeriesNames)}). */
-    void setEvent(int slot, long firstSeenMs, int series, long eventTimeMs, BigDecimal value, String unique,
-            byte flags) {
+    /**
+     * A first copy whose series is already a dictionary index ({@link #seriesIndex(long, long, SeriesNames)}), its
+     * value given at any scale up to {@code billedScale}, the scale it was billed at (the routing operator hands over
+     * the value it already stripped of the fraction's trailing zeros: one division per event, not two).
+     */
+    void setEvent(int slot, long firstSeenMs, int series, long eventTimeMs, BigDecimal value, int billedScale,
+            String unique, byte flags) {
         data[slot * STRIDE + FIRST_SEEN] = firstSeenMs;
-        setVersion(slot, series, eventTimeMs, value, unique, (byte) (EVENT | flags));
+        setVersion(slot, series, eventTimeMs, value, billedScale, unique, (byte) (EVENT | flags));
     }
 
-    private void setVersion(int slot, int series, long eventTimeMs, BigDecimal value, String unique,
+    private void setVersion(int slot, int series, long eventTimeMs, BigDecimal value, int billedScale, String unique,
             byte kindAndFlags) {
         data[slot * STRIDE + EVENT_TIME] = eventTimeMs;
         BigDecimal big = null;
@@ -419,13 +423,13 @@ final class LedgerSlots {
         if (value == null) {
             scale = NO_VALUE;
         } else {
-            int scales = compact(value, slot);
+            int scales = compact(value, billedScale, slot);
             if (scales >= 0) {
                 scale = (byte) scales;
                 billed = (byte) (scales >>> 8);
             } else {
                 scale = BIG_VALUE;
-                big = value;
+                big = value.scale() == billedScale ? value : value.setScale(billedScale);  // as billed
             }
         }
         Object extra = big == null ? unique : unique == null ? big : new ValueAndUnique(big, unique);
@@ -450,29 +454,30 @@ final class LedgerSlots {
      * Stores {@code value}'s unscaled in the slot as a long at a scale no larger than the billed one (trailing zeros
      * of the fraction dropped), when that fits: returns the billed scale << 8 | that scale, else -1. One division,
      * not stripTrailingZeros' one per zero (a DECIMAL(38,18) value has 18 digits of fraction, mostly zeros: that
-     * was ~2 us per event).
+     * was ~2 us per event); none beyond a long's when the value comes stripped already. {@code billed}: the scale
+     * the value was billed at, at least its own.
      */
-    private int compact(BigDecimal value, int slot) {
-        int billed = value.scale();
-        if (billed < 0 || billed > 18) {
+    private int compact(BigDecimal value, int billed, int slot) {
+        if (billed < 0 || billed > 18 || value.scale() < 0 || value.scale() > billed) {
             return -1;
         }
+        int own = value.scale();
         BigInteger unscaled = value.unscaledValue();
         long whole;
         long fraction;
         if (unscaled.bitLength() < 64) {
             long u = unscaled.longValue();
-            whole = u / POWERS_OF_TEN[billed];
-            fraction = u % POWERS_OF_TEN[billed];
+            whole = u / POWERS_OF_TEN[own];
+            fraction = u % POWERS_OF_TEN[own];
         } else {
-            BigInteger[] parts = unscaled.divideAndRemainder(BIG_POWERS_OF_TEN[billed]);
+            BigInteger[] parts = unscaled.divideAndRemainder(BIG_POWERS_OF_TEN[own]);
             if (parts[0].bitLength() >= 64) {
                 return -1;
             }
             whole = parts[0].longValue();
             fraction = parts[1].longValue();
         }
-        int scale = billed;
+        int scale = own;
         while (scale > 0 && fraction % 10 == 0) {
             fraction /= 10;
             scale--;

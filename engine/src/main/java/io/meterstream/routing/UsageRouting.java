@@ -1066,9 +1066,12 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         // Decoded once for the ledger and the window operator (a DECIMAL(38, 18) is a BigInteger's bytes).
         BigDecimal value = in.isNullAt(valueIndex) ? null
                 : in.getDecimal(valueIndex, valuePrecision, valueScale).toBigDecimal();
-        WindowedUsage out = windowed(in, in.getString(aggregationIndex), value);
+        // Stripped of the fraction's trailing zeros once (a BigInteger division), for the window operator and the
+        // ledger (which keeps the scale it was billed at beside it).
+        BigDecimal compact = RateLineItem.compact(value);
+        WindowedUsage out = windowed(in, in.getString(aggregationIndex), value, compact);
         if (ledger != null) {
-            observe(eventKey, now, in, out, value);
+            observe(eventKey, now, in, out, compact, value == null ? 0 : value.scale());
         }
         if (unsealedIds[keyGroupIndex]++ == 0) {
             unsealedSince[keyGroupIndex] = now;
@@ -1091,11 +1094,12 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
      * A first copy, remembered in the correction ledger as it is billed: by its series' hash (what {@code windowed}
      * computed), the series' strings decoded only for a series the ledger has not met.
      */
-    private void observe(Tuple2<Long, Long> eventKey, long now, RowData in, WindowedUsage windowed, BigDecimal value) {
+    private void observe(Tuple2<Long, Long> eventKey, long now, RowData in, WindowedUsage windowed, BigDecimal value,
+            int billedScale) {
         ledger.observeEvent(eventKey.f0, eventKey.f1, now, windowed.seriesHi, windowed.seriesLo,
                 () -> new String[] {in.getString(customerIndex).toString(), in.getString(meterIndex).toString(),
                     in.isNullAt(groupIndex) ? "{}" : in.getString(groupIndex).toString()},
-                windowed.eventTimeMs, value,
+                windowed.eventTimeMs, value, billedScale,
                 in.isNullAt(tokenIndex) ? null : CorrectionLedger.decodeToken(in.getString(tokenIndex).toString()));
     }
 
@@ -1111,8 +1115,8 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         return past;
     }
 
-    /** A first-seen valid record for the window operator. */
-    private WindowedUsage windowed(RowData in, StringData aggregation, BigDecimal value) {
+    /** A first-seen valid record for the window operator ({@code compact}: {@code value} stripped, RateLineItem). */
+    private WindowedUsage windowed(RowData in, StringData aggregation, BigDecimal value, BigDecimal compact) {
         WindowedUsage out = new WindowedUsage();
         StringData tenant = in.getString(tenantIndex);
         StringData customer = in.getString(customerIndex);
@@ -1130,7 +1134,7 @@ public final class UsageRouting extends CountingOperator<WindowedUsage>
         if (out.aggregation == WindowedUsage.UNIQUE_COUNT) {
             out.uniqueToken = in.isNullAt(tokenIndex) ? null : in.getString(tokenIndex).toBytes();
         } else if (out.aggregation != WindowedUsage.COUNT && value != null) {
-            out.value = out.aggregation == WindowedUsage.LAST ? value : RateLineItem.compact(value);
+            out.value = out.aggregation == WindowedUsage.LAST ? value : compact;
         }
         if (out.aggregation == WindowedUsage.LAST) {
             out.eventId = in.getString(eventIdIndex).toBytes();

@@ -1,5 +1,6 @@
 package io.meterstream.corrections;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -87,6 +89,42 @@ class LedgerSlotsTest {
     }
 
     @Test
+    void aValueHandedOverStrippedComesBackAsBilledAndIsStoredAsTheBilledOneIs() {
+        String[] values = {"5000.000000000000000000", "0E-18", "-12.500000000000000000", "1500.250000000000000000",
+                "123456789012345678901234.500000000000000000", "0.000000000000000001",
+                "99999999999999999999.999999999999999999", "-9223372036854775809.000000000000000000"};
+        LedgerSlots stripped = new LedgerSlots();
+        LedgerSlots asBilled = new LedgerSlots();
+        int series = stripped.seriesIndex(1, 2, () -> new String[] {"c", "m", "{}"});
+        int seriesAsBilled = asBilled.seriesIndex(1, 2, () -> new String[] {"c", "m", "{}"});
+        for (int i = 0; i < values.length; i++) {
+            BigDecimal billed = new BigDecimal(values[i]);
+            BigDecimal compact = io.meterstream.rating.RateLineItem.compact(billed);
+            stripped.setEvent(stripped.insert(i, i), 1L, series, 5L, compact, billed.scale(), null, (byte) 0);
+            asBilled.setEvent(asBilled.insert(i, i), 1L, seriesAsBilled, 5L, billed, billed.scale(), null, (byte) 0);
+        }
+        // a value stripped to a negative scale (stripTrailingZeros' form) is taken too
+        BigDecimal round = new BigDecimal("1500.000000000000000000");
+        stripped.setEvent(stripped.insert(99, 99), 1L, series, 5L, round.stripTrailingZeros(), round.scale(), null,
+                (byte) 0);
+        assertEquals(round, stripped.version(stripped.find(99, 99)).value);
+        for (int i = 0; i < values.length; i++) {
+            BigDecimal back = stripped.version(stripped.find(i, i)).value;
+            assertEquals(new BigDecimal(values[i]), back, "value and scale as billed (equals compares both)");
+            assertEquals(asBilled.version(asBilled.find(i, i)).value, back);
+            DataOutputSerializer a = new DataOutputSerializer(64);
+            DataOutputSerializer b = new DataOutputSerializer(64);
+            try {
+                stripped.writeValue(stripped.find(i, i), a);
+                asBilled.writeValue(asBilled.find(i, i), b);
+            } catch (java.io.IOException e) {
+                throw new AssertionError(e);
+            }
+            assertArrayEquals(b.getCopyOfBuffer(), a.getCopyOfBuffer(), "the same bytes in a snapshot: " + values[i]);
+        }
+    }
+
+    @Test
     void theSeriesDictionaryLosesWhatNoEventReferences() {
         LedgerSlots slots = new LedgerSlots();
         for (int i = 0; i < 5_000; i++) {
@@ -114,7 +152,7 @@ class LedgerSlotsTest {
                     decoded[0]++;
                     return new String[] {customer, "m", "{}"};
                 });
-                slots.setEvent(slot, 5L, series, 100L + i, BigDecimal.valueOf(i, 2), null, (byte) 0);
+                slots.setEvent(slot, 5L, series, 100L + i, BigDecimal.valueOf(i, 2), 2, null, (byte) 0);
             }
         }
         assertEquals(3_000, decoded[0], "each hash decoded once");

@@ -21,6 +21,7 @@ class InvoiceKeyTest {
                     if (s.has(field)) {
                         String json = s.get(field).textValue();
                         assertEquals(expected, key.getKey(json), json);
+                        assertEquals(expected, InvoiceKey.readKey(json), json);
                         assertEquals(expected, InvoiceKey.parsedKey(json), json);
                         records++;
                     }
@@ -31,6 +32,21 @@ class InvoiceKeyTest {
     }
 
     @Test
+    void aRecordKeyedAgainOnTheSameThreadGetsItsOwnKeyNeverTheLastRecordsOne() {
+        InvoiceKey shuffle = new InvoiceKey();
+        InvoiceKey sink = new InvoiceKey();
+        String first = "{\"tenant_id\":\"t1\",\"customer_id\":\"c1\"}";
+        String second = "{\"tenant_id\":\"t2\",\"customer_id\":\"c2\"}";
+        assertEquals("t1" + InvoiceKey.SEPARATOR + "c1", shuffle.getKey(first));
+        assertEquals("t1" + InvoiceKey.SEPARATOR + "c1", sink.getKey(first));
+        assertEquals("t2" + InvoiceKey.SEPARATOR + "c2", sink.getKey(second));
+        // an equal record in another String instance is read again, not taken from the last one by content
+        String equalToSecond = new String(second.toCharArray());
+        assertEquals("t2" + InvoiceKey.SEPARATOR + "c2", shuffle.getKey(equalToSecond));
+        assertEquals("t1" + InvoiceKey.SEPARATOR + "c1", shuffle.getKey(first));
+    }
+
+    @Test
     void escapesAndNestedNamesAreLeftToTheParser() {
         InvoiceKey key = new InvoiceKey();
         String escaped = "{\"tenant_id\":\"a\\\"b\",\"customer_id\":\"c\\u00e9\"}";
@@ -38,5 +54,7 @@ class InvoiceKeyTest {
         String nestedFirst = "{\"group\":{\"tenant_id\":\"x\"},\"tenant_id\":\"t\",\"customer_id\":\"c\"}";
         assertEquals("t" + InvoiceKey.SEPARATOR + "c", InvoiceKey.parsedKey(nestedFirst));
         assertEquals("t" + InvoiceKey.SEPARATOR + "c", key.getKey(nestedFirst));
+        String customerNested = "{\"tenant_id\":\"t\",\"group\":{\"customer_id\":\"x\"},\"customer_id\":\"c\"}";
+        assertEquals("t" + InvoiceKey.SEPARATOR + "c", key.getKey(customerNested));
     }
 }
