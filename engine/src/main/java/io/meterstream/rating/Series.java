@@ -76,6 +76,10 @@ public final class Series {
     long clockMs;
     long wallMs = NO_WALL;
     static final long NO_WALL = Long.MIN_VALUE;
+    /** With a backing store ({@link SeriesStore.Backing}): read or written since the last checkpoint stored it, and
+     * how many checkpoints in a row found it untouched (not in snapshots). */
+    transient boolean touched;
+    transient byte untouchedCheckpoints;
     /** The series' clock before which {@code WindowRating} does not look for fired windows to freeze again (not in
      * snapshots: a restored series looks at its next firing). */
     transient long settleCheckAtMs;

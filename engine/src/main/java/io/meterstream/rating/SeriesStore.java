@@ -21,7 +21,9 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 /**
  * The window operator's memory: one {@link Series} per billed series key (a {@link MeterKey}) of this subtask, in
  * an open-addressing hash table, written to checkpoints as raw keyed state, one block per key group (so a restore
- * with another parallelism takes the key groups it owns, like managed state).
+ * with another parallelism takes the key groups it owns, like managed state); or, with a {@link Backing} (RocksDB),
+ * a cache of the recently touched series in front of managed state, each checkpoint storing only the series touched
+ * since the last one ({@link #checkpointToBacking}).
  *
  * <p>Why not a managed ValueState: on the heap backend every record's read and write went through the TTL wrapper,
  * the copy-on-write map (a deep copy of the series after each checkpoint) and incremental TTL cleanup, a third of
@@ -76,12 +78,46 @@ public final class SeriesStore {
         this.windowSizeMs = windowSizeMs;
     }
 
+    /**
+     * Where series live beyond the heap: with RocksDB (the cluster's backend), managed keyed state under the
+     * operator's current key, which must be the series' when a method is called. Null (the heap backend): the table
+     * is the store, written whole to raw keyed state at every checkpoint ({@link #writeKeyGroup}).
+     */
+    public interface Backing {
+        /** The bytes {@link #store} last gave for the current key, or null. */
+        byte[] load() throws Exception;
+
+        void store(byte[] bytes) throws Exception;
+
+        void remove() throws Exception;
+
+        /** Makes ({@code hi}, {@code lo}) the current key. */
+        void select(long hi, long lo) throws Exception;
+
+        /** Calls {@code visitor} with every stored key. */
+        void forEachStoredKey(Visitor visitor) throws Exception;
+    }
+
+    /** Checkpoints in a row a stored series may go untouched before it leaves the heap (it is read back when
+     * needed). */
+    static final int EVICT_AFTER_UNTOUCHED_CHECKPOINTS = 2;
+
+    private Backing backing;
+    private final DataOutputSerializer storeBuffer = new DataOutputSerializer(512);
+
+    /** Keeps series in {@code backing} from now on: each checkpoint stores the ones touched since the last
+     * ({@link #checkpointToBacking}). */
+    public void backWith(Backing backing) {
+        this.backing = backing;
+    }
+
     /** Visits each series held (expired ones included: the caller reads them through {@link #get}). */
     public interface Visitor {
         void visit(long hi, long lo) throws Exception;
     }
 
-    /** Calls {@code visitor} with the key of every series held, on a copy of the keys (it may add series). */
+    /** Calls {@code visitor} with the key of every series held (in the heap and the backing, each once), on a copy
+     * of the keys (it may add series). */
     public void forEachKey(Visitor visitor) throws Exception {
         long[] k = keys.clone();
         Series[] v = values.clone();
@@ -90,15 +126,57 @@ public final class SeriesStore {
                 visitor.visit(k[2 * i], k[2 * i + 1]);
             }
         }
+        if (backing != null) {
+            java.util.List<long[]> stored = new ArrayList<>();
+            backing.forEachStoredKey((hi, lo) -> stored.add(new long[] {hi, lo}));
+            for (long[] key : stored) {
+                if (!held(k, v, key[0], key[1])) {
+                    visitor.visit(key[0], key[1]);
+                }
+            }
+        }
     }
 
-    /** The live series of key ({@code hi}, {@code lo}), or null (never kept, or expired: then forgotten). */
-    public Series get(long hi, long lo, long now) {
+    private static boolean held(long[] k, Series[] v, long hi, long lo) {
+        int mask = v.length - 1;
+        for (int i = (int) (lo ^ (lo >>> 32)) & mask; v[i] != null; i = (i + 1) & mask) {
+            if (k[2 * i] == hi && k[2 * i + 1] == lo) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The live series of key ({@code hi}, {@code lo}), or null (never kept, or expired: then forgotten). With a
+     * backing, the key must be the operator's current one: a series not in the heap is read from there.
+     */
+    public Series get(long hi, long lo, long now) throws Exception {
         int i = slot(hi, lo);
         Series s = values[i];
+        if (s == null && backing != null) {
+            byte[] bytes = backing.load();
+            if (bytes == null) {
+                return null;
+            }
+            s = fromStored(bytes);
+            if (expired(s, now)) {
+                backing.remove();
+                return null;
+            }
+            put(hi, lo, s);
+            s.touched = true;
+            return s;
+        }
         if (s != null && expired(s, now)) {
             removeAt(i);
+            if (backing != null) {
+                backing.remove();
+            }
             return null;
+        }
+        if (s != null) {
+            s.touched = true;
         }
         return s;
     }
@@ -106,8 +184,86 @@ public final class SeriesStore {
     /** Keeps a new series under key ({@code hi}, {@code lo}), written at processing time {@code now}. */
     public Series add(long hi, long lo, Series s, long now) {
         s.lastWriteMs = now;
+        s.touched = true;
         put(hi, lo, s);
         return s;
+    }
+
+    /**
+     * With a backing, at a checkpoint: stores each series touched since the last one, removes the expired ones
+     * from heap and backing, and lets those untouched for {@link #EVICT_AFTER_UNTOUCHED_CHECKPOINTS} checkpoints
+     * leave the heap (they are stored). What a checkpoint writes grows with the series touched, not with those
+     * held; the heap holds the recently touched ones. Returns the series stored.
+     */
+    public int checkpointToBacking(long now) throws Exception {
+        int stored = 0;
+        for (int i = 0; i < values.length; i++) {
+            while (values[i] != null) {  // a removal may move a later entry into slot i: look at it again
+                Series s = values[i];
+                long hi = keys[2 * i];
+                long lo = keys[2 * i + 1];
+                if (expired(s, now)) {
+                    backing.select(hi, lo);
+                    backing.remove();
+                    removeAt(i);
+                } else if (s.touched) {
+                    backing.select(hi, lo);
+                    backing.store(stored(s));
+                    s.touched = false;
+                    s.untouchedCheckpoints = 0;
+                    stored++;
+                    break;
+                } else if (++s.untouchedCheckpoints >= EVICT_AFTER_UNTOUCHED_CHECKPOINTS) {
+                    removeAt(i);
+                } else {
+                    break;
+                }
+            }
+        }
+        return stored;
+    }
+
+    /** A series as the backing keeps it: the format version, then the series as in a key group's block. */
+    byte[] stored(Series s) throws IOException {
+        storeBuffer.clear();
+        storeBuffer.writeInt(FORMAT_VERSION);
+        write(s, storeBuffer);
+        return storeBuffer.getCopyOfBuffer();
+    }
+
+    Series fromStored(byte[] bytes) throws IOException {
+        org.apache.flink.core.memory.DataInputDeserializer in = new org.apache.flink.core.memory.DataInputDeserializer(
+                bytes);
+        int version = in.readInt();
+        checkVersion(version, -1);
+        return read(in, version);
+    }
+
+    public boolean backed() {
+        return backing != null;
+    }
+
+    /** A series {@link #stored} under key ({@code hi}, {@code lo}) back into the heap (a restore with the heap
+     * backend of state written with another). */
+    public void restore(long hi, long lo, byte[] bytes) throws IOException {
+        put(hi, lo, fromStored(bytes));
+    }
+
+    /** Every series in the heap counts as touched: a checkpoint stores each (a restore of raw keyed state into a
+     * backed store, whose series must reach the backing). */
+    public void touchAll() {
+        for (Series s : values) {
+            if (s != null) {
+                s.touched = true;
+            }
+        }
+    }
+
+    /** Empties the heap table (tests: what a restore from the backing alone sees). */
+    void dropHeap() {
+        keys = new long[2 * INITIAL_CAPACITY];
+        values = new Series[INITIAL_CAPACITY];
+        size = 0;
     }
 
     /** Records a write of a kept series (changed in place) at processing time {@code now}: its TTL restarts. */
@@ -234,16 +390,20 @@ public final class SeriesStore {
     /** Restores one key group's block. */
     public void readKeyGroup(DataInputView in, int keyGroup) throws IOException {
         int version = in.readInt();
-        if (version != FORMAT_VERSION && version != FORMAT_VERSION_5 && version != FORMAT_VERSION_4
-                && version != FORMAT_VERSION_3
-                && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
-            throw new IOException("series state of key group " + keyGroup + " has format " + version
-                    + ", this version reads " + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
-        }
+        checkVersion(version, keyGroup);
         for (int remaining = in.readInt(); remaining > 0; remaining--) {
             long hi = in.readLong();
             long lo = in.readLong();
             put(hi, lo, read(in, version));
+        }
+    }
+
+    private static void checkVersion(int version, int keyGroup) throws IOException {
+        if (version != FORMAT_VERSION && version != FORMAT_VERSION_5 && version != FORMAT_VERSION_4
+                && version != FORMAT_VERSION_3
+                && version != FORMAT_VERSION_2 && version != FORMAT_VERSION_1) {
+            throw new IOException("series state " + (keyGroup < 0 ? "" : "of key group " + keyGroup + " ")
+                    + "has format " + version + ", this version reads " + FORMAT_VERSION_1 + " to " + FORMAT_VERSION);
         }
     }
 

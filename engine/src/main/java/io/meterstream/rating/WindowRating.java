@@ -99,7 +99,11 @@ import org.apache.flink.util.OutputTag;
  * with a TTL (processing time, from the last write) that outlives the oldest event validation accepts plus a billing
  * period (a late record must never find its series forgotten while its period can still be billed), kept by
  * {@link SeriesStore} in
- * a plain map and checkpointed as raw keyed state per key group (see there why not a managed ValueState). One value
+ * a plain map. With the heap backend (local runs) it is checkpointed as raw keyed state per key group, whole (see
+ * there why not a managed ValueState); with any other (RocksDB: the cluster's) each checkpoint stores the series
+ * touched since the last one in managed state ({@link #SERIES_STATE}, one value per series key), so what it writes
+ * grows with the series touched, not with those held, and series untouched for two checkpoints leave the heap (read
+ * back when a record or timer needs them). One value
  * per key: a record reads it once and changes it in place, and a checkpoint writes a series' identity once, not once
  * per open window. Window timers stay in Flink's timer service (managed, restored with their key groups).
  */
@@ -146,7 +150,12 @@ public final class WindowRating extends CountingOperator<String>
     private final OutputTag<Row> late;
     private final OutputTag<Row> accounting;
 
+    /** The managed state of the series with a backend other than the heap's (one value per series key: its
+     * {@link SeriesStore#stored} bytes). */
+    public static final String SERIES_STATE = "series-v1";
+
     private transient SeriesStore series;
+    private transient org.apache.flink.api.common.state.ValueState<byte[]> seriesState;
     private transient InternalTimerService<VoidNamespace> windowEnds;
     private transient Counter windowsRated;
     private transient RateLineItem rate;
@@ -207,13 +216,42 @@ public final class WindowRating extends CountingOperator<String>
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
         series = new SeriesStore(stateTtlMs, windowSizeMs);
+        org.apache.flink.api.common.state.ValueStateDescriptor<byte[]> stored =
+                new org.apache.flink.api.common.state.ValueStateDescriptor<>(SERIES_STATE,
+                        org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+        // A safety net for series that leave the heap and never come back: the store's own rule (processing time
+        // from the series' last write) decides first; the day's margin covers a restore's clock against the
+        // processing time it ran on.
+        stored.enableTimeToLive(org.apache.flink.api.common.state.StateTtlConfig.newBuilder(
+                java.time.Duration.ofMillis(stateTtlMs).plusDays(1)).build());
+        seriesState = getKeyedStateBackend().getPartitionedState(VoidNamespace.INSTANCE,
+                VoidNamespaceSerializer.INSTANCE, stored);
+        boolean heap = getKeyedStateBackend() instanceof org.apache.flink.runtime.state.heap.HeapKeyedStateBackend;
+        SeriesStore.Backing backing = heap ? null : new ManagedSeries();
         if (context.isRestored()) {
             for (KeyGroupStatePartitionStreamProvider keyGroup : context.getRawKeyedStateInputs()) {
                 try (InputStream in = keyGroup.getStream()) {
                     series.readKeyGroup(new DataInputViewStreamWrapper(in), keyGroup.getKeyGroupId());
                 }
             }
+            if (heap) {
+                // written with another backend: its series to the heap, whose checkpoints write them whole
+                ManagedSeries managed = new ManagedSeries();
+                List<long[]> keys = new ArrayList<>();
+                managed.forEachStoredKey((hi, lo) -> keys.add(new long[] {hi, lo}));
+                for (long[] key : keys) {
+                    managed.select(key[0], key[1]);
+                    byte[] bytes = seriesState.value();
+                    if (bytes != null) {
+                        series.restore(key[0], key[1], bytes);
+                    }
+                    seriesState.clear();
+                }
+            } else {
+                series.touchAll();  // raw keyed state (the heap backend's, or a release before): stored next time
+            }
         }
+        series.backWith(backing);
         rate = new RateLineItem();
         catalog = StringData.fromString(catalogJson);
         // union: every subtask saw the same watermarks (the minimum over the routing subtasks), and any may restore
@@ -250,7 +288,12 @@ public final class WindowRating extends CountingOperator<String>
                 getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
         KeyedStateCheckpointOutputStream out = context.getRawKeyedOperatorStateOutput();
         try {
-            int[][] slots = series.slotsByKeyGroup(range, maxParallelism, now());
+            if (series.backed()) {
+                series.checkpointToBacking(now());  // before the backend's snapshot, which then holds them
+            }
+            // backed: an empty block per key group (its series are in managed state)
+            int[][] slots = series.backed() ? new int[range.getNumberOfKeyGroups()][0]
+                    : series.slotsByKeyGroup(range, maxParallelism, now());
             DataOutputViewStreamWrapper view = new DataOutputViewStreamWrapper(out);
             for (int keyGroup : out.getKeyGroupList()) {
                 out.startNewKeyGroup(keyGroup);
@@ -258,6 +301,55 @@ public final class WindowRating extends CountingOperator<String>
             }
         } finally {
             out.close();  // closes this operator's part only: the checkpoint owns the underlying stream
+        }
+    }
+
+    /** Series held in the heap (tests). */
+    int seriesInHeap() {
+        return series.size();
+    }
+
+    /** Whether the series are stored in managed state (a backend other than the heap's; tests). */
+    boolean seriesStored() {
+        return series.backed();
+    }
+
+    /** The series' managed state under the operator's current key ({@link SeriesStore.Backing}). */
+    private final class ManagedSeries implements SeriesStore.Backing {
+        @Override
+        public byte[] load() throws Exception {
+            return seriesState.value();
+        }
+
+        @Override
+        public void store(byte[] bytes) throws Exception {
+            seriesState.update(bytes);
+        }
+
+        @Override
+        public void remove() {
+            seriesState.clear();
+        }
+
+        @Override
+        public void select(long hi, long lo) {
+            setCurrentKey(Tuple2.of(hi, lo));
+        }
+
+        @Override
+        public void forEachStoredKey(SeriesStore.Visitor visitor) throws Exception {
+            List<Tuple2<Long, Long>> keys;
+            @SuppressWarnings("unchecked")
+            org.apache.flink.runtime.state.KeyedStateBackend<Tuple2<Long, Long>> backend =
+                    (org.apache.flink.runtime.state.KeyedStateBackend<Tuple2<Long, Long>>) (Object)
+                            getKeyedStateBackend();
+            try (java.util.stream.Stream<Tuple2<Long, Long>> stored = backend.getKeys(SERIES_STATE,
+                    VoidNamespace.INSTANCE)) {
+                keys = stored.collect(java.util.stream.Collectors.toList());  // visited after: a visit may write
+            }
+            for (Tuple2<Long, Long> key : keys) {
+                visitor.visit(key.f0, key.f1);
+            }
         }
     }
 
@@ -328,11 +420,11 @@ public final class WindowRating extends CountingOperator<String>
     public void finish() throws Exception {
         long now = now();
         series.forEachKey((hi, lo) -> {
+            setCurrentKey(Tuple2.of(hi, lo));
             Series s = series.get(hi, lo, now);
             if (s == null || s.pending == null) {
                 return;
             }
-            setCurrentKey(Tuple2.of(hi, lo));
             retaining(s);
             runDue(s, Long.MAX_VALUE);
             series.written(s, now);

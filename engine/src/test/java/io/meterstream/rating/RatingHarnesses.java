@@ -14,8 +14,17 @@ final class RatingHarnesses {
     /** {@code operator} keyed by {@link MeterKey}, restored from {@code restored} (null: a fresh start), opened. */
     static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             WindowRating operator, OperatorSubtaskState restored) throws Exception {
+        return open(operator, restored, false);
+    }
+
+    /** The same, on RocksDB if {@code rocksDb} (else the heap backend). */
+    static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
+            WindowRating operator, OperatorSubtaskState restored, boolean rocksDb) throws Exception {
         MeterKey key = new MeterKey();
         var harness = new KeyedOneInputStreamOperatorTestHarness<>(operator, key, key.getProducedType());
+        if (rocksDb) {
+            harness.setStateBackend(new org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend());
+        }
         if (restored != null) {
             harness.initializeState(restored);
         }

@@ -1,6 +1,7 @@
 package io.meterstream.rating;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
@@ -67,6 +68,37 @@ class WindowRatingStreamGoldenTest {
         }
     }
 
+    /**
+     * On RocksDB the series live in managed state: a checkpoint every second step stores the series touched since the
+     * last one and lets those untouched for two leave the heap, and the next record or timer reads them back; the
+     * lines are the same, and restored halfway from such a checkpoint too.
+     */
+    @Test
+    void onRocksDbWithFrequentCheckpointsSeriesLeaveTheHeapAndTheLinesAreTheSame() throws Exception {
+        int index = 0;
+        int evictions = 0;
+        for (JsonNode stream : VECTORS.get("streams")) {
+            Run onRocksDb = new Run(true, true, 2);
+            check(stream, onRocksDb.lines(stream, -1), "RocksDB, stream " + index);
+            Run restored = new Run(true, true, 2);
+            check(stream, restored.lines(stream, stream.get("ops").size() / 2), "RocksDB, restored, stream " + index);
+            evictions += onRocksDb.readBack + restored.readBack;
+            index++;
+        }
+        assertTrue(evictions > 0, "series left the heap and were read back");
+    }
+
+    @Test
+    void aCanonicalSavepointHalfwayMovesTheSeriesFromTheHeapOntoRocksDbAndBack() throws Exception {
+        int index = 0;
+        for (JsonNode stream : VECTORS.get("streams")) {
+            int half = stream.get("ops").size() / 2;
+            check(stream, new Run(false, true, 0).lines(stream, half), "heap -> RocksDB, stream " + index);
+            check(stream, new Run(true, false, 2).lines(stream, half), "RocksDB -> heap, stream " + index);
+            index++;
+        }
+    }
+
     @Test
     void throughTwoChannelsMergedAtRandomTheLinesAreTheSame() throws Exception {
         // Parallelism 2 upstream: each event's records travel on one of two channels, every watermark on both, and
@@ -103,28 +135,78 @@ class WindowRatingStreamGoldenTest {
 
     /** Every line written, by series (index into the stream's series), in output order, emitted_at blanked. */
     private static Map<Integer, List<String>> run(JsonNode stream, int restoreAt) throws Exception {
-        var harness = open(null);
-        Map<Integer, List<String>> lines = new TreeMap<>();
-        JsonNode ops = stream.get("ops");
-        for (int i = 0; i < ops.size(); i++) {
-            if (i == restoreAt) {
-                OperatorSubtaskState snapshot = harness.snapshot(1L, 0L);
-                collect(stream, harness, lines);
-                harness.close();
-                harness = open(snapshot);
-            }
-            JsonNode op = ops.get(i);
-            if (op.get("op").textValue().equals("watermark")) {
-                harness.processWatermark(op.get("ms").longValue());
-            } else {
-                WindowedUsage record = record(stream, op);
-                harness.processElement(new StreamRecord<>(record, record.eventTimeMs));
-            }
+        return new Run(false, false, 0).lines(stream, restoreAt);
+    }
+
+    /** A run on the heap backend or RocksDB (before and after a restore), with a checkpoint every so many steps. */
+    private static final class Run {
+        final boolean rocksDbBefore;
+        final boolean rocksDbAfter;
+        final int checkpointEvery;
+        WindowRating operator;
+        /** Series read back from managed state after they left the heap (RocksDB). */
+        int readBack;
+
+        Run(boolean rocksDbBefore, boolean rocksDbAfter, int checkpointEvery) {
+            this.rocksDbBefore = rocksDbBefore;
+            this.rocksDbAfter = rocksDbAfter;
+            this.checkpointEvery = checkpointEvery;
         }
-        collect(stream, harness, lines);
-        assertEquals(0, harness.numEventTimeTimers(), "no timer left after the end of the input");
-        harness.close();
-        return lines;
+
+        KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
+                OperatorSubtaskState restored, boolean rocksDb) throws Exception {
+            operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING, true,
+                    RETAIN_MS);
+            return RatingHarnesses.open(operator, restored, rocksDb);
+        }
+
+        Map<Integer, List<String>> lines(JsonNode stream, int restoreAt) throws Exception {
+            var harness = open(null, rocksDbBefore);
+            Map<Integer, List<String>> lines = new TreeMap<>();
+            JsonNode ops = stream.get("ops");
+            long checkpoint = 0;
+            for (int i = 0; i < ops.size(); i++) {
+                if (i == restoreAt) {
+                    boolean crossing = rocksDbBefore != rocksDbAfter;
+                    OperatorSubtaskState snapshot = crossing ? harness.snapshotWithLocalState(++checkpoint, 0L,
+                            org.apache.flink.runtime.checkpoint.SavepointType.savepoint(
+                                    org.apache.flink.core.execution.SavepointFormatType.CANONICAL))
+                            .getJobManagerOwnedState() : harness.snapshot(++checkpoint, 0L);
+                    collect(stream, harness, lines);
+                    harness.close();
+                    harness = open(snapshot, rocksDbAfter);
+                    if (crossing && !rocksDbAfter) {
+                        try (var stored = operator.getKeyedStateBackend().getKeys(WindowRating.SERIES_STATE,
+                                org.apache.flink.runtime.state.VoidNamespace.INSTANCE)) {
+                            assertEquals(0, stored.count(), "restored onto the heap: the series left managed state");
+                        }
+                    }
+                }
+                JsonNode op = ops.get(i);
+                int heldBefore = operator.seriesInHeap();
+                boolean stored = rocksDbOf(i, restoreAt) && operator.seriesStored();
+                if (op.get("op").textValue().equals("watermark")) {
+                    harness.processWatermark(op.get("ms").longValue());
+                } else {
+                    WindowedUsage record = record(stream, op);
+                    harness.processElement(new StreamRecord<>(record, record.eventTimeMs));
+                }
+                if (stored && operator.seriesInHeap() > heldBefore) {
+                    readBack++;
+                }
+                if (checkpointEvery > 0 && (i + 1) % checkpointEvery == 0) {
+                    harness.snapshot(++checkpoint, 0L);
+                }
+            }
+            collect(stream, harness, lines);
+            assertEquals(0, harness.numEventTimeTimers(), "no timer left after the end of the input");
+            harness.close();
+            return lines;
+        }
+
+        private boolean rocksDbOf(int step, int restoreAt) {
+            return restoreAt >= 0 && step >= restoreAt ? rocksDbAfter : rocksDbBefore;
+        }
     }
 
     private static void check(JsonNode stream, Map<Integer, List<String>> actual, String how) {
