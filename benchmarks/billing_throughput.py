@@ -930,6 +930,15 @@ def _vertex(snapshot: dict, operator: str) -> dict | None:
     return next((v for v in snapshot["vertices"] if operator in v["name"]), None)
 
 
+def vertex_series(snapshots: list[dict]) -> dict[str, list[dict]]:
+    """Each vertex's entries over the checkpoints read, in order, by the first name of its chain."""
+    series: dict[str, list[dict]] = {}
+    for snap in snapshots:
+        for vertex in snap.get("vertices", []):
+            series.setdefault(vertex["name"].split(" -> ")[0], []).append(vertex)
+    return series
+
+
 def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputIndex, total_records: int,
                        port: int, errors: Counter | None = None, outcomes: Counter | None = None) -> dict:
     """The figures of the last checkpoint taken while the reported operators still ran (every subtask RUNNING when
@@ -982,9 +991,13 @@ def state_size_figures(snapshots: list[dict], usage_topic: str, index: InputInde
         "window_rating": per(WINDOW_VERTEX, "series", "series", covered["series"]),
         "routing": per(ROUTING_VERTEX, "first_seen_events", "first_seen_event", covered["first_seen"]),
         "invoices": per(INVOICE_VERTEX, "customers", "customer", covered["customers"]),
-        "vertices": [{k: v.get(k) for k in ("name", "parallelism", "state_size_bytes", "subtask_state_size_bytes",
-                                            "read_records_when_read", "write_records_when_read")}
+        "vertices": [{k: v.get(k) for k in ("name", "parallelism", "state_size_bytes", "checkpointed_size_bytes",
+                                            "subtask_state_size_bytes", "read_records_when_read",
+                                            "write_records_when_read")}
                      for v in snap["vertices"]],
+        # what each vertex wrote, per checkpoint read (incremental checkpoints: its new files only)
+        "written_by_vertex": {name: [s["checkpointed_size_bytes"] for s in per_checkpoint]
+                              for name, per_checkpoint in vertex_series(snapshots).items()},
     })
     return result
 

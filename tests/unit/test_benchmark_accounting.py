@@ -126,6 +126,10 @@ def test_state_figures_come_from_the_last_checkpoint_taken_while_the_operators_r
                                         "series": 3, "bytes_per_series": 1_000.0}
     assert figures["routing"]["bytes_per_first_seen_event"] == round(2_000 / 3, 1)
     assert figures["invoices"]["bytes_per_customer"] == 4_000.0
+    snapshots[1]["vertices"][2]["checkpointed_size_bytes"] = 250  # the window operator wrote little the second time
+    written = bench.state_size_figures(snapshots, "usage", index, total_records=4, port=1)["written_by_vertex"]
+    assert written["window-and-rate"] == [3_000, 250, 3_000, 3_000]
+    assert written["route-usage-events"] == [2_000] * 4
     assert "error" in bench.state_size_figures(snapshots[2:], "usage", index, total_records=4, port=1)
 
 
