@@ -19,7 +19,7 @@ import java.util.Map;
  * the unique value, a big value, both, or a dead letter's reason). The series (customer, meter, group JSON) of an
  * event are interned in a dictionary shared by every entry of the series: a handful of references per series,
  * not strings per event. The dictionary is compacted when a snapshot finds it doubled since the last compaction
- * and mostly unreferenced.
+ * and mostly neither referenced by an entry nor met by an event since.
  */
 final class LedgerSlots {
     static final byte EMPTY = 0;
@@ -188,6 +188,13 @@ final class LedgerSlots {
     private final HashIndex byHash = new HashIndex();
     /** The series the last compaction kept: the next one waits until the dictionary has doubled from there. */
     private int keptByLastCompaction;
+    /**
+     * The dictionary indices an event met ({@link #seriesIndex(long, long, SeriesNames)}) since the last compaction
+     * looked, a bit each: a compaction keeps them with their hashes. Why: with the entries sealed away, most series
+     * are referenced by no slot at a snapshot although their events keep coming; dropping them made each one's next
+     * event decode and intern its strings again (a tenth of the routing thread's samples at 5M events, JFR).
+     */
+    private long[] metSinceCompaction = new long[1];
 
     LedgerSlots() {
         allocate(MIN_CAPACITY);
@@ -618,7 +625,18 @@ final class LedgerSlots {
             index = intern(strings[0], strings[1], strings[2]);
             byHash.put(seriesHi, seriesLo, index);
         }
+        int word = index >>> 6;
+        if (word >= metSinceCompaction.length) {
+            metSinceCompaction = java.util.Arrays.copyOf(metSinceCompaction,
+                    Math.max(word + 1, 2 * metSinceCompaction.length));
+        }
+        metSinceCompaction[word] |= 1L << index;
         return index;
+    }
+
+    private boolean metSinceCompaction(int index) {
+        int word = index >>> 6;
+        return word < metSinceCompaction.length && (metSinceCompaction[word] & 1L << index) != 0;
     }
 
     private int intern(String customerId, String meter, String groupJson) {
@@ -638,12 +656,13 @@ final class LedgerSlots {
     }
 
     /**
-     * Drops the series no event references any more (before a snapshot), once the dictionary has at least doubled
-     * since the last compaction and those are most of it. Why the doubling: with the entries sealed away, most of
-     * the dictionary is unreferenced at every snapshot, and compacting each time rescanned the slots and made every
-     * live series' hash miss the cache after each checkpoint (measured: ~160k series decoded again per checkpoint
-     * at 20M events). Doubling bounds the dictionary at twice what was referenced and the work to a constant per
-     * series interned.
+     * Drops the series no event references any more and no event met since the last look (before a snapshot), once
+     * the dictionary has at least doubled since the last compaction and those are most of it. Why the doubling: with
+     * the entries sealed away, most of the dictionary is unreferenced at every snapshot, and compacting each time
+     * rescanned the slots and made every live series' hash miss the cache after each checkpoint (measured: ~160k
+     * series decoded again per checkpoint at 20M events). Doubling bounds the dictionary at twice what was kept and
+     * the work to a constant per series interned; keeping what events met ({@link #metSinceCompaction}) keeps the
+     * series that are still billed.
      */
     void compactDictionary() {
         if (dictionary.size() < Math.max(1024, 2L * keptByLastCompaction)) {
@@ -651,6 +670,13 @@ final class LedgerSlots {
         }
         boolean[] used = new boolean[dictionary.size()];
         int referenced = 0;
+        for (int j = 0; j < used.length; j++) {
+            if (metSinceCompaction(j)) {
+                used[j] = true;
+                referenced++;
+            }
+        }
+        metSinceCompaction = new long[1];
         for (int i = 0; i < capacity(); i++) {
             if (kind(kindAndFlags(i)) == EVENT && !used[seriesIndex(i)]) {
                 used[seriesIndex(i)] = true;

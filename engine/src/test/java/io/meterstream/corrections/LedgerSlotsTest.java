@@ -171,11 +171,29 @@ class LedgerSlotsTest {
             assertEquals(b.value, a.value);
             assertEquals(slots.kindAndFlags(slots.find(i, 7)), byStrings.kindAndFlags(slot));
         }
-        // Compacting the dictionary keeps the hashes of the series it keeps (no decoding after a checkpoint) and
-        // forgets the others: a hash of a dropped series met again is decoded again, correctly.
-        slots.removeIf(slot -> slots.hi(slot) % 10_000 >= 100);
+        // A look at the dictionary right after: every series was met since the last one, so all stay.
         slots.compactDictionary();
-        assertEquals(50, slots.seriesHeld());
+        assertEquals(1_500, slots.seriesHeld(), "series met since the last look stay");
+        // Compacting the dictionary keeps the series slots reference and those events met since the last look, with
+        // their hashes (no decoding after a checkpoint), and forgets the others: a hash of a dropped series met
+        // again is decoded again, correctly.
+        slots.removeIf(slot -> slots.hi(slot) % 10_000 >= 100);
+        for (long hash : new long[] {2_000, 2_001}) {  // cust-1000's series, met again; its slots are gone
+            slots.seriesIndex(hash, -hash, () -> {
+                throw new AssertionError("decoded a series met before");
+            });
+        }
+        for (int i = 0; i < 1_500; i++) {  // the dictionary doubles with series no event meets by hash
+            slots.setEvent(slots.insert(50_000 + i, 7), 5L, new CorrectionLedger.Version("other-" + i, "m", 0L,
+                    BigDecimal.ONE, "{}", null), (byte) 0);
+        }
+        slots.removeIf(slot -> slots.hi(slot) >= 50_000);
+        slots.compactDictionary();
+        assertEquals(51, slots.seriesHeld(), "50 referenced by slots, one met since the last look");
+        int metAgain = slots.seriesIndex(2_000, -2_000, () -> {
+            throw new AssertionError("decoded a series kept because it was met");
+        });
+        assertEquals("cust-1000", slots.series(metAgain).customerId);
         int[] again = new int[1];
         int kept = slots.seriesIndex(7, -7, () -> {
             again[0]++;
@@ -189,7 +207,7 @@ class LedgerSlotsTest {
             return new String[] {"cust-250", "m", "{}"};
         });
         assertEquals(1, again[0], "a dropped series' hash went with the compaction");
-        assertEquals(51, slots.seriesHeld(), "interned again");
+        assertEquals(52, slots.seriesHeld(), "interned again");
         assertEquals("cust-250", slots.series(dropped).customerId);
         for (int i = 0; i < 100; i += 9) {
             int index = slots.seriesIndex(i, -i, () -> {
