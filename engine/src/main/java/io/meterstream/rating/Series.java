@@ -76,6 +76,8 @@ public final class Series {
     long clockMs;
     long wallMs = NO_WALL;
     static final long NO_WALL = Long.MIN_VALUE;
+    /** The identity's strings as a snapshot writes them ({@code SeriesStore}; made at the first write). */
+    transient byte[] identityBytes;
     /** With a backing store ({@link SeriesStore.Backing}): read or written since the last checkpoint stored it, and
      * how many checkpoints in a row found it untouched (not in snapshots). */
     transient boolean touched;
