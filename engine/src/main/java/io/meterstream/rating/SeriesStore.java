@@ -12,6 +12,7 @@ import io.meterstream.routing.Codec;
 import io.meterstream.routing.WindowedUsage;
 
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.core.memory.DataOutputView;
@@ -119,6 +120,14 @@ public final class SeriesStore {
     /** Calls {@code visitor} with the key of every series held (in the heap and the backing, each once), on a copy
      * of the keys (it may add series). */
     public void forEachKey(Visitor visitor) throws Exception {
+        ArrayList<long[]> storedOnly = new ArrayList<>();
+        if (backing != null) {
+            backing.forEachStoredKey((hi, lo) -> {
+                if (values[slot(hi, lo)] == null) {
+                    storedOnly.add(new long[] {hi, lo});
+                }
+            });
+        }
         long[] k = keys.clone();
         Series[] v = values.clone();
         for (int i = 0; i < v.length; i++) {
@@ -126,25 +135,9 @@ public final class SeriesStore {
                 visitor.visit(k[2 * i], k[2 * i + 1]);
             }
         }
-        if (backing != null) {
-            java.util.List<long[]> stored = new ArrayList<>();
-            backing.forEachStoredKey((hi, lo) -> stored.add(new long[] {hi, lo}));
-            for (long[] key : stored) {
-                if (!held(k, v, key[0], key[1])) {
-                    visitor.visit(key[0], key[1]);
-                }
-            }
+        for (long[] key : storedOnly) {
+            visitor.visit(key[0], key[1]);
         }
-    }
-
-    private static boolean held(long[] k, Series[] v, long hi, long lo) {
-        int mask = v.length - 1;
-        for (int i = (int) (lo ^ (lo >>> 32)) & mask; v[i] != null; i = (i + 1) & mask) {
-            if (k[2 * i] == hi && k[2 * i + 1] == lo) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /**
@@ -193,10 +186,9 @@ public final class SeriesStore {
      * With a backing, at a checkpoint: stores each series touched since the last one, removes the expired ones
      * from heap and backing, and lets those untouched for {@link #EVICT_AFTER_UNTOUCHED_CHECKPOINTS} checkpoints
      * leave the heap (they are stored). What a checkpoint writes grows with the series touched, not with those
-     * held; the heap holds the recently touched ones. Returns the series stored.
+     * held; the heap holds the recently touched ones.
      */
-    public int checkpointToBacking(long now) throws Exception {
-        int stored = 0;
+    public void checkpointToBacking(long now) throws Exception {
         for (int i = 0; i < values.length; i++) {
             while (values[i] != null) {  // a removal may move a later entry into slot i: look at it again
                 Series s = values[i];
@@ -211,7 +203,6 @@ public final class SeriesStore {
                     backing.store(stored(s));
                     s.touched = false;
                     s.untouchedCheckpoints = 0;
-                    stored++;
                     break;
                 } else if (++s.untouchedCheckpoints >= EVICT_AFTER_UNTOUCHED_CHECKPOINTS) {
                     removeAt(i);
@@ -220,7 +211,6 @@ public final class SeriesStore {
                 }
             }
         }
-        return stored;
     }
 
     /** A series as the backing keeps it: the format version, then the series as in a key group's block. */
@@ -232,8 +222,7 @@ public final class SeriesStore {
     }
 
     Series fromStored(byte[] bytes) throws IOException {
-        org.apache.flink.core.memory.DataInputDeserializer in = new org.apache.flink.core.memory.DataInputDeserializer(
-                bytes);
+        DataInputDeserializer in = new DataInputDeserializer(bytes);
         int version = in.readInt();
         checkVersion(version, -1);
         return read(in, version);
@@ -257,13 +246,6 @@ public final class SeriesStore {
                 s.touched = true;
             }
         }
-    }
-
-    /** Empties the heap table (tests: what a restore from the backing alone sees). */
-    void dropHeap() {
-        keys = new long[2 * INITIAL_CAPACITY];
-        values = new Series[INITIAL_CAPACITY];
-        size = 0;
     }
 
     /** Records a write of a kept series (changed in place) at processing time {@code now}: its TTL restarts. */
@@ -354,8 +336,8 @@ public final class SeriesStore {
         int[] counts = new int[groups];
         for (int i = 0; i < values.length; i++) {
             if (values[i] != null) {
-                int group = KeyGroupRangeAssignment.assignToKeyGroup(Tuple2.of(keys[2 * i], keys[2 * i + 1]), maxParallelism)
-                        - range.getStartKeyGroup();
+                int group = KeyGroupRangeAssignment.assignToKeyGroup(Tuple2.of(keys[2 * i], keys[2 * i + 1]),
+                        maxParallelism) - range.getStartKeyGroup();
                 groupOfSlot[i] = group;
                 counts[group]++;
             }

@@ -241,11 +241,11 @@ public final class WindowRating extends CountingOperator<String>
                 managed.forEachStoredKey((hi, lo) -> keys.add(new long[] {hi, lo}));
                 for (long[] key : keys) {
                     managed.select(key[0], key[1]);
-                    byte[] bytes = seriesState.value();
+                    byte[] bytes = managed.load();
                     if (bytes != null) {
                         series.restore(key[0], key[1], bytes);
                     }
-                    seriesState.clear();
+                    managed.remove();
                 }
             } else {
                 series.touchAll();  // raw keyed state (the heap backend's, or a release before): stored next time

@@ -155,8 +155,7 @@ class WindowRatingStreamGoldenTest {
 
         KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
                 OperatorSubtaskState restored, boolean rocksDb) throws Exception {
-            operator = new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING, true,
-                    RETAIN_MS);
+            operator = operator();
             return RatingHarnesses.open(operator, restored, rocksDb);
         }
 
@@ -305,8 +304,12 @@ class WindowRatingStreamGoldenTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<Tuple2<Long, Long>, WindowedUsage, String> open(
             OperatorSubtaskState restored) throws Exception {
-        return RatingHarnesses.open(new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE,
-                ACCOUNTING, true, RETAIN_MS), restored);
+        return RatingHarnesses.open(operator(), restored);
+    }
+
+    /** The operator under test: with corrections on (retained contents). */
+    private static WindowRating operator() {
+        return new WindowRating(CATALOG, WINDOW_MS, TTL_MS, MAX_AGE_MS, UNIQUE, LATE, ACCOUNTING, true, RETAIN_MS);
     }
 
     private static byte[] bytes(String text) {
